@@ -1,0 +1,17 @@
+"""Pick the bus implementation from `PULSE_BUS_URL`."""
+
+from __future__ import annotations
+
+from marketpulse.bus.base import EventBus
+
+
+def create_bus(url: str) -> EventBus:
+    if url.startswith("memory://"):
+        from marketpulse.bus.memory import MemoryBus
+
+        return MemoryBus()
+    if url.startswith(("redis://", "rediss://", "unix://")):
+        from marketpulse.bus.redis_streams import RedisStreamsBus
+
+        return RedisStreamsBus(url)
+    raise ValueError(f"PULSE_BUS_URL: unsupported scheme in {url!r} (use memory:// or redis://host:port/db)")

@@ -1,0 +1,63 @@
+"""Injected time. Wall-clock logic takes a Clock so tests move time without sleeping."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Protocol
+
+
+class Clock(Protocol):
+    def now_ms(self) -> int: ...
+
+    async def sleep_until(self, ms: int) -> None: ...
+
+
+class SystemClock:
+    def now_ms(self) -> int:
+        return time.time_ns() // 1_000_000
+
+    async def sleep_until(self, ms: int) -> None:
+        delay = (ms - self.now_ms()) / 1000
+        if delay > 0:
+            await asyncio.sleep(delay)
+
+
+class FakeClock:
+    """A clock tests drive by hand; `sleep_until` returns once `advance` has passed the deadline."""
+
+    def __init__(self, start_ms: int = 0) -> None:
+        self._now = start_ms
+        self._changed = asyncio.Event()
+
+    def now_ms(self) -> int:
+        return self._now
+
+    def set(self, ms: int) -> None:
+        self._now = ms
+        self._changed.set()
+        self._changed = asyncio.Event()
+
+    def advance(self, ms: int) -> None:
+        self.set(self._now + ms)
+
+    async def sleep_until(self, ms: int) -> None:
+        while self._now < ms:
+            await self._changed.wait()
+
+
+class ScaledClock:
+    """Market time that runs `speed`× faster than wall time from `start_ms` (the replay's clock)."""
+
+    def __init__(self, start_ms: int, speed: float, base: Clock | None = None) -> None:
+        self._base = base or SystemClock()
+        self._origin_wall = self._base.now_ms()
+        self._start = start_ms
+        self.speed = speed
+
+    def now_ms(self) -> int:
+        return self._start + int((self._base.now_ms() - self._origin_wall) * self.speed)
+
+    async def sleep_until(self, ms: int) -> None:
+        wall_target = self._origin_wall + (ms - self._start) / self.speed
+        await self._base.sleep_until(int(wall_target))

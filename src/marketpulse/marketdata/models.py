@@ -1,0 +1,85 @@
+"""Normalized market-data models (pure: no I/O). Every source produces these; everything downstream reads them.
+
+msgspec Structs: cheap to build in the hot path, `msgspec.structs.asdict` / `to_builtins` for the bus.
+Times are epoch milliseconds, UTC. Volumes: `volume` in base units, `quote_volume` in USDT.
+"""
+
+from __future__ import annotations
+
+import re
+
+import msgspec
+
+_SYMBOL_JUNK = re.compile(r"[-_/:\s]")
+
+
+def normalize_symbol(raw: str) -> str:
+    """'btc-usdt', 'BTC_USDT', 'BTC/USDT:USDT' → 'BTCUSDT' (upper case, no separators, no ccxt settle suffix)."""
+    base = raw.split(":", 1)[0]
+    return _SYMBOL_JUNK.sub("", base).upper()
+
+
+def asset_of(symbol: str) -> str:
+    """'BTCUSDT' → 'BTC'; '1000PEPEUSDT' → '1000PEPE' (the seed's `asset` field)."""
+    for quote in ("USDT", "USDC", "BUSD", "USD"):
+        if symbol.endswith(quote) and len(symbol) > len(quote):
+            return symbol[: -len(quote)]
+    return symbol
+
+
+class Candle(msgspec.Struct, frozen=True):
+    symbol: str
+    interval: str
+    open_time: int
+    open: float
+    high: float
+    low: float
+    close: float
+    volume: float
+    quote_volume: float
+    closed: bool = True
+
+
+class Ticker24h(msgspec.Struct, frozen=True):
+    symbol: str
+    time: int
+    last_price: float
+    open_price: float
+    high: float
+    low: float
+    change_pct: float
+    volume: float
+    quote_volume: float
+
+
+class MarkPrice(msgspec.Struct, frozen=True):
+    symbol: str
+    time: int
+    mark_price: float
+    index_price: float
+    funding_rate: float
+    next_funding_time: int
+
+
+class OpenInterest(msgspec.Struct, frozen=True):
+    symbol: str
+    time: int
+    contracts: float
+    mark_price: float
+
+    @property
+    def usd(self) -> float:
+        return self.contracts * self.mark_price
+
+
+class MarketRow(msgspec.Struct):
+    """One line of the dashboard table: ticker merged with mark price/funding and open interest."""
+
+    symbol: str
+    time: int
+    price: float
+    change_pct_24h: float
+    quote_volume_24h: float
+    funding_rate: float | None = None
+    open_interest_usd: float | None = None
+    price_precision: int | None = None

@@ -1,0 +1,57 @@
+"""The one settings object. Every value comes from a `PULSE_*` environment variable (or `.env`)."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="PULSE_", env_file=".env", extra="ignore")
+
+    # --- storage and bus ---
+    database_url: str = Field(
+        "sqlite+aiosqlite:///./var/marketpulse.db",
+        description="SQLAlchemy async URL: sqlite+aiosqlite:///… or postgresql+asyncpg://…",
+    )
+    bus_url: str = Field("memory://", description="memory:// (in-process) or redis://host:port/db (Redis Streams)")
+    redis_url: str | None = Field(None, description="Redis for Socket.IO fan-out; defaults to bus_url when that is redis")
+    data_dir: Path = Field(Path("./var"), description="Where the SQLite file, Parquet library and reports live")
+    retention_days: int = Field(30, ge=1, description="Candles and market snapshots older than this are pruned")
+
+    # --- HTTP ---
+    host: str = "127.0.0.1"
+    port: int = 8000
+    ingest_api_key: SecretStr = Field(
+        SecretStr("dev-ingest-key"), description="X-API-Key for the ingest endpoints; set it in production"
+    )
+    max_body_bytes: int = Field(1_048_576, description="Ingest bodies above this answer 413")
+
+    # --- market data ---
+    source: str = Field("replay", description="replay or binance")
+    binance_rest_url: str = "https://fapi.binance.com"
+    binance_ws_url: str = Field("wss://fstream.binance.com", description="The connector appends /market/stream?streams=…")
+    replay_speed: float = Field(60.0, gt=0, description="Replay speed: 60 means one market minute per real second")
+    replay_file: Path | None = Field(None, description="Klines CSV to replay; default is the bundled sample")
+    replay_symbols: int = Field(120, ge=1, description="How many symbols the replay plays (most liquid first)")
+    open_interest_refresh_s: int = 300
+    open_interest_stale_s: int = Field(360, description="OI older than this is 'stale' (served, refresh due)")
+    open_interest_dangerously_stale_s: int = Field(1800, description="OI older than this is 'dangerouslyStale'")
+
+    # --- volume-spike detector ---
+    spike_ratio: float = Field(3.0, gt=0, description="Current hour quote volume ≥ ratio × previous hour")
+    spike_min_quote_volume: float = Field(3_000_000.0, ge=0, description="…and ≥ this many USDT")
+
+    # --- realtime ---
+    market_debounce_ms: int = Field(500, ge=0, description="Socket.IO `market` event debounce")
+
+    log_level: str = "INFO"
+    log_json: bool = False
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return Settings()

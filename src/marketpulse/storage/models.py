@@ -1,0 +1,7 @@
+"""Imports every capability's tables so Alembic and tests see one complete metadata."""
+
+from marketpulse.detection import tables as _detection_tables  # noqa: F401
+from marketpulse.marketdata import tables as _marketdata_tables  # noqa: F401
+from marketpulse.storage.database import Base
+
+metadata = Base.metadata
