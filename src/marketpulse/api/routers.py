@@ -1,0 +1,19 @@
+"""Every capability's HTTP router, mounted by the app factory. Add one line per capability."""
+
+from __future__ import annotations
+
+from importlib import import_module
+
+from fastapi import APIRouter
+
+# "module:attribute" of each APIRouter; capabilities append their own line.
+ROUTERS: list[str] = [
+]
+
+
+def load_routers() -> list[APIRouter]:
+    out = []
+    for ref in ROUTERS:
+        module, attr = ref.split(":")
+        out.append(getattr(import_module(module), attr))
+    return out
