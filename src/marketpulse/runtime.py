@@ -25,7 +25,9 @@ class Runtime:
     clock: Clock = field(default_factory=SystemClock)
 
     @classmethod
-    def open(cls, settings: Settings | None = None, *, clock: Clock | None = None, bus: EventBus | None = None) -> Runtime:
+    def open(
+        cls, settings: Settings | None = None, *, clock: Clock | None = None, bus: EventBus | None = None
+    ) -> Runtime:
         settings = settings or get_settings()
         engine = create_engine(settings.database_url)
         return cls(
