@@ -61,3 +61,28 @@ class ScaledClock:
     async def sleep_until(self, ms: int) -> None:
         wall_target = self._origin_wall + (ms - self._start) / self.speed
         await self._base.sleep_until(int(wall_target))
+
+
+class EventClock:
+    """Market time as observed on the bus (the newest event time seen).
+
+    A worker running apart from its source can't know a replay's accelerated clock; it follows the events
+    instead, so its 5-minute scans land on market boundaries whatever the source's speed.
+    """
+
+    def __init__(self, start_ms: int = 0) -> None:
+        self._now = start_ms
+        self._changed = asyncio.Event()
+
+    def observe(self, ms: int) -> None:
+        if ms > self._now:
+            self._now = ms
+            self._changed.set()
+            self._changed = asyncio.Event()
+
+    def now_ms(self) -> int:
+        return self._now
+
+    async def sleep_until(self, ms: int) -> None:
+        while self._now < ms:
+            await self._changed.wait()

@@ -1,9 +1,60 @@
-"""`pulse demo|api|worker|ingest`: the long-running processes."""
+"""`pulse demo|api|worker|ingest`: the long-running processes (see marketpulse.roles for the wiring)."""
 
 from __future__ import annotations
+
+import asyncio
+import contextlib
+import enum
 
 import typer
 
 
+class Source(enum.StrEnum):
+    replay = "replay"
+    binance = "binance"
+
+
+HOST = typer.Option("127.0.0.1", "--host", help="Interface to listen on")
+PORT = typer.Option(8000, "--port", help="Port to listen on")
+SOURCE = typer.Option(Source.replay, "--source", help="Market data: replayed real data, or live Binance USD-M")
+
+
+def _run(roles: set[str], *, source: str = "replay", host: str = "127.0.0.1", port: int = 8000,
+         migrate: bool = False) -> None:
+    from marketpulse import roles as role_wiring
+    from marketpulse.logs import configure_logging
+    from marketpulse.runtime import Runtime
+    from marketpulse.settings import get_settings
+
+    settings = get_settings()
+    configure_logging(settings)
+    if migrate:
+        from marketpulse.storage.migrate import upgrade
+
+        upgrade(settings.database_url)
+    runtime = Runtime.open(settings)
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(role_wiring.run(runtime, roles=roles, source=source, host=host, port=port))
+
+
 def register(app: typer.Typer) -> None:
-    pass
+    @app.command()
+    def demo(source: Source = SOURCE, host: str = HOST, port: int = PORT) -> None:
+        """The whole platform in one process: migrates its database, replays market data, serves the dashboard."""
+        typer.echo(f"marketpulse demo: http://{host}:{port}  (source: {source.value}; Ctrl-C stops)")
+        _run({"ingest", "worker", "api"}, source=source.value, host=host, port=port, migrate=True)
+
+    @app.command()
+    def api(host: str = HOST, port: int = PORT) -> None:
+        """HTTP API, Socket.IO and dashboard (reads the store, subscribes to the bus)."""
+        _run({"api"}, host=host, port=port)
+
+    @app.command()
+    def worker() -> None:
+        """Bus consumers: market recorder, volume-spike scanner, paper trading."""
+        _run({"worker"})
+
+    @app.command()
+    def ingest(source: Source = SOURCE) -> None:
+        """Publish market data from SOURCE to the bus."""
+        _run({"ingest"}, source=source.value)

@@ -1,0 +1,120 @@
+"""The process roles and how they are wired: sources → bus → detectors/recorder/paper → store → API.
+
+- ingest: a market source (replay or Binance) publishing to the bus
+- worker: market recorder, spike scanner, paper-trading runner (bus consumers that write the store)
+- api:    FastAPI + Socket.IO (reads the store, subscribes to the bus)
+`pulse demo` runs all three in one process; `pulse api|worker|ingest` run one each, sharing PostgreSQL and Redis.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import uuid
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import structlog
+
+from marketpulse.bus import Message, topics
+from marketpulse.clock import Clock, EventClock
+from marketpulse.marketdata.sources import MarketSource
+from marketpulse.runtime import Runtime
+
+log = structlog.get_logger(__name__)
+
+SOURCES = ("replay", "binance")
+
+
+def make_source(name: str, runtime: Runtime) -> MarketSource:
+    if name == "replay":
+        from marketpulse.marketdata.replay import ReplaySource
+
+        return ReplaySource(runtime.settings)
+    if name == "binance":
+        from marketpulse.marketdata.binance.source import BinanceSource
+
+        return BinanceSource(runtime.settings, clock=runtime.clock)
+    raise ValueError(f"unknown source {name!r}; choose one of {', '.join(SOURCES)}")
+
+
+Stopper = Callable[[], Awaitable[None]]
+
+
+async def start_worker(runtime: Runtime, market_clock: Clock) -> list[Stopper]:
+    """Start the bus consumers that turn market data into stored candles, alerts and paper fills."""
+    from marketpulse.detection.scanner import SpikeScanner
+    from marketpulse.marketdata.store import MarketRecorder
+
+    stoppers: list[Stopper] = []
+    recorder = MarketRecorder(runtime)
+    await recorder.start()
+    stoppers.append(recorder.stop)
+    scanner = SpikeScanner(runtime, clock=market_clock)
+    await scanner.start()
+    stoppers.append(scanner.stop)
+    with contextlib.suppress(ImportError):
+        from marketpulse.trading.paper.runner import PaperRunner
+
+        paper = PaperRunner(runtime)
+        await paper.start()
+        stoppers.append(paper.stop)
+    return stoppers
+
+
+async def follow_market_time(runtime: Runtime) -> tuple[EventClock, Stopper]:
+    """A worker without its own source follows the market's time from ticker events on the bus."""
+    clock = EventClock()
+
+    async def observe(msg: Message) -> None:
+        clock.observe(int(msg.data["time"]))
+
+    sub = await runtime.bus.subscribe(topics.MARKET_TICKERS, f"clock-{uuid.uuid4().hex[:8]}", observe)
+    return clock, sub.close
+
+
+async def serve_api(runtime: Runtime, host: str, port: int) -> None:
+    import uvicorn
+
+    from marketpulse.api.app import create_app
+
+    config = uvicorn.Config(create_app(runtime), host=host, port=port, log_level="info", lifespan="on")
+    await uvicorn.Server(config).serve()
+
+
+async def run(runtime: Runtime, *, roles: set[str], source: str = "replay", host: str = "127.0.0.1",
+              port: int = 8000) -> None:
+    """Run the given roles until cancelled (Ctrl-C) or until the API server exits."""
+    tasks: list[asyncio.Task[Any]] = []
+    stoppers: list[Stopper] = []
+    market_clock: Clock = runtime.clock
+    try:
+        if "ingest" in roles:
+            src = make_source(source, runtime)
+            market_clock = src.clock
+        elif "worker" in roles:
+            market_clock, stop_clock = await follow_market_time(runtime)
+            stoppers.append(stop_clock)
+        if "worker" in roles:
+            stoppers += await start_worker(runtime, market_clock)
+        if "ingest" in roles:
+            tasks.append(asyncio.create_task(src.run(runtime.bus), name=f"source:{source}"))
+            log.info("market source started", source=source)
+        if "api" in roles:
+            tasks.append(asyncio.create_task(serve_api(runtime, host, port), name="api"))
+        if tasks:
+            done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+            for t in done:
+                t.result()  # surface a crashed role instead of idling
+        else:
+            await asyncio.Event().wait()
+    finally:
+        for t in tasks:
+            t.cancel()
+        for t in tasks:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await t
+        for stop in reversed(stoppers):
+            with contextlib.suppress(Exception):
+                await stop()
+        await runtime.close()
