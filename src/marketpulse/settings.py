@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from functools import lru_cache
 from pathlib import Path
 
@@ -37,6 +38,12 @@ class Settings(BaseSettings):
     replay_speed: float = Field(60.0, gt=0, description="Replay speed: 60 means one market minute per real second")
     replay_file: Path | None = Field(None, description="Klines CSV to replay; default is the bundled sample")
     replay_symbols: int = Field(120, ge=1, description="How many symbols the replay plays (most liquid first)")
+    replay_start: datetime | None = Field(
+        None,
+        description="Market time the replay starts at (ISO 8601, UTC); default: 20 minutes before the file's "
+        "strongest market-wide volume jump (2025-10-10T20:40Z for the bundled sample, the liquidation cascade)",
+    )
+    replay_seed: int = Field(7, description="Seed of the replay's synthetic minutes, funding, open interest and symbols")
     open_interest_refresh_s: int = 300
     open_interest_stale_s: int = Field(360, description="OI older than this is 'stale' (served, refresh due)")
     open_interest_dangerously_stale_s: int = Field(1800, description="OI older than this is 'dangerouslyStale'")
