@@ -37,7 +37,8 @@ class Param:
 
     ``kind`` is inferred from ``default`` when omitted (so write ``default=2.0`` or ``kind=float`` for floats).
     ``low``/``high`` are inclusive bounds; ``step`` is the grid spacing used by ``values()`` (default 1 for ints).
-    ``choices`` restricts the value to a fixed set (and is the grid).
+    ``choices`` restricts the value to a fixed set (and is the grid). ``grid`` lists sweep values explicitly, so
+    the valid range (what ``--param`` accepts) can be wider than the range a default sweep explores.
     """
 
     name: str
@@ -48,6 +49,7 @@ class Param:
     choices: tuple[Any, ...] | None = None
     kind: type = type(None)  # sentinel: inferred from default in __post_init__
     help: str = ""
+    grid: tuple[Any, ...] | None = None  # explicit sweep values when the valid range is wider than worth sweeping
 
     def __post_init__(self) -> None:
         if self.kind is type(None):
@@ -56,6 +58,8 @@ class Param:
             raise TypeError(f"parameter {self.name!r}: kind must be int, float, bool or str, not {self.kind!r}")
         if self.choices is not None:
             object.__setattr__(self, "choices", tuple(self.choices))
+        if self.grid is not None:
+            object.__setattr__(self, "grid", tuple(self.validate(v) for v in self.grid))
         if self.low is not None and self.high is not None and self.low > self.high:
             raise ValueError(f"parameter {self.name!r}: low {self.low} > high {self.high}")
         if self.step is not None and self.step <= 0:
@@ -114,7 +118,9 @@ class Param:
         return self.validate(value)
 
     def values(self) -> tuple[Any, ...]:
-        """The grid a sweep enumerates: choices, both booleans, or low..high by step; else just the default."""
+        """The grid a sweep enumerates: ``grid``, choices, both booleans, or low..high by step; else the default."""
+        if self.grid is not None:
+            return self.grid
         if self.choices is not None:
             return self.choices
         if self.kind is bool:
@@ -131,7 +137,7 @@ class Param:
 
     def sample(self, rng: np.random.Generator) -> Any:
         """One random value for random search: uniform over choices or over [low, high] (on the step grid if set)."""
-        if self.choices is not None or self.kind is bool or (self.kind is int and self.low is not None):
+        if self.grid is not None or self.choices is not None or self.kind is bool or self.kind is int:
             grid = self.values()
             return grid[int(rng.integers(len(grid)))]
         if self.kind is float and self.low is not None and self.high is not None:
