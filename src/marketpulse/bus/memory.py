@@ -1,4 +1,14 @@
-"""In-process bus on asyncio queues: one queue per (topic, group), shared by that group's consumers."""
+"""In-process bus on asyncio queues: one queue per (topic, group), shared by that group's consumers.
+
+It keeps the Redis Streams bus's semantics so code tested on it behaves the same in production:
+- payloads are serialized with orjson at `publish` (non-JSON data fails there, as with Redis) and every delivery
+  decodes its own copy, so a handler mutating `message.data` cannot affect another group;
+- a handler that raises gets the message again after `redelivery_delay_s`, with `deliveries` + 1; above
+  `max_deliveries` it is logged and moved to `dead_letters(topic)` instead of looping;
+- a consumer cancelled mid-handler (a "crash", see `abort`) puts its message back for the group's other consumers;
+- a group outlives its consumers (like a Redis consumer group) and holds at most `maxsize` messages: when full,
+  the oldest is dropped with a warning, mirroring the stream's MAXLEN trimming instead of blocking publishers.
+"""
 
 from __future__ import annotations
 
@@ -6,69 +16,142 @@ import asyncio
 import contextlib
 import itertools
 from collections import defaultdict
+from dataclasses import dataclass, replace
 from typing import Any
 
+import orjson
 import structlog
 
 from marketpulse.bus.base import EventBus, Handler, Message, Subscription
 
 log = structlog.get_logger(__name__)
 
-REDELIVERY_DELAY_S = 0.05
-MAX_DELIVERIES = 5
+
+@dataclass(frozen=True, slots=True)
+class _Envelope:
+    id: str
+    payload: bytes
+    deliveries: int = 1
+
+    def redelivery(self) -> _Envelope:
+        return replace(self, deliveries=self.deliveries + 1)
 
 
-class _MemorySubscription(Subscription):
-    def __init__(self, bus: MemoryBus, topic: str, group: str, task: asyncio.Task[None]) -> None:
-        self._bus, self._topic, self._group, self._task = bus, topic, group, task
+class _Group:
+    def __init__(self, topic: str, name: str, maxsize: int) -> None:
+        self.topic, self.name = topic, name
+        self.queue: asyncio.Queue[_Envelope] = asyncio.Queue(maxsize)
+        self.dropped = 0
+
+    def put(self, envelope: _Envelope) -> None:
+        if self.queue.full():
+            self.queue.get_nowait()
+            self.dropped += 1
+            if self.dropped == 1 or self.dropped % 10_000 == 0:
+                log.warning("bus group full, dropping oldest", topic=self.topic, group=self.name, dropped=self.dropped)
+        self.queue.put_nowait(envelope)
+
+
+class _MemoryConsumer(Subscription):
+    def __init__(self, bus: MemoryBus, group: _Group, handler: Handler) -> None:
+        self._bus, self._group, self._handler = bus, group, handler
+        self._stopping = False
+        self._busy = False
+        self._task = asyncio.create_task(self._run(), name=f"bus:{group.topic}:{group.name}")
+
+    async def _run(self) -> None:
+        while not self._stopping:
+            envelope = await self._group.queue.get()
+            self._busy = True
+            try:
+                await self._deliver(envelope)
+            except asyncio.CancelledError:
+                self._group.put(envelope.redelivery())  # never acknowledged: another consumer of the group gets it
+                raise
+            finally:
+                self._busy = False
+
+    async def _deliver(self, envelope: _Envelope) -> None:
+        topic = self._group.topic
+        if envelope.deliveries > self._bus.max_deliveries:
+            log.error(
+                "poison message moved to dead letters",
+                topic=topic,
+                group=self._group.name,
+                id=envelope.id,
+                deliveries=envelope.deliveries,
+            )
+            self._bus.dead_letter(topic, envelope)
+            return
+        message = Message(envelope.id, topic, orjson.loads(envelope.payload), envelope.deliveries)
+        try:
+            await self._handler(message)
+        except Exception:
+            log.exception(
+                "bus handler failed; will redeliver",
+                topic=topic,
+                group=self._group.name,
+                id=envelope.id,
+                deliveries=envelope.deliveries,
+            )
+            # Later, not now: the consumer goes on with other messages instead of spinning on a failing one.
+            asyncio.get_running_loop().call_later(self._bus.redelivery_delay_s, self._group.put, envelope.redelivery())
 
     async def close(self) -> None:
-        self._task.cancel()
+        """Stop: a handler that is running finishes; a consumer waiting for a message stops at once."""
+        self._stopping = True
+        if not self._busy:
+            self._task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await self._task
-        self._bus._release(self._topic, self._group)
+        self._bus.forget(self)
+
+    def abort(self) -> None:
+        """Die like a crashed process: a message being handled goes back to the group, unacknowledged."""
+        self._stopping = True
+        self._task.cancel()
+        self._bus.forget(self)
 
 
 class MemoryBus(EventBus):
-    def __init__(self, maxsize: int = 100_000) -> None:
+    def __init__(self, maxsize: int = 100_000, *, max_deliveries: int = 5, redelivery_delay_s: float = 0.05) -> None:
         self._maxsize = maxsize
-        self._queues: dict[str, dict[str, asyncio.Queue[Message]]] = defaultdict(dict)
-        self._consumers: dict[tuple[str, str], int] = defaultdict(int)
+        self.max_deliveries = max_deliveries
+        self.redelivery_delay_s = redelivery_delay_s
+        self._groups: dict[str, dict[str, _Group]] = defaultdict(dict)
+        self._subscriptions: set[_MemoryConsumer] = set()
+        self._dead: dict[str, list[Message]] = defaultdict(list)
         self._ids = itertools.count(1)
 
     async def publish(self, topic: str, data: dict[str, Any]) -> str:
-        msg = Message(id=f"{next(self._ids)}-0", topic=topic, data=data)
-        for queue in self._queues.get(topic, {}).values():
-            await queue.put(msg)
-        return msg.id
+        envelope = _Envelope(f"{next(self._ids)}-0", orjson.dumps(data))
+        for group in self._groups.get(topic, {}).values():
+            group.put(envelope)
+        return envelope.id
 
-    async def subscribe(
-        self, topic: str, group: str, handler: Handler, *, consumer: str | None = None
-    ) -> Subscription:
-        queue = self._queues[topic].setdefault(group, asyncio.Queue(self._maxsize))
-        self._consumers[(topic, group)] += 1
-        task = asyncio.create_task(self._consume(queue, handler), name=f"bus:{topic}:{group}")
-        return _MemorySubscription(self, topic, group, task)
+    async def subscribe(self, topic: str, group: str, handler: Handler, *, consumer: str | None = None) -> Subscription:
+        # `consumer` only names consumers in Redis; in process, every subscription is its own consumer.
+        groups = self._groups[topic]
+        if group not in groups:
+            groups[group] = _Group(topic, group, self._maxsize)
+        sub = _MemoryConsumer(self, groups[group], handler)
+        self._subscriptions.add(sub)
+        return sub
 
-    async def _consume(self, queue: asyncio.Queue[Message], handler: Handler) -> None:
-        while True:
-            msg = await queue.get()
-            try:
-                await handler(msg)
-            except asyncio.CancelledError:
-                queue.put_nowait(msg)  # not acknowledged: another consumer of the group gets it
-                raise
-            except Exception:
-                log.exception("bus handler failed", topic=msg.topic, id=msg.id, deliveries=msg.deliveries)
-                if msg.deliveries < MAX_DELIVERIES:
-                    await asyncio.sleep(REDELIVERY_DELAY_S)
-                    queue.put_nowait(Message(msg.id, msg.topic, msg.data, msg.deliveries + 1))
+    def forget(self, sub: _MemoryConsumer) -> None:
+        self._subscriptions.discard(sub)
 
-    def _release(self, topic: str, group: str) -> None:
-        self._consumers[(topic, group)] -= 1
+    def dead_letter(self, topic: str, envelope: _Envelope) -> None:
+        self._dead[topic].append(Message(envelope.id, topic, orjson.loads(envelope.payload), envelope.deliveries))
+
+    async def dead_letters(self, topic: str, count: int = 100) -> list[Message]:
+        """The oldest `count` poison messages of `topic`, as they were last delivered."""
+        return self._dead[topic][:count]
 
     async def ping(self) -> bool:
         return True
 
     async def close(self) -> None:
-        self._queues.clear()
+        for sub in list(self._subscriptions):
+            await sub.close()
+        self._groups.clear()

@@ -1,0 +1,152 @@
+"""What the Redis Streams bus adds to the contract: the stream layout, claims from foreign consumers, trimming."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
+
+import orjson
+import pytest
+import redis.asyncio as redis
+
+from marketpulse.bus import Message
+from marketpulse.bus.redis_streams import RedisStreamsBus
+
+pytestmark = pytest.mark.redis
+# redis-py declares replies as a union of every protocol's shapes; this client speaks RESP2 and returns bytes.
+RawRedis = Any
+
+
+@pytest.fixture
+async def raw(redis_url: str) -> AsyncIterator[RawRedis]:
+    client = redis.from_url(redis_url)
+    yield client
+    await client.aclose()
+
+
+@pytest.fixture
+async def bus(redis_url: str) -> AsyncIterator[RedisStreamsBus]:
+    impl = RedisStreamsBus(redis_url, stream_prefix="test:", claim_idle_ms=150, block_ms=50, max_deliveries=2)
+    yield impl
+    await impl.close()
+
+
+async def until(condition: Callable[[], Awaitable[object]]) -> None:
+    """Poll Redis until `condition` holds; the limit only turns a hang into a failure (no timing is asserted)."""
+    async with asyncio.timeout(5):
+        while not await condition():  # noqa: ASYNC110 - the state lives in Redis; there is no event to wait on
+            await asyncio.sleep(0.005)
+
+
+async def wait_for(messages: list[Message], count: int) -> None:
+    async def arrived() -> bool:
+        return len(messages) >= count
+
+    await until(arrived)
+
+
+async def nothing_pending(raw: RawRedis, stream: str, group: str) -> None:
+    async def empty() -> bool:
+        return not (await raw.xpending(stream, group))["pending"]
+
+    await until(empty)
+
+
+async def test_publish_is_one_field_of_json_in_a_prefixed_stream(bus: RedisStreamsBus, raw: RawRedis) -> None:
+    msg_id = await bus.publish("market.tickers", {"time": 1, "rows": [{"symbol": "BTCUSDT"}]})
+    entries = await raw.xrange("test:market.tickers")
+    assert [(e[0].decode(), e[1]) for e in entries] == [
+        (msg_id, {b"d": orjson.dumps({"time": 1, "rows": [{"symbol": "BTCUSDT"}]})})
+    ]
+
+
+async def test_entries_are_acked_after_handling(bus: RedisStreamsBus, raw: RawRedis) -> None:
+    seen: list[Message] = []
+
+    async def handle(message: Message) -> None:
+        seen.append(message)
+
+    await bus.subscribe("t", "g", handle)
+    for n in range(5):
+        await bus.publish("t", {"n": n})
+    await wait_for(seen, 5)
+    await nothing_pending(raw, "test:t", "g")
+
+
+async def test_entries_read_but_never_acked_by_a_dead_process_are_claimed(bus: RedisStreamsBus, raw: RawRedis) -> None:
+    seen: list[Message] = []
+
+    async def handle(message: Message) -> None:
+        seen.append(message)
+
+    await raw.xgroup_create("test:jobs", "workers", id="$", mkstream=True)
+    first = await bus.publish("jobs", {"job": 1})
+    second = await bus.publish("jobs", {"job": 2})
+    # Another process reads both entries for consumer "ghost", then dies without acking.
+    await raw.xreadgroup("workers", "ghost", {"test:jobs": ">"}, count=10)
+    await bus.subscribe("jobs", "workers", handle, consumer="alive")
+    await wait_for(seen, 2)
+    assert [(m.id, m.data, m.deliveries) for m in seen] == [(first, {"job": 1}, 2), (second, {"job": 2}, 2)]
+    await nothing_pending(raw, "test:jobs", "workers")
+
+
+async def test_payload_that_is_not_json_is_dead_lettered_not_looped(bus: RedisStreamsBus, raw: RawRedis) -> None:
+    seen: list[Message] = []
+
+    async def handle(message: Message) -> None:
+        seen.append(message)
+
+    await bus.subscribe("t", "g", handle)
+    bad = (await raw.xadd("test:t", {b"d": b"{not json"})).decode()
+    await bus.publish("t", {"ok": True})
+    await wait_for(seen, 1)
+    assert [m.data for m in seen] == [{"ok": True}]
+    await until(lambda: raw.exists("test:dead-letter:t"))
+    [(_, fields)] = await raw.xrange("test:dead-letter:t")
+    assert fields[b"d"] == b"{not json"
+    assert orjson.loads(fields[b"meta"]) == {"id": bad, "group": "g", "deliveries": 1, "reason": "payload is not JSON"}
+
+
+async def test_stream_is_trimmed_to_about_maxlen(redis_url: str, raw: RawRedis) -> None:
+    bus = RedisStreamsBus(redis_url, stream_prefix="test:", maxlen=100)
+    try:
+        await bus.publish_many("t", [{"n": n} for n in range(1_000)])
+    finally:
+        await bus.close()
+    # Approximate trimming removes whole radix-tree nodes (100 entries by default), so "about" 100, never 1,000.
+    assert 100 <= await raw.xlen("test:t") < 300
+
+
+async def test_publish_many_keeps_order(bus: RedisStreamsBus, raw: RawRedis) -> None:
+    ids = await bus.publish_many("t", [{"n": n} for n in range(3)])
+    entries = await raw.xrange("test:t")
+    assert [e[0].decode() for e in entries] == ids
+    assert [orjson.loads(e[1][b"d"])["n"] for e in entries] == [0, 1, 2]
+
+
+async def test_consumer_survives_the_stream_being_deleted(bus: RedisStreamsBus, raw: RawRedis) -> None:
+    seen: list[Message] = []
+
+    async def handle(message: Message) -> None:
+        seen.append(message)
+
+    await bus.subscribe("t", "g", handle)
+    await raw.delete("test:t")  # e.g. an operator's FLUSHDB: the group goes with the stream
+    await until(lambda: raw.exists("test:t"))  # the consumer recreates stream and group on NOGROUP
+    await bus.publish("t", {"after": True})
+    await wait_for(seen, 1)
+    assert seen[0].data == {"after": True}
+
+
+async def test_ping_is_false_when_redis_is_unreachable() -> None:
+    bus = RedisStreamsBus("redis://127.0.0.1:1/0")
+    try:
+        assert await bus.ping() is False
+    finally:
+        await bus.close()
+
+
+def test_rejects_nonsense_settings() -> None:
+    with pytest.raises(ValueError, match="claim_idle_ms"):
+        RedisStreamsBus("redis://127.0.0.1:6379/15", claim_idle_ms=0)
