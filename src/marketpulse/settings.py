@@ -52,8 +52,32 @@ class Settings(BaseSettings):
     spike_ratio: float = Field(3.0, gt=0, description="Current hour quote volume ≥ ratio × previous hour")
     spike_min_quote_volume: float = Field(3_000_000.0, ge=0, description="…and ≥ this many USDT")
 
+    # --- paper trading, risk manager, backtest jobs ---
+    paper_starting_balance: float = Field(10_000.0, gt=0, description="A new paper account's balance, in USDT")
+    paper_plan: str = Field(
+        "pro", pattern="^(free|pro|premium|enterprise)$",
+        description="Plan whose limits paper accounts get until accounts exist (concurrent positions: free 3, "
+        "pro 10, premium 50, enterprise unlimited)",
+    )
+    paper_taker_fee_bps: float = Field(4.0, ge=0, description="Paper fee for market and stop fills, basis points")
+    paper_maker_fee_bps: float = Field(2.0, ge=0, description="Paper fee for limit fills, basis points")
+    paper_slippage_bps: float = Field(0.0, ge=0, description="Paper slippage against the trader on market/stop fills")
+    paper_max_position_notional: float = Field(
+        100_000.0, gt=0, description="Risk: largest position per symbol, |quantity| × price in USDT"
+    )
+    paper_daily_loss_limit_pct: float = Field(
+        0.05, ge=0, lt=1, description="Risk: halt new exposure until the next UTC day after losing this fraction of "
+        "the day's starting equity (0 disables)",
+    )
+    paper_history_bars: int = Field(
+        5_000, ge=100, description="Bars of history a deployed strategy computes its signals over"
+    )
+    backtest_workers: int = Field(2, ge=1, description="Backtest jobs run at the same time (threads)")
+
     # --- realtime ---
     market_debounce_ms: int = Field(500, ge=0, description="Socket.IO `market` event debounce")
+    socketio_channel: str = Field("marketpulse-socketio", description="Redis pub/sub channel the API processes share")
+    node_modules_dir: Path | None = Field(None, description="Front-end libs (npm ci); default ./node_modules or the repo's")
 
     log_level: str = "INFO"
     log_json: bool = False

@@ -8,6 +8,10 @@ from fastapi import APIRouter
 
 # "module:attribute" of each APIRouter; capabilities append their own line.
 ROUTERS: list[str] = [
+    "marketpulse.api.health:router",
+    "marketpulse.api.metrics:router",
+    "marketpulse.marketdata.views:router",
+    "marketpulse.web.views:router",
 ]
 
 

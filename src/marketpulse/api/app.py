@@ -1,0 +1,102 @@
+"""The ASGI application: Socket.IO at /socket.io wrapping FastAPI (REST, /docs, dashboard, static files).
+
+    app = create_app(Runtime.open(settings))
+    uvicorn.run(app)        # lifespan="on" (the default) so the realtime bridge starts
+
+The lifespan loads the open-interest cache from the database and starts the realtime bridge (bus → table, OI
+cache and Socket.IO events); on shutdown it stops both. It leaves the Runtime open: its owner closes it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+import socketio
+import structlog
+from fastapi import FastAPI, HTTPException, status
+from fastapi.responses import FileResponse
+from fastapi.staticfiles import StaticFiles
+
+import marketpulse
+from marketpulse.api.metrics import MetricsMiddleware
+from marketpulse.api.routers import load_routers
+from marketpulse.marketdata.open_interest import OpenInterestCache, load_open_interest
+from marketpulse.realtime.bridge import RealtimeBridge
+from marketpulse.realtime.market_feed import MarketFeed
+from marketpulse.realtime.server import attach_handlers, create_socket_server, shutdown_socket_server
+from marketpulse.runtime import Runtime
+from marketpulse.settings import Settings
+
+log = structlog.get_logger(__name__)
+
+WEB_DIR = Path(__file__).resolve().parents[1] / "web"
+REPO_ROOT = Path(__file__).resolve().parents[3]  # src/marketpulse/api/app.py → the checkout (editable install)
+# Front-end files served from node_modules (installed by `npm ci`, never committed): URL name → path inside it.
+VENDOR_FILES = {"socket.io.min.js": Path("socket.io-client/dist/socket.io.min.js")}
+
+
+def create_app(runtime: Runtime) -> socketio.ASGIApp:
+    settings = runtime.settings
+    feed = MarketFeed()
+    open_interest = OpenInterestCache(
+        runtime.clock, settings.open_interest_stale_s, settings.open_interest_dangerously_stale_s
+    )
+    sio = create_socket_server(settings)
+    bridge = RealtimeBridge(
+        bus=runtime.bus, sio=sio, feed=feed, open_interest=open_interest, clock=runtime.clock,
+        sessions=runtime.sessions, debounce_ms=settings.market_debounce_ms,
+    )
+    attach_handlers(sio, bridge)
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        open_interest.load(await load_open_interest(runtime.sessions))
+        feed.apply_open_interest(open_interest.values())
+        await bridge.start()
+        try:
+            yield
+        finally:
+            await bridge.stop()
+            await shutdown_socket_server(sio)
+
+    api = FastAPI(
+        title="marketpulse", version=marketpulse.__version__,
+        description="Crypto market intelligence: live USDT-perpetual table, open interest, volume-spike alerts.",
+        lifespan=lifespan, docs_url="/docs",
+    )
+    api.state.runtime = runtime
+    api.state.market_feed = feed
+    api.state.open_interest = open_interest
+    api.state.sio = sio
+    for router in load_routers():
+        api.include_router(router)
+    api.mount("/static", StaticFiles(directory=WEB_DIR / "static"), name="static")
+    _serve_vendor_files(api, settings)
+    api.add_middleware(MetricsMiddleware)
+    return socketio.ASGIApp(sio, other_asgi_app=api, socketio_path="socket.io")
+
+
+def node_modules_dir(settings: Settings) -> Path | None:
+    """Where `npm ci` put the front-end libraries: the setting, else ./node_modules, else the checkout's."""
+    candidates = [settings.node_modules_dir] if settings.node_modules_dir else [Path.cwd() / "node_modules",
+                                                                               REPO_ROOT / "node_modules"]
+    return next((p for p in candidates if p is not None and p.is_dir()), None)
+
+
+def _serve_vendor_files(api: FastAPI, settings: Settings) -> None:
+    root = node_modules_dir(settings)
+    missing = [name for name, rel in VENDOR_FILES.items() if root is None or not (root / rel).is_file()]
+    hint = "front-end libraries are not installed: run `npm ci` in the repository root (or `make run`)"
+    if missing:
+        log.warning(hint, missing=missing, looked_in=str(settings.node_modules_dir or Path.cwd() / "node_modules"))
+
+    @api.get("/vendor/{name}", include_in_schema=False)
+    async def vendor_file(name: str) -> FileResponse:
+        if name not in VENDOR_FILES:
+            raise HTTPException(status.HTTP_404_NOT_FOUND, detail=f"no vendored file {name}")
+        if root is None or name in missing:
+            raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, detail=f"{name}: {hint}")
+        return FileResponse(root / VENDOR_FILES[name], media_type="text/javascript",
+                            headers={"Cache-Control": "public, max-age=3600"})

@@ -1,0 +1,183 @@
+"""Open interest in USD notional per symbol: a stale-while-revalidate cache (pure) and its storage.
+
+The HTTP routes (GET /api/v1/market/open-interest, POST …/ingest) are in `marketdata.views`.
+
+Freshness (the thresholds are settings; defaults follow the 5-minute refresh cycle of the seed):
+- fresh:            refreshed less than `open_interest_stale_s` (360 s = 6 min) ago — one refresh may be late;
+- stale:            at least 6 min old. Still served (stale-while-revalidate): an old OI figure beats a blank
+                    column, and the next refresh replaces it;
+- dangerouslyStale: at least `open_interest_dangerously_stale_s` (1800 s = 30 min) old — the refresher has
+                    missed several cycles; clients should flag the column. An empty cache is both.
+
+Age is measured on the API's own clock from when the data was *refreshed* here. For the ingest endpoint that is
+its `asOf` (capped at now), so a monitor posting old data gets it reported as stale. Updates from the bus are
+stamped when they arrive, because a replay's `asOf` runs on the accelerated market clock, not ours.
+The response's `asOf` is the newest data time held. Per symbol, an older value never replaces a newer one,
+so out-of-order deliveries (at-least-once bus, retrying monitors) can't roll the figures back.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+from sqlalchemy import select
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from marketpulse.clock import Clock
+from marketpulse.marketdata.models import normalize_symbol
+from marketpulse.marketdata.tables import OpenInterestRow
+
+FUTURE_TOLERANCE_MS = 60_000  # clock skew tolerated between a monitor and this server
+
+# --- pure core -----------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class OpenInterestEntry:
+    usd: float
+    as_of: int  # the data's own time (ms)
+    refreshed_at: int  # when it reached us, on our clock (ms); freshness is measured from here
+
+
+@dataclass(frozen=True, slots=True)
+class OpenInterestSnapshot:
+    data: dict[str, float]
+    as_of: int | None
+    stale: bool
+    dangerously_stale: bool
+
+    def to_wire(self) -> dict[str, Any]:
+        return {"data": self.data, "asOf": self.as_of, "stale": self.stale, "dangerouslyStale": self.dangerously_stale}
+
+
+class OpenInterestCache:
+    def __init__(self, clock: Clock, stale_s: float, dangerously_stale_s: float) -> None:
+        self._clock = clock
+        self._stale_ms = int(stale_s * 1000)
+        self._dangerous_ms = int(dangerously_stale_s * 1000)
+        self._entries: dict[str, OpenInterestEntry] = {}
+
+    def update(
+        self, usd_by_symbol: Mapping[str, float], as_of: int, *, refreshed_at: int | None = None
+    ) -> dict[str, float]:
+        """Merge values (keys normalized); returns the values that were taken (newer than what was held)."""
+        now = self._clock.now_ms()
+        refreshed = min(as_of, now) if refreshed_at is None else refreshed_at
+        taken: dict[str, float] = {}
+        for raw, usd in usd_by_symbol.items():
+            symbol = normalize_symbol(raw)
+            held = self._entries.get(symbol)
+            if held is not None and held.as_of > as_of:
+                continue
+            # The same figures arriving again (bus echo of an ingest, redelivery) are not a refresh.
+            since = min(held.refreshed_at, refreshed) if held is not None and held.as_of == as_of else refreshed
+            self._entries[symbol] = OpenInterestEntry(float(usd), as_of, since)
+            taken[symbol] = float(usd)
+        return taken
+
+    def load(self, rows: Iterable[tuple[str, float, int]]) -> None:
+        """Seed from storage: (symbol, usd, as_of); their age counts from as_of (we can't know better)."""
+        for symbol, usd, as_of in rows:
+            self.update({symbol: usd}, as_of)
+
+    def values(self) -> dict[str, float]:
+        return {symbol: e.usd for symbol, e in self._entries.items()}
+
+    def snapshot(self) -> OpenInterestSnapshot:
+        if not self._entries:
+            return OpenInterestSnapshot({}, None, stale=True, dangerously_stale=True)
+        newest_refresh = max(e.refreshed_at for e in self._entries.values())
+        age = self._clock.now_ms() - newest_refresh
+        return OpenInterestSnapshot(
+            data=self.values(),
+            as_of=max(e.as_of for e in self._entries.values()),
+            stale=age >= self._stale_ms,
+            dangerously_stale=age >= self._dangerous_ms,
+        )
+
+
+class InvalidOpenInterest(ValueError):
+    """An ingest body that can't be taken; `errors` are FastAPI-style field errors (loc, msg, type)."""
+
+    def __init__(self, errors: list[dict[str, Any]]) -> None:
+        super().__init__(f"{len(errors)} invalid field(s)")
+        self.errors = errors
+
+
+def parse_ingest_body(raw: bytes, now_ms: int) -> tuple[dict[str, float], int]:
+    """(normalized values, asOf) from an ingest body, or InvalidOpenInterest listing every bad field."""
+    try:
+        body = orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        raise InvalidOpenInterest([{"loc": ["body"], "msg": f"invalid JSON: {exc}", "type": "json_invalid"}]) from None
+    if not isinstance(body, dict) or not isinstance(body.get("data"), dict):
+        missing = isinstance(body, dict) and "data" not in body
+        raise InvalidOpenInterest([{"loc": ["body", "data"], "msg": "an object of symbol → USD is required",
+                                    "type": "missing" if missing else "dict_type"}])
+    values, errors = validate_usd_values(body["data"])
+    as_of = body.get("asOf")
+    if as_of is None:
+        as_of = now_ms
+    elif not isinstance(as_of, int) or isinstance(as_of, bool) or as_of <= 0:
+        errors.append({"loc": ["body", "asOf"], "msg": "epoch milliseconds (a positive integer)", "type": "int_type"})
+    elif as_of > now_ms + FUTURE_TOLERANCE_MS:
+        # A future asOf would read as fresh for as long as our clock takes to catch up with it.
+        errors.append({"loc": ["body", "asOf"], "msg": "is in the future", "type": "value_error"})
+    if errors:
+        raise InvalidOpenInterest(errors)
+    return values, as_of
+
+
+def validate_usd_values(data: Mapping[str, Any]) -> tuple[dict[str, float], list[dict[str, Any]]]:
+    """Finite non-negative numbers only; returns (normalized values, field-level errors naming each bad key)."""
+    values: dict[str, float] = {}
+    errors: list[dict[str, Any]] = []
+    for key, value in data.items():
+        symbol = normalize_symbol(key) if isinstance(key, str) else ""
+        ok = isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value) and value >= 0
+        if not symbol:
+            errors.append(_error(key, value, "symbol is empty after normalization"))
+        elif not ok:
+            errors.append(_error(key, value, "must be a finite, non-negative number of USD"))
+        else:
+            values[symbol] = float(value)
+    return values, errors
+
+
+def _error(key: Any, value: Any, msg: str) -> dict[str, Any]:
+    shown = value if isinstance(value, int | float | str | bool | None) else type(value).__name__
+    return {"loc": ["body", "data", key], "msg": msg, "type": "value_error", "input": shown}
+
+
+# --- storage -------------------------------------------------------------------------------------------------
+
+
+async def load_open_interest(sessions: async_sessionmaker[AsyncSession]) -> list[tuple[str, float, int]]:
+    async with sessions() as session:
+        result = await session.execute(select(OpenInterestRow.symbol, OpenInterestRow.usd, OpenInterestRow.as_of))
+        return [(s, u, a) for s, u, a in result.all()]
+
+
+async def save_open_interest(
+    sessions: async_sessionmaker[AsyncSession], values: Mapping[str, float], as_of: int
+) -> None:
+    """Upsert, newer-wins per symbol (same rule as the cache), on SQLite and PostgreSQL alike."""
+    if not values:
+        return
+    rows = [{"symbol": s, "usd": u, "as_of": as_of} for s, u in values.items()]
+    async with sessions.begin() as session:
+        insert = postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
+        stmt = insert(OpenInterestRow).values(rows)
+        stmt = stmt.on_conflict_do_update(
+            index_elements=[OpenInterestRow.symbol],
+            set_={"usd": stmt.excluded.usd, "as_of": stmt.excluded.as_of},
+            where=OpenInterestRow.as_of <= stmt.excluded.as_of,
+        )
+        await session.execute(stmt)
+
+

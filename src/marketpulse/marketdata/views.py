@@ -1,0 +1,192 @@
+"""HTTP: the live market table, one symbol, candle history, and the open-interest cache and its ingest."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request, status
+from pydantic import BaseModel, Field
+
+from marketpulse.api.security import read_limited_body, require_api_key
+from marketpulse.bus import topics
+from marketpulse.marketdata.models import Candle, normalize_symbol
+from marketpulse.marketdata.open_interest import (
+    InvalidOpenInterest,
+    OpenInterestCache,
+    parse_ingest_body,
+    save_open_interest,
+)
+from marketpulse.marketdata.store import interval_ms, load_candles
+from marketpulse.realtime.market_feed import MarketFeed
+
+router = APIRouter(prefix="/api/v1/market", tags=["market"])
+
+
+class SortKey(StrEnum):
+    symbol = "symbol"
+    price = "price"
+    changePct24h = "changePct24h"
+    quoteVolume24h = "quoteVolume24h"
+    fundingRate = "fundingRate"
+    openInterestUsd = "openInterestUsd"
+
+
+class SortOrder(StrEnum):
+    asc = "asc"
+    desc = "desc"
+
+
+class MarketRowOut(BaseModel):
+    symbol: str
+    time: int = Field(description="Market time of the last update, epoch ms")
+    price: float
+    changePct24h: float
+    quoteVolume24h: float = Field(description="24h volume in USDT")
+    fundingRate: float | None = Field(description="Current funding rate (0.0001 = 0.01%)")
+    openInterestUsd: float | None = Field(description="Open interest, USD notional")
+    pricePrecision: int | None = Field(description="Decimals the exchange quotes this symbol's price with")
+
+
+class MarketDataOut(BaseModel):
+    data: list[MarketRowOut]
+    count: int
+    asOf: int | None = Field(description="Market time of the newest row, epoch ms")
+
+
+class SymbolOut(BaseModel):
+    data: MarketRowOut
+
+
+class CandleOut(BaseModel):
+    openTime: int
+    open: float
+    high: float
+    low: float
+    close: float
+    volume: float
+    quoteVolume: float = Field(description="Volume in USDT")
+    closed: bool = Field(description="False for a bucket still filling (the current hour)")
+
+
+class HistoryOut(BaseModel):
+    symbol: str
+    interval: str
+    candles: list[CandleOut] = Field(description="Oldest first")
+
+
+def _feed(request: Request) -> MarketFeed:
+    feed: MarketFeed = request.app.state.market_feed
+    return feed
+
+
+@router.get("/data", response_model=MarketDataOut)
+async def market_data(
+    feed: Annotated[MarketFeed, Depends(_feed)],
+    sort: SortKey = SortKey.quoteVolume24h,
+    order: SortOrder = SortOrder.desc,
+    q: Annotated[str | None, Query(max_length=64, description="Symbol contains this (e.g. 'btc')")] = None,
+    limit: Annotated[int | None, Query(ge=1, le=5000)] = None,
+) -> dict[str, Any]:
+    rows = sort_rows(filter_rows(feed.snapshot(), q), sort, order)[:limit]
+    return {"data": rows, "count": len(rows), "asOf": feed.updated_at}
+
+
+def filter_rows(rows: list[dict[str, Any]], q: str | None) -> list[dict[str, Any]]:
+    needle = normalize_symbol(q) if q else ""
+    return [r for r in rows if needle in r["symbol"]] if needle else rows
+
+
+def sort_rows(rows: list[dict[str, Any]], key: SortKey, order: SortOrder) -> list[dict[str, Any]]:
+    """Sorted by `key`; rows without a value (no funding or OI yet) go last in either order."""
+    known = [r for r in rows if r[key] is not None]
+    unknown = [r for r in rows if r[key] is None]
+    known.sort(key=lambda r: r[key], reverse=order is SortOrder.desc)
+    return known + unknown
+
+
+@router.get("/symbol/{symbol}", response_model=SymbolOut, responses={404: {"description": "Symbol not in the table"}})
+async def market_symbol(symbol: str, feed: Annotated[MarketFeed, Depends(_feed)]) -> dict[str, Any]:
+    wanted = normalize_symbol(symbol)
+    row = feed.get(wanted)
+    if row is None:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, detail=f"unknown symbol {wanted}")
+    return {"data": row}
+
+
+@router.get("/history/{symbol}", response_model=HistoryOut)
+async def market_history(
+    request: Request,
+    symbol: Annotated[str, Path(max_length=64)],
+    interval: Annotated[str, Query(description="1m, 5m, 15m, 1h, 4h, 1d, …; unstored ones are built from 1m")] = "1h",
+    limit: Annotated[int, Query(ge=1, le=1500)] = 500,
+    start: Annotated[int | None, Query(ge=0, description="Open time ≥ this, epoch ms")] = None,
+    end: Annotated[int | None, Query(ge=0, description="Open time < this, epoch ms")] = None,
+) -> dict[str, Any]:
+    try:
+        interval_ms(interval)
+    except ValueError as exc:
+        raise HTTPException(
+            status.HTTP_422_UNPROCESSABLE_CONTENT,
+            detail=[{"loc": ["query", "interval"], "msg": str(exc), "type": "value_error", "input": interval}],
+        ) from None
+    wanted = normalize_symbol(symbol)
+    candles = await load_candles(request.app.state.runtime.sessions, wanted, interval, start, end, limit)
+    return {"symbol": wanted, "interval": interval, "candles": [candle_to_wire(c) for c in candles]}
+
+
+def candle_to_wire(c: Candle) -> dict[str, Any]:
+    return {"openTime": c.open_time, "open": c.open, "high": c.high, "low": c.low, "close": c.close,
+            "volume": c.volume, "quoteVolume": c.quote_volume, "closed": c.closed}
+
+
+# --- open interest ---------------------------------------------------------------------------------------------
+
+
+class OpenInterestOut(BaseModel):
+    data: dict[str, float] = Field(description="USD notional (contracts × mark price) per normalized symbol")
+    asOf: int | None = Field(description="Newest data time held, epoch ms; null when nothing is cached")
+    stale: bool = Field(description="Last refresh ≥ PULSE_OPEN_INTEREST_STALE_S ago (6 min); still served")
+    dangerouslyStale: bool = Field(description="Last refresh ≥ PULSE_OPEN_INTEREST_DANGEROUSLY_STALE_S ago (30 min)")
+
+
+class OpenInterestIn(BaseModel):
+    """The ingest body (documented here; parsed by hand so each bad value's error names its symbol)."""
+
+    data: dict[str, float] = Field(description='{"BTCUSDT": 12700000000.5, …}: finite, non-negative USD notional')
+    asOf: int | None = Field(None, description="Epoch ms of the figures; default: now")
+
+
+class IngestOut(BaseModel):
+    accepted: int
+    asOf: int
+
+
+@router.get("/open-interest", response_model=OpenInterestOut, tags=["open interest"])
+async def open_interest(request: Request) -> dict[str, Any]:
+    """Served from memory whatever its age (stale-while-revalidate); the flags say how old it is."""
+    cache: OpenInterestCache = request.app.state.open_interest
+    return cache.snapshot().to_wire()
+
+
+@router.post(
+    "/open-interest/ingest",
+    response_model=IngestOut,
+    tags=["open interest"],
+    dependencies=[Depends(require_api_key)],
+    responses={401: {"description": "Missing or wrong X-API-Key"}, 413: {"description": "Body over the limit"},
+               422: {"description": "Invalid body; errors name each bad symbol"}},
+    openapi_extra={"requestBody": {"required": True,
+                                   "content": {"application/json": {"schema": OpenInterestIn.model_json_schema()}}}},
+)
+async def ingest_open_interest(request: Request) -> dict[str, Any]:
+    runtime = request.app.state.runtime
+    try:
+        values, as_of = parse_ingest_body(await read_limited_body(request), runtime.clock.now_ms())
+    except InvalidOpenInterest as exc:
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, detail=exc.errors) from None
+    await save_open_interest(runtime.sessions, values, as_of)
+    request.app.state.open_interest.update(values, as_of)
+    # Every API process (and this one's table) picks it up from the bus.
+    await runtime.bus.publish(topics.MARKET_OPEN_INTEREST, {"asOf": as_of, "data": values})
+    return {"accepted": len(values), "asOf": as_of}

@@ -1,0 +1,1 @@
+"""Realtime fan-out: bus messages → API state and Socket.IO events (`market`, `volume-alert`)."""

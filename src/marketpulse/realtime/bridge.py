@@ -1,0 +1,149 @@
+"""Bus → API state and Socket.IO clients.
+
+Two kinds of subscription, because several API processes may share one bus:
+- *state* (a consumer group unique to this process, so every process sees every message): keeps this process's
+  MarketFeed and OpenInterestCache complete, for the HTTP endpoints and the snapshot a client gets on connect;
+- *broadcast* (one group shared by all API processes, so each message is handled by one of them): turns the
+  message into Socket.IO events. With a Redis manager, that one emit reaches the clients of every process;
+  emitting from every process instead would deliver each event once per process.
+The open-interest figures are persisted from a third, shared group, so each update is written once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import socket
+import uuid
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import socketio
+import structlog
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from marketpulse.bus import EventBus, Message, Subscription, topics
+from marketpulse.clock import Clock
+from marketpulse.marketdata.open_interest import OpenInterestCache, save_open_interest, validate_usd_values
+from marketpulse.realtime import metrics
+from marketpulse.realtime.market_feed import MarketFeed, PatchBuffer, decode_rows, patch_of
+
+log = structlog.get_logger(__name__)
+
+MARKET_EVENT = "market"
+VOLUME_ALERT_EVENT = "volume-alert"
+BROADCAST_GROUP = "api-broadcast"
+OPEN_INTEREST_STORE_GROUP = "api-open-interest-store"
+
+
+def process_group(prefix: str) -> str:
+    """A group name unique to this process (and instance), readable in `XINFO GROUPS`."""
+    return f"{prefix}-{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
+
+
+class RealtimeBridge:
+    def __init__(
+        self,
+        *,
+        bus: EventBus,
+        sio: socketio.AsyncServer,
+        feed: MarketFeed,
+        open_interest: OpenInterestCache,
+        clock: Clock,
+        sessions: async_sessionmaker[AsyncSession],
+        debounce_ms: int,
+    ) -> None:
+        self._bus, self._sio, self._feed, self._oi = bus, sio, feed, open_interest
+        self._clock, self._sessions = clock, sessions
+        self._debounce_s = debounce_ms / 1000
+        self._pending = PatchBuffer()
+        self._flush_task: asyncio.Task[None] | None = None
+        self._subs: list[Subscription] = []
+
+    async def start(self) -> None:
+        state = process_group("api-state")
+        plan: list[tuple[str, str, Callable[[Message], Awaitable[None]]]] = [
+            (topics.MARKET_TICKERS, state, self._on_tickers_state),
+            (topics.MARKET_OPEN_INTEREST, state, self._on_open_interest_state),
+            (topics.MARKET_TICKERS, BROADCAST_GROUP, self._on_tickers_broadcast),
+            (topics.MARKET_OPEN_INTEREST, BROADCAST_GROUP, self._on_open_interest_broadcast),
+            (topics.ALERTS_VOLUME, BROADCAST_GROUP, self._on_volume_alert),
+            (topics.MARKET_OPEN_INTEREST, OPEN_INTEREST_STORE_GROUP, self._on_open_interest_store),
+        ]
+        for topic, group, handler in plan:
+            self._subs.append(await self._bus.subscribe(topic, group, handler))
+        log.info("realtime bridge started", state_group=state)
+
+    async def stop(self) -> None:
+        for sub in self._subs:
+            await sub.close()
+        self._subs.clear()
+        if self._flush_task is not None:
+            self._flush_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._flush_task
+
+    async def send_snapshot(self, sid: str) -> None:
+        """The whole table to one newly connected client (it is local: no need to go through the manager)."""
+        payload = {"full": True, "time": self._feed.updated_at, "rows": self._feed.snapshot()}
+        await self._sio.emit(MARKET_EVENT, payload, to=sid, ignore_queue=True)
+
+    # --- state (every process) ---
+
+    async def _on_tickers_state(self, msg: Message) -> None:
+        rows, rejected = decode_rows(msg.data.get("rows", ()))
+        if rejected:
+            metrics.BAD_ROWS.inc(rejected)
+            log.warning("market rows rejected", topic=msg.topic, id=msg.id, rejected=rejected)
+        self._feed.apply_rows(rows)
+
+    async def _on_open_interest_state(self, msg: Message) -> None:
+        values, as_of = _open_interest_of(msg, self._clock.now_ms())
+        # Stamped on arrival: a replay's asOf is market time, not this server's clock (see open_interest.py).
+        taken = self._oi.update(values, as_of, refreshed_at=self._clock.now_ms())
+        self._feed.apply_open_interest(taken)
+
+    async def _on_open_interest_store(self, msg: Message) -> None:
+        values, as_of = _open_interest_of(msg, self._clock.now_ms())
+        await save_open_interest(self._sessions, values, as_of)
+
+    # --- broadcast (one process per message) ---
+
+    async def _on_tickers_broadcast(self, msg: Message) -> None:
+        rows, _ = decode_rows(msg.data.get("rows", ()))
+        self._queue([patch_of(r) for r in rows])
+
+    async def _on_open_interest_broadcast(self, msg: Message) -> None:
+        values, _ = _open_interest_of(msg, self._clock.now_ms())
+        self._queue([{"symbol": s, "openInterestUsd": usd} for s, usd in values.items()])
+
+    async def _on_volume_alert(self, msg: Message) -> None:
+        await self._sio.emit(VOLUME_ALERT_EVENT, msg.data)
+        metrics.EMITS.labels(VOLUME_ALERT_EVENT).inc()
+
+    def _queue(self, patches: list[dict[str, Any]]) -> None:
+        self._pending.add(patches)
+        if self._pending and (self._flush_task is None or self._flush_task.done()):
+            self._flush_task = asyncio.create_task(self._flush_later(), name="realtime:market-flush")
+
+    async def _flush_later(self) -> None:
+        # Debounce on the event loop's timer, not the injected Clock: this paces network traffic in real time,
+        # whatever speed the market clock runs at.
+        await asyncio.sleep(self._debounce_s)
+        rows = self._pending.take()
+        if rows:
+            try:
+                await self._sio.emit(MARKET_EVENT, {"full": False, "time": self._feed.updated_at, "rows": rows})
+                metrics.EMITS.labels(MARKET_EVENT).inc()
+            except Exception:
+                log.exception("market emit failed", rows=len(rows))
+
+
+def _open_interest_of(msg: Message, now_ms: int) -> tuple[dict[str, float], int]:
+    """Valid entries of an OI message (invalid ones are logged and dropped: the bus has no client to tell)."""
+    values, errors = validate_usd_values(msg.data.get("data") or {})
+    if errors:
+        metrics.BAD_ROWS.inc(len(errors))
+        log.warning("open interest entries rejected", id=msg.id, errors=errors[:5])
+    return values, int(msg.data.get("asOf") or now_ms)

@@ -1,0 +1,48 @@
+"""The Socket.IO server: in-process client manager on memory://, Redis manager when Redis is configured."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import socketio
+
+from marketpulse.realtime import metrics
+from marketpulse.realtime.bridge import RealtimeBridge
+from marketpulse.settings import Settings
+
+REDIS_SCHEMES = ("redis://", "rediss://", "unix://")
+
+
+def fanout_redis_url(settings: Settings) -> str | None:
+    """Redis that Socket.IO processes share: `redis_url`, else the bus's when the bus is Redis, else none."""
+    if settings.redis_url:
+        return settings.redis_url
+    return settings.bus_url if settings.bus_url.startswith(REDIS_SCHEMES) else None
+
+
+def create_socket_server(settings: Settings) -> socketio.AsyncServer:
+    url = fanout_redis_url(settings)
+    manager = socketio.AsyncRedisManager(url, channel=settings.socketio_channel) if url else None
+    # always_connect: the connection is accepted before the connect handler runs, so the snapshot it emits
+    # is delivered; we never refuse a client (the dashboard is public).
+    return socketio.AsyncServer(async_mode="asgi", client_manager=manager, always_connect=True)
+
+
+def attach_handlers(sio: socketio.AsyncServer, bridge: RealtimeBridge) -> None:
+    async def connect(sid: str, environ: dict[str, Any], auth: Any = None) -> None:
+        metrics.CLIENTS.inc()
+        await bridge.send_snapshot(sid)
+
+    async def disconnect(sid: str, *args: Any) -> None:
+        metrics.CLIENTS.dec()
+
+    sio.on("connect", connect)
+    sio.on("disconnect", disconnect)
+
+
+async def shutdown_socket_server(sio: socketio.AsyncServer) -> None:
+    """Stop engine.io's background tasks and the Redis manager's listener, which nothing else cancels."""
+    await sio.shutdown()
+    listener = getattr(sio.manager, "thread", None)
+    if listener is not None and hasattr(listener, "cancel"):
+        listener.cancel()

@@ -1,0 +1,1 @@
+"""The dashboard: one server-rendered page, small vanilla JS, no build step."""

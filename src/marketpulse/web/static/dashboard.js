@@ -1,0 +1,340 @@
+// marketpulse dashboard: live USDT-perpetual table + volume-alerts panel. Vanilla JS, no build step.
+//
+// Data in: the page's bootstrap JSON (table at render time), Socket.IO `market` ({full, time, rows: [patch…]},
+// a patch's absent fields mean "unchanged") and `volume-alert` (the alert's wire dict), and the alerts API once.
+// Rendering is batched: patches only mark rows dirty; at most one render per RENDER_MS, inside an animation
+// frame, touches just the cells whose formatted text changed — hundreds of rows stay smooth.
+(() => {
+  "use strict";
+
+  const boot = JSON.parse(document.getElementById("bootstrap").textContent);
+  const RENDER_MS = boot.renderIntervalMs || 200;
+  const MAX_ALERTS = 100;
+  const COLUMNS = ["symbol", "price", "changePct24h", "quoteVolume24h", "fundingRate", "openInterestUsd"];
+  const QUOTES = ["USDT", "USDC", "BUSD", "USD"];
+
+  // ---- formatting: numbers as traders read them -------------------------------------------------------------
+
+  const fixedFormats = new Map();
+  function fixed(digits) {
+    if (!fixedFormats.has(digits)) {
+      fixedFormats.set(digits, new Intl.NumberFormat("en-US", { minimumFractionDigits: digits, maximumFractionDigits: digits }));
+    }
+    return fixedFormats.get(digits);
+  }
+
+  const isNum = (v) => typeof v === "number" && Number.isFinite(v);
+
+  // $12.70B, $3.4M, $850.2K, $920
+  function usdCompact(v) {
+    if (!isNum(v)) return "—";
+    const a = Math.abs(v);
+    if (a >= 1e12) return "$" + (v / 1e12).toFixed(2) + "T";
+    if (a >= 1e9) return "$" + (v / 1e9).toFixed(2) + "B";
+    if (a >= 1e6) return "$" + (v / 1e6).toFixed(1) + "M";
+    if (a >= 1e3) return "$" + (v / 1e3).toFixed(1) + "K";
+    return "$" + v.toFixed(0);
+  }
+
+  // The exchange's precision when known; otherwise enough decimals for ~5 significant digits.
+  function price(v, precision) {
+    if (!isNum(v)) return "—";
+    let digits = precision;
+    if (!Number.isInteger(digits)) {
+      const a = Math.abs(v);
+      digits = a >= 1000 ? 2 : a >= 1 ? 4 : Math.min(8, Math.max(4, 4 - Math.floor(Math.log10(a || 1))));
+    }
+    return fixed(Math.min(Math.max(digits, 0), 10)).format(v);
+  }
+
+  const pct = (v) => (isNum(v) ? (v > 0 ? "+" : "") + v.toFixed(2) + "%" : "—");
+  const funding = (v) => (isNum(v) ? (v * 100).toFixed(4) + "%" : "—");
+  const signClass = (v) => (!isNum(v) ? "na" : v > 0 ? "pos" : v < 0 ? "neg" : "");
+
+  function splitSymbol(symbol) {
+    const quote = QUOTES.find((q) => symbol.endsWith(q) && symbol.length > q.length);
+    return quote ? [symbol.slice(0, -quote.length), quote] : [symbol, ""];
+  }
+
+  function cellText(col, r) {
+    switch (col) {
+      case "price": return price(r.price, r.pricePrecision);
+      case "changePct24h": return pct(r.changePct24h);
+      case "quoteVolume24h": return usdCompact(r.quoteVolume24h);
+      case "fundingRate": return funding(r.fundingRate);
+      case "openInterestUsd": return usdCompact(r.openInterestUsd);
+      default: return r.symbol;
+    }
+  }
+
+  function el(tag, cls, text) {
+    const node = document.createElement(tag);
+    if (cls) node.className = cls;
+    if (text !== undefined) node.textContent = text;
+    return node;
+  }
+
+  // ---- market table -----------------------------------------------------------------------------------------
+
+  const tbody = document.getElementById("market-body");
+  const emptyNote = document.getElementById("empty");
+  const countNode = document.getElementById("symbol-count");
+  const updatedNode = document.getElementById("updated");
+  const rows = new Map(); // symbol → merged wire row
+  const views = new Map(); // symbol → {tr, cells, shown, lastPrice}
+  const dirty = new Set();
+  let orderDirty = true;
+  let sort = { key: "quoteVolume24h", dir: "desc" };
+  let filter = "";
+  let renderPending = false;
+  let lastRenderAt = 0;
+  let marketTime = null;
+
+  function applyPatches(patches) {
+    for (const patch of patches) {
+      if (!patch || typeof patch.symbol !== "string") continue;
+      const row = rows.get(patch.symbol);
+      if (row === undefined) {
+        rows.set(patch.symbol, { ...patch });
+        orderDirty = true;
+      } else {
+        if (sort.key in patch && patch[sort.key] !== row[sort.key]) orderDirty = true;
+        Object.assign(row, patch);
+      }
+      dirty.add(patch.symbol);
+    }
+    scheduleRender();
+  }
+
+  function replaceAll(fullRows) {
+    const keep = new Set(fullRows.map((r) => r.symbol));
+    for (const symbol of [...rows.keys()]) {
+      if (!keep.has(symbol)) {
+        rows.delete(symbol);
+        const view = views.get(symbol);
+        if (view) view.tr.remove();
+        views.delete(symbol);
+        orderDirty = true;
+      }
+    }
+    applyPatches(fullRows);
+  }
+
+  function scheduleRender() {
+    if (renderPending) return;
+    renderPending = true;
+    const wait = Math.max(0, lastRenderAt + RENDER_MS - performance.now());
+    setTimeout(() => requestAnimationFrame(render), wait);
+  }
+
+  function render() {
+    renderPending = false;
+    lastRenderAt = performance.now();
+    for (const symbol of dirty) updateRow(symbol);
+    dirty.clear();
+    if (orderDirty) {
+      reorder();
+      orderDirty = false;
+    }
+    countNode.textContent = String(rows.size);
+    if (marketTime) updatedNode.textContent = "Market time " + new Date(marketTime).toISOString().slice(0, 19).replace("T", " ") + " UTC";
+  }
+
+  function createView(symbol) {
+    const tr = el("tr");
+    tr.dataset.symbol = symbol;
+    const cells = {};
+    for (const col of COLUMNS) {
+      const td = el("td", col === "symbol" ? "sym" : "");
+      td.dataset.col = col;
+      tr.appendChild(td);
+      cells[col] = td;
+    }
+    const [base, quote] = splitSymbol(symbol);
+    cells.symbol.append(base, el("span", "quote", quote));
+    const view = { tr, cells, shown: { symbol }, lastPrice: null };
+    views.set(symbol, view);
+    return view;
+  }
+
+  function updateRow(symbol) {
+    const row = rows.get(symbol);
+    if (!row) return;
+    const view = views.get(symbol) || createView(symbol);
+    for (const col of COLUMNS) {
+      const text = cellText(col, row);
+      if (view.shown[col] === text) continue; // only changed cells are touched
+      const td = view.cells[col];
+      td.textContent = text;
+      view.shown[col] = text;
+      if (col === "changePct24h" || col === "fundingRate") td.className = signClass(row[col]);
+      if (col === "price" && isNum(view.lastPrice) && isNum(row.price) && row.price !== view.lastPrice) {
+        td.className = "";
+        void td.offsetWidth; // restart the flash animation
+        td.className = row.price > view.lastPrice ? "flash-up" : "flash-down";
+      }
+    }
+    view.lastPrice = row.price;
+  }
+
+  function compare(a, b) {
+    const x = a[sort.key], y = b[sort.key];
+    const missingX = x === null || x === undefined, missingY = y === null || y === undefined;
+    if (missingX || missingY) return missingX === missingY ? 0 : missingX ? 1 : -1; // blanks last either way
+    const order = typeof x === "string" ? x.localeCompare(y) : x - y;
+    return sort.dir === "asc" ? order : -order;
+  }
+
+  function reorder() {
+    const visible = [...rows.values()].filter((r) => !filter || r.symbol.includes(filter)).sort(compare);
+    const wanted = visible.map((r) => (views.get(r.symbol) || createView(r.symbol)).tr);
+    const current = tbody.children;
+    let same = current.length === wanted.length;
+    for (let i = 0; same && i < wanted.length; i++) same = current[i] === wanted[i];
+    if (!same) {
+      const fragment = document.createDocumentFragment();
+      fragment.append(...wanted);
+      tbody.replaceChildren(fragment);
+    }
+    emptyNote.hidden = wanted.length > 0;
+    emptyNote.textContent = rows.size ? "No symbol matches the filter." : "Waiting for market data…";
+  }
+
+  for (const th of document.querySelectorAll("#market th[data-sort]")) {
+    th.addEventListener("click", () => {
+      const key = th.dataset.sort;
+      sort = sort.key === key ? { key, dir: sort.dir === "asc" ? "desc" : "asc" } : { key, dir: key === "symbol" ? "asc" : "desc" };
+      markSortedHeader();
+      orderDirty = true;
+      scheduleRender();
+    });
+  }
+
+  function markSortedHeader() {
+    for (const th of document.querySelectorAll("#market th[data-sort]")) {
+      th.classList.toggle("sorted", th.dataset.sort === sort.key);
+      th.classList.toggle("asc", th.dataset.sort === sort.key && sort.dir === "asc");
+    }
+  }
+
+  document.getElementById("filter").addEventListener("input", (event) => {
+    filter = event.target.value.toUpperCase().replace(/[-_/:\s]/g, "");
+    orderDirty = true;
+    scheduleRender();
+  });
+
+  function onMarket(payload) {
+    if (!payload || !Array.isArray(payload.rows)) return;
+    if (payload.time) marketTime = payload.time;
+    if (payload.full) replaceAll(payload.rows);
+    else applyPatches(payload.rows);
+  }
+
+  // ---- volume alerts ----------------------------------------------------------------------------------------
+
+  const alertList = document.getElementById("alerts");
+  const alertsEmpty = document.getElementById("alerts-empty");
+  const alertCount = document.getElementById("alert-count");
+  const seenAlerts = new Set();
+
+  function epochMs(t) {
+    if (isNum(t)) return t;
+    if (typeof t === "string") return /^\d+$/.test(t) ? Number(t) : Date.parse(t);
+    return NaN;
+  }
+
+  const timeFormat = new Intl.DateTimeFormat(undefined, { hour: "2-digit", minute: "2-digit", second: "2-digit" });
+
+  function alertCard(a) {
+    const direction = String(a.candleDirection || "").toLowerCase() === "bullish" ? "bullish" : "bearish";
+    const card = el("article", "alert-card " + direction);
+    card.dataset.symbol = a.symbol || "";
+    card.dataset.direction = direction;
+    card.dataset.type = a.alertType || "SPIKE";
+    const ts = epochMs(a.timestamp);
+    card.dataset.ts = String(isNum(ts) ? ts : 0);
+
+    const head = el("div", "alert-head");
+    const asset = a.asset || splitSymbol(a.symbol || "")[0];
+    head.append(el("span", "alert-symbol", asset), el("span", "alert-type", (a.alertType || "SPIKE").replace("_", " ")));
+    const time = el("time", "alert-time", isNum(ts) ? timeFormat.format(new Date(ts)) : "");
+    if (isNum(ts)) time.dateTime = new Date(ts).toISOString();
+    head.append(time);
+
+    const vols = el("div", "alert-vols");
+    const line = (label, value) => {
+      const div = el("div");
+      div.append(el("span", "k", label + " "), usdCompact(value));
+      return div;
+    };
+    vols.append(line("This hour:", a.currentVolume), line("Last hour:", a.previousVolume));
+
+    const foot = el("div", "alert-foot");
+    foot.append(
+      el("span", "alert-ratio", isNum(a.volumeRatio) ? a.volumeRatio.toFixed(2) + "×" : "—"),
+      el("span", "alert-dir", direction === "bullish" ? "▲ Bullish" : "▼ Bearish"),
+    );
+    if (isNum(a.price)) foot.append(el("span", "", "$" + price(a.price, rows.get(a.symbol)?.pricePrecision)));
+    if (isNum(a.fundingRate)) foot.append(el("span", "", "funding " + funding(a.fundingRate)));
+    card.append(head, vols, foot);
+    if (a.message) card.title = a.message;
+    return card;
+  }
+
+  function addAlert(a) {
+    if (!a || typeof a !== "object") return;
+    const key = a.id || [a.symbol, a.alertType, a.hourTimestamp, a.timestamp].join("|");
+    if (seenAlerts.has(key)) return; // the initial fetch and the live event may both carry one alert
+    seenAlerts.add(key);
+    const card = alertCard(a);
+    const ts = Number(card.dataset.ts);
+    // Newest first: insert before the first older card (live alerts land on top).
+    const older = [...alertList.children].find((c) => Number(c.dataset.ts) < ts);
+    alertList.insertBefore(card, older || null);
+    while (alertList.children.length > MAX_ALERTS) alertList.lastElementChild.remove();
+    alertsEmpty.hidden = true;
+    alertCount.textContent = String(alertList.children.length);
+  }
+
+  async function loadRecentAlerts() {
+    try {
+      const response = await fetch(boot.alertsUrl, { headers: { Accept: "application/json" } });
+      if (!response.ok) return;
+      const body = await response.json();
+      const list = Array.isArray(body) ? body : body.data || body.alerts || [];
+      list.forEach(addAlert);
+    } catch (err) {
+      console.warn("could not load recent alerts", err);
+    }
+  }
+
+  // ---- connection -------------------------------------------------------------------------------------------
+
+  const conn = document.getElementById("conn-status");
+  function setConnection(state, detail) {
+    conn.dataset.state = state;
+    conn.querySelector(".label").textContent = state;
+    conn.title = detail || "Live connection: " + state;
+  }
+
+  function connect() {
+    if (typeof io !== "function") {
+      setConnection("offline", "Socket.IO client missing: run `npm ci` in the repository root");
+      return;
+    }
+    const socket = io({ transports: ["websocket", "polling"], reconnectionDelay: 1000, reconnectionDelayMax: 30000 });
+    socket.on("connect", () => setConnection("connected"));
+    socket.on("disconnect", (reason) => setConnection(reason === "io client disconnect" ? "offline" : "reconnecting"));
+    socket.on("connect_error", () => setConnection(navigator.onLine ? "reconnecting" : "offline"));
+    socket.io.on("reconnect_attempt", () => setConnection(navigator.onLine ? "reconnecting" : "offline"));
+    socket.io.on("reconnect_failed", () => setConnection("offline"));
+    socket.on("market", onMarket);
+    socket.on("volume-alert", addAlert);
+    window.addEventListener("offline", () => setConnection("offline"));
+  }
+
+  markSortedHeader();
+  applyPatches(boot.rows || []);
+  loadRecentAlerts();
+  connect();
+})();
