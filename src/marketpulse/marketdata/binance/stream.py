@@ -59,7 +59,7 @@ class ReconnectingStream:
                         continue  # proactive rotation: reconnect now
                     log.warning("binance stream closed by server", code=ws.close_code, reason=ws.close_reason)
             except (OSError, TimeoutError, websockets.InvalidHandshake, websockets.ConnectionClosed) as exc:
-                log.warning("binance stream failed", error=repr(exc))
+                log.warning("binance stream failed", error=f"{type(exc).__name__}: {exc}"[:300])
             delay = self.backoff.next_delay()
             log.info("binance stream reconnecting", delay_s=round(delay, 3), attempt=self.backoff.attempt)
             await self._sleep(delay)
