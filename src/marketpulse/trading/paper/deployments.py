@@ -1,0 +1,189 @@
+"""Strategies deployed to paper: create/list/stop, and the loop that feeds them closed candles.
+
+Each running deployment owns a `StrategyRunner` (the backtester's `Engine` plus the strategy). Per closed
+minute: decide on an interval bar the minute closed late, step the engine, book its fills into the paper
+account, and — when the minute completes an interval bar — run the strategy and send each order it submits
+through the risk manager before it is accepted.
+
+`deploy` only stores the row; the worker's `sync_from_store` starts it before the next candle batch, so an API
+process and a worker process need nothing but the database between them. Runner state lives in memory: a
+restarted worker starts running deployments afresh (flat engine, empty history). TODO: persist the engine
+state arrays and warm the history from the stored candles on start.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import structlog
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from marketpulse.backtest.engine import Engine, EngineSettings, Trade
+from marketpulse.marketdata.klines_csv import interval_ms
+from marketpulse.marketdata.models import Candle
+from marketpulse.strategies import get_strategy
+from marketpulse.trading.paper import store
+from marketpulse.trading.paper.orders import OrderSpec, OrderType, Side
+from marketpulse.trading.paper.service import BookedFill, PaperTradingService, RiskRejected
+from marketpulse.trading.paper.strategy_runner import EngineFill, MinuteStep, Proposal, StrategyRunner
+from marketpulse.trading.paper.tables import PaperDeploymentRow
+
+log = structlog.get_logger(__name__)
+
+
+@dataclass(frozen=True)
+class DeploymentSpec:
+    strategy: str
+    symbol: str
+    interval: str
+    params: Mapping[str, Any]
+    cash: float | None = None  # the engine's starting equity; None: the account's equity when deployed
+    size: float = 1.0
+    long_only: bool = False
+
+
+class DeploymentNotFound(LookupError):
+    pass
+
+
+@dataclass
+class _Live:
+    row: PaperDeploymentRow
+    runner: StrategyRunner
+    orders: dict[int, str]  # engine order id → paper order id
+
+
+class DeploymentService:
+    def __init__(
+        self, sessions: async_sessionmaker[AsyncSession], paper: PaperTradingService, *, history_bars: int = 5_000
+    ) -> None:
+        self.sessions, self.paper, self.history_bars = sessions, paper, history_bars
+        self._live: dict[str, _Live] = {}
+
+    # --- lifecycle --------------------------------------------------------------------------------------------
+    async def deploy(self, owner_id: str, spec: DeploymentSpec) -> PaperDeploymentRow:
+        """Validate (ValueError naming the field) and start a deployment on the owner's paper account."""
+        strategy_cls = get_strategy(spec.strategy)
+        params = strategy_cls.resolve_params(spec.params)
+        interval_ms(spec.interval)
+        cash = spec.cash if spec.cash is not None else (await self.paper.account(owner_id))["equity"]
+        now = self.paper.clock.now_ms()
+        row = PaperDeploymentRow(
+            id=str(uuid.uuid4()), owner_id=owner_id, strategy=spec.strategy, symbol=spec.symbol,
+            interval=spec.interval, params=params, size=spec.size, long_only=spec.long_only, cash=cash,
+            status="running", last_bar_ms=None, created_at_ms=now, stopped_at_ms=None,
+        )
+        async with self.sessions() as s:
+            s.add(row)
+            await s.commit()
+        log.info("strategy deployed to paper", owner=owner_id, deployment=row.id, strategy=row.strategy)
+        return row
+
+    async def sync_from_store(self) -> None:
+        """Run exactly the deployments the store marks running: new ones (deployed by an API process, or
+        resumed after a restart) start, stopped ones stop."""
+        async with self.sessions() as s:
+            rows = {r.id: r for r in await store.deployments(s, None, running_only=True)}
+        for gone in set(self._live) - set(rows):
+            del self._live[gone]
+        for row_id, row in rows.items():
+            if row_id not in self._live:
+                self._start(row)
+
+    async def for_owner(self, owner_id: str) -> list[PaperDeploymentRow]:
+        async with self.sessions() as s:
+            return await store.deployments(s, owner_id)
+
+    async def stop(self, owner_id: str, deployment_id: str) -> PaperDeploymentRow:
+        """Stop deciding; the position it holds stays in the account for the owner to manage."""
+        async with self.sessions() as s:
+            row = await store.get_deployment(s, owner_id, deployment_id)
+            if row is None:
+                raise DeploymentNotFound(deployment_id)
+            if row.status == "running":
+                row.status, row.stopped_at_ms = "stopped", self.paper.clock.now_ms()
+                await s.commit()
+        self._live.pop(deployment_id, None)
+        return row
+
+    def trades(self, deployment_id: str) -> list[Trade] | None:
+        """The trades a live deployment closed, plus the open one; None when it isn't running here."""
+        live = self._live.get(deployment_id)
+        if live is None:
+            return None
+        still_open = live.runner.engine.open_trade()
+        return live.runner.trades + ([still_open] if still_open else [])
+
+    def _start(self, row: PaperDeploymentRow) -> None:
+        cfg = self.paper.config
+        settings = EngineSettings(
+            taker_fee_bps=cfg.taker_fee_bps, maker_fee_bps=cfg.maker_fee_bps, slippage_bps=cfg.slippage_bps,
+            size=row.size, long_only=row.long_only,
+        )
+        runner = StrategyRunner(
+            get_strategy(row.strategy)(), row.params, interval_ms(row.interval), Engine(row.cash, settings),
+            history_bars=self.history_bars, symbol=row.symbol, interval=row.interval,
+        )
+        self._live[row.id] = _Live(row, runner, {})
+
+    # --- the candle stream ------------------------------------------------------------------------------------
+    async def on_candles(self, candles: Sequence[Candle]) -> None:
+        minutes = sorted((c for c in candles if c.closed and c.interval == "1m"), key=lambda c: c.open_time)
+        for live in list(self._live.values()):
+            for c in minutes:
+                if c.symbol == live.row.symbol:
+                    await self._on_minute(live, c)
+
+    async def _on_minute(self, live: _Live, c: Candle) -> None:
+        runner = live.runner
+        if runner.pending_close(c):
+            await self._decide(live)
+        step, complete = runner.on_minute(c)
+        await self._book(live, step)
+        if complete:
+            await self._decide(live)
+
+    async def _book(self, live: _Live, step: MinuteStep) -> None:
+        if not step.fills and not step.consumed_order_ids:
+            return
+        consumed = [live.orders.pop(oid) for oid in step.consumed_order_ids if oid in live.orders]
+        fills = [self._booked(live, f, consumed) for f in step.fills]
+        used = {f.order_id for f in fills}
+        cancelled = {oid: "the engine had nothing to do (already on that side)" for oid in consumed if oid not in used}
+        await self.paper.record_engine_fills(live.row.owner_id, fills, cancelled, live.row.id)
+
+    @staticmethod
+    def _booked(live: _Live, fill: EngineFill, consumed: list[str]) -> BookedFill:
+        # Market orders from one decision fill together; a flip's exit and entry both belong to its one order.
+        order_id = consumed[-1] if consumed else str(uuid.uuid4())
+        return BookedFill(order_id, live.row.symbol, fill.signed_units, fill.price, fill.fee, fill.time_ms)
+
+    async def _decide(self, live: _Live) -> None:
+        proposals = live.runner.decide()
+        bar_time = int(live.runner.frame().time[-1])
+        bar_close_ms = bar_time + live.runner.interval_ms
+        for p in proposals:
+            await self._submit(live, p, bar_time, bar_close_ms)
+        async with self.sessions() as s:
+            row = await store.get_deployment(s, live.row.owner_id, live.row.id)
+            if row is not None:
+                row.last_bar_ms = bar_time
+                await s.commit()
+
+    async def _submit(self, live: _Live, p: Proposal, bar_time: int, active_from: int) -> None:
+        qty = abs(p.signed_units_estimate)
+        if qty <= 0:
+            return
+        spec = OrderSpec(live.row.symbol, Side(p.side), OrderType.MARKET, qty)
+        try:
+            order = await self.paper.place_order(
+                live.row.owner_id, spec, deployment_id=live.row.id, active_from_ms=active_from
+            )
+        except RiskRejected as exc:
+            log.warning("deployment order rejected by risk", deployment=live.row.id, **exc.rejection.detail())
+            live.runner.reject(p, bar_time)
+            return
+        live.orders[p.engine_order_id] = order.id

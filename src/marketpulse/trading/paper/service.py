@@ -1,0 +1,408 @@
+"""Paper trading service: accepts orders (risk-checked first), fills them on closed candles, marks on tickers.
+
+The thin adapter around the pure pieces (`orders`, `matching`, `account`, `risk.manager`): it loads an owner's
+books, lets the pure code decide, writes the books back in one transaction, then publishes fills and halts.
+One asyncio lock per owner serializes this process's writers; `SELECT … FOR UPDATE` on the account row does
+the same across processes on PostgreSQL (SQLite serializes every writer anyway).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections import defaultdict
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import structlog
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from marketpulse.bus import EventBus, topics
+from marketpulse.clock import Clock
+from marketpulse.marketdata.models import Candle
+from marketpulse.settings import Settings
+from marketpulse.trading.paper import store
+from marketpulse.trading.paper.account import Book
+from marketpulse.trading.paper.matching import Bar, fee_for, match
+from marketpulse.trading.paper.orders import (
+    OrderSpec,
+    OrderStatus,
+    OrderType,
+    Side,
+    TimeInForce,
+    expires_at_ms,
+    is_expired,
+)
+from marketpulse.trading.paper.tables import PaperAccountRow, PaperFillRow, PaperOrderRow, PaperPositionRow
+from marketpulse.trading.risk.manager import (
+    AccountExposure,
+    OrderIntent,
+    Plan,
+    Rejection,
+    RiskLimits,
+    check_order,
+    daily_loss_breached,
+    limits_for_plan,
+    next_utc_midnight_ms,
+    utc_day_start_ms,
+)
+
+log = structlog.get_logger(__name__)
+
+CONSUMER_GROUP = "paper-trading"
+
+
+@dataclass(frozen=True)
+class PaperConfig:
+    plan: Plan
+    starting_balance: float
+    taker_fee_bps: float
+    maker_fee_bps: float
+    slippage_bps: float
+    max_position_notional: float
+    daily_loss_limit_pct: float
+
+    @classmethod
+    def from_settings(cls, s: Settings) -> PaperConfig:
+        return cls(
+            Plan(s.paper_plan), s.paper_starting_balance, s.paper_taker_fee_bps, s.paper_maker_fee_bps,
+            s.paper_slippage_bps, s.paper_max_position_notional, s.paper_daily_loss_limit_pct,
+        )
+
+    def limits(self, plan: str) -> RiskLimits:
+        return limits_for_plan(
+            Plan(plan), max_position_notional=self.max_position_notional,
+            daily_loss_limit_pct=self.daily_loss_limit_pct,
+        )
+
+
+class RiskRejected(Exception):
+    def __init__(self, rejection: Rejection) -> None:
+        super().__init__(rejection.message)
+        self.rejection = rejection
+
+
+class OrderNotFound(LookupError):
+    pass
+
+
+class OrderNotOpen(Exception):
+    def __init__(self, order: PaperOrderRow) -> None:
+        super().__init__(f"order {order.id} is {order.status}, not open")
+        self.order = order
+
+
+@dataclass(frozen=True)
+class BookedFill:
+    """A fill decided by the matcher or a deployment's engine, to be booked, stored and published."""
+
+    order_id: str
+    symbol: str
+    signed_qty: float
+    price: float
+    fee: float
+    time_ms: int
+
+
+class PaperTradingService:
+    def __init__(
+        self, sessions: async_sessionmaker[AsyncSession], bus: EventBus, clock: Clock, config: PaperConfig
+    ) -> None:
+        self.sessions, self.bus, self.clock, self.config = sessions, bus, clock, config
+        self._locks: defaultdict[str, asyncio.Lock] = defaultdict(asyncio.Lock)
+        self._marks: dict[str, float] = {}  # last price seen per symbol, for market-order risk checks
+
+    # --- reads ------------------------------------------------------------------------------------------------
+    async def account(self, owner_id: str) -> dict[str, Any]:
+        async with self.sessions() as s:
+            account = await self._account(s, owner_id)
+            book, _ = await store.load_book(s, account)
+            await s.commit()
+        return account_summary(account, book, self.clock.now_ms())
+
+    async def positions(self, owner_id: str) -> list[PaperPositionRow]:
+        async with self.sessions() as s:
+            return await store.positions(s, owner_id)
+
+    async def orders(self, owner_id: str, status: str | None = None, limit: int = 200) -> list[PaperOrderRow]:
+        await self._expire_day_orders(owner_id)
+        async with self.sessions() as s:
+            return await store.list_orders(s, owner_id, status, limit)
+
+    async def order(self, owner_id: str, order_id: str) -> PaperOrderRow:
+        async with self.sessions() as s:
+            row = await store.get_order(s, owner_id, order_id)
+        if row is None:
+            raise OrderNotFound(order_id)
+        return row
+
+    # --- writes -----------------------------------------------------------------------------------------------
+    async def place_order(
+        self, owner_id: str, spec: OrderSpec, *, deployment_id: str | None = None, active_from_ms: int | None = None
+    ) -> PaperOrderRow:
+        """Risk-check and store an open order; RiskRejected (nothing stored) when a limit says no."""
+        now = self.clock.now_ms()
+        async with self._locks[owner_id], self.sessions() as s:
+            account = await self._account(s, owner_id, lock=True)
+            reference = spec.trigger_price or await self._mark(s, spec.symbol)
+            if reference is None:
+                raise RiskRejected(Rejection(
+                    "no_market_price", f"no price seen for {spec.symbol} yet: a market order can't be sized"
+                ))
+            rejection = await self._check_risk(s, account, spec.symbol, spec.signed_quantity, reference, now)
+            if rejection is not None:
+                raise RiskRejected(rejection)
+            row = _new_order_row(owner_id, spec, now, active_from_ms, deployment_id)
+            s.add(row)
+            await s.commit()
+        log.info("paper order accepted", owner=owner_id, order=row.id, symbol=row.symbol, side=row.side)
+        return row
+
+    async def check_risk(self, owner_id: str, symbol: str, signed_qty: float, reference: float) -> Rejection | None:
+        """The risk manager's answer for a prospective order, without storing anything (deployments use it)."""
+        async with self.sessions() as s:
+            account = await self._account(s, owner_id)
+            rejection = await self._check_risk(s, account, symbol, signed_qty, reference, self.clock.now_ms())
+            await s.commit()
+        return rejection
+
+    async def cancel_order(self, owner_id: str, order_id: str) -> PaperOrderRow:
+        async with self._locks[owner_id], self.sessions() as s:
+            row = await store.get_order(s, owner_id, order_id, lock=True)
+            if row is None:
+                raise OrderNotFound(order_id)
+            if row.status != OrderStatus.OPEN.value:
+                raise OrderNotOpen(row)
+            _close_order(row, OrderStatus.CANCELLED, "cancelled by the owner", self.clock.now_ms())
+            await s.commit()
+        return row
+
+    async def record_engine_fills(
+        self, owner_id: str, fills: Sequence[BookedFill], cancelled: Mapping[str, str], deployment_id: str
+    ) -> None:
+        """Book fills a deployment's engine executed into the owner's account, completing their orders.
+
+        `cancelled` maps order ids the engine dropped without a fill to the reason.
+        """
+        now = self.clock.now_ms()
+        async with self._locks[owner_id], self.sessions() as s:
+            account = await self._account(s, owner_id, lock=True)
+            book, rows = await store.load_book(s, account)
+            stored = []
+            for fill in fills:
+                order = await store.get_order(s, owner_id, fill.order_id)
+                if order is None:  # an exit the engine made on its own (none today: deployments take no stops)
+                    order = _engine_order_row(owner_id, fill, deployment_id, now)
+                    s.add(order)
+                    await s.flush()
+                _complete_order(order, fill, now)
+                stored.append(_book_fill(s, owner_id, book, fill))
+            for order_id, reason in cancelled.items():
+                order = await store.get_order(s, owner_id, order_id)
+                if order is not None and order.status == OrderStatus.OPEN.value:
+                    _close_order(order, OrderStatus.CANCELLED, reason, now)
+            halt = self._after_change(account, book, now)
+            store.save_book(s, account, book, rows, now)
+            await s.commit()
+        await self._publish(owner_id, stored, halt)
+
+    # --- the market stream ------------------------------------------------------------------------------------
+    async def on_candles(self, candles: Sequence[Candle]) -> None:
+        """Fill what the closed candles trigger, then mark every touched account at their closes."""
+        by_symbol: dict[str, list[Candle]] = defaultdict(list)
+        for c in sorted(candles, key=lambda c: c.open_time):
+            if c.closed:
+                by_symbol[c.symbol].append(c)
+                self._marks[c.symbol] = c.close
+        if not by_symbol:
+            return
+        async with self.sessions() as s:
+            owners = await store.owners_touching(s, by_symbol)
+        for owner_id in owners:
+            await self._fill_owner(owner_id, by_symbol)
+
+    async def on_marks(self, marks: Mapping[str, float]) -> None:
+        """Revalue positions at ticker prices (unrealized P&L, the daily-loss breaker) between candles."""
+        self._marks.update(marks)
+        async with self.sessions() as s:
+            owners = await store.owners_touching(s, marks)
+        for owner_id in owners:
+            async with self._locks[owner_id], self.sessions() as s:
+                account = await self._account(s, owner_id, lock=True)
+                book, rows = await store.load_book(s, account)
+                book.marks.update({k: v for k, v in marks.items() if k in book.positions})
+                halt = self._after_change(account, book, self.clock.now_ms())
+                store.save_book(s, account, book, rows, self.clock.now_ms())
+                await s.commit()
+            await self._publish(owner_id, [], halt)
+
+    async def _fill_owner(self, owner_id: str, by_symbol: Mapping[str, list[Candle]]) -> None:
+        now = self.clock.now_ms()
+        async with self._locks[owner_id], self.sessions() as s:
+            account = await self._account(s, owner_id, lock=True)
+            book, rows = await store.load_book(s, account)
+            fills: list[PaperFillRow] = []
+            for symbol, candles in by_symbol.items():
+                orders = await store.open_orders(s, owner_id, symbol, manual_only=True)
+                for candle in candles:
+                    fills += self._fill_on_bar(s, owner_id, book, orders, candle, now)
+                    if symbol in book.positions:
+                        book.marks[symbol] = candle.close
+            halt = self._after_change(account, book, now)
+            store.save_book(s, account, book, rows, now)
+            await s.commit()
+        await self._publish(owner_id, fills, halt)
+
+    def _fill_on_bar(
+        self, s: AsyncSession, owner_id: str, book: Book, orders: list[PaperOrderRow], candle: Candle, now: int
+    ) -> list[PaperFillRow]:
+        bar = Bar(candle.open_time, candle.open, candle.high, candle.low, candle.close)
+        fills = []
+        for order in orders:
+            if order.status != OrderStatus.OPEN.value or bar.open_time < order.active_from_ms:
+                continue
+            if is_expired(order.expires_at_ms, bar.open_time) or is_expired(order.expires_at_ms, now):
+                _close_order(order, OrderStatus.EXPIRED, "day order: its UTC day ended", now)
+                continue
+            fill = self._match(order, bar)
+            if fill is not None:
+                fills.append(_book_fill(s, owner_id, book, fill))
+                order.status, order.fill_price, order.fee = OrderStatus.FILLED.value, fill.price, fill.fee
+                order.filled_at_ms, order.updated_at_ms = fill.time_ms, now
+            elif order.time_in_force == TimeInForce.IOC.value:
+                _close_order(order, OrderStatus.CANCELLED, "ioc: not marketable at the first bar's open", now)
+        return fills
+
+    def _match(self, order: PaperOrderRow, bar: Bar) -> BookedFill | None:
+        side = Side(order.side)
+        trigger = order.limit_price if order.type == OrderType.LIMIT.value else order.stop_price
+        quote = match(OrderType(order.type), side, trigger, TimeInForce(order.time_in_force), bar,
+                      self.config.slippage_bps)
+        if quote is None:
+            return None
+        fee = fee_for(order.quantity * quote.price, quote.taker, self.config.taker_fee_bps, self.config.maker_fee_bps)
+        return BookedFill(order.id, order.symbol, side.sign * order.quantity, quote.price, fee, bar.open_time)
+
+    # --- helpers ----------------------------------------------------------------------------------------------
+    async def _account(self, s: AsyncSession, owner_id: str, lock: bool = False) -> PaperAccountRow:
+        return await store.get_or_create_account(
+            s, owner_id, plan=self.config.plan.value, starting_balance=self.config.starting_balance,
+            now_ms=self.clock.now_ms(), lock=lock,
+        )
+
+    async def _mark(self, s: AsyncSession, symbol: str) -> float | None:
+        return self._marks.get(symbol) or await store.last_close(s, symbol)
+
+    async def _check_risk(
+        self, s: AsyncSession, account: PaperAccountRow, symbol: str, signed_qty: float, reference: float, now: int
+    ) -> Rejection | None:
+        book, _ = await store.load_book(s, account)
+        pending: dict[str, float] = defaultdict(float)
+        for o in await store.open_orders(s, account.owner_id):
+            pending[o.symbol] += Side(o.side).sign * o.quantity
+        exposure = AccountExposure(
+            {p.symbol: p.quantity for p in book.positions.values()}, pending, account.halted_until_ms
+        )
+        return check_order(self.config.limits(account.plan), exposure, OrderIntent(symbol, signed_qty, reference), now)
+
+    def _after_change(self, account: PaperAccountRow, book: Book, now: int) -> dict[str, Any] | None:
+        """Roll the UTC day, then trip the daily-loss breaker if equity fell through it; the halt event or None."""
+        if utc_day_start_ms(now) > account.day_start_ms:
+            account.day_start_ms, account.day_start_equity = utc_day_start_ms(now), book.equity()
+        halted = account.halted_until_ms is not None and now < account.halted_until_ms
+        limits = self.config.limits(account.plan)
+        if halted or not daily_loss_breached(limits, account.day_start_equity, book.equity()):
+            return None
+        account.halted_until_ms = next_utc_midnight_ms(now)
+        return {
+            "account_id": account.owner_id, "owner_id": account.owner_id, "reason": "daily_loss_limit",
+            "equity": book.equity(), "day_start_equity": account.day_start_equity,
+            "limit_pct": limits.daily_loss_limit_pct, "halted_until": account.halted_until_ms, "time": now,
+        }
+
+    async def _expire_day_orders(self, owner_id: str) -> None:
+        now = self.clock.now_ms()
+        async with self._locks[owner_id], self.sessions() as s:
+            for order in await store.open_orders(s, owner_id):
+                if is_expired(order.expires_at_ms, now):
+                    _close_order(order, OrderStatus.EXPIRED, "day order: its UTC day ended", now)
+            await s.commit()
+
+    async def _publish(self, owner_id: str, fills: Iterable[PaperFillRow], halt: dict[str, Any] | None) -> None:
+        # After the commit: a subscriber that reads the store on a fill event finds the fill there.
+        for f in fills:
+            await self.bus.publish(topics.PAPER_FILLS, fill_event(f))
+        if halt is not None:
+            log.warning("paper account halted", **halt)
+            await self.bus.publish(topics.RISK_HALTS, halt)
+
+
+def _new_order_row(
+    owner_id: str, spec: OrderSpec, now: int, active_from_ms: int | None, deployment_id: str | None
+) -> PaperOrderRow:
+    return PaperOrderRow(
+        id=str(uuid.uuid4()), owner_id=owner_id, symbol=spec.symbol, side=spec.side.value, type=spec.type.value,
+        quantity=spec.quantity, limit_price=spec.limit_price, stop_price=spec.stop_price,
+        time_in_force=spec.time_in_force.value, status=OrderStatus.OPEN.value, reason=None,
+        active_from_ms=now if active_from_ms is None else active_from_ms,
+        expires_at_ms=expires_at_ms(spec.time_in_force, now), deployment_id=deployment_id,
+        created_at_ms=now, updated_at_ms=now,
+    )
+
+
+def _engine_order_row(owner_id: str, fill: BookedFill, deployment_id: str, now: int) -> PaperOrderRow:
+    side = Side.BUY if fill.signed_qty > 0 else Side.SELL
+    spec = OrderSpec(fill.symbol, side, OrderType.MARKET, abs(fill.signed_qty))
+    row = _new_order_row(owner_id, spec, now, fill.time_ms, deployment_id)
+    row.id = fill.order_id
+    return row
+
+
+def _complete_order(order: PaperOrderRow, fill: BookedFill, now: int) -> None:
+    """Mark an order filled; a flip fills one order twice (exit, then entry), so fills accumulate (VWAP)."""
+    qty = abs(fill.signed_qty)
+    if order.status == OrderStatus.FILLED.value and order.fill_price is not None:
+        total = order.quantity + qty
+        order.fill_price = (order.fill_price * order.quantity + fill.price * qty) / total
+        order.quantity, order.fee = total, (order.fee or 0.0) + fill.fee
+    else:
+        order.quantity, order.fill_price, order.fee = qty, fill.price, fill.fee
+    order.status, order.filled_at_ms, order.updated_at_ms = OrderStatus.FILLED.value, fill.time_ms, now
+
+
+def _close_order(order: PaperOrderRow, status: OrderStatus, reason: str, now: int) -> None:
+    order.status, order.reason, order.updated_at_ms = status.value, reason, now
+
+
+def _book_fill(s: AsyncSession, owner_id: str, book: Book, fill: BookedFill) -> PaperFillRow:
+    realized = book.apply_fill(fill.symbol, fill.signed_qty, fill.price, fill.fee, fill.time_ms)
+    row = PaperFillRow(
+        id=str(uuid.uuid4()), owner_id=owner_id, order_id=fill.order_id, symbol=fill.symbol,
+        side=(Side.BUY if fill.signed_qty > 0 else Side.SELL).value, quantity=abs(fill.signed_qty),
+        price=fill.price, fee=fill.fee, realized_pnl=realized, time_ms=fill.time_ms,
+    )
+    s.add(row)
+    return row
+
+
+def fill_event(f: PaperFillRow) -> dict[str, Any]:
+    """The `paper.fills` payload."""
+    return {
+        "account_id": f.owner_id, "owner_id": f.owner_id, "order_id": f.order_id, "fill_id": f.id,
+        "symbol": f.symbol, "side": f.side, "quantity": f.quantity, "price": f.price, "fee": f.fee,
+        "realized_pnl": f.realized_pnl, "time": f.time_ms,
+    }
+
+
+def account_summary(account: PaperAccountRow, book: Book, now: int) -> dict[str, Any]:
+    equity, unrealized = book.equity(), book.unrealized_pnl()
+    halted = account.halted_until_ms is not None and now < account.halted_until_ms
+    return {
+        "owner_id": account.owner_id, "plan": account.plan, "starting_balance": account.starting_balance,
+        "balance": book.cash, "equity": equity, "realized_pnl": book.realized_pnl, "unrealized_pnl": unrealized,
+        "fees": book.fees_paid, "net_pnl": equity - account.starting_balance,
+        "day_start_equity": account.day_start_equity, "daily_pnl": equity - account.day_start_equity,
+        "halted": halted, "halted_until": account.halted_until_ms if halted else None,
+        "open_positions": len(book.positions),
+    }

@@ -1,0 +1,198 @@
+"""A strategy deployed to paper, bar by bar, on the backtester's own `Engine`. Pure: no I/O, no clock.
+
+Parity by construction: the deployment's fills are the engine's fills. The engine steps on every closed
+**1-minute** candle, while the strategy decides only when a bar of the deployment's interval closes (the
+minutes aggregated, buckets aligned to UTC like the library's resampling). A signal at an interval close
+becomes a market order that fills at the open of the next minute — which *is* the next interval bar's open,
+so entries, exits, sizes and P&L equal a backtest over the aggregated bars (`Backtest(...).run()`), while the
+fill reaches the paper account one minute, not one interval, after the signal. (Protective stops would be
+judged on minutes here and on whole bars in a backtest, so deployments don't take stops yet.)
+
+The adapter asks the risk manager about each order the strategy submits (`proposals`) before it is accepted,
+and `reject` withdraws one — turning a rejected flip into a plain exit, since exits are always allowed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from marketpulse.backtest import core
+from marketpulse.backtest.engine import Engine, EngineSettings, Trade
+from marketpulse.marketdata.frame import CandleFrame
+from marketpulse.marketdata.models import Candle
+from marketpulse.strategies.base import BarState, Strategy
+
+MINUTE_MS = 60_000
+
+
+@dataclass(frozen=True)
+class EngineFill:
+    """One side of a trade as the engine executed it: what the paper account books."""
+
+    signed_units: float  # + bought, - sold
+    price: float
+    fee: float
+    time_ms: int
+
+
+@dataclass(frozen=True)
+class Proposal:
+    """An order the strategy just submitted to the engine, waiting for the risk manager's yes."""
+
+    engine_order_id: int
+    side: str  # buy | sell
+    action: str  # open | close
+    signed_units_estimate: float  # the position change it would cause, sized at the last close
+    reference_price: float
+
+
+@dataclass
+class MinuteStep:
+    fills: list[EngineFill] = field(default_factory=list)
+    trades_closed: list[Trade] = field(default_factory=list)
+    consumed_order_ids: list[int] = field(default_factory=list)  # engine orders that left the book this minute
+
+
+@dataclass
+class _Bucket:
+    start: int
+    open: float
+    high: float
+    low: float
+    close: float
+    volume: float
+    last_minute: int
+
+
+class StrategyRunner:
+    def __init__(
+        self, strategy: Strategy, params: Mapping[str, Any], interval_ms: int, engine: Engine,
+        *, history_bars: int = 5_000, symbol: str = "", interval: str = "",
+    ) -> None:
+        if interval_ms % MINUTE_MS:
+            raise ValueError("a deployment's interval must be a whole number of minutes")
+        self.strategy, self.params, self.interval_ms, self.engine = strategy, dict(params), interval_ms, engine
+        self.history_bars, self.symbol, self.interval = history_bars, symbol, interval
+        self._bars: dict[str, list[float]] = {k: [] for k in ("time", "open", "high", "low", "close", "volume")}
+        self._bucket: _Bucket | None = None
+        self._bar_state = BarState(params=self.params)
+        self.trades: list[Trade] = []  # every trade this deployment closed, in order
+        self.last_minute: int | None = None
+
+    # --- one closed minute ------------------------------------------------------------------------------------
+    def on_minute(self, c: Candle) -> tuple[MinuteStep, bool]:
+        """Step the engine through one closed 1m candle; True when it completed an interval bar to decide on.
+
+        A minute from a *later* bucket first closes the earlier one (a missing last minute must not hold the
+        strategy back) — the caller decides on it before this minute is stepped, so call `pending_close()`.
+        """
+        if self.last_minute is not None and c.open_time <= self.last_minute:
+            return MinuteStep(), False  # a redelivered or out-of-order candle: the engine never steps back
+        self.last_minute = c.open_time
+        step = self._step_engine(c)
+        self._add_to_bucket(c)
+        complete = self._bucket is not None and c.open_time + MINUTE_MS >= self._bucket.start + self.interval_ms
+        if complete:
+            self._close_bucket()
+        return step, complete
+
+    def pending_close(self, c: Candle) -> bool:
+        """True when `c` starts a new bucket while the previous one never saw its last minute: close it now."""
+        if self._bucket is None or self._bucket_start(c.open_time) == self._bucket.start:
+            return False
+        if self.last_minute is not None and c.open_time <= self.last_minute:
+            return False
+        self._close_bucket()
+        return True
+
+    def _step_engine(self, c: Candle) -> MinuteStep:
+        before_units, before_fees = self.engine.position, float(self.engine.state[core.S_ENTRY_FEES])
+        before_orders = {o["id"] for o in self.engine.working_orders()}
+        closed = self.engine.on_bar(c.open_time, c.open, c.high, c.low, c.close)
+        step = MinuteStep(trades_closed=closed)
+        step.consumed_order_ids = sorted(before_orders - {o["id"] for o in self.engine.working_orders()})
+        for t in closed:
+            side = 1.0 if t.side == "long" else -1.0
+            exit_fee = t.fees - before_fees  # a trade's fees are its entry fee plus its exit fee
+            step.fills.append(EngineFill(-side * t.size, float(t.exit_price or 0.0), exit_fee, int(t.exit_time or 0)))
+        opened = self.engine.position != 0.0 and int(self.engine.state[core.S_ENTRY_TIME]) == c.open_time
+        if opened and (closed or before_units == 0.0):
+            entry_fee = float(self.engine.state[core.S_ENTRY_FEES])
+            step.fills.append(EngineFill(self.engine.position, self.engine.entry_price, entry_fee, c.open_time))
+        self.trades += closed
+        return step
+
+    # --- interval bars and decisions --------------------------------------------------------------------------
+    def _bucket_start(self, t: int) -> int:
+        return t - t % self.interval_ms
+
+    def _add_to_bucket(self, c: Candle) -> None:
+        b = self._bucket
+        if b is None or self._bucket_start(c.open_time) != b.start:
+            self._bucket = _Bucket(self._bucket_start(c.open_time), c.open, c.high, c.low, c.close, c.volume,
+                                   c.open_time)
+            return
+        b.high, b.low, b.close = max(b.high, c.high), min(b.low, c.low), c.close
+        b.volume += c.volume
+        b.last_minute = c.open_time
+
+    def _close_bucket(self) -> None:
+        b = self._bucket
+        assert b is not None
+        for key, value in (("time", b.start), ("open", b.open), ("high", b.high), ("low", b.low),
+                           ("close", b.close), ("volume", b.volume)):
+            self._bars[key].append(float(value))
+            del self._bars[key][: -self.history_bars]
+        self._bucket = None
+
+    def frame(self) -> CandleFrame:
+        b = self._bars
+        return CandleFrame(
+            np.asarray(b["time"], dtype=np.int64), np.asarray(b["open"]), np.asarray(b["high"]), np.asarray(b["low"]),
+            np.asarray(b["close"]), np.asarray(b["volume"]), self.symbol, self.interval,
+        )
+
+    def decide(self) -> list[Proposal]:
+        """Run the strategy at the last completed bar's close; its orders go to the engine and come back as
+        proposals the risk manager must accept (or `reject`) before the next minute is stepped."""
+        frame = self.frame()
+        i = len(frame) - 1
+        bar_time = int(frame.time[i])
+        before = {o["id"] for o in self.engine.working_orders()}
+        if self.strategy.path_dependent:
+            st = self._bar_state
+            st.position, st.entry_price, st.equity = self.engine.position, self.engine.entry_price, self.engine.equity
+            actions = set(self.strategy.on_bar(i, frame, st))
+            flags = [a in actions for a in ("long_entry", "long_exit", "short_entry", "short_exit")]
+        else:
+            sig = self.strategy.signals(frame, self.params)
+            flags = [bool(sig.long_entries[i]), bool(sig.long_exits[i]), bool(sig.short_entries[i]),
+                     bool(sig.short_exits[i])]
+        self.engine.apply_signals(bar_time, *flags)
+        close = float(frame.close[i])
+        return [self._proposal(o, close) for o in self.engine.working_orders() if o["id"] not in before]
+
+    def _proposal(self, order: dict[str, Any], close: float) -> Proposal:
+        side = 1.0 if order["side"] == "buy" else -1.0
+        held = self.engine.position
+        change = -held if order["action"] == "close" else side * self._entry_units_estimate(close) - held
+        return Proposal(order["id"], order["side"], order["action"], change, close)
+
+    def _entry_units_estimate(self, price: float) -> float:
+        s: EngineSettings = self.engine.settings
+        if s.units > 0:
+            return s.units
+        fee = s.taker_fee_bps / 10_000.0
+        return max(self.engine.cash, 0.0) * s.size * s.leverage / (price * (1.0 + fee * s.leverage))
+
+    def reject(self, proposal: Proposal, time_ms: int) -> None:
+        """Withdraw a proposal the risk manager refused; a refused flip still exits the position it held."""
+        self.engine.cancel(proposal.engine_order_id)
+        if proposal.action == "open" and self.engine.position != 0.0:
+            flips = (self.engine.position > 0) != (proposal.side == "buy")
+            if flips:
+                self.engine.submit(proposal.side, "market", time_ms=time_ms, action="close")  # type: ignore[arg-type]

@@ -1,0 +1,233 @@
+"""HTTP routes for paper trading: /api/v1/paper/{account,positions,orders,fills,deployments}.
+
+Errors: 422 with field-level detail for bad input (FastAPI's shape: `{"detail": [{"loc": [...], "msg": ...}]}`);
+409 `{"detail": {"reason": "max_concurrent_positions", "message": ..., "limit": ..., "value": ...}}` when the
+risk manager refuses an order (nothing is stored); 404 for an id the owner doesn't have.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from fastapi import APIRouter, Depends, HTTPException, Query, Request, status
+from fastapi.exceptions import RequestValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
+from sqlalchemy import select
+
+from marketpulse.marketdata.models import normalize_symbol
+from marketpulse.strategies import get_strategy
+from marketpulse.trading.owners import current_owner
+from marketpulse.trading.paper.deployments import DeploymentNotFound, DeploymentService, DeploymentSpec
+from marketpulse.trading.paper.orders import OrderSpec, OrderType, Side, TimeInForce
+from marketpulse.trading.paper.runner import services_for
+from marketpulse.trading.paper.service import OrderNotFound, OrderNotOpen, PaperTradingService, RiskRejected
+from marketpulse.trading.paper.tables import PaperDeploymentRow, PaperFillRow, PaperOrderRow, PaperPositionRow
+
+router = APIRouter(prefix="/api/v1/paper", tags=["paper trading"])
+
+_INTERVALS = ("1m", "3m", "5m", "15m", "30m", "1h", "2h", "4h", "6h", "12h", "1d")
+
+
+class OrderIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    symbol: str = Field(min_length=1, max_length=64, examples=["BTCUSDT"])
+    side: Side
+    type: OrderType = OrderType.MARKET
+    quantity: float = Field(gt=0, allow_inf_nan=False, description="In base units (BTC for BTCUSDT)")
+    limit_price: float | None = Field(None, gt=0, allow_inf_nan=False, validate_default=True)
+    stop_price: float | None = Field(None, gt=0, allow_inf_nan=False, validate_default=True)
+    time_in_force: TimeInForce = TimeInForce.GTC
+
+    @field_validator("symbol")
+    @classmethod
+    def _normalize(cls, v: str) -> str:
+        return normalize_symbol(v)
+
+    @field_validator("limit_price")
+    @classmethod
+    def _limit_needed(cls, v: float | None, info: ValidationInfo) -> float | None:
+        return _price_for(OrderType.LIMIT, "limit_price", v, info)
+
+    @field_validator("stop_price")
+    @classmethod
+    def _stop_needed(cls, v: float | None, info: ValidationInfo) -> float | None:
+        return _price_for(OrderType.STOP, "stop_price", v, info)
+
+    def spec(self) -> OrderSpec:
+        return OrderSpec(self.symbol, self.side, self.type, self.quantity, self.time_in_force, self.limit_price,
+                         self.stop_price)
+
+
+def _price_for(kind: OrderType, name: str, v: float | None, info: ValidationInfo) -> float | None:
+    order_type = info.data.get("type")
+    if order_type is kind and v is None:
+        raise ValueError(f"{name} is required for {kind.value} orders")
+    if order_type is not None and order_type is not kind and v is not None:
+        raise ValueError(f"{name} only applies to {kind.value} orders")
+    return v
+
+
+class DeploymentIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    strategy: str = Field(examples=["ema_cross"])
+    symbol: str = Field(min_length=1, max_length=64)
+    interval: Literal["1m", "3m", "5m", "15m", "30m", "1h", "2h", "4h", "6h", "12h", "1d"] = "1h"
+    params: dict[str, Any] = Field(default_factory=dict)
+    cash: float | None = Field(None, gt=0, allow_inf_nan=False, description="Default: the account's equity")
+    size: float = Field(1.0, gt=0, le=1, description="Fraction of the deployment's equity per entry")
+    long_only: bool = False
+
+    @field_validator("symbol")
+    @classmethod
+    def _normalize(cls, v: str) -> str:
+        return normalize_symbol(v)
+
+    @field_validator("strategy")
+    @classmethod
+    def _known(cls, v: str) -> str:
+        get_strategy(v)  # ValueError listing the known names
+        return v
+
+
+def _services(request: Request) -> tuple[PaperTradingService, DeploymentService]:
+    return services_for(request.app.state.runtime)
+
+
+def _paper(request: Request) -> PaperTradingService:
+    return _services(request)[0]
+
+
+def _deployments(request: Request) -> DeploymentService:
+    return _services(request)[1]
+
+
+# --- account and positions -----------------------------------------------------------------------------------
+@router.get("/account")
+async def get_account(owner: str = Depends(current_owner), paper: PaperTradingService = Depends(_paper)) -> Any:
+    return await paper.account(owner)
+
+
+@router.get("/positions")
+async def get_positions(owner: str = Depends(current_owner), paper: PaperTradingService = Depends(_paper)) -> Any:
+    return [position_json(p) for p in await paper.positions(owner)]
+
+
+# --- orders ----------------------------------------------------------------------------------------------------
+@router.post("/orders", status_code=status.HTTP_201_CREATED)
+async def place_order(
+    body: OrderIn, owner: str = Depends(current_owner), paper: PaperTradingService = Depends(_paper)
+) -> Any:
+    try:
+        row = await paper.place_order(owner, body.spec())
+    except RiskRejected as exc:
+        raise HTTPException(status.HTTP_409_CONFLICT, detail=exc.rejection.detail()) from None
+    return order_json(row)
+
+
+@router.get("/orders")
+async def list_orders(
+    owner: str = Depends(current_owner), paper: PaperTradingService = Depends(_paper),
+    status_: Literal["open", "filled", "cancelled", "expired", "rejected"] | None = Query(None, alias="status"),
+    limit: int = Query(200, ge=1, le=1000),
+) -> Any:
+    return [order_json(o) for o in await paper.orders(owner, status_, limit)]
+
+
+@router.get("/orders/{order_id}")
+async def get_order(order_id: str, owner: str = Depends(current_owner),
+                    paper: PaperTradingService = Depends(_paper)) -> Any:
+    try:
+        return order_json(await paper.order(owner, order_id))
+    except OrderNotFound:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, detail=f"no order {order_id}") from None
+
+
+@router.delete("/orders/{order_id}")
+async def cancel_order(order_id: str, owner: str = Depends(current_owner),
+                       paper: PaperTradingService = Depends(_paper)) -> Any:
+    try:
+        return order_json(await paper.cancel_order(owner, order_id))
+    except OrderNotFound:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, detail=f"no order {order_id}") from None
+    except OrderNotOpen as exc:
+        detail = {"reason": "order_not_open", "message": str(exc), "status": exc.order.status}
+        raise HTTPException(status.HTTP_409_CONFLICT, detail=detail) from None
+
+
+@router.get("/fills")
+async def list_fills(
+    request: Request, owner: str = Depends(current_owner), limit: int = Query(200, ge=1, le=1000)
+) -> Any:
+    stmt = (select(PaperFillRow).where(PaperFillRow.owner_id == owner)
+            .order_by(PaperFillRow.time_ms.desc(), PaperFillRow.id).limit(limit))
+    async with request.app.state.runtime.sessions() as s:
+        return [fill_json(f) for f in (await s.execute(stmt)).scalars()]
+
+
+# --- deployments -----------------------------------------------------------------------------------------------
+@router.post("/deployments", status_code=status.HTTP_201_CREATED)
+async def deploy(body: DeploymentIn, owner: str = Depends(current_owner),
+                 deployments: DeploymentService = Depends(_deployments)) -> Any:
+    try:
+        get_strategy(body.strategy).resolve_params(body.params)
+    except ValueError as exc:
+        raise RequestValidationError(
+            [{"loc": ("body", "params"), "msg": str(exc), "type": "value_error", "input": body.params}]
+        ) from None
+    spec = DeploymentSpec(body.strategy, body.symbol, body.interval, body.params, body.cash, body.size,
+                          body.long_only)
+    return deployment_json(await deployments.deploy(owner, spec), deployments)
+
+
+@router.get("/deployments")
+async def list_deployments(owner: str = Depends(current_owner),
+                           deployments: DeploymentService = Depends(_deployments)) -> Any:
+    return [deployment_json(d, deployments) for d in await deployments.for_owner(owner)]
+
+
+@router.post("/deployments/{deployment_id}/stop")
+async def stop_deployment(deployment_id: str, owner: str = Depends(current_owner),
+                          deployments: DeploymentService = Depends(_deployments)) -> Any:
+    try:
+        return deployment_json(await deployments.stop(owner, deployment_id), deployments)
+    except DeploymentNotFound:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, detail=f"no deployment {deployment_id}") from None
+
+
+# --- wire shapes -----------------------------------------------------------------------------------------------
+def order_json(o: PaperOrderRow) -> dict[str, Any]:
+    return {
+        "id": o.id, "symbol": o.symbol, "side": o.side, "type": o.type, "quantity": o.quantity,
+        "limit_price": o.limit_price, "stop_price": o.stop_price, "time_in_force": o.time_in_force,
+        "status": o.status, "reason": o.reason, "fill_price": o.fill_price, "fee": o.fee,
+        "filled_at": o.filled_at_ms, "expires_at": o.expires_at_ms, "deployment_id": o.deployment_id,
+        "created_at": o.created_at_ms, "updated_at": o.updated_at_ms,
+    }
+
+
+def position_json(p: PaperPositionRow) -> dict[str, Any]:
+    return {
+        "symbol": p.symbol, "side": "long" if p.quantity > 0 else "short", "quantity": p.quantity,
+        "avg_price": p.avg_price, "mark_price": p.mark_price, "notional": abs(p.quantity) * p.mark_price,
+        "unrealized_pnl": p.quantity * (p.mark_price - p.avg_price), "opened_at": p.opened_at_ms,
+    }
+
+
+def fill_json(f: PaperFillRow) -> dict[str, Any]:
+    return {
+        "id": f.id, "order_id": f.order_id, "symbol": f.symbol, "side": f.side, "quantity": f.quantity,
+        "price": f.price, "fee": f.fee, "realized_pnl": f.realized_pnl, "time": f.time_ms,
+    }
+
+
+def deployment_json(d: PaperDeploymentRow, deployments: DeploymentService) -> dict[str, Any]:
+    trades = deployments.trades(d.id)
+    return {
+        "id": d.id, "strategy": d.strategy, "symbol": d.symbol, "interval": d.interval, "params": d.params,
+        "cash": d.cash, "size": d.size, "long_only": d.long_only, "status": d.status, "last_bar": d.last_bar_ms,
+        "created_at": d.created_at_ms, "stopped_at": d.stopped_at_ms,
+        # Trades are known where the deployment runs (the worker); an API-only process reports null.
+        "trades": None if trades is None else [t.as_json() for t in trades],
+    }
