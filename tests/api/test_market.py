@@ -1,0 +1,117 @@
+"""Market endpoints: the live table (fed from the bus), one symbol, candle history from the store."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+import pytest
+
+from marketpulse.bus import topics
+from marketpulse.marketdata.models import Candle
+from marketpulse.marketdata.store import save_candles
+from marketpulse.runtime import Runtime
+
+from .serving import eventually
+
+HOUR = 3_600_000
+T0 = 1_760_126_400_000  # 2025-10-10 20:00 UTC
+
+
+def row(symbol: str, price: float, change: float, volume: float, funding: float | None = None, **extra: Any) -> dict:
+    return {"symbol": symbol, "time": T0, "price": price, "change_pct_24h": change, "quote_volume_24h": volume,
+            "funding_rate": funding, **extra}
+
+
+async def until_count(client: httpx.AsyncClient, n: int) -> None:
+    async def enough() -> bool:
+        return bool((await client.get("/api/v1/market/data")).json()["count"] >= n)
+
+    await eventually(enough)
+
+
+@pytest.fixture
+async def table(client: httpx.AsyncClient, runtime: Runtime) -> None:
+    await runtime.bus.publish(topics.MARKET_TICKERS, {"time": T0, "rows": [
+        row("BTCUSDT", 60_000.5, 2.31, 12.7e9, 0.0001, price_precision=1),
+        row("ETHUSDT", 2_400.25, -1.5, 8.5e9, -0.00005),
+        row("PEPEUSDT", 0.00001234, 12.0, 3.4e6),  # no funding yet
+    ]})
+    await until_count(client, 3)
+
+
+async def test_table_defaults_to_volume_descending(client: httpx.AsyncClient, table: None) -> None:
+    body = (await client.get("/api/v1/market/data")).json()
+    assert [r["symbol"] for r in body["data"]] == ["BTCUSDT", "ETHUSDT", "PEPEUSDT"]
+    assert body["asOf"] == T0
+    assert body["data"][0] == {"symbol": "BTCUSDT", "time": T0, "price": 60_000.5, "changePct24h": 2.31,
+                               "quoteVolume24h": 12.7e9, "fundingRate": 0.0001, "openInterestUsd": None,
+                               "pricePrecision": 1}
+
+
+async def test_sort_order_and_filter(client: httpx.AsyncClient, table: None) -> None:
+    asc = (await client.get("/api/v1/market/data", params={"sort": "changePct24h", "order": "asc"})).json()
+    assert [r["symbol"] for r in asc["data"]] == ["ETHUSDT", "BTCUSDT", "PEPEUSDT"]
+    # a row without funding goes last whichever the order
+    for order in ("asc", "desc"):
+        got = (await client.get("/api/v1/market/data", params={"sort": "fundingRate", "order": order})).json()
+        assert got["data"][-1]["symbol"] == "PEPEUSDT"
+    eth = (await client.get("/api/v1/market/data", params={"q": "eth-"})).json()
+    assert [r["symbol"] for r in eth["data"]] == ["ETHUSDT"] and eth["count"] == 1
+
+
+async def test_unknown_sort_key_is_422(client: httpx.AsyncClient) -> None:
+    r = await client.get("/api/v1/market/data", params={"sort": "price; DROP TABLE"})
+    assert r.status_code == 422 and r.json()["detail"][0]["loc"] == ["query", "sort"]
+
+
+async def test_later_rows_update_in_place_and_keep_what_they_do_not_carry(
+    client: httpx.AsyncClient, runtime: Runtime, table: None
+) -> None:
+    await runtime.bus.publish(topics.MARKET_TICKERS, {"time": T0 + 1000, "rows": [row("BTCUSDT", 61_000.0, 3.0, 13e9)]})
+
+    async def updated() -> dict[str, Any] | None:
+        got: dict[str, Any] = (await client.get("/api/v1/market/symbol/BTCUSDT")).json()["data"]
+        return got if got["price"] == 61_000.0 else None
+
+    btc = await eventually(updated)
+    assert btc["fundingRate"] == 0.0001 and btc["pricePrecision"] == 1  # not in this row: kept
+    assert (await client.get("/api/v1/market/data")).json()["count"] == 3
+
+
+async def test_a_malformed_row_does_not_sink_its_batch(client: httpx.AsyncClient, runtime: Runtime) -> None:
+    await runtime.bus.publish(topics.MARKET_TICKERS, {"time": T0, "rows": [
+        {"symbol": "BADUSDT", "price": "lots"}, row("SOLUSDT", 150.0, 1.0, 2e9)]})
+    await until_count(client, 1)
+    assert [r["symbol"] for r in (await client.get("/api/v1/market/data")).json()["data"]] == ["SOLUSDT"]
+
+
+async def test_symbol_is_normalized_and_unknown_is_404_naming_it(client: httpx.AsyncClient, table: None) -> None:
+    r = await client.get("/api/v1/market/symbol/btc-usdt")
+    assert r.status_code == 200 and r.json()["data"]["symbol"] == "BTCUSDT"
+    r = await client.get("/api/v1/market/symbol/nope_usdt")
+    assert r.status_code == 404 and "NOPEUSDT" in r.json()["detail"]
+
+
+async def test_history_serves_stored_candles_oldest_first(client: httpx.AsyncClient, runtime: Runtime) -> None:
+    candles = [Candle("BTCUSDT", "1h", T0 + i * HOUR, 100 + i, 110 + i, 90 + i, 105 + i, 10.0, 1_000.0 * (i + 1))
+               for i in range(5)]
+    await save_candles(runtime.sessions, "replay", candles)
+
+    body = (await client.get("/api/v1/market/history/btc_usdt", params={"interval": "1h"})).json()
+    assert body["symbol"] == "BTCUSDT" and body["interval"] == "1h"
+    assert [c["openTime"] for c in body["candles"]] == [T0 + i * HOUR for i in range(5)]
+    assert body["candles"][0] == {"openTime": T0, "open": 100, "high": 110, "low": 90, "close": 105,
+                                  "volume": 10.0, "quoteVolume": 1_000.0, "closed": True}
+
+    newest = (await client.get("/api/v1/market/history/BTCUSDT", params={"interval": "1h", "limit": 2})).json()
+    assert [c["openTime"] for c in newest["candles"]] == [T0 + 3 * HOUR, T0 + 4 * HOUR]
+
+    empty = (await client.get("/api/v1/market/history/ETHUSDT", params={"interval": "1h"})).json()
+    assert empty["candles"] == []
+
+
+@pytest.mark.parametrize("interval", ["1M", "fortnight", "0m"])
+async def test_history_rejects_unsupported_interval(client: httpx.AsyncClient, interval: str) -> None:
+    r = await client.get("/api/v1/market/history/BTCUSDT", params={"interval": interval})
+    assert r.status_code == 422 and r.json()["detail"][0]["loc"] == ["query", "interval"]
