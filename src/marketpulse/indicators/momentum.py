@@ -5,9 +5,40 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
+from numba import njit
 
 from marketpulse.indicators._arrays import F64, as_series, check_period
 from marketpulse.indicators.moving_averages import _smoothed
+
+
+@njit(cache=True)
+def _rsi(x: F64, period: int) -> F64:  # pragma: no cover - compiled
+    """Wilder-smoothed average gain and loss, in TA-Lib's operation order; NaN changes leave a hole (see RMA)."""
+    n = len(x)
+    out = np.full(n, np.nan)
+    gain = 0.0
+    loss = 0.0
+    seen = 0
+    for i in range(1, n):
+        change = x[i] - x[i - 1]
+        if np.isnan(change):
+            continue
+        up = change if change > 0 else 0.0
+        down = -change if change < 0 else 0.0
+        if seen < period:
+            gain += up
+            loss += down
+            seen += 1
+            if seen < period:
+                continue
+            gain /= period
+            loss /= period
+        else:
+            gain = (gain * (period - 1) + up) / period
+            loss = (loss * (period - 1) + down) / period
+        total = gain + loss
+        out[i] = 0.0 if abs(total) < 1e-14 else 100.0 * gain / total
+    return out
 
 
 def rsi(values: Any, period: int = 14) -> F64:
@@ -16,22 +47,7 @@ def rsi(values: Any, period: int = 14) -> F64:
     Average gain and loss are seeded with the mean of the first ``period`` changes. A window with no movement at
     all gives 0, as in TA-Lib (TradingView gives 100 there; it never happens on real markets for long).
     """
-    x = as_series(values)
-    p = check_period(period)
-    change = np.full(len(x), np.nan)
-    change[1:] = np.diff(x)
-    gain = np.where(change > 0, change, 0.0)
-    loss = np.where(change < 0, -change, 0.0)
-    nan = np.isnan(change)
-    gain[nan] = np.nan
-    loss[nan] = np.nan
-    avg_gain = _smoothed(gain, p, True, 0)
-    avg_loss = _smoothed(loss, p, True, 0)
-    total = avg_gain + avg_loss
-    with np.errstate(divide="ignore", invalid="ignore"):
-        out = np.where(np.abs(total) < 1e-14, 0.0, 100.0 * avg_gain / total)
-    out[np.isnan(total)] = np.nan
-    return out
+    return _rsi(as_series(values), check_period(period))
 
 
 def macd(values: Any, fast: int = 12, slow: int = 26, signal: int = 9) -> tuple[F64, F64, F64]:

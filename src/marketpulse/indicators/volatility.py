@@ -11,6 +11,21 @@ from marketpulse.indicators._arrays import F64, as_columns, as_series, check_per
 from marketpulse.indicators.moving_averages import _rolling_mean, _smoothed
 
 
+@njit(cache=True)
+def _true_range(h: F64, lo: F64, c: F64, first_bar_high_low: bool) -> F64:  # pragma: no cover - compiled
+    # One fused pass: the numpy version needs eight 1M-element temporaries and is ~10x slower.
+    n = len(c)
+    out = np.full(n, np.nan)
+    if n > 0 and first_bar_high_low:
+        out[0] = h[0] - lo[0]
+    for i in range(1, n):
+        pc = c[i - 1]
+        out[i] = max(h[i] - lo[i], max(abs(h[i] - pc), abs(lo[i] - pc)))
+        if np.isnan(pc) or np.isnan(h[i]) or np.isnan(lo[i]):
+            out[i] = np.nan  # max() would quietly drop a NaN operand
+    return out
+
+
 def true_range(high: Any, low: Any, close: Any, *, first_bar_high_low: bool = False) -> F64:
     """max(high - low, |high - previous close|, |low - previous close|).
 
@@ -18,14 +33,7 @@ def true_range(high: Any, low: Any, close: Any, *, first_bar_high_low: bool = Fa
     ``high - low`` there, like TradingView ``ta.tr(true)``.
     """
     h, lo, c = as_columns(high=high, low=low, close=close)
-    out = np.full(len(c), np.nan)
-    if len(c) == 0:
-        return out
-    prev_close = c[:-1]
-    out[1:] = np.maximum(h[1:] - lo[1:], np.maximum(np.abs(h[1:] - prev_close), np.abs(lo[1:] - prev_close)))
-    if first_bar_high_low:
-        out[0] = h[0] - lo[0]
-    return out
+    return _true_range(h, lo, c, bool(first_bar_high_low))
 
 
 def atr(high: Any, low: Any, close: Any, period: int = 14) -> F64:

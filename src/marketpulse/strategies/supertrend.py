@@ -23,8 +23,7 @@ class SuperTrend(Strategy):
 
     def signals(self, candles: CandleFrame, params: Mapping[str, Any]) -> Signals:
         _, direction = supertrend(candles.high, candles.low, candles.close, params["period"], params["multiplier"])
-        previous = np.empty_like(direction)
-        previous[0] = np.nan
+        previous = np.full_like(direction, np.nan)
         previous[1:] = direction[:-1]
         # TradingView's convention: -1 is the uptrend. Comparisons with NaN (warm-up) are False: no signal.
         turns_up = (direction == -1.0) & (previous == 1.0)
