@@ -12,6 +12,7 @@ ROUTERS: list[str] = [
     "marketpulse.api.metrics:router",
     "marketpulse.marketdata.views:router",
     "marketpulse.web.views:router",
+    "marketpulse.detection.views:router",
 ]
 
 

@@ -1,0 +1,188 @@
+"""HTTP API for volume alerts: ingest from an external detector, list newest first, recent hours.
+
+Alerts go out in their camelCase wire form with epoch-ms timestamps (see `marketpulse.detection.models`).
+The ingest body is one alert object or a JSON array of them (at most MAX_INGEST_ALERTS), the seed's fields in
+camelCase; `timestamp`/`hourTimestamp` are epoch milliseconds or ISO 8601 strings (naive ones are UTC).
+`asset`, `message`, `hourTimestamp` and `isUpdate` may be left out: they are derived (asset from the symbol, the
+message from the numbers, the hour from the timestamp, isUpdate from the type).
+Errors: 401 (key checked before the body), 413 (body over PULSE_MAX_BODY_BYTES), 422 with one entry per bad field
+(FastAPI's `{"detail": [{"loc": ["body", 0, "timestamp"], "msg": …}]}` shape); on 422 nothing is stored.
+"""
+
+from __future__ import annotations
+
+import math
+from datetime import UTC, datetime
+from typing import Annotated, Any, Literal
+
+import orjson
+from fastapi import APIRouter, Depends, HTTPException, Query, Request, status
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, TypeAdapter, ValidationError
+
+from marketpulse.api.security import read_limited_body, require_api_key
+from marketpulse.bus import topics
+from marketpulse.detection.models import HOUR_MS, VolumeAlert, alert_message
+from marketpulse.detection.service import DEFAULT_LIMIT, MAX_LIMIT, VolumeAlertStore
+from marketpulse.marketdata.models import asset_of, normalize_symbol
+from marketpulse.runtime import Runtime
+
+router = APIRouter(prefix="/api/v1/volume-alerts", tags=["volume alerts"])
+
+MAX_INGEST_ALERTS = 1000
+MAX_RECENT_HOURS = 24 * 30
+_EARLIEST_MS = 946_684_800_000  # 2000-01-01: anything earlier is almost surely seconds sent as milliseconds
+
+
+def epoch_ms(value: Any) -> int:
+    """Epoch ms from an integer (or integral float / digit string) or an ISO 8601 string; ValueError otherwise."""
+    if isinstance(value, bool):
+        raise ValueError("expected epoch milliseconds or an ISO 8601 string, got a boolean")
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
+    if isinstance(value, str) and value.strip().isdigit():
+        value = int(value.strip())
+    if isinstance(value, int):
+        ms = value
+    elif isinstance(value, str):
+        try:
+            parsed = datetime.fromisoformat(value.strip())
+        except ValueError:
+            raise ValueError(f"{value!r} is neither epoch milliseconds nor an ISO 8601 time") from None
+        ms = round((parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)).timestamp() * 1000)
+    else:
+        raise ValueError("expected epoch milliseconds or an ISO 8601 string")
+    if not _EARLIEST_MS <= ms < 2**53:
+        raise ValueError(f"{ms} is out of range for epoch milliseconds (seconds sent by mistake?)")
+    return ms
+
+
+EpochMs = Annotated[int, BeforeValidator(epoch_ms)]
+Volume = Annotated[float, Field(ge=0, allow_inf_nan=False)]
+
+
+class VolumeAlertIn(BaseModel):
+    """One alert as an external detector sends it (the seed's VolumeAlert fields, camelCase)."""
+
+    model_config = ConfigDict(extra="ignore", str_strip_whitespace=True)
+
+    symbol: Annotated[str, Field(min_length=1, max_length=64)]
+    asset: Annotated[str | None, Field(max_length=64)] = None
+    currentVolume: Volume
+    previousVolume: Volume
+    volumeRatio: Volume
+    price: Annotated[float | None, Field(ge=0, allow_inf_nan=False)] = None
+    fundingRate: Annotated[float | None, Field(allow_inf_nan=False)] = None
+    candleDirection: Literal["bullish", "bearish"]
+    alertType: Literal["SPIKE", "HALF_UPDATE", "FULL_UPDATE"]
+    message: Annotated[str | None, Field(max_length=512)] = None
+    timestamp: EpochMs
+    hourTimestamp: EpochMs | None = None
+    isUpdate: bool | None = None
+
+    def to_alert(self) -> VolumeAlert:
+        symbol = normalize_symbol(self.symbol)
+        hour = self.hourTimestamp if self.hourTimestamp is not None else self.timestamp - self.timestamp % HOUR_MS
+        return VolumeAlert(
+            symbol=symbol,
+            asset=self.asset or asset_of(symbol),
+            current_volume=self.currentVolume,
+            previous_volume=self.previousVolume,
+            volume_ratio=self.volumeRatio,
+            price=self.price,
+            funding_rate=self.fundingRate,
+            candle_direction=self.candleDirection,
+            alert_type=self.alertType,
+            message=self.message
+            or alert_message(symbol, self.alertType, self.volumeRatio, self.currentVolume, self.previousVolume),
+            timestamp=self.timestamp,
+            hour_timestamp=hour,
+            is_update=self.isUpdate if self.isUpdate is not None else self.alertType != "SPIKE",
+        )
+
+
+_ONE = TypeAdapter(VolumeAlertIn)
+_MANY = TypeAdapter(list[VolumeAlertIn])
+
+
+class IngestOut(BaseModel):
+    stored: int = Field(description="Alerts newly stored (and published)")
+    duplicates: int = Field(description="Alerts already stored for that symbol, hour and type; skipped")
+    alerts: list[dict[str, Any]] = Field(description="The newly stored alerts, wire form, with their ids")
+
+
+class AlertsOut(BaseModel):
+    data: list[dict[str, Any]] = Field(description="Alerts in wire form (camelCase, epoch-ms times), newest first")
+    count: int
+
+
+def parse_ingest_body(body: bytes) -> list[VolumeAlert]:
+    """The alerts in an ingest body; HTTPException 422 with field-level errors when any is invalid."""
+    try:
+        payload = orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        raise _unprocessable([{"loc": ["body"], "msg": f"invalid JSON: {exc}", "type": "json_invalid"}]) from None
+    if isinstance(payload, list) and len(payload) > MAX_INGEST_ALERTS:
+        raise _unprocessable([{"loc": ["body"], "msg": f"at most {MAX_INGEST_ALERTS} alerts per request",
+                               "type": "too_long"}])
+    try:
+        parsed = _MANY.validate_python(payload) if isinstance(payload, list) else [_ONE.validate_python(payload)]
+    except ValidationError as exc:
+        errors = exc.errors(include_url=False, include_context=False)
+        for error in errors:
+            error["loc"] = ["body", *error["loc"]]
+        raise _unprocessable(errors) from None
+    return [p.to_alert() for p in parsed]
+
+
+def _unprocessable(errors: list[Any]) -> HTTPException:
+    for error in errors:
+        if isinstance(error.get("input"), float) and not math.isfinite(error["input"]):
+            error["input"] = str(error["input"])  # NaN/Infinity can't go back out as JSON
+    return HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, detail=errors)
+
+
+def _runtime(request: Request) -> Runtime:
+    runtime: Runtime = request.app.state.runtime
+    return runtime
+
+
+@router.post(
+    "/ingest",
+    response_model=IngestOut,
+    dependencies=[Depends(require_api_key)],
+    responses={401: {"description": "Missing or wrong X-API-Key"}, 413: {"description": "Body over the limit"},
+               422: {"description": "Invalid body; one error per bad field, nothing stored"}},
+    openapi_extra={"requestBody": {"required": True, "content": {"application/json": {
+        "schema": {"oneOf": [VolumeAlertIn.model_json_schema(), {"type": "array", "items": {"type": "object"}}]}}}}},
+)
+async def ingest_volume_alerts(request: Request) -> dict[str, Any]:
+    runtime = _runtime(request)
+    alerts = parse_ingest_body(await read_limited_body(request))
+    stored = await VolumeAlertStore(runtime.sessions).save(alerts)
+    wire = [a.to_wire() for a in stored]
+    for item in wire:
+        await runtime.bus.publish(topics.ALERTS_VOLUME, item)
+    return {"stored": len(stored), "duplicates": len(alerts) - len(stored), "alerts": wire}
+
+
+@router.get("", response_model=AlertsOut)
+async def list_volume_alerts(
+    request: Request,
+    symbol: Annotated[str | None, Query(max_length=64, description="Only this symbol (BTCUSDT, btc-usdt, …)")] = None,
+    limit: Annotated[int, Query(ge=1, le=MAX_LIMIT)] = DEFAULT_LIMIT,
+) -> dict[str, Any]:
+    wanted = normalize_symbol(symbol) if symbol else None
+    alerts = await VolumeAlertStore(_runtime(request).sessions).latest(symbol=wanted, limit=limit)
+    return {"data": [a.to_wire() for a in alerts], "count": len(alerts)}
+
+
+@router.get("/recent", response_model=AlertsOut)
+async def recent_volume_alerts(
+    request: Request,
+    hours: Annotated[int, Query(ge=1, le=MAX_RECENT_HOURS, description="Alerts raised in the last N hours")] = 1,
+    limit: Annotated[int, Query(ge=1, le=MAX_LIMIT)] = MAX_LIMIT,
+) -> dict[str, Any]:
+    runtime = _runtime(request)
+    since = runtime.clock.now_ms() - hours * HOUR_MS
+    alerts = await VolumeAlertStore(runtime.sessions).since(since, limit=limit)
+    return {"data": [a.to_wire() for a in alerts], "count": len(alerts)}

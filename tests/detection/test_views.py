@@ -1,0 +1,144 @@
+"""The volume-alerts HTTP API on a minimal app (the router alone) over SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from typing import Any
+
+import httpx
+import pytest
+from fastapi import FastAPI
+
+from marketpulse.bus import topics
+from marketpulse.bus.base import Message
+from marketpulse.clock import FakeClock
+from marketpulse.detection.service import VolumeAlertStore
+from marketpulse.detection.views import router
+from marketpulse.runtime import Runtime
+
+H = 1_760_126_400_000  # 2025-10-10 20:00 UTC, the `clock` fixture's start
+MIN = 60_000
+HOUR = 3_600_000
+KEY = {"X-API-Key": "test-key"}
+
+
+@pytest.fixture
+async def client(runtime: Runtime) -> AsyncIterator[httpx.AsyncClient]:
+    app = FastAPI()
+    app.state.runtime = runtime
+    app.include_router(router)
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://test") as c:
+        yield c
+
+
+def body(**overrides: Any) -> dict[str, Any]:
+    alert = {
+        "symbol": "BTCUSDT", "asset": "BTC", "currentVolume": 12_000_000, "previousVolume": 3_000_000,
+        "volumeRatio": 4.0, "price": 121_000.5, "fundingRate": 0.0001, "candleDirection": "bullish",
+        "alertType": "SPIKE", "message": "BTC spike", "timestamp": H + 5 * MIN, "hourTimestamp": H, "isUpdate": False,
+    }
+    alert.update(overrides)
+    return alert
+
+
+async def stored(runtime: Runtime) -> list[dict[str, Any]]:
+    return [a.to_wire() for a in await VolumeAlertStore(runtime.sessions).latest()]
+
+
+async def test_ingest_stores_publishes_and_accepts_iso_or_ms(client: httpx.AsyncClient, runtime: Runtime) -> None:
+    published: list[Message] = []
+
+    async def collect(message: Message) -> None:
+        published.append(message)
+
+    await runtime.bus.subscribe(topics.ALERTS_VOLUME, "test", collect)
+    iso = body(symbol="eth-usdt", asset=None, message=None, isUpdate=None, hourTimestamp=None,
+               timestamp="2025-10-10T20:10:00Z", alertType="HALF_UPDATE")
+    response = await client.post("/api/v1/volume-alerts/ingest", json=[body(), iso], headers=KEY)
+    assert response.status_code == 200, response.text
+    answer = response.json()
+    assert answer["stored"] == 2 and answer["duplicates"] == 0
+    btc, eth = answer["alerts"]
+    assert btc["timestamp"] == H + 5 * MIN and btc["hourTimestamp"] == H and btc["price"] == 121_000.5
+    # ISO time → ms; derived fields: asset from the symbol, hour from the time, isUpdate from the type.
+    assert eth["symbol"] == "ETHUSDT" and eth["asset"] == "ETH"
+    assert eth["timestamp"] == H + 10 * MIN and eth["hourTimestamp"] == H and eth["isUpdate"] is True
+    assert "ETHUSDT" in eth["message"]
+    for _ in range(20):
+        if len(published) == 2:
+            break
+        await asyncio.sleep(0)
+    assert sorted(m.data["symbol"] for m in published) == ["BTCUSDT", "ETHUSDT"]
+    assert len(await stored(runtime)) == 2
+
+    again = await client.post("/api/v1/volume-alerts/ingest", json=body(), headers=KEY)
+    assert again.status_code == 200 and again.json()["stored"] == 0 and again.json()["duplicates"] == 1
+
+
+@pytest.mark.parametrize("headers", [{}, {"X-API-Key": "wrong"}])
+async def test_401_without_or_with_wrong_key_even_for_an_invalid_body(
+    client: httpx.AsyncClient, runtime: Runtime, headers: dict[str, str]
+) -> None:
+    response = await client.post("/api/v1/volume-alerts/ingest", content=b"{not json", headers=headers)
+    assert response.status_code == 401
+    assert await stored(runtime) == []
+
+
+async def test_422_names_each_bad_field_and_stores_nothing(client: httpx.AsyncClient, runtime: Runtime) -> None:
+    bad = body(currentVolume=-1, candleDirection="up", timestamp="last tuesday")
+    del bad["symbol"]
+    response = await client.post("/api/v1/volume-alerts/ingest", json=[body(), bad], headers=KEY)
+    assert response.status_code == 422
+    locs = {tuple(e["loc"]) for e in response.json()["detail"]}
+    assert locs == {("body", 1, "symbol"), ("body", 1, "currentVolume"), ("body", 1, "candleDirection"),
+                    ("body", 1, "timestamp")}
+    assert await stored(runtime) == []  # the valid first alert was not stored either
+
+    seconds = await client.post("/api/v1/volume-alerts/ingest", json=body(timestamp=1_760_126_700), headers=KEY)
+    assert seconds.status_code == 422 and seconds.json()["detail"][0]["loc"] == ["body", "timestamp"]
+    broken = await client.post("/api/v1/volume-alerts/ingest", content=b"[{", headers=KEY)
+    assert broken.status_code == 422 and broken.json()["detail"][0]["loc"] == ["body"]
+
+
+async def test_413_over_the_body_limit(client: httpx.AsyncClient, runtime: Runtime) -> None:
+    limit = runtime.settings.max_body_bytes
+    response = await client.post(
+        "/api/v1/volume-alerts/ingest", json=[body(message="x" * 500)] * (limit // 500 + 1), headers=KEY
+    )
+    assert response.status_code == 413
+    assert await stored(runtime) == []
+
+
+async def test_list_newest_first_with_symbol_and_limit(client: httpx.AsyncClient) -> None:
+    alerts = [
+        body(symbol="BTCUSDT", timestamp=H + 5 * MIN),
+        body(symbol="ETHUSDT", timestamp=H + 15 * MIN),
+        body(symbol="BTCUSDT", alertType="FULL_UPDATE", timestamp="2025-10-10T21:00:00+00:00"),
+        body(symbol="SOLUSDT", timestamp=H - 2 * HOUR, hourTimestamp=H - 2 * HOUR),
+    ]
+    assert (await client.post("/api/v1/volume-alerts/ingest", json=alerts, headers=KEY)).status_code == 200
+    listing = (await client.get("/api/v1/volume-alerts")).json()
+    assert [(a["symbol"], a["timestamp"]) for a in listing["data"]] == [
+        ("BTCUSDT", H + HOUR), ("ETHUSDT", H + 15 * MIN), ("BTCUSDT", H + 5 * MIN), ("SOLUSDT", H - 2 * HOUR)]
+    assert listing["count"] == 4
+    btc = (await client.get("/api/v1/volume-alerts", params={"symbol": "btc_usdt"})).json()["data"]
+    assert [a["alertType"] for a in btc] == ["FULL_UPDATE", "SPIKE"]
+    two = (await client.get("/api/v1/volume-alerts", params={"limit": 2})).json()["data"]
+    assert [a["symbol"] for a in two] == ["BTCUSDT", "ETHUSDT"]
+    assert (await client.get("/api/v1/volume-alerts", params={"limit": 0})).status_code == 422
+
+
+async def test_recent_hours_counts_back_from_the_injected_clock(
+    client: httpx.AsyncClient, clock: FakeClock
+) -> None:
+    alerts = [body(symbol="BTCUSDT", timestamp=H - 30 * MIN, hourTimestamp=H - HOUR),
+              body(symbol="ETHUSDT", timestamp=H - 90 * MIN, hourTimestamp=H - 2 * HOUR),
+              body(symbol="SOLUSDT", timestamp=H - 5 * HOUR, hourTimestamp=H - 5 * HOUR)]
+    assert (await client.post("/api/v1/volume-alerts/ingest", json=alerts, headers=KEY)).status_code == 200
+    clock.set(H)
+    one = (await client.get("/api/v1/volume-alerts/recent", params={"hours": 1})).json()["data"]
+    assert [a["symbol"] for a in one] == ["BTCUSDT"]
+    two = (await client.get("/api/v1/volume-alerts/recent", params={"hours": 2})).json()["data"]
+    assert [a["symbol"] for a in two] == ["BTCUSDT", "ETHUSDT"]
+    assert (await client.get("/api/v1/volume-alerts/recent", params={"hours": 0})).status_code == 422
