@@ -98,7 +98,8 @@ class _Hold(Strategy):
 
 def test_path_dependent_strategies_use_on_bar() -> None:
     assert _Hold.path_dependent and "hold_three" not in REGISTRY  # registering is explicit
-    candles = CandleFrame(np.arange(3, dtype=np.int64), *(np.ones(3) for _ in range(5)))
+    ones = np.ones(3)
+    candles = CandleFrame(np.arange(3, dtype=np.int64), ones, ones, ones, ones, ones)
     state = BarState(params=_Hold.resolve_params())
     assert _Hold().on_bar(0, candles, state) == ("long_entry",)
     with pytest.raises(NotImplementedError, match="path-dependent"):
