@@ -129,7 +129,7 @@ def parse_ingest_body(body: bytes) -> list[VolumeAlert]:
     except ValidationError as exc:
         errors = exc.errors(include_url=False, include_context=False)
         for error in errors:
-            error["loc"] = ["body", *error["loc"]]
+            error["loc"] = ("body", *error["loc"])
         raise _unprocessable(errors) from None
     return [p.to_alert() for p in parsed]
 
