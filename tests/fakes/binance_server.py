@@ -66,6 +66,7 @@ class FakeBinance:
     mark_prices: dict[str, float] = field(default_factory=dict)  # symbol → mark price (premiumIndex)
     requests: list[tuple[str, dict[str, str]]] = field(default_factory=list)  # (path, query) per REST call
     connections: list[FakeConnection] = field(default_factory=list)  # open WebSocket connections
+    used_weight: int = 1  # what the X-MBX-USED-WEIGHT-1M header reports
     connects: int = 0  # accepted WebSocket connections, ever
     refused: int = 0  # WebSocket connects answered 503
     _rate_limits: deque[_RateLimit] = field(default_factory=deque)
@@ -191,7 +192,9 @@ class FakeBinance:
             limit = self._rate_limits.popleft()
             body = {"code": -1003, "msg": "Too many requests; current limit of IP is 2400 requests per minute."}
             return _json(limit.status, body, {"Retry-After": str(limit.retry_after_s)})
-        return self._rest(url.path, query)
+        response = self._rest(url.path, query)
+        response.headers["X-MBX-USED-WEIGHT-1M"] = str(self.used_weight)
+        return response
 
     def _rest(self, path: str, query: dict[str, str]) -> Response:
         if path == "/fapi/v1/exchangeInfo":
@@ -249,7 +252,7 @@ def _json(status: int, body: Any, extra_headers: dict[str, str] | None = None) -
     headers = Headers([
         ("Date", email.utils.formatdate(usegmt=True)), ("Connection", "close"),
         ("Content-Type", "application/json"), ("Content-Length", str(len(payload))),
-        ("X-MBX-USED-WEIGHT-1M", "1"), *(extra_headers or {}).items(),
+        *(extra_headers or {}).items(),
     ])
     return Response(status, HTTPStatus(status).phrase, headers, payload)
 

@@ -25,7 +25,7 @@ MINUTE_MS = 60_000
 # --- WebSocket payloads -------------------------------------------------------------------------------------
 
 
-class TickerEvent(msgspec.Struct, tag_field="e", tag="24hrTicker"):
+class TickerEvent(msgspec.Struct, tag_field="e", tag="24hrTicker", gc=False):
     """One element of `!ticker@arr` (the 24h rolling-window ticker)."""
 
     event_time: int = msgspec.field(name="E")
@@ -47,7 +47,7 @@ class TickerEvent(msgspec.Struct, tag_field="e", tag="24hrTicker"):
     trade_count: int = msgspec.field(name="n")
 
 
-class MarkPriceEvent(msgspec.Struct, tag_field="e", tag="markPriceUpdate"):
+class MarkPriceEvent(msgspec.Struct, tag_field="e", tag="markPriceUpdate", gc=False):
     """One element of `!markPrice@arr@1s`."""
 
     event_time: int = msgspec.field(name="E")
@@ -138,7 +138,7 @@ class _ExchangeInfo(msgspec.Struct):
     symbols: list[_SymbolInfo]
 
 
-class KlineRow(msgspec.Struct, array_like=True):
+class KlineRow(msgspec.Struct, array_like=True, gc=False):
     """One `/fapi/v1/klines` row; trailing columns (trade count, taker volumes, "ignore") are dropped."""
 
     open_time: int

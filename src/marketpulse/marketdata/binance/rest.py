@@ -2,7 +2,9 @@
 
 Rate limits: Binance answers 429 when the IP's request weight is exceeded and 418 once it bans the IP for
 ignoring 429s; both carry `Retry-After` (seconds). On either, *every* request of this client waits until that
-moment (a shared gate), then the request is retried. Waits go through the injected `sleep`.
+moment (a shared gate), then the request is retried. To stay clear of 429s in the first place, once the
+`X-MBX-USED-WEIGHT-1M` header reports the minute's weight nearly spent, requests wait for the next minute.
+Waits go through the injected `sleep`.
 """
 
 from __future__ import annotations
@@ -23,6 +25,9 @@ Sleep = Callable[[float], Awaitable[None]]
 RATE_LIMITED = (429, 418)
 DEFAULT_RETRY_AFTER_S = 60.0  # when Binance omits the header
 MAX_ATTEMPTS = 5
+WEIGHT_LIMIT_PER_MINUTE = 2400  # USD-M futures, per IP
+WEIGHT_HEADROOM = 200  # pause at 2200: other requests of the same minute are already in flight
+MINUTE_MS = 60_000
 
 
 class BinanceApiError(RuntimeError):
@@ -58,8 +63,20 @@ class BinanceRest:
                 continue
             if response.is_error:
                 raise BinanceApiError(response.status_code, path, response.text)
+            self._respect_used_weight(response)
             return response.content
         raise BinanceApiError(429, path, f"still rate limited after {MAX_ATTEMPTS} attempts")
+
+    def _respect_used_weight(self, response: httpx.Response) -> None:
+        try:
+            used = int(response.headers.get("X-MBX-USED-WEIGHT-1M", 0))
+        except ValueError:
+            return
+        if used >= WEIGHT_LIMIT_PER_MINUTE - WEIGHT_HEADROOM:
+            next_minute = (self._clock.now_ms() // MINUTE_MS + 1) * MINUTE_MS
+            if next_minute > self._resume_at_ms:
+                log.info("binance request weight nearly spent; pausing until the next minute", used_weight=used)
+                self._resume_at_ms = next_minute
 
     async def _wait_for_gate(self) -> None:
         delay_ms = self._resume_at_ms - self._clock.now_ms()
