@@ -170,32 +170,37 @@ def _continuation_spec(frame: CandleFrame, quote_volume: F64, precision: int) ->
 class ReplayTape:
     """The replayed market: hourly series per symbol, minutes synthesized (and cached) on demand."""
 
-    def __init__(self, series: Iterable[HourlySeries], *, seed: int) -> None:
+    def __init__(self, series: Iterable[HourlySeries], *, seed: int, strongest_hour_ms: int | None = None) -> None:
         self.series = {s.symbol: s for s in series}
         self.seed = seed
+        self._strongest_hour_ms = strongest_hour_ms if strongest_hour_ms is not None else strongest_hour(
+            (s.frame.time[s.frame.time < s.real_end_ms], s.quote_volume[s.frame.time < s.real_end_ms])
+            for s in self.series.values()
+        )
         self._bars: dict[tuple[str, int], MinuteBars] = {}
+        self._windows: dict[tuple[str, int], _DayWindow] = {}
 
     @classmethod
     def load(cls, path: Path, *, symbols: int, seed: int) -> ReplayTape:
         """The `symbols` most liquid symbols of a klines file (mean hourly quote volume), then made-up ones."""
         columns = read_kline_columns(path)
-        series = []
+        candidates: list[tuple[CandleFrame, F64]] = []
         for name, start, stop in columns.symbol_runs():
             frame = CandleFrame(
                 columns.time[start:stop], columns.open[start:stop], columns.high[start:stop],
                 columns.low[start:stop], columns.close[start:stop], columns.volume[start:stop], name, "1h",
             )
             quote = columns.quote_volume[start:stop]
-            if columns.interval != "1h":
-                frame, quote = hourly_from(frame, quote)
-            series.append(HourlySeries.from_frame(frame, quote, seed=seed))
-        series.sort(key=lambda s: (-float(np.mean(s.quote_volume)), s.symbol))
-        chosen = series[:symbols]
+            candidates.append(hourly_from(frame, quote) if columns.interval != "1h" else (frame, quote))
+        # The strongest hour is judged on the whole file, so the default start does not move with replay_symbols.
+        strongest = strongest_hour((frame.time, quote) for frame, quote in candidates)
+        candidates.sort(key=lambda fq: (-float(np.mean(fq[1])), fq[0].symbol))
+        chosen = [HourlySeries.from_frame(frame, quote, seed=seed) for frame, quote in candidates[:symbols]]
         if len(chosen) < symbols:
             start_ms = min(s.first_ms for s in chosen) if chosen else 0
             specs = synthetic_universe(symbols - len(chosen), seed=seed)
             chosen += [HourlySeries.synthetic(spec, start_ms, seed=seed) for spec in specs]
-        return cls(chosen, seed=seed)
+        return cls(chosen, seed=seed, strongest_hour_ms=strongest)
 
     @property
     def symbols(self) -> list[str]:
@@ -208,17 +213,8 @@ class ReplayTape:
         return {sym: s.precision for sym, s in self.series.items()}
 
     def strongest_hour_ms(self) -> int:
-        """The real hour in which the most symbols trade ≥3× their previous hour's quote volume."""
-        counts: dict[int, int] = {}
-        for s in self.series.values():
-            real = s.frame.time < s.real_end_ms
-            q = s.quote_volume[real]
-            jumps = s.frame.time[1:][real[1:]][q[1:] >= 3 * np.maximum(q[:-1], 1e-9)]
-            for t in jumps.tolist():
-                counts[t] = counts.get(t, 0) + 1
-        if not counts:
-            return self.first_hour_ms() + HOUR_MS
-        return max(counts, key=lambda t: (counts[t], -t))
+        """The hour of the data in which the most symbols traded ≥3× their previous hour's quote volume."""
+        return self._strongest_hour_ms
 
     def minute_bars(self, symbol: str, hour_ms: int) -> MinuteBars | None:
         key = (symbol, hour_ms)
@@ -235,6 +231,8 @@ class ReplayTape:
         """Drop cached minutes older than `hour_ms` (the tickers look back 24 h, nothing looks further)."""
         for key in [k for k in self._bars if k[1] < hour_ms]:
             del self._bars[key]
+        for key in [k for k in self._windows if k[1] < hour_ms]:
+            del self._windows[key]
 
     def closed_minute(self, minute_ms: int) -> list[Candle]:
         """Every symbol's 1-minute candle opening at `minute_ms` (symbols not listed yet are absent)."""
@@ -251,65 +249,136 @@ class ReplayTape:
     def mark_prices(self, t_ms: int) -> list[MarkPrice]:
         marks = []
         next_funding = (t_ms // FUNDING_EVERY_MS + 1) * FUNDING_EVERY_MS
-        for symbol, series in self.series.items():
-            i = series.index(t_ms // HOUR_MS * HOUR_MS)
-            if i is not None and (price := self.price(symbol, t_ms)) is not None:
-                marks.append(MarkPrice(symbol, t_ms, price, price, float(series.funding_rate[i]), next_funding))
+        for symbol in self.series:
+            if (window := self._window(symbol, t_ms // HOUR_MS * HOUR_MS)) is not None:
+                price = window.price(*_position(t_ms))
+                marks.append(MarkPrice(symbol, t_ms, price, price, window.funding_rate, next_funding))
         return marks
 
     def open_interest_usd(self, t_ms: int) -> dict[str, float]:
         usd = {}
-        for symbol, series in self.series.items():
-            i = series.index(t_ms // HOUR_MS * HOUR_MS)
-            if i is not None and (price := self.price(symbol, t_ms)) is not None:
-                usd[symbol] = round(float(series.open_interest_contracts[i]) * price, 2)
+        for symbol in self.series:
+            if (window := self._window(symbol, t_ms // HOUR_MS * HOUR_MS)) is not None:
+                usd[symbol] = round(window.open_interest_contracts * window.price(*_position(t_ms)), 2)
         return usd
 
     def price(self, symbol: str, t_ms: int) -> float | None:
-        hour_ms, minute = _split(t_ms)
-        if (bars := self.minute_bars(symbol, hour_ms)) is None:
-            return None
-        return self._price_in(bars, minute, _fraction(t_ms), self.series[symbol].precision)
-
-    @staticmethod
-    def _price_in(bars: MinuteBars, minute: int, fraction: float, precision: int) -> float:
-        o, h, lo, c = (float(col[minute]) for col in (bars.open, bars.high, bars.low, bars.close))
-        return round(tick_price(o, h, lo, c, fraction), precision)
+        window = self._window(symbol, t_ms // HOUR_MS * HOUR_MS)
+        return None if window is None else window.price(*_position(t_ms))
 
     def _ticker(self, symbol: str, t_ms: int) -> Ticker24h | None:
-        series = self.series[symbol]
-        hour_ms, minute = _split(t_ms)
-        i = series.index(hour_ms)
-        bars = self.minute_bars(symbol, hour_ms)
-        if i is None or bars is None:
-            return None
-        fraction = _fraction(t_ms)
-        last = self._price_in(bars, minute, fraction, series.precision)
-        day_ago = self.minute_bars(symbol, hour_ms - 24 * HOUR_MS)
-        open_price = (self._price_in(day_ago, minute, fraction, series.precision) if day_ago is not None
-                      else float(series.frame.open[0]))
-        lo_row = max(i - 23, 0)
-        high = max(float(np.max(series.frame.high[lo_row:i], initial=last)),
-                   float(np.max(bars.high[:minute], initial=last)))
-        low = min(float(np.min(series.frame.low[lo_row:i], initial=last)),
-                  float(np.min(bars.low[:minute], initial=last)))
-        return Ticker24h(
-            symbol, t_ms, last, open_price, high, low, round((last - open_price) / open_price * 100, 3),
-            _rolling_24h(series, i, bars, day_ago, minute, fraction, quote=False),
-            _rolling_24h(series, i, bars, day_ago, minute, fraction, quote=True),
+        window = self._window(symbol, t_ms // HOUR_MS * HOUR_MS)
+        return None if window is None else window.ticker(t_ms)
+
+    def _window(self, symbol: str, hour_ms: int) -> _DayWindow | None:
+        """What the 24h ticker needs during one hour, computed once per symbol-hour (ticks then cost O(1))."""
+        key = (symbol, hour_ms)
+        if (window := self._windows.get(key)) is None:
+            series = self.series[symbol]
+            i = series.index(hour_ms)
+            bars = self.minute_bars(symbol, hour_ms)
+            if i is None or bars is None:
+                return None
+            window = _DayWindow.of(series, i, bars, self.minute_bars(symbol, hour_ms - 24 * HOUR_MS))
+            self._windows[key] = window
+        return window
+
+
+@dataclass(frozen=True)
+class _MinuteColumns:
+    """One hour's minutes as Python lists, with prefix sums (index m = the sum over minutes before m)."""
+
+    open: list[float]
+    high: list[float]
+    low: list[float]
+    close: list[float]
+    volume: list[float]
+    quote: list[float]
+    volume_before: list[float]
+    quote_before: list[float]
+
+    @classmethod
+    def of(cls, bars: MinuteBars) -> _MinuteColumns:
+        return cls(
+            bars.open.tolist(), bars.high.tolist(), bars.low.tolist(), bars.close.tolist(), bars.volume.tolist(),
+            bars.quote_volume.tolist(), np.concatenate(([0.0], np.cumsum(bars.volume))).tolist(),
+            np.concatenate(([0.0], np.cumsum(bars.quote_volume))).tolist(),
         )
 
+    def price(self, minute: int, fraction: float, precision: int) -> float:
+        m = minute
+        return round(tick_price(self.open[m], self.high[m], self.low[m], self.close[m], fraction), precision)
 
-def _rolling_24h(series: HourlySeries, i: int, bars: MinuteBars, day_ago: MinuteBars | None, minute: int,
-                 fraction: float, *, quote: bool) -> float:
-    """Volume over (t − 24 h, t]: 23 full hours, this hour so far (the current minute pro rata), and the tail of
-    the hour 24 h ago from the same instant on."""
-    col = bars.quote_volume if quote else bars.volume
-    total = series.trailing_sum(i, 23, quote=quote) + float(np.sum(col[:minute])) + fraction * float(col[minute])
-    if day_ago is not None:
-        old = day_ago.quote_volume if quote else day_ago.volume
-        total += (1 - fraction) * float(old[minute]) + float(np.sum(old[minute + 1 :]))
-    return round(total, 2)
+
+@dataclass(frozen=True)
+class _DayWindow:
+    """The rolling 24 h around one hour H: the 23 full hours before it, H's minutes and the minutes of H − 24 h."""
+
+    symbol: str
+    precision: int
+    now: _MinuteColumns
+    day_ago: _MinuteColumns | None
+    first_open: float  # a symbol younger than a day measures its change from its first price
+    full_hours_volume: float
+    full_hours_quote: float
+    full_hours_high: float
+    full_hours_low: float
+    high_before: list[float]  # running max of this hour's minute highs before minute m
+    low_before: list[float]
+    funding_rate: float
+    open_interest_contracts: float
+
+    @classmethod
+    def of(cls, series: HourlySeries, i: int, bars: MinuteBars, day_ago: MinuteBars | None) -> _DayWindow:
+        f, lo = series.frame, max(i - 23, 0)
+        return cls(
+            series.symbol, series.precision, _MinuteColumns.of(bars),
+            None if day_ago is None else _MinuteColumns.of(day_ago), float(f.open[0]),
+            series.trailing_sum(i, 23, quote=False), series.trailing_sum(i, 23, quote=True),
+            float(np.max(f.high[lo:i], initial=-np.inf)), float(np.min(f.low[lo:i], initial=np.inf)),
+            np.maximum.accumulate(np.concatenate(([-np.inf], bars.high))).tolist(),
+            np.minimum.accumulate(np.concatenate(([np.inf], bars.low))).tolist(),
+            float(series.funding_rate[i]), float(series.open_interest_contracts[i]),
+        )
+
+    def price(self, minute: int, fraction: float) -> float:
+        return self.now.price(minute, fraction, self.precision)
+
+    def ticker(self, t_ms: int) -> Ticker24h:
+        minute, fraction = _position(t_ms)
+        last = self.price(minute, fraction)
+        old = self.day_ago
+        open_price = self.first_open if old is None else old.price(minute, fraction, self.precision)
+        high = max(self.full_hours_high, self.high_before[minute], last)
+        low = min(self.full_hours_low, self.low_before[minute], last)
+        volume, quote = self._rolling(minute, fraction)
+        change = round((last - open_price) / open_price * 100, 3)
+        return Ticker24h(self.symbol, t_ms, last, open_price, high, low, change, volume, quote)
+
+    def _rolling(self, minute: int, fraction: float) -> tuple[float, float]:
+        """Volumes over (t − 24 h, t]: the 23 full hours, this hour so far (the current minute pro rata), and the
+        rest of the hour 24 h ago from the same instant on."""
+        now, old, m = self.now, self.day_ago, minute
+        volume = self.full_hours_volume + now.volume_before[m] + fraction * now.volume[m]
+        quote = self.full_hours_quote + now.quote_before[m] + fraction * now.quote[m]
+        if old is not None:
+            volume += (1 - fraction) * old.volume[m] + old.volume_before[-1] - old.volume_before[m + 1]
+            quote += (1 - fraction) * old.quote[m] + old.quote_before[-1] - old.quote_before[m + 1]
+        return round(volume, 6), round(quote, 2)
+
+
+def strongest_hour(series: Iterable[tuple[I64, F64]]) -> int:
+    """Of (hour open times, quote volumes) per symbol: the hour in which the most symbols trade ≥3× their previous
+    hour's quote volume (the earliest on ties)."""
+    counts: dict[int, int] = {}
+    first = None
+    for time, quote in series:
+        first = int(time[0]) if first is None else min(first, int(time[0]))
+        for t in time[1:][quote[1:] >= 3 * np.maximum(quote[:-1], 1e-9)].tolist():
+            counts[t] = counts.get(t, 0) + 1
+    if not counts:
+        return (first or 0) + HOUR_MS
+    return max(counts, key=lambda t: (counts[t], -t))
 
 
 def _split(t_ms: int) -> tuple[int, int]:
@@ -317,8 +386,9 @@ def _split(t_ms: int) -> tuple[int, int]:
     return hour_ms, (t_ms - hour_ms) // MINUTE_MS
 
 
-def _fraction(t_ms: int) -> float:
-    return (t_ms % MINUTE_MS) / MINUTE_MS
+def _position(t_ms: int) -> tuple[int, float]:
+    """(minute of the hour, fraction of that minute elapsed) at `t_ms`."""
+    return (t_ms % HOUR_MS) // MINUTE_MS, (t_ms % MINUTE_MS) / MINUTE_MS
 
 
 def hourly_from(frame: CandleFrame, quote_volume: F64) -> tuple[CandleFrame, F64]:

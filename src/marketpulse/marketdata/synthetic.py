@@ -166,7 +166,12 @@ def _minute_volume_weights(hour: Candle, opens: F64, closes: F64, rng: np.random
 def tick_price(o: float, h: float, lo: float, c: float, fraction: float) -> float:
     """A price inside a minute at `fraction` ∈ [0, 1): open → low → high → close if rising, high first if falling."""
     first, second = (lo, h) if c >= o else (h, lo)
-    return float(np.interp(fraction, (0.0, 1 / 3, 2 / 3, 1.0), (o, first, second, c)))
+    x = fraction * 3  # plain arithmetic, not np.interp: this runs for every symbol on every tick
+    if x < 1:
+        return o + (first - o) * x
+    if x < 2:
+        return first + (second - first) * (x - 1)
+    return second + (c - second) * min(x - 2, 1.0)
 
 
 # --- funding and open interest ---------------------------------------------------------------------------------
