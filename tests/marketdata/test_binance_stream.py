@@ -39,12 +39,12 @@ async def fake() -> AsyncIterator[FakeBinance]:
 class Harness:
     """A ReconnectingStream on the fake; collects messages; treats frames with a "stream" key as usable."""
 
-    def __init__(self, fake: FakeBinance, clock: FakeClock) -> None:
+    def __init__(self, fake: FakeBinance, clock: FakeClock, idle_timeout_s: float = 60.0) -> None:
         self.sleep = RecordingSleep()
         self.messages: asyncio.Queue[str | bytes] = asyncio.Queue()
         self.stream = ReconnectingStream(
             market_stream_url(fake.ws_url, MARKET_STREAMS), self._on_message, clock=clock, sleep=self.sleep,
-            backoff=Backoff(rng=lambda: 0.0),
+            backoff=Backoff(rng=lambda: 0.0), idle_timeout_s=idle_timeout_s,
         )
 
     async def _on_message(self, raw: str | bytes) -> bool:
@@ -133,3 +133,14 @@ async def test_pings_are_answered_while_frames_flow(fake: FakeBinance, harness: 
     assert len(latencies) == 1
     for _ in range(3):
         await harness.next_message()
+
+
+async def test_a_silent_connection_is_replaced(fake: FakeBinance, clock: FakeClock) -> None:
+    h = Harness(fake, clock, idle_timeout_s=0.1)  # the fake sends nothing: a stalled route
+    task = asyncio.create_task(h.stream.run())
+    try:
+        await fake.wait_for_connections(1, connects=2)
+        assert h.sleep.delays[0] == 1  # an unhealthy connection: it backs off like a drop
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)

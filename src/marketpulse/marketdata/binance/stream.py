@@ -2,6 +2,8 @@
 
 - Failed connects and dropped connections wait `Backoff` delays (1 s → 30 s, jittered) through the injected
   `sleep`; the backoff resets once a connection has delivered a usable frame (it was genuinely healthy).
+- A connection that goes silent for `idle_timeout_s` is replaced (Binance pushes `!ticker@arr` every second;
+  silence means a stalled route, which Binance has shown: subscriptions acknowledged, no data sent).
 - Binance closes every connection at 24 h; we rotate earlier (`max_age_ms`, on the injected clock) and
   reconnect at once, without backoff.
 - Pings: the websockets library answers them from its own reader task. Handling a frame takes about a
@@ -11,7 +13,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from collections.abc import Awaitable, Callable
 
 import structlog
@@ -25,6 +26,7 @@ from marketpulse.marketdata.binance.rest import Sleep
 log = structlog.get_logger(__name__)
 
 MAX_AGE_MS = 23 * 3_600_000 + 50 * 60_000  # 10 minutes before Binance's 24 h cut
+IDLE_TIMEOUT_S = 60.0
 MAX_FRAME_BYTES = 16 * 1024 * 1024  # a full !ticker@arr is ~250 kB; leave room for listings
 
 # Returns True when the message was a usable frame (that is what resets the backoff).
@@ -39,7 +41,7 @@ def market_stream_url(ws_base_url: str, streams: tuple[str, ...]) -> str:
 class ReconnectingStream:
     def __init__(
         self, url: str, on_message: MessageHandler, *, clock: Clock, sleep: Sleep = asyncio.sleep,
-        backoff: Backoff | None = None, max_age_ms: int = MAX_AGE_MS,
+        backoff: Backoff | None = None, max_age_ms: int = MAX_AGE_MS, idle_timeout_s: float = IDLE_TIMEOUT_S,
     ) -> None:
         self.url = url
         self._on_message = on_message
@@ -47,6 +49,7 @@ class ReconnectingStream:
         self._sleep = sleep
         self.backoff = backoff or Backoff()
         self._max_age_ms = max_age_ms
+        self._idle_timeout_s = idle_timeout_s
         self.connections = 0  # successful connects, for health and tests
 
     async def run(self) -> None:
@@ -82,7 +85,14 @@ class ReconnectingStream:
         return False
 
     async def _read(self, ws: ClientConnection) -> None:
-        with contextlib.suppress(websockets.ConnectionClosedOK):
-            async for message in ws:
-                if await self._on_message(message):
-                    self.backoff.reset()
+        while True:
+            try:
+                async with asyncio.timeout(self._idle_timeout_s):
+                    message = await ws.recv()
+            except websockets.ConnectionClosedOK:
+                return
+            except TimeoutError:
+                log.warning("binance stream silent; reconnecting", idle_timeout_s=self._idle_timeout_s)
+                raise
+            if await self._on_message(message):
+                self.backoff.reset()
