@@ -16,6 +16,7 @@ def _rsi(x: F64, period: int) -> F64:  # pragma: no cover - compiled
     """Wilder-smoothed average gain and loss, in TA-Lib's operation order; NaN changes leave a hole (see RMA)."""
     n = len(x)
     out = np.full(n, np.nan)
+    inv = 1.0 / period
     gain = 0.0
     loss = 0.0
     seen = 0
@@ -34,8 +35,8 @@ def _rsi(x: F64, period: int) -> F64:  # pragma: no cover - compiled
             gain /= period
             loss /= period
         else:
-            gain = (gain * (period - 1) + up) / period
-            loss = (loss * (period - 1) + down) / period
+            gain = (gain * (period - 1) + up) * inv  # multiply, not divide: see moving_averages._smoothed
+            loss = (loss * (period - 1) + down) * inv
         total = gain + loss
         out[i] = 0.0 if abs(total) < 1e-14 else 100.0 * gain / total
     return out

@@ -46,6 +46,7 @@ def _smoothed(x: F64, period: int, wilder: bool, skip: int) -> F64:  # pragma: n
     n = len(x)
     out = np.full(n, np.nan)
     k = 2.0 / (period + 1.0)
+    inv = 1.0 / period
     seen = 0
     total = 0.0
     prev = np.nan
@@ -64,8 +65,9 @@ def _smoothed(x: F64, period: int, wilder: bool, skip: int) -> F64:  # pragma: n
                 started = True
                 out[i] = prev
             continue
-        # Same operation order as TA-Lib, so results agree to the last bits rather than to 1e-12.
-        prev = (prev * (period - 1) + v) / period if wilder else (v - prev) * k + prev
+        # TA-Lib's operation order, except Wilder's "/ period" becomes "* (1 / period)": a division in this
+        # dependency chain costs ~5x the multiply (14 ms vs 3 ms per 1M bars); results still agree to ~1e-15.
+        prev = (prev * (period - 1) + v) * inv if wilder else (v - prev) * k + prev
         out[i] = prev
     return out
 
