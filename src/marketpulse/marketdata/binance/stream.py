@@ -88,7 +88,7 @@ class ReconnectingStream:
         while True:
             try:
                 async with asyncio.timeout(self._idle_timeout_s):
-                    message = await ws.recv()
+                    message = await ws.recv(decode=False)  # bytes: msgspec reads UTF-8 itself
             except websockets.ConnectionClosedOK:
                 return
             except TimeoutError:
