@@ -106,6 +106,24 @@ def test_path_dependent_strategies_use_on_bar() -> None:
         _Hold().signals(candles, state.params)
 
 
+def test_registering_needs_a_name_and_a_unique_one() -> None:
+    from marketpulse.strategies import register
+
+    class _Anonymous(Strategy):
+        def signals(self, candles: CandleFrame, params: Mapping[str, Any]) -> Signals:
+            return Signals.none(len(candles))
+
+    with pytest.raises(TypeError, match="needs a class attribute `name`"):
+        register(_Anonymous)
+
+    class _Impostor(_Anonymous):
+        name = "ema_cross"
+
+    with pytest.raises(ValueError, match="'ema_cross' is already registered by EmaCross"):
+        register(_Impostor)
+    assert get_strategy("ema_cross").__name__ == "EmaCross"
+
+
 def test_a_strategy_must_implement_signals_or_on_bar() -> None:
     with pytest.raises(TypeError, match="must implement signals\\(\\) or on_bar\\(\\)"):
 

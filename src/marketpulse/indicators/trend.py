@@ -55,7 +55,8 @@ def supertrend(high: Any, low: Any, close: Any, period: int = 10, multiplier: fl
 
     Direction follows TradingView: **-1 = uptrend** (the line is the lower band, under price), **+1 = downtrend**
     (the line is the upper band). Both are NaN while the ATR warms up (the first ``period - 1`` bars); the first
-    valid bar is always +1, as in Pine.
+    valid bar is always +1, as in Pine. (With ``period=1`` Pine's definition leaves the line at 0 on bar 0, its
+    ``nz()`` upper band; kept for fidelity, it matters for nothing after that bar.)
     """
     h, lo, c = as_columns(high=high, low=low, close=close)
     return _supertrend(h, lo, c, tv_atr(h, lo, c, check_period(period)), float(multiplier))

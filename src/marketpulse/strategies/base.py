@@ -284,6 +284,8 @@ REGISTRY: dict[str, type[Strategy]] = {}
 
 def register(cls: type[Strategy]) -> type[Strategy]:
     """Class decorator adding a strategy to REGISTRY under its ``name``."""
+    if not isinstance(getattr(cls, "name", None), str) or not cls.name:
+        raise TypeError(f"{cls.__name__} needs a class attribute `name` (the registry key) to be registered")
     if REGISTRY.get(cls.name, cls) is not cls:
         raise ValueError(f"strategy name {cls.name!r} is already registered by {REGISTRY[cls.name].__name__}")
     REGISTRY[cls.name] = cls
