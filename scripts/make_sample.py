@@ -58,15 +58,23 @@ def write_gzip(target: Path, lines: Iterator[str]) -> int:
     return rows
 
 
+def make_sample(shared: Path, out_dir: Path) -> list[tuple[Path, int]]:
+    """Write every cut into `out_dir`; returns (file, rows) for each."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    written = []
+    for source_name, target_name, start_ms, end_ms in CUTS:
+        target = out_dir / target_name
+        written.append((target, write_gzip(target, lines_in_window(shared / source_name, start_ms, end_ms))))
+    return written
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--shared", type=Path, default=DEFAULT_SHARED, help="the ../shared/data directory")
+    parser.add_argument("--out", type=Path, default=SAMPLE_DIR, help="where to write (default: the package)")
     args = parser.parse_args()
-    SAMPLE_DIR.mkdir(parents=True, exist_ok=True)
-    for source_name, target_name, start_ms, end_ms in CUTS:
-        target = SAMPLE_DIR / target_name
-        rows = write_gzip(target, lines_in_window(args.shared / source_name, start_ms, end_ms))
-        print(f"{target.relative_to(ROOT)}: {rows} rows, {target.stat().st_size:,} bytes")
+    for target, rows in make_sample(args.shared, args.out):
+        print(f"{target}: {rows} rows, {target.stat().st_size:,} bytes")
 
 
 if __name__ == "__main__":
