@@ -172,3 +172,35 @@ async def test_recorder_persists_from_the_bus(runtime: Runtime) -> None:
     assert await count(runtime, MarketSnapshotRow) == 2  # stop flushed the second minute
     stored = await load_candles(runtime.sessions, "S123USDT", "1m", exchange=runtime.settings.source)
     assert stored == [Candle("S123USDT", "1m", T0, 1.0, 2.0, 0.5, 1.5, 10.0, 15.0)]
+
+
+async def test_replayed_minutes_are_stored_and_served_as_the_real_hour(runtime: Runtime) -> None:
+    """Source → bus → recorder → store → history: the 20:00 hour comes back as the sample's own hourly candle."""
+    from marketpulse.clock import FakeClock
+    from marketpulse.marketdata.replay import ReplaySource, ReplayTape
+    from marketpulse.marketdata.sample import usdm_perp_1h_path
+
+    tape = ReplayTape.load(usdm_perp_1h_path(), symbols=8, seed=7)
+    clock = FakeClock(T0 + 50 * MINUTE)  # 20:50: the backfill brings 19:00-20:49
+    recorder = MarketRecorder(runtime)
+    await recorder.start()
+    task = asyncio.create_task(ReplaySource(runtime.settings, clock=clock, tape=tape).run(runtime.bus))
+    try:
+        while clock.now_ms() < T0 + HOUR + MINUTE:
+            clock.advance(15_000)
+            for _ in range(5):
+                await asyncio.sleep(0)
+        for _ in range(500):  # bounded wait for the recorder to catch up (no timing assertion)
+            if await load_candles(runtime.sessions, "BTCUSDT", "1m", T0 + HOUR, T0 + HOUR + MINUTE):
+                break
+            await asyncio.sleep(0.01)
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+        await recorder.stop()
+    real = tape.series["BTCUSDT"]
+    expected = real.candle(int(real.index(T0) or 0))
+    served = await load_candles(runtime.sessions, "BTCUSDT", "1h", T0 - HOUR, T0 + 2 * HOUR)
+    assert [c.open_time for c in served] == [T0 - HOUR, T0, T0 + HOUR]
+    assert served[1] == expected and served[2].closed is False
+    assert await count(runtime, MarketSnapshotRow) >= 8 * 10  # one per symbol per market minute

@@ -12,6 +12,12 @@ from its last real close with its own typical volume and volatility (see `synthe
 market time jump backwards, which the detector's hour bookkeeping, the stored candles (same keys, different
 values) and the history endpoint cannot take. Everything is a function of the settings (file, symbols, seed,
 start), so two replays with the same settings publish the same candles.
+
+On start the source publishes, at once, the previous full hour and the current hour so far as closed 1-minute
+candles, so a detector has a previous hour at its first scan. The default start (`replay_start` unset) is 20
+minutes before the hour in which most symbols of the file trade ≥3× their previous hour: 2025-10-10 20:40 UTC for
+the bundled sample, whose 21:00 hour is the liquidation cascade. At 60× the first spikes are complete at the
+21:10-21:20 scans, 30-40 real seconds after start. An injected clock (tests) decides the start itself.
 """
 
 from __future__ import annotations
@@ -517,10 +523,4 @@ class ReplaySource:
 async def _publish(bus: EventBus, events: list[Event]) -> None:
     for topic, data in events:
         await bus.publish(topic, data)
-
-
-def minute_candles_of(tape: ReplayTape, symbol: str, hour_ms: int) -> list[Candle]:
-    """The 60 replayed minutes of one symbol-hour (for tests and tools)."""
-    bars = tape.minute_bars(symbol, hour_ms)
-    return [] if bars is None else bars.candles()
 
