@@ -34,8 +34,8 @@ from marketpulse.marketdata.library import (
 from marketpulse.settings import Settings
 
 app = typer.Typer(no_args_is_help=True, help="The market-data library (Parquet candles).")
-console = Console()
-errors = Console(stderr=True)
+console = Console(soft_wrap=True)  # messages carry file paths: never break them across lines
+errors = Console(stderr=True, soft_wrap=True)
 FLUSH_ROWS = 100_000  # a download appends every this many candles, so an interrupted one keeps its progress
 clock: Clock = SystemClock()  # module-level so tests can move "now"
 
