@@ -69,7 +69,8 @@ class DeploymentService:
         strategy_cls = get_strategy(spec.strategy)
         params = strategy_cls.resolve_params(spec.params)
         interval_ms(spec.interval)
-        cash = spec.cash if spec.cash is not None else (await self.paper.account(owner_id))["equity"]
+        account = await self.paper.account(owner_id)  # also creates it: deployments reference the account
+        cash = spec.cash if spec.cash is not None else account["equity"]
         now = self.paper.clock.now_ms()
         row = PaperDeploymentRow(
             id=str(uuid.uuid4()), owner_id=owner_id, strategy=spec.strategy, symbol=spec.symbol,

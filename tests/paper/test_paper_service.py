@@ -1,0 +1,115 @@
+"""The paper service on a real database (SQLite and PostgreSQL): fills, time in force, risk, halts, owners."""
+
+from __future__ import annotations
+
+import pytest
+
+from marketpulse.bus import topics
+from marketpulse.clock import FakeClock
+from marketpulse.runtime import Runtime
+from marketpulse.trading.paper.orders import OrderSpec, OrderStatus, OrderType, Side, TimeInForce
+from marketpulse.trading.paper.service import OrderNotFound, OrderNotOpen, PaperTradingService, RiskRejected
+from marketpulse.trading.risk import Plan, next_utc_midnight_ms
+
+from .helpers import MINUTE, T0, Collector, candle, config
+
+
+def service(runtime: Runtime, **overrides: object) -> PaperTradingService:
+    return PaperTradingService(runtime.sessions, runtime.bus, runtime.clock, config(**overrides))
+
+
+def market(symbol: str, side: Side, qty: float) -> OrderSpec:
+    return OrderSpec(symbol, side, OrderType.MARKET, qty)
+
+
+async def test_a_market_order_fills_at_the_next_bars_open_and_is_published(runtime: Runtime) -> None:
+    fills = await Collector.on(runtime.bus, topics.PAPER_FILLS)
+    paper = service(runtime)
+    await paper.on_candles([candle("BTCUSDT", T0 - MINUTE, 100.0)])  # a mark to size the order with
+    order = await paper.place_order("default", market("BTCUSDT", Side.BUY, 2.0))
+    # A bar that opened before the order arrived must not fill it (that would be look-ahead).
+    await paper.on_candles([candle("BTCUSDT", T0 - MINUTE, 100.0, c=101.0)])
+    assert (await paper.order("default", order.id)).status == OrderStatus.OPEN.value
+    await paper.on_candles([candle("BTCUSDT", T0, 102.0, h=104.0, low=101.0, c=103.0)])
+    filled = await paper.order("default", order.id)
+    assert filled.status == OrderStatus.FILLED.value and filled.fill_price == 102.0
+    assert filled.fee == pytest.approx(2 * 102.0 * 4 / 10_000)
+    event = await fills.next()
+    assert event["order_id"] == order.id and event["price"] == 102.0 and event["side"] == "buy"
+    account = await paper.account("default")
+    assert account["unrealized_pnl"] == pytest.approx(2.0)  # marked at the close, 103
+    assert account["balance"] == pytest.approx(10_000.0 - filled.fee)
+    assert account["equity"] == pytest.approx(10_000.0 - filled.fee + 2.0)
+    [pos] = await paper.positions("default")
+    assert (pos.symbol, pos.quantity, pos.avg_price, pos.mark_price) == ("BTCUSDT", 2.0, 102.0, 103.0)
+
+
+async def test_limit_rests_until_touched_then_the_sale_realizes_pnl(runtime: Runtime) -> None:
+    paper = service(runtime, taker_fee_bps=0.0, maker_fee_bps=0.0)
+    buy = await paper.place_order("default", OrderSpec("ETHUSDT", Side.BUY, OrderType.LIMIT, 1.0,
+                                                        limit_price=95.0))
+    await paper.on_candles([candle("ETHUSDT", T0, 100.0, h=101.0, low=96.0, c=99.0)])
+    assert (await paper.order("default", buy.id)).status == "open"
+    await paper.on_candles([candle("ETHUSDT", T0 + MINUTE, 99.0, h=99.0, low=94.0, c=96.0)])
+    assert (await paper.order("default", buy.id)).fill_price == 95.0
+    await paper.place_order("default", OrderSpec("ETHUSDT", Side.SELL, OrderType.STOP, 1.0, stop_price=90.0))
+    await paper.on_candles([candle("ETHUSDT", T0 + 2 * MINUTE, 92.0, h=93.0, low=85.0, c=86.0)])
+    account = await paper.account("default")
+    assert account["realized_pnl"] == pytest.approx(-5.0) and account["open_positions"] == 0
+    assert await paper.positions("default") == []
+
+
+async def test_day_orders_expire_at_utc_midnight_and_ioc_gets_one_bar(runtime: Runtime, clock: FakeClock) -> None:
+    paper = service(runtime)
+    day = await paper.place_order("default", OrderSpec("BTCUSDT", Side.BUY, OrderType.LIMIT, 0.1,
+                                                        limit_price=50.0, time_in_force=TimeInForce.DAY))
+    ioc = await paper.place_order("default", OrderSpec("BTCUSDT", Side.BUY, OrderType.LIMIT, 0.1,
+                                                        limit_price=99.0, time_in_force=TimeInForce.IOC))
+    await paper.on_candles([candle("BTCUSDT", T0, 100.0, low=98.0)])  # touched 99, but not at the open
+    assert (await paper.order("default", ioc.id)).status == OrderStatus.CANCELLED.value
+    assert (await paper.order("default", day.id)).status == "open"
+    clock.set(next_utc_midnight_ms(T0))
+    [listed] = [o for o in await paper.orders("default") if o.id == day.id]
+    assert listed.status == OrderStatus.EXPIRED.value
+
+
+async def test_cancel_and_owner_scoping(runtime: Runtime) -> None:
+    paper = service(runtime)
+    order = await paper.place_order("alice", OrderSpec("BTCUSDT", Side.BUY, OrderType.LIMIT, 1.0, limit_price=1.0))
+    with pytest.raises(OrderNotFound):
+        await paper.cancel_order("bob", order.id)
+    assert await paper.orders("bob") == []
+    assert (await paper.cancel_order("alice", order.id)).status == OrderStatus.CANCELLED.value
+    with pytest.raises(OrderNotOpen):
+        await paper.cancel_order("alice", order.id)
+
+
+async def test_plan_limits_reject_before_anything_is_stored(runtime: Runtime) -> None:
+    paper = service(runtime, plan=Plan.FREE)
+    for sym in ("AUSDT", "BUSDT", "CUSDT"):
+        await paper.place_order("default", OrderSpec(sym, Side.BUY, OrderType.LIMIT, 1.0, limit_price=10.0))
+    with pytest.raises(RiskRejected) as info:
+        await paper.place_order("default", OrderSpec("DUSDT", Side.BUY, OrderType.LIMIT, 1.0, limit_price=10.0))
+    assert info.value.rejection.reason == "max_concurrent_positions"
+    assert len(await paper.orders("default")) == 3
+    with pytest.raises(RiskRejected) as unpriced:
+        await paper.place_order("default", market("EUSDT", Side.BUY, 1.0))
+    assert unpriced.value.rejection.reason == "no_market_price"
+
+
+async def test_daily_loss_halts_until_the_next_utc_day(runtime: Runtime, clock: FakeClock) -> None:
+    halts = await Collector.on(runtime.bus, topics.RISK_HALTS)
+    paper = service(runtime, taker_fee_bps=0.0)
+    await paper.on_candles([candle("BTCUSDT", T0 - MINUTE, 100.0)])
+    await paper.place_order("default", market("BTCUSDT", Side.BUY, 100.0))  # 10,000 notional
+    await paper.on_candles([candle("BTCUSDT", T0, 100.0, c=100.0)])
+    await paper.on_marks({"BTCUSDT": 94.0})  # -600 = -6 % of the day's 10,000
+    halt = await halts.next()
+    assert halt["reason"] == "daily_loss_limit" and halt["halted_until"] == next_utc_midnight_ms(T0)
+    with pytest.raises(RiskRejected) as info:
+        await paper.place_order("default", OrderSpec("ETHUSDT", Side.BUY, OrderType.LIMIT, 1.0, limit_price=10.0))
+    assert info.value.rejection.reason == "account_halted"
+    await paper.place_order("default", market("BTCUSDT", Side.SELL, 50.0))  # reducing is still allowed
+    clock.set(next_utc_midnight_ms(T0) + MINUTE)
+    await paper.place_order("default", OrderSpec("ETHUSDT", Side.BUY, OrderType.LIMIT, 1.0, limit_price=10.0))
+    assert (await paper.account("default"))["halted"] is False
