@@ -45,22 +45,24 @@ NO_FULL_UPDATE_SPIKE_MINUTE = 55
 QUOTE = "USDT"
 
 
-@dataclass(slots=True)
 class _Bar:
-    close_time: int
-    open: float
-    close: float
-    quote_volume: float
+    __slots__ = ("close", "close_time", "open", "quote_volume")
+
+    def __init__(self, close_time: int, open_: float, close: float, quote_volume: float) -> None:
+        self.close_time, self.open, self.close, self.quote_volume = close_time, open_, close, quote_volume
 
 
-@dataclass(slots=True)
 class _Hour:
-    """One symbol's candles inside one clock hour, keyed by open time."""
+    """One symbol's candles inside one clock hour, keyed by open time. (Plain slots class: the offline path
+    builds a million of these hours and bars, and dataclass defaults cost more than the work.)"""
 
-    bars: dict[int, _Bar] = field(default_factory=dict)
-    total: float = 0.0
-    covered_ms: int = 0
-    last_close_time: int = 0
+    __slots__ = ("bars", "covered_ms", "last_close_time", "total")
+
+    def __init__(self) -> None:
+        self.bars: dict[int, _Bar] = {}
+        self.total = 0.0
+        self.covered_ms = 0
+        self.last_close_time = 0
 
     def add(self, open_time: int, bar: _Bar, step_ms: int) -> None:
         old = self.bars.get(open_time)
@@ -70,7 +72,8 @@ class _Hour:
             self.total -= old.quote_volume
         self.bars[open_time] = bar
         self.total += bar.quote_volume
-        self.last_close_time = max(self.last_close_time, bar.close_time)
+        if bar.close_time > self.last_close_time:
+            self.last_close_time = bar.close_time
 
     def complete(self) -> bool:
         return self.covered_ms >= HOUR_MS
@@ -106,10 +109,11 @@ class _Symbol:
     newest_hour: int = 0
 
     def prune(self, keep_from_hour: int) -> None:
-        if self.hours and min(self.hours) < keep_from_hour:
-            self.hours = {h: b for h, b in self.hours.items() if h >= keep_from_hour}
-        if self.spikes and min(self.spikes) < keep_from_hour:
-            self.spikes = {h: s for h, s in self.spikes.items() if h >= keep_from_hour}
+        for hour in [h for h in self.hours if h < keep_from_hour]:
+            del self.hours[hour]
+        if self.spikes:
+            for hour in [h for h in self.spikes if h < keep_from_hour]:
+                del self.spikes[hour]
 
 
 @dataclass(frozen=True, slots=True)
@@ -151,22 +155,23 @@ class VolumeSpikeDetector:
         self, symbol: str, open_time: int, step_ms: int, open_: float, close: float, quote_volume: float
     ) -> None:
         """`on_candle` without building a Candle (the offline path feeds a million of these)."""
-        if not symbol.endswith(QUOTE) or HOUR_MS % step_ms:
-            return  # only USDT-quoted contracts; intervals that straddle hours can't be split into hours
         state = self._symbols.get(symbol)
         if state is None:
+            if not symbol.endswith(QUOTE) or HOUR_MS % step_ms:
+                return  # only USDT-quoted contracts; intervals that straddle hours can't be split into hours
             state = self._symbols[symbol] = _Symbol(step_ms)
         elif state.step_ms != step_ms:
             return  # one interval per symbol: the first one seen (sources publish one)
         hour = open_time - open_time % HOUR_MS
-        if hour > state.newest_hour:
-            state.newest_hour = hour
-            state.prune(hour - 2 * HOUR_MS)  # bounded even when nobody scans
-        elif hour < state.newest_hour - 2 * HOUR_MS:
-            return  # too late to matter to any scan
         bucket = state.hours.get(hour)
         if bucket is None:
+            if hour < state.newest_hour - 2 * HOUR_MS:
+                return  # too late to matter to any scan
             bucket = state.hours[hour] = _Hour()
+            if hour > state.newest_hour:
+                state.newest_hour = hour
+                if len(state.hours) > 3:
+                    state.prune(hour - 2 * HOUR_MS)  # bounded even when nobody scans
         bucket.add(open_time, _Bar(open_time + step_ms, open_, close, quote_volume), step_ms)
 
     def on_market_rows(self, rows: Iterable[MarketRow]) -> None:
