@@ -13,6 +13,7 @@ ROUTERS: list[str] = [
     "marketpulse.marketdata.views:router",
     "marketpulse.web.views:router",
     "marketpulse.detection.views:router",
+    "marketpulse.trading.paper.views:router",
 ]
 
 

@@ -1,0 +1,124 @@
+"""The paper-trading HTTP API on a small app: orders, 422 field errors, 409 risk reasons, owners, deployments."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import httpx
+import pytest
+from fastapi import FastAPI
+
+from marketpulse.runtime import Runtime
+from marketpulse.trading.owners import current_owner
+from marketpulse.trading.paper.runner import services_for
+from marketpulse.trading.paper.views import router
+
+from .helpers import MINUTE, T0, candle
+
+
+@pytest.fixture
+async def app(runtime: Runtime) -> FastAPI:
+    application = FastAPI()
+    application.state.runtime = runtime
+    application.include_router(router)
+    return application
+
+
+@pytest.fixture
+async def client(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://test") as c:
+        yield c
+
+
+def field_errors(resp: httpx.Response) -> dict[str, str]:
+    assert resp.status_code == 422, resp.text
+    return {".".join(str(p) for p in e["loc"][1:]): e["msg"] for e in resp.json()["detail"]}
+
+
+async def test_order_lifecycle_over_http(client: httpx.AsyncClient, runtime: Runtime) -> None:
+    account = (await client.get("/api/v1/paper/account")).json()
+    assert account["balance"] == account["equity"] == runtime.settings.paper_starting_balance
+    assert account["plan"] == "pro" and account["halted"] is False
+    resp = await client.post("/api/v1/paper/orders", json={
+        "symbol": "btc-usdt", "side": "buy", "type": "limit", "quantity": 0.1, "limit_price": 100.0,
+        "time_in_force": "gtc",
+    })
+    assert resp.status_code == 201, resp.text
+    order = resp.json()
+    assert order["symbol"] == "BTCUSDT" and order["status"] == "open"
+    assert [o["id"] for o in (await client.get("/api/v1/paper/orders?status=open")).json()] == [order["id"]]
+    cancelled = await client.delete(f"/api/v1/paper/orders/{order['id']}")
+    assert cancelled.status_code == 200 and cancelled.json()["status"] == "cancelled"
+    again = await client.delete(f"/api/v1/paper/orders/{order['id']}")
+    assert again.status_code == 409 and again.json()["detail"]["reason"] == "order_not_open"
+    assert (await client.delete("/api/v1/paper/orders/nope")).status_code == 404
+
+
+async def test_filled_market_order_shows_in_positions_and_fills(client: httpx.AsyncClient, runtime: Runtime) -> None:
+    paper, _ = services_for(runtime)
+    await paper.on_candles([candle("ETHUSDT", T0 - MINUTE, 4_000.0)])
+    resp = await client.post("/api/v1/paper/orders", json={"symbol": "ETHUSDT", "side": "sell", "quantity": 1})
+    assert resp.status_code == 201, resp.text
+    await paper.on_candles([candle("ETHUSDT", T0, 4_010.0, c=3_990.0)])
+    [pos] = (await client.get("/api/v1/paper/positions")).json()
+    assert pos["side"] == "short" and pos["avg_price"] == 4_010.0 and pos["unrealized_pnl"] == pytest.approx(20.0)
+    [fill] = (await client.get("/api/v1/paper/fills")).json()
+    assert fill["order_id"] == resp.json()["id"] and fill["price"] == 4_010.0
+
+
+async def test_bad_orders_answer_422_naming_the_field(client: httpx.AsyncClient) -> None:
+    errors = field_errors(await client.post("/api/v1/paper/orders", json={
+        "symbol": "BTCUSDT", "side": "hold", "type": "limit", "quantity": -1,
+    }))
+    assert set(errors) == {"side", "quantity", "limit_price"}
+    assert "required for limit orders" in errors["limit_price"]
+    errors = field_errors(await client.post("/api/v1/paper/orders", json={
+        "symbol": "BTCUSDT", "side": "buy", "type": "market", "quantity": 1, "stop_price": 5, "time_in_force": "fok",
+    }))
+    assert set(errors) == {"stop_price", "time_in_force"}
+    assert (await client.get("/api/v1/paper/orders")).json() == []  # nothing stored
+
+
+async def test_risk_rejection_is_409_with_a_reason(client: httpx.AsyncClient) -> None:
+    resp = await client.post("/api/v1/paper/orders", json={
+        "symbol": "BTCUSDT", "side": "buy", "type": "limit", "quantity": 10, "limit_price": 100_000,
+    })
+    assert resp.status_code == 409
+    detail = resp.json()["detail"]
+    assert detail["reason"] == "max_position_size" and detail["limit"] == 100_000.0 and detail["value"] == 1e6
+    assert (await client.get("/api/v1/paper/orders")).json() == []
+
+
+async def test_each_owner_sees_only_their_own(app: FastAPI, client: httpx.AsyncClient) -> None:
+    app.dependency_overrides[current_owner] = lambda: "alice"
+    resp = await client.post("/api/v1/paper/orders", json={
+        "symbol": "BTCUSDT", "side": "buy", "type": "limit", "quantity": 0.1, "limit_price": 1.0,
+    })
+    order_id = resp.json()["id"]
+    app.dependency_overrides[current_owner] = lambda: "bob"
+    assert (await client.get("/api/v1/paper/orders")).json() == []
+    assert (await client.get(f"/api/v1/paper/orders/{order_id}")).status_code == 404
+    assert (await client.delete(f"/api/v1/paper/orders/{order_id}")).status_code == 404
+    app.dependency_overrides[current_owner] = lambda: "alice"
+    assert (await client.get(f"/api/v1/paper/orders/{order_id}")).status_code == 200
+
+
+async def test_deployments_validate_list_and_stop(client: httpx.AsyncClient) -> None:
+    errors = field_errors(await client.post("/api/v1/paper/deployments", json={
+        "strategy": "nope", "symbol": "BTCUSDT", "interval": "7m",
+    }))
+    assert set(errors) == {"strategy", "interval"} and "known:" in errors["strategy"]
+    errors = field_errors(await client.post("/api/v1/paper/deployments", json={
+        "strategy": "ema_cross", "symbol": "BTCUSDT", "params": {"fast": 30, "slow": 10},
+    }))
+    assert set(errors) == {"params"} and "fast" in errors["params"]
+    resp = await client.post("/api/v1/paper/deployments", json={
+        "strategy": "ema_cross", "symbol": "BTCUSDT", "interval": "5m", "params": {"fast": 3},
+    })
+    assert resp.status_code == 201, resp.text
+    dep = resp.json()
+    assert dep["status"] == "running" and dep["params"] == {"fast": 3, "slow": 26} and dep["cash"] == 10_000.0
+    assert [d["id"] for d in (await client.get("/api/v1/paper/deployments")).json()] == [dep["id"]]
+    stopped = await client.post(f"/api/v1/paper/deployments/{dep['id']}/stop")
+    assert stopped.status_code == 200 and stopped.json()["status"] == "stopped"
+    assert (await client.post("/api/v1/paper/deployments/nope/stop")).status_code == 404
