@@ -35,7 +35,7 @@ def _rsi(x: F64, period: int) -> F64:  # pragma: no cover - compiled
             gain /= period
             loss /= period
         else:
-            gain = (gain * (period - 1) + up) * inv  # multiply, not divide: see moving_averages._smoothed
+            gain = (gain * (period - 1) + up) * inv  # multiply, not divide: see moving_averages._smooth_into
             loss = (loss * (period - 1) + down) * inv
         total = gain + loss
         out[i] = 0.0 if abs(total) < 1e-14 else 100.0 * gain / total

@@ -40,11 +40,14 @@ def _rolling_mean(x: F64, period: int) -> F64:  # pragma: no cover - compiled
 
 
 @njit(cache=True)
-def _smoothed(x: F64, period: int, wilder: bool, skip: int) -> F64:  # pragma: no cover - compiled
+def _smooth_into(x: F64, out: F64, period: int, wilder: bool, skip: int) -> F64:  # pragma: no cover - compiled
     """EMA (``wilder=False``, k = 2/(period+1)) or RMA (k = 1/period) seeded with the SMA of the first ``period``
-    real values after skipping ``skip`` real values (TA-Lib's MACD aligns its fast EMA that way)."""
+    real values after skipping ``skip`` real values (TA-Lib's MACD aligns its fast EMA that way).
+
+    ``out`` may be ``x`` itself (each input is read before its slot is written): ATR smooths its true range in
+    place, which saves an 8 MB allocation, and the page faults that come with it, per 1M bars.
+    """
     n = len(x)
-    out = np.full(n, np.nan)
     k = 2.0 / (period + 1.0)
     inv = 1.0 / period
     seen = 0
@@ -53,6 +56,7 @@ def _smoothed(x: F64, period: int, wilder: bool, skip: int) -> F64:  # pragma: n
     started = False
     for i in range(n):
         v = x[i]
+        out[i] = np.nan
         if np.isnan(v):
             continue
         if not started:
@@ -70,6 +74,10 @@ def _smoothed(x: F64, period: int, wilder: bool, skip: int) -> F64:  # pragma: n
         prev = (prev * (period - 1) + v) * inv if wilder else (v - prev) * k + prev
         out[i] = prev
     return out
+
+
+def _smoothed(x: F64, period: int, wilder: bool, skip: int) -> F64:
+    return _smooth_into(x, np.empty_like(x), period, wilder, skip)
 
 
 def sma(values: Any, period: int) -> F64:

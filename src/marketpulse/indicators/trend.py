@@ -18,8 +18,10 @@ from marketpulse.indicators.volatility import tv_atr
 
 @njit(cache=True)
 def _supertrend(h: F64, lo: F64, c: F64, atr: F64, factor: float) -> tuple[F64, F64]:  # pragma: no cover
+    """Returns (line, direction); ``line`` IS the ``atr`` buffer, overwritten in place (one 8 MB allocation less
+    per 1M bars; each ATR value is read before its slot is written)."""
     n = len(c)
-    line = np.full(n, np.nan)
+    line = atr
     direction = np.full(n, np.nan)
     lower_prev = np.nan  # lowerBand[1], upperBand[1], superTrend[1], atr[1], close[1] as Pine sees them
     upper_prev = np.nan
@@ -27,9 +29,10 @@ def _supertrend(h: F64, lo: F64, c: F64, atr: F64, factor: float) -> tuple[F64, 
     atr_prev = np.nan
     close_prev = np.nan
     for i in range(n):
+        atr_i = atr[i]
         mid = (h[i] + lo[i]) / 2.0
-        upper = mid + factor * atr[i]
-        lower = mid - factor * atr[i]
+        upper = mid + factor * atr_i
+        lower = mid - factor * atr_i
         plb = 0.0 if np.isnan(lower_prev) else lower_prev
         pub = 0.0 if np.isnan(upper_prev) else upper_prev
         if not (lower > plb or close_prev < plb):
@@ -43,10 +46,11 @@ def _supertrend(h: F64, lo: F64, c: F64, atr: F64, factor: float) -> tuple[F64, 
         else:
             d = 1.0 if c[i] < lower else -1.0
         st = lower if d == -1.0 else upper
-        if not np.isnan(atr[i]):
+        line[i] = np.nan
+        if not np.isnan(atr_i):
             line[i] = st
             direction[i] = d
-        lower_prev, upper_prev, st_prev, atr_prev, close_prev = lower, upper, st, atr[i], c[i]
+        lower_prev, upper_prev, st_prev, atr_prev, close_prev = lower, upper, st, atr_i, c[i]
     return line, direction
 
 
@@ -74,8 +78,9 @@ def _pine_min(a: float, b: float) -> float:  # pragma: no cover - compiled
 
 @njit(cache=True)
 def _ut_bot(src: F64, atr: F64, key_value: float) -> tuple[F64, Bool, Bool]:  # pragma: no cover - compiled
+    """Returns (stop, buy, sell); ``stop`` IS the ``atr`` buffer, overwritten in place (see ``_supertrend``)."""
     n = len(src)
-    stop = np.full(n, np.nan)
+    stop = atr
     buy = np.zeros(n, dtype=np.bool_)
     sell = np.zeros(n, dtype=np.bool_)
     stop_prev = np.nan

@@ -8,7 +8,7 @@ import numpy as np
 from numba import njit
 
 from marketpulse.indicators._arrays import F64, as_columns, as_series, check_period
-from marketpulse.indicators.moving_averages import _rolling_mean, _smoothed
+from marketpulse.indicators.moving_averages import _rolling_mean, _smooth_into
 
 
 @njit(cache=True)
@@ -42,12 +42,14 @@ def atr(high: Any, low: Any, close: Any, period: int = 14) -> F64:
     It is the mean of true ranges 1..period (bar 0 has none), then RMA. TradingView's ``ta.atr`` starts one bar
     earlier because it counts ``high - low`` for bar 0: see ``tv_atr``. The two converge as the seed decays.
     """
-    return _smoothed(true_range(high, low, close), check_period(period), True, 0)
+    tr = true_range(high, low, close)
+    return _smooth_into(tr, tr, check_period(period), True, 0)
 
 
 def tv_atr(high: Any, low: Any, close: Any, period: int = 14) -> F64:
     """TradingView ``ta.atr``: ``ta.rma(ta.tr(true), period)``, first value at index ``period - 1``."""
-    return _smoothed(true_range(high, low, close, first_bar_high_low=True), check_period(period), True, 0)
+    tr = true_range(high, low, close, first_bar_high_low=True)
+    return _smooth_into(tr, tr, check_period(period), True, 0)
 
 
 @njit(cache=True)
