@@ -40,6 +40,8 @@ closes the position first and then opens the new one (a flip). Liquidation (isol
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 import numpy as np
 import numpy.typing as npt
@@ -143,6 +145,14 @@ EXIT_REASONS = ("order", "stop_loss", "take_profit", "trailing_stop", "liquidati
 
 DAY_MS = 86_400_000
 
+_Fn = TypeVar("_Fn", bound=Callable[..., Any])
+# No numba runtime (_nrt=False): the core allocates nothing, and without it every array handed to a compiled helper
+# skips atomic reference counting, which otherwise costs more than a quiet bar's whole work.
+# The per-bar hot path is inlined into its callers ("always") so the quiet bar makes no calls at all.
+_KERNEL: dict[str, Any] = {"cache": True, "_nrt": False}
+kernel: Callable[[_Fn], _Fn] = njit(**_KERNEL)
+inline_kernel: Callable[[_Fn], _Fn] = njit(inline="always", **_KERNEL)
+
 
 def new_state(cash: float) -> F64:
     state = np.zeros(N_STATE)
@@ -182,7 +192,7 @@ def new_cfg(
 
 
 # --- position bookkeeping -------------------------------------------------------------------------------------
-@njit(cache=True)
+@kernel
 def _clear_position(state: F64) -> None:
     state[S_UNITS] = 0.0
     state[S_ENTRY_PRICE] = np.nan
@@ -196,7 +206,7 @@ def _clear_position(state: F64) -> None:
     state[S_MARGIN] = 0.0
 
 
-@njit(cache=True)
+@kernel
 def _open_position(state: F64, cfg: F64, t: float, side: float, price: float, units: float, fee_rate: float) -> None:
     fee = units * price * fee_rate
     state[S_CASH] -= fee
@@ -218,7 +228,7 @@ def _open_position(state: F64, cfg: F64, t: float, side: float, price: float, un
         state[S_LIQ_PRICE] = np.nan
 
 
-@njit(cache=True)
+@kernel
 def _close_position(state: F64, log: F64, t: float, price: float, fee_rate: float, reason: int) -> None:
     units = state[S_UNITS]
     side = 1.0 if units > 0 else -1.0
@@ -257,7 +267,7 @@ def _close_position(state: F64, log: F64, t: float, price: float, fee_rate: floa
     _clear_position(state)
 
 
-@njit(cache=True)
+@kernel
 def _entry_units(state: F64, cfg: F64, price: float, fee_rate: float, order_units: float) -> float:
     if order_units > 0:
         return order_units
@@ -270,14 +280,14 @@ def _entry_units(state: F64, cfg: F64, price: float, fee_rate: float, order_unit
     return equity * cfg[C_SIZE] * cfg[C_LEVERAGE] / (price * (1.0 + fee_rate * cfg[C_LEVERAGE]))
 
 
-@njit(cache=True)
+@kernel
 def _release(state: F64, order: F64) -> None:
     order[O_ACTIVE] = 0.0
     state[S_WORKING_ORDERS] -= 1.0
 
 
 # --- fills ----------------------------------------------------------------------------------------------------
-@njit(cache=True)
+@kernel
 def _fill_order(state: F64, cfg: F64, log: F64, order: F64, t: float, price: float, fee_rate: float) -> None:
     """Execute one triggered order at `price`; the order slot is released."""
     _release(state, order)
@@ -298,7 +308,7 @@ def _fill_order(state: F64, cfg: F64, log: F64, order: F64, t: float, price: flo
         _open_position(state, cfg, t, side, price, qty, fee_rate)
 
 
-@njit(cache=True)
+@kernel
 def _oldest_market_order(orders: F64) -> int:
     best = -1
     for k in range(orders.shape[0]):
@@ -308,7 +318,7 @@ def _oldest_market_order(orders: F64) -> int:
     return best
 
 
-@njit(cache=True)
+@kernel
 def _fill_market_orders(state: F64, cfg: F64, orders: F64, log: F64, t: float, o: float) -> None:
     """Market orders fill at the open in submission order (a close then an open is a flip)."""
     slip = cfg[C_SLIPPAGE]
@@ -320,7 +330,7 @@ def _fill_market_orders(state: F64, cfg: F64, orders: F64, log: F64, t: float, o
         k = _oldest_market_order(orders)
 
 
-@njit(cache=True)
+@kernel
 def _resting_fill_price(order: F64, o: float, h: float, lo: float, slip: float) -> float:
     """The price this bar fills a limit/stop order at, NaN if it keeps waiting."""
     side, px = order[O_SIDE], order[O_PRICE]
@@ -333,7 +343,7 @@ def _resting_fill_price(order: F64, o: float, h: float, lo: float, slip: float) 
     return min(o, px) * (1.0 - slip) if lo <= px else np.nan
 
 
-@njit(cache=True)
+@kernel
 def _fill_resting_orders(state: F64, cfg: F64, orders: F64, log: F64, t: float, o: float, h: float, lo: float) -> None:
     for k in range(orders.shape[0]):
         order = orders[k]
@@ -352,7 +362,7 @@ def _fill_resting_orders(state: F64, cfg: F64, orders: F64, log: F64, t: float, 
             _fill_order(state, cfg, log, order, t, price, fee)
 
 
-@njit(cache=True)
+@kernel
 def _expire_day_orders(state: F64, orders: F64, t: float) -> None:
     """Day orders die when a bar of a later UTC day opens, before it can fill them."""
     for k in range(orders.shape[0]):
@@ -360,7 +370,7 @@ def _expire_day_orders(state: F64, orders: F64, t: float) -> None:
             _release(state, orders[k])
 
 
-@njit(cache=True)
+@kernel
 def _cancel_unfilled_ioc(state: F64, orders: F64) -> None:
     for k in range(orders.shape[0]):
         if orders[k, O_ACTIVE] > 0 and orders[k, O_TIF] == TIF_IOC:
@@ -368,7 +378,7 @@ def _cancel_unfilled_ioc(state: F64, orders: F64) -> None:
 
 
 # --- protective exits -----------------------------------------------------------------------------------------
-@njit(cache=True)
+@inline_kernel
 def _trailing_level(state: F64, cfg: F64) -> float:
     trail = cfg[C_TRAILING]
     if trail <= 0:
@@ -377,44 +387,51 @@ def _trailing_level(state: F64, cfg: F64) -> float:
     return state[S_WATERMARK] * (1.0 - side * trail)
 
 
-@njit(cache=True)
+@inline_kernel
+def _first_adverse(level: float, reason: int, best_level: float, best_reason: int, side: float, h: float,
+                   lo: float) -> tuple[float, int]:
+    """Keep the adverse level the price meets first (the nearest to the open) among those the bar touched."""
+    if math.isnan(level):
+        return best_level, best_reason
+    touched = lo <= level if side > 0 else h >= level
+    if touched and (best_reason < 0 or side * (level - best_level) > 0):
+        return level, reason
+    return best_level, best_reason
+
+
+@inline_kernel
+def _protective_touched(state: F64, cfg: F64, h: float, lo: float) -> bool:
+    """Cheap pre-check (NaN levels compare False): does this bar reach any protective level at all?"""
+    trail = _trailing_level(state, cfg)
+    if state[S_UNITS] > 0:
+        return lo <= state[S_LIQ_PRICE] or lo <= state[S_STOP_PRICE] or lo <= trail or h >= state[S_TAKE_PRICE]
+    return h >= state[S_LIQ_PRICE] or h >= state[S_STOP_PRICE] or h >= trail or lo <= state[S_TAKE_PRICE]
+
+
+@kernel
 def _protective_exits(state: F64, cfg: F64, log: F64, t: float, o: float, h: float, lo: float) -> None:
-    units = state[S_UNITS]
-    if units == 0.0:
-        return
-    side = 1.0 if units > 0 else -1.0
-    # Adverse levels: the one the price meets first on its way against us is the nearest to the open.
-    best_level = np.nan
-    best_reason = -1
-    for reason in (EXIT_LIQUIDATION, EXIT_STOP_LOSS, EXIT_TRAILING):
-        if reason == EXIT_LIQUIDATION:
-            level = state[S_LIQ_PRICE]
-        elif reason == EXIT_STOP_LOSS:
-            level = state[S_STOP_PRICE]
-        else:
-            level = _trailing_level(state, cfg)
-        if math.isnan(level):
-            continue
-        touched = lo <= level if side > 0 else h >= level
-        if touched and (best_reason < 0 or side * (level - best_level) > 0):
-            best_level, best_reason = level, reason
-    if best_reason >= 0:
-        if best_reason == EXIT_LIQUIDATION:
-            _close_position(state, log, t, best_level, 0.0, EXIT_LIQUIDATION)
-        else:
-            # A stop is a market order once triggered: a gap fills at the (worse) open, then slippage.
-            px = min(o, best_level) if side > 0 else max(o, best_level)
-            px *= 1.0 - side * cfg[C_SLIPPAGE]
-            _close_position(state, log, t, px, cfg[C_TAKER_FEE], best_reason)
-        return
-    take = state[S_TAKE_PRICE]
-    if not math.isnan(take) and (h >= take if side > 0 else lo <= take):
-        px = max(o, take) if side > 0 else min(o, take)
-        _close_position(state, log, t, px, cfg[C_MAKER_FEE], EXIT_TAKE_PROFIT)
+    side = 1.0 if state[S_UNITS] > 0 else -1.0
+    best_level, best_reason = _first_adverse(state[S_LIQ_PRICE], EXIT_LIQUIDATION, np.nan, -1, side, h, lo)
+    best_level, best_reason = _first_adverse(state[S_STOP_PRICE], EXIT_STOP_LOSS, best_level, best_reason, side,
+                                             h, lo)
+    best_level, best_reason = _first_adverse(_trailing_level(state, cfg), EXIT_TRAILING, best_level, best_reason,
+                                             side, h, lo)
+    if best_reason == EXIT_LIQUIDATION:
+        _close_position(state, log, t, best_level, 0.0, EXIT_LIQUIDATION)
+    elif best_reason >= 0:
+        # A stop is a market order once triggered: a gap fills at the (worse) open, then slippage.
+        px = min(o, best_level) if side > 0 else max(o, best_level)
+        px *= 1.0 - side * cfg[C_SLIPPAGE]
+        _close_position(state, log, t, px, cfg[C_TAKER_FEE], best_reason)
+    else:
+        take = state[S_TAKE_PRICE]
+        if not math.isnan(take) and (h >= take if side > 0 else lo <= take):
+            px = max(o, take) if side > 0 else min(o, take)
+            _close_position(state, log, t, px, cfg[C_MAKER_FEE], EXIT_TAKE_PROFIT)
 
 
 # --- the bar --------------------------------------------------------------------------------------------------
-@njit(cache=True)
+@inline_kernel
 def _mark_to_close(state: F64, t: float, h: float, lo: float, c: float) -> float:
     units = state[S_UNITS]
     if units > 0:
@@ -446,7 +463,7 @@ def _mark_to_close(state: F64, t: float, h: float, lo: float, c: float) -> float
     return equity
 
 
-@njit(cache=True)
+@inline_kernel
 def process_bar(
     state: F64, orders: F64, cfg: F64, log: F64, t: float, o: float, h: float, lo: float, c: float,
     funding_rate: float,
@@ -462,14 +479,17 @@ def process_bar(
     if working:
         _expire_day_orders(state, orders, t)
         _fill_market_orders(state, cfg, orders, log, t, o)
-    _protective_exits(state, cfg, log, t, o, h, lo)
+    # The guards keep the common bar (nothing working, nothing touched) free of calls: in the compiled loop each
+    # call that takes arrays pays reference counting, which would dominate the cost of a quiet bar.
+    if state[S_UNITS] != 0.0 and _protective_touched(state, cfg, h, lo):
+        _protective_exits(state, cfg, log, t, o, h, lo)
     if state[S_WORKING_ORDERS] > 0:
         _fill_resting_orders(state, cfg, orders, log, t, o, h, lo)
         _cancel_unfilled_ioc(state, orders)
     return _mark_to_close(state, t, h, lo, c)
 
 
-@njit(cache=True)
+@kernel
 def submit_order(
     state: F64, orders: F64, side: float, order_type: int, price: float, units: float, tif: int, action: int,
     t: float,
@@ -494,7 +514,7 @@ def submit_order(
     return -1.0
 
 
-@njit(cache=True)
+@kernel
 def cancel_order(state: F64, orders: F64, order_id: float) -> bool:
     for k in range(orders.shape[0]):
         if orders[k, O_ACTIVE] > 0 and orders[k, O_ID] == order_id:
@@ -503,7 +523,7 @@ def cancel_order(state: F64, orders: F64, order_id: float) -> bool:
     return False
 
 
-@njit(cache=True)
+@inline_kernel
 def apply_signals(
     state: F64, orders: F64, cfg: F64, t: float, long_entry: bool, long_exit: bool, short_entry: bool,
     short_exit: bool,
@@ -532,7 +552,7 @@ def apply_signals(
         submit_order(state, orders, -1.0, ORDER_MARKET, np.nan, 0.0, TIF_GTC, ACTION_OPEN, t)
 
 
-@njit(cache=True)
+@kernel
 def run_bars(
     state: F64, orders: F64, cfg: F64, log: F64, time: F64, open_: F64, high: F64, low: F64, close: F64,
     funding: F64, long_entries: B1, long_exits: B1, short_entries: B1, short_exits: B1, equity_out: F64,

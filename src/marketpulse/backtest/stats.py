@@ -82,7 +82,7 @@ def stats_from_state(state: F64, interval_ms: float) -> Stats:
     years = bars * interval_ms / YEAR_MS
     cagr = _cagr(final / start, years)
     closed = int(state[core.S_TRADES])
-    return Stats(
+    stats = Stats(
         start_cash=start,
         final_equity=final,
         total_return=final / start - 1.0,
@@ -99,6 +99,8 @@ def stats_from_state(state: F64, interval_ms: float) -> Stats:
         funding=float(state[core.S_FUNDING_TOTAL]),
         bars=bars,
     )
+    # numpy scalars leak in from the state array; plain floats keep JSON and printing simple.
+    return Stats(**{k: v if isinstance(v, int) else float(v) for k, v in asdict(stats).items()})
 
 
 def equity_curve_stats(equity: F64, start_cash: float, interval_ms: float) -> dict[str, float]:
