@@ -69,6 +69,8 @@ def test_every_declared_grid_is_valid_and_ema_cross_is_the_benchmark_sweep() -> 
         for combo in combos:
             assert cls.resolve_params(combo) == combo
     assert len(list(get_strategy("ema_cross").grid())) == 143  # fast 5..20 x slow 20..60 step 5, fast < slow
+    fast_30 = list(get_strategy("ema_cross").grid({"fast": 30}))  # conflicts with slow's default, not its grid
+    assert [p["slow"] for p in fast_30] == [35, 40, 45, 50, 55, 60]
     pinned = list(get_strategy("ut_bot").grid({"mode": "always_in", "heikin_ashi": "false"}))
     assert pinned and all(p["mode"] == "always_in" and p["heikin_ashi"] is False for p in pinned)
 

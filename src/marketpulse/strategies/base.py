@@ -241,11 +241,18 @@ class Strategy(ABC):
         ValueError names the unknown or invalid parameter.
         """
         resolved = cls.defaults()
-        for key, value in (overrides or {}).items():
-            p = cls.param(key)
-            resolved[key] = p.parse(value) if isinstance(value, str) and p.kind is not str else p.validate(value)
+        resolved.update(cls._validated(overrides))
         cls.check_params(resolved)
         return resolved
+
+    @classmethod
+    def _validated(cls, values: Mapping[str, Any] | None) -> dict[str, Any]:
+        """Each value checked against its own Param (CLI strings parsed); no cross-parameter rules."""
+        out = {}
+        for key, value in (values or {}).items():
+            p = cls.param(key)
+            out[key] = p.parse(value) if isinstance(value, str) and p.kind is not str else p.validate(value)
+        return out
 
     @classmethod
     def check_params(cls, params: Mapping[str, Any]) -> None:
@@ -255,7 +262,9 @@ class Strategy(ABC):
     @classmethod
     def grid(cls, fixed: Mapping[str, Any] | None = None) -> Iterator[dict[str, Any]]:
         """Every combination of the declared grids (``fixed`` pins some), skipping ones check_params rejects."""
-        pinned = {k: [v] for k, v in cls.resolve_params(fixed).items() if fixed and k in fixed}
+        # Pinned values are checked one by one: `fixed={"fast": 30}` is valid with slow values > 30 from the grid,
+        # even though it conflicts with slow's default.
+        pinned = {k: [v] for k, v in cls._validated(fixed).items()}
         names = [p.name for p in cls.params]
         axes = [pinned.get(p.name, p.values()) for p in cls.params]
         for combo in product(*axes):
