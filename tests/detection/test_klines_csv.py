@@ -99,3 +99,12 @@ def test_missing_file(tmp_path: Path) -> None:
     with pytest.raises(KlinesFormatError, match="no such file") as info:
         read_klines_frame(tmp_path / "nope.csv.gz")
     assert info.value.path.endswith("nope.csv.gz")
+
+
+def test_header_only_bom_quotes_and_crlf(tmp_path: Path) -> None:
+    assert read_klines(write(tmp_path / "empty.csv", HEADER)) == []
+    path = tmp_path / "excel.csv"
+    header = b'\xef\xbb\xbf"open_time_ms","open","high","low","close","volume"\r\n'
+    path.write_bytes(header + f"{T0},1,2,0.5,1.5,4\r\n".encode())
+    [c] = read_klines(path, symbol="solusdt")
+    assert (c.symbol, c.open_time, c.high, c.quote_volume) == ("SOLUSDT", T0, 2.0, 6.0)

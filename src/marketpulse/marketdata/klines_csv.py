@@ -134,6 +134,7 @@ def _read_bytes(path: Path) -> bytes:
             data = gzip.decompress(data)
         except (OSError, EOFError) as exc:
             raise KlinesFormatError(path, 0, f"corrupt gzip data: {exc}") from None
+    data = data.removeprefix(b"\xef\xbb\xbf")  # a UTF-8 BOM (spreadsheet exports) is not part of the header
     if not data.strip():
         raise KlinesFormatError(path, 1, "empty file: expected a header line")
     return data
@@ -171,8 +172,8 @@ class _NeedsLineCheck(Exception):
 
 
 def _fast_columns(raw: bytes, path: Path, default_symbol: str, wanted: str | None) -> _RawColumns:
-    first_line = raw.split(b"\n", 1)[0].decode("utf-8", "replace").strip()
-    header = _parse_header([c.strip() for c in first_line.split(",")], path)
+    first_line = raw.split(b"\n", 1)[0].decode("utf-8", "replace")
+    header = _parse_header([c.strip() for c in next(csv.reader([first_line]), [])], path)
     types: dict[str, pa.DataType] = {c: pa.float64() for c in PRICE_COLUMNS}
     if header.quote_volume:
         types["quote_volume"] = pa.float64()
