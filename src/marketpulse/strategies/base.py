@@ -5,8 +5,11 @@ Contract (what the backtest engine and paper trading rely on):
 * ``Strategy.signals(candles, params)`` returns four boolean arrays of ``len(candles)``. Element ``i`` is decided
   from bars ``0..i`` only (evaluated at bar ``i``'s CLOSE); the engine fills it at bar ``i + 1``'s open. A strategy
   must never look ahead: changing bar ``j`` may only change signals at ``i >= j`` (tested for every built-in).
-* Path-dependent strategies (ones that need the engine's position or fills) set ``path_dependent = True`` and
-  implement ``on_bar`` instead; the engine then calls it once per closed bar, in order.
+* Path-dependent strategies (ones that need the engine's position or fills) implement ``on_bar`` instead, which
+  makes ``path_dependent`` True (set it explicitly on a class that implements both); the engine then calls
+  ``on_bar`` once per closed bar, in order, with a ``BarState`` carrying the position and a scratch ``memo``.
+* Parameters are declared as ``Param``s: ``low``/``high`` bound what ``--param`` accepts, ``values()`` is the
+  default sweep grid, ``sample(rng)`` a random-search draw; ``check_params`` adds cross-parameter rules.
 * ``params`` passed to ``signals``/``on_bar`` are always the output of ``resolve_params`` (complete and validated).
 """
 
