@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
 import random
 import statistics
@@ -91,16 +92,23 @@ class _Envelope(msgspec.Struct):
     data: list[TickerEvent]
 
 
-def measure(step: Callable[[], object], iterations: int) -> tuple[float, float]:
+def measure(steps: list[Callable[[], object]], iterations: int) -> list[tuple[float, float]]:
+    """(median, p99) ms per step. Steps take turns within each iteration, so load from other work on the machine
+    falls on all of them alike and their ratios stay comparable."""
     for _ in range(max(50, iterations // 20)):
-        step()
-    samples = []
+        for step in steps:
+            step()
+    samples: list[list[int]] = [[] for _ in steps]
     for _ in range(iterations):
-        start = time.perf_counter_ns()
-        step()
-        samples.append(time.perf_counter_ns() - start)
-    samples.sort()
-    return statistics.median(samples) / 1e6, samples[min(len(samples) - 1, int(len(samples) * 0.99))] / 1e6
+        for step, out in zip(steps, samples, strict=True):
+            start = time.perf_counter_ns()
+            step()
+            out.append(time.perf_counter_ns() - start)
+    result = []
+    for out in samples:
+        out.sort()
+        result.append((statistics.median(out) / 1e6, out[min(len(out) - 1, int(len(out) * 0.99))] / 1e6))
+    return result
 
 
 def main() -> None:
@@ -136,12 +144,13 @@ def main() -> None:
          "`VolumeSpikeDetector.on_market_rows`", whole_path),
         ("whole path + `msgspec.to_builtins` of the changed rows (the bus payload)", whole_path_and_bus_payload),
     ]
+    load = os.getloadavg()[0]
     print(f"Frame: {args.symbols} tickers ({len(active)} active USDT perpetuals), {len(raw) / 1024:.0f} KiB, {origin}; "
-          f"{args.iterations} iterations, Python {platform.python_version()}\n")
+          f"{args.iterations} iterations, Python {platform.python_version()}, {os.cpu_count()} cores, "
+          f"load average {load:.1f} at start\n")
     print("| step | median ms/frame | p99 ms/frame |")
     print("| --- | ---: | ---: |")
-    for name, step in steps:
-        median, p99 = measure(step, args.iterations)
+    for (name, _), (median, p99) in zip(steps, measure([s for _, s in steps], args.iterations), strict=True):
         print(f"| {name} | {median:.3f} | {p99:.3f} |")
 
 
