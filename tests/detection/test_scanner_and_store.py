@@ -137,3 +137,19 @@ def alert(symbol: str, kind: str, t: int, hour: int = H) -> VolumeAlert:
         "price": 100.0, "fundingRate": None, "candleDirection": "bullish", "alertType": kind, "message": "m",
         "timestamp": t, "hourTimestamp": hour, "isUpdate": kind != "SPIKE",
     }, VolumeAlert)
+
+
+async def test_malformed_bus_messages_are_dropped_and_the_scanner_goes_on(runtime: Runtime, clock: FakeClock) -> None:
+    scanner = SpikeScanner(runtime, grace_ms=0)
+    await scanner.start()
+    try:
+        await runtime.bus.publish(topics.MARKET_CANDLES, BASELINE)
+        await runtime.bus.publish(topics.MARKET_CANDLES, {"interval": "1m", "candles": [{"symbol": "BTCUSDT"}]})
+        await runtime.bus.publish(topics.MARKET_TICKERS, {"time": H, "rows": [{"price": "not a number"}]})
+        await runtime.bus.publish(topics.MARKET_CANDLES, candles_payload(minute(0, 5e6)))
+        await settle()
+        clock.set(H + 5 * MIN)
+        await scanner.wait_for_scan(H + 5 * MIN)
+    finally:
+        await scanner.stop()
+    assert [a.alert_type for a in await VolumeAlertStore(runtime.sessions).latest()] == ["SPIKE"]
