@@ -84,7 +84,8 @@ def build_frame(symbols: int) -> tuple[bytes, frozenset[str], str]:
     else:
         tickers, origin = synthetic_tickers(symbols), "synthetic (../shared/data absent)"
     active = frozenset(t["s"] for t in tickers if t["s"].endswith("USDT"))
-    return json.dumps({"stream": TICKER_STREAM, "data": tickers}).encode(), active, origin
+    frame = json.dumps({"stream": TICKER_STREAM, "data": tickers}, separators=(",", ":"), ensure_ascii=False)
+    return frame.encode(), active, origin  # compact UTF-8, "stream" first: as Binance sends it
 
 
 class _Envelope(msgspec.Struct):

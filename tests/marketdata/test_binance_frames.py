@@ -30,6 +30,11 @@ def frame(stream: str, data: object) -> str:
     return json.dumps({"stream": stream, "data": data})
 
 
+def binance_bytes(stream: str, data: object) -> bytes:
+    """As Binance sends it: compact, "stream" first (the decoder's one-pass path for ticker frames)."""
+    return json.dumps({"stream": stream, "data": data}, separators=(",", ":")).encode()
+
+
 def test_ticker_frame_decodes_to_normalized_tickers_ignoring_unknown_fields() -> None:
     payload = ticker_payload("BTCUSDT", T0, last=121_000.5, open_=120_000.0, high=122_000.0, low=119_500.0,
                              volume=150_000.0, quote_volume=18_000_000_000.0)
@@ -70,6 +75,20 @@ def test_unusable_frames_are_rejected_with_a_reason(raw: str, reason: str) -> No
     with pytest.raises(FrameRejected) as excinfo:
         decode_frame(raw)
     assert excinfo.value.reason == reason
+
+
+def test_compact_bytes_other_key_orders_and_str_decode_alike() -> None:
+    payload = ticker_payload("ETHUSDT", T0, last=4321.07, open_=4400.0, high=4450.0, low=4300.0, volume=3e6,
+                             quote_volume=1.3e10)
+    data_first = json.dumps({"data": [payload], "stream": "!ticker@arr"}).encode()
+    decoded = [decode_frame(raw) for raw in (binance_bytes("!ticker@arr", [payload]), data_first,
+                                              frame("!ticker@arr", [payload]))]
+    assert decoded[0] == decoded[1] == decoded[2]
+    bad = {**payload, "q": None}
+    with pytest.raises(FrameRejected, match="invalid_schema"):
+        decode_frame(binance_bytes("!ticker@arr", [bad]))
+    with pytest.raises(FrameRejected, match="invalid_json"):
+        decode_frame(binance_bytes("!ticker@arr", [payload])[:-5])
 
 
 def test_a_bad_number_rejects_the_frame() -> None:
