@@ -14,6 +14,7 @@ ROUTERS: list[str] = [
     "marketpulse.web.views:router",
     "marketpulse.detection.views:router",
     "marketpulse.trading.paper.views:router",
+    "marketpulse.backtest.views:router",
 ]
 
 

@@ -1,0 +1,102 @@
+"""Backtest jobs over HTTP, and the `/backtests` page that runs one and shows its report.
+
+    POST /api/v1/backtests             {strategy, symbol | data, interval, from, to, params, fee_bps, cash, size,
+                                        long_only} → 202 {id, status: "queued", …}; 422 naming the bad field
+    GET  /api/v1/backtests             the owner's recent jobs
+    GET  /api/v1/backtests/{id}        status, progress 0..1, result {stats, trades, data} or error; 404 if not theirs
+    GET  /api/v1/backtests/{id}/report the HTML report (404 until done)
+    GET  /backtests                    the page
+"""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import Any
+
+from fastapi import APIRouter, Depends, HTTPException, Query, Request, status
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import FileResponse, HTMLResponse
+from fastapi.templating import Jinja2Templates
+
+from marketpulse.backtest.jobs import (
+    BacktestJobs,
+    BacktestRequest,
+    DailyLimitReached,
+    FieldError,
+    job_json,
+    jobs_for,
+    safe_data_path,
+)
+from marketpulse.strategies import REGISTRY
+from marketpulse.trading.owners import current_owner
+
+router = APIRouter()
+templates = Jinja2Templates(directory=Path(__file__).parent / "templates")
+
+INTERVALS = ("1m", "5m", "15m", "30m", "1h", "4h", "1d")
+
+
+def _jobs(request: Request) -> BacktestJobs:
+    return jobs_for(request.app.state.runtime)
+
+
+@router.post("/api/v1/backtests", status_code=status.HTTP_202_ACCEPTED, tags=["backtests"])
+async def start_backtest(body: BacktestRequest, owner: str = Depends(current_owner),
+                         jobs: BacktestJobs = Depends(_jobs)) -> Any:
+    if body.data is not None:
+        try:
+            await asyncio.to_thread(safe_data_path, jobs.settings.data_dir, body.data)
+        except FieldError as exc:
+            raise RequestValidationError(
+                [{"loc": ("body", exc.field), "msg": str(exc), "type": "value_error", "input": body.data}]
+            ) from None
+    try:
+        row = await jobs.submit(owner, body)
+    except DailyLimitReached as exc:
+        detail = {"reason": "daily_backtest_limit", "message": str(exc), "limit": exc.limit}
+        raise HTTPException(status.HTTP_429_TOO_MANY_REQUESTS, detail=detail) from None
+    return job_json(row)
+
+
+@router.get("/api/v1/backtests", tags=["backtests"])
+async def list_backtests(owner: str = Depends(current_owner), jobs: BacktestJobs = Depends(_jobs),
+                         limit: int = Query(20, ge=1, le=200)) -> Any:
+    return [_summary(r) for r in await jobs.recent(owner, limit)]
+
+
+@router.get("/api/v1/backtests/{job_id}", tags=["backtests"])
+async def get_backtest(job_id: str, owner: str = Depends(current_owner), jobs: BacktestJobs = Depends(_jobs)) -> Any:
+    row = await jobs.get(owner, job_id)
+    if row is None:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, detail=f"no backtest {job_id}")
+    return job_json(row)
+
+
+@router.get("/api/v1/backtests/{job_id}/report", response_class=FileResponse, tags=["backtests"])
+async def get_report(job_id: str, owner: str = Depends(current_owner),
+                     jobs: BacktestJobs = Depends(_jobs)) -> FileResponse:
+    row = await jobs.get(owner, job_id)
+    if row is None or row.report_path is None or not await asyncio.to_thread(Path(row.report_path).is_file):
+        raise HTTPException(status.HTTP_404_NOT_FOUND, detail=f"no report for backtest {job_id} (yet)")
+    return FileResponse(row.report_path, media_type="text/html")
+
+
+@router.get("/backtests", response_class=HTMLResponse, include_in_schema=False)
+async def backtests_page(request: Request) -> HTMLResponse:
+    strategies = [
+        {"name": name, "description": cls.description,
+         "params": [{"name": p.name, "default": p.default, "kind": p.kind.__name__, "help": p.help,
+                     "low": p.low, "high": p.high, "choices": list(p.choices) if p.choices else None}
+                    for p in cls.params]}
+        for name, cls in sorted(REGISTRY.items())
+    ]
+    bootstrap = {"strategies": strategies, "intervals": INTERVALS}
+    return templates.TemplateResponse(request, "backtests.html", {"bootstrap": bootstrap})
+
+
+def _summary(row: Any) -> dict[str, Any]:
+    out = job_json(row)
+    if row.result is not None:
+        out["result"] = {"stats": row.result.get("stats"), "data": row.result.get("data")}  # trades: fetch the job
+    return out

@@ -1,0 +1,147 @@
+"""Backtest jobs over HTTP: validation naming the field, background run to results and report, owners, limits."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Any
+
+import httpx
+import numpy as np
+import pytest
+from fastapi import FastAPI
+
+from marketpulse.backtest import Backtest
+from marketpulse.backtest.jobs import jobs_for
+from marketpulse.backtest.views import router
+from marketpulse.marketdata.frame import CandleFrame
+from marketpulse.marketdata.klines_csv import read_klines_frame
+from marketpulse.marketdata.library import CandleLibrary
+from marketpulse.marketdata.sample import usdm_perp_1h_path
+from marketpulse.runtime import Runtime
+from marketpulse.trading.owners import current_owner
+
+ETH_WEEK = {"strategy": "ema_cross", "symbol": "ETHUSDT", "interval": "1h", "from": "2025-10-08",
+            "to": "2025-10-13T00:00:00Z", "params": {"fast": 5, "slow": 20}, "fee_bps": 4, "cash": 5_000}
+
+
+@pytest.fixture
+def app(runtime: Runtime) -> FastAPI:
+    application = FastAPI()
+    application.state.runtime = runtime
+    application.include_router(router)
+    return application
+
+
+@pytest.fixture
+async def client(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://test") as c:
+        yield c
+
+
+async def run_job(client: httpx.AsyncClient, runtime: Runtime, body: dict[str, Any]) -> dict[str, Any]:
+    resp = await client.post("/api/v1/backtests", json=body)
+    assert resp.status_code == 202, resp.text
+    assert resp.json()["status"] == "queued"
+    await jobs_for(runtime).wait()
+    job = await client.get(f"/api/v1/backtests/{resp.json()['id']}")
+    assert job.status_code == 200
+    return job.json()
+
+
+def field_errors(resp: httpx.Response) -> dict[str, str]:
+    assert resp.status_code == 422, resp.text
+    return {".".join(str(p) for p in e["loc"][1:]): e["msg"] for e in resp.json()["detail"]}
+
+
+async def test_a_job_runs_the_engine_on_the_sample_and_serves_its_report(
+    client: httpx.AsyncClient, runtime: Runtime
+) -> None:
+    job = await run_job(client, runtime, ETH_WEEK)
+    assert job["status"] == "done", job["error"]
+    assert job["progress"] == 1.0 and job["error"] is None
+    result = job["result"]
+    assert result["data"]["source"] == "sample:usdm_perp_1h" and result["data"]["bars"] == 5 * 24
+
+    # The same numbers the engine gives when called directly on those candles.
+    eth = read_klines_frame(usdm_perp_1h_path(), "ETHUSDT", interval="1h")["ETHUSDT"]
+    eth = eth.between(1_759_881_600_000, 1_760_313_600_000)
+    direct = Backtest(eth, "ema_cross", {"fast": 5, "slow": 20}, cash=5_000, fee_bps=4).run()
+    assert result["stats"]["final_equity"] == direct.stats.final_equity
+    assert result["stats"]["trades"] == direct.stats.trades > 0
+    assert [t["entry_time"] for t in result["trades"]] == [t.entry_time for t in direct.trades]
+
+    report = await client.get(job["report_url"])
+    assert report.status_code == 200 and report.headers["content-type"].startswith("text/html")
+    assert "ema_cross" in report.text
+    listed = (await client.get("/api/v1/backtests")).json()
+    assert [j["id"] for j in listed] == [job["id"]] and "trades" not in listed[0]["result"]
+
+
+async def test_candles_come_from_the_library_first_resampled_to_the_interval(
+    client: httpx.AsyncClient, runtime: Runtime
+) -> None:
+    n = 6 * 60 * 24  # six days of minutes
+    time = 1_700_000_000_000 - 1_700_000_000_000 % 86_400_000 + np.arange(n, dtype=np.int64) * 60_000
+    close = 100 + np.cumsum(np.random.default_rng(7).normal(0, 0.2, n))
+    frame = CandleFrame(time, close, close + 0.1, close - 0.1, close, np.ones(n), "TESTUSDT", "1m")
+    CandleLibrary(runtime.settings.data_dir / "library").append("binance", "TESTUSDT", "1m", frame)
+    job = await run_job(client, runtime, {"strategy": "ema_cross", "symbol": "TESTUSDT", "interval": "15m"})
+    assert job["status"] == "done", job["error"]
+    assert job["result"]["data"] == {"source": "library:binance/TESTUSDT/1m", "bars": n // 15, "interval": "15m",
+                                     "from": int(time[0]), "to": int(time[-15])}
+
+
+async def test_missing_data_fails_the_job_with_a_reason(client: httpx.AsyncClient, runtime: Runtime) -> None:
+    job = await run_job(client, runtime, {**ETH_WEEK, "symbol": "NOPEUSDT"})
+    assert job["status"] == "failed" and "NOPEUSDT" in job["error"] and job["result"] is None
+    assert (await client.get(f"/api/v1/backtests/{job['id']}/report")).status_code == 404
+
+
+@pytest.mark.parametrize(
+    ("change", "fields"),
+    [
+        ({"strategy": "nope"}, {"strategy"}),
+        ({"params": {"fast": 50, "slow": 10}}, {"params"}),
+        ({"params": {"speed": 3}}, {"params"}),
+        ({"interval": "7m"}, {"interval"}),
+        ({"to": "2025-10-01"}, {"to"}),
+        ({"from": "yesterday"}, {"from"}),
+        ({"fee_bps": -1, "cash": 0, "size": 2}, {"fee_bps", "cash", "size"}),
+        ({"data": "candles.csv"}, {"data"}),  # symbol and data both
+        ({"symbol": None, "data": "../../etc/passwd"}, {"data"}),  # never outside the data directory
+        ({"symbol": None}, {"data"}),  # neither
+        ({"colour": "red"}, {"colour"}),
+    ],
+)
+async def test_bad_requests_answer_422_naming_the_field(
+    client: httpx.AsyncClient, change: dict[str, Any], fields: set[str]
+) -> None:
+    body = {**ETH_WEEK, **change}
+    assert set(field_errors(await client.post("/api/v1/backtests", json=body))) == fields
+    assert (await client.get("/api/v1/backtests")).json() == []  # nothing stored
+
+
+async def test_another_owners_job_is_404(app: FastAPI, client: httpx.AsyncClient, runtime: Runtime) -> None:
+    app.dependency_overrides[current_owner] = lambda: "alice"
+    job = await run_job(client, runtime, ETH_WEEK)
+    app.dependency_overrides[current_owner] = lambda: "bob"
+    assert (await client.get(f"/api/v1/backtests/{job['id']}")).status_code == 404
+    assert (await client.get(f"/api/v1/backtests/{job['id']}/report")).status_code == 404
+    assert (await client.get("/api/v1/backtests")).json() == []
+
+
+async def test_free_plan_runs_three_backtests_a_day(client: httpx.AsyncClient, runtime: Runtime) -> None:
+    runtime.settings.paper_plan = "free"
+    for _ in range(3):
+        assert (await client.post("/api/v1/backtests", json={**ETH_WEEK, "symbol": "NOPEUSDT"})).status_code == 202
+    resp = await client.post("/api/v1/backtests", json=ETH_WEEK)
+    assert resp.status_code == 429 and resp.json()["detail"]["reason"] == "daily_backtest_limit"
+    await jobs_for(runtime).wait()
+
+
+async def test_the_page_offers_every_strategy(client: httpx.AsyncClient) -> None:
+    page = await client.get("/backtests")
+    assert page.status_code == 200 and "text/html" in page.headers["content-type"]
+    for name in ("ema_cross", "ut_bot", "rsi_reversion"):
+        assert f'"name": "{name}"' in page.text
+    assert 'fetch("/api/v1/backtests"' in page.text
