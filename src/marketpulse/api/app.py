@@ -3,8 +3,9 @@
     app = create_app(Runtime.open(settings))
     uvicorn.run(app)        # lifespan="on" (the default) so the realtime bridge starts
 
-The lifespan loads the open-interest cache from the database and starts the realtime bridge (bus → table, OI
-cache and Socket.IO events); on shutdown it stops both. It leaves the Runtime open: its owner closes it.
+The lifespan loads the open-interest cache from the database, starts Socket.IO's client manager (with Redis: waits
+until it listens) and the realtime bridge (bus → table, OI cache and Socket.IO events); on shutdown it stops them.
+It leaves the Runtime open: its owner closes it.
 """
 
 from __future__ import annotations
@@ -25,7 +26,12 @@ from marketpulse.api.routers import load_routers
 from marketpulse.marketdata.open_interest import OpenInterestCache, load_open_interest
 from marketpulse.realtime.bridge import RealtimeBridge
 from marketpulse.realtime.market_feed import MarketFeed
-from marketpulse.realtime.server import attach_handlers, create_socket_server, shutdown_socket_server
+from marketpulse.realtime.server import (
+    attach_handlers,
+    create_socket_server,
+    shutdown_socket_server,
+    start_socket_server,
+)
 from marketpulse.runtime import Runtime
 from marketpulse.settings import Settings
 
@@ -54,6 +60,7 @@ def create_app(runtime: Runtime) -> socketio.ASGIApp:
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         open_interest.load(await load_open_interest(runtime.sessions))
         feed.apply_open_interest(open_interest.values())
+        await start_socket_server(sio)
         await bridge.start()
         try:
             yield

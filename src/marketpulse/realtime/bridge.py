@@ -131,13 +131,21 @@ class RealtimeBridge:
         # Debounce on the event loop's timer, not the injected Clock: this paces network traffic in real time,
         # whatever speed the market clock runs at.
         await asyncio.sleep(self._debounce_s)
+        await self.flush()
+
+    def pending_rows(self) -> int:
+        return len(self._pending)
+
+    async def flush(self) -> None:
+        """Emit the rows changed since the last emit, one entry per symbol (the debounce timer calls this)."""
         rows = self._pending.take()
-        if rows:
-            try:
-                await self._sio.emit(MARKET_EVENT, {"full": False, "time": self._feed.updated_at, "rows": rows})
-                metrics.EMITS.labels(MARKET_EVENT).inc()
-            except Exception:
-                log.exception("market emit failed", rows=len(rows))
+        if not rows:
+            return
+        try:
+            await self._sio.emit(MARKET_EVENT, {"full": False, "time": self._feed.updated_at, "rows": rows})
+            metrics.EMITS.labels(MARKET_EVENT).inc()
+        except Exception:
+            log.exception("market emit failed", rows=len(rows))
 
 
 def _open_interest_of(msg: Message, now_ms: int) -> tuple[dict[str, float], int]:

@@ -91,8 +91,8 @@ class PatchBuffer:
         for patch in patches:
             self._pending.setdefault(patch["symbol"], {}).update(patch)
 
-    def __bool__(self) -> bool:
-        return bool(self._pending)
+    def __len__(self) -> int:
+        return len(self._pending)
 
     def take(self) -> list[dict[str, Any]]:
         out, self._pending = list(self._pending.values()), {}

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import socketio
+import structlog
 
 from marketpulse.realtime import metrics
 from marketpulse.realtime.bridge import RealtimeBridge
 from marketpulse.settings import Settings
+
+log = structlog.get_logger(__name__)
 
 REDIS_SCHEMES = ("redis://", "rediss://", "unix://")
 
@@ -38,6 +42,22 @@ def attach_handlers(sio: socketio.AsyncServer, bridge: RealtimeBridge) -> None:
 
     sio.on("connect", connect)
     sio.on("disconnect", disconnect)
+
+
+async def start_socket_server(sio: socketio.AsyncServer, timeout_s: float = 5.0) -> None:
+    """Start the client manager now rather than on the first connection, and with Redis, wait until it listens:
+    Redis pub/sub keeps nothing for late subscribers, so emits from other processes before that would be lost."""
+    if not sio.manager_initialized:
+        sio.manager_initialized = True
+        sio.manager.initialize()
+    if not isinstance(sio.manager, socketio.AsyncRedisManager):
+        return
+    for _ in range(int(timeout_s / 0.01)):
+        pubsub = sio.manager.pubsub
+        if pubsub is not None and pubsub.subscribed:
+            return
+        await asyncio.sleep(0.01)
+    log.warning("Socket.IO Redis manager not subscribed yet; fan-out from other processes starts when it is")
 
 
 async def shutdown_socket_server(sio: socketio.AsyncServer) -> None:
