@@ -43,6 +43,7 @@ HALF_UPDATE_MINUTE = 30
 HALF_UPDATE_LATEST_SPIKE_MINUTE = 20
 NO_FULL_UPDATE_SPIKE_MINUTE = 55
 QUOTE = "USDT"
+_OFFLINE_CHUNK = 65_536
 
 
 class _Bar:
@@ -298,17 +299,21 @@ def detect_offline(columns: KlineColumns, detector: VolumeSpikeDetector) -> Iter
     step = interval_ms(columns.interval)
     scan_every = HOUR_MS if step >= HOUR_MS else SCAN_EVERY_MS
     order = columns.time.argsort(kind="stable")  # rows are by symbol; the simulation needs them by time
-    close = (columns.time + step)[order].tolist()
     names = columns.names
-    symbols = [names[c] for c in columns.codes[order].tolist()]
-    opens, closes = columns.open[order].tolist(), columns.close[order].tolist()
-    times, quotes = columns.time[order].tolist(), columns.quote_volume[order].tolist()
-    boundary = -(-close[0] // scan_every) * scan_every  # first boundary >= first close
-    for i, closes_at in enumerate(close):
-        while boundary < closes_at:
-            yield from detector.scan(boundary)
-            boundary += scan_every
-        detector.add_bar(symbols[i], times[i], step, opens[i], closes[i], quotes[i])
-    while boundary <= close[-1]:
+    boundary = -(-(int(columns.time[order[0]]) + step) // scan_every) * scan_every  # first boundary >= first close
+    for start in range(0, len(order), _OFFLINE_CHUNK):
+        # Python lists are what the per-candle loop wants, but a million rows of them cost ~0.5 GB: go by chunks.
+        idx = order[start : start + _OFFLINE_CHUNK]
+        times = columns.time[idx].tolist()
+        symbols = [names[c] for c in columns.codes[idx].tolist()]
+        opens, closes = columns.open[idx].tolist(), columns.close[idx].tolist()
+        quotes = columns.quote_volume[idx].tolist()
+        for i, open_time in enumerate(times):
+            while boundary < open_time + step:
+                yield from detector.scan(boundary)
+                boundary += scan_every
+            detector.add_bar(symbols[i], open_time, step, opens[i], closes[i], quotes[i])
+    last_close = int(columns.time.max()) + step
+    while boundary <= last_close:
         yield from detector.scan(boundary)
         boundary += scan_every
