@@ -150,3 +150,28 @@ async def test_ping_is_false_when_redis_is_unreachable() -> None:
 def test_rejects_nonsense_settings() -> None:
     with pytest.raises(ValueError, match="claim_idle_ms"):
         RedisStreamsBus("redis://127.0.0.1:6379/15", claim_idle_ms=0)
+
+
+async def test_closed_consumer_leaves_its_group_unless_it_holds_pending_entries(
+    bus: RedisStreamsBus, raw: RawRedis
+) -> None:
+    seen: list[Message] = []
+
+    async def handle(message: Message) -> None:
+        seen.append(message)
+
+    async def refuse(message: Message) -> None:
+        seen.append(message)
+        raise RuntimeError("not now")
+
+    tidy = await bus.subscribe("t", "g", handle, consumer="tidy")
+    await bus.publish("t", {"n": 1})
+    await wait_for(seen, 1)
+    await tidy.close()
+    assert [c["name"] for c in await raw.xinfo_consumers("test:t", "g")] == []
+    holding = await bus.subscribe("t", "g", refuse, consumer="holding")
+    await bus.publish("t", {"n": 2})
+    await wait_for(seen, 2)
+    await holding.close()
+    consumers = await raw.xinfo_consumers("test:t", "g")
+    assert [(c["name"], c["pending"]) for c in consumers] == [(b"holding", 1)]

@@ -192,6 +192,18 @@ class _StreamConsumer(Subscription):
         with contextlib.suppress(asyncio.CancelledError):
             await self._task
         self._bus.forget(self)
+        await self._leave_group()
+
+    async def _leave_group(self) -> None:
+        """Remove this consumer from the group when it holds nothing, so restarts don't pile up dead names in
+        XINFO CONSUMERS. With entries pending it stays: DELCONSUMER would drop those entries, unhandled."""
+        client = self._bus.client
+        try:
+            held = await client.xpending_range(self._stream, self._group, "-", "+", 1, consumername=self.consumer)
+            if not held:
+                await client.xgroup_delconsumer(self._stream, self._group, self.consumer)
+        except redis.RedisError as exc:  # Redis gone or stream deleted: nothing to tidy
+            log.debug("bus consumer not removed from its group", consumer=self.consumer, error=str(exc))
 
     def abort(self) -> None:
         """Die like a crashed process: whatever this consumer has read but not acked stays pending in Redis."""
