@@ -243,7 +243,9 @@
     return NaN;
   }
 
-  const timeFormat = new Intl.DateTimeFormat(undefined, { hour: "2-digit", minute: "2-digit", second: "2-digit" });
+  const timeFormat = new Intl.DateTimeFormat(undefined, {
+    hour: "2-digit", minute: "2-digit", second: "2-digit", hourCycle: "h23",
+  });
 
   function alertCard(a) {
     const direction = String(a.candleDirection || "").toLowerCase() === "bullish" ? "bullish" : "bearish";
@@ -308,6 +310,23 @@
     }
   }
 
+  // ---- open-interest freshness: the column is kept, but flagged once the server says it is old ---------------
+
+  const oiHeader = document.querySelector("th[data-sort=openInterestUsd]");
+  async function checkOpenInterestFreshness() {
+    try {
+      const response = await fetch("/api/v1/market/open-interest");
+      if (!response.ok) return;
+      const oi = await response.json();
+      const hasData = oi.data && Object.keys(oi.data).length > 0;
+      const state = !hasData ? "" : oi.dangerouslyStale ? "very-stale" : oi.stale ? "stale" : "";
+      oiHeader.dataset.freshness = state;
+      oiHeader.title = state ? "Open interest last refreshed " + (oi.asOf ? new Date(oi.asOf).toISOString() : "?") : "";
+    } catch (err) {
+      console.warn("could not check open interest", err);
+    }
+  }
+
   // ---- connection -------------------------------------------------------------------------------------------
 
   const conn = document.getElementById("conn-status");
@@ -337,4 +356,6 @@
   applyPatches(boot.rows || []);
   loadRecentAlerts();
   connect();
+  checkOpenInterestFreshness();
+  setInterval(checkOpenInterestFreshness, boot.openInterestCheckMs || 60000);
 })();
