@@ -45,7 +45,8 @@ def test_signal_on_close_fills_at_next_open() -> None:
     assert trade.size == pytest.approx(units)
     assert trade.pnl == pytest.approx(units * 2)
     assert result.stats.final_equity == pytest.approx(10_000 + units * 2)
-    assert list(result.equity) == pytest.approx([10_000, 10_000, 10_000 + units, 10_000 + 2 * units, 10_000 + 2 * units])
+    marks = [10_000, 10_000, 10_000 + units, 10_000 + 2 * units, 10_000 + 2 * units]  # at each close
+    assert list(result.equity) == pytest.approx(marks)
 
 
 def test_signal_on_last_bar_is_never_filled() -> None:

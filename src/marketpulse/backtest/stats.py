@@ -100,7 +100,8 @@ def stats_from_state(state: F64, interval_ms: float) -> Stats:
         bars=bars,
     )
     # numpy scalars leak in from the state array; plain floats keep JSON and printing simple.
-    return Stats(**{k: v if isinstance(v, int) else float(v) for k, v in asdict(stats).items()})
+    plain: dict[str, Any] = {k: v if isinstance(v, int) else float(v) for k, v in asdict(stats).items()}
+    return Stats(**plain)
 
 
 def equity_curve_stats(equity: F64, start_cash: float, interval_ms: float) -> dict[str, float]:

@@ -64,7 +64,7 @@ def parse_range(param: Param, text: str) -> tuple[Any, ...]:
         if len(parts) not in (2, 3):
             raise ValueError(f"parameter {param.name!r}: range {text!r} must be start:stop[:step]")
         lo, hi = param.parse(parts[0]), param.parse(parts[1])
-        step = param.parse(parts[2]) if len(parts) == 3 else (1 if param.kind is int else None)
+        step = _parse_step(param, parts[2]) if len(parts) == 3 else (1 if param.kind is int else None)
         if step is None or not step > 0:
             raise ValueError(f"parameter {param.name!r}: range {text!r} needs a positive step")
         if hi < lo:
@@ -72,6 +72,14 @@ def parse_range(param: Param, text: str) -> tuple[Any, ...]:
         count = int(math.floor((hi - lo) / step + 1e-9)) + 1
         return tuple(param.validate(round(lo + k * step, 12)) for k in range(count))
     return tuple(param.parse(part) for part in text.split(",") if part.strip())
+
+
+def _parse_step(param: Param, text: str) -> float:
+    """A step is a distance, not a value: it is read by kind but not held to the parameter's bounds."""
+    try:
+        return int(text) if param.kind is int else float(text)
+    except ValueError:
+        raise ValueError(f"parameter {param.name!r}: step {text!r} is not a {param.kind.__name__}") from None
 
 
 def grid_combinations(strategy: type[Strategy], axes: Mapping[str, Sequence[Any]]) -> list[dict[str, Any]]:
