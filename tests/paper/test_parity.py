@@ -109,6 +109,37 @@ async def test_paper_deployment_trades_exactly_like_the_backtest(
     assert account["fees"] == pytest.approx(sum(t.fees for t in expected), rel=1e-9)
 
 
+async def test_a_restarted_worker_resumes_the_deployment_and_keeps_parity(
+    runtime: Runtime, clock: FakeClock, runner: CountingRunner
+) -> None:
+    m = minutes()
+    expected = Backtest(five_minute_bars(m), "ema_cross", PARAMS, cash=10_000.0,
+                        fee_bps=runtime.settings.paper_taker_fee_bps).run().trades
+    row = await runner.deployments.deploy(
+        "default", DeploymentSpec("ema_cross", "BTCUSDT", "5m", PARAMS, cash=10_000.0)
+    )
+    candles = as_candles(m)
+    half = 232  # inside the first long (entered at minute 200), two minutes into a forming 5m bar
+    await feed(runtime, clock, runner, candles[:half])
+    before = runner.deployments.trades(row.id)
+    assert before and before[-1].exit_time is None  # the restart happens with a position open
+    await runner.stop()
+
+    # A new process: its own services, nothing in memory, the same database and bus.
+    restarted = Runtime.open(runtime.settings, clock=clock, bus=runtime.bus)
+    second = CountingRunner(restarted)
+    await second.start()
+    try:
+        await feed(restarted, clock, second, candles[half:])
+        assert second.deployments.trades(row.id) == expected
+        async with restarted.sessions() as s:
+            fills = (await s.execute(select(PaperFillRow))).scalars().all()
+        assert sorted(fill_key(f) for f in fills) == sorted(expected_fills(expected))
+    finally:
+        await second.stop()
+        await restarted.engine.dispose()
+
+
 def fill_key(f: PaperFillRow) -> tuple[int, str, float, float]:
     return (f.time_ms, f.side, f.price, f.quantity)
 

@@ -6,9 +6,9 @@ account, and — when the minute completes an interval bar — run the strategy 
 through the risk manager before it is accepted.
 
 `deploy` only stores the row; the worker's `sync_from_store` starts it before the next candle batch, so an API
-process and a worker process need nothing but the database between them. Runner state lives in memory: a
-restarted worker starts running deployments afresh (flat engine, empty history). TODO: persist the engine
-state arrays and warm the history from the stored candles on start.
+process and a worker process need nothing but the database between them. After every minute the runner's
+snapshot (engine arrays, forming bar, order map; the bar history once per bar) is written to the row, so a
+restarted worker resumes a deployment with its position instead of starting flat beside it.
 """
 
 from __future__ import annotations
@@ -87,11 +87,10 @@ class DeploymentService:
         """Run exactly the deployments the store marks running: new ones (deployed by an API process, or
         resumed after a restart) start, stopped ones stop."""
         async with self.sessions() as s:
-            rows = {r.id: r for r in await store.deployments(s, None, running_only=True)}
-        for gone in set(self._live) - set(rows):
-            del self._live[gone]
-        for row_id, row in rows.items():
-            if row_id not in self._live:
+            running = await store.running_deployment_ids(s)
+            for gone in set(self._live) - running:
+                del self._live[gone]
+            for row in await store.deployments_by_id(s, running - set(self._live)):
                 self._start(row)
 
     async def for_owner(self, owner_id: str) -> list[PaperDeploymentRow]:
@@ -128,7 +127,9 @@ class DeploymentService:
             get_strategy(row.strategy)(), row.params, interval_ms(row.interval), Engine(row.cash, settings),
             history_bars=self.history_bars, symbol=row.symbol, interval=row.interval,
         )
-        self._live[row.id] = _Live(row, runner, {})
+        runner.restore(row.engine_snapshot, row.history_snapshot)
+        order_map = {int(k): v for k, v in (row.order_map or {}).items()}
+        self._live[row.id] = _Live(row, runner, order_map)
 
     # --- the candle stream ------------------------------------------------------------------------------------
     async def on_candles(self, candles: Sequence[Candle]) -> None:
@@ -140,12 +141,25 @@ class DeploymentService:
 
     async def _on_minute(self, live: _Live, c: Candle) -> None:
         runner = live.runner
+        decided = False
         if runner.pending_close(c):
-            await self._decide(live)
+            decided = await self._decide(live)
         step, complete = runner.on_minute(c)
         await self._book(live, step)
         if complete:
-            await self._decide(live)
+            decided = await self._decide(live) or decided
+        await self._save(live, with_history=decided)
+
+    async def _save(self, live: _Live, *, with_history: bool) -> None:
+        values: dict[str, Any] = {
+            "engine_snapshot": live.runner.snapshot(), "order_map": {str(k): v for k, v in live.orders.items()},
+        }
+        if with_history:
+            values["history_snapshot"] = live.runner.history_snapshot()
+            values["last_bar_ms"] = int(live.runner.frame().time[-1])
+        async with self.sessions() as s:
+            await store.update_deployment(s, live.row.owner_id, live.row.id, values)
+            await s.commit()
 
     async def _book(self, live: _Live, step: MinuteStep) -> None:
         if not step.fills and not step.consumed_order_ids:
@@ -162,17 +176,13 @@ class DeploymentService:
         order_id = consumed[-1] if consumed else str(uuid.uuid4())
         return BookedFill(order_id, live.row.symbol, fill.signed_units, fill.price, fill.fee, fill.time_ms)
 
-    async def _decide(self, live: _Live) -> None:
+    async def _decide(self, live: _Live) -> bool:
         proposals = live.runner.decide()
         bar_time = int(live.runner.frame().time[-1])
         bar_close_ms = bar_time + live.runner.interval_ms
         for p in proposals:
             await self._submit(live, p, bar_time, bar_close_ms)
-        async with self.sessions() as s:
-            row = await store.get_deployment(s, live.row.owner_id, live.row.id)
-            if row is not None:
-                row.last_bar_ms = bar_time
-                await s.commit()
+        return True
 
     async def _submit(self, live: _Live, p: Proposal, bar_time: int, active_from: int) -> None:
         qty = abs(p.signed_units_estimate)

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from marketpulse.marketdata.tables import CandleRow
@@ -137,6 +138,28 @@ async def deployments(s: AsyncSession, owner_id: str | None, *, running_only: bo
     if running_only:
         stmt = stmt.where(PaperDeploymentRow.status == "running")
     return list((await s.execute(stmt.order_by(PaperDeploymentRow.created_at_ms))).scalars())
+
+
+async def running_deployment_ids(s: AsyncSession) -> set[str]:
+    """The runner's cheap per-batch question (across owners; never an HTTP path)."""
+    stmt = select(PaperDeploymentRow.id).where(PaperDeploymentRow.status == "running")
+    return set((await s.execute(stmt)).scalars())
+
+
+async def deployments_by_id(s: AsyncSession, ids: Iterable[str]) -> list[PaperDeploymentRow]:
+    wanted = list(ids)
+    if not wanted:
+        return []
+    stmt = select(PaperDeploymentRow).where(PaperDeploymentRow.id.in_(wanted))
+    return list((await s.execute(stmt)).scalars())
+
+
+async def update_deployment(s: AsyncSession, owner_id: str, deployment_id: str, values: dict[str, Any]) -> None:
+    await s.execute(
+        update(PaperDeploymentRow)
+        .where(PaperDeploymentRow.owner_id == owner_id, PaperDeploymentRow.id == deployment_id)
+        .values(**values)
+    )
 
 
 async def get_deployment(s: AsyncSession, owner_id: str, deployment_id: str) -> PaperDeploymentRow | None:

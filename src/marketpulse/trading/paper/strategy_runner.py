@@ -14,6 +14,7 @@ and `reject` withdraws one — turning a rejected flip into a plain exit, since 
 
 from __future__ import annotations
 
+import io
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -27,6 +28,8 @@ from marketpulse.marketdata.models import Candle
 from marketpulse.strategies.base import BarState, Strategy
 
 MINUTE_MS = 60_000
+_BARS = ("time", "open", "high", "low", "close", "volume")
+_TRADE_SIDES = {"long": 1.0, "short": -1.0}
 
 
 @dataclass(frozen=True)
@@ -77,7 +80,7 @@ class StrategyRunner:
             raise ValueError("a deployment's interval must be a whole number of minutes")
         self.strategy, self.params, self.interval_ms, self.engine = strategy, dict(params), interval_ms, engine
         self.history_bars, self.symbol, self.interval = history_bars, symbol, interval
-        self._bars: dict[str, list[float]] = {k: [] for k in ("time", "open", "high", "low", "close", "volume")}
+        self._bars: dict[str, list[float]] = {k: [] for k in _BARS}
         self._bucket: _Bucket | None = None
         self._bar_state = BarState(params=self.params)
         self.trades: list[Trade] = []  # every trade this deployment closed, in order
@@ -196,3 +199,52 @@ class StrategyRunner:
             flips = (self.engine.position > 0) != (proposal.side == "buy")
             if flips:
                 self.engine.submit(proposal.side, "market", time_ms=time_ms, action="close")  # type: ignore[arg-type]
+
+    # --- snapshots (a restarted worker resumes where it stopped) --------------------------------------------------
+    def snapshot(self) -> bytes:
+        """Engine arrays, the forming bar, the last minute seen and the closed trades (small: every minute)."""
+        b = self._bucket
+        bucket = np.array([] if b is None else [b.start, b.open, b.high, b.low, b.close, b.volume, b.last_minute])
+        trades = np.array([_trade_row(t) for t in self.trades]).reshape(-1, 10)
+        last = np.array([] if self.last_minute is None else [self.last_minute], dtype=np.int64)
+        return _npz(state=self.engine.state, orders=self.engine.orders, bucket=bucket, last=last, trades=trades)
+
+    def history_snapshot(self) -> bytes:
+        """The completed bars the strategy decides on (written once per bar)."""
+        return _npz(bars=np.array([self._bars[k] for k in _BARS]))
+
+    def restore(self, snapshot: bytes | None, history: bytes | None) -> None:
+        if snapshot is not None:
+            with np.load(io.BytesIO(snapshot), allow_pickle=False) as z:
+                self.engine.state[:] = z["state"]
+                self.engine.orders[:] = z["orders"]
+                bucket, last, trades = z["bucket"], z["last"], z["trades"]
+            self._bucket = None if not len(bucket) else _Bucket(
+                int(bucket[0]), float(bucket[1]), float(bucket[2]), float(bucket[3]), float(bucket[4]),
+                float(bucket[5]), int(bucket[6]),
+            )
+            self.last_minute = int(last[0]) if len(last) else None
+            self.trades = [_trade_from_row(r) for r in trades]
+        if history is not None:
+            with np.load(io.BytesIO(history), allow_pickle=False) as z:
+                bars = z["bars"]
+            self._bars = {k: [float(x) for x in bars[i]] for i, k in enumerate(_BARS)}
+
+
+def _npz(**arrays: Any) -> bytes:
+    buf = io.BytesIO()
+    np.savez(buf, **arrays)
+    return buf.getvalue()
+
+
+def _trade_row(t: Trade) -> list[float]:
+    return [_TRADE_SIDES[t.side], float(t.entry_time), float(t.exit_time or 0), t.entry_price, t.exit_price or 0.0,
+            t.size, t.pnl, t.fees, t.funding, float(core.EXIT_REASONS.index(t.exit_reason))]
+
+
+def _trade_from_row(r: Any) -> Trade:
+    return Trade(
+        side="long" if r[0] > 0 else "short", entry_time=int(r[1]), exit_time=int(r[2]), entry_price=float(r[3]),
+        exit_price=float(r[4]), size=float(r[5]), pnl=float(r[6]), fees=float(r[7]), funding=float(r[8]),
+        exit_reason=core.EXIT_REASONS[int(r[9])],
+    )

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, Float, ForeignKey, Index, String
+from sqlalchemy import JSON, BigInteger, Float, ForeignKey, Index, LargeBinary, String
 from sqlalchemy.orm import Mapped, mapped_column
 
 from marketpulse.storage.database import Base
@@ -106,5 +106,10 @@ class PaperDeploymentRow(Base):
     last_bar_ms: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
     created_at_ms: Mapped[int] = mapped_column(BigInteger)
     stopped_at_ms: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    # The runner's state, so a restarted worker resumes instead of starting flat beside a position it opened:
+    # the engine arrays and the forming bar (every minute, ~2 kB), the order map, and the bar history (per bar).
+    engine_snapshot: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
+    history_snapshot: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
+    order_map: Mapped[dict[str, str] | None] = mapped_column(JSON, nullable=True)  # engine order id → paper id
 
     __table_args__ = (Index("ix_paper_deployments_status", "status"),)

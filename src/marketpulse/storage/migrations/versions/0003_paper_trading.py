@@ -110,6 +110,9 @@ def upgrade() -> None:
         sa.Column("last_bar_ms", sa.BigInteger(), nullable=True),
         sa.Column("created_at_ms", sa.BigInteger(), nullable=False),
         sa.Column("stopped_at_ms", sa.BigInteger(), nullable=True),
+        sa.Column("engine_snapshot", sa.LargeBinary(), nullable=True),
+        sa.Column("history_snapshot", sa.LargeBinary(), nullable=True),
+        sa.Column("order_map", sa.JSON(), nullable=True),
         sa.PrimaryKeyConstraint("id", name="pk_paper_deployments"),
         _owner_fk("paper_deployments"),
     )
