@@ -130,6 +130,32 @@ async def test_market_updates_are_coalesced_per_symbol_until_the_debounce_fires(
         await bridge.stop()
 
 
+async def test_open_interest_goes_out_for_table_symbols_and_rides_along_with_a_new_row(
+    sqlite_runtime: Runtime, clock: FakeClock
+) -> None:
+    bus, sio, feed = MemoryBus(), RecordingSio(), MarketFeed()
+    cache = OpenInterestCache(clock, 360, 1800)
+    bridge = RealtimeBridge(bus=bus, sio=sio, feed=feed, open_interest=cache, clock=clock,  # type: ignore[arg-type]
+                            sessions=sqlite_runtime.sessions, debounce_ms=3_600_000)
+    await bridge.start()
+    try:
+        await bus.publish(topics.MARKET_TICKERS, {"time": T0, "rows": [row("BTCUSDT", 1.0)]})
+        await eventually(lambda: _async(feed.has("BTCUSDT")))
+        await bridge.flush()
+        await bus.publish(topics.MARKET_OPEN_INTEREST, {"asOf": T0, "data": {"BTCUSDT": 7.0, "NEWUSDT": 3.0}})
+        await eventually(lambda: _async(cache.values().get("NEWUSDT") == 3.0 and bridge.pending_rows() == 1))
+        await bridge.flush()
+        assert sio.emitted[-1][1]["rows"] == [{"symbol": "BTCUSDT", "openInterestUsd": 7.0}]  # no row from OI alone
+
+        await bus.publish(topics.MARKET_TICKERS, {"time": T0, "rows": [row("NEWUSDT", 2.0)]})
+        await eventually(lambda: _async(bridge.pending_rows() == 1))
+        await bridge.flush()
+        [patch] = sio.emitted[-1][1]["rows"]
+        assert patch["symbol"] == "NEWUSDT" and patch["openInterestUsd"] == 3.0
+    finally:
+        await bridge.stop()
+
+
 async def _async(value: bool) -> bool:
     return value
 

@@ -112,11 +112,19 @@ class RealtimeBridge:
 
     async def _on_tickers_broadcast(self, msg: Message) -> None:
         rows, _ = decode_rows(msg.data.get("rows", ()))
-        self._queue([patch_of(r) for r in rows])
+        patches = [patch_of(r) for r in rows]
+        # A source's ticker may not know OI; carrying the cached figure lets a symbol's first patch show it.
+        known_oi = self._oi.values()
+        for patch in patches:
+            if "openInterestUsd" not in patch and (usd := known_oi.get(patch["symbol"])) is not None:
+                patch["openInterestUsd"] = usd
+        self._queue(patches)
 
     async def _on_open_interest_broadcast(self, msg: Message) -> None:
         values, _ = _open_interest_of(msg, self._clock.now_ms())
-        self._queue([{"symbol": s, "openInterestUsd": usd} for s, usd in values.items()])
+        # Only symbols in the table: OI covers every perpetual, the table may show fewer, and a client can't
+        # draw a row from OI alone.
+        self._queue([{"symbol": s, "openInterestUsd": usd} for s, usd in values.items() if self._feed.has(s)])
 
     async def _on_volume_alert(self, msg: Message) -> None:
         await self._sio.emit(VOLUME_ALERT_EVENT, msg.data)

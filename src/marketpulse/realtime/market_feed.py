@@ -73,6 +73,9 @@ class MarketFeed:
     def apply_open_interest(self, usd_by_symbol: Mapping[str, float]) -> None:
         self.table.apply_open_interest(usd_by_symbol)
 
+    def has(self, symbol: str) -> bool:
+        return self.table.get(symbol) is not None
+
     def get(self, symbol: str) -> dict[str, Any] | None:
         row = self.table.get(symbol)
         return None if row is None else row_to_wire(row)

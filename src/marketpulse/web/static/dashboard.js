@@ -18,7 +18,8 @@
   const fixedFormats = new Map();
   function fixed(digits) {
     if (!fixedFormats.has(digits)) {
-      fixedFormats.set(digits, new Intl.NumberFormat("en-US", { minimumFractionDigits: digits, maximumFractionDigits: digits }));
+      const options = { minimumFractionDigits: digits, maximumFractionDigits: digits };
+      fixedFormats.set(digits, new Intl.NumberFormat("en-US", options));
     }
     return fixedFormats.get(digits);
   }
@@ -95,6 +96,7 @@
       if (!patch || typeof patch.symbol !== "string") continue;
       const row = rows.get(patch.symbol);
       if (row === undefined) {
+        if (!isNum(patch.price)) continue; // a partial patch (e.g. OI only) can't start a row
         rows.set(patch.symbol, { ...patch });
         orderDirty = true;
       } else {
@@ -137,7 +139,9 @@
       orderDirty = false;
     }
     countNode.textContent = String(rows.size);
-    if (marketTime) updatedNode.textContent = "Market time " + new Date(marketTime).toISOString().slice(0, 19).replace("T", " ") + " UTC";
+    if (marketTime) {
+      updatedNode.textContent = "Market time " + new Date(marketTime).toISOString().slice(0, 19).replace("T", " ") + " UTC";
+    }
   }
 
   function createView(symbol) {
@@ -203,7 +207,8 @@
   for (const th of document.querySelectorAll("#market th[data-sort]")) {
     th.addEventListener("click", () => {
       const key = th.dataset.sort;
-      sort = sort.key === key ? { key, dir: sort.dir === "asc" ? "desc" : "asc" } : { key, dir: key === "symbol" ? "asc" : "desc" };
+      const flipped = sort.dir === "asc" ? "desc" : "asc";
+      sort = sort.key === key ? { key, dir: flipped } : { key, dir: key === "symbol" ? "asc" : "desc" };
       markSortedHeader();
       orderDirty = true;
       scheduleRender();
@@ -258,7 +263,8 @@
 
     const head = el("div", "alert-head");
     const asset = a.asset || splitSymbol(a.symbol || "")[0];
-    head.append(el("span", "alert-symbol", asset), el("span", "alert-type", (a.alertType || "SPIKE").replace("_", " ")));
+    const type = (a.alertType || "SPIKE").replace("_", " ");
+    head.append(el("span", "alert-symbol", asset), el("span", "alert-type", type));
     const time = el("time", "alert-time", isNum(ts) ? timeFormat.format(new Date(ts)) : "");
     if (isNum(ts)) time.dateTime = new Date(ts).toISOString();
     head.append(time);
