@@ -28,7 +28,13 @@ from marketpulse.strategies import get_strategy
 from marketpulse.trading.paper import store
 from marketpulse.trading.paper.orders import OrderSpec, OrderType, Side
 from marketpulse.trading.paper.service import BookedFill, PaperTradingService, RiskRejected
-from marketpulse.trading.paper.strategy_runner import EngineFill, MinuteStep, Proposal, StrategyRunner
+from marketpulse.trading.paper.strategy_runner import (
+    EngineFill,
+    MinuteStep,
+    Proposal,
+    StrategyRunner,
+    trades_in_snapshot,
+)
 from marketpulse.trading.paper.tables import PaperDeploymentRow
 
 log = structlog.get_logger(__name__)
@@ -109,13 +115,13 @@ class DeploymentService:
         self._live.pop(deployment_id, None)
         return row
 
-    def trades(self, deployment_id: str) -> list[Trade] | None:
-        """The trades a live deployment closed, plus the open one; None when it isn't running here."""
+    def trades(self, deployment_id: str, snapshot: bytes | None = None) -> list[Trade] | None:
+        """The trades a deployment closed, plus the open one: from its runner when it runs in this process, else
+        from its last stored snapshot; None when it never ran."""
         live = self._live.get(deployment_id)
-        if live is None:
-            return None
-        still_open = live.runner.engine.open_trade()
-        return live.runner.trades + ([still_open] if still_open else [])
+        if live is not None:
+            return live.runner.all_trades()
+        return None if snapshot is None else trades_in_snapshot(snapshot)
 
     def _start(self, row: PaperDeploymentRow) -> None:
         cfg = self.paper.config
@@ -196,5 +202,6 @@ class DeploymentService:
         except RiskRejected as exc:
             log.warning("deployment order rejected by risk", deployment=live.row.id, **exc.rejection.detail())
             live.runner.reject(p, bar_time)
+            await self.paper.record_rejected(live.row.owner_id, spec, exc.rejection, deployment_id=live.row.id)
             return
         live.orders[p.engine_order_id] = order.id

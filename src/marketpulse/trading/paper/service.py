@@ -159,6 +159,20 @@ class PaperTradingService:
         log.info("paper order accepted", owner=owner_id, order=row.id, symbol=row.symbol, side=row.side)
         return row
 
+    async def record_rejected(
+        self, owner_id: str, spec: OrderSpec, rejection: Rejection, *, deployment_id: str | None = None
+    ) -> PaperOrderRow:
+        """Keep a refused strategy order as a `rejected` row with its reason: a deployment has no HTTP caller
+        to answer, so this is where its owner sees why it didn't trade."""
+        now = self.clock.now_ms()
+        row = _new_order_row(owner_id, spec, now, None, deployment_id)
+        _close_order(row, OrderStatus.REJECTED, f"{rejection.reason}: {rejection.message}", now)
+        async with self.sessions() as s:
+            await self._account(s, owner_id)
+            s.add(row)
+            await s.commit()
+        return row
+
     async def check_risk(self, owner_id: str, symbol: str, signed_qty: float, reference: float) -> Rejection | None:
         """The risk manager's answer for a prospective order, without storing anything (deployments use it)."""
         async with self.sessions() as s:

@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 
 from marketpulse.backtest import core
-from marketpulse.backtest.engine import Engine, EngineSettings, Trade
+from marketpulse.backtest.engine import Engine, EngineSettings, Trade, open_trade
 from marketpulse.marketdata.frame import CandleFrame
 from marketpulse.marketdata.models import Candle
 from marketpulse.strategies.base import BarState, Strategy
@@ -200,6 +200,11 @@ class StrategyRunner:
             if flips:
                 self.engine.submit(proposal.side, "market", time_ms=time_ms, action="close")  # type: ignore[arg-type]
 
+    def all_trades(self) -> list[Trade]:
+        """Closed trades, then the open position valued at the last close (as `Backtest.run()` reports them)."""
+        still_open = self.engine.open_trade()
+        return self.trades + ([still_open] if still_open else [])
+
     # --- snapshots (a restarted worker resumes where it stopped) --------------------------------------------------
     def snapshot(self) -> bytes:
         """Engine arrays, the forming bar, the last minute seen and the closed trades (small: every minute)."""
@@ -207,7 +212,8 @@ class StrategyRunner:
         bucket = np.array([] if b is None else [b.start, b.open, b.high, b.low, b.close, b.volume, b.last_minute])
         trades = np.array([_trade_row(t) for t in self.trades]).reshape(-1, 10)
         last = np.array([] if self.last_minute is None else [self.last_minute], dtype=np.int64)
-        return _npz(state=self.engine.state, orders=self.engine.orders, bucket=bucket, last=last, trades=trades)
+        return _npz(state=self.engine.state, orders=self.engine.orders, bucket=bucket, last=last, trades=trades,
+                    last_close=np.array([self.engine.last_close]))
 
     def history_snapshot(self) -> bytes:
         """The completed bars the strategy decides on (written once per bar)."""
@@ -218,6 +224,7 @@ class StrategyRunner:
             with np.load(io.BytesIO(snapshot), allow_pickle=False) as z:
                 self.engine.state[:] = z["state"]
                 self.engine.orders[:] = z["orders"]
+                self.engine.last_close = float(z["last_close"][0])
                 bucket, last, trades = z["bucket"], z["last"], z["trades"]
             self._bucket = None if not len(bucket) else _Bucket(
                 int(bucket[0]), float(bucket[1]), float(bucket[2]), float(bucket[3]), float(bucket[4]),
@@ -229,6 +236,14 @@ class StrategyRunner:
             with np.load(io.BytesIO(history), allow_pickle=False) as z:
                 bars = z["bars"]
             self._bars = {k: [float(x) for x in bars[i]] for i, k in enumerate(_BARS)}
+
+
+def trades_in_snapshot(snapshot: bytes) -> list[Trade]:
+    """A stored deployment's trades (closed, then the open one), read without running it."""
+    with np.load(io.BytesIO(snapshot), allow_pickle=False) as z:
+        closed = [_trade_from_row(r) for r in z["trades"]]
+        still_open = open_trade(z["state"], float(z["last_close"][0]))
+    return closed + ([still_open] if still_open else [])
 
 
 def _npz(**arrays: Any) -> bytes:

@@ -223,11 +223,11 @@ def fill_json(f: PaperFillRow) -> dict[str, Any]:
 
 
 def deployment_json(d: PaperDeploymentRow, deployments: DeploymentService) -> dict[str, Any]:
-    trades = deployments.trades(d.id)
+    trades = deployments.trades(d.id, d.engine_snapshot)
     return {
         "id": d.id, "strategy": d.strategy, "symbol": d.symbol, "interval": d.interval, "params": d.params,
         "cash": d.cash, "size": d.size, "long_only": d.long_only, "status": d.status, "last_bar": d.last_bar_ms,
         "created_at": d.created_at_ms, "stopped_at": d.stopped_at_ms,
-        # Trades are known where the deployment runs (the worker); an API-only process reports null.
+        # From the runner where it runs, else its last snapshot (an API process apart from the worker).
         "trades": None if trades is None else [t.as_json() for t in trades],
     }

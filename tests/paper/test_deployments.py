@@ -1,0 +1,99 @@
+"""Deployments under the risk manager: refused entries never reach the engine, a refused flip still exits,
+and a deployment's trades are readable from its stored snapshot by a process that doesn't run it."""
+
+from __future__ import annotations
+
+import msgspec
+import numpy as np
+from sqlalchemy import update
+
+from marketpulse.backtest import Backtest
+from marketpulse.bus import Message, topics
+from marketpulse.clock import FakeClock
+from marketpulse.marketdata.frame import CandleFrame
+from marketpulse.marketdata.models import Candle
+from marketpulse.runtime import Runtime
+from marketpulse.trading.paper.deployments import DeploymentService, DeploymentSpec
+from marketpulse.trading.paper.runner import PaperRunner
+from marketpulse.trading.paper.service import PaperTradingService
+from marketpulse.trading.paper.tables import PaperAccountRow
+
+from .helpers import MINUTE, T0, config
+
+PARAMS = {"fast": 2, "slow": 3}
+# Flat, a rally (EMA(2) crosses above EMA(3): long), then a slide (crosses below: flip short), then flat.
+CLOSES = [100.0] * 6 + [101.0, 102.5, 104.0, 105.0, 105.5] + [104.0, 102.0, 100.0, 98.0, 97.0] + [97.0] * 4
+
+
+def minutes() -> list[Candle]:
+    out, prev = [], CLOSES[0]
+    for i, c in enumerate(CLOSES):
+        out.append(Candle("BTCUSDT", "1m", T0 + i * MINUTE, prev, max(prev, c), min(prev, c), c, 1.0, c))
+        prev = c
+    return out
+
+
+def as_frame(candles: list[Candle]) -> CandleFrame:
+    col = lambda name: np.array([getattr(c, name) for c in candles])  # noqa: E731
+    return CandleFrame(col("open_time").astype(np.int64), col("open"), col("high"), col("low"), col("close"),
+                       col("volume"), "BTCUSDT", "1m")
+
+
+async def feed(runner: PaperRunner, clock: FakeClock, candles: list[Candle]) -> None:
+    for c in candles:
+        clock.set(c.open_time + MINUTE)
+        payload = {"interval": "1m", "candles": [msgspec.to_builtins(c)]}
+        await runner.on_candles_message(Message("1-0", topics.MARKET_CANDLES, payload))
+
+
+def make_runner(runtime: Runtime, **overrides: object) -> PaperRunner:
+    runner = PaperRunner(runtime)
+    runner.paper = PaperTradingService(runtime.sessions, runtime.bus, runtime.clock, config(**overrides))
+    runner.deployments = DeploymentService(runtime.sessions, runner.paper)
+    return runner
+
+
+async def test_the_script_makes_a_long_then_a_flip_in_a_backtest() -> None:
+    trades = Backtest(as_frame(minutes()), "ema_cross", PARAMS, cash=10_000.0, fee_bps=4).run().trades
+    assert [t.side for t in trades] == ["long", "short"]
+
+
+async def test_a_refused_entry_never_reaches_the_engine(runtime: Runtime, clock: FakeClock) -> None:
+    runner = make_runner(runtime, max_position_notional=500.0)
+    row = await runner.deployments.deploy("default", DeploymentSpec("ema_cross", "BTCUSDT", "1m", PARAMS,
+                                                                    cash=10_000.0))
+    await feed(runner, clock, minutes())
+    assert runner.deployments.trades(row.id) == []
+    rejected = await runner.paper.orders("default", "rejected")
+    assert rejected and all(o.deployment_id == row.id for o in rejected)
+    assert rejected[-1].reason is not None and rejected[-1].reason.startswith("max_position_size")
+    assert await runner.paper.positions("default") == []
+    assert await runner.paper.orders("default", "open") == []
+
+
+async def test_a_refused_flip_still_exits(runtime: Runtime, clock: FakeClock) -> None:
+    runner = make_runner(runtime)
+    row = await runner.deployments.deploy("default", DeploymentSpec("ema_cross", "BTCUSDT", "1m", PARAMS,
+                                                                    cash=10_000.0))
+    candles = minutes()
+    long_entry = Backtest(as_frame(candles), "ema_cross", PARAMS, cash=10_000.0, fee_bps=4).run().trades[0]
+    entered = (long_entry.entry_time - T0) // MINUTE + 1
+    await feed(runner, clock, candles[:entered])
+    assert [p.quantity > 0 for p in await runner.paper.positions("default")] == [True]
+    async with runtime.sessions() as s:  # the circuit breaker trips (as after a loss elsewhere in the account)
+        await s.execute(update(PaperAccountRow).values(halted_until_ms=T0 + 86_400_000))
+        await s.commit()
+    await feed(runner, clock, candles[entered:])
+
+    trades = runner.deployments.trades(row.id)
+    assert trades is not None and [(t.side, t.exit_time is not None) for t in trades] == [("long", True)]
+    assert await runner.paper.positions("default") == []  # flat: exited, not reversed
+    [refused] = await runner.paper.orders("default", "rejected")
+    assert refused.side == "sell" and refused.reason is not None and refused.reason.startswith("account_halted")
+    exits = [o for o in await runner.paper.orders("default", "filled") if o.side == "sell"]
+    assert len(exits) == 1 and exits[0].quantity == trades[0].size
+
+    # Another process (an API apart from the worker) reads the same trades from the stored snapshot.
+    elsewhere = DeploymentService(runtime.sessions, runner.paper)
+    [stored] = await elsewhere.for_owner("default")
+    assert elsewhere.trades(row.id, stored.engine_snapshot) == trades
