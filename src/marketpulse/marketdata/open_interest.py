@@ -85,6 +85,10 @@ class OpenInterestCache:
         for symbol, usd, as_of in rows:
             self.update({symbol: usd}, as_of)
 
+    def get(self, symbol: str) -> float | None:
+        entry = self._entries.get(symbol)
+        return None if entry is None else entry.usd
+
     def values(self) -> dict[str, float]:
         return {symbol: e.usd for symbol, e in self._entries.items()}
 

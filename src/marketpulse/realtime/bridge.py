@@ -114,9 +114,8 @@ class RealtimeBridge:
         rows, _ = decode_rows(msg.data.get("rows", ()))
         patches = [patch_of(r) for r in rows]
         # A source's ticker may not know OI; carrying the cached figure lets a symbol's first patch show it.
-        known_oi = self._oi.values()
         for patch in patches:
-            if "openInterestUsd" not in patch and (usd := known_oi.get(patch["symbol"])) is not None:
+            if "openInterestUsd" not in patch and (usd := self._oi.get(patch["symbol"])) is not None:
                 patch["openInterestUsd"] = usd
         self._queue(patches)
 
