@@ -22,7 +22,8 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Literal
+from functools import cached_property
+from typing import Any, Literal, NamedTuple
 
 import numpy as np
 
@@ -80,8 +81,9 @@ class EngineSettings:
         )
 
 
-@dataclass(frozen=True)
-class Trade:
+class Trade(NamedTuple):
+    """One round trip. A NamedTuple: a million-bar run can close tens of thousands, built on first access."""
+
     side: Literal["long", "short"]
     entry_time: int  # epoch ms of the fill bar's open
     exit_time: int | None  # None while open
@@ -101,17 +103,15 @@ class Trade:
         }
 
 
-def trades_from_log(log: F64, rows: int) -> list[Trade]:
-    out = []
-    for r in log[:rows]:
-        out.append(Trade(
-            side="long" if r[core.T_SIDE] > 0 else "short", entry_time=int(r[core.T_ENTRY_TIME]),
-            exit_time=int(r[core.T_EXIT_TIME]), entry_price=float(r[core.T_ENTRY_PRICE]),
-            exit_price=float(r[core.T_EXIT_PRICE]), size=float(r[core.T_UNITS]), pnl=float(r[core.T_PNL]),
-            fees=float(r[core.T_FEES]), funding=float(r[core.T_FUNDING]),
-            exit_reason=core.EXIT_REASONS[int(r[core.T_REASON])],
-        ))
-    return out
+def trades_from_log(log: F64, rows: int | None = None) -> list[Trade]:
+    """Trade objects from core trade-log rows (``tolist`` first: Python floats, and far fewer numpy calls)."""
+    reasons = core.EXIT_REASONS
+    return [
+        Trade("long" if r[core.T_SIDE] > 0 else "short", int(r[core.T_ENTRY_TIME]), int(r[core.T_EXIT_TIME]),
+              r[core.T_ENTRY_PRICE], r[core.T_EXIT_PRICE], r[core.T_UNITS], r[core.T_PNL], r[core.T_FEES],
+              r[core.T_FUNDING], reasons[int(r[core.T_REASON])])
+        for r in log[:rows].tolist()
+    ]
 
 
 def open_trade(state: F64, last_close: float) -> Trade | None:
@@ -144,11 +144,16 @@ class Engine:
     def on_bar(self, time_ms: int, open_: float, high: float, low: float, close: float,
                funding_rate: float = 0.0) -> list[Trade]:
         """Process one closed bar; returns the trades it closed."""
+        return trades_from_log(self.step(time_ms, open_, high, low, close, funding_rate))
+
+    def step(self, time_ms: int, open_: float, high: float, low: float, close: float,
+             funding_rate: float = 0.0) -> F64:
+        """``on_bar`` returning the raw trade-log rows (``core.T_*`` columns) of the trades the bar closed."""
         self.state[core.S_LOGGED] = 0.0
         core.process_bar(self.state, self.orders, self.cfg, self._log, float(time_ms), float(open_), float(high),
                          float(low), float(close), float(funding_rate))
         self.last_close = float(close)
-        return trades_from_log(self._log, int(self.state[core.S_LOGGED]))
+        return self._log[: int(self.state[core.S_LOGGED])].copy()
 
     def apply_signals(self, time_ms: int, long_entry: bool = False, long_exit: bool = False,
                       short_entry: bool = False, short_exit: bool = False) -> None:
@@ -210,13 +215,20 @@ class Engine:
 
 @dataclass
 class BacktestResult:
-    trades: list[Trade]  # closed trades, then the open one (exit_time None) if any
+    trade_log: F64  # closed trades as core trade-log rows (T_* columns)
+    open_position: Trade | None  # the position still open at the end, valued at the last close
     equity: F64  # equity at each bar's close
     time: F64  # bar open times, epoch ms
     stats: Stats
     params: dict[str, Any]
     strategy: str
     candles: CandleFrame
+
+    @cached_property
+    def trades(self) -> list[Trade]:
+        """Closed trades in order, then the open one (``exit_time`` None) if any."""
+        closed = trades_from_log(self.trade_log)
+        return closed + [self.open_position] if self.open_position is not None else closed
 
     def as_json(self) -> dict[str, Any]:
         return {"stats": _json_safe(self.stats.as_dict()), "trades": [_json_safe(t.as_json()) for t in self.trades]}
@@ -352,31 +364,29 @@ class Backtest:
         equity = np.empty(len(c))
         core.run_bars(state, core.new_orders(), self.settings.cfg(), log, self.time, c.open, c.high, c.low, c.close,
                       self.funding, sig.long_entries, sig.long_exits, sig.short_entries, sig.short_exits, equity)
-        return self._result(state, trades_from_log(log, int(state[core.S_LOGGED])), equity)
+        return self._result(state, log[: int(state[core.S_LOGGED])], equity)
 
     def _run_per_bar(self, strategy: Strategy) -> BacktestResult:
         """Path-dependent strategies: the bar-by-bar Engine, the strategy's ``on_bar`` at every close."""
         c = self.candles
         engine = Engine(self.cash, self.settings)
         bar_state = BarState(params=self.params)
-        trades: list[Trade] = []
+        logged: list[F64] = []
         equity = np.empty(len(c))
         for i in range(len(c)):
             rate = float(self.funding[i]) if len(self.funding) else 0.0
-            trades += engine.on_bar(int(c.time[i]), c.open[i], c.high[i], c.low[i], c.close[i], rate)
+            logged.append(engine.step(int(c.time[i]), c.open[i], c.high[i], c.low[i], c.close[i], rate))
             equity[i] = engine.equity
             bar_state.position, bar_state.entry_price, bar_state.equity = (
                 engine.position, engine.entry_price, engine.equity)
             actions = set(strategy.on_bar(i, c.slice(0, i + 1), bar_state))
             engine.apply_signals(int(c.time[i]), "long_entry" in actions, "long_exit" in actions,
                                  "short_entry" in actions, "short_exit" in actions)
-        return self._result(engine.state, trades, equity)
+        return self._result(engine.state, np.concatenate(logged), equity)
 
-    def _result(self, state: F64, trades: list[Trade], equity: F64) -> BacktestResult:
-        still_open = open_trade(state, float(self.candles.close[-1]))
-        if still_open is not None:
-            trades.append(still_open)
+    def _result(self, state: F64, trade_log: F64, equity: F64) -> BacktestResult:
         return BacktestResult(
-            trades=trades, equity=equity, time=self.time, stats=stats_from_state(state, bar_interval_ms(self.candles)),
-            params=self.params, strategy=self.strategy_name, candles=self.candles,
+            trade_log=trade_log, open_position=open_trade(state, float(self.candles.close[-1])), equity=equity,
+            time=self.time, stats=stats_from_state(state, bar_interval_ms(self.candles)), params=self.params,
+            strategy=self.strategy_name, candles=self.candles,
         )
