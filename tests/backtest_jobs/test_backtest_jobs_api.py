@@ -13,6 +13,7 @@ from fastapi import FastAPI
 from marketpulse.backtest import Backtest
 from marketpulse.backtest.jobs import jobs_for
 from marketpulse.backtest.views import router
+from marketpulse.clock import FakeClock
 from marketpulse.marketdata.frame import CandleFrame
 from marketpulse.marketdata.klines_csv import read_klines_frame
 from marketpulse.marketdata.library import CandleLibrary
@@ -145,3 +146,18 @@ async def test_the_page_offers_every_strategy(client: httpx.AsyncClient) -> None
     for name in ("ema_cross", "ut_bot", "rsi_reversion"):
         assert f'"name": "{name}"' in page.text
     assert 'fetch("/api/v1/backtests"' in page.text
+
+
+async def test_a_job_cut_off_by_a_restart_reports_failed(
+    client: httpx.AsyncClient, runtime: Runtime, clock: FakeClock
+) -> None:
+    from marketpulse.backtest.jobs import BacktestJobRow
+
+    async with runtime.sessions() as s:  # left "running" by a process that is gone
+        s.add(BacktestJobRow(id="j1", owner_id="default", status="running", progress=0.3, request=ETH_WEEK,
+                             created_at_ms=clock.now_ms(), updated_at_ms=clock.now_ms()))
+        await s.commit()
+    assert (await client.get("/api/v1/backtests/j1")).json()["status"] == "running"  # maybe still working
+    clock.advance(2 * 3_600_000)
+    job = (await client.get("/api/v1/backtests/j1")).json()
+    assert job["status"] == "failed" and "interrupted" in job["error"]

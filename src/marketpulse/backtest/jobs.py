@@ -35,6 +35,9 @@ log = structlog.get_logger(__name__)
 MAX_TRADES_STORED = 10_000  # a result row stays a reasonable size; the report and stats still cover every trade
 FREE_PLAN_DAILY_BACKTESTS = 3  # the seed's free tier
 DAY_MS = 86_400_000
+# A queued/running job no process has touched for this long was cut off by a restart: report it as failed.
+# (Each step writes progress; one step — a huge backtest — can run long, hence the generous margin.)
+ORPHANED_AFTER_MS = 3_600_000
 
 
 class BacktestJobRow(Base):
@@ -283,6 +286,7 @@ class BacktestJobs:
         self.sessions, self.clock, self.settings = sessions, clock, settings
         self._pool = ThreadPoolExecutor(settings.backtest_workers, thread_name_prefix="backtest")
         self._tasks: set[asyncio.Task[None]] = set()
+        self._running_here: set[str] = set()
 
     async def submit(self, owner_id: str, req: BacktestRequest) -> BacktestJobRow:
         now = self.clock.now_ms()
@@ -294,6 +298,7 @@ class BacktestJobs:
             )
             s.add(row)
             await s.commit()
+        self._running_here.add(row.id)
         task = asyncio.create_task(self._run(row.id, req), name=f"backtest:{row.id}")
         self._tasks.add(task)  # keep a reference: the loop only holds weak ones
         task.add_done_callback(self._tasks.discard)
@@ -302,7 +307,16 @@ class BacktestJobs:
     async def get(self, owner_id: str, job_id: str) -> BacktestJobRow | None:
         async with self.sessions() as s:
             stmt = select(BacktestJobRow).where(BacktestJobRow.owner_id == owner_id, BacktestJobRow.id == job_id)
-            return (await s.execute(stmt)).scalar_one_or_none()
+            row = (await s.execute(stmt)).scalar_one_or_none()
+            if row is not None and self._orphaned(row):
+                row.status, row.error = "failed", "interrupted: the server running it stopped; start it again"
+                row.finished_at_ms = row.updated_at_ms = self.clock.now_ms()
+                await s.commit()
+            return row
+
+    def _orphaned(self, row: BacktestJobRow) -> bool:
+        return (row.status in ("queued", "running") and row.id not in self._running_here
+                and self.clock.now_ms() - row.updated_at_ms > ORPHANED_AFTER_MS)
 
     async def recent(self, owner_id: str, limit: int = 20) -> list[BacktestJobRow]:
         stmt = (select(BacktestJobRow).where(BacktestJobRow.owner_id == owner_id)
@@ -342,6 +356,8 @@ class BacktestJobs:
         except Exception as exc:  # a job's failure is its result: stored for the owner, never lost
             log.warning("backtest job failed", job=job_id, error=str(exc))
             await self._update(job_id, status="failed", error=_reason(exc), finished_at_ms=self.clock.now_ms())
+        finally:
+            self._running_here.discard(job_id)
 
     async def _update(self, job_id: str, **values: Any) -> None:
         async with self.sessions() as s:
