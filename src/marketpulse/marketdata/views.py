@@ -185,8 +185,10 @@ async def ingest_open_interest(request: Request) -> dict[str, Any]:
         values, as_of = parse_ingest_body(await read_limited_body(request), runtime.clock.now_ms())
     except InvalidOpenInterest as exc:
         raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, detail=exc.errors) from None
+    # Stored before answering, so a 200 means durable; the store group will write the bus echo again, harmlessly
+    # (newer-wins upsert of the same figures).
     await save_open_interest(runtime.sessions, values, as_of)
-    request.app.state.open_interest.update(values, as_of)
-    # Every API process (and this one's table) picks it up from the bus.
+    request.app.state.open_interest.update(values, as_of)  # this process answers GETs with it at once
+    # Every API process's cache, the table and the dashboards pick it up from the bus.
     await runtime.bus.publish(topics.MARKET_OPEN_INTEREST, {"asOf": as_of, "data": values})
     return {"accepted": len(values), "asOf": as_of}
