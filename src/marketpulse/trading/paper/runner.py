@@ -1,46 +1,82 @@
 """The paper-trading worker: closed candles and tickers from the bus into the paper service and deployments.
 
-`roles.start_worker` starts one per worker process. Each candle batch first fills resting manual orders and
-marks accounts, then steps every deployment (whose signals become orders for the *next* minute's open), so a
-decision can never fill on the candle it was decided on. Deployments created or stopped through the API (in
-this or another process) are picked up from the store before each batch.
+`roles.start_worker` starts one per worker process. Its clock is the market's (`MarketClock`: the newest candle
+close or ticker time seen), so a replay's orders, UTC days and daily-loss days are the replayed market's.
+Each candle batch first fills resting manual orders and marks accounts, then steps every deployment (whose
+signals become orders for the *next* minute's open), so a decision can never fill on the candle it was decided
+on. Deployments created or stopped through the API (in this or another process) are picked up from the store
+before each batch.
 """
 
 from __future__ import annotations
 
+import asyncio
 import weakref
 
 import msgspec
 import structlog
 
 from marketpulse.bus import Message, Subscription, topics
+from marketpulse.clock import Clock
 from marketpulse.marketdata.models import Candle
 from marketpulse.runtime import Runtime
 from marketpulse.trading.paper.deployments import DeploymentService
 from marketpulse.trading.paper.service import CONSUMER_GROUP, PaperConfig, PaperTradingService
+from marketpulse.trading.paper.strategy_runner import MINUTE_MS
 
 log = structlog.get_logger(__name__)
 
+class MarketClock:
+    """Paper trading's "now": the market's time as last seen on the bus, the runtime's clock before that.
+
+    A replay's market runs years behind (and many times faster than) the wall clock; orders, day boundaries
+    and the daily-loss day must follow the market they trade on. Against a live exchange the two agree.
+    """
+
+    def __init__(self, fallback: Clock) -> None:
+        self._fallback = fallback
+        self._seen: int | None = None
+        self._changed = asyncio.Event()
+
+    def observe(self, ms: int) -> None:
+        if self._seen is None or ms > self._seen:
+            self._seen = ms
+            self._changed.set()
+            self._changed = asyncio.Event()
+
+    def now_ms(self) -> int:
+        return self._fallback.now_ms() if self._seen is None else self._seen
+
+    async def sleep_until(self, ms: int) -> None:
+        while self.now_ms() < ms:
+            await self._changed.wait()
+
+
 # One service per Runtime, shared by the HTTP views and the worker of a `pulse demo` process, so its per-owner
-# locks really serialize every writer in the process.
-_SERVICES: dict[int, tuple[weakref.ref[Runtime], PaperTradingService, DeploymentService]] = {}
+# locks really serialize every writer in the process and the views see the worker's market time.
+_SERVICES: dict[int, tuple[weakref.ref[Runtime], PaperTradingService, DeploymentService, MarketClock]] = {}
+
+
+def _entry(runtime: Runtime) -> tuple[weakref.ref[Runtime], PaperTradingService, DeploymentService, MarketClock]:
+    entry = _SERVICES.get(id(runtime))
+    if entry is None or entry[0]() is not runtime:
+        clock = MarketClock(runtime.clock)
+        paper = PaperTradingService(runtime.sessions, runtime.bus, clock, PaperConfig.from_settings(runtime.settings))
+        deployments = DeploymentService(runtime.sessions, paper, history_bars=runtime.settings.paper_history_bars)
+        entry = (weakref.ref(runtime), paper, deployments, clock)
+        _SERVICES[id(runtime)] = entry
+    return entry
 
 
 def services_for(runtime: Runtime) -> tuple[PaperTradingService, DeploymentService]:
-    entry = _SERVICES.get(id(runtime))
-    if entry is None or entry[0]() is not runtime:
-        paper = PaperTradingService(runtime.sessions, runtime.bus, runtime.clock,
-                                    PaperConfig.from_settings(runtime.settings))
-        deployments = DeploymentService(runtime.sessions, paper, history_bars=runtime.settings.paper_history_bars)
-        entry = (weakref.ref(runtime), paper, deployments)
-        _SERVICES[id(runtime)] = entry
-    return entry[1], entry[2]
+    _, paper, deployments, _ = _entry(runtime)
+    return paper, deployments
 
 
 class PaperRunner:
     def __init__(self, runtime: Runtime) -> None:
         self.runtime = runtime
-        self.paper, self.deployments = services_for(runtime)
+        _, self.paper, self.deployments, self.market_clock = _entry(runtime)
         self._subs: list[Subscription] = []
 
     async def start(self) -> None:
@@ -59,11 +95,15 @@ class PaperRunner:
         if msg.data.get("interval", "1m") != "1m":
             return  # deployments aggregate minutes themselves; other intervals would double-count
         candles = msgspec.convert(msg.data.get("candles", []), list[Candle])
+        if candles:
+            self.market_clock.observe(max(c.open_time for c in candles) + MINUTE_MS)  # the minute's close
         await self.paper.on_candles(candles)
         await self.deployments.sync_from_store()
         await self.deployments.on_candles(candles)
 
     async def on_tickers_message(self, msg: Message) -> None:
+        if "time" in msg.data:
+            self.market_clock.observe(int(msg.data["time"]))
         marks = {row["symbol"]: float(row["price"]) for row in msg.data.get("rows", []) if row.get("price")}
         if marks:
             await self.paper.on_marks(marks)
