@@ -45,7 +45,7 @@ async def bus(request: pytest.FixtureRequest) -> AsyncIterator[MemoryBus | Redis
         url = REDIS_URL
         await flush_redis()
         # Small reads so two consumers of a group really interleave; short idle so claims happen within the test.
-        impl = RedisStreamsBus(url, claim_idle_ms=150, block_ms=50, read_count=4, max_deliveries=MAX_DELIVERIES)
+        impl = RedisStreamsBus(url, claim_idle_ms=250, block_ms=50, read_count=4, max_deliveries=MAX_DELIVERIES)
     yield impl
     await impl.close()
     if request.param == "redis":

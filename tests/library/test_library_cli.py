@@ -14,7 +14,12 @@ from fakes.ccxt_exchange import FakeCcxtExchange, kline
 from marketpulse.cli import data
 from marketpulse.clock import FakeClock
 from marketpulse.marketdata.library import CandleLibrary, Gap
-from marketpulse.marketdata.library.download import DownloadError, fetch_pages, open_exchange
+from marketpulse.marketdata.library.download import (
+    DownloadError,
+    fetch_pages,
+    library_exchange_name,
+    open_exchange,
+)
 
 T0 = 1_704_067_200_000  # 2024-01-01 00:00 UTC
 M = 60_000
@@ -144,6 +149,7 @@ def test_download_paginates_through_ccxt_and_reports_gaps(
                            "--api-url", exchange.url)  # fmt: skip
     assert code == 0, out
     assert "Downloaded 248 candles of BTC/USDT 1h" in out and "1 gap(s)" in out
+    assert "stored as binance BTCUSDT 1h" in out
     assert len(exchange.kline_requests) >= 3
     assert [int(q["startTime"]) for q in exchange.kline_requests[:2]] == [T0, T0 + 100 * H]
     btc = lib.read("binance", "BTCUSDT", "1h")
@@ -189,3 +195,9 @@ def test_download_errors(lib: CandleLibrary, exchange: FakeCcxtExchange, now: Fa
     code, out = pulse_data("download", "--interval", "2w", "--symbol", "BTC/USDT", "--since", "2024-01-01")
     assert code == 2 and "unknown interval '2w'" in out
     assert lib.list() == []
+
+
+def test_perpetuals_are_stored_apart_from_spot() -> None:
+    assert library_exchange_name("binance", {"symbol": "BTC/USDT", "type": "spot"}) == "binance"
+    assert library_exchange_name("binance", {"symbol": "BTC/USDT:USDT", "type": "swap"}) == "binance_swap"
+    assert library_exchange_name("binanceusdm", {"symbol": "BTC/USDT:USDT", "type": "swap"}) == "binanceusdm_swap"

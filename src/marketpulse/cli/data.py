@@ -31,6 +31,7 @@ from marketpulse.marketdata.library import (
     interval_ms,
     resample,
 )
+from marketpulse.marketdata.models import normalize_symbol
 from marketpulse.settings import Settings
 
 app = typer.Typer(no_args_is_help=True, help="The market-data library (Parquet candles).")
@@ -92,9 +93,14 @@ def import_file(
     file: Path = typer.Argument(..., help="Klines CSV (gzip or plain): the layouts of ../shared/data or the seed's"),
     symbol: str | None = typer.Option(None, help="Only this symbol (multi-symbol files); default: every symbol"),
     interval: str | None = typer.Option(None, help="Candle interval, e.g. 1m or 1h; default: read from the data"),
-    exchange: str = typer.Option("binance", help="Exchange the candles come from (the library's first level)"),
+    exchange: str = typer.Option(
+        "binance", help="The library's exchange level: binance (spot), binance_swap (USDⓈ-M perpetuals), …"
+    ),
 ) -> None:
-    """Import candles from a CSV file into the library (only candles it doesn't hold yet are written)."""
+    """Import candles from a CSV file into the library (only candles it doesn't hold yet are written).
+
+    Spot and perpetual candles of one symbol are different series: import the perpetual files of ../shared/data
+    with --exchange binance_swap, the name `pulse data download` gives perpetuals from binance."""
     if interval is not None:
         checked_interval(interval, "--interval")
     started = time.perf_counter()
@@ -175,7 +181,7 @@ def download(
 ) -> None:
     """Download candles through ccxt (paginated, rate-limited) and append them to the library."""
     # Imported here: ccxt takes over a second to import, and every other `pulse` command would pay for it.
-    from marketpulse.marketdata.library.download import DownloadError, fetch_pages, open_exchange
+    from marketpulse.marketdata.library.download import DownloadError, fetch_pages, library_exchange, open_exchange
 
     step = interval_ms(checked_interval(interval, "--interval"))
     since_ms = parse_time(since, "--since")
@@ -189,6 +195,7 @@ def download(
     reports: list[AppendReport] = []
     try:
         source = open_exchange(exchange, api_url=api_url)
+        stored_as = library_exchange(source, symbol)
         with progress_bar() as progress:
             task = progress.add_task(f"{exchange} {symbol} {interval}", total=(until_ms - since_ms) // step)
             buffered: list[CandleFrame] = []
@@ -196,17 +203,18 @@ def download(
                 buffered.append(page)
                 progress.update(task, completed=(int(page.time[-1]) + step - since_ms) // step)
                 if sum(len(f) for f in buffered) >= FLUSH_ROWS:
-                    reports.append(store.append(exchange, symbol, interval, concat(buffered)))
+                    reports.append(store.append(stored_as, symbol, interval, concat(buffered)))
                     buffered = []
             if buffered:
-                reports.append(store.append(exchange, symbol, interval, concat(buffered)))
+                reports.append(store.append(stored_as, symbol, interval, concat(buffered)))
     except DownloadError as exc:
         fail(f"{exchange} {symbol}: {exc}")
     written = sum(r.written for r in reports)
-    key_gaps = store.gaps(exchange, symbol, interval)
+    key_gaps = store.gaps(stored_as, symbol, interval)
     console.print(
         f"Downloaded {sum(r.received for r in reports):,} candles of {symbol} {interval} from {exchange} "
-        f"({utc(since_ms)} → {utc(until_ms)}): {written:,} new, {len(key_gaps)} gap(s) in the series."
+        f"({utc(since_ms)} → {utc(until_ms)}): {written:,} new, {len(key_gaps)} gap(s) in the series "
+        f"(stored as {stored_as} {normalize_symbol(symbol)} {interval})."
     )
 
 

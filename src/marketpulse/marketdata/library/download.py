@@ -70,12 +70,27 @@ def fetch_pages(
         cursor = int(page[-1][0]) + step
 
 
-def _load_markets(exchange: Any, symbol: str, sleep: Callable[[float], None]) -> None:
-    _with_retries(exchange.load_markets, sleep)
+def _load_markets(exchange: Any, symbol: str, sleep: Callable[[float], None]) -> dict[str, Any]:
+    _with_retries(exchange.load_markets, sleep)  # ccxt caches the markets: later calls cost nothing
     if symbol not in exchange.markets:
         raise DownloadError(
             f"{exchange.id} has no market {symbol!r} (ccxt symbols look like BTC/USDT or BTC/USDT:USDT)"
         )
+    market: dict[str, Any] = exchange.markets[symbol]
+    return market
+
+
+def library_exchange(exchange: Any, symbol: str, *, sleep: Callable[[float], None] = time.sleep) -> str:
+    """The library's exchange level for `symbol`: the ccxt id for spot, `<id>_<type>` otherwise ('binance_swap').
+
+    Spot BTC/USDT and the BTC/USDT:USDT perpetual both become the library symbol BTCUSDT; their prices differ,
+    so they must not share a series."""
+    return library_exchange_name(exchange.id, _load_markets(exchange, symbol, sleep))
+
+
+def library_exchange_name(exchange_id: str, market: dict[str, Any]) -> str:
+    market_type = market.get("type") or "spot"
+    return exchange_id if market_type == "spot" else f"{exchange_id}_{market_type}"
 
 
 def _with_retries(call: Callable[[], Any], sleep: Callable[[float], None]) -> Any:
