@@ -88,6 +88,7 @@ async def test_candles_come_from_the_library_first_resampled_to_the_interval(
     CandleLibrary(runtime.settings.data_dir / "library").append("binance", "TESTUSDT", "1m", frame)
     job = await run_job(client, runtime, {"strategy": "ema_cross", "symbol": "TESTUSDT", "interval": "15m"})
     assert job["status"] == "done", job["error"]
+    assert job["request"]["params"] == {"fast": 12, "slow": 26}  # stored resolved: the defaults it ran with
     assert job["result"]["data"] == {"source": "library:binance/TESTUSDT/1m", "bars": n // 15, "interval": "15m",
                                      "from": int(time[0]), "to": int(time[-15])}
 

@@ -74,7 +74,7 @@ class BacktestRequest(BaseModel):
     interval: str = Field("1h", examples=["1h"])
     start: int | None = Field(None, alias="from", description="ISO date/time (UTC) or epoch ms; inclusive")
     end: int | None = Field(None, alias="to", description="ISO date/time (UTC) or epoch ms; exclusive")
-    params: dict[str, Any] = Field(default_factory=dict)
+    params: dict[str, Any] = Field(default_factory=dict, validate_default=True)
     fee_bps: float = Field(0.0, ge=0, le=1_000, allow_inf_nan=False)
     cash: float = Field(10_000.0, gt=0, le=1e12, allow_inf_nan=False)
     size: float = Field(1.0, gt=0, le=1, allow_inf_nan=False, description="Fraction of equity per entry")
