@@ -125,3 +125,20 @@ def test_walk_forward_scores_each_winner_on_the_next_window(make_walk) -> None: 
         best = search(candles, job, combos, workers=1, start=k * 1000, stop=(k + 1) * 1000,
                       warmup_start=(k - 1) * 1000 if k else None)[0]
         assert fold.params == best.params and fold.out_stats.bars == 1000
+
+
+def test_run_reads_the_library_by_symbol_interval_and_dates(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                            make_walk) -> None:  # type: ignore[no-untyped-def]
+    from marketpulse.marketdata.library import CandleLibrary
+
+    monkeypatch.setenv("PULSE_DATA_DIR", str(tmp_path / "var"))
+    minutes = make_walk(3 * 1440, seed=4, start_ms=1_704_067_200_000)  # 2024-01-01 .. 2024-01-03, 1m
+    CandleLibrary(tmp_path / "var" / "library").append("binance", "TESTUSDT", "1m", minutes)
+    out = runner.invoke(app, ["backtest", "run", "-s", "ema_cross", "--symbol", "TESTUSDT", "--interval", "15m",
+                              "--from", "2024-01-02", "--to", "2024-01-03", "--json"])
+    assert out.exit_code == 0, out.output
+    doc = json.loads(out.stdout)
+    assert doc["stats"]["bars"] == 96  # one day of 15m candles, resampled from the stored minutes
+    assert all(1_704_153_600_000 <= t["entry_time"] < 1_704_240_000_000 for t in doc["trades"])
+    missing = runner.invoke(app, ["backtest", "run", "-s", "ema_cross", "--symbol", "NOPEUSDT", "--interval", "1h"])
+    assert missing.exit_code != 0 and "no binance NOPEUSDT candles" in " ".join(missing.output.split())

@@ -140,6 +140,8 @@ def memoized_indicators(strategy: Strategy, budget_bytes: int = CACHE_BYTES) -> 
                 cache.move_to_end(key)
                 return cache[key][0]
             value = fn(*args, **kwargs)
+            if isinstance(value, np.ndarray) and value.dtype == np.bool_:
+                return value  # crossings etc.: specific to one combination, cheap, would only crowd the cache
             # Holding the inputs keeps them alive, so their ids cannot be reused by other arrays meanwhile.
             cache[key] = (value, args)
             used[0] += _nbytes(value)
