@@ -101,6 +101,12 @@ def test_import_errors_name_the_problem_and_store_nothing(lib: CandleLibrary, tm
     code, out = pulse_data("import", str(good), "--interval", "1h", "--symbol", "DOGEUSDT")
     assert code == 1 and "no rows for symbol 'DOGEUSDT'" in out
     assert lib.list() == []
+    anonymous = tmp_path / "candles.csv"
+    anonymous.write_text("open_time_ms,open,high,low,close,volume\n1704067200000,1,2,0.5,1.5,3\n")
+    code, out = pulse_data("import", str(anonymous), "--interval", "1m")
+    assert code == 1 and "pass --symbol" in out
+    assert pulse_data("import", str(anonymous), "--interval", "1m", "--symbol", "XRPUSDT")[0] == 0
+    assert [i.key.symbol for i in lib.list()] == ["XRPUSDT"]
 
 
 def test_list_and_resample(lib: CandleLibrary, tmp_path: Path) -> None:

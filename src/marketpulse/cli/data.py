@@ -112,6 +112,8 @@ def import_file(
             fail(str(exc))
     if not frames:
         fail(f"{file}: no rows for symbol {symbol!r}" if symbol else f"{file}: no candles")
+    if symbol is None and list(frames) == ["UNKNOWN"]:  # klines_csv's name when neither a column nor the file says
+        fail(f"{file}: no symbol column and no symbol in the file name; pass --symbol")
     for frame in frames.values():
         check_interval_matches(file, frame)
     reports = append_all(exchange, frames)
