@@ -257,10 +257,13 @@ class PaperTradingService:
             account = await self._account(s, owner_id, lock=True)
             book, rows = await store.load_book(s, account)
             fills: list[PaperFillRow] = []
-            for symbol, candles in by_symbol.items():
-                orders = await store.open_orders(s, owner_id, symbol, manual_only=True)
-                for candle in candles:
-                    fills += self._fill_on_bar(s, owner_id, book, orders, candle, now)
+            # One query for the owner's resting orders; only symbols they trade are walked, not the whole batch.
+            orders_by_symbol: dict[str, list[PaperOrderRow]] = defaultdict(list)
+            for order in await store.open_orders(s, owner_id, manual_only=True):
+                orders_by_symbol[order.symbol].append(order)
+            for symbol in sorted((set(orders_by_symbol) | set(book.positions)) & set(by_symbol)):
+                for candle in by_symbol[symbol]:
+                    fills += self._fill_on_bar(s, owner_id, book, orders_by_symbol[symbol], candle, now)
                     if symbol in book.positions:
                         book.marks[symbol] = candle.close
             halt = self._after_change(account, book, now)
