@@ -63,7 +63,7 @@ class Settings(BaseSettings):
     paper_maker_fee_bps: float = Field(2.0, ge=0, description="Paper fee for limit fills, basis points")
     paper_slippage_bps: float = Field(0.0, ge=0, description="Paper slippage against the trader on market/stop fills")
     paper_max_position_notional: float = Field(
-        100_000.0, gt=0, description="Risk: largest position per symbol, |quantity| × price in USDT"
+        100_000.0, gt=0, description="Risk: largest position per symbol, abs(quantity) × price in USDT"
     )
     paper_daily_loss_limit_pct: float = Field(
         0.05, ge=0, lt=1, description="Risk: halt new exposure until the next UTC day after losing this fraction of "
