@@ -173,14 +173,6 @@ class PaperTradingService:
             await s.commit()
         return row
 
-    async def check_risk(self, owner_id: str, symbol: str, signed_qty: float, reference: float) -> Rejection | None:
-        """The risk manager's answer for a prospective order, without storing anything (deployments use it)."""
-        async with self.sessions() as s:
-            account = await self._account(s, owner_id)
-            rejection = await self._check_risk(s, account, symbol, signed_qty, reference, self.clock.now_ms())
-            await s.commit()
-        return rejection
-
     async def cancel_order(self, owner_id: str, order_id: str) -> PaperOrderRow:
         async with self._locks[owner_id], self.sessions() as s:
             row = await store.get_order(s, owner_id, order_id, lock=True)
