@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import msgspec
 import numpy as np
-from sqlalchemy import update
+import pytest
+from sqlalchemy import select, update
 
 from marketpulse.backtest import Backtest
 from marketpulse.bus import Message, topics
@@ -16,9 +17,10 @@ from marketpulse.runtime import Runtime
 from marketpulse.trading.paper.deployments import DeploymentService, DeploymentSpec
 from marketpulse.trading.paper.runner import PaperRunner
 from marketpulse.trading.paper.service import PaperTradingService
-from marketpulse.trading.paper.tables import PaperAccountRow
+from marketpulse.trading.paper.tables import PaperAccountRow, PaperFillRow
 
 from .helpers import MINUTE, T0, config
+from .test_parity import expected_fills, fill_key
 
 PARAMS = {"fast": 2, "slow": 3}
 # Flat, a rally (EMA(2) crosses above EMA(3): long), then a slide (crosses below: flip short), then flat.
@@ -97,3 +99,35 @@ async def test_a_refused_flip_still_exits(runtime: Runtime, clock: FakeClock) ->
     elsewhere = DeploymentService(runtime.sessions, runner.paper)
     [stored] = await elsewhere.for_owner("default")
     assert elsewhere.trades(row.id, stored.engine_snapshot) == trades
+
+
+async def test_a_failed_minute_redelivered_by_the_bus_books_nothing_twice(
+    runtime: Runtime, clock: FakeClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    candles = minutes()
+    expected = Backtest(as_frame(candles), "ema_cross", PARAMS, cash=10_000.0, fee_bps=4).run().trades
+    runner = make_runner(runtime)
+    row = await runner.deployments.deploy("default", DeploymentSpec("ema_cross", "BTCUSDT", "1m", PARAMS,
+                                                                    cash=10_000.0))
+    flip = (expected[1].entry_time - T0) // MINUTE  # the minute the flip fills: two fills, then a decision
+    await feed(runner, clock, candles[:flip])
+
+    real_save = DeploymentService._save
+    calls = 0
+
+    async def save_fails_once(self: DeploymentService, live: object, *, with_history: bool) -> None:
+        nonlocal calls
+        calls += 1
+        if calls == 1:
+            raise ConnectionError("database went away after the fills were committed")
+        await real_save(self, live, with_history=with_history)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(DeploymentService, "_save", save_fails_once)
+    with pytest.raises(ConnectionError):
+        await feed(runner, clock, candles[flip:flip + 1])
+    await feed(runner, clock, candles[flip:])  # the bus's redelivery, then the rest
+
+    assert runner.deployments.trades(row.id) == expected
+    async with runtime.sessions() as s:
+        fills = (await s.execute(select(PaperFillRow))).scalars().all()
+    assert sorted(fill_key(f) for f in fills) == sorted(expected_fills(expected))  # each once, none lost

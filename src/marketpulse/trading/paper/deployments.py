@@ -146,15 +146,22 @@ class DeploymentService:
                     await self._on_minute(live, c)
 
     async def _on_minute(self, live: _Live, c: Candle) -> None:
-        runner = live.runner
-        decided = False
-        if runner.pending_close(c):
-            decided = await self._decide(live)
-        step, complete = runner.on_minute(c)
-        await self._book(live, step)
-        if complete:
-            decided = await self._decide(live) or decided
-        await self._save(live, with_history=decided)
+        try:
+            runner = live.runner
+            decided = False
+            if runner.pending_close(c):
+                decided = await self._decide(live)
+            step, complete = runner.on_minute(c)
+            await self._book(live, step)
+            if complete:
+                decided = await self._decide(live) or decided
+            await self._save(live, with_history=decided)
+        except Exception:
+            # The bus delivers this candle again. Forget the runner so it is rebuilt from its last stored snapshot
+            # (before this minute); fills and orders carry ids derived from what they are, so the replayed minute
+            # finds the ones it already stored instead of booking them twice.
+            self._live.pop(live.row.id, None)
+            raise
 
     async def _save(self, live: _Live, *, with_history: bool) -> None:
         values: dict[str, Any] = {
@@ -171,16 +178,18 @@ class DeploymentService:
         if not step.fills and not step.consumed_order_ids:
             return
         consumed = [live.orders.pop(oid) for oid in step.consumed_order_ids if oid in live.orders]
-        fills = [self._booked(live, f, consumed) for f in step.fills]
+        fills = [self._booked(live, f, k, consumed) for k, f in enumerate(step.fills)]
         used = {f.order_id for f in fills}
         cancelled = {oid: "the engine had nothing to do (already on that side)" for oid in consumed if oid not in used}
         await self.paper.record_engine_fills(live.row.owner_id, fills, cancelled, live.row.id)
 
     @staticmethod
-    def _booked(live: _Live, fill: EngineFill, consumed: list[str]) -> BookedFill:
+    def _booked(live: _Live, fill: EngineFill, k: int, consumed: list[str]) -> BookedFill:
         # Market orders from one decision fill together; a flip's exit and entry both belong to its one order.
-        order_id = consumed[-1] if consumed else str(uuid.uuid4())
-        return BookedFill(order_id, live.row.symbol, fill.signed_units, fill.price, fill.fee, fill.time_ms)
+        # The k-th fill of a minute is the same fill whenever that minute is replayed (exit first, then entry).
+        fill_id = _stable_id(live.row.id, "fill", fill.time_ms, k)
+        order_id = consumed[-1] if consumed else _stable_id(live.row.id, "exit", fill.time_ms)
+        return BookedFill(order_id, live.row.symbol, fill.signed_units, fill.price, fill.fee, fill.time_ms, fill_id)
 
     async def _decide(self, live: _Live) -> bool:
         proposals = live.runner.decide()
@@ -195,13 +204,20 @@ class DeploymentService:
         if qty <= 0:
             return
         spec = OrderSpec(live.row.symbol, Side(p.side), OrderType.MARKET, qty)
+        order_id = _stable_id(live.row.id, "order", bar_time, p.engine_order_id)
         try:
             order = await self.paper.place_order(
-                live.row.owner_id, spec, deployment_id=live.row.id, active_from_ms=active_from
+                live.row.owner_id, spec, deployment_id=live.row.id, active_from_ms=active_from, order_id=order_id
             )
         except RiskRejected as exc:
             log.warning("deployment order rejected by risk", deployment=live.row.id, **exc.rejection.detail())
             live.runner.reject(p, bar_time)
-            await self.paper.record_rejected(live.row.owner_id, spec, exc.rejection, deployment_id=live.row.id)
+            await self.paper.record_rejected(live.row.owner_id, spec, exc.rejection, deployment_id=live.row.id,
+                                             order_id=order_id)
             return
         live.orders[p.engine_order_id] = order.id
+
+
+def _stable_id(deployment_id: str, *parts: object) -> str:
+    """The same id every time the same deployment does the same thing (idempotent replays of a minute)."""
+    return str(uuid.uuid5(uuid.NAMESPACE_URL, ":".join([deployment_id, *map(str, parts)])))

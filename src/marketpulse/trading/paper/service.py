@@ -103,6 +103,7 @@ class BookedFill:
     price: float
     fee: float
     time_ms: int
+    fill_id: str | None = None  # set by deployments so a redelivered candle can't book the same fill twice
 
 
 class PaperTradingService:
@@ -139,11 +140,17 @@ class PaperTradingService:
 
     # --- writes -----------------------------------------------------------------------------------------------
     async def place_order(
-        self, owner_id: str, spec: OrderSpec, *, deployment_id: str | None = None, active_from_ms: int | None = None
+        self, owner_id: str, spec: OrderSpec, *, deployment_id: str | None = None, active_from_ms: int | None = None,
+        order_id: str | None = None,
     ) -> PaperOrderRow:
-        """Risk-check and store an open order; RiskRejected (nothing stored) when a limit says no."""
+        """Risk-check and store an open order; RiskRejected (nothing stored) when a limit says no.
+
+        An `order_id` makes the call idempotent (a redelivered candle re-deciding the same order gets it back).
+        """
         now = self.clock.now_ms()
         async with self._locks[owner_id], self.sessions() as s:
+            if order_id is not None and (known := await store.get_order(s, owner_id, order_id)) is not None:
+                return known
             account = await self._account(s, owner_id, lock=True)
             reference = spec.trigger_price or await self._mark(s, spec.symbol)
             if reference is None:
@@ -153,21 +160,24 @@ class PaperTradingService:
             rejection = await self._check_risk(s, account, spec.symbol, spec.signed_quantity, reference, now)
             if rejection is not None:
                 raise RiskRejected(rejection)
-            row = _new_order_row(owner_id, spec, now, active_from_ms, deployment_id)
+            row = _new_order_row(owner_id, spec, now, active_from_ms, deployment_id, order_id)
             s.add(row)
             await s.commit()
         log.info("paper order accepted", owner=owner_id, order=row.id, symbol=row.symbol, side=row.side)
         return row
 
     async def record_rejected(
-        self, owner_id: str, spec: OrderSpec, rejection: Rejection, *, deployment_id: str | None = None
+        self, owner_id: str, spec: OrderSpec, rejection: Rejection, *, deployment_id: str | None = None,
+        order_id: str | None = None,
     ) -> PaperOrderRow:
         """Keep a refused strategy order as a `rejected` row with its reason: a deployment has no HTTP caller
-        to answer, so this is where its owner sees why it didn't trade."""
+        to answer, so this is where its owner sees why it didn't trade. Idempotent given an `order_id`."""
         now = self.clock.now_ms()
-        row = _new_order_row(owner_id, spec, now, None, deployment_id)
+        row = _new_order_row(owner_id, spec, now, None, deployment_id, order_id)
         _close_order(row, OrderStatus.REJECTED, f"{rejection.reason}: {rejection.message}", now)
         async with self.sessions() as s:
+            if order_id is not None and (known := await store.get_order(s, owner_id, order_id)) is not None:
+                return known
             await self._account(s, owner_id)
             s.add(row)
             await s.commit()
@@ -197,6 +207,8 @@ class PaperTradingService:
             book, rows = await store.load_book(s, account)
             stored = []
             for fill in fills:
+                if fill.fill_id is not None and await s.get(PaperFillRow, fill.fill_id) is not None:
+                    continue  # booked before a failure made the bus deliver this candle again
                 order = await store.get_order(s, owner_id, fill.order_id)
                 if order is None:  # an exit the engine made on its own (none today: deployments take no stops)
                     order = _engine_order_row(owner_id, fill, deployment_id, now)
@@ -348,11 +360,12 @@ class PaperTradingService:
 
 
 def _new_order_row(
-    owner_id: str, spec: OrderSpec, now: int, active_from_ms: int | None, deployment_id: str | None
+    owner_id: str, spec: OrderSpec, now: int, active_from_ms: int | None, deployment_id: str | None,
+    order_id: str | None = None,
 ) -> PaperOrderRow:
     return PaperOrderRow(
-        id=str(uuid.uuid4()), owner_id=owner_id, symbol=spec.symbol, side=spec.side.value, type=spec.type.value,
-        quantity=spec.quantity, limit_price=spec.limit_price, stop_price=spec.stop_price,
+        id=order_id or str(uuid.uuid4()), owner_id=owner_id, symbol=spec.symbol, side=spec.side.value,
+        type=spec.type.value, quantity=spec.quantity, limit_price=spec.limit_price, stop_price=spec.stop_price,
         time_in_force=spec.time_in_force.value, status=OrderStatus.OPEN.value, reason=None,
         active_from_ms=now if active_from_ms is None else active_from_ms,
         expires_at_ms=expires_at_ms(spec.time_in_force, now), deployment_id=deployment_id,
@@ -387,7 +400,7 @@ def _close_order(order: PaperOrderRow, status: OrderStatus, reason: str, now: in
 def _book_fill(s: AsyncSession, owner_id: str, book: Book, fill: BookedFill) -> PaperFillRow:
     realized = book.apply_fill(fill.symbol, fill.signed_qty, fill.price, fill.fee, fill.time_ms)
     row = PaperFillRow(
-        id=str(uuid.uuid4()), owner_id=owner_id, order_id=fill.order_id, symbol=fill.symbol,
+        id=fill.fill_id or str(uuid.uuid4()), owner_id=owner_id, order_id=fill.order_id, symbol=fill.symbol,
         side=(Side.BUY if fill.signed_qty > 0 else Side.SELL).value, quantity=abs(fill.signed_qty),
         price=fill.price, fee=fill.fee, realized_pnl=realized, time_ms=fill.time_ms,
     )
