@@ -120,12 +120,14 @@ def random_combinations(strategy: type[Strategy], axes: Mapping[str, Sequence[An
 
 # --- evaluation -----------------------------------------------------------------------------------------------
 @contextmanager
-def memoized_indicators(strategy: Strategy, budget_bytes: int = CACHE_BYTES) -> Iterator[None]:
+def memoized_indicators(strategy: Strategy, cache: OrderedDict[tuple[Any, ...], Any] | None = None,
+                        budget_bytes: int = CACHE_BYTES) -> Iterator[None]:
     """Within the block, the indicator functions the strategy's module imported return cached arrays for
-    repeated (input array, arguments) calls. Arrays are keyed by identity: candles are never mutated."""
+    repeated (input array, arguments) calls. Arrays are keyed by identity: candles are never mutated.
+    Pass the same ``cache`` to several blocks to share it (a worker's chunks)."""
     module = sys.modules[type(strategy).__module__]
-    cache: OrderedDict[tuple[Any, ...], Any] = OrderedDict()
-    used = [0]
+    cache = OrderedDict() if cache is None else cache
+    used = [sum(_nbytes(v) for v, _ in cache.values())]
     originals: dict[str, Callable[..., Any]] = {}
     for name, value in vars(module).items():
         if callable(value) and getattr(indicators, name, None) is value:
@@ -208,10 +210,11 @@ def evaluate(strategy: Strategy, window: Window, params: Mapping[str, Any], sett
     return stats_from_state(state, interval_ms)
 
 
-_WORKER: dict[str, Any] = {}
+_WORKER: dict[Any, Any] = {}  # this process's candles, job, windows and indicator cache
 
 
 def _init_worker(candles: CandleFrame, job: Job) -> None:
+    _WORKER.clear()
     _WORKER["candles"] = candles
     _WORKER["job"] = job
 
@@ -220,9 +223,11 @@ def _run_chunk(combos: list[dict[str, Any]], start: int, warmup_start: int | Non
     candles: CandleFrame = _WORKER["candles"]
     job: Job = _WORKER["job"]
     strategy = resolve_strategy(job.strategy)
-    window = Window.of(candles, start, warmup_start, stop)
+    # One Window per range and worker: the indicator cache is keyed by array identity, so every chunk of this
+    # worker must hand the strategy the very same arrays.
+    window = _WORKER.setdefault(("window", start, warmup_start, stop), Window.of(candles, start, warmup_start, stop))
     interval = bar_interval_ms(candles)
-    with memoized_indicators(strategy):
+    with memoized_indicators(strategy, _WORKER.setdefault("cache", OrderedDict())):
         return [evaluate(strategy, window, p, job.settings, job.cash, interval) for p in combos]
 
 
