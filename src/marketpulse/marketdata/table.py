@@ -49,6 +49,31 @@ class MarketTable:
             if (row := self._rows.get(sym)) is not None:
                 row.open_interest_usd = usd
 
+    def apply_rows(self, rows: Iterable[MarketRow]) -> list[MarketRow]:
+        """Merge whole rows (as sources publish them); a field a row leaves as None keeps the table's value."""
+        changed = []
+        for new in rows:
+            row = self._rows.get(new.symbol)
+            if row is None:
+                row = self._rows[new.symbol] = MarketRow(
+                    symbol=new.symbol, time=new.time, price=new.price, change_pct_24h=new.change_pct_24h,
+                    quote_volume_24h=new.quote_volume_24h,
+                )
+            else:
+                row.time, row.price = new.time, new.price
+                row.change_pct_24h, row.quote_volume_24h = new.change_pct_24h, new.quote_volume_24h
+            if new.funding_rate is not None:
+                row.funding_rate = self._funding[new.symbol] = new.funding_rate
+            if new.open_interest_usd is not None:
+                row.open_interest_usd = self._oi[new.symbol] = new.open_interest_usd
+            if new.price_precision is not None:
+                row.price_precision = self._precisions[new.symbol] = new.price_precision
+            row.funding_rate = self._funding.get(new.symbol, row.funding_rate)
+            row.open_interest_usd = self._oi.get(new.symbol, row.open_interest_usd)
+            row.price_precision = self._precisions.get(new.symbol, row.price_precision)
+            changed.append(row)
+        return changed
+
     def rows(self) -> list[MarketRow]:
         return list(self._rows.values())
 

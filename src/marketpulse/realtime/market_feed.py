@@ -13,7 +13,7 @@ from typing import Any
 
 import msgspec
 
-from marketpulse.marketdata.models import MarketRow, MarkPrice, Ticker24h
+from marketpulse.marketdata.models import MarketRow
 from marketpulse.marketdata.table import MarketTable
 
 WIRE_FIELDS: dict[str, str] = {
@@ -56,19 +56,9 @@ class MarketFeed:
         self.updated_at: int | None = None  # market time of the newest row
 
     def apply_rows(self, rows: Iterable[MarketRow]) -> None:
-        rows = list(rows)
-        # MarketTable merges tickers, mark prices and OI; a MarketRow carries just the fields it keeps, so the
-        # ticker/mark fields the table never reads (high, low, volume, index price…) are filled with the price.
-        self.table.apply_tickers(_ticker_of(r) for r in rows)
-        self.table.apply_mark_prices(_mark_of(r) for r in rows if r.funding_rate is not None)
-        oi = {r.symbol: r.open_interest_usd for r in rows if r.open_interest_usd is not None}
-        if oi:
-            self.table.apply_open_interest(oi)
-        precisions = {r.symbol: r.price_precision for r in rows if r.price_precision is not None}
-        if precisions:
-            self.table.set_precisions(precisions)
-        if rows:
-            self.updated_at = max(self.updated_at or 0, max(r.time for r in rows))
+        changed = self.table.apply_rows(rows)
+        if changed:
+            self.updated_at = max(self.updated_at or 0, max(r.time for r in changed))
 
     def apply_open_interest(self, usd_by_symbol: Mapping[str, float]) -> None:
         self.table.apply_open_interest(usd_by_symbol)
@@ -100,18 +90,3 @@ class PatchBuffer:
     def take(self) -> list[dict[str, Any]]:
         out, self._pending = list(self._pending.values()), {}
         return out
-
-
-def _ticker_of(row: MarketRow) -> Ticker24h:
-    return Ticker24h(
-        symbol=row.symbol, time=row.time, last_price=row.price, open_price=row.price, high=row.price, low=row.price,
-        change_pct=row.change_pct_24h, volume=0.0, quote_volume=row.quote_volume_24h,
-    )
-
-
-def _mark_of(row: MarketRow) -> MarkPrice:
-    assert row.funding_rate is not None
-    return MarkPrice(
-        symbol=row.symbol, time=row.time, mark_price=row.price, index_price=row.price,
-        funding_rate=row.funding_rate, next_funding_time=0,
-    )
