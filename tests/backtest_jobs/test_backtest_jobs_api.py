@@ -93,6 +93,22 @@ async def test_candles_come_from_the_library_first_resampled_to_the_interval(
                                      "from": int(time[0]), "to": int(time[-15])}
 
 
+async def test_a_csv_under_the_data_directory(client: httpx.AsyncClient, runtime: Runtime) -> None:
+    rows = ["open_time,open,high,low,close,volume"]
+    for i in range(300):
+        price = 100 + (i % 40 if (i // 40) % 2 == 0 else 40 - i % 40)
+        rows.append(f"{1_700_000_000_000 - 1_700_000_000_000 % 3_600_000 + i * 3_600_000},{price},{price + 1},"
+                    f"{price - 1},{price + 0.5},10")
+    path = runtime.settings.data_dir / "uploads" / "TESTUSDT_1h.csv"
+    path.parent.mkdir(parents=True)
+    path.write_text("\n".join(rows) + "\n")
+    job = await run_job(client, runtime, {"strategy": "ema_cross", "data": "uploads/TESTUSDT_1h.csv",
+                                          "symbol": None, "interval": "1h"})
+    assert job["status"] == "done", job["error"]
+    assert job["result"]["data"]["source"] == "file:uploads/TESTUSDT_1h.csv" and job["result"]["data"]["bars"] == 300
+    assert job["result"]["stats"]["trades"] > 0
+
+
 async def test_missing_data_fails_the_job_with_a_reason(client: httpx.AsyncClient, runtime: Runtime) -> None:
     job = await run_job(client, runtime, {**ETH_WEEK, "symbol": "NOPEUSDT"})
     assert job["status"] == "failed" and "NOPEUSDT" in job["error"] and job["result"] is None
@@ -111,6 +127,8 @@ async def test_missing_data_fails_the_job_with_a_reason(client: httpx.AsyncClien
         ({"fee_bps": -1, "cash": 0, "size": 2}, {"fee_bps", "cash", "size"}),
         ({"data": "candles.csv"}, {"data"}),  # symbol and data both
         ({"symbol": None, "data": "../../etc/passwd"}, {"data"}),  # never outside the data directory
+        ({"symbol": None, "data": "../../etc/x.csv"}, {"data"}),
+        ({"symbol": None, "data": "marketpulse.db"}, {"data"}),  # nor any file there but candle CSVs
         ({"symbol": None}, {"data"}),  # neither
         ({"colour": "red"}, {"colour"}),
     ],

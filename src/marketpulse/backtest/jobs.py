@@ -207,10 +207,16 @@ def _from_file(req: BacktestRequest, data_dir: Path) -> LoadedCandles:
     return LoadedCandles(next(iter(frames.values())), f"file:{req.data}")
 
 
+CSV_SUFFIXES = (".csv", ".csv.gz")
+
+
 def safe_data_path(data_dir: Path, name: str) -> Path:
-    """`name` inside `data_dir` (no absolute paths, no escaping with ..): the API never reads other files."""
+    """A candle CSV inside `data_dir`: no absolute paths, no escaping with .., nothing but .csv/.csv.gz — the API
+    must never read (and echo parse errors from) other files there, such as the SQLite database."""
     root = data_dir.resolve()
     path = (root / name).resolve()
+    if not path.name.lower().endswith(CSV_SUFFIXES):
+        raise FieldError("data", "must name a .csv or .csv.gz file")
     if not path.is_relative_to(root) or not path.is_file():
         raise FieldError("data", f"no file {name!r} under the server's data directory")
     return path

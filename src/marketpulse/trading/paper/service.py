@@ -131,6 +131,10 @@ class PaperTradingService:
         async with self.sessions() as s:
             return await store.list_orders(s, owner_id, status, limit)
 
+    async def fills(self, owner_id: str, limit: int = 200) -> list[PaperFillRow]:
+        async with self.sessions() as s:
+            return await store.list_fills(s, owner_id, limit)
+
     async def order(self, owner_id: str, order_id: str) -> PaperOrderRow:
         async with self.sessions() as s:
             row = await store.get_order(s, owner_id, order_id)

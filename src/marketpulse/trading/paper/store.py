@@ -14,6 +14,7 @@ from marketpulse.trading.paper.orders import OrderStatus
 from marketpulse.trading.paper.tables import (
     PaperAccountRow,
     PaperDeploymentRow,
+    PaperFillRow,
     PaperOrderRow,
     PaperPositionRow,
 )
@@ -100,6 +101,12 @@ async def list_orders(s: AsyncSession, owner_id: str, status: str | None, limit:
     if status is not None:
         stmt = stmt.where(PaperOrderRow.status == status)
     stmt = stmt.order_by(PaperOrderRow.created_at_ms.desc(), PaperOrderRow.id.desc()).limit(limit)
+    return list((await s.execute(stmt)).scalars())
+
+
+async def list_fills(s: AsyncSession, owner_id: str, limit: int) -> list[PaperFillRow]:
+    stmt = (select(PaperFillRow).where(PaperFillRow.owner_id == owner_id)
+            .order_by(PaperFillRow.time_ms.desc(), PaperFillRow.id).limit(limit))
     return list((await s.execute(stmt)).scalars())
 
 

@@ -12,7 +12,6 @@ from typing import Any, Literal
 from fastapi import APIRouter, Depends, HTTPException, Query, Request, status
 from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
-from sqlalchemy import select
 
 from marketpulse.marketdata.models import normalize_symbol
 from marketpulse.strategies import get_strategy
@@ -157,13 +156,9 @@ async def cancel_order(order_id: str, owner: str = Depends(current_owner),
 
 
 @router.get("/fills")
-async def list_fills(
-    request: Request, owner: str = Depends(current_owner), limit: int = Query(200, ge=1, le=1000)
-) -> Any:
-    stmt = (select(PaperFillRow).where(PaperFillRow.owner_id == owner)
-            .order_by(PaperFillRow.time_ms.desc(), PaperFillRow.id).limit(limit))
-    async with request.app.state.runtime.sessions() as s:
-        return [fill_json(f) for f in (await s.execute(stmt)).scalars()]
+async def list_fills(owner: str = Depends(current_owner), paper: PaperTradingService = Depends(_paper),
+                     limit: int = Query(200, ge=1, le=1000)) -> Any:
+    return [fill_json(f) for f in await paper.fills(owner, limit)]
 
 
 # --- deployments -----------------------------------------------------------------------------------------------
