@@ -131,3 +131,17 @@ async def test_a_failed_minute_redelivered_by_the_bus_books_nothing_twice(
     async with runtime.sessions() as s:
         fills = (await s.execute(select(PaperFillRow))).scalars().all()
     assert sorted(fill_key(f) for f in fills) == sorted(expected_fills(expected))  # each once, none lost
+
+
+async def test_stopping_withdraws_its_unfilled_order(runtime: Runtime, clock: FakeClock) -> None:
+    candles = minutes()
+    entry = Backtest(as_frame(candles), "ema_cross", PARAMS, cash=10_000.0, fee_bps=4).run().trades[0]
+    runner = make_runner(runtime)
+    row = await runner.deployments.deploy("default", DeploymentSpec("ema_cross", "BTCUSDT", "1m", PARAMS))
+    await feed(runner, clock, candles[: (entry.entry_time - T0) // MINUTE])  # decided, not yet filled
+    [pending] = await runner.paper.orders("default", "open")
+    assert pending.deployment_id == row.id
+    await runner.deployments.stop("default", row.id)
+    await feed(runner, clock, candles[(entry.entry_time - T0) // MINUTE:])
+    assert (await runner.paper.order("default", pending.id)).reason == "deployment stopped"
+    assert await runner.paper.positions("default") == []

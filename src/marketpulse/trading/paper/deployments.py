@@ -104,13 +104,16 @@ class DeploymentService:
             return await store.deployments(s, owner_id)
 
     async def stop(self, owner_id: str, deployment_id: str) -> PaperDeploymentRow:
-        """Stop deciding; the position it holds stays in the account for the owner to manage."""
+        """Stop deciding and withdraw its unfilled orders; the position it holds stays in the account for the
+        owner to manage (closing it is a trading decision the owner makes, not a side effect of stopping)."""
+        now = self.paper.clock.now_ms()
         async with self.sessions() as s:
             row = await store.get_deployment(s, owner_id, deployment_id)
             if row is None:
                 raise DeploymentNotFound(deployment_id)
             if row.status == "running":
-                row.status, row.stopped_at_ms = "stopped", self.paper.clock.now_ms()
+                row.status, row.stopped_at_ms = "stopped", now
+                await store.cancel_deployment_orders(s, owner_id, deployment_id, "deployment stopped", now)
                 await s.commit()
         self._live.pop(deployment_id, None)
         return row

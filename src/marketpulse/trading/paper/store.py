@@ -169,6 +169,15 @@ async def update_deployment(s: AsyncSession, owner_id: str, deployment_id: str, 
     )
 
 
+async def cancel_deployment_orders(s: AsyncSession, owner_id: str, deployment_id: str, reason: str, now: int) -> None:
+    await s.execute(
+        update(PaperOrderRow)
+        .where(PaperOrderRow.owner_id == owner_id, PaperOrderRow.deployment_id == deployment_id,
+               PaperOrderRow.status == OrderStatus.OPEN.value)
+        .values(status=OrderStatus.CANCELLED.value, reason=reason, updated_at_ms=now)
+    )
+
+
 async def get_deployment(s: AsyncSession, owner_id: str, deployment_id: str) -> PaperDeploymentRow | None:
     stmt = select(PaperDeploymentRow).where(
         PaperDeploymentRow.owner_id == owner_id, PaperDeploymentRow.id == deployment_id
