@@ -50,7 +50,7 @@ async def start_worker(runtime: Runtime, market_clock: Clock) -> list[Stopper]:
     recorder = MarketRecorder(runtime)
     await recorder.start()
     stoppers.append(recorder.stop)
-    scanner = SpikeScanner(runtime, clock=market_clock)
+    scanner = SpikeScanner(runtime, clock=market_clock, grace_ms=runtime.settings.spike_scan_grace_ms)
     await scanner.start()
     stoppers.append(scanner.stop)
     with contextlib.suppress(ImportError):

@@ -74,6 +74,10 @@ class Settings(BaseSettings):
     )
     backtest_workers: int = Field(2, ge=1, description="Backtest jobs run at the same time (threads)")
 
+    spike_scan_grace_ms: int = Field(
+        5000, ge=0, description="A scan at t runs at t + grace (market time) so late 1m candles still count"
+    )
+
     # --- realtime ---
     market_debounce_ms: int = Field(500, ge=0, description="Socket.IO `market` event debounce")
     socketio_channel: str = Field("marketpulse-socketio", description="Redis pub/sub channel the API processes share")
