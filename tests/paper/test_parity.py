@@ -27,6 +27,8 @@ from marketpulse.trading.paper.deployments import DeploymentSpec
 from marketpulse.trading.paper.runner import PaperRunner
 from marketpulse.trading.paper.tables import PaperFillRow, PaperOrderRow
 
+from .helpers import Collector
+
 MINUTES = 360
 PARAMS = {"fast": 3, "slow": 10}
 
@@ -88,6 +90,7 @@ async def test_paper_deployment_trades_exactly_like_the_backtest(
     assert len(expected) >= 5  # enough round trips (long and short) to mean something
     assert {t.side for t in expected} == {"long", "short"}
 
+    published = await Collector.on(runtime.bus, topics.PAPER_FILLS)
     row = await runner.deployments.deploy(
         "default", DeploymentSpec("ema_cross", "BTCUSDT", "5m", PARAMS, cash=10_000.0)
     )
@@ -103,6 +106,8 @@ async def test_paper_deployment_trades_exactly_like_the_backtest(
         orders = (await s.execute(select(PaperOrderRow).where(PaperOrderRow.deployment_id == row.id))).scalars().all()
     assert sorted(fill_key(f) for f in fills) == sorted(expected_fills(expected))
     assert {o.status for o in orders} == {"filled"}
+    events = [await published.next() for _ in fills]  # every fill went out on the bus, once
+    assert sorted(e["fill_id"] for e in events) == sorted(f.id for f in fills)
     account = await runner.paper.account("default")
     closed = [t for t in expected if t.exit_time is not None]
     assert account["realized_pnl"] == pytest.approx(sum(t.pnl + t.fees for t in closed), rel=1e-9)
