@@ -210,23 +210,34 @@ def tree_memory_kib(root: int) -> tuple[int, int]:
 
 
 def sweep_in_child(real: bool, bars: int, workers: int) -> dict[str, Any]:
+    """Run the sweep in a fresh process; sample its process tree's memory while it loads the candles and, apart,
+    while it sweeps (the child prints "sweeping" between the two)."""
     cmd = [sys.executable, "-m", "bench.backtest_engines", "--sweep-child", "--bars", str(bars),
            "--workers", str(workers)] + (["--real"] if real else [])
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True, cwd=Path(__file__).resolve().parents[1])
-    peak = [0, 0]
+    peaks = {"load": [0, 0], "sweep": [0, 0]}
+    phase = ["load"]
 
     def sample() -> None:
         while proc.poll() is None:
             rss, pss = tree_memory_kib(proc.pid)
+            peak = peaks[phase[0]]
             peak[0], peak[1] = max(peak[0], rss), max(peak[1], pss)
-            time.sleep(0.05)
+            time.sleep(0.02)
 
     sampler = threading.Thread(target=sample, daemon=True)
     sampler.start()
-    out, _ = proc.communicate()
+    assert proc.stdout is not None
+    lines = []
+    for line in proc.stdout:
+        if line.strip() == "sweeping":
+            phase[0] = "sweep"
+        lines.append(line)
+    proc.wait()
     sampler.join()
-    result: dict[str, Any] = json.loads(out.strip().splitlines()[-1])
-    result["peak_rss_mib"], result["peak_pss_mib"] = peak[0] / 1024, peak[1] / 1024
+    result: dict[str, Any] = json.loads(lines[-1])
+    result["peak_rss_mib"], result["peak_pss_mib"] = peaks["sweep"][0] / 1024, peaks["sweep"][1] / 1024
+    result["load_rss_mib"], result["load_pss_mib"] = peaks["load"][0] / 1024, peaks["load"][1] / 1024
     return result
 
 
@@ -235,6 +246,7 @@ def sweep_child(real: bool, bars: int, workers: int) -> None:
     combos = grid_combinations(get_strategy("ema_cross"), {"fast": range(5, 21), "slow": range(20, 61, 5)})
     job = Job("ema_cross", EngineSettings(long_only=True), CASH, "sharpe")
     search(c.slice(0, 5000), job, combos[:2], workers=1)  # compile and load caches before timing
+    print("sweeping", flush=True)
     began, cpu_before = time.perf_counter(), _cpu_seconds_with_children()
     rows = search(c, job, combos, workers=workers)  # the pool's workers are reaped here: their CPU is counted
     seconds = time.perf_counter() - began
@@ -330,7 +342,8 @@ def main() -> None:
         print(f"\nsweep: {s['combinations']} combinations in {s['seconds']:.2f} s on {s['workers']} worker(s) = "
               f"{s['combinations'] / s['seconds']:.1f} combinations/s (CPU {s['cpu_seconds']:.2f} s = "
               f"{s['combinations'] / s['cpu_seconds']:.1f} combinations per CPU-second); peak memory of the "
-              f"process tree {s['peak_pss_mib']:.0f} MiB PSS ({s['peak_rss_mib']:.0f} MiB summed RSS); "
+              f"process tree while sweeping {s['peak_pss_mib']:.0f} MiB PSS ({s['peak_rss_mib']:.0f} MiB summed RSS; "
+              f"{s['load_pss_mib']:.0f} MiB PSS while loading the candles); "
               f"best {s['best']} (sharpe {s['best_sharpe']:.3f})")
     for note in notes:
         print(f"\n{note}")

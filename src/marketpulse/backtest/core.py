@@ -81,28 +81,27 @@ S_WATERMARK = 8  # best price since entry (trailing stop), NaN = none
 S_LIQ_PRICE = 9
 S_MARGIN = 10
 S_INITIAL_CASH = 11
-S_PEAK_EQUITY = 12
-S_MAX_DRAWDOWN = 13  # fraction, positive
-S_PREV_EQUITY = 14
-S_SUM_RET = 15
-S_SUM_RET2 = 16
-S_SUM_DOWN2 = 17
+# Return statistics (the `Acc` tuple of stats_step, in this order):
+S_EQUITY = 12  # equity at the last close
+S_SUM_RET = 13
+S_SUM_RET2 = 14
+S_SUM_DOWN2 = 15
+S_PEAK_EQUITY = 16
+S_MAX_DRAWDOWN = 17  # fraction, positive
 S_BARS = 18
 S_BARS_IN_MARKET = 19
+# Trade statistics:
 S_TRADES = 20
 S_WINS = 21
 S_GROSS_PROFIT = 22
 S_GROSS_LOSS = 23
 S_LOGGED = 24  # rows used in the trade log
 S_DROPPED = 25  # trades not logged because the log was full (statistics still count them)
-S_EQUITY = 26  # equity at the last close
-S_LAST_TIME = 27
-S_FEES_TOTAL = 28
-S_FUNDING_TOTAL = 29
-S_NEXT_ORDER_ID = 30
-S_FIRST_TIME = 31
-S_WORKING_ORDERS = 32  # active rows in `orders`, so bars without orders skip the order scans
-N_STATE = 33
+S_FEES_TOTAL = 26
+S_FUNDING_TOTAL = 27
+S_NEXT_ORDER_ID = 28
+S_WORKING_ORDERS = 29  # active rows in `orders`, so bars without orders skip the order scans
+N_STATE = 30
 
 # --- order fields ---------------------------------------------------------------------------------------------
 O_ACTIVE = 0
@@ -163,10 +162,7 @@ def new_state(cash: float) -> F64:
     state[S_CASH] = cash
     state[S_INITIAL_CASH] = cash
     state[S_PEAK_EQUITY] = cash
-    state[S_PREV_EQUITY] = cash
     state[S_EQUITY] = cash
-    state[S_LAST_TIME] = np.nan
-    state[S_FIRST_TIME] = np.nan
     _clear_position(state)
     return state
 
@@ -436,7 +432,7 @@ def _protective_exits(state: F64, cfg: F64, log: F64, t: float, o: float, h: flo
 
 # --- the bar --------------------------------------------------------------------------------------------------
 @inline_kernel
-def _mark_to_close(state: F64, t: float, h: float, lo: float, c: float) -> float:
+def _mark_to_close(state: F64, h: float, lo: float, c: float) -> float:
     units = state[S_UNITS]
     if units > 0:
         state[S_WATERMARK] = max(state[S_WATERMARK], h)
@@ -445,42 +441,38 @@ def _mark_to_close(state: F64, t: float, h: float, lo: float, c: float) -> float
     equity = state[S_CASH]
     if units != 0.0:
         equity += units * (c - state[S_ENTRY_PRICE])
-        state[S_BARS_IN_MARKET] += 1.0
-    state[S_BARS] += 1.0
-    state[S_EQUITY] = equity
-    if math.isnan(state[S_FIRST_TIME]):
-        state[S_FIRST_TIME] = t
-    state[S_LAST_TIME] = t
     return equity
 
 
-Acc = tuple[float, float, float, float, float, float]  # prev equity, sum r, sum r^2, sum min(r,0)^2, peak, max dd
+# equity at the last close, sum r, sum r^2, sum min(r, 0)^2, peak equity, max drawdown, bars, bars in the market
+Acc = tuple[float, float, float, float, float, float, float, float]
 
 
 @inline_kernel
-def stats_step(acc: Acc, equity: float) -> Acc:
-    """Fold one bar's closing equity into the return/drawdown accumulators (pure: callers keep them where they
-    like — the backtest loop in registers, the bar-by-bar Engine in ``state`` — with identical arithmetic)."""
-    prev, sum_ret, sum_ret2, sum_down2, peak, max_dd = acc
+def stats_step(acc: Acc, equity: float, in_market: bool) -> Acc:
+    """Fold one bar's closing equity into the statistics accumulators (pure: callers keep them where they like —
+    the backtest loop in registers, the bar-by-bar Engine in ``state`` — with identical arithmetic)."""
+    prev, sum_ret, sum_ret2, sum_down2, peak, max_dd, bars, bars_in_market = acc
     ret = equity / prev - 1.0 if prev > 0 else 0.0
     # Branch-free: the sign of a bar's return is a coin flip the CPU cannot predict.
     down = min(ret, 0.0)
     peak = max(peak, equity)
     if equity < peak * (1.0 - max_dd):  # a new deepest drawdown: rare, so well predicted
         max_dd = 1.0 - equity / peak
-    return equity, sum_ret + ret, sum_ret2 + ret * ret, sum_down2 + down * down, peak, max_dd
+    return (equity, sum_ret + ret, sum_ret2 + ret * ret, sum_down2 + down * down, peak, max_dd, bars + 1.0,
+            bars_in_market + (1.0 if in_market else 0.0))
 
 
 @inline_kernel
 def load_acc(state: F64) -> Acc:
-    return (state[S_PREV_EQUITY], state[S_SUM_RET], state[S_SUM_RET2], state[S_SUM_DOWN2], state[S_PEAK_EQUITY],
-            state[S_MAX_DRAWDOWN])
+    return (state[S_EQUITY], state[S_SUM_RET], state[S_SUM_RET2], state[S_SUM_DOWN2], state[S_PEAK_EQUITY],
+            state[S_MAX_DRAWDOWN], state[S_BARS], state[S_BARS_IN_MARKET])
 
 
 @inline_kernel
 def store_acc(state: F64, acc: Acc) -> None:
-    (state[S_PREV_EQUITY], state[S_SUM_RET], state[S_SUM_RET2], state[S_SUM_DOWN2], state[S_PEAK_EQUITY],
-     state[S_MAX_DRAWDOWN]) = acc
+    (state[S_EQUITY], state[S_SUM_RET], state[S_SUM_RET2], state[S_SUM_DOWN2], state[S_PEAK_EQUITY],
+     state[S_MAX_DRAWDOWN], state[S_BARS], state[S_BARS_IN_MARKET]) = acc
 
 
 @inline_kernel
@@ -506,7 +498,7 @@ def fill_bar(
     if state[S_WORKING_ORDERS] > 0:
         _fill_resting_orders(state, cfg, orders, log, t, o, h, lo)
         _cancel_unfilled_ioc(state, orders)
-    return _mark_to_close(state, t, h, lo, c)
+    return _mark_to_close(state, h, lo, c)
 
 
 @inline_kernel
@@ -516,7 +508,7 @@ def process_bar(
 ) -> float:
     """Advance the account through one closed bar (see the module docstring); returns equity at its close."""
     equity = fill_bar(state, orders, cfg, log, t, o, h, lo, c, funding_rate)
-    store_acc(state, stats_step(load_acc(state), equity))
+    store_acc(state, stats_step(load_acc(state), equity, state[S_UNITS] != 0.0))
     return equity
 
 
@@ -598,7 +590,7 @@ def run_bars(
     for i in range(time.shape[0]):
         rate = funding[i] if has_funding else 0.0
         equity = fill_bar(state, orders, cfg, log, time[i], open_[i], high[i], low[i], close[i], rate)
-        acc = stats_step(acc, equity)
+        acc = stats_step(acc, equity, state[S_UNITS] != 0.0)
         if keep_equity:
             equity_out[i] = equity
         apply_signals(state, orders, cfg, time[i], long_entries[i], long_exits[i], short_entries[i], short_exits[i])
