@@ -68,9 +68,17 @@ def random_walk(n: int, seed: int = 42) -> CandleFrame:
 
 
 def real_minutes() -> CandleFrame:
+    import pyarrow as pa
+
     from marketpulse.marketdata.klines_csv import read_klines_frame
 
-    return read_klines_frame(SHARED_BTC)["BTCUSDT"]
+    f = read_klines_frame(SHARED_BTC)["BTCUSDT"]
+    # Own copies of the six columns, then hand the CSV reader's buffers back: the sweep's memory is the subject.
+    frame = CandleFrame(*(np.array(getattr(f, k)) for k in ("time", "open", "high", "low", "close", "volume")),
+                        f.symbol, f.interval)
+    del f
+    pa.default_memory_pool().release_unused()
+    return frame
 
 
 def ema_cross_signals(c: CandleFrame, fast: int = 12, slow: int = 26) -> Signals:

@@ -9,6 +9,7 @@ import pytest
 
 from marketpulse.backtest import Backtest, Engine
 from marketpulse.backtest.engine import EngineSettings
+from marketpulse.backtest.stats import stats_from_state
 from marketpulse.backtest.sweep import backtest_kwargs
 from marketpulse.indicators import crossover, crossunder, ema
 from marketpulse.marketdata.frame import CandleFrame
@@ -29,7 +30,7 @@ def replay_bar_by_bar(candles: CandleFrame, strategy_name: str, params: dict, se
         engine.apply_signals(int(candles.time[i]), sig.long_entries[-1], sig.long_exits[-1], sig.short_entries[-1],
                              sig.short_exits[-1])
     still_open = engine.open_trade()
-    return trades + ([still_open] if still_open else []), engine.equity
+    return trades + ([still_open] if still_open else []), engine
 
 
 @pytest.mark.parametrize(("settings", "min_exit_kinds"), [
@@ -42,11 +43,13 @@ def test_engine_bar_by_bar_makes_the_same_trades_as_backtest(settings: EngineSet
     candles = make_walk(400, seed=3)
     params = {"fast": 5, "slow": 20}
     result = Backtest(candles, "ema_cross", params, **backtest_kwargs(settings)).run()
-    paper_trades, paper_equity = replay_bar_by_bar(candles, "ema_cross", params, settings)
+    paper_trades, engine = replay_bar_by_bar(candles, "ema_cross", params, settings)
     assert len(result.trades) > 5
     assert len({t.exit_reason for t in result.trades} - {"open"}) >= min_exit_kinds  # the features really fired
     assert paper_trades == result.trades  # exact equality: the same compiled code on the same numbers
-    assert paper_equity == result.stats.final_equity
+    assert engine.equity == result.stats.final_equity
+    # the backtest loop keeps its statistics in registers and skips quiet flat bars; the numbers must not move
+    assert stats_from_state(engine.state, 60_000) == result.stats
 
 
 def test_identical_to_backtesting_py_on_ema_cross(make_walk) -> None:

@@ -26,9 +26,11 @@ One bar, in this order (``process_bar``):
 5. unfilled ``ioc`` orders are cancelled (``day`` orders die when a bar of a later UTC day opens, before step 2);
 6. the trailing-stop watermark absorbs the bar's extreme, equity is marked at the close and the statistics updated.
 
-``process_bar`` = ``fill_bar`` (steps 1-6) + ``stats_step`` on the return accumulators kept in ``state``. The
+``process_bar`` = ``fill_bar`` (steps 1-6) + ``stats_step`` on the statistics accumulators kept in ``state``. The
 backtest loop calls ``fill_bar`` and keeps the accumulators in local variables instead (the same pure
-``stats_step``, so the same numbers): held in ``state`` they cost half of a million-bar run.
+``stats_step``, so the same numbers): held in ``state`` they cost half of a million-bar run. It also skips
+``fill_bar`` on bars where the account is flat with no working order, which provably cannot change anything but
+the bar count (tests compare the statistics of both paths for exact equality).
 
 After the close, the caller turns the bar's signals into market orders for the next open (``apply_signals``) or
 submits its own orders (``submit_order``). Signals therefore can never use a price they are filled at.
@@ -588,9 +590,15 @@ def run_bars(
     keep_equity = equity_out.shape[0] > 0
     acc = load_acc(state)  # in registers for the loop; process_bar keeps them in `state` (same stats_step)
     for i in range(time.shape[0]):
-        rate = funding[i] if has_funding else 0.0
-        equity = fill_bar(state, orders, cfg, log, time[i], open_[i], high[i], low[i], close[i], rate)
-        acc = stats_step(acc, equity, state[S_UNITS] != 0.0)
+        if state[S_UNITS] == 0.0 and state[S_WORKING_ORDERS] == 0.0:
+            # Flat with nothing working: process_bar would leave the account as it is and fold the same equity
+            # in again (a zero return), so only the bar count moves. Half of a long-only run's bars are like this.
+            equity = acc[0]
+            acc = (equity, acc[1], acc[2], acc[3], acc[4], acc[5], acc[6] + 1.0, acc[7])
+        else:
+            rate = funding[i] if has_funding else 0.0
+            equity = fill_bar(state, orders, cfg, log, time[i], open_[i], high[i], low[i], close[i], rate)
+            acc = stats_step(acc, equity, state[S_UNITS] != 0.0)
         if keep_equity:
             equity_out[i] = equity
         apply_signals(state, orders, cfg, time[i], long_entries[i], long_exits[i], short_entries[i], short_exits[i])
