@@ -19,7 +19,9 @@ class Settings(BaseSettings):
         description="SQLAlchemy async URL: sqlite+aiosqlite:///… or postgresql+asyncpg://…",
     )
     bus_url: str = Field("memory://", description="memory:// (in-process) or redis://host:port/db (Redis Streams)")
-    redis_url: str | None = Field(None, description="Redis for Socket.IO fan-out; defaults to bus_url when that is redis")
+    redis_url: str | None = Field(
+        None, description="Redis for Socket.IO fan-out; defaults to bus_url when that is redis"
+    )
     data_dir: Path = Field(Path("./var"), description="Where the SQLite file, Parquet library and reports live")
     retention_days: int = Field(30, ge=1, description="Candles and market snapshots older than this are pruned")
 
@@ -34,7 +36,9 @@ class Settings(BaseSettings):
     # --- market data ---
     source: str = Field("replay", description="replay or binance")
     binance_rest_url: str = "https://fapi.binance.com"
-    binance_ws_url: str = Field("wss://fstream.binance.com", description="The connector appends /market/stream?streams=…")
+    binance_ws_url: str = Field(
+        "wss://fstream.binance.com", description="The connector appends /market/stream?streams=…"
+    )
     replay_speed: float = Field(60.0, gt=0, description="Replay speed: 60 means one market minute per real second")
     replay_file: Path | None = Field(None, description="Klines CSV to replay; default is the bundled sample")
     replay_symbols: int = Field(120, ge=1, description="How many symbols the replay plays (most liquid first)")
@@ -43,7 +47,9 @@ class Settings(BaseSettings):
         description="Market time the replay starts at (ISO 8601, UTC); default: 20 minutes before the file's "
         "strongest market-wide volume jump (2025-10-10T20:40Z for the bundled sample, the liquidation cascade)",
     )
-    replay_seed: int = Field(7, description="Seed of the replay's synthetic minutes, funding, open interest and symbols")
+    replay_seed: int = Field(
+        7, description="Seed of the replay's synthetic minutes, funding, open interest and symbols"
+    )
     open_interest_refresh_s: int = 300
     open_interest_stale_s: int = Field(360, description="OI older than this is 'stale' (served, refresh due)")
     open_interest_dangerously_stale_s: int = Field(1800, description="OI older than this is 'dangerouslyStale'")
@@ -81,7 +87,9 @@ class Settings(BaseSettings):
     # --- realtime ---
     market_debounce_ms: int = Field(500, ge=0, description="Socket.IO `market` event debounce")
     socketio_channel: str = Field("marketpulse-socketio", description="Redis pub/sub channel the API processes share")
-    node_modules_dir: Path | None = Field(None, description="Front-end libs (npm ci); default ./node_modules or the repo's")
+    node_modules_dir: Path | None = Field(
+        None, description="Front-end libs (npm ci); default ./node_modules or the repo's"
+    )
 
     log_level: str = "INFO"
     log_json: bool = False

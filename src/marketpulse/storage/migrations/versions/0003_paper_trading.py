@@ -13,12 +13,9 @@ down_revision = "0002"
 branch_labels = None
 depends_on = None
 
-_OWNER_FK = dict(ondelete="CASCADE")
-
-
 def _owner_fk(table: str) -> sa.ForeignKeyConstraint:
     return sa.ForeignKeyConstraint(
-        ["owner_id"], ["paper_accounts.owner_id"], name=f"fk_{table}_owner_id_paper_accounts", **_OWNER_FK
+        ["owner_id"], ["paper_accounts.owner_id"], name=f"fk_{table}_owner_id_paper_accounts", ondelete="CASCADE"
     )
 
 
