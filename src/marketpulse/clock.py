@@ -64,25 +64,28 @@ class ScaledClock:
 
 
 class EventClock:
-    """Market time as observed on the bus (the newest event time seen).
+    """Market time as observed on the bus (the newest event time seen); `fallback`'s time until the first event.
 
     A worker running apart from its source can't know a replay's accelerated clock; it follows the events
-    instead, so its 5-minute scans land on market boundaries whatever the source's speed.
+    instead, so its 5-minute scans, paper orders and UTC days land on market time whatever the source's speed.
     """
 
-    def __init__(self, start_ms: int = 0) -> None:
-        self._now = start_ms
+    def __init__(self, fallback: Clock | None = None) -> None:
+        self._fallback = fallback
+        self._seen: int | None = None
         self._changed = asyncio.Event()
 
     def observe(self, ms: int) -> None:
-        if ms > self._now:
-            self._now = ms
+        if self._seen is None or ms > self._seen:
+            self._seen = ms
             self._changed.set()
             self._changed = asyncio.Event()
 
     def now_ms(self) -> int:
-        return self._now
+        if self._seen is not None:
+            return self._seen
+        return self._fallback.now_ms() if self._fallback is not None else 0
 
     async def sleep_until(self, ms: int) -> None:
-        while self._now < ms:
+        while self.now_ms() < ms:
             await self._changed.wait()

@@ -1,6 +1,6 @@
 """The paper-trading worker: closed candles and tickers from the bus into the paper service and deployments.
 
-`roles.start_worker` starts one per worker process. Its clock is the market's (`MarketClock`: the newest candle
+`roles.start_worker` starts one per worker process. Its clock is the market's (`EventClock`: the newest candle
 close or ticker time seen), so a replay's orders, UTC days and daily-loss days are the replayed market's.
 Each candle batch first fills resting manual orders and marks accounts, then steps every deployment (whose
 signals become orders for the *next* minute's open), so a decision can never fill on the candle it was decided
@@ -10,14 +10,13 @@ before each batch.
 
 from __future__ import annotations
 
-import asyncio
 import weakref
 
 import msgspec
 import structlog
 
 from marketpulse.bus import Message, Subscription, topics
-from marketpulse.clock import Clock
+from marketpulse.clock import EventClock
 from marketpulse.marketdata.models import Candle
 from marketpulse.runtime import Runtime
 from marketpulse.trading.paper.deployments import DeploymentService
@@ -26,41 +25,15 @@ from marketpulse.trading.paper.strategy_runner import MINUTE_MS
 
 log = structlog.get_logger(__name__)
 
-class MarketClock:
-    """Paper trading's "now": the market's time as last seen on the bus, the runtime's clock before that.
-
-    A replay's market runs years behind (and many times faster than) the wall clock; orders, day boundaries
-    and the daily-loss day must follow the market they trade on. Against a live exchange the two agree.
-    """
-
-    def __init__(self, fallback: Clock) -> None:
-        self._fallback = fallback
-        self._seen: int | None = None
-        self._changed = asyncio.Event()
-
-    def observe(self, ms: int) -> None:
-        if self._seen is None or ms > self._seen:
-            self._seen = ms
-            self._changed.set()
-            self._changed = asyncio.Event()
-
-    def now_ms(self) -> int:
-        return self._fallback.now_ms() if self._seen is None else self._seen
-
-    async def sleep_until(self, ms: int) -> None:
-        while self.now_ms() < ms:
-            await self._changed.wait()
-
-
 # One service per Runtime, shared by the HTTP views and the worker of a `pulse demo` process, so its per-owner
 # locks really serialize every writer in the process and the views see the worker's market time.
-_SERVICES: dict[int, tuple[weakref.ref[Runtime], PaperTradingService, DeploymentService, MarketClock]] = {}
+_SERVICES: dict[int, tuple[weakref.ref[Runtime], PaperTradingService, DeploymentService, EventClock]] = {}
 
 
-def _entry(runtime: Runtime) -> tuple[weakref.ref[Runtime], PaperTradingService, DeploymentService, MarketClock]:
+def _entry(runtime: Runtime) -> tuple[weakref.ref[Runtime], PaperTradingService, DeploymentService, EventClock]:
     entry = _SERVICES.get(id(runtime))
     if entry is None or entry[0]() is not runtime:
-        clock = MarketClock(runtime.clock)
+        clock = EventClock(runtime.clock)
         paper = PaperTradingService(runtime.sessions, runtime.bus, clock, PaperConfig.from_settings(runtime.settings))
         deployments = DeploymentService(runtime.sessions, paper, history_bars=runtime.settings.paper_history_bars)
         entry = (weakref.ref(runtime), paper, deployments, clock)
