@@ -15,6 +15,7 @@ ROUTERS: list[str] = [
     "marketpulse.detection.views:router",
     "marketpulse.trading.paper.views:router",
     "marketpulse.backtest.views:router",
+    "marketpulse.trading.paper.page:router",
 ]
 
 
