@@ -73,6 +73,11 @@ async def follow_market_time(runtime: Runtime) -> tuple[EventClock, Stopper]:
     return clock, sub.close
 
 
+def _log_failure(task: asyncio.Task[Any]) -> None:
+    if not task.cancelled() and task.exception() is not None:
+        log.error("setup task failed", task=task.get_name(), exc_info=task.exception())
+
+
 async def serve_api(runtime: Runtime, host: str, port: int) -> None:
     import uvicorn
 
@@ -83,9 +88,10 @@ async def serve_api(runtime: Runtime, host: str, port: int) -> None:
 
 
 async def run(runtime: Runtime, *, roles: set[str], source: str = "replay", host: str = "127.0.0.1",
-              port: int = 8000) -> None:
+              port: int = 8000, demo: bool = False) -> None:
     """Run the given roles until cancelled (Ctrl-C) or until the API server exits."""
-    tasks: list[asyncio.Task[Any]] = []
+    tasks: list[asyncio.Task[Any]] = []  # the roles: when one ends, the process ends
+    side_tasks: list[asyncio.Task[Any]] = []  # one-off setup that may finish early
     stoppers: list[Stopper] = []
     market_clock: Clock = runtime.clock
     try:
@@ -97,6 +103,11 @@ async def run(runtime: Runtime, *, roles: set[str], source: str = "replay", host
             stoppers.append(stop_clock)
         if "worker" in roles:
             stoppers += await start_worker(runtime, market_clock)
+        if demo:
+            from marketpulse.demo import seed
+
+            side_tasks.append(asyncio.create_task(seed(runtime), name="demo-seed"))
+            side_tasks[-1].add_done_callback(_log_failure)
         if "ingest" in roles:
             tasks.append(asyncio.create_task(src.run(runtime.bus), name=f"source:{source}"))
             log.info("market source started", source=source)
@@ -109,9 +120,9 @@ async def run(runtime: Runtime, *, roles: set[str], source: str = "replay", host
         else:
             await asyncio.Event().wait()
     finally:
-        for t in tasks:
+        for t in tasks + side_tasks:
             t.cancel()
-        for t in tasks:
+        for t in tasks + side_tasks:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await t
         for stop in reversed(stoppers):

@@ -20,7 +20,7 @@ SOURCE = typer.Option(Source.replay, "--source", help="Market data: replayed rea
 
 
 def _run(roles: set[str], *, source: str = "replay", host: str = "127.0.0.1", port: int = 8000,
-         migrate: bool = False) -> None:
+         demo: bool = False) -> None:
     from marketpulse import roles as role_wiring
     from marketpulse.logs import configure_logging
     from marketpulse.runtime import Runtime
@@ -28,13 +28,13 @@ def _run(roles: set[str], *, source: str = "replay", host: str = "127.0.0.1", po
 
     settings = get_settings()
     configure_logging(settings)
-    if migrate:
+    if demo:  # the demo owns its database: bring it to the newest schema first
         from marketpulse.storage.migrate import upgrade
 
         upgrade(settings.database_url)
     runtime = Runtime.open(settings)
     with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(role_wiring.run(runtime, roles=roles, source=source, host=host, port=port))
+        asyncio.run(role_wiring.run(runtime, roles=roles, source=source, host=host, port=port, demo=demo))
 
 
 def register(app: typer.Typer) -> None:
@@ -42,7 +42,7 @@ def register(app: typer.Typer) -> None:
     def demo(source: Source = SOURCE, host: str = HOST, port: int = PORT) -> None:
         """The whole platform in one process: migrates its database, replays market data, serves the dashboard."""
         typer.echo(f"marketpulse demo: http://{host}:{port}  (source: {source.value}; Ctrl-C stops)")
-        _run({"ingest", "worker", "api"}, source=source.value, host=host, port=port, migrate=True)
+        _run({"ingest", "worker", "api"}, source=source.value, host=host, port=port, demo=True)
 
     @app.command()
     def api(host: str = HOST, port: int = PORT) -> None:
