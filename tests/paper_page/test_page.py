@@ -17,7 +17,7 @@ from marketpulse.strategies import REGISTRY
 from marketpulse.trading.paper.page import INTERVALS
 from marketpulse.trading.paper.runner import services_for
 from marketpulse.trading.paper.views import DeploymentIn
-from paper.helpers import MINUTE, T0, candle  # noqa: I001 (tests/paper helpers)
+from paper.helpers import MINUTE, T0, candle  # tests/paper helpers
 
 
 class Form(HTMLParser):
@@ -35,10 +35,11 @@ class Form(HTMLParser):
 
     def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
         a = dict(attrs)
-        if tag == "fieldset" and a.get("data-strategy"):
-            self._strategy = a["data-strategy"]
-            self.fieldsets[self._strategy] = a
-            self.controls[self._strategy] = {}
+        strategy = a.get("data-strategy")
+        if tag == "fieldset" and strategy:
+            self._strategy = strategy
+            self.fieldsets[strategy] = a
+            self.controls[strategy] = {}
         elif tag in ("input", "select") and self._strategy and a.get("data-param"):
             self.controls[self._strategy][a["data-param"] or ""] = {"tag": tag, **a}
         if tag == "select":

@@ -79,7 +79,10 @@
       existing.delete(k);
       const specs = cells(item);
       if (!tr) tr = newRow(k, specs.length, action !== undefined);
-      specs.forEach((c, j) => setText(tr.cells[j], c.text, c.cls || ""));
+      specs.forEach((c, j) => {
+        setText(tr.cells[j], c.text, c.cls || "");
+        if (c.title !== undefined && tr.cells[j].title !== c.title) tr.cells[j].title = c.title;
+      });
       if (action) syncAction(tr.cells[specs.length], action(item), k);
       if (body.rows[i] !== tr) body.insertBefore(tr, body.rows[i] || null);
     });
@@ -135,13 +138,18 @@
 
     const banner = document.getElementById("halted");
     banner.hidden = !a.halted;
-    if (a.halted) setText(document.getElementById("halted-until"), utc(a.halted_until) + " UTC");
+    if (a.halted) {
+      setText(document.getElementById("halted-until"), utc(a.halted_until) + " UTC");
+      const drop = a.day_start_equity ? (100 * (a.day_start_equity - a.equity)) / a.day_start_equity : NaN;
+      setText(document.getElementById("halted-detail"), isNum(drop)
+        ? `Equity is ${drop.toFixed(2)}% below today's start of ${usd(a.day_start_equity)}.` : "");
+    }
   }
 
   function renderPositions(rows) {
     syncTable("positions", rows, (p) => p.symbol, (p) => [
       { text: p.symbol, cls: "sym" },
-      { text: p.side, cls: "side-" + p.side },
+      { text: p.side, cls: "left side-" + p.side },
       { text: qty(Math.abs(p.quantity)) },
       { text: price(p.avg_price) },
       { text: price(p.mark_price) },
@@ -159,21 +167,21 @@
   function renderOrders(rows) {
     syncTable("orders", rows, (o) => o.id, (o) => [
       { text: o.symbol, cls: "sym" },
-      { text: o.side, cls: "side-" + o.side },
-      { text: o.type, cls: "tag" },
+      { text: o.side, cls: "left side-" + o.side },
+      { text: o.type, cls: "tag left" },
       { text: qty(o.quantity) },
       { text: orderPrice(o) },
-      { text: o.time_in_force.toUpperCase(), cls: "tag" },
-      { text: utc(o.created_at), cls: "tag" },
-      { text: o.deployment_id ? "strategy" : "manual", cls: "tag" },
+      { text: o.time_in_force.toUpperCase(), cls: "tag left" },
+      { text: utc(o.created_at), cls: "tag left" },
+      { text: o.deployment_id ? "strategy" : "manual", cls: "tag left" },
     ], () => ({ label: "Cancel", action: "cancel", cls: "danger" }));
   }
 
   function renderFills(rows) {
     syncTable("fills", rows, (f) => f.id, (f) => [
-      { text: utc(f.time), cls: "tag" },
+      { text: utc(f.time), cls: "tag left" },
       { text: f.symbol, cls: "sym" },
-      { text: f.side, cls: "side-" + f.side },
+      { text: f.side, cls: "left side-" + f.side },
       { text: qty(f.quantity) },
       { text: price(f.price) },
       { text: usd(f.fee) },
@@ -190,11 +198,11 @@
       const pnl = trades ? trades.reduce((sum, t) => sum + (isNum(t.pnl) ? t.pnl : 0), 0) : NaN;
       return [
         { text: d.strategy, cls: "sym" },
-        { text: d.symbol, cls: "tag" },
-        { text: d.interval, cls: "tag" },
+        { text: d.symbol, cls: "tag left" },
+        { text: d.interval, cls: "tag left" },
         { text: paramText(d.params), cls: "params left" },
-        { text: d.status, cls: "status status-" + d.status },
-        { text: trades ? String(trades.length) : DASH },
+        { text: d.status, cls: "left status status-" + d.status },
+        { text: trades ? String(trades.length) : DASH, title: trades ? "" : "no trade record: not running here" },
         { text: trades ? signedUsd(pnl) : DASH, cls: signClass(pnl) },
       ];
     }, (d) => (d.status === "running" ? { label: "Stop", action: "stop", cls: "danger" } : null));
