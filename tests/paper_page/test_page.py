@@ -156,3 +156,8 @@ async def test_script_is_served(client: httpx.AsyncClient) -> None:
     assert resp.headers["content-type"].startswith("text/javascript")
     assert "/api/v1/paper" in resp.text
     assert (await client.get("/paper/static/other.js")).status_code == 404
+
+
+async def test_dashboard_links_to_the_paper_page(client: httpx.AsyncClient) -> None:
+    resp = await client.get("/")
+    assert resp.status_code == 200 and 'href="/paper"' in resp.text
