@@ -12,6 +12,7 @@ import httpx
 import pytest
 
 from marketpulse.api.app import create_app
+from marketpulse.realtime.market_feed import decode_rows
 from marketpulse.runtime import Runtime
 from marketpulse.strategies import REGISTRY
 from marketpulse.trading.paper.page import INTERVALS
@@ -45,6 +46,9 @@ class Form(HTMLParser):
         if tag == "select":
             self._select = f"{self._strategy}.{a['data-param']}" if a.get("data-param") else a.get("name")
             self.options[self._select or ""] = []
+        elif tag == "datalist":
+            self._select = f"#{a.get('id')}"
+            self.options[self._select] = []
         elif tag == "option" and self._select:
             self.options[self._select].append((a.get("value") or "", "selected" in a))
         elif tag == "script" and a.get("id") == "bootstrap":
@@ -53,7 +57,7 @@ class Form(HTMLParser):
     def handle_endtag(self, tag: str) -> None:
         if tag == "fieldset":
             self._strategy = None
-        elif tag == "select":
+        elif tag in ("select", "datalist"):
             self._select = None
         elif tag == "script":
             self._in_bootstrap = False
@@ -121,6 +125,20 @@ async def test_forms_offer_what_the_api_accepts(client: httpx.AsyncClient) -> No
     assert [v for v, _ in form.options["type"]] == ["market", "limit", "stop"]
     assert [v for v, _ in form.options["side"]] == ["buy", "sell"]
     assert [v for v, _ in form.options["time_in_force"]] == ["gtc", "day", "ioc"]
+
+
+async def test_symbol_fields_suggest_the_live_markets_symbols(runtime: Runtime) -> None:
+    app = create_app(runtime)
+    assert (await page_of(app)).options["#symbols"] == []  # no tickers yet: nothing to suggest
+    ticker = {"time": T0, "price": 1.0, "change_pct_24h": 0.0, "quote_volume_24h": 1.0}
+    rows, _ = decode_rows([{**ticker, "symbol": "ETHUSDT"}, {**ticker, "symbol": "BTCUSDT"}])
+    app.other_asgi_app.state.market_feed.apply_rows(rows)
+    assert (await page_of(app)).options["#symbols"] == [("BTCUSDT", False), ("ETHUSDT", False)]
+
+
+async def page_of(app: Any) -> Form:
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://test") as c:
+        return await page(c)
 
 
 async def test_bootstrap_carries_the_accounts_current_state(client: httpx.AsyncClient, runtime: Runtime) -> None:

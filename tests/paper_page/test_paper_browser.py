@@ -73,11 +73,11 @@ async def market_until(runtime: Runtime, candles: list[dict[str, Any]]) -> None:
     await runtime.bus.publish(topics.MARKET_CANDLES, {"interval": "1m", "candles": candles})
     close = candles[-1]["open_time"] + MINUTE
     paper, _ = services_for(runtime)
-    await eventually(lambda: _at(paper.clock.now_ms() >= close))
 
+    async def reached() -> bool:
+        return paper.clock.now_ms() >= close
 
-async def _at(reached: bool) -> bool:
-    return reached
+    await eventually(reached)
 
 
 async def test_trading_through_the_paper_page(runtime: Runtime, runner: PaperRunner) -> None:
@@ -155,10 +155,13 @@ async def test_trading_through_the_paper_page(runtime: Runtime, runner: PaperRun
         await expect(deploy.locator('[data-error-for="params"]')).to_contain_text(
             "parameter 'fast': 1 is below the minimum 2")
         await fast.fill("5")
+        await deploy.locator("[name=size]").fill("0.5")
+        await deploy.locator("[name=long_only]").check()
         await deploy.locator("button[type=submit]").click()
+        await expect(deploy.locator("[data-message]")).to_contain_text("Deployed: ema_cross on BTCUSDT 1m, long only")
         deployed = page.locator("#deployments tbody tr")
         await expect(deployed).to_have_count(1)
-        await expect(deployed.first.locator("td").nth(3)).to_have_text("fast=5, slow=26")
+        await expect(deployed.first.locator("td").nth(3)).to_have_text("fast=5, slow=26 · long only · 50% per entry")
         await expect(deployed.first.locator("td").nth(4)).to_have_text("running")
         await deployed.first.locator("button", has_text="Stop").click()
         await expect(deployed.first.locator("td").nth(4)).to_have_text("stopped")

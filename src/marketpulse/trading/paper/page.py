@@ -16,6 +16,7 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import FileResponse, HTMLResponse
 from fastapi.templating import Jinja2Templates
 
+from marketpulse.realtime.market_feed import MarketFeed
 from marketpulse.strategies import REGISTRY, Param, Strategy
 from marketpulse.trading.owners import current_owner
 from marketpulse.trading.paper.orders import OrderStatus, OrderType, Side, TimeInForce
@@ -31,6 +32,7 @@ FILLS_SHOWN = 50
 # The API's own list of intervals (the Literal on DeploymentIn), so the form can't offer one it would refuse.
 INTERVALS: tuple[str, ...] = get_args(DeploymentIn.model_fields["interval"].annotation)
 DEFAULT_INTERVAL = DeploymentIn.model_fields["interval"].default
+DEFAULT_SIZE = DeploymentIn.model_fields["size"].default
 
 
 @dataclass(frozen=True)
@@ -80,12 +82,19 @@ async def _snapshot(request: Request, owner: str) -> dict[str, Any]:
     }
 
 
+def known_symbols(request: Request) -> list[str]:
+    """Symbols in the live market table, for the symbol fields' suggestions (none before the first tickers)."""
+    feed: MarketFeed | None = getattr(request.app.state, "market_feed", None)
+    return sorted({row["symbol"] for row in feed.snapshot()}) if feed is not None else []
+
+
 @router.get("/paper", response_class=HTMLResponse)
 async def paper_page(request: Request, owner: str = Depends(current_owner)) -> HTMLResponse:
     bootstrap = {"refreshMs": REFRESH_MS, "fillsShown": FILLS_SHOWN, "snapshot": await _snapshot(request, owner)}
     context = {
         "bootstrap": bootstrap, "strategies": strategy_forms(), "intervals": INTERVALS,
-        "default_interval": DEFAULT_INTERVAL, "sides": [s.value for s in Side],
+        "default_interval": DEFAULT_INTERVAL, "default_size": DEFAULT_SIZE, "symbols": known_symbols(request),
+        "sides": [s.value for s in Side],
         "order_types": [t.value for t in OrderType], "tifs": [t.value for t in TimeInForce],
     }
     return templates.TemplateResponse(request, "paper.html", context)

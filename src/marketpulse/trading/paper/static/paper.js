@@ -191,6 +191,14 @@
 
   const paramText = (params) => Object.entries(params || {}).map(([k, v]) => `${k}=${v}`).join(", ") || DASH;
 
+  // fast=5, slow=26 · long only · 50% per entry (the last two only when not the defaults).
+  function deploymentText(d) {
+    let text = paramText(d.params);
+    if (d.long_only) text += " · long only";
+    if (isNum(d.size) && d.size !== 1) text += ` · ${fixed(0, 2).format(d.size * 100)}% per entry`;
+    return text;
+  }
+
   function renderDeployments(rows) {
     syncTable("deployments", rows, (d) => d.id, (d) => {
       // `trades` is null when the deployment runs in another process and has no snapshot yet.
@@ -200,7 +208,7 @@
         { text: d.strategy, cls: "sym" },
         { text: d.symbol, cls: "tag left" },
         { text: d.interval, cls: "tag left" },
-        { text: paramText(d.params), cls: "params left" },
+        { text: deploymentText(d), cls: "params left" },
         { text: d.status, cls: "left status status-" + d.status },
         { text: trades ? String(trades.length) : DASH, title: trades ? "" : "no trade record: not running here" },
         { text: trades ? signedUsd(pnl) : DASH, cls: signClass(pnl) },
@@ -327,6 +335,11 @@
     showMessage(form, "error", "Please fix the highlighted fields.", unplaced.join("; "));
   }
 
+  // What the browser can't even read as a number never reaches the API; shown the way the API's 422s are.
+  function showLocalErrors(form, errors) {
+    showApiError(form, 422, { detail: errors.map((e) => ({ loc: ["body", e.field], msg: e.msg })) });
+  }
+
   async function send(form, method, url, body) {
     const button = form && $("button[type=submit]", form);
     if (button) button.disabled = true;
@@ -384,7 +397,7 @@
     clearErrors(orderForm);
     const body = orderBody();
     const bad = localErrors(body, ["quantity", "limit_price", "stop_price"]);
-    if (bad.length) return showApiError(orderForm, 422, { detail: bad.map((e) => ({ loc: ["body", e.field], msg: e.msg })) });
+    if (bad.length) return showLocalErrors(orderForm, bad);
     const resp = await send(orderForm, "POST", API + "/orders", body);
     if (!resp.ok) return showApiError(orderForm, resp.status, resp.data);
     const o = resp.data;
@@ -420,22 +433,27 @@
     const bad = [];
     $$("[data-param]", fs || deployForm).forEach((input) => {
       const v = paramValue(input);
-      if (Number.isNaN(v)) bad.push(`parameter '${input.dataset.param}' is not a number`);
+      if (Number.isNaN(v)) bad.push({ field: "params", msg: `parameter '${input.dataset.param}' is not a number` });
       else if (v !== undefined) params[input.dataset.param] = v; // blank: the strategy's default
     });
-    return { body: { strategy: f.strategy.value, symbol: f.symbol.value.trim(), interval: f.interval.value, params },
-             bad };
+    const size = numberField(f.size);
+    if (Number.isNaN(size)) bad.push({ field: "size", msg: "is not a number" });
+    const body = { strategy: f.strategy.value, symbol: f.symbol.value.trim(), interval: f.interval.value, params,
+                   long_only: f.long_only.checked };
+    if (isNum(size)) body.size = size; // blank: the API's default (all of the deployment's equity)
+    return { body, bad };
   }
 
   async function submitDeploy(ev) {
     ev.preventDefault();
     clearErrors(deployForm);
     const { body, bad } = deployBody();
-    if (bad.length) return showApiError(deployForm, 422, { detail: bad.map((msg) => ({ loc: ["body", "params"], msg })) });
+    if (bad.length) return showLocalErrors(deployForm, bad);
     const resp = await send(deployForm, "POST", API + "/deployments", body);
     if (!resp.ok) return showApiError(deployForm, resp.status, resp.data);
     const d = resp.data;
-    showMessage(deployForm, "ok", "Deployed:", `${d.strategy} on ${d.symbol} ${d.interval}; it trades on closed candles.`);
+    const what = `${d.strategy} on ${d.symbol} ${d.interval}${d.long_only ? ", long only" : ""}`;
+    showMessage(deployForm, "ok", "Deployed:", `${what}; it trades on closed candles.`);
     refresh();
   }
 
