@@ -81,7 +81,7 @@ async def market_until(runtime: Runtime, candles: list[dict[str, Any]]) -> None:
 
 
 async def test_trading_through_the_paper_page(runtime: Runtime, runner: PaperRunner) -> None:
-    from playwright.async_api import async_playwright, expect
+    from playwright.async_api import Route, async_playwright, expect
 
     expect.set_options(timeout=10_000)  # the page polls every 2 s
     await market_until(runtime, [candle(T0 - 3 * MINUTE + i * MINUTE, 59_900.0 + 50 * i, 59_950.0 + 50 * i)
@@ -111,6 +111,8 @@ async def test_trading_through_the_paper_page(runtime: Runtime, runner: PaperRun
         await expect(btc.locator("td").nth(4)).to_have_text("60,300.00")  # mark: its close
         await expect(btc.locator("td").nth(6)).to_have_text("+$100.00")
         assert await btc.locator("td").nth(6).evaluate("e => getComputedStyle(e).color") == GREEN
+        # Polls update rows in place (a Cancel button under the pointer is never swapped mid-click).
+        await btc.evaluate("tr => { tr.dataset.marker = 'same-node'; }")
         await expect(page.locator("#orders tbody tr")).to_have_count(0)
         [fill] = await page.locator("#fills tbody tr").all()
         await expect(fill.locator("td").nth(5)).to_have_text("$12.02")  # 4 bps taker fee on $30,050
@@ -176,6 +178,16 @@ async def test_trading_through_the_paper_page(runtime: Runtime, runner: PaperRun
         await expect(page.locator("#halted-detail")).to_have_text("Equity is 10.62% below today's start of $10,000.00.")
         await expect(btc.locator("td").nth(6)).to_have_text("-$1,050.00")
         assert await btc.locator("td").nth(6).evaluate("e => getComputedStyle(e).color") == RED
+        assert await btc.get_attribute("data-marker") == "same-node"
+
+        # The API unreachable: the indicator says so, and recovers on the next good poll.
+        async def refuse(route: Route) -> None:
+            await route.abort()
+
+        await page.route("**/api/v1/paper/**", refuse)
+        await expect(page.locator("#conn-status")).to_have_attribute("data-state", "offline")
+        await page.unroute("**/api/v1/paper/**", refuse)
+        await expect(page.locator("#conn-status")).to_have_attribute("data-state", "live")
 
         await page.screenshot(path=str(SCREENSHOT), full_page=True)
         assert errors == []
