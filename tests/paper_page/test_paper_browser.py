@@ -34,6 +34,7 @@ pytestmark = [
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
                  "--disable-component-update", "--disable-sync", "--no-first-run"]
 SCREENSHOT = Path(tempfile.gettempdir()) / "marketpulse-paper.png"
+REJECTED_SCREENSHOT = Path(tempfile.gettempdir()) / "marketpulse-paper-rejected.png"
 T0 = 1_760_126_400_000  # 2025-10-10 20:00 UTC
 MINUTE = 60_000
 GREEN, RED = "rgb(22, 199, 132)", "rgb(234, 57, 67)"
@@ -125,6 +126,7 @@ async def test_trading_through_the_paper_page(runtime: Runtime, runner: PaperRun
         await expect(message).to_contain_text("Rejected by risk: position too large")
         await expect(message).to_contain_text("over the limit (limit $100,000.00")
         assert "error" in (await message.get_attribute("class") or "")
+        await order.screenshot(path=str(REJECTED_SCREENSHOT))
 
         # A limit order without its price: the API's 422 lands next to the limit-price field.
         await order.locator("[name=type]").select_option("limit")
