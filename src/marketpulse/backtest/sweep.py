@@ -247,6 +247,10 @@ def search(candles: CandleFrame, job: Job, combos: list[dict[str, Any]], *, work
         _init_worker(candles, job)
         results = _run_chunk(combos, start, warmup_start, stop)
     else:
+        # Compile (or load from numba's cache) the strategy's indicators and the engine once, here: forked workers
+        # inherit them instead of each paying for it.
+        _init_worker(candles.slice(0, min(len(candles), 500)), job)
+        _run_chunk(combos[:1], 0, None, None)
         # Several chunks per worker balance uneven combinations; fork shares the candles copy-on-write.
         chunks = _chunks(combos, workers * 4)
         with ProcessPoolExecutor(workers, mp_context=mp.get_context("fork"), initializer=_init_worker,

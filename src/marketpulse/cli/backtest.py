@@ -210,6 +210,10 @@ def stats_table(result: BacktestResult) -> Table:
     return table
 
 
+def _day(ms: int) -> str:
+    return datetime.fromtimestamp(ms / 1000, UTC).strftime("%Y-%m-%d")
+
+
 def _utc(ms: int) -> str:
     return datetime.fromtimestamp(ms / 1000, UTC).strftime("%Y-%m-%d %H:%M")
 
@@ -315,14 +319,16 @@ def _stat_cells(s: Stats) -> list[str]:
 
 
 def walk_forward_table(folds: list[Any], metric: str, total: int) -> Table:
-    table = Table(title=f"walk-forward: best of {total} on window k (in-sample), scored on k+1 (out-of-sample)")
-    for col in ("fold", "in-sample", "out-of-sample", "params", f"IS {metric}", f"OOS {metric}", "IS return",
+    table = Table(title=f"walk-forward: best of {total} on window k (in-sample, IS), "
+                        "scored on k+1 (out-of-sample, OOS)")
+    for col in ("fold", "in-sample", "out-of-sample", "best params", f"IS {metric}", f"OOS {metric}", "IS return",
                 "OOS return"):
-        table.add_column(col, justify="right")
+        table.add_column(col, justify="right", overflow="fold")
     for f in folds:
-        table.add_row(str(f.index), f"{_utc(f.in_sample[0])} → {_utc(f.in_sample[1])}",
-                      f"{_utc(f.out_sample[0])} → {_utc(f.out_sample[1])}", str(f.params), _fmt(f.in_score),
-                      _fmt(f.out_score), _fmt(f.in_stats.total_return, True), _fmt(f.out_stats.total_return, True))
+        table.add_row(str(f.index), f"{_day(f.in_sample[0])}…{_day(f.in_sample[1])}",
+                      f"{_day(f.out_sample[0])}…{_day(f.out_sample[1])}",
+                      " ".join(f"{k}={v}" for k, v in f.params.items()), _fmt(f.in_score), _fmt(f.out_score),
+                      _fmt(f.in_stats.total_return, True), _fmt(f.out_stats.total_return, True))
     if folds:
         mean_is = sum(f.in_score for f in folds) / len(folds)
         mean_oos = sum(f.out_score for f in folds) / len(folds)
