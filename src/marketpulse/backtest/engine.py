@@ -13,8 +13,13 @@ Incremental use (paper trading)::
         # or explicit orders, working from the next bar on:
         order_id = engine.submit("buy", "limit", time_ms=bar.open_time, price=41_000.0, tif="gtc")
 
-``on_bar`` returns the trades closed during that bar (fills, stops, take-profits, liquidation); ``position``,
-``equity``, ``cash`` and ``working_orders()`` expose the account between bars.
+``on_bar`` returns the trades closed during that bar (fills, stops, take-profits, liquidation); ``step`` is the
+same call returning the raw trade-log rows. ``position``, ``entry_price``, ``equity``, ``cash``, ``open_trade()``
+and ``working_orders()`` expose the account between bars; ``state``/``orders`` are plain numpy arrays, so an
+account is snapshotted and restored by copying them (their layout is ``core``'s ``S_*``/``O_*`` constants).
+``cancel(order_id)`` withdraws a working order. Orders: market (next open), limit and stop, time in force gtc,
+ioc (must trade at the next open) or day (dies when a later UTC day's bar opens); ``action="close"`` is
+reduce-only. One net position: no pyramiding, an opposite ``open`` flips.
 """
 
 from __future__ import annotations
