@@ -245,12 +245,16 @@ def search(candles: CandleFrame, job: Job, combos: list[dict[str, Any]], *, work
     workers = max(1, min(workers or os.cpu_count() or 1, len(combos)))
     if workers == 1:
         _init_worker(candles, job)
-        results = _run_chunk(combos, start, warmup_start, stop)
+        try:
+            results = _run_chunk(combos, start, warmup_start, stop)
+        finally:
+            _WORKER.clear()  # in-process: don't keep the candles and the indicator cache alive after the search
     else:
         # Compile (or load from numba's cache) the strategy's indicators and the engine once, here: forked workers
         # inherit them instead of each paying for it.
         _init_worker(candles.slice(0, min(len(candles), 500)), job)
         _run_chunk(combos[:1], 0, None, None)
+        _WORKER.clear()
         # Several chunks per worker balance uneven combinations; fork shares the candles copy-on-write.
         chunks = _chunks(combos, workers * 4)
         with ProcessPoolExecutor(workers, mp_context=mp.get_context("fork"), initializer=_init_worker,
