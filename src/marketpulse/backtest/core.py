@@ -333,7 +333,7 @@ def _fill_market_orders(state: F64, cfg: F64, orders: F64, log: F64, t: float, o
 
 
 @kernel
-def _resting_fill_price(order: F64, o: float, h: float, lo: float, slip: float) -> float:
+def resting_fill_price(order: F64, o: float, h: float, lo: float, slip: float) -> float:
     """The price this bar fills a limit/stop order at, NaN if it keeps waiting."""
     side, px = order[O_SIDE], order[O_PRICE]
     if order[O_TYPE] == ORDER_LIMIT:
@@ -358,7 +358,7 @@ def _fill_resting_orders(state: F64, cfg: F64, orders: F64, log: F64, t: float, 
             if not hit:
                 _release(state, order)
                 continue
-        price = _resting_fill_price(order, o, h, lo, cfg[C_SLIPPAGE])
+        price = resting_fill_price(order, o, h, lo, cfg[C_SLIPPAGE])
         if not math.isnan(price):
             fee = cfg[C_MAKER_FEE] if order[O_TYPE] == ORDER_LIMIT else cfg[C_TAKER_FEE]
             _fill_order(state, cfg, log, order, t, price, fee)

@@ -1,6 +1,6 @@
 """When and at what price a paper order fills on one closed bar — the backtest engine's rules, called, not copied.
 
-Limit and stop prices come from the engine core's own compiled rule (`core._resting_fill_price`): a gap through
+Limit and stop prices come from the engine core's own compiled rule (`core.resting_fill_price`): a gap through
 the level fills at the open, otherwise the level. Market orders fill at the open with slippage against the
 trader (`core._fill_market_orders`' formula, which needs the engine's whole state to call, so it is restated
 here in one line). IOC follows the engine too: it must be marketable at the bar's open or it is cancelled.
@@ -46,7 +46,7 @@ def match(
         return None
     row = np.zeros(core.N_ORDER)
     row[core.O_SIDE], row[core.O_TYPE], row[core.O_PRICE] = side.sign, _ENGINE_TYPE[order_type], trigger
-    price = float(core._resting_fill_price(row, bar.open, bar.high, bar.low, slip))
+    price = float(core.resting_fill_price(row, bar.open, bar.high, bar.low, slip))
     return None if np.isnan(price) else FillQuote(price, taker=order_type is OrderType.STOP)
 
 
