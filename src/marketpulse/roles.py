@@ -43,14 +43,18 @@ Stopper = Callable[[], Awaitable[None]]
 
 async def start_worker(runtime: Runtime, market_clock: Clock) -> list[Stopper]:
     """Start the bus consumers that turn market data into stored candles, alerts and paper fills."""
-    from marketpulse.detection.scanner import SpikeScanner
+    from marketpulse.detection.scanner import CONSUMER_GROUP, SpikeScanner
     from marketpulse.marketdata.store import MarketRecorder
 
     stoppers: list[Stopper] = []
     recorder = MarketRecorder(runtime)
     await recorder.start()
     stoppers.append(recorder.stop)
-    scanner = SpikeScanner(runtime, clock=market_clock, grace_ms=runtime.settings.spike_scan_grace_ms)
+    # A consumer group of its own per worker: the detector needs every candle of an hour (a shared group would give
+    # each worker's detector only its share, and none would ever raise an alert). Workers then scan redundantly; the
+    # alert store's unique (symbol, hour, type) makes each alert stored and published once.
+    scanner = SpikeScanner(runtime, clock=market_clock, grace_ms=runtime.settings.spike_scan_grace_ms,
+                           group=f"{CONSUMER_GROUP}-{uuid.uuid4().hex[:8]}")
     await scanner.start()
     stoppers.append(scanner.stop)
     with contextlib.suppress(ImportError):
