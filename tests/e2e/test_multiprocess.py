@@ -1,0 +1,326 @@
+"""The scale-out story end to end, as separate OS processes sharing PostgreSQL and Redis Streams.
+
+One `pulse ingest --source replay`, two `pulse worker`, two `pulse api`, all on a fresh PostgreSQL database and a
+Redis database of this test's own. It proves what the README promises for several processes:
+- both APIs are ready and serve the live table (each keeps its own copy from its own consumer group);
+- volume alerts are detected by the workers and stored once, with the volumes of *every* candle of their hours
+  although the workers share the candle stream;
+- a Socket.IO client on API #2 receives `market` and `volume-alert` events (emitted by whichever API consumed
+  them, fanned out through Redis);
+- SIGKILL on one worker doesn't stop alerts, and the survivor claims the dead worker's pending messages.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import signal
+import uuid
+from collections.abc import AsyncIterator
+from typing import Any
+
+import asyncpg
+import httpx
+import pytest
+import redis.asyncio as redis
+import socketio
+
+from e2e.support import Proc, Processes, eventually, free_port
+
+pytestmark = [pytest.mark.slow, pytest.mark.postgres, pytest.mark.redis, pytest.mark.timeout(240)]
+
+PG_ADMIN_DSN = os.environ.get("PULSE_TEST_PG_DSN", "postgresql://postgres@127.0.0.1:5432/postgres")
+# A Redis database of this test's own: the other Redis tests flush db 15.
+REDIS_URL = os.environ.get("PULSE_TEST_E2E_REDIS_URL", "redis://127.0.0.1:6379/14")
+STREAM_PREFIX = "pulse:"
+CANDLES = STREAM_PREFIX + "market.candles"
+TICKERS = STREAM_PREFIX + "market.tickers"
+# Groups all workers share (each message handled by one of them); the spike scanner has one group per worker.
+SHARED_WORKER_GROUPS = ("market-recorder", "paper-trading")
+SCANNER_GROUP_PREFIX = "detection.volume-spikes-"
+HOUR_MS = 3_600_000
+
+
+@pytest.fixture
+async def pg_url() -> AsyncIterator[tuple[str, str]]:
+    """A fresh, empty PostgreSQL database (migrated by the test through `pulse db upgrade`), dropped afterwards."""
+    name = f"mp_e2e_{uuid.uuid4().hex[:10]}"
+    admin = await asyncpg.connect(PG_ADMIN_DSN)
+    try:
+        await admin.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await admin.close()
+    try:
+        yield f"postgresql+asyncpg://postgres@127.0.0.1:5432/{name}", f"postgresql://postgres@127.0.0.1:5432/{name}"
+    finally:
+        admin = await asyncpg.connect(PG_ADMIN_DSN)
+        try:
+            await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        finally:
+            await admin.close()
+
+
+@pytest.fixture
+async def redis_client() -> AsyncIterator[redis.Redis]:
+    client = redis.from_url(REDIS_URL)
+    await client.flushdb()
+    try:
+        yield client
+    finally:
+        await client.flushdb()
+        await client.aclose()
+
+
+def _text(value: Any) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+async def _pending_by_consumer(client: redis.Redis, stream: str, group: str) -> dict[str, int]:
+    try:
+        summary: dict[str, Any] = await client.xpending(stream, group)
+    except redis.ResponseError:
+        return {}
+    return {_text(c["name"]): int(c["pending"]) for c in summary.get("consumers") or []}
+
+
+def _worker_consumer(consumer_name: str, worker: Proc) -> bool:
+    # Consumer names are host-pid-random (marketpulse.bus.redis_streams.default_consumer_name).
+    return f"-{worker.popen.pid}-" in consumer_name
+
+
+async def _get_json(http: httpx.AsyncClient, url: str) -> Any:
+    response = await http.get(url)
+    response.raise_for_status()
+    return response.json()
+
+
+async def test_ingest_two_workers_two_apis(
+    pg_url: tuple[str, str], redis_client: redis.Redis, processes: Processes
+) -> None:
+    # `processes` last: fixtures tear down in reverse, so the processes stop before their database is dropped.
+    sa_url, pg_dsn = pg_url
+    processes.env.update(
+        PULSE_DATABASE_URL=sa_url,
+        PULSE_BUS_URL=REDIS_URL,
+        PULSE_DATA_DIR=str(processes.cwd / "var"),
+        PULSE_INGEST_API_KEY="e2e-key",
+        PULSE_MARKET_DEBOUNCE_MS="200",
+    )
+    migrated = processes.run("db-upgrade", "db", "upgrade")
+    assert migrated.returncode == 0, migrated.stdout + migrated.stderr
+
+    workers = [processes.start(f"worker-{i}", "worker") for i in (1, 2)]
+    ports = [free_port(), free_port()]
+    for i, port in enumerate(ports, 1):
+        processes.start(f"api-{i}", "api", "--port", str(port))
+    bases = [f"http://127.0.0.1:{port}" for port in ports]
+
+    sio = socketio.AsyncClient(reconnection=False)
+    received: dict[str, list[Any]] = {"market": [], "volume-alert": []}
+    sio.on("market", lambda data: received["market"].append(data))
+    sio.on("volume-alert", lambda data: received["volume-alert"].append(data))
+    db = await asyncpg.connect(pg_dsn)
+    sampler: asyncio.Task[None] | None = None
+    try:
+        async with httpx.AsyncClient(timeout=10) as http:
+            # --- everyone up before the source publishes: a new consumer group starts at the stream's end ---
+            # Redis lists a consumer only once it was served something, so "subscribed" is read off the log line
+            # each worker writes after its last subscription, plus the groups being there.
+            async def workers_joined() -> bool:
+                groups = {_text(g["name"]) for g in await redis_client.xinfo_groups(CANDLES)}
+                scanners = [g for g in groups if g.startswith(SCANNER_GROUP_PREFIX)]
+                return (set(SHARED_WORKER_GROUPS) <= groups and len(scanners) == len(workers)
+                        and all(w.log_has("paper trading runner started") for w in workers))
+
+            await eventually(workers_joined, deadline_s=60, what="both workers in the candle consumer groups",
+                             check=processes.check_alive)
+            for base in bases:
+                await eventually(lambda b=base: _ready(http, b), deadline_s=60, what=f"{base}/health/ready",
+                                 check=processes.check_alive)
+            await sio.connect(bases[1], wait_timeout=10)
+
+            processes.start("ingest", "ingest", "--source", "replay")
+
+            # Which worker consumers ever hold candle messages: evidence that the two share the stream.
+            holders: set[str] = set()
+
+            async def sample_holders() -> None:
+                while True:
+                    holders.update(n for n, c in (await _pending_by_consumer(
+                        redis_client, CANDLES, "market-recorder")).items() if c)
+                    await asyncio.sleep(0.01)
+
+            sampler = asyncio.create_task(sample_holders())
+
+            # --- both APIs serve the live table ---
+            for base in bases:
+                rows = await eventually(lambda b=base: _rows(http, b), deadline_s=60, what=f"{base} market rows",
+                                        check=processes.check_alive)
+                assert all(row["symbol"].endswith("USDT") for row in rows), rows[0]
+
+            # --- a volume alert, stored by a worker and readable on both APIs ---
+            alerts = await eventually(
+                lambda: _alerts(http, bases[0]), deadline_s=90, what="a stored volume alert",
+                check=processes.check_alive,
+            )
+            assert (await _alerts(http, bases[1])), "API #2 does not see the alerts API #1 serves"
+            assert any(a["alertType"] == "SPIKE" for a in alerts)
+
+            # --- Socket.IO through API #2: table updates and the alert (fanned out from whichever API emitted) ---
+            await eventually(lambda: _ready_list(received["market"]), deadline_s=30, what="a Socket.IO `market` event")
+            await eventually(
+                lambda: _ready_list(received["volume-alert"]), deadline_s=30, what="a Socket.IO `volume-alert` event"
+            )
+            first = received["volume-alert"][0]
+            assert {"symbol", "alertType", "hourTimestamp", "currentVolume"} <= set(first)
+
+            sampler.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await sampler
+            sampler = None
+            for worker in workers:
+                assert any(_worker_consumer(n, worker) for n in holders), (
+                    f"{worker.name} never held a candle message: the workers did not share the stream ({holders})"
+                )
+
+            await _assert_alerts_sound(db)
+
+            # Every stored alert reaches the client exactly once: published once (by the worker whose insert won),
+            # emitted once (by the one API whose broadcast consumer took it), fanned out once through Redis.
+            async def all_alerts_pushed() -> bool:
+                return _keys(received["volume-alert"]) >= await _stored_keys(db)
+
+            await eventually(all_alerts_pushed, deadline_s=30, what="every stored alert on the Socket.IO client")
+            pushed = [_key(a) for a in received["volume-alert"]]
+            assert len(pushed) == len(set(pushed)), f"alerts pushed more than once: {sorted(pushed)}"
+
+            # --- SIGKILL one worker while it holds unacknowledged messages ---
+            victim, survivor = workers
+            held = await _freeze_holding_messages(redis_client, victim)
+            assert held, f"{victim.name} never held a message in the shared groups while frozen"
+            kill_market_ms = await _newest_alert_scan(db)
+            victim.kill_hard()
+
+            # Alerts go on: a scan after the kill stores new alerts (the survivor's, the only worker left).
+            async def alert_after_kill() -> int | None:
+                newest = await _newest_alert_scan(db)
+                return newest if newest > kill_market_ms else None
+
+            await eventually(alert_after_kill, deadline_s=90, what="an alert stored after the worker was killed",
+                             check=processes.check_alive)
+
+            # The survivor claims what the dead worker held: once idle for the bus's claim_idle_ms (30 s, not a
+            # setting), checked every claim_idle_ms / 2, so within ~45 s.
+            async def victim_released() -> bool:
+                return not await _held_by(redis_client, victim)
+
+            await eventually(victim_released, deadline_s=75, what=f"the survivor to claim the dead worker's pending "
+                             f"messages {held}", check=processes.check_alive)
+            await _assert_alerts_sound(db)
+            pushed = [_key(a) for a in received["volume-alert"]]
+            assert len(pushed) == len(set(pushed)), f"alerts pushed more than once: {sorted(pushed)}"
+            assert survivor.alive()
+    finally:
+        if sampler is not None:
+            sampler.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await sampler
+        with contextlib.suppress(Exception):
+            await sio.disconnect()
+        await db.close()
+
+
+async def _ready(http: httpx.AsyncClient, base: str) -> bool:
+    return (await http.get(f"{base}/health/ready")).status_code == 200
+
+
+async def _rows(http: httpx.AsyncClient, base: str) -> list[dict[str, Any]]:
+    body = await _get_json(http, f"{base}/api/v1/market/data")
+    rows: list[dict[str, Any]] = body["data"]
+    return rows
+
+
+async def _alerts(http: httpx.AsyncClient, base: str) -> list[dict[str, Any]]:
+    body = await _get_json(http, f"{base}/api/v1/volume-alerts?limit=500")
+    alerts: list[dict[str, Any]] = body["data"]
+    return alerts
+
+
+async def _ready_list(items: list[Any]) -> bool:
+    return bool(items)
+
+
+AlertKey = tuple[str, int, str]
+
+
+def _key(alert: dict[str, Any]) -> AlertKey:
+    return alert["symbol"], int(alert["hourTimestamp"]), alert["alertType"]
+
+
+def _keys(alerts: list[dict[str, Any]]) -> set[AlertKey]:
+    return {_key(a) for a in alerts}
+
+
+async def _stored_keys(db: asyncpg.Connection) -> set[AlertKey]:
+    rows = await db.fetch("SELECT symbol, hour_timestamp, alert_type FROM volume_alerts")
+    return {(r["symbol"], int(r["hour_timestamp"].timestamp() * 1000), r["alert_type"]) for r in rows}
+
+
+async def _newest_alert_scan(db: asyncpg.Connection) -> int:
+    value = await db.fetchval("SELECT max(timestamp) FROM volume_alerts")
+    return int(value.timestamp() * 1000) if value is not None else 0
+
+
+async def _assert_alerts_sound(db: asyncpg.Connection) -> None:
+    """Each (symbol, hour, type) once; each SPIKE's volumes are those of every stored candle of its hours.
+
+    The second half is what two workers sharing one candle stream must not break: a detector that saw only its
+    share of the minutes would report (or miss) spikes on partial volumes."""
+    dupes = await db.fetch(
+        "SELECT symbol, hour_timestamp, alert_type, count(*) FROM volume_alerts "
+        "GROUP BY symbol, hour_timestamp, alert_type HAVING count(*) > 1"
+    )
+    assert not dupes, f"alerts stored more than once: {dupes}"
+    spikes = await db.fetch(
+        "SELECT symbol, current_volume, previous_volume, timestamp, hour_timestamp FROM volume_alerts "
+        "WHERE alert_type = 'SPIKE'"
+    )
+    assert spikes
+    for spike in spikes:
+        hour = int(spike["hour_timestamp"].timestamp() * 1000)
+        scan = int(spike["timestamp"].timestamp() * 1000)
+        current = await _quote_volume(db, spike["symbol"], hour, scan)
+        previous = await _quote_volume(db, spike["symbol"], hour - HOUR_MS, hour)
+        assert spike["current_volume"] == pytest.approx(current, rel=1e-6), (spike, current)
+        assert spike["previous_volume"] == pytest.approx(previous, rel=1e-6), (spike, previous)
+
+
+async def _quote_volume(db: asyncpg.Connection, symbol: str, start_ms: int, end_ms: int) -> float:
+    """Quote volume of the stored 1-minute candles that closed within [start_ms + 1 min, end_ms]."""
+    value = await db.fetchval(
+        "SELECT coalesce(sum(quote_volume), 0) FROM candles WHERE symbol = $1 AND interval = '1m' "
+        "AND open_time >= $2 AND open_time + 60000 <= $3",
+        symbol, start_ms, end_ms,
+    )
+    return float(value)
+
+
+async def _held_by(client: redis.Redis, worker: Proc) -> dict[str, int]:
+    """Messages the worker's consumers have read and not acknowledged, per stream/group, in the shared groups."""
+    held: dict[str, int] = {}
+    for stream in (CANDLES, TICKERS):
+        for group in SHARED_WORKER_GROUPS:
+            pending = await _pending_by_consumer(client, stream, group)
+            count = sum(c for n, c in pending.items() if _worker_consumer(n, worker))
+            if count:
+                held[f"{stream}/{group}"] = count
+    return held
+
+
+async def _freeze_holding_messages(client: redis.Redis, worker: Proc) -> dict[str, int]:
+    """SIGSTOP the worker and wait until it holds unacknowledged messages, so the SIGKILL that follows leaves them
+    pending for the survivor to claim. Redis hands new entries to a blocked XREADGROUP at XADD time, whether or not
+    the reading process runs, so a frozen worker's blocked consumers soon hold some."""
+    os.kill(worker.popen.pid, signal.SIGSTOP)
+    return await eventually(lambda: _held_by(client, worker), deadline_s=30, what=f"{worker.name} to hold messages")
