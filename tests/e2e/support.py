@@ -49,7 +49,8 @@ class Proc:
         return self.popen.poll() is None
 
     def log_text(self) -> str:
-        self._log.flush()
+        if not self._log.closed:
+            self._log.flush()
         return self.log_path.read_text(errors="replace")
 
     def log_has(self, text: str) -> bool:
