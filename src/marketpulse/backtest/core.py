@@ -154,7 +154,7 @@ _Fn = TypeVar("_Fn", bound=Callable[..., Any])
 # No numba runtime (_nrt=False): the core allocates nothing, and without it every array handed to a compiled helper
 # skips atomic reference counting, which otherwise costs more than a quiet bar's whole work.
 # The per-bar hot path is inlined into its callers ("always") so the quiet bar makes no calls at all.
-_KERNEL: dict[str, Any] = {"cache": True, "_nrt": False}
+_KERNEL: dict[str, Any] = {"cache": True, "_nrt": False, "nogil": True}  # nogil: sweeps run on threads
 kernel: Callable[[_Fn], _Fn] = njit(**_KERNEL)
 inline_kernel: Callable[[_Fn], _Fn] = njit(inline="always", **_KERNEL)
 

@@ -1,10 +1,11 @@
 """Parameter search: grid and random search over a strategy's declared ranges, and walk-forward validation.
 
 Each combination is one stats-only run of the engine core (no equity array, no trade list), so a combination
-costs the strategy's signals plus one pass of ``core.run_bars``. Combinations are spread over worker processes
-(``fork``: the candles are inherited, never pickled). Inside a worker, indicator calls are memoized by
-(function, input array, arguments) so e.g. EMA(12) is computed once and reused by every combination that needs
-it — the grid is ordered so combinations sharing values run back to back in one worker.
+costs the strategy's signals plus one pass of ``core.run_bars``. Combinations are spread over threads: the engine
+core and the indicator kernels are numba ``nogil`` and numpy releases the GIL in its array loops, so threads use
+every core while sharing one copy of the candles (processes measured half the rate: fork, a second copy of the
+memory it touches, and every indicator computed once per process). Indicator calls are memoized by
+(function, input array, arguments) so e.g. EMA(12) is computed once and reused by every combination that needs it.
 
 Walk-forward: the candles are cut into ``folds`` equal windows; for k = 0..folds-2 the search runs on window k
 (in-sample), and the best combination is then scored on window k+1 (out-of-sample), which it has never seen.
@@ -14,12 +15,12 @@ Signals for a window are computed with the preceding bars as warm-up, and tradin
 from __future__ import annotations
 
 import math
-import multiprocessing as mp
 import os
 import sys
+import threading
 from collections import OrderedDict
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import wraps
@@ -128,6 +129,7 @@ def memoized_indicators(strategy: Strategy, cache: OrderedDict[tuple[Any, ...], 
     module = sys.modules[type(strategy).__module__]
     cache = OrderedDict() if cache is None else cache
     used = [sum(_nbytes(v) for v, _ in cache.values())]
+    lock = threading.Lock()
     originals: dict[str, Callable[..., Any]] = {}
     for name, value in vars(module).items():
         if callable(value) and getattr(indicators, name, None) is value:
@@ -138,18 +140,21 @@ def memoized_indicators(strategy: Strategy, cache: OrderedDict[tuple[Any, ...], 
         def cached(*args: Any, **kwargs: Any) -> Any:
             key = (fn.__name__, *(id(a) if isinstance(a, np.ndarray) else a for a in args),
                    *sorted(kwargs.items()))
-            if key in cache:
-                cache.move_to_end(key)
-                return cache[key][0]
+            with lock:  # sweep threads share the cache; the computation itself runs outside the lock
+                if key in cache:
+                    cache.move_to_end(key)
+                    return cache[key][0]
             value = fn(*args, **kwargs)
             if isinstance(value, np.ndarray) and value.dtype == np.bool_:
                 return value  # crossings etc.: specific to one combination, cheap, would only crowd the cache
-            # Holding the inputs keeps them alive, so their ids cannot be reused by other arrays meanwhile.
-            cache[key] = (value, args)
-            used[0] += _nbytes(value)
-            while used[0] > budget_bytes and len(cache) > 1:
-                _, (old, _inputs) = cache.popitem(last=False)
-                used[0] -= _nbytes(old)
+            with lock:
+                # Holding the inputs keeps them alive, so their ids cannot be reused by other arrays meanwhile.
+                if key not in cache:
+                    cache[key] = (value, args)
+                    used[0] += _nbytes(value)
+                while used[0] > budget_bytes and len(cache) > 1:
+                    _, (old, _inputs) = cache.popitem(last=False)
+                    used[0] -= _nbytes(old)
             return value
         return cached
 
@@ -210,58 +215,22 @@ def evaluate(strategy: Strategy, window: Window, params: Mapping[str, Any], sett
     return stats_from_state(state, interval_ms)
 
 
-_WORKER: dict[Any, Any] = {}  # this process's candles, job, windows and indicator cache
-
-
-def _init_worker(candles: CandleFrame, job: Job) -> None:
-    _WORKER.clear()
-    _WORKER["candles"] = candles
-    _WORKER["job"] = job
-
-
-def _run_chunk(combos: list[dict[str, Any]], start: int, warmup_start: int | None, stop: int | None) -> list[Stats]:
-    candles: CandleFrame = _WORKER["candles"]
-    job: Job = _WORKER["job"]
-    strategy = resolve_strategy(job.strategy)
-    # One Window per range and worker: the indicator cache is keyed by array identity, so every chunk of this
-    # worker must hand the strategy the very same arrays.
-    window = _WORKER.setdefault(("window", start, warmup_start, stop), Window.of(candles, start, warmup_start, stop))
-    interval = bar_interval_ms(candles)
-    with memoized_indicators(strategy, _WORKER.setdefault("cache", OrderedDict())):
-        return [evaluate(strategy, window, p, job.settings, job.cash, interval) for p in combos]
-
-
-def _chunks(items: list[Any], parts: int) -> list[list[Any]]:
-    """Contiguous chunks, so combinations sharing leading parameter values stay in one worker's cache."""
-    size = math.ceil(len(items) / parts) if items else 0
-    return [items[i:i + size] for i in range(0, len(items), size)] if size else []
-
-
 def search(candles: CandleFrame, job: Job, combos: list[dict[str, Any]], *, workers: int | None = None,
            start: int = 0, warmup_start: int | None = None, stop: int | None = None) -> list[SweepRow]:
     """Score every combination on bars [start, stop); rows ranked best first by ``job.metric``."""
     if job.metric not in METRICS:
         raise ValueError(f"unknown metric {job.metric!r}; known: {', '.join(METRICS)}")
     workers = max(1, min(workers or os.cpu_count() or 1, len(combos)))
-    if workers == 1:
-        _init_worker(candles, job)
-        try:
-            results = _run_chunk(combos, start, warmup_start, stop)
-        finally:
-            _WORKER.clear()  # in-process: don't keep the candles and the indicator cache alive after the search
-    else:
-        # Compile (or load from numba's cache) the strategy's indicators and the engine once, here: forked workers
-        # inherit them instead of each paying for it.
-        _init_worker(candles.slice(0, min(len(candles), 500)), job)
-        _run_chunk(combos[:1], 0, None, None)
-        _WORKER.clear()
-        # Several chunks per worker balance uneven combinations; fork shares the candles copy-on-write.
-        chunks = _chunks(combos, workers * 4)
-        with ProcessPoolExecutor(workers, mp_context=mp.get_context("fork"), initializer=_init_worker,
-                                 initargs=(candles, job)) as pool:
-            parts = pool.map(_run_chunk, chunks, [start] * len(chunks), [warmup_start] * len(chunks),
-                             [stop] * len(chunks))
-            results = [s for part in parts for s in part]
+    strategy = resolve_strategy(job.strategy)
+    window = Window.of(candles, start, warmup_start, stop)  # one window: the indicator cache keys on its arrays
+    interval = bar_interval_ms(candles)
+
+    def score(params: dict[str, Any]) -> Stats:
+        return evaluate(strategy, window, params, job.settings, job.cash, interval)
+
+    # Threads share the window and the indicator cache; the engine and indicator kernels release the GIL.
+    with memoized_indicators(strategy), ThreadPoolExecutor(workers) as pool:
+        results = list(pool.map(score, combos))
     rows = [SweepRow(p, s, _score(s, job.metric)) for p, s in zip(combos, results, strict=True)]
     return sorted(rows, key=lambda r: -r.score if math.isfinite(r.score) else math.inf)
 

@@ -11,7 +11,7 @@ from marketpulse.indicators._arrays import F64, as_series, check_period
 from marketpulse.indicators.moving_averages import _smoothed
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _rsi(x: F64, period: int) -> F64:  # pragma: no cover - compiled
     """Wilder-smoothed average gain and loss, in TA-Lib's operation order; NaN changes leave a hole (see RMA)."""
     n = len(x)

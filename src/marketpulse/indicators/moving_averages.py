@@ -16,7 +16,7 @@ from numba import njit
 from marketpulse.indicators._arrays import F64, as_series, check_period
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _rolling_mean(x: F64, period: int) -> F64:  # pragma: no cover - compiled
     n = len(x)
     out = np.full(n, np.nan)
@@ -39,7 +39,7 @@ def _rolling_mean(x: F64, period: int) -> F64:  # pragma: no cover - compiled
     return out
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _smooth_into(x: F64, out: F64, period: int, wilder: bool, skip: int) -> F64:  # pragma: no cover - compiled
     """EMA (``wilder=False``, k = 2/(period+1)) or RMA (k = 1/period) seeded with the SMA of the first ``period``
     real values after skipping ``skip`` real values (TA-Lib's MACD aligns its fast EMA that way).

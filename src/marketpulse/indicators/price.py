@@ -12,7 +12,7 @@ from marketpulse.indicators._arrays import F64, Bool, as_columns
 DAY_MS = 86_400_000
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _heikin_ashi(o: F64, h: F64, lo: F64, c: F64) -> tuple[F64, F64, F64, F64]:  # pragma: no cover - compiled
     n = len(c)
     ha_open = np.full(n, np.nan)
@@ -46,7 +46,7 @@ def heikin_ashi(open: Any, high: Any, low: Any, close: Any) -> tuple[F64, F64, F
     return _heikin_ashi(o, h, lo, c)
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _vwap(price: F64, volume: F64, starts: Bool) -> F64:  # pragma: no cover - compiled
     n = len(price)
     out = np.full(n, np.nan)

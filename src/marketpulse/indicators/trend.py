@@ -16,7 +16,7 @@ from marketpulse.indicators._arrays import F64, Bool, as_columns, check_period
 from marketpulse.indicators.volatility import tv_atr
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _supertrend(h: F64, lo: F64, c: F64, atr: F64, factor: float) -> tuple[F64, F64]:  # pragma: no cover
     """Returns (line, direction); ``line`` IS the ``atr`` buffer, overwritten in place (one 8 MB allocation less
     per 1M bars; each ATR value is read before its slot is written)."""
@@ -66,17 +66,17 @@ def supertrend(high: Any, low: Any, close: Any, period: int = 10, multiplier: fl
     return _supertrend(h, lo, c, tv_atr(h, lo, c, check_period(period)), float(multiplier))
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _pine_max(a: float, b: float) -> float:  # pragma: no cover - compiled
     return np.nan if np.isnan(a) or np.isnan(b) else max(a, b)
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _pine_min(a: float, b: float) -> float:  # pragma: no cover - compiled
     return np.nan if np.isnan(a) or np.isnan(b) else min(a, b)
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _ut_bot(src: F64, atr: F64, key_value: float) -> tuple[F64, Bool, Bool]:  # pragma: no cover - compiled
     """Returns (stop, buy, sell); ``stop`` IS the ``atr`` buffer, overwritten in place (see ``_supertrend``)."""
     n = len(src)

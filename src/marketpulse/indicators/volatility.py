@@ -11,7 +11,7 @@ from marketpulse.indicators._arrays import F64, as_columns, as_series, check_per
 from marketpulse.indicators.moving_averages import _rolling_mean, _smooth_into
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _true_range(h: F64, lo: F64, c: F64, first_bar_high_low: bool) -> F64:  # pragma: no cover - compiled
     # One fused pass: the numpy version needs eight 1M-element temporaries and is ~10x slower.
     n = len(c)
@@ -52,7 +52,7 @@ def tv_atr(high: Any, low: Any, close: Any, period: int = 14) -> F64:
     return _smooth_into(tr, tr, check_period(period), True, 0)
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _rolling_std(x: F64, mean: F64, period: int) -> F64:  # pragma: no cover - compiled
     # Two passes per window instead of E[x^2] - E[x]^2: prices near 1e5 would lose most digits to cancellation.
     n = len(x)
