@@ -124,8 +124,9 @@ async def eventually(
     probe: Callable[[], Awaitable[T | None]], *, deadline_s: float, what: str, every_s: float = 0.5,
     check: Callable[[], None] | None = None,
 ) -> T:
-    """Poll `probe` until it returns something other than None (or falsy); fail naming `what` at the deadline.
-    A generous deadline bounds the wait; nothing here asserts how fast anything happened."""
+    """Poll `probe` until it returns something truthy; fail naming `what` at the deadline.
+    A generous deadline bounds the wait; nothing here asserts how fast anything happened. A probe that hangs is cut
+    off at the deadline too, so a stuck query fails this wait instead of eating the whole test's timeout."""
     loop = asyncio.get_running_loop()
     end = loop.time() + deadline_s
     last_error: BaseException | None = None
@@ -133,10 +134,10 @@ async def eventually(
         if check is not None:
             check()
         try:
-            value = await probe()
+            value = await asyncio.wait_for(probe(), timeout=max(end - loop.time(), every_s))
             if value:
                 return value
-        except Exception as exc:  # not up yet: connection refused, 503, …
+        except Exception as exc:  # not up yet: connection refused, 503, …; or the probe hung (TimeoutError)
             last_error = exc
         if loop.time() > end:
             raise AssertionError(f"timed out after {deadline_s:.0f}s waiting for {what} (last error: {last_error!r})")

@@ -40,7 +40,7 @@ TICKERS = STREAM_PREFIX + "market.tickers"
 # Groups all workers share (each message handled by one of them); the spike scanner has one group per worker.
 SHARED_WORKER_GROUPS = ("market-recorder", "paper-trading")
 SCANNER_GROUP_PREFIX = "detection.volume-spikes-"
-HOUR_MS = 3_600_000
+QUERY_TIMEOUT_S = 20  # a query that hangs fails with a message instead of silently eating the test timeout
 
 
 @pytest.fixture
@@ -185,7 +185,7 @@ async def test_ingest_two_workers_two_apis(
                     f"{worker.name} never held a candle message: the workers did not share the stream ({holders})"
                 )
 
-            await _assert_alerts_sound(db)
+            await _assert_alerts_sound(db, pg_dsn)
 
             # Every stored alert reaches the client exactly once: published once (by the worker whose insert won),
             # emitted once (by the one API whose broadcast consumer took it), fanned out once through Redis.
@@ -218,7 +218,7 @@ async def test_ingest_two_workers_two_apis(
 
             await eventually(victim_released, deadline_s=75, what=f"the survivor to claim the dead worker's pending "
                              f"messages {held}", check=processes.check_alive)
-            await _assert_alerts_sound(db)
+            await _assert_alerts_sound(db, pg_dsn)
             pushed = [_key(a) for a in received["volume-alert"]]
             assert len(pushed) == len(set(pushed)), f"alerts pushed more than once: {sorted(pushed)}"
             assert survivor.alive()
@@ -228,7 +228,7 @@ async def test_ingest_two_workers_two_apis(
             with contextlib.suppress(asyncio.CancelledError):
                 await sampler
         with contextlib.suppress(Exception):
-            await sio.disconnect()
+            await asyncio.wait_for(sio.disconnect(), timeout=10)
         await db.close()
 
 
@@ -264,16 +264,16 @@ def _keys(alerts: list[dict[str, Any]]) -> set[AlertKey]:
 
 
 async def _stored_keys(db: asyncpg.Connection) -> set[AlertKey]:
-    rows = await db.fetch("SELECT symbol, hour_timestamp, alert_type FROM volume_alerts")
+    rows = await db.fetch("SELECT symbol, hour_timestamp, alert_type FROM volume_alerts", timeout=QUERY_TIMEOUT_S)
     return {(r["symbol"], int(r["hour_timestamp"].timestamp() * 1000), r["alert_type"]) for r in rows}
 
 
 async def _newest_alert_scan(db: asyncpg.Connection) -> int:
-    value = await db.fetchval("SELECT max(timestamp) FROM volume_alerts")
+    value = await db.fetchval("SELECT max(timestamp) FROM volume_alerts", timeout=QUERY_TIMEOUT_S)
     return int(value.timestamp() * 1000) if value is not None else 0
 
 
-async def _assert_alerts_sound(db: asyncpg.Connection) -> None:
+async def _assert_alerts_sound(db: asyncpg.Connection, dsn: str) -> None:
     """Each (symbol, hour, type) once; each SPIKE's volumes are those of every stored candle of its hours.
 
     The second half is what two workers sharing one candle stream must not break: a detector that saw only its
@@ -288,7 +288,7 @@ async def _assert_alerts_sound(db: asyncpg.Connection) -> None:
     try:
         await eventually(sound, deadline_s=30, what="stored alerts to match the stored candles")
     except AssertionError as exc:
-        raise AssertionError(f"{exc}: {problems[:5]}") from None
+        raise AssertionError(f"{exc}: {problems[:5]}; database sessions: {await _pg_activity(dsn)}") from None
 
 
 async def _alert_problems(db: asyncpg.Connection) -> list[str]:
@@ -296,37 +296,55 @@ async def _alert_problems(db: asyncpg.Connection) -> list[str]:
         f"stored {r['count']}×: {r['symbol']} {r['hour_timestamp']} {r['alert_type']}"
         for r in await db.fetch(
             "SELECT symbol, hour_timestamp, alert_type, count(*) FROM volume_alerts "
-            "GROUP BY symbol, hour_timestamp, alert_type HAVING count(*) > 1"
+            "GROUP BY symbol, hour_timestamp, alert_type HAVING count(*) > 1",
+            timeout=QUERY_TIMEOUT_S,
         )
     ]
+    # Per SPIKE: the quote volume of the stored 1-minute candles of its hour that closed by its scan, and of the
+    # whole previous hour (candle times are epoch ms; the alert table stores timestamps).
     spikes = await db.fetch(
-        "SELECT symbol, current_volume, previous_volume, timestamp, hour_timestamp FROM volume_alerts "
-        "WHERE alert_type = 'SPIKE'"
+        """
+        WITH s AS (
+            SELECT symbol, current_volume, previous_volume, timestamp,
+                   (extract(epoch FROM hour_timestamp) * 1000)::bigint AS hour_ms,
+                   (extract(epoch FROM timestamp) * 1000)::bigint AS scan_ms
+            FROM volume_alerts WHERE alert_type = 'SPIKE'
+        )
+        SELECT s.symbol, s.timestamp, s.current_volume, s.previous_volume,
+               (SELECT coalesce(sum(c.quote_volume), 0) FROM candles c
+                 WHERE c.symbol = s.symbol AND c.interval = '1m'
+                   AND c.open_time >= s.hour_ms AND c.open_time + 60000 <= s.scan_ms) AS current_stored,
+               (SELECT coalesce(sum(c.quote_volume), 0) FROM candles c
+                 WHERE c.symbol = s.symbol AND c.interval = '1m'
+                   AND c.open_time >= s.hour_ms - 3600000 AND c.open_time < s.hour_ms) AS previous_stored
+        FROM s
+        """,
+        timeout=QUERY_TIMEOUT_S,
     )
     if not spikes:
         problems.append("no SPIKE stored")
     for spike in spikes:
-        hour = int(spike["hour_timestamp"].timestamp() * 1000)
-        scan = int(spike["timestamp"].timestamp() * 1000)
-        current = await _quote_volume(db, spike["symbol"], hour, scan)
-        previous = await _quote_volume(db, spike["symbol"], hour - HOUR_MS, hour)
-        if spike["current_volume"] != pytest.approx(current, rel=1e-6):
-            problems.append(f"{spike['symbol']} {spike['timestamp']}: currentVolume {spike['current_volume']}, "
-                            f"stored candles {current}")
-        if spike["previous_volume"] != pytest.approx(previous, rel=1e-6):
-            problems.append(f"{spike['symbol']} {spike['timestamp']}: previousVolume {spike['previous_volume']}, "
-                            f"stored candles {previous}")
+        for name in ("current", "previous"):
+            alert_value, stored = spike[f"{name}_volume"], float(spike[f"{name}_stored"])
+            if alert_value != pytest.approx(stored, rel=1e-6):
+                problems.append(
+                    f"{spike['symbol']} at {spike['timestamp']}: {name}Volume {alert_value}, stored candles {stored}"
+                )
     return problems
 
 
-async def _quote_volume(db: asyncpg.Connection, symbol: str, start_ms: int, end_ms: int) -> float:
-    """Quote volume of the stored 1-minute candles that closed within [start_ms + 1 min, end_ms]."""
-    value = await db.fetchval(
-        "SELECT coalesce(sum(quote_volume), 0) FROM candles WHERE symbol = $1 AND interval = '1m' "
-        "AND open_time >= $2 AND open_time + 60000 <= $3",
-        symbol, start_ms, end_ms,
-    )
-    return float(value)
+async def _pg_activity(dsn: str) -> list[str]:
+    """What the test database's sessions are doing (for a failure message: a query waiting on a lock shows here)."""
+    conn = await asyncpg.connect(dsn)
+    try:
+        rows = await conn.fetch(
+            "SELECT pid, state, wait_event_type, wait_event, now() - query_start AS running, left(query, 120) AS q "
+            "FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()",
+            timeout=QUERY_TIMEOUT_S,
+        )
+    finally:
+        await conn.close()
+    return [repr(dict(r)) for r in rows]
 
 
 async def _held_by(client: redis.Redis, worker: Proc) -> dict[str, int]:
