@@ -44,6 +44,7 @@ class Proc:
     log_path: Path
     _log: IO[bytes] = field(repr=False)
     expected_dead: bool = False  # killed on purpose by the test: its exit is not a failure
+    forced: bool = False  # did not exit within the grace period after SIGINT and was SIGKILLed
 
     def alive(self) -> bool:
         return self.popen.poll() is None
@@ -71,6 +72,8 @@ class Proc:
             try:
                 self.popen.wait(timeout=grace_s)
             except subprocess.TimeoutExpired:
+                self.forced = True
+                print(f"{self.name} (pid {self.popen.pid}) ignored SIGINT for {grace_s:.0f}s; SIGKILL", file=sys.stderr)
                 with contextlib.suppress(ProcessLookupError):
                     self.popen.kill()
                 self.popen.wait(timeout=10)
