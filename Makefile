@@ -10,6 +10,8 @@ run: install
 	$(BIN)/pulse demo
 
 test: install services chromium
+	$(BIN)/ruff check src tests bench scripts
+	$(BIN)/mypy
 	$(BIN)/pytest -q -p no:cacheprovider
 
 install: $(STAMP) node_modules/.installed
@@ -31,7 +33,7 @@ chromium:
 	./scripts/chromium.sh
 
 lint: install
-	$(BIN)/ruff check src tests bench
+	$(BIN)/ruff check src tests bench scripts
 	$(BIN)/mypy
 
 bench: install
