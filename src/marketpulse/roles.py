@@ -41,7 +41,8 @@ def make_source(name: str, runtime: Runtime) -> MarketSource:
 Stopper = Callable[[], Awaitable[None]]
 
 
-async def start_worker(runtime: Runtime, market_clock: Clock) -> list[Stopper]:
+async def start_worker(runtime: Runtime, market_clock: Clock, *, follows_bus_time: bool = False,
+                       paper: bool = True) -> list[Stopper]:
     """Start the bus consumers that turn market data into stored candles, alerts and paper fills."""
     from marketpulse.detection.scanner import CONSUMER_GROUP, SpikeScanner
     from marketpulse.marketdata.store import MarketRecorder
@@ -54,15 +55,15 @@ async def start_worker(runtime: Runtime, market_clock: Clock) -> list[Stopper]:
     # each worker's detector only its share, and none would ever raise an alert). Workers then scan redundantly; the
     # alert store's unique (symbol, hour, type) makes each alert stored and published once.
     scanner = SpikeScanner(runtime, clock=market_clock, grace_ms=runtime.settings.spike_scan_grace_ms,
-                           group=f"{CONSUMER_GROUP}-{uuid.uuid4().hex[:8]}")
+                           group=f"{CONSUMER_GROUP}-{uuid.uuid4().hex[:8]}", await_candles=follows_bus_time)
     await scanner.start()
     stoppers.append(scanner.stop)
-    with contextlib.suppress(ImportError):
+    if paper:
         from marketpulse.trading.paper.runner import PaperRunner
 
-        paper = PaperRunner(runtime)
-        await paper.start()
-        stoppers.append(paper.stop)
+        runner = PaperRunner(runtime)
+        await runner.start()
+        stoppers.append(runner.stop)
     return stoppers
 
 
@@ -92,7 +93,7 @@ async def serve_api(runtime: Runtime, host: str, port: int) -> None:
 
 
 async def run(runtime: Runtime, *, roles: set[str], source: str = "replay", host: str = "127.0.0.1",
-              port: int = 8000, demo: bool = False) -> None:
+              port: int = 8000, demo: bool = False, paper: bool = True) -> None:
     """Run the given roles until cancelled (Ctrl-C) or until the API server exits."""
     tasks: list[asyncio.Task[Any]] = []  # the roles: when one ends, the process ends
     side_tasks: list[asyncio.Task[Any]] = []  # one-off setup that may finish early
@@ -106,7 +107,7 @@ async def run(runtime: Runtime, *, roles: set[str], source: str = "replay", host
             market_clock, stop_clock = await follow_market_time(runtime)
             stoppers.append(stop_clock)
         if "worker" in roles:
-            stoppers += await start_worker(runtime, market_clock)
+            stoppers += await start_worker(runtime, market_clock, follows_bus_time="ingest" not in roles, paper=paper)
         if demo:
             from marketpulse.demo import seed
 

@@ -12,7 +12,7 @@ from marketpulse.bus import topics
 from marketpulse.bus.base import Message
 from marketpulse.clock import FakeClock
 from marketpulse.detection.models import VolumeAlert
-from marketpulse.detection.scanner import DEFAULT_GRACE_MS, SpikeScanner
+from marketpulse.detection.scanner import DEFAULT_GRACE_MS, LATE_CANDLE_LIMIT_MS, SpikeScanner
 from marketpulse.detection.service import VolumeAlertStore
 from marketpulse.marketdata.models import Candle, MarketRow
 from marketpulse.runtime import Runtime
@@ -149,6 +149,42 @@ async def test_malformed_bus_messages_are_dropped_and_the_scanner_goes_on(runtim
         await runtime.bus.publish(topics.MARKET_CANDLES, candles_payload(minute(0, 5e6)))
         await settle()
         clock.set(H + 5 * MIN)
+        await scanner.wait_for_scan(H + 5 * MIN)
+    finally:
+        await scanner.stop()
+    assert [a.alert_type for a in await VolumeAlertStore(runtime.sessions).latest()] == ["SPIKE"]
+
+
+async def test_scanner_that_awaits_candles_holds_a_scan_until_its_own_candles_reach_the_boundary(
+    runtime: Runtime, clock: FakeClock
+) -> None:
+    # A worker's clock following tickers can run ahead of this scanner's candle consumer: the scan for H:05 must
+    # not run on minutes 0-3 only when minute 4 is merely late on the bus.
+    scanner = SpikeScanner(runtime, grace_ms=0, await_candles=True)
+    await scanner.start()
+    try:
+        await runtime.bus.publish(topics.MARKET_CANDLES, BASELINE)
+        await runtime.bus.publish(topics.MARKET_CANDLES, candles_payload(*(minute(i, 1e6) for i in range(4))))
+        await settle()
+        clock.set(H + 5 * MIN)
+        await settle()
+        assert scanner.last_scan_ms is None or scanner.last_scan_ms < H + 5 * MIN  # held: watermark is H:04
+        await runtime.bus.publish(topics.MARKET_CANDLES, candles_payload(minute(4, 1e6)))
+        await scanner.wait_for_scan(H + 5 * MIN)
+    finally:
+        await scanner.stop()
+    (alert,) = await VolumeAlertStore(runtime.sessions).latest()
+    assert alert.alert_type == "SPIKE" and alert.current_volume == pytest.approx(5e6)  # all five minutes counted
+
+
+async def test_scanner_that_awaits_candles_still_scans_when_candles_stop(runtime: Runtime, clock: FakeClock) -> None:
+    scanner = SpikeScanner(runtime, grace_ms=0, await_candles=True)
+    await scanner.start()
+    try:
+        await runtime.bus.publish(topics.MARKET_CANDLES, BASELINE)
+        await runtime.bus.publish(topics.MARKET_CANDLES, candles_payload(minute(0, 5e6)))
+        await settle()
+        clock.set(H + 5 * MIN + LATE_CANDLE_LIMIT_MS)  # an outage: no candle closes at H:05, the limit passes
         await scanner.wait_for_scan(H + 5 * MIN)
     finally:
         await scanner.stop()

@@ -20,7 +20,7 @@ SOURCE = typer.Option(Source.replay, "--source", help="Market data: replayed rea
 
 
 def _run(roles: set[str], *, source: str = "replay", host: str = "127.0.0.1", port: int = 8000,
-         demo: bool = False) -> None:
+         demo: bool = False, paper: bool = True) -> None:
     from marketpulse import roles as role_wiring
     from marketpulse.logs import configure_logging
     from marketpulse.runtime import Runtime
@@ -34,7 +34,7 @@ def _run(roles: set[str], *, source: str = "replay", host: str = "127.0.0.1", po
         upgrade(settings.database_url)
     runtime = Runtime.open(settings)
     with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(role_wiring.run(runtime, roles=roles, source=source, host=host, port=port, demo=demo))
+        asyncio.run(role_wiring.run(runtime, roles=roles, source=source, host=host, port=port, demo=demo, paper=paper))
 
 
 def register(app: typer.Typer) -> None:
@@ -50,9 +50,14 @@ def register(app: typer.Typer) -> None:
         _run({"api"}, host=host, port=port)
 
     @app.command()
-    def worker() -> None:
+    def worker(
+        paper: bool = typer.Option(
+            True, "--paper/--no-paper",
+            help="Run paper trading here. Scaled out, exactly one worker runs it: its deployments need every minute",
+        ),
+    ) -> None:
         """Bus consumers: market recorder, volume-spike scanner, paper trading."""
-        _run({"worker"})
+        _run({"worker"}, paper=paper)
 
     @app.command()
     def ingest(source: Source = SOURCE) -> None:

@@ -10,6 +10,12 @@ counts only candles closed by b, so waiting can add late candles and never futur
 are missed by that scan (they count from the next one). Default 2 s of market time: enough for a live Binance
 stream; a replay at 60× that publishes in bursts may want more (it is only 33 ms of real time there).
 
+The clock and the candles can also drift apart the other way: a worker's clock that follows tickers through another
+consumer may run ahead of this scanner's candle consumer (a replay's start-up burst). With `await_candles=True`
+(what a worker apart from its source uses) a scan also waits for its own watermark (the newest candle close it
+has handled) to reach b, for at most `LATE_CANDLE_LIMIT_MS` of market time past b: an exchange outage must not
+stall the scans for ever.
+
 If the clock leaps more than an hour ahead (a suspended laptop, a replay seek), missed scans are skipped rather than
 replayed: their hours' candles are gone from the detector's bounded memory anyway.
 """
@@ -36,6 +42,8 @@ from marketpulse.settings import Settings
 log = structlog.get_logger(__name__)
 
 DEFAULT_GRACE_MS = 2_000
+LATE_CANDLE_LIMIT_MS = 60_000
+WATERMARK_POLL_S = 0.05  # real seconds between looks at the clock while waiting for candles
 CONSUMER_GROUP = "detection.volume-spikes"
 
 
@@ -56,6 +64,7 @@ class SpikeScanner:
         detector: VolumeSpikeDetector | None = None,
         grace_ms: int = DEFAULT_GRACE_MS,
         group: str = CONSUMER_GROUP,
+        await_candles: bool = False,
     ) -> None:
         settings = parts.settings
         clock = clock or getattr(parts, "clock", None)  # a Runtime carries its clock
@@ -71,6 +80,9 @@ class SpikeScanner:
         self._subscriptions: list[Subscription] = []
         self._task: asyncio.Task[None] | None = None
         self._scanned = asyncio.Condition()
+        self.await_candles = await_candles
+        self.watermark_ms = 0  # newest candle close handled
+        self._candles_arrived = asyncio.Event()
 
     # --- lifecycle ------------------------------------------------------------------------------------------------
 
@@ -123,6 +135,8 @@ class SpikeScanner:
         boundary = _ceil_to_scan(self.clock.now_ms())
         while True:
             await self.clock.sleep_until(boundary + self.grace_ms)
+            if self.await_candles:
+                await self._await_candles_through(boundary)
             try:
                 await self.scan_once(boundary)
             except Exception:  # a database hiccup must not end the scanner; the next scan goes on
@@ -132,6 +146,14 @@ class SpikeScanner:
             now = self.clock.now_ms()
             if now - boundary > HOUR_MS:
                 boundary = _ceil_to_scan(now)
+
+    async def _await_candles_through(self, boundary: int) -> None:
+        """Wait until this scanner has handled candles closing at `boundary`, or the clock passes the limit."""
+        deadline = boundary + max(self.grace_ms, LATE_CANDLE_LIMIT_MS)
+        while self.watermark_ms < boundary and self.clock.now_ms() < deadline:
+            self._candles_arrived.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._candles_arrived.wait(), WATERMARK_POLL_S)
 
     async def _mark_scanned(self, t_ms: int) -> None:
         async with self._scanned:
@@ -149,6 +171,10 @@ class SpikeScanner:
                 log.warning("malformed candle dropped", topic=message.topic, id=message.id, error=str(exc))
                 continue
             self.detector.on_candle(candle)
+            close_ms = candle.open_time + _INTERVAL_MS.get(candle.interval, 0)
+            if candle.closed and close_ms > self.watermark_ms:
+                self.watermark_ms = close_ms
+                self._candles_arrived.set()
 
     async def _on_tickers(self, message: Message) -> None:
         try:
@@ -157,6 +183,9 @@ class SpikeScanner:
             log.warning("malformed market rows dropped", topic=message.topic, id=message.id, error=str(exc))
             return
         self.detector.on_market_rows(rows)
+
+
+_INTERVAL_MS = {"1m": 60_000, "5m": 300_000, "15m": 900_000, "1h": HOUR_MS}
 
 
 def _ceil_to_scan(t_ms: int) -> int:
