@@ -64,6 +64,7 @@ async def start_worker(runtime: Runtime, market_clock: Clock, *, follows_bus_tim
         runner = PaperRunner(runtime)
         await runner.start()
         stoppers.append(runner.stop)
+    log.info("worker consumers subscribed", paper=paper)  # after the last subscription: safe to start publishing
     return stoppers
 
 

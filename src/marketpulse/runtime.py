@@ -34,7 +34,7 @@ class Runtime:
             settings=settings,
             engine=engine,
             sessions=session_factory(engine),
-            bus=bus or create_bus(settings.bus_url),
+            bus=bus or create_bus(settings.bus_url, claim_idle_ms=settings.bus_claim_idle_ms),
             clock=clock or SystemClock(),
         )
 

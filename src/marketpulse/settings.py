@@ -19,6 +19,9 @@ class Settings(BaseSettings):
         description="SQLAlchemy async URL: sqlite+aiosqlite:///… or postgresql+asyncpg://…",
     )
     bus_url: str = Field("memory://", description="memory:// (in-process) or redis://host:port/db (Redis Streams)")
+    bus_claim_idle_ms: int = Field(
+        30_000, ge=100, description="Redis bus: a message unacknowledged this long is claimed by another consumer"
+    )
     redis_url: str | None = Field(
         None, description="Redis for Socket.IO fan-out; defaults to bus_url when that is redis"
     )

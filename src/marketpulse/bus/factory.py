@@ -5,7 +5,8 @@ from __future__ import annotations
 from marketpulse.bus.base import EventBus
 
 
-def create_bus(url: str) -> EventBus:
+def create_bus(url: str, *, claim_idle_ms: int = 30_000) -> EventBus:
+    """`claim_idle_ms` (Redis): how long a message may sit unacknowledged with a consumer before another claims it."""
     if url.startswith("memory://"):
         from marketpulse.bus.memory import MemoryBus
 
@@ -13,5 +14,5 @@ def create_bus(url: str) -> EventBus:
     if url.startswith(("redis://", "rediss://", "unix://")):
         from marketpulse.bus.redis_streams import RedisStreamsBus
 
-        return RedisStreamsBus(url)
+        return RedisStreamsBus(url, claim_idle_ms=claim_idle_ms)
     raise ValueError(f"PULSE_BUS_URL: unsupported scheme in {url!r} (use memory:// or redis://host:port/db)")
