@@ -5,6 +5,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import enum
+import signal
+from collections.abc import Coroutine
+from typing import Any
 
 import typer
 
@@ -33,8 +36,17 @@ def _run(roles: set[str], *, source: str = "replay", host: str = "127.0.0.1", po
 
         upgrade(settings.database_url)
     runtime = Runtime.open(settings)
+    work = role_wiring.run(runtime, roles=roles, source=source, host=host, port=port, demo=demo, paper=paper)
     with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(role_wiring.run(runtime, roles=roles, source=source, host=host, port=port, demo=demo, paper=paper))
+        asyncio.run(_stop_on_sigterm(work))
+
+
+async def _stop_on_sigterm(work: Coroutine[Any, Any, None]) -> None:
+    """SIGTERM (systemd, containers) stops as cleanly as Ctrl-C: roles cancelled, consumers closed, runtime shut."""
+    task = asyncio.ensure_future(work)
+    asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, task.cancel)
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
 
 
 def register(app: typer.Typer) -> None:
