@@ -55,7 +55,8 @@ async def start_worker(runtime: Runtime, market_clock: Clock, *, follows_bus_tim
     # each worker's detector only its share, and none would ever raise an alert). Workers then scan redundantly; the
     # alert store's unique (symbol, hour, type) makes each alert stored and published once.
     scanner = SpikeScanner(runtime, clock=market_clock, grace_ms=runtime.settings.spike_scan_grace_ms,
-                           group=f"{CONSUMER_GROUP}-{uuid.uuid4().hex[:8]}", await_candles=follows_bus_time)
+                           group=f"{CONSUMER_GROUP}-{uuid.uuid4().hex[:8]}", group_is_ours=True,
+                           await_candles=follows_bus_time)
     await scanner.start()
     stoppers.append(scanner.stop)
     if paper:
@@ -75,7 +76,7 @@ async def follow_market_time(runtime: Runtime) -> tuple[EventClock, Stopper]:
     async def observe(msg: Message) -> None:
         clock.observe(int(msg.data["time"]))
 
-    sub = await runtime.bus.subscribe(topics.MARKET_TICKERS, f"clock-{uuid.uuid4().hex[:8]}", observe)
+    sub = await runtime.bus.subscribe(topics.MARKET_TICKERS, f"clock-{uuid.uuid4().hex[:8]}", observe, ephemeral=True)
     return clock, sub.close
 
 

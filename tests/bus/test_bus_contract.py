@@ -241,3 +241,21 @@ def test_factory_rejects_unknown_schemes_naming_the_url(url: str) -> None:
     with pytest.raises(ValueError, match="unsupported scheme") as err:
         create_bus(url)
     assert repr(url) in str(err.value)
+
+
+async def test_a_closed_ephemeral_group_is_gone_but_a_durable_group_keeps_what_was_published(bus: EventBus) -> None:
+    # A per-process group (ephemeral) must not outlive its process: nothing queues for it after close. A shared,
+    # durable group keeps messages published while nobody consumed, for the next consumer to pick up.
+    for ephemeral in (True, False):
+        group = f"g-{ephemeral}"
+        first = await bus.subscribe("t.ephemeral", group, recorder([]), ephemeral=ephemeral)
+        await first.close()
+        await bus.publish("t.ephemeral", {"while": "closed", "ephemeral": ephemeral})
+        got: list[Message] = []
+        second = await bus.subscribe("t.ephemeral", group, recorder(got), ephemeral=ephemeral)
+        await bus.publish("t.ephemeral", {"while": "open", "ephemeral": ephemeral})
+        await eventually(lambda got=got: any(m.data["while"] == "open" for m in got), "the message after resubscribe")
+        await asyncio.sleep(0.05)
+        seen = [m.data["while"] for m in got]
+        await second.close()
+        assert seen == (["open"] if ephemeral else ["closed", "open"]), (ephemeral, seen)

@@ -50,8 +50,10 @@ class EventBus(ABC):
 
     @abstractmethod
     async def subscribe(
-        self, topic: str, group: str, handler: Handler, *, consumer: str | None = None
-    ) -> Subscription: ...
+        self, topic: str, group: str, handler: Handler, *, consumer: str | None = None, ephemeral: bool = False
+    ) -> Subscription:
+        """`ephemeral`: the group is this subscription's alone (a per-process group); closing deletes the group,
+        so restarts don't leave abandoned groups behind (a crashed process still does: nothing runs to delete it)."""
 
     @abstractmethod
     async def ping(self) -> bool:

@@ -53,8 +53,8 @@ class _Group:
 
 
 class _MemoryConsumer(Subscription):
-    def __init__(self, bus: MemoryBus, group: _Group, handler: Handler) -> None:
-        self._bus, self._group, self._handler = bus, group, handler
+    def __init__(self, bus: MemoryBus, group: _Group, handler: Handler, *, ephemeral: bool = False) -> None:
+        self._bus, self._group, self._handler, self._ephemeral = bus, group, handler, ephemeral
         self._stopping = False
         self._busy = False
         self._task = asyncio.create_task(self._run(), name=f"bus:{group.topic}:{group.name}")
@@ -105,6 +105,8 @@ class _MemoryConsumer(Subscription):
         with contextlib.suppress(asyncio.CancelledError):
             await self._task
         self._bus.forget(self)
+        if self._ephemeral:
+            self._bus.drop_group(self._group)
 
     def abort(self) -> None:
         """Die like a crashed process: a message being handled goes back to the group, unacknowledged."""
@@ -129,17 +131,24 @@ class MemoryBus(EventBus):
             group.put(envelope)
         return envelope.id
 
-    async def subscribe(self, topic: str, group: str, handler: Handler, *, consumer: str | None = None) -> Subscription:
+    async def subscribe(
+        self, topic: str, group: str, handler: Handler, *, consumer: str | None = None, ephemeral: bool = False
+    ) -> Subscription:
         # `consumer` only names consumers in Redis; in process, every subscription is its own consumer.
         groups = self._groups[topic]
         if group not in groups:
             groups[group] = _Group(topic, group, self._maxsize)
-        sub = _MemoryConsumer(self, groups[group], handler)
+        sub = _MemoryConsumer(self, groups[group], handler, ephemeral=ephemeral)
         self._subscriptions.add(sub)
         return sub
 
     def forget(self, sub: _MemoryConsumer) -> None:
         self._subscriptions.discard(sub)
+
+    def drop_group(self, group: _Group) -> None:
+        """Publishing stops queueing for the group (an ephemeral group, closed)."""
+        if self._groups[group.topic].get(group.name) is group:
+            del self._groups[group.topic][group.name]
 
     def dead_letter(self, topic: str, envelope: _Envelope) -> None:
         self._dead[topic].append(Message(envelope.id, topic, orjson.loads(envelope.payload), envelope.deliveries))

@@ -48,8 +48,10 @@ def _text(value: bytes | str) -> str:
 class _StreamConsumer(Subscription):
     """One consumer of one group: the claim/read/handle/ack loop, run as a task."""
 
-    def __init__(self, bus: RedisStreamsBus, topic: str, group: str, consumer: str, handler: Handler) -> None:
+    def __init__(self, bus: RedisStreamsBus, topic: str, group: str, consumer: str, handler: Handler, *,
+                 ephemeral: bool = False) -> None:
         self._bus, self._topic, self._group, self.consumer = bus, topic, group, consumer
+        self._ephemeral = ephemeral
         self._stream = bus.stream_key(topic)
         self._handler = handler
         self._stopping = False
@@ -195,6 +197,12 @@ class _StreamConsumer(Subscription):
         await self._leave_group()
 
     async def _leave_group(self) -> None:
+        if self._ephemeral:  # the group is ours alone: delete it whole, pending entries and all
+            try:
+                await self._bus.client.xgroup_destroy(self._stream, self._group)
+            except redis.RedisError as exc:
+                log.debug("bus group not destroyed", group=self._group, error=str(exc))
+            return
         """Remove this consumer from the group when it holds nothing, so restarts don't pile up dead names in
         XINFO CONSUMERS. With entries pending it stays: DELCONSUMER would drop those entries, unhandled."""
         client = self._bus.client
@@ -264,9 +272,11 @@ class RedisStreamsBus(EventBus):
             if "BUSYGROUP" not in str(exc):
                 raise
 
-    async def subscribe(self, topic: str, group: str, handler: Handler, *, consumer: str | None = None) -> Subscription:
+    async def subscribe(
+        self, topic: str, group: str, handler: Handler, *, consumer: str | None = None, ephemeral: bool = False
+    ) -> Subscription:
         await self.ensure_group(self.stream_key(topic), group)
-        sub = _StreamConsumer(self, topic, group, consumer or default_consumer_name(), handler)
+        sub = _StreamConsumer(self, topic, group, consumer or default_consumer_name(), handler, ephemeral=ephemeral)
         self._subscriptions.add(sub)
         return sub
 

@@ -65,6 +65,7 @@ class SpikeScanner:
         grace_ms: int = DEFAULT_GRACE_MS,
         group: str = CONSUMER_GROUP,
         await_candles: bool = False,
+        group_is_ours: bool = False,
     ) -> None:
         settings = parts.settings
         clock = clock or getattr(parts, "clock", None)  # a Runtime carries its clock
@@ -81,6 +82,7 @@ class SpikeScanner:
         self._task: asyncio.Task[None] | None = None
         self._scanned = asyncio.Condition()
         self.await_candles = await_candles
+        self._group_is_ours = group_is_ours  # a per-process group: deleted when the scanner stops
         self.watermark_ms = 0  # newest candle close handled
         self._candles_arrived = asyncio.Event()
 
@@ -91,8 +93,10 @@ class SpikeScanner:
         if self._task is not None:
             return
         self._subscriptions = [
-            await self._bus.subscribe(topics.MARKET_CANDLES, self._group, self._on_candles),
-            await self._bus.subscribe(topics.MARKET_TICKERS, self._group, self._on_tickers),
+            await self._bus.subscribe(topics.MARKET_CANDLES, self._group, self._on_candles,
+                                      ephemeral=self._group_is_ours),
+            await self._bus.subscribe(topics.MARKET_TICKERS, self._group, self._on_tickers,
+                                      ephemeral=self._group_is_ours),
         ]
         self._task = asyncio.create_task(self._loop(), name="detection:spike-scanner")
 

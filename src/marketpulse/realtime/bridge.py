@@ -72,7 +72,7 @@ class RealtimeBridge:
             (topics.MARKET_OPEN_INTEREST, OPEN_INTEREST_STORE_GROUP, self._on_open_interest_store),
         ]
         for topic, group, handler in plan:
-            self._subs.append(await self._bus.subscribe(topic, group, handler))
+            self._subs.append(await self._bus.subscribe(topic, group, handler, ephemeral=group == state))
         log.info("realtime bridge started", state_group=state)
 
     async def stop(self) -> None:
