@@ -30,7 +30,7 @@ import numpy as np
 
 import marketpulse.indicators as indicators
 from marketpulse.backtest import core
-from marketpulse.backtest.engine import Backtest, EngineSettings, bar_interval_ms, resolve_strategy
+from marketpulse.backtest.engine import EngineSettings, bar_interval_ms, resolve_strategy
 from marketpulse.backtest.stats import METRICS, Stats, stats_from_state
 from marketpulse.marketdata.frame import CandleFrame
 from marketpulse.strategies.base import Param, Strategy
@@ -262,12 +262,6 @@ def walk_forward(candles: CandleFrame, job: Job, combos: list[dict[str, Any]], f
         out.append(Fold(k, (int(t[lo]), int(t[mid])), (int(t[mid]), end_ms), best.params, best.score,
                         _score(oos, job.metric), best.stats, oos))
     return out
-
-
-def backtest_best(candles: CandleFrame, job: Job, params: Mapping[str, Any]) -> Backtest:
-    """A full Backtest (trades, equity, report) of one sweep row."""
-    return Backtest(candles, job.strategy, params, cash=job.cash, check_lookahead=False,
-                    **backtest_kwargs(job.settings))
 
 
 def backtest_kwargs(s: EngineSettings) -> dict[str, Any]:

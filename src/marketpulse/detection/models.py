@@ -19,7 +19,6 @@ import msgspec
 
 AlertType = Literal["SPIKE", "HALF_UPDATE", "FULL_UPDATE"]
 CandleDirection = Literal["bullish", "bearish"]
-ALERT_TYPES: tuple[AlertType, ...] = ("SPIKE", "HALF_UPDATE", "FULL_UPDATE")
 
 HOUR_MS = 3_600_000
 MINUTE_MS = 60_000
@@ -45,11 +44,6 @@ class VolumeAlert(msgspec.Struct, frozen=True, kw_only=True, rename="camel"):
         """camelCase JSON-able dict with epoch-ms timestamps (the form on the bus and in HTTP answers)."""
         out: dict[str, Any] = msgspec.to_builtins(self)
         return out
-
-    @classmethod
-    def from_wire(cls, data: dict[str, Any]) -> VolumeAlert:
-        """Inverse of `to_wire` (timestamps must already be epoch ms)."""
-        return msgspec.convert(data, cls)
 
 
 def format_usd(amount: float) -> str:

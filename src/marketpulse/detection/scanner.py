@@ -110,15 +110,6 @@ class SpikeScanner:
             await sub.close()
         self._subscriptions = []
 
-    async def run(self) -> None:
-        """start(), then run until cancelled (the form a role's task group wants)."""
-        await self.start()
-        try:
-            assert self._task is not None
-            await self._task
-        finally:
-            await self.stop()
-
     async def wait_for_scan(self, t_ms: int) -> None:
         """Return once the scan for boundary `t_ms` (or a later one) has stored and published its alerts."""
         async with self._scanned:

@@ -281,11 +281,6 @@ class VolumeSpikeDetector:
         return len(self._symbols)
 
 
-def next_scan_time(t_ms: int) -> int:
-    """The first 5-minute boundary strictly after `t_ms`."""
-    return t_ms - t_ms % SCAN_EVERY_MS + SCAN_EVERY_MS
-
-
 def detect_offline(columns: KlineColumns, detector: VolumeSpikeDetector) -> Iterator[VolumeAlert]:
     """Replay a klines file through the detector as the live scanner would, yielding alerts in time order.
 

@@ -28,8 +28,3 @@ def upgrade(url: str, revision: str = "head") -> None:
         return
     with concurrent.futures.ThreadPoolExecutor(1) as pool:
         pool.submit(command.upgrade, alembic_config(url), revision).result()
-
-
-async def upgrade_async(url: str, revision: str = "head") -> None:
-    # Alembic's env runs its own event loop; keep it off the caller's.
-    await asyncio.to_thread(upgrade, url, revision)

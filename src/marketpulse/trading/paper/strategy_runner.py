@@ -56,7 +56,6 @@ class Proposal:
 @dataclass
 class MinuteStep:
     fills: list[EngineFill] = field(default_factory=list)
-    trades_closed: list[Trade] = field(default_factory=list)
     consumed_order_ids: list[int] = field(default_factory=list)  # engine orders that left the book this minute
 
 
@@ -116,7 +115,7 @@ class StrategyRunner:
         before_units, before_fees = self.engine.position, float(self.engine.state[core.S_ENTRY_FEES])
         before_orders = {o["id"] for o in self.engine.working_orders()}
         closed = self.engine.on_bar(c.open_time, c.open, c.high, c.low, c.close)
-        step = MinuteStep(trades_closed=closed)
+        step = MinuteStep()
         step.consumed_order_ids = sorted(before_orders - {o["id"] for o in self.engine.working_orders()})
         for t in closed:
             side = 1.0 if t.side == "long" else -1.0

@@ -24,8 +24,6 @@ from marketpulse.trading.paper.tables import PaperDeploymentRow, PaperFillRow, P
 
 router = APIRouter(prefix="/api/v1/paper", tags=["paper trading"])
 
-_INTERVALS = ("1m", "3m", "5m", "15m", "30m", "1h", "2h", "4h", "6h", "12h", "1d")
-
 
 class OrderIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
