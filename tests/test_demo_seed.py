@@ -7,7 +7,6 @@ import pytest
 from marketpulse.demo import DEMO_DEPLOYMENT, deploy_demo_strategy, import_sample
 from marketpulse.marketdata.library import CandleLibrary
 from marketpulse.runtime import Runtime
-from marketpulse.trading.paper.runner import services_for
 
 
 @pytest.mark.slow
@@ -26,7 +25,7 @@ def test_sample_import_is_complete_and_idempotent(tmp_path) -> None:
 async def test_demo_strategy_is_deployed_once(runtime: Runtime) -> None:
     await deploy_demo_strategy(runtime)
     await deploy_demo_strategy(runtime)
-    _, deployments = services_for(runtime)
+    deployments = runtime.services.deployments
     rows = await deployments.for_owner("default")
     assert [(r.strategy, r.symbol, r.interval, r.status) for r in rows] == [
         (DEMO_DEPLOYMENT["strategy"], DEMO_DEPLOYMENT["symbol"], DEMO_DEPLOYMENT["interval"], "running")

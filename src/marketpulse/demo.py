@@ -37,9 +37,8 @@ def import_sample(settings: Settings) -> int:
 async def deploy_demo_strategy(runtime: Runtime, owner_id: str = "default") -> None:
     """Deploy the demo strategy once per database; a restarted demo resumes the one it has."""
     from marketpulse.trading.paper.deployments import DeploymentSpec
-    from marketpulse.trading.paper.runner import services_for
 
-    _, deployments = services_for(runtime)
+    deployments = runtime.services.deployments
     if await deployments.for_owner(owner_id):
         return
     row = await deployments.deploy(owner_id, DeploymentSpec(**DEMO_DEPLOYMENT))  # type: ignore[arg-type]

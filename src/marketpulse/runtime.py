@@ -1,12 +1,15 @@
 """The shared resources one process needs (settings, database, bus, clock), opened and closed together.
 
 `pulse demo`, `pulse api`, `pulse worker` and `pulse ingest` each open one Runtime and start their roles on it;
-the roles are wired in `marketpulse.roles`.
+the roles are wired in `marketpulse.roles`. The runtime also owns the process's services (`runtime.services`,
+see `marketpulse.services`): built once on first use, stopped by `close()` before the bus and database.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import cached_property
+from typing import TYPE_CHECKING
 
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
@@ -14,6 +17,9 @@ from marketpulse.bus import EventBus, create_bus
 from marketpulse.clock import Clock, SystemClock
 from marketpulse.settings import Settings, get_settings
 from marketpulse.storage.database import create_engine, session_factory
+
+if TYPE_CHECKING:
+    from marketpulse.services import Services
 
 
 @dataclass
@@ -38,6 +44,14 @@ class Runtime:
             clock=clock or SystemClock(),
         )
 
+    @cached_property
+    def services(self) -> Services:
+        from marketpulse.services import Services
+
+        return Services.build(self)
+
     async def close(self) -> None:
+        if "services" in self.__dict__:  # built: stop them while the bus and database are still open
+            await self.services.close()
         await self.bus.close()
         await self.engine.dispose()

@@ -11,7 +11,6 @@ import pytest
 from fastapi import FastAPI
 
 from marketpulse.backtest import Backtest
-from marketpulse.backtest.jobs import jobs_for
 from marketpulse.backtest.views import router
 from marketpulse.clock import FakeClock
 from marketpulse.marketdata.frame import CandleFrame
@@ -43,7 +42,7 @@ async def run_job(client: httpx.AsyncClient, runtime: Runtime, body: dict[str, A
     resp = await client.post("/api/v1/backtests", json=body)
     assert resp.status_code == 202, resp.text
     assert resp.json()["status"] == "queued"
-    await jobs_for(runtime).wait()
+    await runtime.services.backtests.wait()
     job = await client.get(f"/api/v1/backtests/{resp.json()['id']}")
     assert job.status_code == 200
     return job.json()
@@ -156,7 +155,7 @@ async def test_free_plan_runs_three_backtests_a_day(client: httpx.AsyncClient, r
         assert (await client.post("/api/v1/backtests", json={**ETH_WEEK, "symbol": "NOPEUSDT"})).status_code == 202
     resp = await client.post("/api/v1/backtests", json=ETH_WEEK)
     assert resp.status_code == 429 and resp.json()["detail"]["reason"] == "daily_backtest_limit"
-    await jobs_for(runtime).wait()
+    await runtime.services.backtests.wait()
 
 
 async def test_the_page_offers_every_strategy(client: httpx.AsyncClient) -> None:
@@ -170,7 +169,7 @@ async def test_the_page_offers_every_strategy(client: httpx.AsyncClient) -> None
 async def test_a_job_cut_off_by_a_restart_reports_failed(
     client: httpx.AsyncClient, runtime: Runtime, clock: FakeClock
 ) -> None:
-    from marketpulse.backtest.jobs import BacktestJobRow
+    from marketpulse.backtest.tables import BacktestJobRow
 
     async with runtime.sessions() as s:  # left "running" by a process that is gone
         s.add(BacktestJobRow(id="j1", owner_id="default", status="running", progress=0.3, request=ETH_WEEK,

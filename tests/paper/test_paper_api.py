@@ -10,7 +10,6 @@ from fastapi import FastAPI
 
 from marketpulse.runtime import Runtime
 from marketpulse.trading.owners import current_owner
-from marketpulse.trading.paper.runner import services_for
 from marketpulse.trading.paper.views import router
 
 from .helpers import MINUTE, T0, candle
@@ -55,7 +54,7 @@ async def test_order_lifecycle_over_http(client: httpx.AsyncClient, runtime: Run
 
 
 async def test_filled_market_order_shows_in_positions_and_fills(client: httpx.AsyncClient, runtime: Runtime) -> None:
-    paper, _ = services_for(runtime)
+    paper = runtime.services.paper
     await paper.on_candles([candle("ETHUSDT", T0 - MINUTE, 4_000.0)])
     resp = await client.post("/api/v1/paper/orders", json={"symbol": "ETHUSDT", "side": "sell", "quantity": 1})
     assert resp.status_code == 201, resp.text

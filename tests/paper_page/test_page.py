@@ -16,7 +16,6 @@ from marketpulse.realtime.market_feed import decode_rows
 from marketpulse.runtime import Runtime
 from marketpulse.strategies import REGISTRY
 from marketpulse.trading.paper.page import INTERVALS
-from marketpulse.trading.paper.runner import services_for
 from marketpulse.trading.paper.views import DeploymentIn
 from paper.helpers import MINUTE, T0, candle  # tests/paper helpers
 
@@ -147,7 +146,7 @@ async def test_bootstrap_carries_the_accounts_current_state(client: httpx.AsyncC
     assert empty["snapshot"]["account"]["equity"] == runtime.settings.paper_starting_balance
     assert empty["snapshot"]["positions"] == [] and empty["snapshot"]["orders"] == []
 
-    paper, _ = services_for(runtime)
+    paper = runtime.services.paper
     await paper.on_candles([candle("BTCUSDT", T0 - MINUTE, 60_000.0)])
     market = await client.post("/api/v1/paper/orders", json={"symbol": "BTCUSDT", "side": "buy", "quantity": 0.5})
     limit = await client.post("/api/v1/paper/orders", json={

@@ -24,7 +24,7 @@ from marketpulse.bus.memory import MemoryBus
 from marketpulse.clock import FakeClock
 from marketpulse.runtime import Runtime
 from marketpulse.settings import Settings
-from marketpulse.trading.paper.runner import PaperRunner, services_for
+from marketpulse.trading.paper.runner import PaperRunner
 
 CHROMIUM = "/usr/bin/chromium"
 pytestmark = [
@@ -73,7 +73,7 @@ async def market_until(runtime: Runtime, candles: list[dict[str, Any]]) -> None:
     """Publish closed candles and wait until the runner's market clock has reached the last one's close."""
     await runtime.bus.publish(topics.MARKET_CANDLES, {"interval": "1m", "candles": candles})
     close = candles[-1]["open_time"] + MINUTE
-    paper, _ = services_for(runtime)
+    paper = runtime.services.paper
 
     async def reached() -> bool:
         return paper.clock.now_ms() >= close

@@ -19,15 +19,9 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, HTMLResponse
 from fastapi.templating import Jinja2Templates
 
-from marketpulse.backtest.jobs import (
-    BacktestJobs,
-    BacktestRequest,
-    DailyLimitReached,
-    FieldError,
-    job_json,
-    jobs_for,
-    safe_data_path,
-)
+from marketpulse.backtest.candles import safe_data_path
+from marketpulse.backtest.schemas import BacktestRequest, FieldError, job_json
+from marketpulse.backtest.service import BacktestJobs, DailyLimitReached
 from marketpulse.strategies import REGISTRY
 from marketpulse.trading.owners import current_owner
 
@@ -38,7 +32,8 @@ INTERVALS = ("1m", "5m", "15m", "30m", "1h", "4h", "1d")
 
 
 def _jobs(request: Request) -> BacktestJobs:
-    return jobs_for(request.app.state.runtime)
+    """The process's job runner, built once with the runtime's services (see `marketpulse.services`)."""
+    return request.app.state.runtime.services.backtests
 
 
 @router.post("/api/v1/backtests", status_code=status.HTTP_202_ACCEPTED, tags=["backtests"])

@@ -1,6 +1,6 @@
 """Imports every capability's tables so Alembic and tests see one complete metadata."""
 
-from marketpulse.backtest import jobs as _backtest_jobs  # noqa: F401
+from marketpulse.backtest import tables as _backtest_tables  # noqa: F401
 from marketpulse.detection import tables as _detection_tables  # noqa: F401
 from marketpulse.marketdata import tables as _marketdata_tables  # noqa: F401
 from marketpulse.storage.database import Base

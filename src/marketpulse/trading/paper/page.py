@@ -17,10 +17,10 @@ from fastapi.responses import FileResponse, HTMLResponse
 from fastapi.templating import Jinja2Templates
 
 from marketpulse.realtime.market_feed import MarketFeed
+from marketpulse.services import get_services
 from marketpulse.strategies import REGISTRY, Param, Strategy
 from marketpulse.trading.owners import current_owner
 from marketpulse.trading.paper.orders import OrderStatus, OrderType, Side, TimeInForce
-from marketpulse.trading.paper.runner import services_for
 from marketpulse.trading.paper.views import DeploymentIn, deployment_json, fill_json, order_json, position_json
 
 router = APIRouter(include_in_schema=False)
@@ -72,7 +72,8 @@ def strategy_forms() -> list[StrategyForm]:
 
 async def _snapshot(request: Request, owner: str) -> dict[str, Any]:
     """What the page shows, in the API's wire shapes, so paper.js renders the first paint and each poll alike."""
-    paper, deployments = services_for(request.app.state.runtime)
+    services = get_services(request)
+    paper, deployments = services.paper, services.deployments
     return {
         "account": await paper.account(owner),
         "positions": [position_json(p) for p in await paper.positions(owner)],

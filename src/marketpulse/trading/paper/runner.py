@@ -10,46 +10,22 @@ before each batch.
 
 from __future__ import annotations
 
-import weakref
-
 import msgspec
 import structlog
 
 from marketpulse.bus import Message, Subscription, topics
-from marketpulse.clock import EventClock
 from marketpulse.marketdata.models import Candle
 from marketpulse.runtime import Runtime
-from marketpulse.trading.paper.deployments import DeploymentService
-from marketpulse.trading.paper.service import CONSUMER_GROUP, PaperConfig, PaperTradingService
+from marketpulse.trading.paper.service import CONSUMER_GROUP
 from marketpulse.trading.paper.strategy_runner import MINUTE_MS
 
 log = structlog.get_logger(__name__)
 
-# One service per Runtime, shared by the HTTP views and the worker of a `pulse demo` process, so its per-owner
-# locks really serialize every writer in the process and the views see the worker's market time.
-_SERVICES: dict[int, tuple[weakref.ref[Runtime], PaperTradingService, DeploymentService, EventClock]] = {}
-
-
-def _entry(runtime: Runtime) -> tuple[weakref.ref[Runtime], PaperTradingService, DeploymentService, EventClock]:
-    entry = _SERVICES.get(id(runtime))
-    if entry is None or entry[0]() is not runtime:
-        clock = EventClock(runtime.clock)
-        paper = PaperTradingService(runtime.sessions, runtime.bus, clock, PaperConfig.from_settings(runtime.settings))
-        deployments = DeploymentService(runtime.sessions, paper, history_bars=runtime.settings.paper_history_bars)
-        entry = (weakref.ref(runtime), paper, deployments, clock)
-        _SERVICES[id(runtime)] = entry
-    return entry
-
-
-def services_for(runtime: Runtime) -> tuple[PaperTradingService, DeploymentService]:
-    _, paper, deployments, _ = _entry(runtime)
-    return paper, deployments
-
-
 class PaperRunner:
     def __init__(self, runtime: Runtime) -> None:
         self.runtime = runtime
-        _, self.paper, self.deployments, self.market_clock = _entry(runtime)
+        services = runtime.services  # the same instances the HTTP views use (one per-owner lock per account)
+        self.paper, self.deployments, self.market_clock = services.paper, services.deployments, services.paper_clock
         self._subs: list[Subscription] = []
 
     async def start(self) -> None:

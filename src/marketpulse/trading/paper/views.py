@@ -14,11 +14,11 @@ from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
 from marketpulse.marketdata.models import normalize_symbol
+from marketpulse.services import get_services
 from marketpulse.strategies import get_strategy
 from marketpulse.trading.owners import current_owner
 from marketpulse.trading.paper.deployments import DeploymentNotFound, DeploymentService, DeploymentSpec
 from marketpulse.trading.paper.orders import OrderSpec, OrderType, Side, TimeInForce
-from marketpulse.trading.paper.runner import services_for
 from marketpulse.trading.paper.service import OrderNotFound, OrderNotOpen, PaperTradingService, RiskRejected
 from marketpulse.trading.paper.tables import PaperDeploymentRow, PaperFillRow, PaperOrderRow, PaperPositionRow
 
@@ -89,7 +89,8 @@ class DeploymentIn(BaseModel):
 
 
 def _services(request: Request) -> tuple[PaperTradingService, DeploymentService]:
-    return services_for(request.app.state.runtime)
+    services = get_services(request)  # built once with the runtime (marketpulse.services)
+    return services.paper, services.deployments
 
 
 def _paper(request: Request) -> PaperTradingService:

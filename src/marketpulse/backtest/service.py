@@ -1,0 +1,175 @@
+"""Backtest jobs: started in the background, polled for progress and results, always scoped by owner.
+
+A job moves queued → running → done | failed. The heavy steps (reading candles, the backtest, the HTML report)
+run on a small thread pool (`backtest_workers`) owned by `BacktestJobs` and shut down with it, so the event loop
+stays free and progress is written between steps. The engine's compiled loop holds the GIL only for the backtest
+itself (~0.05 s per million bars); signals are numpy. The engine is imported only when a job runs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import structlog
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from marketpulse.backtest.candles import LoadedCandles, NoCandles, load_candles
+from marketpulse.backtest.schemas import BacktestRequest, FieldError
+from marketpulse.backtest.tables import BacktestJobRow
+from marketpulse.clock import Clock
+from marketpulse.marketdata.frame import CandleFrame
+from marketpulse.settings import Settings
+
+log = structlog.get_logger(__name__)
+
+MAX_TRADES_STORED = 10_000  # a result row stays a reasonable size; the report and stats still cover every trade
+FREE_PLAN_DAILY_BACKTESTS = 3  # the seed's free tier
+DAY_MS = 86_400_000
+# A queued/running job no process has touched for this long was cut off by a restart: report it as failed.
+# (Each step writes progress; one step — a huge backtest — can run long, hence the generous margin.)
+ORPHANED_AFTER_MS = 3_600_000
+
+
+def run_backtest(req: BacktestRequest, candles: CandleFrame) -> Any:
+    """The engine's `Backtest(...).run()` — the same call the CLI makes."""
+    from marketpulse.backtest.engine import Backtest
+
+    return Backtest(candles, req.strategy, req.params, cash=req.cash, fee_bps=req.fee_bps, size=req.size,
+                    long_only=req.long_only).run()
+
+
+def write_html_report(result: Any, path: Path) -> Path:
+    from marketpulse.backtest.report import write_report
+
+    return write_report(result, path)
+
+
+def result_json(result: Any, loaded: LoadedCandles) -> dict[str, Any]:
+    body: dict[str, Any] = result.as_json()
+    trades = body["trades"]
+    body["trades_truncated"] = len(trades) > MAX_TRADES_STORED
+    body["trades"] = trades[:MAX_TRADES_STORED]
+    frame = loaded.frame
+    body["data"] = {"source": loaded.source, "bars": len(frame), "interval": frame.interval,
+                    "from": int(frame.time[0]), "to": int(frame.time[-1])}
+    return body
+
+
+class DailyLimitReached(Exception):
+    def __init__(self, limit: int) -> None:
+        super().__init__(f"the free plan runs {limit} backtests a day")
+        self.limit = limit
+
+
+class BacktestJobs:
+    """Starts jobs in the background and answers for them, always scoped by owner."""
+
+    def __init__(self, sessions: async_sessionmaker[AsyncSession], clock: Clock, settings: Settings) -> None:
+        self.sessions, self.clock, self.settings = sessions, clock, settings
+        self._pool = ThreadPoolExecutor(settings.backtest_workers, thread_name_prefix="backtest")
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._running_here: set[str] = set()
+
+    async def submit(self, owner_id: str, req: BacktestRequest) -> BacktestJobRow:
+        now = self.clock.now_ms()
+        async with self.sessions() as s:
+            await self._check_daily_limit(s, owner_id, now)
+            row = BacktestJobRow(
+                id=str(uuid.uuid4()), owner_id=owner_id, status="queued", progress=0.0, request=req.as_json(),
+                created_at_ms=now, updated_at_ms=now,
+            )
+            s.add(row)
+            await s.commit()
+        self._running_here.add(row.id)
+        task = asyncio.create_task(self._run(row.id, req), name=f"backtest:{row.id}")
+        self._tasks.add(task)  # keep a reference: the loop only holds weak ones
+        task.add_done_callback(self._tasks.discard)
+        return row
+
+    async def get(self, owner_id: str, job_id: str) -> BacktestJobRow | None:
+        async with self.sessions() as s:
+            stmt = select(BacktestJobRow).where(BacktestJobRow.owner_id == owner_id, BacktestJobRow.id == job_id)
+            row = (await s.execute(stmt)).scalar_one_or_none()
+            if row is not None and self._orphaned(row):
+                row.status, row.error = "failed", "interrupted: the server running it stopped; start it again"
+                row.finished_at_ms = row.updated_at_ms = self.clock.now_ms()
+                await s.commit()
+            return row
+
+    def _orphaned(self, row: BacktestJobRow) -> bool:
+        return (row.status in ("queued", "running") and row.id not in self._running_here
+                and self.clock.now_ms() - row.updated_at_ms > ORPHANED_AFTER_MS)
+
+    async def recent(self, owner_id: str, limit: int = 20) -> list[BacktestJobRow]:
+        stmt = (select(BacktestJobRow).where(BacktestJobRow.owner_id == owner_id)
+                .order_by(BacktestJobRow.created_at_ms.desc()).limit(limit))
+        async with self.sessions() as s:
+            return list((await s.execute(stmt)).scalars())
+
+    async def wait(self) -> None:
+        """Until every job started here has finished (tests)."""
+        while self._tasks:
+            await asyncio.gather(*list(self._tasks), return_exceptions=True)
+
+    async def close(self) -> None:
+        """Shutdown: jobs still running here are stored as interrupted (their owner can start them again), the
+        waiting steps are dropped and the pool's threads are released without waiting for a step in progress."""
+        interrupted = set(self._running_here)
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.gather(*list(self._tasks), return_exceptions=True)
+        self._pool.shutdown(wait=False, cancel_futures=True)
+        for job_id in interrupted:
+            await self._update(job_id, status="failed", error="interrupted: the server stopped; start it again",
+                               finished_at_ms=self.clock.now_ms())
+
+    async def _check_daily_limit(self, s: AsyncSession, owner_id: str, now: int) -> None:
+        # TODO(accounts): the owner's own plan; until accounts exist every owner has the configured plan.
+        if self.settings.paper_plan != "free":
+            return
+        day_start = now - now % DAY_MS
+        stmt = select(func.count()).select_from(BacktestJobRow).where(
+            BacktestJobRow.owner_id == owner_id, BacktestJobRow.created_at_ms >= day_start
+        )
+        if (await s.execute(stmt)).scalar_one() >= FREE_PLAN_DAILY_BACKTESTS:
+            raise DailyLimitReached(FREE_PLAN_DAILY_BACKTESTS)
+
+    async def _run(self, job_id: str, req: BacktestRequest) -> None:
+        loop = asyncio.get_running_loop()
+        try:
+            await self._update(job_id, status="running", progress=0.05, started_at_ms=self.clock.now_ms())
+            loaded = await loop.run_in_executor(self._pool, load_candles, req, self.settings.data_dir)
+            await self._update(job_id, progress=0.3)
+            result = await loop.run_in_executor(self._pool, run_backtest, req, loaded.frame)
+            await self._update(job_id, progress=0.8)
+            path = self.settings.data_dir / "reports" / f"backtest-{job_id}.html"
+            await loop.run_in_executor(self._pool, write_html_report, result, path)
+            await self._update(job_id, status="done", progress=1.0, result=result_json(result, loaded),
+                               report_path=str(path), finished_at_ms=self.clock.now_ms())
+            log.info("backtest job done", job=job_id, trades=len(result.trades))
+        except Exception as exc:  # a job's failure is its result: stored for the owner, never lost
+            log.warning("backtest job failed", job=job_id, error=str(exc))
+            await self._update(job_id, status="failed", error=_reason(exc), finished_at_ms=self.clock.now_ms())
+        finally:
+            self._running_here.discard(job_id)
+
+    async def _update(self, job_id: str, **values: Any) -> None:
+        async with self.sessions() as s:
+            row = await s.get(BacktestJobRow, job_id)
+            if row is None:
+                return
+            for key, value in values.items():
+                setattr(row, key, value)
+            row.updated_at_ms = self.clock.now_ms()
+            await s.commit()
+
+
+def _reason(exc: Exception) -> str:
+    if isinstance(exc, NoCandles | FieldError | ValueError):
+        return str(exc)
+    return f"{type(exc).__name__}: {exc}"

@@ -1,0 +1,57 @@
+"""The process's long-lived services, built once from its Runtime, handed to routes and roles, and shut down.
+
+    runtime.services.paper / .deployments / .paper_clock / .backtests
+
+Built on first use (a `pulse ingest` process never builds them, so it never loads the engine); `Runtime.close`
+stops them. HTTP routes get them through FastAPI dependencies (`get_services` and the views' own small ones), and
+the worker's paper runner uses the same instances, so a `pulse demo` process has one per-owner lock per account
+and the views see the worker's market time.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from fastapi import Request
+
+from marketpulse.clock import EventClock
+
+if TYPE_CHECKING:
+    from marketpulse.backtest.service import BacktestJobs
+    from marketpulse.runtime import Runtime
+    from marketpulse.trading.paper.deployments import DeploymentService
+    from marketpulse.trading.paper.service import PaperTradingService
+
+
+@dataclass
+class Services:
+    paper: PaperTradingService
+    deployments: DeploymentService
+    paper_clock: EventClock  # the market's time as paper trading last saw it (falls back to the runtime's clock)
+    backtests: BacktestJobs
+
+    @classmethod
+    def build(cls, runtime: Runtime) -> Services:
+        from marketpulse.backtest.service import BacktestJobs
+        from marketpulse.trading.paper.deployments import DeploymentService
+        from marketpulse.trading.paper.service import PaperConfig, PaperTradingService
+
+        settings = runtime.settings
+        clock = EventClock(runtime.clock)
+        paper = PaperTradingService(runtime.sessions, runtime.bus, clock, PaperConfig.from_settings(settings))
+        return cls(
+            paper=paper,
+            deployments=DeploymentService(runtime.sessions, paper, history_bars=settings.paper_history_bars),
+            paper_clock=clock,
+            backtests=BacktestJobs(runtime.sessions, runtime.clock, settings),
+        )
+
+    async def close(self) -> None:
+        await self.backtests.close()
+
+
+def get_services(request: Request) -> Services:
+    """FastAPI dependency: the services of the runtime the app was created with."""
+    services: Services = request.app.state.runtime.services
+    return services
