@@ -30,6 +30,13 @@ REDIS_URL = os.environ.get("PULSE_TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
 SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 
 
+def pg_database_url(name: str, driver: str = "postgresql+asyncpg") -> str:
+    """The URL of database `name` on the server `PULSE_TEST_PG_DSN` points at (host, port, user from it)."""
+    from sqlalchemy.engine import make_url
+
+    return make_url(PG_ADMIN_DSN).set(drivername=driver, database=name).render_as_string(hide_password=False)
+
+
 def _pg(sql: str) -> None:
     import asyncpg
 
@@ -56,7 +63,7 @@ def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def pg_database() -> Iterator[str]:
     name = f"mp_test_{uuid.uuid4().hex[:10]}"
     _pg(f'CREATE DATABASE "{name}"')
-    url = f"postgresql+asyncpg://postgres@127.0.0.1:5432/{name}"
+    url = pg_database_url(name)
     upgrade(url)
     yield url
     _pg(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')

@@ -5,10 +5,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import socket
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from typing import Any, TypeVar
 
 import uvicorn
+
+from support.waiting import eventually
 
 API_KEY = "test-key"
 T = TypeVar("T")
@@ -55,17 +57,4 @@ async def serving(app: Any) -> AsyncIterator[str]:
         server.should_exit = True
         await task
 
-
-async def eventually(check: Callable[[], Awaitable[T | None]], timeout_s: float = 5.0) -> T:
-    """Poll `check` until it returns something truthy: bus delivery is asynchronous, and a fixed sleep would
-    be either flaky or slow. Fails with the last value when it never comes."""
-    last: T | None = None
-    for _ in range(int(timeout_s / POLL_S)):
-        last = await check()
-        if last:
-            return last
-        await asyncio.sleep(POLL_S)
-    raise AssertionError(f"condition not met within {timeout_s}s (last value: {last!r})")
-
-
-POLL_S = 0.01
+__all__ = ["eventually", "free_port", "lifespan", "serving"]

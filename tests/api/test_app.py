@@ -34,8 +34,37 @@ async def test_dashboard_page_carries_the_current_table(client: httpx.AsyncClien
 async def test_socket_io_client_is_served_from_node_modules(client: httpx.AsyncClient) -> None:
     r = await client.get("/vendor/socket.io.min.js")
     assert r.status_code == 200 and "Socket.IO" in r.text[:200]
-    assert (await client.get("/vendor/../package.json")).status_code == 404
     assert (await client.get("/vendor/other.js")).status_code == 404
+
+
+async def raw_get(app: object, raw_path: bytes) -> tuple[int, bytes]:
+    """One GET through the ASGI app with the path exactly as given: httpx would normalize `..` away client-side,
+    and the request would never reach the server's routing at all."""
+    sent: list[dict[str, object]] = []
+    scope = {"type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "GET", "scheme": "http",
+             "path": raw_path.decode("latin-1"), "raw_path": raw_path, "query_string": b"", "root_path": "",
+             "headers": [(b"host", b"127.0.0.1")], "client": ("127.0.0.1", 1), "server": ("127.0.0.1", 80)}
+
+    async def receive() -> dict[str, object]:
+        return {"type": "http.request", "body": b"", "more_body": False}
+
+    async def send(message: dict[str, object]) -> None:
+        sent.append(message)
+
+    await app(scope, receive, send)  # type: ignore[operator]
+    status = next(int(m["status"]) for m in sent if m["type"] == "http.response.start")  # type: ignore[call-overload]
+    body = b"".join(m.get("body", b"") for m in sent if m["type"] == "http.response.body")  # type: ignore[misc]
+    return status, body
+
+
+@pytest.mark.parametrize("raw_path", [b"/vendor/../package.json", b"/vendor/..", b"/vendor/%2e%2e%2fpackage.json",
+                                      b"/vendor/..%2Fpackage.json"])
+async def test_vendor_files_cannot_be_escaped(runtime: Runtime, raw_path: bytes) -> None:
+    app = create_app(runtime)
+    async with lifespan(app):
+        status, body = await raw_get(app, raw_path)
+    assert status == 404
+    assert b'"name"' not in body and b"marketpulse" not in body  # nothing of package.json leaks
 
 
 async def test_missing_node_modules_answers_with_how_to_fix_it(runtime: Runtime, tmp_path: Path) -> None:

@@ -7,16 +7,20 @@ Output goes to one log file per process; on failure the tails are printed, which
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
+import functools
 import signal
 import socket
 import subprocess
 import sys
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, TypeVar
+
+from support.waiting import eventually as _eventually
+
+# Processes start slowly and answer errors (refused, 503) until ready: poll every half second, any error is "not yet".
+eventually = functools.partial(_eventually, every_s=0.5, retry_on=(Exception,))
 
 PULSE = Path(sys.executable).with_name("pulse")
 LOG_TAIL_CHARS = 6_000
@@ -123,25 +127,3 @@ class Processes:
         return "\n".join(parts)
 
 
-async def eventually(
-    probe: Callable[[], Awaitable[T | None]], *, deadline_s: float, what: str, every_s: float = 0.5,
-    check: Callable[[], None] | None = None,
-) -> T:
-    """Poll `probe` until it returns something truthy; fail naming `what` at the deadline.
-    A generous deadline bounds the wait; nothing here asserts how fast anything happened. A probe that hangs is cut
-    off at the deadline too, so a stuck query fails this wait instead of eating the whole test's timeout."""
-    loop = asyncio.get_running_loop()
-    end = loop.time() + deadline_s
-    last_error: BaseException | None = None
-    while True:
-        if check is not None:
-            check()
-        try:
-            value = await asyncio.wait_for(probe(), timeout=max(end - loop.time(), every_s))
-            if value:
-                return value
-        except Exception as exc:  # not up yet: connection refused, 503, …; or the probe hung (TimeoutError)
-            last_error = exc
-        if loop.time() > end:
-            raise AssertionError(f"timed out after {deadline_s:.0f}s waiting for {what} (last error: {last_error!r})")
-        await asyncio.sleep(every_s)

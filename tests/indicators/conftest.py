@@ -5,8 +5,9 @@ from pathlib import Path
 import pytest
 
 from marketpulse.marketdata.frame import CandleFrame
+from support.walks import random_walk
 
-from .market_samples import btc_candles, random_walk_candles
+from .market_samples import btc_candles
 
 
 @pytest.fixture(scope="session")
@@ -16,7 +17,7 @@ def btc(shared_data: Path) -> CandleFrame:
 
 @pytest.fixture(scope="session")
 def walk() -> CandleFrame:
-    return random_walk_candles(5_000)
+    return random_walk(5_000)
 
 
 @pytest.fixture(params=["walk", "btc"])

@@ -1,4 +1,4 @@
-"""Candle samples for indicator and strategy tests: a seeded random walk (always) and real BTCUSDT minutes."""
+"""Real BTCUSDT minutes for indicator and strategy tests (the seeded walk is `support.walks.random_walk`)."""
 
 from __future__ import annotations
 
@@ -11,20 +11,6 @@ import pyarrow.csv as pacsv
 from marketpulse.marketdata.frame import CandleFrame
 
 BTC_FILE = "binance_btcusdt_spot_1m.csv.gz"
-
-
-def random_walk_candles(n: int, seed: int = 7, start: float = 30_000.0) -> CandleFrame:
-    """Minute candles of a seeded random walk with realistic wicks, gaps between close and next open, volume."""
-    rng = np.random.default_rng(seed)
-    close = start * np.exp(np.cumsum(rng.normal(0.0, 0.0015, n)))
-    open_ = np.empty(n)
-    open_[0] = start
-    open_[1:] = close[:-1] * (1 + rng.normal(0.0, 0.0003, n - 1))
-    high = np.maximum(open_, close) * (1 + rng.exponential(0.0008, n))
-    low = np.minimum(open_, close) * (1 - rng.exponential(0.0008, n))
-    volume = rng.gamma(2.0, 5.0, n)
-    time = 1_700_000_000_000 + 60_000 * np.arange(n, dtype=np.int64)
-    return CandleFrame(time, open_, high, low, close, volume, "RANDOM", "1m")
 
 
 def btc_candles(shared_data: Path, rows: int = 50_000) -> CandleFrame:

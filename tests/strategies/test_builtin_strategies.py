@@ -7,10 +7,10 @@ from typing import Any
 import numpy as np
 import pytest
 
-from indicators.market_samples import random_walk_candles
 from marketpulse.indicators import ut_bot
 from marketpulse.marketdata.frame import CandleFrame
 from marketpulse.strategies import REGISTRY, Signals, Strategy, get_strategy
+from support.walks import random_walk
 
 SIGNAL_FIELDS = ("long_entries", "long_exits", "short_entries", "short_exits")
 
@@ -32,12 +32,12 @@ def strategy_of(case: str) -> type[Strategy]:
 
 @pytest.fixture(scope="module")
 def candles() -> CandleFrame:
-    return random_walk_candles(3_000, seed=11)
+    return random_walk(3_000, seed=11)
 
 
 def perturbed_after(candles: CandleFrame, start: int, seed: int) -> CandleFrame:
     """The same candles up to ``start - 1``, a different (still coherent) market from ``start`` on."""
-    other = random_walk_candles(len(candles), seed=seed, start=float(candles.close[start - 1]) * 1.05)
+    other = random_walk(len(candles), seed=seed, start=float(candles.close[start - 1]) * 1.05)
     cols = {}
     for name in ("open", "high", "low", "close", "volume"):
         col = getattr(candles, name).copy()

@@ -1,0 +1,1 @@
+"""Helpers every test folder shares: waiting for a condition, seeded candle walks."""
