@@ -17,8 +17,9 @@ from __future__ import annotations
 import io
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
+import msgspec
 import numpy as np
 
 from marketpulse.backtest import core
@@ -29,7 +30,6 @@ from marketpulse.strategies.base import BarState, Strategy
 
 MINUTE_MS = 60_000
 _BARS = ("time", "open", "high", "low", "close", "volume")
-_TRADE_SIDES = {"long": 1.0, "short": -1.0}
 
 
 @dataclass(frozen=True)
@@ -206,59 +206,194 @@ class StrategyRunner:
 
     # --- snapshots (a restarted worker resumes where it stopped) --------------------------------------------------
     def snapshot(self) -> bytes:
-        """Engine arrays, the forming bar, the last minute seen and the closed trades (small: every minute)."""
+        """Engine state, working orders, the forming bar, the last minute seen and the closed trades, by name
+        (see `EngineSnapshot`; small: written every minute)."""
         b = self._bucket
-        bucket = np.array([] if b is None else [b.start, b.open, b.high, b.low, b.close, b.volume, b.last_minute])
-        trades = np.array([_trade_row(t) for t in self.trades]).reshape(-1, 10)
-        last = np.array([] if self.last_minute is None else [self.last_minute], dtype=np.int64)
-        return _npz(state=self.engine.state, orders=self.engine.orders, bucket=bucket, last=last, trades=trades,
-                    last_close=np.array([self.engine.last_close]))
+        return _SNAPSHOT_ENCODER.encode(EngineSnapshot(
+            state=_named(self.engine.state, STATE_FIELDS),
+            orders=[_named(row, ORDER_FIELDS) for row in self.engine.orders if row[core.O_ACTIVE] > 0],
+            last_close=self.engine.last_close,
+            last_minute=self.last_minute,
+            bucket=None if b is None else FormingBar(b.start, b.open, b.high, b.low, b.close, b.volume, b.last_minute),
+            trades=[_trade_record(t) for t in self.trades],
+        ))
 
     def history_snapshot(self) -> bytes:
         """The completed bars the strategy decides on (written once per bar)."""
-        return _npz(bars=np.array([self._bars[k] for k in _BARS]))
+        return _SNAPSHOT_ENCODER.encode(HistorySnapshot(bars={k: list(self._bars[k]) for k in _BARS}))
 
     def restore(self, snapshot: bytes | None, history: bytes | None) -> None:
         if snapshot is not None:
-            with np.load(io.BytesIO(snapshot), allow_pickle=False) as z:
-                self.engine.state[:] = z["state"]
-                self.engine.orders[:] = z["orders"]
-                self.engine.last_close = float(z["last_close"][0])
-                bucket, last, trades = z["bucket"], z["last"], z["trades"]
-            self._bucket = None if not len(bucket) else _Bucket(
-                int(bucket[0]), float(bucket[1]), float(bucket[2]), float(bucket[3]), float(bucket[4]),
-                float(bucket[5]), int(bucket[6]),
-            )
-            self.last_minute = int(last[0]) if len(last) else None
-            self.trades = [_trade_from_row(r) for r in trades]
+            snap = read_engine_snapshot(snapshot)
+            self.engine.state[:] = _array(snap.state, STATE_FIELDS, self.engine.state)  # a fresh engine's defaults
+            self.engine.orders[:] = core.new_orders()
+            for k, order in enumerate(snap.orders):
+                self.engine.orders[k] = _array(order, ORDER_FIELDS, self.engine.orders[k])
+            self.engine.last_close = snap.last_close
+            fb = snap.bucket
+            self._bucket = None if fb is None else _Bucket(fb.start, fb.open, fb.high, fb.low, fb.close, fb.volume,
+                                                           fb.last_minute)
+            self.last_minute = snap.last_minute
+            self.trades = [_trade_from_record(r) for r in snap.trades]
         if history is not None:
-            with np.load(io.BytesIO(history), allow_pickle=False) as z:
-                bars = z["bars"]
-            self._bars = {k: [float(x) for x in bars[i]] for i, k in enumerate(_BARS)}
+            bars = read_history_snapshot(history).bars
+            self._bars = {k: [float(x) for x in bars.get(k, [])] for k in _BARS}
+
+
+# --- the snapshot format ---------------------------------------------------------------------------------------
+# Version 2: msgpack, every value under a name. The engine's state and order rows are keyed by the lower-cased
+# names of their `core` index constants (S_CASH → "cash"), trades' exit reasons by name: reordering or adding
+# fields in the engine, or reordering EXIT_REASONS, neither breaks a running deployment nor relabels its history.
+# A name the engine doesn't know (any more) is dropped; one the snapshot lacks keeps the fresh engine's value.
+# Version 1 (before this format existed) was an npz of the raw arrays; it is still read (`_read_v1`).
+SNAPSHOT_FORMAT = 2
+
+
+def _index_names(prefix: str, count: int) -> tuple[str, ...]:
+    constants = [n for n in dir(core) if n.startswith(prefix) and isinstance(getattr(core, n), int)]
+    names = {getattr(core, n): n[len(prefix):].lower() for n in constants}
+    assert len(constants) == count and sorted(names) == list(range(count)), f"core.{prefix}* names each column once"
+    return tuple(names[i] for i in range(count))
+
+
+STATE_FIELDS = _index_names("S_", core.N_STATE)
+ORDER_FIELDS = _index_names("O_", core.N_ORDER)
+
+
+class FormingBar(msgspec.Struct, array_like=True):
+    start: int
+    open: float
+    high: float
+    low: float
+    close: float
+    volume: float
+    last_minute: int
+
+
+class TradeRecord(msgspec.Struct):
+    side: Literal["long", "short"]
+    entry_time: int
+    exit_time: int
+    entry_price: float
+    exit_price: float
+    size: float
+    pnl: float
+    fees: float
+    funding: float
+    exit_reason: str
+
+
+class EngineSnapshot(msgspec.Struct):
+    state: dict[str, float]
+    orders: list[dict[str, float]]
+    last_close: float
+    last_minute: int | None
+    bucket: FormingBar | None
+    trades: list[TradeRecord]
+    format: int = SNAPSHOT_FORMAT
+
+
+class HistorySnapshot(msgspec.Struct):
+    bars: dict[str, list[float]]
+    format: int = SNAPSHOT_FORMAT
+
+
+class _Versioned(msgspec.Struct):
+    format: int = 0
+
+
+class UnknownSnapshotFormat(ValueError):
+    pass
+
+
+_SNAPSHOT_ENCODER = msgspec.msgpack.Encoder()
+_NPZ_MAGIC = b"PK"  # version 1: a zip archive
+
+
+def _check_format(data: bytes) -> None:
+    version = msgspec.msgpack.decode(data, type=_Versioned).format
+    if version != SNAPSHOT_FORMAT:
+        raise UnknownSnapshotFormat(f"snapshot format {version}; this version reads 1 and {SNAPSHOT_FORMAT}")
+
+
+def read_engine_snapshot(data: bytes) -> EngineSnapshot:
+    if data.startswith(_NPZ_MAGIC):
+        return _read_v1(data)
+    _check_format(data)
+    return msgspec.msgpack.decode(data, type=EngineSnapshot)
+
+
+def read_history_snapshot(data: bytes) -> HistorySnapshot:
+    if data.startswith(_NPZ_MAGIC):
+        with np.load(io.BytesIO(data), allow_pickle=False) as z:
+            bars = z["bars"]
+        return HistorySnapshot(bars={k: [float(x) for x in bars[i]] for i, k in enumerate(_BARS)})
+    _check_format(data)
+    return msgspec.msgpack.decode(data, type=HistorySnapshot)
+
+
+# Version 1's layouts, frozen here: the engine's own constants may move on.
+_V1_STATE = ("cash", "units", "entry_price", "entry_time", "entry_fees", "funding", "stop_price", "take_price",
+             "watermark", "liq_price", "margin", "initial_cash", "equity", "sum_ret", "sum_ret2", "sum_down2",
+             "peak_equity", "max_drawdown", "bars", "bars_in_market", "trades", "wins", "gross_profit",
+             "gross_loss", "logged", "dropped", "fees_total", "funding_total", "next_order_id", "working_orders")
+_V1_ORDER = ("active", "side", "type", "price", "units", "tif", "expires", "action", "id", "submitted")
+_V1_EXIT_REASONS = ("order", "stop_loss", "take_profit", "trailing_stop", "liquidation")
+
+
+def _read_v1(data: bytes) -> EngineSnapshot:
+    with np.load(io.BytesIO(data), allow_pickle=False) as z:
+        state, orders, bucket, last, trades = z["state"], z["orders"], z["bucket"], z["last"], z["trades"]
+        last_close = float(z["last_close"][0])
+    return EngineSnapshot(
+        state=_named(state, _V1_STATE),
+        orders=[_named(row, _V1_ORDER) for row in orders if row[0] > 0],
+        last_close=last_close,
+        last_minute=int(last[0]) if len(last) else None,
+        bucket=None if not len(bucket) else FormingBar(
+            int(bucket[0]), float(bucket[1]), float(bucket[2]), float(bucket[3]), float(bucket[4]), float(bucket[5]),
+            int(bucket[6]),
+        ),
+        trades=[_v1_trade(r) for r in trades],
+        format=1,
+    )
+
+
+def _v1_trade(r: Any) -> TradeRecord:
+    return TradeRecord(
+        side="long" if r[0] > 0 else "short", entry_time=int(r[1]), exit_time=int(r[2]), entry_price=float(r[3]),
+        exit_price=float(r[4]), size=float(r[5]), pnl=float(r[6]), fees=float(r[7]), funding=float(r[8]),
+        exit_reason=_V1_EXIT_REASONS[int(r[9])],
+    )
+
+
+def _named(row: Any, names: tuple[str, ...]) -> dict[str, float]:
+    return {name: float(row[i]) for i, name in enumerate(names)}
+
+
+def _array(values: Mapping[str, float], names: tuple[str, ...], default: Any) -> Any:
+    out = np.array(default, dtype=np.float64, copy=True)
+    for i, name in enumerate(names):
+        if name in values:
+            out[i] = values[name]
+    return out
 
 
 def trades_in_snapshot(snapshot: bytes) -> list[Trade]:
     """A stored deployment's trades (closed, then the open one), read without running it."""
-    with np.load(io.BytesIO(snapshot), allow_pickle=False) as z:
-        closed = [_trade_from_row(r) for r in z["trades"]]
-        still_open = open_trade(z["state"], float(z["last_close"][0]))
+    snap = read_engine_snapshot(snapshot)
+    closed = [_trade_from_record(r) for r in snap.trades]
+    still_open = open_trade(_array(snap.state, STATE_FIELDS, core.new_state(0.0)), snap.last_close)
     return closed + ([still_open] if still_open else [])
 
 
-def _npz(**arrays: Any) -> bytes:
-    buf = io.BytesIO()
-    np.savez(buf, **arrays)
-    return buf.getvalue()
+def _trade_record(t: Trade) -> TradeRecord:
+    return TradeRecord(t.side, int(t.entry_time), int(t.exit_time or 0), float(t.entry_price),
+                       float(t.exit_price or 0.0), float(t.size), float(t.pnl), float(t.fees), float(t.funding),
+                       t.exit_reason)
 
 
-def _trade_row(t: Trade) -> list[float]:
-    return [_TRADE_SIDES[t.side], float(t.entry_time), float(t.exit_time or 0), t.entry_price, t.exit_price or 0.0,
-            t.size, t.pnl, t.fees, t.funding, float(core.EXIT_REASONS.index(t.exit_reason))]
-
-
-def _trade_from_row(r: Any) -> Trade:
-    return Trade(
-        side="long" if r[0] > 0 else "short", entry_time=int(r[1]), exit_time=int(r[2]), entry_price=float(r[3]),
-        exit_price=float(r[4]), size=float(r[5]), pnl=float(r[6]), fees=float(r[7]), funding=float(r[8]),
-        exit_reason=core.EXIT_REASONS[int(r[9])],
-    )
+def _trade_from_record(r: TradeRecord) -> Trade:
+    return Trade(side=r.side, entry_time=r.entry_time, exit_time=r.exit_time, entry_price=r.entry_price,
+                 exit_price=r.exit_price, size=r.size, pnl=r.pnl, fees=r.fees, funding=r.funding,
+                 exit_reason=r.exit_reason)
