@@ -22,13 +22,14 @@ from fastapi.templating import Jinja2Templates
 from marketpulse.backtest.candles import safe_data_path
 from marketpulse.backtest.schemas import BacktestRequest, FieldError, job_json
 from marketpulse.backtest.service import BacktestJobs, DailyLimitReached
+from marketpulse.marketdata.intervals import Interval
 from marketpulse.strategies import REGISTRY
 from marketpulse.trading.owners import current_owner
 
 router = APIRouter()
 templates = Jinja2Templates(directory=Path(__file__).parent / "templates")
 
-INTERVALS = ("1m", "5m", "15m", "30m", "1h", "4h", "1d")
+INTERVALS: tuple[str, ...] = tuple(Interval)  # the one set the API accepts
 
 
 def _jobs(request: Request) -> BacktestJobs:

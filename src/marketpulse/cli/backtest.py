@@ -11,7 +11,7 @@ import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any
 
 import orjson
 import typer
@@ -31,15 +31,15 @@ from marketpulse.backtest.sweep import (
     search,
     walk_forward,
 )
+from marketpulse.cli.errors import fail, option_interval, option_time
 from marketpulse.marketdata.frame import CandleFrame
 from marketpulse.marketdata.klines_csv import KlinesFormatError, read_klines_frame
-from marketpulse.marketdata.library import CandleLibrary, UnknownIntervalError, interval_ms, resample
+from marketpulse.marketdata.library import CandleLibrary, resample
 from marketpulse.settings import Settings
 from marketpulse.strategies.base import Strategy, get_strategy
 
 app = typer.Typer(no_args_is_help=True, help="Backtests and parameter sweeps.")
 console = Console()
-errors = Console(stderr=True)
 
 STRATEGY = typer.Option(..., "--strategy", "-s", help="strategy name (ema_cross, ut_bot, rsi_reversion, ...)")
 DATA = typer.Option(None, "--data", help="candle CSV file (the layouts of ../shared/data), instead of the library")
@@ -62,26 +62,6 @@ MAINT = typer.Option(0.0, "--maint-margin", help="maintenance margin rate; > 0 e
 FUNDING = typer.Option(0.0, "--funding-rate", help="funding rate charged every 8 h (longs pay a positive rate)")
 
 
-def fail(message: str) -> NoReturn:
-    errors.print(f"[red]error:[/red] {message}", highlight=False, markup=True)
-    raise typer.Exit(2)
-
-
-def parse_time(text: str | None, option: str) -> int | None:
-    """YYYY-MM-DD, ISO 8601 (naive = UTC) or epoch ms."""
-    if text is None:
-        return None
-    if text.isdigit():
-        return int(text)
-    try:
-        parsed = datetime.fromisoformat(text.replace("Z", "+00:00"))
-    except ValueError:
-        fail(f"{option}: {text!r} is not a date (use YYYY-MM-DD, an ISO 8601 time or epoch ms)")
-    if parsed.tzinfo is None:
-        parsed = parsed.replace(tzinfo=UTC)
-    return int(parsed.timestamp() * 1000)
-
-
 # --- candles --------------------------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class CandleQuery:
@@ -94,12 +74,10 @@ class CandleQuery:
 
 
 def load_candles(q: CandleQuery) -> CandleFrame:
-    start, end = parse_time(q.start, "--from"), parse_time(q.end, "--to")
+    start = None if q.start is None else option_time(q.start, "--from")
+    end = None if q.end is None else option_time(q.end, "--to")
     if q.interval is not None:
-        try:
-            interval_ms(q.interval)
-        except (UnknownIntervalError, ValueError) as exc:
-            fail(f"--interval: {exc}")
+        option_interval(q.interval, "--interval")
     frame = _from_file(q) if q.data is not None else _from_library(q, start, end)
     frame = frame.between(start, end)
     if q.interval and frame.interval and q.interval != frame.interval:
@@ -118,7 +96,9 @@ def _from_file(q: CandleQuery) -> CandleFrame:
         fail(f"--data: {q.data} does not exist")
     try:
         frames = read_klines_frame(q.data, q.symbol)
-    except (KlinesFormatError, OSError, ValueError) as exc:
+    except KlinesFormatError as exc:
+        fail(exc.problem, file=exc.path, line=exc.line)
+    except (OSError, ValueError) as exc:
         fail(f"--data: {exc}")
     if not frames:
         fail(f"--data: {q.data} has no candles" + (f" for {q.symbol}" if q.symbol else ""))

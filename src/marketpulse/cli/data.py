@@ -1,8 +1,8 @@
 """`pulse data …`: the Parquet market-data library (import, download, list, resample).
 
 Thin: argument parsing, progress bars and messages here; the work is in `marketpulse.marketdata.library`.
-Bad input (unknown interval, malformed file, bad date, unknown exchange or symbol) exits non-zero with a message
-naming the problem; nothing already stored is touched by a failed command.
+Bad input (unknown interval, malformed file, bad date, unknown exchange or symbol) exits 2 (`cli.errors.fail`)
+with a message naming the problem (and the file and line); nothing already stored is touched by a failed command.
 """
 
 from __future__ import annotations
@@ -12,7 +12,6 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import NoReturn
 
 import numpy as np
 import typer
@@ -20,23 +19,18 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from marketpulse.cli.errors import fail, option_interval, option_time
 from marketpulse.clock import Clock, SystemClock
 from marketpulse.marketdata.frame import CandleFrame
+from marketpulse.marketdata.intervals import Interval
 from marketpulse.marketdata.klines_csv import KlinesFormatError, read_klines_frame
-from marketpulse.marketdata.library import (
-    AppendReport,
-    CandleLibrary,
-    UnknownIntervalError,
-    find_gaps,
-    interval_ms,
-    resample,
-)
+from marketpulse.marketdata.library import AppendReport, CandleLibrary, find_gaps, resample
 from marketpulse.marketdata.models import normalize_symbol
 from marketpulse.settings import Settings
 
 app = typer.Typer(no_args_is_help=True, help="The market-data library (Parquet candles).")
 console = Console(soft_wrap=True)  # messages carry file paths: never break them across lines
-errors = Console(stderr=True, soft_wrap=True)
+errors = Console(stderr=True, soft_wrap=True)  # progress bars
 FLUSH_ROWS = 100_000  # a download appends every this many candles, so an interrupted one keeps its progress
 clock: Clock = SystemClock()  # module-level so tests can move "now"
 
@@ -44,33 +38,6 @@ clock: Clock = SystemClock()  # module-level so tests can move "now"
 def library() -> CandleLibrary:
     # A fresh Settings, not the cached one: each command reads PULSE_DATA_DIR as it is now.
     return CandleLibrary(Settings().data_dir / "library")
-
-
-def fail(message: str) -> NoReturn:
-    errors.print(f"[red]error:[/red] {message}", highlight=False)
-    raise typer.Exit(1)
-
-
-def checked_interval(interval: str, option: str) -> str:
-    try:
-        interval_ms(interval)
-    except UnknownIntervalError as exc:
-        raise typer.BadParameter(str(exc), param_hint=option) from None
-    return interval
-
-
-def parse_time(text: str, option: str) -> int:
-    """'2024-01-01', '2024-01-01T12:30', ISO 8601 with an offset, or epoch ms → epoch ms (naive times are UTC)."""
-    if text.isdigit():
-        return int(text)
-    try:
-        parsed = datetime.fromisoformat(text.replace("Z", "+00:00"))
-    except ValueError:
-        raise typer.BadParameter(f"{text!r} is not a date (use YYYY-MM-DD, an ISO 8601 time or epoch ms)",
-                                 param_hint=option) from None  # fmt: skip
-    if parsed.tzinfo is None:
-        parsed = parsed.replace(tzinfo=UTC)
-    return int(parsed.timestamp() * 1000)
 
 
 def utc(ms: int | None) -> str:
@@ -102,18 +69,18 @@ def import_file(
     Spot and perpetual candles of one symbol are different series: import the perpetual files of ../shared/data
     with --exchange binance_swap, the name `pulse data download` gives perpetuals from binance."""
     if interval is not None:
-        checked_interval(interval, "--interval")
+        option_interval(interval, "--interval")
     started = time.perf_counter()
     with progress_bar() as progress:
         progress.add_task(f"reading {file.name}", total=None)
         try:
             frames = read_klines_frame(file, symbol, interval=interval)
         except KlinesFormatError as exc:
-            fail(str(exc))
+            fail(exc.problem, file=exc.path, line=exc.line)
     if not frames:
-        fail(f"{file}: no rows for symbol {symbol!r}" if symbol else f"{file}: no candles")
+        fail(f"no rows for symbol {symbol!r}" if symbol else "no candles", file=file)
     if symbol is None and list(frames) == ["UNKNOWN"]:  # klines_csv's name when neither a column nor the file says
-        fail(f"{file}: no symbol column and no symbol in the file name; pass --symbol")
+        fail("no symbol column and no symbol in the file name; pass --symbol", file=file)
     for frame in frames.values():
         check_interval_matches(file, frame)
     reports = append_all(exchange, frames)
@@ -122,16 +89,16 @@ def import_file(
 
 def check_interval_matches(file: Path, frame: CandleFrame) -> None:
     try:
-        step = interval_ms(frame.interval)
-    except UnknownIntervalError as exc:
-        fail(f"{file}: {frame.symbol}: {exc}; pass --interval")
+        step = Interval.parse(frame.interval).ms
+    except ValueError as exc:
+        fail(f"{frame.symbol}: {exc}; pass --interval", file=file)
     steps = np.diff(frame.time)
     if len(steps) and int(steps.min()) != step:
-        fail(f"{file}: {frame.symbol}: candles are {int(steps.min()) // 1000} s apart, not {frame.interval}")
+        fail(f"{frame.symbol}: candles are {int(steps.min()) // 1000} s apart, not {frame.interval}", file=file)
     misaligned = np.flatnonzero(frame.time % step)
     if len(misaligned):
         at = int(frame.time[misaligned[0]])
-        fail(f"{file}: {frame.symbol}: open time {at} ({utc(at)}) is not on a {frame.interval} boundary")
+        fail(f"{frame.symbol}: open time {at} ({utc(at)}) is not on a {frame.interval} boundary", file=file)
 
 
 def append_all(exchange: str, frames: dict[str, CandleFrame]) -> list[AppendReport]:
@@ -185,14 +152,12 @@ def download(
     # Imported here: ccxt takes over a second to import, and every other `pulse` command would pay for it.
     from marketpulse.marketdata.library.download import DownloadError, fetch_pages, library_exchange, open_exchange
 
-    step = interval_ms(checked_interval(interval, "--interval"))
-    since_ms = parse_time(since, "--since")
+    step = option_interval(interval, "--interval").ms
+    since_ms = option_time(since, "--since")
     now = clock.now_ms()
-    until_ms = min(parse_time(until, "--until") if until else now, now - now % step)  # the forming candle: not yet
+    until_ms = min(option_time(until, "--until") if until else now, now - now % step)  # the forming candle: not yet
     if until_ms <= since_ms:
-        raise typer.BadParameter(
-            f"nothing to fetch: {utc(since_ms)} is not before {utc(until_ms)}", param_hint="--until"
-        )
+        fail(f"--until: nothing to fetch: {utc(since_ms)} is not before {utc(until_ms)}")
     store = library()
     reports: list[AppendReport] = []
     try:
@@ -269,8 +234,8 @@ def resample_series(
 
     Only complete buckets are stored: the still-forming last bucket, and any a gap runs through, are left out
     (and come in on a later run once complete)."""
-    checked_interval(from_interval, "--from")
-    checked_interval(to_interval, "--to")
+    source_interval = option_interval(from_interval, "--from")
+    option_interval(to_interval, "--to")
     store = library()
     with progress_bar() as progress:
         progress.add_task(f"resampling {symbol} {from_interval} → {to_interval}", total=None)
@@ -282,7 +247,7 @@ def resample_series(
         except ValueError as exc:
             fail(str(exc))
         report = store.append(exchange, symbol, to_interval, target)
-    source_gaps = find_gaps(source.time, interval_ms(from_interval))
+    source_gaps = find_gaps(source.time, source_interval.ms)
     console.print(
         f"Resampled {len(source):,} {from_interval} candles of {report.key.symbol} into {len(target):,} "
         f"complete {to_interval} candles: {report.written:,} new, {report.duplicates:,} already stored, "

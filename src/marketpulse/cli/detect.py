@@ -20,15 +20,14 @@ from typing import Annotated
 import orjson
 import typer
 
+from marketpulse.cli.errors import fail
 from marketpulse.detection.models import VolumeAlert
 from marketpulse.detection.volume_spike import VolumeSpikeDetector, detect_offline
+from marketpulse.marketdata.intervals import Interval
 from marketpulse.marketdata.klines_csv import KlinesFormatError, read_kline_columns
 from marketpulse.settings import get_settings
 
 app = typer.Typer(no_args_is_help=True, help="Run detectors offline over candle files.")
-
-BAD_INPUT_EXIT = 2
-
 
 @app.command("spikes")
 def spikes(
@@ -52,8 +51,12 @@ def spikes(
     try:
         columns = read_kline_columns(klines, symbol=symbol)
     except KlinesFormatError as exc:
-        typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(BAD_INPUT_EXIT) from None
+        fail(exc.problem, file=exc.path, line=exc.line)
+    if len(columns):
+        try:
+            Interval.parse(columns.interval)
+        except ValueError as exc:
+            fail(f"the candles are {columns.interval} apart: {exc}", file=klines)
     loaded = time.perf_counter()
     count = _print_alerts(detect_offline(columns, detector))
     done = time.perf_counter()

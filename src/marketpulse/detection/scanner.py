@@ -36,6 +36,7 @@ from marketpulse.clock import Clock
 from marketpulse.detection.models import HOUR_MS, VolumeAlert
 from marketpulse.detection.service import VolumeAlertStore
 from marketpulse.detection.volume_spike import SCAN_EVERY_MS, VolumeSpikeDetector
+from marketpulse.marketdata.intervals import Interval
 from marketpulse.marketdata.models import Candle, MarketRow
 from marketpulse.settings import Settings
 
@@ -166,7 +167,7 @@ class SpikeScanner:
                 log.warning("malformed candle dropped", topic=message.topic, id=message.id, error=str(exc))
                 continue
             self.detector.on_candle(candle)
-            close_ms = candle.open_time + _INTERVAL_MS.get(candle.interval, 0)
+            close_ms = Interval.parse(candle.interval).close_time(candle.open_time)
             if candle.closed and close_ms > self.watermark_ms:
                 self.watermark_ms = close_ms
                 self._candles_arrived.set()
@@ -178,9 +179,6 @@ class SpikeScanner:
             log.warning("malformed market rows dropped", topic=message.topic, id=message.id, error=str(exc))
             return
         self.detector.on_market_rows(rows)
-
-
-_INTERVAL_MS = {"1m": 60_000, "5m": 300_000, "15m": 900_000, "1h": HOUR_MS}
 
 
 def _ceil_to_scan(t_ms: int) -> int:

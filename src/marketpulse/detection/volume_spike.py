@@ -35,7 +35,8 @@ from marketpulse.detection.models import (
     VolumeAlert,
     alert_message,
 )
-from marketpulse.marketdata.klines_csv import KlineColumns, interval_ms
+from marketpulse.marketdata.intervals import interval_ms
+from marketpulse.marketdata.klines_csv import KlineColumns
 from marketpulse.marketdata.models import Candle, MarketRow, asset_of
 
 SCAN_EVERY_MS = 5 * MINUTE_MS

@@ -37,6 +37,13 @@ class CandleFrame:
             self.close[start:stop], self.volume[start:stop], self.symbol, self.interval,
         )
 
+    def take(self, rows: npt.NDArray[np.intp]) -> CandleFrame:
+        """The rows at these indices (in the order given)."""
+        return CandleFrame(
+            self.time[rows], self.open[rows], self.high[rows], self.low[rows], self.close[rows], self.volume[rows],
+            self.symbol, self.interval,
+        )
+
     def between(self, start_ms: int | None, end_ms: int | None) -> CandleFrame:
         """Rows with start_ms <= time < end_ms (either bound optional)."""
         lo = 0 if start_ms is None else int(np.searchsorted(self.time, start_ms, "left"))

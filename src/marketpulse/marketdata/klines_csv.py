@@ -25,7 +25,6 @@ import math
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import datetime
 from pathlib import Path
 
 import numpy as np
@@ -36,6 +35,7 @@ import pyarrow.csv as pacsv
 
 from marketpulse.marketdata.frame import F64, I64, CandleFrame
 from marketpulse.marketdata.models import Candle, normalize_symbol
+from marketpulse.times import EARLIEST_MS, LATEST_MS, parse_time_ms
 
 TIME_COLUMNS = ("open_time_ms", "timestamp", "open_time")
 PRICE_COLUMNS = ("open", "high", "low", "close", "volume")
@@ -295,21 +295,10 @@ def _parse_number(text: str, column: str) -> float:
 
 
 def _parse_time(text: str, column: str) -> int:
-    if text.lstrip("-").isdigit():
-        return int(text)
     try:
-        parsed = datetime.fromisoformat(text.replace("Z", "+00:00"))
-    except ValueError:
-        raise ValueError(f"column {column}: {text!r} is neither epoch milliseconds nor an ISO 8601 time") from None
-    if parsed.tzinfo is None:
-        return int(parsed.timestamp() * 1000) + _local_offset_ms(parsed)
-    return int(parsed.timestamp() * 1000)
-
-
-def _local_offset_ms(naive: datetime) -> int:
-    # A naive time is UTC in these files; `.timestamp()` read it as local time, so undo the local offset.
-    offset = naive.astimezone().utcoffset()
-    return int(offset.total_seconds() * 1000) if offset else 0
+        return parse_time_ms(text)
+    except ValueError as exc:
+        raise ValueError(f"column {column}: {exc}") from None
 
 
 # --- shared validation and finishing ------------------------------------------------------------------------------
@@ -348,6 +337,8 @@ class _RawColumns:
             numbers.append(self.quote_volume)
         if not all(np.isfinite(a).all() for a in numbers):
             return False
+        if len(self.time) and not (self.time.min() >= EARLIEST_MS and self.time.max() < LATEST_MS):
+            return False  # the line parser names the first row outside the range
         if (self.volume < 0).any() or (self.quote_volume is not None and (self.quote_volume < 0).any()):
             return False
         return self.first_duplicate() is None
@@ -416,12 +407,3 @@ def interval_name(step_ms: int) -> str:
         if step_ms % size == 0:
             return f"{step_ms // size}{unit}"
     return f"{step_ms}ms"
-
-
-def interval_ms(name: str) -> int:
-    """'1m' → 60000, '1h' → 3600000 (the inverse of `interval_name`)."""
-    match = re.fullmatch(r"(\d+)(ms|s|m|h|d|w)", name.strip())
-    if not match:
-        raise ValueError(f"unknown interval {name!r}")
-    size = {"ms": 1, "s": 1000, "m": 60_000, "h": 3_600_000, "d": 86_400_000, "w": 604_800_000}[match.group(2)]
-    return int(match.group(1)) * size

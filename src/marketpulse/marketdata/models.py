@@ -10,6 +10,8 @@ import re
 
 import msgspec
 
+from marketpulse.marketdata.intervals import INTERVAL_NAMES, UnknownIntervalError
+
 _SYMBOL_JUNK = re.compile(r"[-_/:\s]")
 
 
@@ -38,6 +40,12 @@ class Candle(msgspec.Struct, frozen=True):
     volume: float
     quote_volume: float
     closed: bool = True
+
+    def __post_init__(self) -> None:
+        # Runs on construction and on msgspec decoding alike, so a bus message, a file row or an API body with
+        # an interval outside the one set is refused the same way everywhere.
+        if self.interval not in INTERVAL_NAMES:
+            raise UnknownIntervalError(self.interval)
 
 
 class Ticker24h(msgspec.Struct, frozen=True):

@@ -7,16 +7,18 @@ of the same minutes overwrite instead of failing.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Sequence
 from typing import Any
 
+import numpy as np
 import structlog
 from sqlalchemy import delete, func, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from marketpulse.bus import Message, Subscription, topics
+from marketpulse.marketdata.intervals import Interval
+from marketpulse.marketdata.library.series import Buckets
 from marketpulse.marketdata.models import Candle, MarketRow
 from marketpulse.marketdata.tables import CandleRow, MarketSnapshotRow
 from marketpulse.runtime import Runtime
@@ -30,18 +32,6 @@ HOUR_MS = 3_600_000
 DAY_MS = 86_400_000
 # Rows per statement: well under SQLite's 32766 and PostgreSQL's 32767 bound parameters at 10 columns a row.
 BATCH_ROWS = 2_000
-_INTERVAL = re.compile(r"^(\d+)([mhdw])$")
-_UNIT_MS = {"m": MINUTE_MS, "h": HOUR_MS, "d": DAY_MS, "w": 7 * DAY_MS}
-
-
-def interval_ms(interval: str) -> int:
-    """'1m' → 60000, '4h' → 14400000; ValueError for anything else."""
-    match = _INTERVAL.match(interval)
-    if not match or int(match.group(1)) <= 0:
-        raise ValueError(f"unknown candle interval {interval!r}; use e.g. 1m, 5m, 1h, 4h, 1d")
-    return int(match.group(1)) * _UNIT_MS[match.group(2)]
-
-
 # --- writes -----------------------------------------------------------------------------------------------------
 
 
@@ -109,16 +99,17 @@ async def load_candles(
     aggregated exactly (first open, max high, min low, last close, summed volumes) into buckets aligned to the
     interval in UTC; a bucket still missing minutes (the current hour) comes back with `closed=False`.
     """
-    step = interval_ms(interval)
+    wanted = Interval.parse(interval)
+    step = wanted.ms
     async with sessions() as session:
-        stored = await _select(session, symbol, interval, start_ms, end_ms, limit, exchange)
-        if stored or step <= MINUTE_MS:
+        stored = await _select(session, symbol, wanted, start_ms, end_ms, limit, exchange)
+        if stored or wanted is Interval.M1:
             return stored
         lo, hi = await _minute_window(session, symbol, step, start_ms, end_ms, limit, exchange)
         if lo is None:
             return []
         minutes = await _select(session, symbol, "1m", lo, hi, None, exchange)
-    buckets = aggregate(minutes, interval, step)
+    buckets = aggregate(minutes, wanted)
     return buckets[-limit:] if limit else buckets
 
 
@@ -164,27 +155,20 @@ async def _minute_window(
     return lo, end_ms
 
 
-def aggregate(minutes: Sequence[Candle], interval: str, step: int) -> list[Candle]:
-    """Pure: 1-minute candles (sorted by time) into `interval` buckets aligned to multiples of `step`."""
-    buckets: list[Candle] = []
-    group: list[Candle] = []
-    for candle in minutes:
-        if group and candle.open_time // step != group[0].open_time // step:
-            buckets.append(_bucket(group, interval, step))
-            group = []
-        group.append(candle)
-    if group:
-        buckets.append(_bucket(group, interval, step))
-    return buckets
-
-
-def _bucket(group: list[Candle], interval: str, step: int) -> Candle:
-    first, last = group[0], group[-1]
-    return Candle(
-        first.symbol, interval, first.open_time // step * step, first.open, max(c.high for c in group),
-        min(c.low for c in group), last.close, sum(c.volume for c in group), sum(c.quote_volume for c in group),
-        closed=len(group) == step // MINUTE_MS,
-    )
+def aggregate(minutes: Sequence[Candle], interval: Interval) -> list[Candle]:
+    """Pure: 1-minute candles (sorted by time) into `interval` buckets aligned to UTC (the library's `Buckets`);
+    a bucket missing minutes comes back with `closed=False`."""
+    if not minutes:
+        return []
+    time = np.fromiter((c.open_time for c in minutes), dtype=np.int64, count=len(minutes))
+    columns = {name: np.fromiter((getattr(c, name) for c in minutes), dtype=np.float64, count=len(minutes))
+               for name in ("open", "high", "low", "close", "volume", "quote_volume")}
+    b = Buckets(time, Interval.M1, interval)
+    rows = zip(b.time.tolist(), b.first(columns["open"]).tolist(), b.max(columns["high"]).tolist(),
+               b.min(columns["low"]).tolist(), b.last(columns["close"]).tolist(), b.sum(columns["volume"]).tolist(),
+               b.sum(columns["quote_volume"]).tolist(), b.complete.tolist(), strict=True)
+    symbol = minutes[0].symbol
+    return [Candle(symbol, interval.value, t, o, h, lo, c, v, q, closed=done) for t, o, h, lo, c, v, q, done in rows]
 
 
 # --- the recorder -------------------------------------------------------------------------------------------------
@@ -226,7 +210,7 @@ class MarketRecorder:
         if not candles:
             return
         await save_candles(self.runtime.sessions, self.exchange, candles)
-        market_now = max(c.open_time for c in candles) + interval_ms(interval)
+        market_now = max(Interval.parse(c.interval).close_time(c.open_time) for c in candles)
         if self._pruned_hour != market_now // HOUR_MS:
             self._pruned_hour = market_now // HOUR_MS
             deleted = await prune(self.runtime.sessions, market_now, self.runtime.settings.retention_days)

@@ -10,6 +10,7 @@ from pydantic import BaseModel, Field
 
 from marketpulse.api.security import read_limited_body, require_api_key
 from marketpulse.bus import topics
+from marketpulse.marketdata.intervals import Interval, IntervalField
 from marketpulse.marketdata.models import Candle, normalize_symbol
 from marketpulse.marketdata.open_interest import (
     InvalidOpenInterest,
@@ -17,8 +18,9 @@ from marketpulse.marketdata.open_interest import (
     parse_ingest_body,
     save_open_interest,
 )
-from marketpulse.marketdata.store import interval_ms, load_candles
+from marketpulse.marketdata.store import load_candles
 from marketpulse.realtime.market_feed import MarketFeed
+from marketpulse.times import EpochMs
 
 router = APIRouter(prefix="/api/v1/market", tags=["market"])
 
@@ -118,18 +120,13 @@ async def market_symbol(symbol: str, feed: Annotated[MarketFeed, Depends(_feed)]
 async def market_history(
     request: Request,
     symbol: Annotated[str, Path(max_length=64)],
-    interval: Annotated[str, Query(description="1m, 5m, 15m, 1h, 4h, 1d, …; unstored ones are built from 1m")] = "1h",
+    interval: Annotated[IntervalField, Query(description="Candle interval; unstored ones are built from 1m")] = (
+        Interval.H1
+    ),
     limit: Annotated[int, Query(ge=1, le=1500)] = 500,
-    start: Annotated[int | None, Query(ge=0, description="Open time ≥ this, epoch ms")] = None,
-    end: Annotated[int | None, Query(ge=0, description="Open time < this, epoch ms")] = None,
+    start: Annotated[EpochMs | None, Query(description="Open time ≥ this: ISO 8601 (UTC) or epoch ms")] = None,
+    end: Annotated[EpochMs | None, Query(description="Open time < this: ISO 8601 (UTC) or epoch ms")] = None,
 ) -> dict[str, Any]:
-    try:
-        interval_ms(interval)
-    except ValueError as exc:
-        raise HTTPException(
-            status.HTTP_422_UNPROCESSABLE_CONTENT,
-            detail=[{"loc": ["query", "interval"], "msg": str(exc), "type": "value_error", "input": interval}],
-        ) from None
     wanted = normalize_symbol(symbol)
     candles = await load_candles(request.app.state.runtime.sessions, wanted, interval, start, end, limit)
     return {"symbol": wanted, "interval": interval, "candles": [candle_to_wire(c) for c in candles]}

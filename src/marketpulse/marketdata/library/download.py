@@ -16,7 +16,7 @@ import ccxt
 import numpy as np
 
 from marketpulse.marketdata.frame import CandleFrame
-from marketpulse.marketdata.library.series import interval_ms
+from marketpulse.marketdata.intervals import interval_ms
 
 PAGE_LIMIT = 1000  # Binance spot's maximum; exchanges that cap lower return fewer and pagination carries on
 RETRIES = 5

@@ -1,4 +1,4 @@
-"""Pure candle-series logic: intervals, validation, gap detection and exact resampling (no I/O)."""
+"""Pure candle-series logic: validation, gap detection and exact resampling (no I/O)."""
 
 from __future__ import annotations
 
@@ -7,26 +7,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from marketpulse.marketdata.frame import I64, CandleFrame
-
-MINUTE_MS = 60_000
-# Binance's intervals that divide a UTC day evenly, so every bucket boundary is the same on every day.
-INTERVALS_MS: dict[str, int] = {
-    "1m": MINUTE_MS, "3m": 3 * MINUTE_MS, "5m": 5 * MINUTE_MS, "15m": 15 * MINUTE_MS, "30m": 30 * MINUTE_MS,
-    "1h": 60 * MINUTE_MS, "2h": 120 * MINUTE_MS, "4h": 240 * MINUTE_MS, "6h": 360 * MINUTE_MS,
-    "8h": 480 * MINUTE_MS, "12h": 720 * MINUTE_MS, "1d": 1440 * MINUTE_MS,
-}  # fmt: skip
-
-
-class UnknownIntervalError(ValueError):
-    def __init__(self, interval: str) -> None:
-        super().__init__(f"unknown interval {interval!r} (use one of {', '.join(INTERVALS_MS)})")
-
-
-def interval_ms(interval: str) -> int:
-    try:
-        return INTERVALS_MS[interval]
-    except KeyError:
-        raise UnknownIntervalError(interval) from None
+from marketpulse.marketdata.intervals import Interval
 
 
 @dataclass(frozen=True)
@@ -67,39 +48,67 @@ def check_series(frame: CandleFrame, step_ms: int) -> None:
             raise ValueError(f"row {int(broken[0])}: {name} is not a finite number")
 
 
+class Buckets:
+    """Consecutive candles grouped into UTC-aligned buckets of a coarser interval: the one resampling step that
+    the library, the SQL store's history and the replay's hours all use (so they agree to the candle).
+
+    `starts`/`ends` index each bucket's first and one-past-last source candle; `complete` says whether it holds
+    every source candle the bucket spans (60 minutes for 1h). Reductions take any column of the source rows.
+    """
+
+    def __init__(self, time: I64, source: Interval, target: Interval) -> None:
+        self.count = target.holds(source) if target != source else 1
+        self.target = target
+        bucket = time - time % target.ms
+        if len(time):
+            self.starts = np.flatnonzero(np.r_[True, bucket[1:] != bucket[:-1]])
+            self.ends = np.r_[self.starts[1:], len(time)].astype(np.intp)
+        else:
+            self.starts = self.ends = np.zeros(0, dtype=np.intp)
+        self.time: I64 = bucket[self.starts]
+        self.complete = (self.ends - self.starts) == self.count
+
+    def first(self, values: np.ndarray) -> np.ndarray:
+        return values[self.starts]
+
+    def last(self, values: np.ndarray) -> np.ndarray:
+        return values[self.ends - 1]
+
+    def max(self, values: np.ndarray) -> np.ndarray:
+        return np.maximum.reduceat(values, self.starts) if len(self.starts) else values[:0]
+
+    def min(self, values: np.ndarray) -> np.ndarray:
+        return np.minimum.reduceat(values, self.starts) if len(self.starts) else values[:0]
+
+    def sum(self, values: np.ndarray) -> np.ndarray:
+        return np.add.reduceat(values, self.starts) if len(self.starts) else values[:0]
+
+    def frame(self, frame: CandleFrame) -> CandleFrame:
+        """Every bucket (complete or not) as an exact OHLCV candle: first open, max high, min low, last close,
+        summed volume."""
+        return CandleFrame(
+            self.time, self.first(frame.open), self.max(frame.high), self.min(frame.low), self.last(frame.close),
+            self.sum(frame.volume), symbol=frame.symbol, interval=self.target.value,
+        )
+
+
 def resample(frame: CandleFrame, to_interval: str, *, keep_partial: bool = False) -> CandleFrame:
     """Aggregate `frame` (whose `interval` must be set) into `to_interval` candles aligned to UTC boundaries.
 
-    Exact OHLCV: open of the first candle, max high, min low, close of the last candle, sum of volume.
-    A bucket is complete when it holds every source candle (e.g. 60 one-minute candles for 1h). Incomplete buckets —
-    the trailing one still forming, a leading one when data starts mid-bucket, any that a gap runs through — are
-    dropped by default, so every candle returned is exact; `keep_partial=True` keeps them, aggregated from the
-    candles present. Dropping never fills anything: a gap in the source becomes a gap in the result.
+    Exact OHLCV (see `Buckets`). A bucket is complete when it holds every source candle (e.g. 60 one-minute
+    candles for 1h). Incomplete buckets — the trailing one still forming, a leading one when data starts
+    mid-bucket, any that a gap runs through — are dropped by default, so every candle returned is exact;
+    `keep_partial=True` keeps them, aggregated from the candles present. Dropping never fills anything: a gap in
+    the source becomes a gap in the result.
     """
-    source_ms = interval_ms(frame.interval) if frame.interval else 0
-    if not source_ms:
+    if not frame.interval:
         raise ValueError("resample: the frame's interval is not set (CandleFrame.interval, e.g. '1m')")
-    target_ms = interval_ms(to_interval)
-    if target_ms <= source_ms or target_ms % source_ms:
-        raise ValueError(f"resample: {to_interval} is not a whole multiple of {frame.interval} above it")
-    if not len(frame):
-        return CandleFrame(*_empty_columns(), symbol=frame.symbol, interval=to_interval)
-    bucket = frame.time - frame.time % target_ms
-    starts = np.flatnonzero(np.r_[True, bucket[1:] != bucket[:-1]])
-    ends = np.r_[starts[1:], len(frame)]
-    keep = slice(None) if keep_partial else (ends - starts) == target_ms // source_ms
-    return CandleFrame(
-        time=bucket[starts][keep],
-        open=frame.open[starts][keep],
-        high=np.maximum.reduceat(frame.high, starts)[keep],
-        low=np.minimum.reduceat(frame.low, starts)[keep],
-        close=frame.close[ends - 1][keep],
-        volume=np.add.reduceat(frame.volume, starts)[keep],
-        symbol=frame.symbol,
-        interval=to_interval,
-    )
-
-
-def _empty_columns() -> tuple[I64, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    empty = np.zeros(0, dtype=np.float64)
-    return np.zeros(0, dtype=np.int64), empty, empty.copy(), empty.copy(), empty.copy(), empty.copy()
+    source, target = Interval.parse(frame.interval), Interval.parse(to_interval)
+    if target.ms <= source.ms:
+        raise ValueError(f"resample: {target} is not a whole multiple of {source} above it")
+    try:
+        buckets = Buckets(frame.time, source, target)
+    except ValueError as exc:
+        raise ValueError(f"resample: {exc} above it") from None
+    out = buckets.frame(frame)
+    return out if keep_partial else out.take(np.flatnonzero(buckets.complete))

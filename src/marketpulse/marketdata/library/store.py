@@ -27,7 +27,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from marketpulse.marketdata.frame import CandleFrame
-from marketpulse.marketdata.library.series import Gap, check_series, find_gaps, interval_ms
+from marketpulse.marketdata.intervals import Interval
+from marketpulse.marketdata.library.series import Gap, check_series, find_gaps
 from marketpulse.marketdata.models import normalize_symbol
 
 COLUMNS = ("time", "open", "high", "low", "close", "volume")
@@ -53,8 +54,7 @@ class SeriesKey:
 
     @classmethod
     def of(cls, exchange: str, symbol: str, interval: str) -> SeriesKey:
-        interval_ms(interval)  # raises UnknownIntervalError
-        key = cls(exchange.strip().lower(), normalize_symbol(symbol), interval)
+        key = cls(exchange.strip().lower(), normalize_symbol(symbol), Interval.parse(interval).value)
         for what, value in (("exchange", key.exchange), ("symbol", key.symbol)):
             if not _SAFE_NAME.fullmatch(value):
                 raise ValueError(f"{what} {value!r}: use letters and digits (e.g. binance, BTCUSDT)")
@@ -62,7 +62,7 @@ class SeriesKey:
 
     @property
     def step_ms(self) -> int:
-        return interval_ms(self.interval)
+        return Interval.parse(self.interval).ms
 
     def path(self, root: Path) -> Path:
         return root / f"exchange={self.exchange}" / f"symbol={self.symbol}" / f"interval={self.interval}"

@@ -22,7 +22,7 @@ import structlog
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from marketpulse.backtest.engine import Engine, EngineSettings, Trade
-from marketpulse.marketdata.klines_csv import interval_ms
+from marketpulse.marketdata.intervals import interval_ms
 from marketpulse.marketdata.models import Candle
 from marketpulse.strategies import get_strategy
 from marketpulse.trading.paper import store

@@ -10,12 +10,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, get_args
+from typing import Any
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import FileResponse, HTMLResponse
 from fastapi.templating import Jinja2Templates
 
+from marketpulse.marketdata.intervals import Interval
 from marketpulse.realtime.market_feed import MarketFeed
 from marketpulse.services import get_services
 from marketpulse.strategies import REGISTRY, Param, Strategy
@@ -29,8 +30,8 @@ STATIC_DIR = Path(__file__).parent / "static"
 
 REFRESH_MS = 2000
 FILLS_SHOWN = 50
-# The API's own list of intervals (the Literal on DeploymentIn), so the form can't offer one it would refuse.
-INTERVALS: tuple[str, ...] = get_args(DeploymentIn.model_fields["interval"].annotation)
+# The one interval set the API accepts, so the form can't offer one it would refuse.
+INTERVALS: tuple[str, ...] = tuple(Interval)
 DEFAULT_INTERVAL = DeploymentIn.model_fields["interval"].default
 DEFAULT_SIZE = DeploymentIn.model_fields["size"].default
 

@@ -13,6 +13,7 @@ from fastapi import APIRouter, Depends, HTTPException, Query, Request, status
 from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
+from marketpulse.marketdata.intervals import Interval, IntervalField
 from marketpulse.marketdata.models import normalize_symbol
 from marketpulse.services import get_services
 from marketpulse.strategies import get_strategy
@@ -70,7 +71,7 @@ class DeploymentIn(BaseModel):
 
     strategy: str = Field(examples=["ema_cross"])
     symbol: str = Field(min_length=1, max_length=64)
-    interval: Literal["1m", "3m", "5m", "15m", "30m", "1h", "2h", "4h", "6h", "12h", "1d"] = "1h"
+    interval: IntervalField = Interval.H1
     params: dict[str, Any] = Field(default_factory=dict)
     cash: float | None = Field(None, gt=0, allow_inf_nan=False, description="Default: the account's equity")
     size: float = Field(1.0, gt=0, le=1, description="Fraction of the deployment's equity per entry")
