@@ -19,7 +19,7 @@ EARLIEST_MS = 946_684_800_000  # 2000-01-01T00:00:00Z
 LATEST_MS = 4_102_444_800_000  # 2100-01-01T00:00:00Z (exclusive)
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _ONE_MS = timedelta(milliseconds=1)
-_EXPECTED = "expected an ISO 8601 date or date-time (UTC unless it says) or integer epoch milliseconds"
+_ACCEPTED = "use an ISO 8601 date or date-time, UTC unless it says, or integer epoch milliseconds"
 
 
 class TimeParseError(ValueError):
@@ -38,12 +38,12 @@ def parse_time_ms(value: Any) -> int:
 
 def _to_ms(value: Any) -> int:
     if isinstance(value, bool):
-        raise TimeParseError(f"{_EXPECTED}, got a boolean")
+        raise TimeParseError(f"a boolean is not a time ({_ACCEPTED})")
     if isinstance(value, int):
         return value
     if isinstance(value, float):
         if not value.is_integer():  # also NaN and ±inf
-            raise TimeParseError(f"{_EXPECTED}, got {value!r}")
+            raise TimeParseError(f"{value!r} is not a time ({_ACCEPTED})")
         return int(value)
     if isinstance(value, datetime):
         return datetime_ms(value)
@@ -51,7 +51,7 @@ def _to_ms(value: Any) -> int:
         return datetime_ms(datetime(value.year, value.month, value.day))
     if isinstance(value, str):
         return _text_ms(value)
-    raise TimeParseError(f"{_EXPECTED}, got {type(value).__name__}")
+    raise TimeParseError(f"a {type(value).__name__} is not a time ({_ACCEPTED})")
 
 
 def _text_ms(text: str) -> int:
@@ -59,11 +59,11 @@ def _text_ms(text: str) -> int:
     if stripped.isascii() and stripped.isdigit():
         return int(stripped)
     if len(stripped) > 40:  # no ISO time is this long; don't echo a whole body back
-        raise TimeParseError(f"{_EXPECTED}, got {stripped[:40]!r}…")
+        raise TimeParseError(f"{stripped[:40]!r}… is not a time ({_ACCEPTED})")
     try:
         return datetime_ms(datetime.fromisoformat(stripped))
     except ValueError:
-        raise TimeParseError(f"{_EXPECTED}, got {text!r}") from None
+        raise TimeParseError(f"{text!r} is not a time ({_ACCEPTED})") from None
 
 
 def datetime_ms(value: datetime) -> int:

@@ -71,13 +71,13 @@ def test_run_resamples_prints_and_writes_report(csv_file: Path, tmp_path: Path) 
     (["--strategy", "ema_cross", "--param", "fast=x"], "parameter 'fast'"),
     (["--strategy", "ema_cross", "--param", "speed=3"], "no parameter 'speed'"),
     (["--strategy", "ema_cross", "--param", "fast=30"], "'fast' (30) must be less than 'slow'"),
-    (["--strategy", "ema_cross"], "holds 2 symbols; choose one with --symbol"),
+    (["--strategy", "ema_cross"], "holds 2 symbols; name one with symbol"),
     (["--strategy", "ema_cross", "--symbol", "TESTUSDT", "--from", "yesterday"], "--from"),
     (["--strategy", "ema_cross", "--symbol", "TESTUSDT", "--size", "0"], "size must be > 0"),
 ])
 def test_bad_input_exits_non_zero_naming_the_problem(csv_file: Path, args: list[str], message: str) -> None:
     out = runner.invoke(app, ["backtest", "run", "--data", str(csv_file), *args])
-    assert out.exit_code != 0
+    assert out.exit_code == 2  # the one code for bad input (marketpulse.cli.errors)
     assert message in " ".join(out.output.split())
 
 

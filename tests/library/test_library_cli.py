@@ -90,21 +90,21 @@ def test_import_errors_name_the_problem_and_store_nothing(lib: CandleLibrary, tm
     bad = tmp_path / "bad.csv"
     bad.write_text("symbol,open_time_ms,open,high,low,close,volume\nBTCUSDT,1704067200000,1,2,0.5,oops,3\n")
     code, out = pulse_data("import", str(bad), "--interval", "1m")
-    assert code == 1 and f"{bad}, line 2" in out and "close" in out
+    assert code == 2 and f"{bad}, line 2" in out and "close" in out
     code, out = pulse_data("import", str(tmp_path / "missing.csv"), "--interval", "1m")
-    assert code == 1 and "missing.csv" in out and "no such file" in out
+    assert code == 2 and "missing.csv" in out and "no such file" in out
     good = shared_layout(tmp_path / "good.csv", [("BTCUSDT", T0), ("BTCUSDT", T0 + H)])
     code, out = pulse_data("import", str(good), "--interval", "7x")
     assert code == 2 and "unknown interval '7x'" in out
     code, out = pulse_data("import", str(good), "--interval", "1m")  # hourly data declared as minutes
-    assert code == 1 and "3600 s apart, not 1m" in out
+    assert code == 2 and "3600 s apart, not 1m" in out
     code, out = pulse_data("import", str(good), "--interval", "1h", "--symbol", "DOGEUSDT")
-    assert code == 1 and "no rows for symbol 'DOGEUSDT'" in out
+    assert code == 2 and "no rows for symbol 'DOGEUSDT'" in out
     assert lib.list() == []
     anonymous = tmp_path / "candles.csv"
     anonymous.write_text("open_time_ms,open,high,low,close,volume\n1704067200000,1,2,0.5,1.5,3\n")
     code, out = pulse_data("import", str(anonymous), "--interval", "1m")
-    assert code == 1 and "pass --symbol" in out
+    assert code == 2 and "pass --symbol" in out
     assert pulse_data("import", str(anonymous), "--interval", "1m", "--symbol", "XRPUSDT")[0] == 0
     assert [i.key.symbol for i in lib.list()] == ["XRPUSDT"]
 
@@ -124,9 +124,9 @@ def test_list_and_resample(lib: CandleLibrary, tmp_path: Path) -> None:
     code, out = pulse_data("list")
     assert code == 0 and "BTCUSDT" in out and "1h" in out and "130" in out
     code, out = pulse_data("resample", "--symbol", "ETHUSDT", "--from", "1m", "--to", "1h")
-    assert code == 1 and "no 1m candles of ETHUSDT" in out
+    assert code == 2 and "no 1m candles of ETHUSDT" in out
     code, out = pulse_data("resample", "--symbol", "BTCUSDT", "--from", "1h", "--to", "1m")
-    assert code == 1 and "not a whole multiple" in out
+    assert code == 2 and "not a whole multiple" in out
 
 
 # --- download through real ccxt against the fake exchange ---------------------------------------------------------
@@ -191,11 +191,11 @@ def test_download_gives_up_after_persistent_rate_limiting(exchange: FakeCcxtExch
 def test_download_errors(lib: CandleLibrary, exchange: FakeCcxtExchange, now: FakeClock) -> None:
     base = ["download", "--interval", "1h", "--api-url", exchange.url]
     code, out = pulse_data(*base, "--symbol", "BTC/USDT", "--since", "2024-13-45")
-    assert code == 2 and "'2024-13-45' is not a date" in out
+    assert code == 2 and "'2024-13-45' is not a time" in out
     code, out = pulse_data(*base, "--symbol", "BTC/USDT", "--since", "2024-01-01", "--exchange", "nosuchx")
-    assert code == 1 and "unknown exchange 'nosuchx'" in out
+    assert code == 2 and "unknown exchange 'nosuchx'" in out
     code, out = pulse_data(*base, "--symbol", "DOGE/BTC", "--since", "2024-01-01")
-    assert code == 1 and "no market 'DOGE/BTC'" in out
+    assert code == 2 and "no market 'DOGE/BTC'" in out
     code, out = pulse_data(*base, "--symbol", "BTC/USDT", "--since", "2024-02-01", "--until", "2024-01-01")
     assert code == 2 and "nothing to fetch" in out
     code, out = pulse_data("download", "--interval", "2w", "--symbol", "BTC/USDT", "--since", "2024-01-01")

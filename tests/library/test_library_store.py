@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 
 from marketpulse.marketdata.frame import CandleFrame
-from marketpulse.marketdata.library import CandleLibrary, Gap, UnknownIntervalError
+from marketpulse.marketdata.intervals import UnknownIntervalError
+from marketpulse.marketdata.library import CandleLibrary, Gap
 from marketpulse.marketdata.library.store import SeriesKey
 
 T0 = 1_704_067_200_000  # 2024-01-01 00:00 UTC

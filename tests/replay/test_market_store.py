@@ -12,7 +12,6 @@ from marketpulse.bus import Message, topics
 from marketpulse.marketdata.models import Candle, MarketRow
 from marketpulse.marketdata.store import (
     MarketRecorder,
-    interval_ms,
     load_candles,
     prune,
     save_candles,
@@ -98,10 +97,6 @@ async def test_stored_hourly_candles_are_served_as_they_are(runtime: Runtime) ->
     assert await load_candles(runtime.sessions, "ETHUSDT", "1h") == []
     with pytest.raises(ValueError, match="interval"):
         await load_candles(runtime.sessions, "BTCUSDT", "1y")
-
-
-def test_interval_names() -> None:
-    assert [interval_ms(i) for i in ("1m", "5m", "1h", "4h", "1d")] == [MINUTE, 5 * MINUTE, HOUR, 4 * HOUR, DAY]
 
 
 async def test_prune_deletes_only_what_retention_drops(runtime: Runtime) -> None:

@@ -1,7 +1,10 @@
-"""The candles a backtest job runs on: the one loader behind POST /api/v1/backtests.
+"""The candles a backtest runs on: the one loader behind `pulse backtest run|sweep` and POST /api/v1/backtests.
 
-From a CSV file under `data_dir` (`data`), else the Parquet library (`data_dir/library`, resampled from a finer
-interval when needed), else the repository's bundled sample. Only `load_candles` is meant to be called from outside.
+From a CSV file (`CandleQuery.file`), else the Parquet library (the interval itself, else its 1m candles
+resampled), else the repository's bundled sample; then cut to [start, end) and resampled to the interval asked
+for. Both callers get the same candles, the same fallbacks and the same refusals (`NoCandles`, with the reason);
+they differ only in how a file is named: the API checks its `data` name stays under `data_dir`
+(`safe_data_path`), the CLI reads the path it is given.
 """
 
 from __future__ import annotations
@@ -11,10 +14,22 @@ from pathlib import Path
 
 from marketpulse.backtest.schemas import BacktestRequest, FieldError
 from marketpulse.marketdata.frame import CandleFrame
+from marketpulse.marketdata.intervals import Interval
 
 
 class NoCandles(LookupError):
     pass
+
+
+@dataclass(frozen=True)
+class CandleQuery:
+    symbol: str | None  # required for the library; picks one symbol out of a multi-symbol file
+    interval: Interval | None  # None: a file's candles as they are (the library needs one)
+    exchange: str = "binance"
+    start: int | None = None  # epoch ms, inclusive
+    end: int | None = None  # epoch ms, exclusive
+    file: Path | None = None  # a candle CSV instead of the library
+    file_label: str = ""  # how messages and the result name the file (default: its path)
 
 
 @dataclass(frozen=True)
@@ -23,35 +38,47 @@ class LoadedCandles:
     source: str  # where they came from, reported with the result
 
 
-def load_candles(req: BacktestRequest, data_dir: Path) -> LoadedCandles:
-    """The request's candles at its interval, in [from, to); NoCandles explains what is missing."""
-    loaded = _from_file(req, data_dir) if req.data is not None else _from_library_or_sample(req, data_dir)
-    frame = loaded.frame.between(req.start, req.end)
-    frame = _at_interval(frame, req.interval)
+def load_candles(q: CandleQuery, library_root: Path) -> LoadedCandles:
+    """The query's candles at its interval, in [start, end); NoCandles explains what is missing. A malformed file
+    raises KlinesFormatError (naming the file and line)."""
+    loaded = _from_file(q) if q.file is not None else _from_library_or_sample(q, library_root)
+    frame = _at_interval(loaded.frame.between(q.start, q.end), q.interval)
     if len(frame) < 2:
-        raise NoCandles(f"{loaded.source}: fewer than 2 {req.interval} candles in the requested range")
+        raise NoCandles(f"{loaded.source}: fewer than 2 {frame.interval} candles in the requested range")
     return LoadedCandles(frame, loaded.source)
 
 
-def _at_interval(frame: CandleFrame, interval: str) -> CandleFrame:
-    from marketpulse.marketdata.library import interval_ms, resample
+def job_candles(req: BacktestRequest, data_dir: Path) -> LoadedCandles:
+    """A backtest job's candles: its `data` name must stay under `data_dir`; the library is `data_dir/library`."""
+    file = None if req.data is None else safe_data_path(data_dir, req.data)
+    query = CandleQuery(req.symbol, req.interval, req.exchange, req.start, req.end, file, req.data or "")
+    return load_candles(query, data_dir / "library")
 
-    if frame.interval == interval:
+
+def _at_interval(frame: CandleFrame, interval: Interval | None) -> CandleFrame:
+    from marketpulse.marketdata.library import resample
+
+    if interval is None or frame.interval == interval:
         return frame
-    if interval_ms(interval) < interval_ms(frame.interval):
+    if interval.ms < Interval.parse(frame.interval).ms:
         raise NoCandles(f"the candles are {frame.interval}: a finer {interval} can't be made from them")
-    return resample(frame, interval)
+    try:
+        return resample(frame, interval)
+    except ValueError as exc:
+        raise NoCandles(str(exc)) from None
 
 
-def _from_file(req: BacktestRequest, data_dir: Path) -> LoadedCandles:
+def _from_file(q: CandleQuery) -> LoadedCandles:
     from marketpulse.marketdata.klines_csv import read_klines_frame
 
-    assert req.data is not None
-    path = safe_data_path(data_dir, req.data)
-    frames = read_klines_frame(path, req.symbol)
-    if len(frames) != 1:
-        raise NoCandles(f"{req.data} holds {len(frames)} symbols; name one with symbol")
-    return LoadedCandles(next(iter(frames.values())), f"file:{req.data}")
+    assert q.file is not None
+    label = q.file_label or str(q.file)
+    frames = read_klines_frame(q.file, q.symbol)
+    if not frames:
+        raise NoCandles(f"{label}: no candles" + (f" for {q.symbol}" if q.symbol else ""))
+    if len(frames) > 1:
+        raise NoCandles(f"{label} holds {len(frames)} symbols; name one with symbol (e.g. {next(iter(frames))})")
+    return LoadedCandles(next(iter(frames.values())), f"file:{label}")
 
 
 CSV_SUFFIXES = (".csv", ".csv.gz")
@@ -69,32 +96,32 @@ def safe_data_path(data_dir: Path, name: str) -> Path:
     return path
 
 
-def _from_library_or_sample(req: BacktestRequest, data_dir: Path) -> LoadedCandles:
+def _from_library_or_sample(q: CandleQuery, library_root: Path) -> LoadedCandles:
     from marketpulse.marketdata.library import CandleLibrary
 
-    assert req.symbol is not None
-    library = CandleLibrary(data_dir / "library")
-    for interval in dict.fromkeys((req.interval, "1m")):
-        frame = library.read(req.exchange, req.symbol, interval, req.start, req.end)
+    if not q.symbol or q.interval is None:
+        raise NoCandles("the candle library needs a symbol and an interval (or give a candle file)")
+    library = CandleLibrary(library_root)
+    for interval in dict.fromkeys((q.interval, Interval.M1)):
+        frame = library.read(q.exchange, q.symbol, interval, q.start, q.end)
         if len(frame):
-            return LoadedCandles(frame, f"library:{req.exchange}/{req.symbol}/{interval}")
-    return _from_sample(req)
+            return LoadedCandles(frame, f"library:{q.exchange}/{q.symbol}/{interval}")
+    return _from_sample(q.symbol, q.interval, q.exchange)
 
 
-def _from_sample(req: BacktestRequest) -> LoadedCandles:
+def _from_sample(symbol: str, interval: Interval, exchange: str) -> LoadedCandles:
     from marketpulse.marketdata import sample
     from marketpulse.marketdata.klines_csv import read_klines_frame
-    from marketpulse.marketdata.library import interval_ms
 
-    if req.symbol == "BTCUSDT" and interval_ms(req.interval) < 3_600_000:
+    if symbol == "BTCUSDT" and interval.ms < Interval.H1.ms:
         path, name = sample.btcusdt_spot_1m_path(), "sample:btcusdt_spot_1m"
         frames = read_klines_frame(path, "BTCUSDT", interval="1m")
     else:
         path, name = sample.usdm_perp_1h_path(), "sample:usdm_perp_1h"
-        frames = read_klines_frame(path, req.symbol, interval="1h")
-    if req.symbol not in frames:
+        frames = read_klines_frame(path, symbol, interval="1h")
+    if symbol not in frames:
         raise NoCandles(
-            f"no {req.symbol} candles: the library ({req.exchange}) has none and the bundled sample doesn't hold it "
+            f"no {exchange} {symbol} candles: not in the library nor in the bundled sample "
             "(import some: pulse data import FILE)"
         )
-    return LoadedCandles(frames[req.symbol], name)
+    return LoadedCandles(frames[symbol], name)

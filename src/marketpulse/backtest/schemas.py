@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
 from marketpulse.backtest.tables import BacktestJobRow
+from marketpulse.marketdata.intervals import Interval, IntervalField
 from marketpulse.marketdata.models import normalize_symbol
+from marketpulse.times import EpochMs
 
 
 class BacktestRequest(BaseModel):
@@ -22,9 +23,9 @@ class BacktestRequest(BaseModel):
         None, validate_default=True, description="A candle CSV under the server's data_dir, instead of symbol"
     )
     exchange: str = Field("binance", max_length=32)
-    interval: str = Field("1h", examples=["1h"])
-    start: int | None = Field(None, alias="from", description="ISO date/time (UTC) or epoch ms; inclusive")
-    end: int | None = Field(None, alias="to", description="ISO date/time (UTC) or epoch ms; exclusive")
+    interval: IntervalField = Field(Interval.H1, examples=["1h"])
+    start: EpochMs | None = Field(None, alias="from", description="ISO date/time (UTC) or epoch ms; inclusive")
+    end: EpochMs | None = Field(None, alias="to", description="ISO date/time (UTC) or epoch ms; exclusive")
     params: dict[str, Any] = Field(default_factory=dict, validate_default=True)
     fee_bps: float = Field(0.0, ge=0, le=1_000, allow_inf_nan=False)
     cash: float = Field(10_000.0, gt=0, le=1e12, allow_inf_nan=False)
@@ -44,14 +45,6 @@ class BacktestRequest(BaseModel):
     def _normalize(cls, v: str | None) -> str | None:
         return normalize_symbol(v) if v else None
 
-    @field_validator("interval")
-    @classmethod
-    def _known_interval(cls, v: str) -> str:
-        from marketpulse.marketdata.library import interval_ms
-
-        interval_ms(v)
-        return v
-
     @field_validator("data")
     @classmethod
     def _one_source(cls, v: str | None, info: ValidationInfo) -> str | None:
@@ -61,8 +54,8 @@ class BacktestRequest(BaseModel):
 
     @field_validator("start", "end", mode="before")
     @classmethod
-    def _to_ms(cls, v: Any) -> int | None:
-        return None if v is None or v == "" else to_epoch_ms(v)
+    def _blank_is_none(cls, v: Any) -> Any:
+        return None if v == "" else v  # a form's empty date field
 
     @field_validator("end")
     @classmethod
@@ -83,7 +76,7 @@ class BacktestRequest(BaseModel):
         return get_strategy(name).resolve_params(v)
 
     def as_json(self) -> dict[str, Any]:
-        return self.model_dump(by_alias=True)
+        return self.model_dump(by_alias=True, mode="json")
 
 
 class FieldError(ValueError):
@@ -92,28 +85,6 @@ class FieldError(ValueError):
     def __init__(self, field: str, message: str) -> None:
         super().__init__(message)
         self.field = field
-
-
-def to_epoch_ms(v: Any) -> int:
-    """Epoch ms from an int (ms), an ISO date ('2024-01-01', UTC midnight) or an ISO date-time (naive = UTC)."""
-    if isinstance(v, bool):
-        raise ValueError("expected a date, a date-time or epoch milliseconds")
-    if isinstance(v, int | float):
-        return int(v)
-    if isinstance(v, str):
-        text = v.strip()
-        if text.isdigit():
-            return int(text)
-        try:
-            parsed = datetime.fromisoformat(text.replace("Z", "+00:00"))
-        except ValueError:
-            raise ValueError(f"{v!r} is not an ISO date/date-time or epoch milliseconds") from None
-        if parsed.tzinfo is None:
-            parsed = parsed.replace(tzinfo=UTC)
-        return int(parsed.timestamp() * 1000)
-    if isinstance(v, datetime | date):
-        return to_epoch_ms(v.isoformat())
-    raise ValueError("expected a date, a date-time or epoch milliseconds")
 
 
 def job_json(row: BacktestJobRow) -> dict[str, Any]:

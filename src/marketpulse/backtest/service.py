@@ -18,7 +18,7 @@ import structlog
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from marketpulse.backtest.candles import LoadedCandles, NoCandles, load_candles
+from marketpulse.backtest.candles import LoadedCandles, NoCandles, job_candles
 from marketpulse.backtest.schemas import BacktestRequest, FieldError
 from marketpulse.backtest.tables import BacktestJobRow
 from marketpulse.clock import Clock
@@ -143,7 +143,7 @@ class BacktestJobs:
         loop = asyncio.get_running_loop()
         try:
             await self._update(job_id, status="running", progress=0.05, started_at_ms=self.clock.now_ms())
-            loaded = await loop.run_in_executor(self._pool, load_candles, req, self.settings.data_dir)
+            loaded = await loop.run_in_executor(self._pool, job_candles, req, self.settings.data_dir)
             await self._update(job_id, progress=0.3)
             result = await loop.run_in_executor(self._pool, run_backtest, req, loaded.frame)
             await self._update(job_id, progress=0.8)

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import math
 import time
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -20,6 +19,8 @@ from rich.table import Table
 
 import marketpulse.strategies  # noqa: F401  (registers the built-ins)
 from marketpulse.backtest import METRICS, Backtest, BacktestResult, LookAheadError, Stats
+from marketpulse.backtest.candles import CandleQuery, NoCandles
+from marketpulse.backtest.candles import load_candles as candle_loader
 from marketpulse.backtest.engine import EngineSettings
 from marketpulse.backtest.sweep import (
     Job,
@@ -33,13 +34,13 @@ from marketpulse.backtest.sweep import (
 )
 from marketpulse.cli.errors import fail, option_interval, option_time
 from marketpulse.marketdata.frame import CandleFrame
-from marketpulse.marketdata.klines_csv import KlinesFormatError, read_klines_frame
-from marketpulse.marketdata.library import CandleLibrary, resample
+from marketpulse.marketdata.klines_csv import KlinesFormatError
 from marketpulse.settings import Settings
 from marketpulse.strategies.base import Strategy, get_strategy
 
 app = typer.Typer(no_args_is_help=True, help="Backtests and parameter sweeps.")
 console = Console()
+errors = Console(stderr=True)  # where the candles came from: stdout stays the result (--json)
 
 STRATEGY = typer.Option(..., "--strategy", "-s", help="strategy name (ema_cross, ut_bot, rsi_reversion, ...)")
 DATA = typer.Option(None, "--data", help="candle CSV file (the layouts of ../shared/data), instead of the library")
@@ -63,60 +64,26 @@ FUNDING = typer.Option(0.0, "--funding-rate", help="funding rate charged every 8
 
 
 # --- candles --------------------------------------------------------------------------------------------------
-@dataclass(frozen=True)
-class CandleQuery:
-    data: Path | None
-    symbol: str | None
-    interval: str | None
-    exchange: str
-    start: str | None
-    end: str | None
-
-
-def load_candles(q: CandleQuery) -> CandleFrame:
-    start = None if q.start is None else option_time(q.start, "--from")
-    end = None if q.end is None else option_time(q.end, "--to")
-    if q.interval is not None:
-        option_interval(q.interval, "--interval")
-    frame = _from_file(q) if q.data is not None else _from_library(q, start, end)
-    frame = frame.between(start, end)
-    if q.interval and frame.interval and q.interval != frame.interval:
-        try:
-            frame = resample(frame, q.interval)
-        except ValueError as exc:
-            fail(f"--interval: {exc}")
-    if len(frame) < 2:
-        fail(f"no candles for {frame.symbol or q.symbol or 'the series'} in the requested range")
-    return frame
-
-
-def _from_file(q: CandleQuery) -> CandleFrame:
-    assert q.data is not None
-    if not q.data.exists():
-        fail(f"--data: {q.data} does not exist")
+def load_candles(data: Path | None, symbol: str | None, interval: str | None, exchange: str, start: str | None,
+                 end: str | None) -> CandleFrame:
+    """The candles through the one loader the API uses too (same fallbacks, same refusals)."""
+    if data is None and not (symbol and interval):
+        fail("give --data FILE, or --symbol and --interval to read the candle library")
+    if data is not None and not data.exists():
+        fail(f"--data: {data} does not exist")
+    query = CandleQuery(
+        symbol=symbol, interval=None if interval is None else option_interval(interval, "--interval"),
+        exchange=exchange, start=None if start is None else option_time(start, "--from"),
+        end=None if end is None else option_time(end, "--to"), file=data,
+    )
     try:
-        frames = read_klines_frame(q.data, q.symbol)
+        loaded = candle_loader(query, Settings().data_dir / "library")
     except KlinesFormatError as exc:
         fail(exc.problem, file=exc.path, line=exc.line)
-    except (OSError, ValueError) as exc:
-        fail(f"--data: {exc}")
-    if not frames:
-        fail(f"--data: {q.data} has no candles" + (f" for {q.symbol}" if q.symbol else ""))
-    if len(frames) > 1:
-        fail(f"--data: {q.data} holds {len(frames)} symbols; choose one with --symbol (e.g. {next(iter(frames))})")
-    return next(iter(frames.values()))
-
-
-def _from_library(q: CandleQuery, start: int | None, end: int | None) -> CandleFrame:
-    if not q.symbol or not q.interval:
-        fail("give --data FILE, or --symbol and --interval to read the candle library")
-    library = CandleLibrary(Settings().data_dir / "library")
-    frame = library.read(q.exchange, q.symbol, q.interval, start, end)
-    if not len(frame) and q.interval != "1m":
-        frame = library.read(q.exchange, q.symbol, "1m", start, end)  # resampled by load_candles
-    if not len(frame):
-        fail(f"the library has no {q.exchange} {q.symbol} candles in range (import some: pulse data import FILE)")
-    return frame
+    except (NoCandles, OSError, ValueError) as exc:
+        fail(str(exc))
+    errors.print(f"candles: {loaded.source}, {len(loaded.frame):,} bars", highlight=False)
+    return loaded.frame
 
 
 # --- strategy and parameters ----------------------------------------------------------------------------------
@@ -218,7 +185,7 @@ def run(
                                trailing_stop, leverage, maint_margin)
     if not cash > 0:
         fail(f"--cash must be > 0, got {cash}")
-    candles = load_candles(CandleQuery(data, symbol, interval, exchange, start, end))
+    candles = load_candles(data, symbol, interval, exchange, start, end)
     try:
         result = Backtest(candles, cls, params, cash=cash, funding_rate=funding_rate, **backtest_kwargs(settings)).run()
     except LookAheadError as exc:
@@ -265,7 +232,7 @@ def sweep(
     combos = random_combinations(cls, axes, random, seed) if random > 0 else grid_combinations(cls, axes)
     if not combos:
         fail("no valid parameter combinations (check the ranges against the strategy's rules)")
-    candles = load_candles(CandleQuery(data, symbol, interval, exchange, start, end))
+    candles = load_candles(data, symbol, interval, exchange, start, end)
     job = Job(cls.name, settings, cash, metric)
     began = time.perf_counter()
     if walk:
