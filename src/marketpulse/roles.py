@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from typing import Any
 
 import structlog
@@ -24,6 +24,7 @@ from marketpulse.runtime import Runtime
 log = structlog.get_logger(__name__)
 
 SOURCES = ("replay", "binance")
+API_GRACE_S = 3  # open requests (and Socket.IO long-polls) get this long to finish on shutdown
 
 
 def make_source(name: str, runtime: Runtime) -> MarketSource:
@@ -85,23 +86,39 @@ def _log_failure(task: asyncio.Task[Any]) -> None:
         log.error("setup task failed", task=task.get_name(), exc_info=task.exception())
 
 
-async def serve_api(runtime: Runtime, host: str, port: int) -> None:
+def api_server(runtime: Runtime, host: str, port: int) -> Any:
+    """uvicorn's Server without its own signal handlers: the process's runner owns SIGINT/SIGTERM and asks the
+    server to stop (`should_exit`), so a signal never cancels a request or the app's lifespan half-way (which is
+    what logged `ERROR: Traceback … CancelledError` on SIGTERM)."""
     import uvicorn
 
     from marketpulse.api.app import create_app
 
-    config = uvicorn.Config(create_app(runtime), host=host, port=port, log_level="info", lifespan="on")
-    await uvicorn.Server(config).serve()
+    class Server(uvicorn.Server):
+        @contextlib.contextmanager
+        def capture_signals(self) -> Iterator[None]:
+            yield
+
+    config = uvicorn.Config(create_app(runtime), host=host, port=port, log_level="info", lifespan="on",
+                            timeout_graceful_shutdown=API_GRACE_S)
+    return Server(config)
 
 
 async def run(runtime: Runtime, *, roles: set[str], source: str = "replay", host: str = "127.0.0.1",
-              port: int = 8000, demo: bool = False, paper: bool = True) -> None:
-    """Run the given roles until cancelled (Ctrl-C) or until the API server exits."""
+              port: int = 8000, demo: bool = False, paper: bool = True, stop: asyncio.Event | None = None) -> None:
+    """Run the given roles until `stop` is set (SIGINT/SIGTERM: see `cli.serve`), cancelled, or a role ends.
+
+    Shutdown is ordered so nothing is cut mid-step: the API server finishes its requests and its lifespan, the
+    source and one-off tasks are cancelled, the consumers close, then the runtime (services, bus, database)."""
+    stop = stop or asyncio.Event()
     tasks: list[asyncio.Task[Any]] = []  # the roles: when one ends, the process ends
     side_tasks: list[asyncio.Task[Any]] = []  # one-off setup that may finish early
     stoppers: list[Stopper] = []
     market_clock: Clock = runtime.clock
+    server: Any = None
     try:
+        if roles & {"api", "worker"}:
+            runtime.services  # noqa: B018  (built here, where the process is assembled, before anything uses them)
         if "ingest" in roles:
             src = make_source(source, runtime)
             market_clock = src.clock
@@ -119,20 +136,25 @@ async def run(runtime: Runtime, *, roles: set[str], source: str = "replay", host
             tasks.append(asyncio.create_task(src.run(runtime.bus), name=f"source:{source}"))
             log.info("market source started", source=source)
         if "api" in roles:
-            tasks.append(asyncio.create_task(serve_api(runtime, host, port), name="api"))
-        if tasks:
-            done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
-            for t in done:
-                t.result()  # surface a crashed role instead of idling
-        else:
-            await asyncio.Event().wait()
+            server = api_server(runtime, host, port)
+            tasks.append(asyncio.create_task(server.serve(), name="api"))
+        stopped = asyncio.create_task(stop.wait(), name="stop")
+        side_tasks.append(stopped)
+        done, _ = await asyncio.wait([*tasks, stopped], return_when=asyncio.FIRST_COMPLETED)
+        for t in done:
+            t.result()  # surface a crashed role instead of idling
+        log.info("stopping", roles=sorted(roles))
     finally:
+        if server is not None:
+            server.should_exit = True  # a graceful stop: open requests finish, the lifespan shuts down
+            with contextlib.suppress(Exception):
+                await asyncio.wait([tasks[-1]], timeout=API_GRACE_S + 1)
         for t in tasks + side_tasks:
             t.cancel()
         for t in tasks + side_tasks:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await t
-        for stop in reversed(stoppers):
+        for stop_consumer in reversed(stoppers):
             with contextlib.suppress(Exception):
-                await stop()
+                await stop_consumer()
         await runtime.close()

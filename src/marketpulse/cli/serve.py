@@ -6,7 +6,7 @@ import asyncio
 import contextlib
 import enum
 import signal
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine
 from typing import Any
 
 import typer
@@ -36,15 +36,27 @@ def _run(roles: set[str], *, source: str = "replay", host: str = "127.0.0.1", po
 
         upgrade(settings.database_url)
     runtime = Runtime.open(settings)
-    work = role_wiring.run(runtime, roles=roles, source=source, host=host, port=port, demo=demo, paper=paper)
-    with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(_stop_on_sigterm(work))
+    with contextlib.suppress(KeyboardInterrupt):  # a Ctrl-C before the loop's handlers are in place
+        asyncio.run(_until_signalled(
+            lambda stop: role_wiring.run(runtime, roles=roles, source=source, host=host, port=port, demo=demo,
+                                         paper=paper, stop=stop)
+        ))
 
 
-async def _stop_on_sigterm(work: Coroutine[Any, Any, None]) -> None:
-    """SIGTERM (systemd, containers) stops as cleanly as Ctrl-C: roles cancelled, consumers closed, runtime shut."""
-    task = asyncio.ensure_future(work)
-    asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, task.cancel)
+async def _until_signalled(work: Callable[[asyncio.Event], Coroutine[Any, Any, None]]) -> None:
+    """Ctrl-C and SIGTERM (systemd, containers) both ask the roles to stop in order (`roles.run`); a second one
+    cancels whatever is still stopping."""
+    stop = asyncio.Event()
+    task = asyncio.ensure_future(work(stop))
+
+    def on_signal() -> None:
+        if stop.is_set():
+            task.cancel()
+        stop.set()
+
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, on_signal)
     with contextlib.suppress(asyncio.CancelledError):
         await task
 
