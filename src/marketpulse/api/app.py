@@ -16,13 +16,15 @@ from pathlib import Path
 
 import socketio
 import structlog
-from fastapi import FastAPI, HTTPException, status
+from fastapi import Depends, FastAPI, HTTPException, status
 from fastapi.responses import FileResponse
 from fastapi.staticfiles import StaticFiles
 
 import marketpulse
+from marketpulse.api.errors import install_error_handlers
 from marketpulse.api.metrics import MetricsMiddleware
 from marketpulse.api.routers import load_routers
+from marketpulse.api.types import check_request_values
 from marketpulse.marketdata.open_interest import OpenInterestCache, load_open_interest
 from marketpulse.realtime.bridge import RealtimeBridge
 from marketpulse.realtime.market_feed import MarketFeed
@@ -72,7 +74,11 @@ def create_app(runtime: Runtime) -> socketio.ASGIApp:
         title="marketpulse", version=marketpulse.__version__,
         description="Crypto market intelligence: live USDT-perpetual table, open interest, volume-spike alerts.",
         lifespan=lifespan, docs_url="/docs",
+        # One body limit for every route, counted while the body streams in (413 past it).
+        max_body_size=settings.max_body_bytes,
+        dependencies=[Depends(check_request_values)],
     )
+    install_error_handlers(api)
     api.state.runtime = runtime
     api.state.market_feed = feed
     api.state.open_interest = open_interest

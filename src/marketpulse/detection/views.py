@@ -20,11 +20,13 @@ from fastapi import APIRouter, Depends, HTTPException, Query, Request, status
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, TypeAdapter, ValidationError
 
 from marketpulse.api.security import read_limited_body, require_api_key
+from marketpulse.api.types import NoNul, Symbol
 from marketpulse.bus import topics
 from marketpulse.detection.models import HOUR_MS, VolumeAlert, alert_message
 from marketpulse.detection.service import DEFAULT_LIMIT, MAX_LIMIT, VolumeAlertStore
 from marketpulse.marketdata.models import asset_of, normalize_symbol
 from marketpulse.runtime import Runtime
+from marketpulse.times import LATEST_MS
 
 router = APIRouter(prefix="/api/v1/volume-alerts", tags=["volume alerts"])
 
@@ -51,7 +53,7 @@ def epoch_ms(value: Any) -> int:
         ms = round((parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)).timestamp() * 1000)
     else:
         raise ValueError("expected epoch milliseconds or an ISO 8601 string")
-    if not _EARLIEST_MS <= ms < 2**53:
+    if not _EARLIEST_MS <= ms < LATEST_MS:
         raise ValueError(f"{ms} is out of range for epoch milliseconds (seconds sent by mistake?)")
     return ms
 
@@ -65,8 +67,8 @@ class VolumeAlertIn(BaseModel):
 
     model_config = ConfigDict(extra="ignore", str_strip_whitespace=True)
 
-    symbol: Annotated[str, Field(min_length=1, max_length=64)]
-    asset: Annotated[str | None, Field(max_length=64)] = None
+    symbol: Symbol
+    asset: Annotated[str | None, Field(max_length=64), NoNul] = None
     currentVolume: Volume
     previousVolume: Volume
     volumeRatio: Volume
@@ -74,7 +76,7 @@ class VolumeAlertIn(BaseModel):
     fundingRate: Annotated[float | None, Field(allow_inf_nan=False)] = None
     candleDirection: Literal["bullish", "bearish"]
     alertType: Literal["SPIKE", "HALF_UPDATE", "FULL_UPDATE"]
-    message: Annotated[str | None, Field(max_length=512)] = None
+    message: Annotated[str | None, Field(max_length=512), NoNul] = None
     timestamp: EpochMs
     hourTimestamp: EpochMs | None = None
     isUpdate: bool | None = None

@@ -32,6 +32,7 @@ from marketpulse.clock import Clock
 from marketpulse.marketdata.models import normalize_symbol
 from marketpulse.marketdata.tables import OpenInterestRow
 
+SYMBOL_MAX_LENGTH = 64  # open_interest.symbol is VARCHAR(64)
 FUTURE_TOLERANCE_MS = 60_000  # clock skew tolerated between a monitor and this server
 
 # --- pure core -----------------------------------------------------------------------------------------------
@@ -146,6 +147,8 @@ def validate_usd_values(data: Mapping[str, Any]) -> tuple[dict[str, float], list
         ok = isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value) and value >= 0
         if not symbol:
             errors.append(_error(key, value, "symbol is empty after normalization"))
+        elif len(symbol) > SYMBOL_MAX_LENGTH or "\x00" in symbol:
+            errors.append(_error(key, value, f"symbol must be at most {SYMBOL_MAX_LENGTH} characters, without NUL"))
         elif not ok:
             errors.append(_error(key, value, "must be a finite, non-negative number of USD"))
         else:

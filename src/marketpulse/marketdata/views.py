@@ -9,6 +9,7 @@ from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request, sta
 from pydantic import BaseModel, Field
 
 from marketpulse.api.security import read_limited_body, require_api_key
+from marketpulse.api.types import Symbol
 from marketpulse.bus import topics
 from marketpulse.marketdata.intervals import Interval, IntervalField
 from marketpulse.marketdata.models import Candle, normalize_symbol
@@ -108,7 +109,9 @@ def sort_rows(rows: list[dict[str, Any]], key: SortKey, order: SortOrder) -> lis
 
 
 @router.get("/symbol/{symbol}", response_model=SymbolOut, responses={404: {"description": "Symbol not in the table"}})
-async def market_symbol(symbol: str, feed: Annotated[MarketFeed, Depends(_feed)]) -> dict[str, Any]:
+async def market_symbol(
+    symbol: Annotated[Symbol, Path()], feed: Annotated[MarketFeed, Depends(_feed)]
+) -> dict[str, Any]:
     wanted = normalize_symbol(symbol)
     row = feed.get(wanted)
     if row is None:
@@ -119,7 +122,7 @@ async def market_symbol(symbol: str, feed: Annotated[MarketFeed, Depends(_feed)]
 @router.get("/history/{symbol}", response_model=HistoryOut)
 async def market_history(
     request: Request,
-    symbol: Annotated[str, Path(max_length=64)],
+    symbol: Annotated[Symbol, Path()],
     interval: Annotated[IntervalField, Query(description="Candle interval; unstored ones are built from 1m")] = (
         Interval.H1
     ),

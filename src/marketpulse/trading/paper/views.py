@@ -13,6 +13,7 @@ from fastapi import APIRouter, Depends, HTTPException, Query, Request, status
 from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
+from marketpulse.api.types import Amount
 from marketpulse.marketdata.intervals import Interval, IntervalField
 from marketpulse.marketdata.models import normalize_symbol
 from marketpulse.services import get_services
@@ -32,9 +33,10 @@ class OrderIn(BaseModel):
     symbol: str = Field(min_length=1, max_length=64, examples=["BTCUSDT"])
     side: Side
     type: OrderType = OrderType.MARKET
-    quantity: float = Field(gt=0, allow_inf_nan=False, description="In base units (BTC for BTCUSDT)")
-    limit_price: float | None = Field(None, gt=0, allow_inf_nan=False, validate_default=True)
-    stop_price: float | None = Field(None, gt=0, allow_inf_nan=False, validate_default=True)
+    # Bounded (MAX_AMOUNT) so quantity × price, the notional the risk checks use, stays finite.
+    quantity: Amount = Field(description="In base units (BTC for BTCUSDT)")
+    limit_price: Amount | None = Field(None, validate_default=True)
+    stop_price: Amount | None = Field(None, validate_default=True)
     time_in_force: TimeInForce = TimeInForce.GTC
 
     @field_validator("symbol")
@@ -73,7 +75,7 @@ class DeploymentIn(BaseModel):
     symbol: str = Field(min_length=1, max_length=64)
     interval: IntervalField = Interval.H1
     params: dict[str, Any] = Field(default_factory=dict)
-    cash: float | None = Field(None, gt=0, allow_inf_nan=False, description="Default: the account's equity")
+    cash: Amount | None = Field(None, description="Default: the account's equity")
     size: float = Field(1.0, gt=0, le=1, description="Fraction of the deployment's equity per entry")
     long_only: bool = False
 
