@@ -16,7 +16,7 @@ import pytest
 from sqlalchemy import func, select
 
 from marketpulse.api.errors import EXCERPT_CHARS, TEXT_CHARS, clip, excerpt, render_errors
-from marketpulse.backtest.jobs import BacktestJobRow
+from marketpulse.backtest.tables import BacktestJobRow
 from marketpulse.detection.tables import VolumeAlertRow
 from marketpulse.marketdata.tables import OpenInterestRow
 from marketpulse.runtime import Runtime
