@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 
 from marketpulse.marketdata.frame import CandleFrame
-from marketpulse.marketdata.library import find_gaps, resample
+from marketpulse.marketdata.library import find_gaps
+from marketpulse.marketdata.resample import resample
 
 DAY = 1_704_067_200_000  # 2024-01-01 00:00 UTC
 M = 60_000

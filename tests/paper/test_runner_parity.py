@@ -12,8 +12,8 @@ from marketpulse.backtest import Backtest, Engine, EngineSettings, Trade
 from marketpulse.marketdata.frame import CandleFrame
 from marketpulse.marketdata.intervals import interval_ms
 from marketpulse.marketdata.klines_csv import read_klines_frame
-from marketpulse.marketdata.library import resample
 from marketpulse.marketdata.models import Candle
+from marketpulse.marketdata.resample import resample
 from marketpulse.marketdata.sample import btcusdt_spot_1m_path
 from marketpulse.strategies import REGISTRY, Action, BarState, Param, Strategy, get_strategy
 from marketpulse.trading.paper.strategy_runner import StrategyRunner

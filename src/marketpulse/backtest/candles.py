@@ -56,7 +56,7 @@ def job_candles(req: BacktestRequest, data_dir: Path) -> LoadedCandles:
 
 
 def _at_interval(frame: CandleFrame, interval: Interval | None) -> CandleFrame:
-    from marketpulse.marketdata.library import resample
+    from marketpulse.marketdata.resample import resample
 
     if interval is None or frame.interval == interval:
         return frame

@@ -24,8 +24,9 @@ from marketpulse.clock import Clock, SystemClock
 from marketpulse.marketdata.frame import CandleFrame
 from marketpulse.marketdata.intervals import Interval
 from marketpulse.marketdata.klines_csv import KlinesFormatError, read_klines_frame
-from marketpulse.marketdata.library import AppendReport, CandleLibrary, find_gaps, resample
+from marketpulse.marketdata.library import AppendReport, CandleLibrary, find_gaps
 from marketpulse.marketdata.models import normalize_symbol
+from marketpulse.marketdata.resample import resample
 from marketpulse.settings import Settings
 
 app = typer.Typer(no_args_is_help=True, help="The market-data library (Parquet candles).")

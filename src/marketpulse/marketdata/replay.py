@@ -22,7 +22,7 @@ the bundled sample, whose 21:00 hour is the liquidation cascade. At 60× the fir
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 from datetime import UTC
 from pathlib import Path
@@ -35,8 +35,10 @@ import structlog
 from marketpulse.bus import EventBus, topics
 from marketpulse.clock import Clock, ScaledClock
 from marketpulse.marketdata.frame import F64, I64, CandleFrame
+from marketpulse.marketdata.intervals import Interval
 from marketpulse.marketdata.klines_csv import read_kline_columns
 from marketpulse.marketdata.models import Candle, MarkPrice, Ticker24h
+from marketpulse.marketdata.resample import Buckets
 from marketpulse.marketdata.sample import usdm_perp_1h_path
 from marketpulse.marketdata.synthetic import (
     HOUR_MS,
@@ -194,7 +196,7 @@ class ReplayTape:
         for name, start, stop in columns.symbol_runs():
             frame = CandleFrame(
                 columns.time[start:stop], columns.open[start:stop], columns.high[start:stop],
-                columns.low[start:stop], columns.close[start:stop], columns.volume[start:stop], name, "1h",
+                columns.low[start:stop], columns.close[start:stop], columns.volume[start:stop], name, columns.interval,
             )
             quote = columns.quote_volume[start:stop]
             candidates.append(hourly_from(frame, quote) if columns.interval != "1h" else (frame, quote))
@@ -398,22 +400,11 @@ def _position(t_ms: int) -> tuple[int, float]:
 
 
 def hourly_from(frame: CandleFrame, quote_volume: F64) -> tuple[CandleFrame, F64]:
-    """Aggregate finer candles (e.g. the BTCUSDT minute file) into hours; incomplete hours are dropped."""
-    step = int(np.min(np.diff(frame.time))) if len(frame) > 1 else HOUR_MS
-    hours = frame.time // HOUR_MS * HOUR_MS
-    starts = np.flatnonzero(np.concatenate(([True], hours[1:] != hours[:-1])))
-    ends = np.append(starts[1:], len(hours))
-    complete = (ends - starts) == HOUR_MS // step
-    starts, ends = starts[complete], ends[complete]
-
-    def each(values: F64, reduce: Callable[[F64], Any]) -> F64:
-        return np.array([float(reduce(values[a:b])) for a, b in zip(starts, ends, strict=True)])
-
-    out = CandleFrame(
-        hours[starts], frame.open[starts], each(frame.high, np.max), each(frame.low, np.min), frame.close[ends - 1],
-        each(frame.volume, np.sum), frame.symbol, "1h",
-    )
-    return out, each(quote_volume, np.sum)
+    """Aggregate finer candles (e.g. the BTCUSDT minute file) into hours with the library's `Buckets`; incomplete
+    hours are dropped."""
+    hours = Buckets(frame.time, Interval.parse(frame.interval), Interval.H1)
+    complete = np.flatnonzero(hours.complete)
+    return hours.frame(frame).take(complete), hours.sum(quote_volume)[complete]
 
 
 # --- which events are due --------------------------------------------------------------------------------------

@@ -18,8 +18,8 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from marketpulse.bus import Message, Subscription, topics
 from marketpulse.marketdata.intervals import Interval
-from marketpulse.marketdata.library.series import Buckets
 from marketpulse.marketdata.models import Candle, MarketRow
+from marketpulse.marketdata.resample import Buckets
 from marketpulse.marketdata.tables import CandleRow, MarketSnapshotRow
 from marketpulse.runtime import Runtime
 
@@ -105,9 +105,10 @@ async def load_candles(
         stored = await _select(session, symbol, wanted, start_ms, end_ms, limit, exchange)
         if stored or wanted is Interval.M1:
             return stored
-        lo, hi = await _minute_window(session, symbol, step, start_ms, end_ms, limit, exchange)
-        if lo is None:
+        window = await _minute_window(session, symbol, step, start_ms, end_ms, limit, exchange)
+        if window is None:
             return []
+        lo, hi = window
         minutes = await _select(session, symbol, "1m", lo, hi, None, exchange)
     buckets = aggregate(minutes, wanted)
     return buckets[-limit:] if limit else buckets
@@ -138,9 +139,9 @@ async def _select(
 async def _minute_window(
     session: AsyncSession, symbol: str, step: int, start_ms: int | None, end_ms: int | None, limit: int | None,
     exchange: str | None,
-) -> tuple[int | None, int | None]:
+) -> tuple[int | None, int | None] | None:
     """The minute range covering whole buckets: from the bucket holding start_ms, at most `limit` buckets back
-    from the newest stored minute before end_ms."""
+    from the newest stored minute before end_ms; None when no minute is stored."""
     query = select(func.max(CandleRow.open_time)).where(CandleRow.symbol == symbol, CandleRow.interval == "1m")
     if end_ms is not None:
         query = query.where(CandleRow.open_time < end_ms)
@@ -148,7 +149,7 @@ async def _minute_window(
         query = query.where(CandleRow.exchange == exchange)
     newest = await session.scalar(query)
     if newest is None:
-        return None, None
+        return None
     lo = None if start_ms is None else start_ms // step * step
     if limit:
         lo = max(lo or 0, (newest // step - limit + 1) * step)
