@@ -41,7 +41,8 @@ async def deploy_demo_strategy(runtime: Runtime, owner_id: str = "default") -> N
     deployments = runtime.services.deployments
     if await deployments.for_owner(owner_id):
         return
-    row = await deployments.deploy(owner_id, DeploymentSpec(**DEMO_DEPLOYMENT))  # type: ignore[arg-type]
+    spec = DeploymentSpec(**DEMO_DEPLOYMENT)  # type: ignore[arg-type]
+    row = await deployments.deploy(owner_id, spec, require_market=False)  # the sample's symbol, not yet replayed
     log.info("demo strategy deployed to paper", deployment=row.id, **DEMO_DEPLOYMENT)
 
 

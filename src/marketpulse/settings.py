@@ -68,15 +68,22 @@ class Settings(BaseSettings):
         description="Plan whose limits paper accounts get until accounts exist (concurrent positions: free 3, "
         "pro 10, premium 50, enterprise unlimited)",
     )
-    paper_taker_fee_bps: float = Field(4.0, ge=0, description="Paper fee for market and stop fills, basis points")
-    paper_maker_fee_bps: float = Field(2.0, ge=0, description="Paper fee for limit fills, basis points")
+    paper_taker_fee_bps: float = Field(
+        4.0, ge=0, description="Paper fee for market and stop fills and limits marketable when placed, basis points"
+    )
+    paper_maker_fee_bps: float = Field(2.0, ge=0, description="Paper fee for resting limit fills, basis points")
     paper_slippage_bps: float = Field(0.0, ge=0, description="Paper slippage against the trader on market/stop fills")
     paper_max_position_notional: float = Field(
-        100_000.0, gt=0, description="Risk: largest position per symbol, abs(quantity) × price in USDT"
+        100_000.0, gt=0, description="Risk: largest position (per symbol and book: your trades or one deployment), "
+        "abs(quantity) × fill price in USDT"
     )
     paper_daily_loss_limit_pct: float = Field(
         0.05, ge=0, lt=1, description="Risk: halt new exposure until the next UTC day after losing this fraction of "
         "the day's starting equity (0 disables)",
+    )
+    paper_leverage: float = Field(
+        1.0, ge=1, le=125, description="Risk: paper positions need abs(notional) / leverage of the account's equity as "
+        "margin (1: no borrowing, total notional ≤ equity)",
     )
     paper_history_bars: int = Field(
         5_000, ge=100, description="Bars of history a deployed strategy computes its signals over"

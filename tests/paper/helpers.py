@@ -7,6 +7,8 @@ from typing import Any
 
 from marketpulse.bus import EventBus, Message
 from marketpulse.marketdata.models import Candle
+from marketpulse.marketdata.store import save_candles
+from marketpulse.runtime import Runtime
 from marketpulse.trading.paper.service import PaperConfig
 from marketpulse.trading.risk import Plan
 
@@ -19,6 +21,12 @@ def candle(symbol: str, open_time: int, o: float, h: float | None = None, low: f
     c = o if c is None else c
     return Candle(symbol, "1m", open_time, o, max(o, c) if h is None else h, min(o, c) if low is None else low, c,
                   1.0, o)
+
+
+async def listed(runtime: Runtime, *symbols: str, price: float = 100.0) -> None:
+    """Store one old candle per symbol: paper trading refuses symbols with no market data, and this gives them
+    some (the newest stored close is a symbol's mark until a live price is seen)."""
+    await save_candles(runtime.sessions, "test", [candle(sym, T0 - 1_440 * MINUTE, price) for sym in symbols])
 
 
 def config(**overrides: Any) -> PaperConfig:

@@ -18,9 +18,9 @@ def test_long_round_trip_realizes_gross_pnl_and_charges_fees_on_the_balance() ->
     assert book.unrealized_pnl() == pytest.approx(20.0)
     assert book.equity() == pytest.approx(1_000.0 - 0.5 + 20.0)
     assert book.apply_fill("BTCUSDT", -1.0, 120.0, 0.25, 2) == pytest.approx(20.0)  # half closed
-    assert book.positions["BTCUSDT"].quantity == 1.0 and book.positions["BTCUSDT"].avg_price == 100.0
+    assert book.positions[("BTCUSDT", "")].quantity == 1.0 and book.positions[("BTCUSDT", "")].avg_price == 100.0
     assert book.apply_fill("BTCUSDT", -1.0, 90.0, 0.25, 3) == pytest.approx(-10.0)
-    assert "BTCUSDT" not in book.positions
+    assert ("BTCUSDT", "") not in book.positions
     assert book.realized_pnl == pytest.approx(10.0) and book.fees_paid == pytest.approx(1.0)
     assert book.cash == pytest.approx(1_009.0) and book.equity() == pytest.approx(1_009.0)
 
@@ -29,10 +29,10 @@ def test_adding_averages_and_a_flip_opens_the_remainder_at_the_fill_price() -> N
     book = Book(cash=0.0)
     book.apply_fill("ETHUSDT", 1.0, 100.0, 0.0, 1)
     book.apply_fill("ETHUSDT", 1.0, 120.0, 0.0, 2)
-    assert book.positions["ETHUSDT"].avg_price == pytest.approx(110.0)
+    assert book.positions[("ETHUSDT", "")].avg_price == pytest.approx(110.0)
     realized = book.apply_fill("ETHUSDT", -3.0, 130.0, 0.0, 3)
     assert realized == pytest.approx(40.0)  # 2 × (130 - 110)
-    short = book.positions["ETHUSDT"]
+    short = book.positions[("ETHUSDT", "")]
     assert (short.quantity, short.avg_price, short.opened_at_ms) == (-1.0, 130.0, 3)
     book.marks["ETHUSDT"] = 120.0
     assert book.unrealized_pnl() == pytest.approx(10.0)  # a short gains as the price falls

@@ -19,13 +19,18 @@ from marketpulse.trading.paper.runner import PaperRunner
 from marketpulse.trading.paper.service import PaperTradingService
 from marketpulse.trading.paper.tables import PaperAccountRow, PaperFillRow
 
-from .helpers import MINUTE, T0, config
+from .helpers import MINUTE, T0, config, listed
 from .test_parity import expected_fills, fill_key
 
 PARAMS = {"fast": 2, "slow": 3}
 # Flat, a rally (EMA(2) crosses above EMA(3): long), then a slide (crosses below: flip short), then flat.
 CLOSES = [100.0] * 6 + [101.0, 102.5, 104.0, 105.0, 105.5] + [104.0, 102.0, 100.0, 98.0, 97.0] + [97.0] * 4
 
+
+
+@pytest.fixture(autouse=True)
+async def market(runtime: Runtime) -> None:
+    await listed(runtime, "BTCUSDT")  # deployments are refused on symbols with no market data
 
 def minutes() -> list[Candle]:
     out, prev = [], CLOSES[0]

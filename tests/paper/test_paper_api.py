@@ -12,7 +12,7 @@ from marketpulse.runtime import Runtime
 from marketpulse.trading.owners import current_owner
 from marketpulse.trading.paper.views import router
 
-from .helpers import MINUTE, T0, candle
+from .helpers import MINUTE, T0, candle, listed
 
 
 @pytest.fixture
@@ -21,6 +21,11 @@ async def app(runtime: Runtime) -> FastAPI:
     application.state.runtime = runtime
     application.include_router(router)
     return application
+
+
+@pytest.fixture(autouse=True)
+async def market(runtime: Runtime) -> None:
+    await listed(runtime, "BTCUSDT", price=100_000.0)
 
 
 @pytest.fixture
@@ -121,3 +126,70 @@ async def test_deployments_validate_list_and_stop(client: httpx.AsyncClient) -> 
     stopped = await client.post(f"/api/v1/paper/deployments/{dep['id']}/stop")
     assert stopped.status_code == 200 and stopped.json()["status"] == "stopped"
     assert (await client.post("/api/v1/paper/deployments/nope/stop")).status_code == 404
+
+
+async def test_the_issues_bypass_orders_are_refused_at_the_market_price(
+    client: httpx.AsyncClient, runtime: Runtime
+) -> None:
+    # Section 8.1's two orders: judged at their own 0.01 they looked tiny; they fill at the market, 358k and 400k.
+    paper = runtime.services.paper
+    await paper.on_candles([candle("ETHUSDT", T0 - MINUTE, 3_580.0), candle("SOLUSDT", T0 - MINUTE, 200.0)])
+    sell = await client.post("/api/v1/paper/orders", json={
+        "symbol": "ETHUSDT", "side": "sell", "type": "limit", "quantity": 100, "limit_price": 0.01})
+    buy = await client.post("/api/v1/paper/orders", json={
+        "symbol": "SOLUSDT", "side": "buy", "type": "stop", "quantity": 2000, "stop_price": 0.01})
+    for resp, notional in ((sell, 358_000.0), (buy, 400_000.0)):
+        assert resp.status_code == 409, resp.text
+        detail = resp.json()["detail"]
+        assert detail["reason"] == "max_position_size" and detail["value"] == pytest.approx(notional)
+        assert f"{notional:,.2f} in notional" in detail["message"]
+    # Ten positions of 100k can't stand on a 10k balance: the margin check stops the first one.
+    big = await client.post("/api/v1/paper/orders", json={"symbol": "BTCUSDT", "side": "buy", "quantity": 0.5})
+    assert big.status_code == 409 and big.json()["detail"]["reason"] == "insufficient_margin"
+    assert "50,000.00 of margin at 1x leverage; equity is 10,000.00" in big.json()["detail"]["message"]
+    assert (await client.get("/api/v1/paper/orders")).json() == []
+
+
+async def test_unknown_symbols_are_refused_naming_the_field(client: httpx.AsyncClient) -> None:
+    order = field_errors(await client.post("/api/v1/paper/orders", json={
+        "symbol": "NOPEUSDT", "side": "buy", "type": "limit", "quantity": 1, "limit_price": 1.0}))
+    assert set(order) == {"symbol"} and "unknown symbol NOPEUSDT" in order["symbol"]
+    deploy = field_errors(await client.post("/api/v1/paper/deployments", json={
+        "strategy": "ema_cross", "symbol": "NOPEUSDT", "interval": "5m"}))
+    assert set(deploy) == {"symbol"} and "no market data" in deploy["symbol"]
+    assert (await client.get("/api/v1/paper/orders")).json() == []
+    assert (await client.get("/api/v1/paper/deployments")).json() == []
+
+
+async def test_a_position_closes_in_one_action(client: httpx.AsyncClient, runtime: Runtime) -> None:
+    paper = runtime.services.paper
+    await paper.on_candles([candle("ETHUSDT", T0 - MINUTE, 4_000.0)])
+    await client.post("/api/v1/paper/orders", json={"symbol": "ETHUSDT", "side": "buy", "quantity": 2})
+    await paper.on_candles([candle("ETHUSDT", T0, 4_000.0, c=4_050.0)])
+    await paper.on_marks({"ETHUSDT": 4_100.0})  # the market now
+    resp = await client.post("/api/v1/paper/positions/eth-usdt/close")
+    assert resp.status_code == 200, resp.text
+    order = resp.json()
+    assert (order["side"], order["type"], order["quantity"], order["status"]) == ("sell", "market", 2.0, "filled")
+    assert order["fill_price"] == 4_100.0 and order["fee"] == pytest.approx(2 * 4_100.0 * 4 / 10_000)
+    assert (await client.get("/api/v1/paper/positions")).json() == []
+    account = (await client.get("/api/v1/paper/account")).json()
+    assert account["realized_pnl"] == pytest.approx(200.0) and account["open_positions"] == 0
+    again = await client.post("/api/v1/paper/positions/ETHUSDT/close")
+    assert again.status_code == 404
+
+
+async def test_a_marketable_limit_pays_the_taker_fee_and_a_resting_one_the_maker_fee(
+    client: httpx.AsyncClient, runtime: Runtime
+) -> None:
+    paper = runtime.services.paper
+    await paper.on_candles([candle("ETHUSDT", T0 - MINUTE, 4_000.0)])
+    taker = (await client.post("/api/v1/paper/orders", json={
+        "symbol": "ETHUSDT", "side": "buy", "type": "limit", "quantity": 1, "limit_price": 4_100.0})).json()
+    maker = (await client.post("/api/v1/paper/orders", json={
+        "symbol": "ETHUSDT", "side": "sell", "type": "limit", "quantity": 1, "limit_price": 4_200.0})).json()
+    await paper.on_candles([candle("ETHUSDT", T0, 4_010.0, h=4_250.0, low=4_000.0, c=4_200.0)])
+    taker_fill = (await client.get(f"/api/v1/paper/orders/{taker['id']}")).json()
+    maker_fill = (await client.get(f"/api/v1/paper/orders/{maker['id']}")).json()
+    assert taker_fill["fill_price"] == 4_010.0 and taker_fill["fee"] == pytest.approx(4_010.0 * 4 / 10_000)
+    assert maker_fill["fill_price"] == 4_200.0 and maker_fill["fee"] == pytest.approx(4_200.0 * 2 / 10_000)

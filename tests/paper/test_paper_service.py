@@ -8,10 +8,16 @@ from marketpulse.bus import topics
 from marketpulse.clock import FakeClock
 from marketpulse.runtime import Runtime
 from marketpulse.trading.paper.orders import OrderSpec, OrderStatus, OrderType, Side, TimeInForce
-from marketpulse.trading.paper.service import OrderNotFound, OrderNotOpen, PaperTradingService, RiskRejected
+from marketpulse.trading.paper.service import (
+    OrderNotFound,
+    OrderNotOpen,
+    PaperTradingService,
+    RiskRejected,
+    UnknownSymbol,
+)
 from marketpulse.trading.risk import Plan, next_utc_midnight_ms
 
-from .helpers import MINUTE, T0, Collector, candle, config
+from .helpers import MINUTE, T0, Collector, candle, config, listed
 
 
 def service(runtime: Runtime, **overrides: object) -> PaperTradingService:
@@ -46,6 +52,7 @@ async def test_a_market_order_fills_at_the_next_bars_open_and_is_published(runti
 
 async def test_limit_rests_until_touched_then_the_sale_realizes_pnl(runtime: Runtime) -> None:
     paper = service(runtime, taker_fee_bps=0.0, maker_fee_bps=0.0)
+    await listed(runtime, "ETHUSDT")
     buy = await paper.place_order("default", OrderSpec("ETHUSDT", Side.BUY, OrderType.LIMIT, 1.0,
                                                         limit_price=95.0))
     await paper.on_candles([candle("ETHUSDT", T0, 100.0, h=101.0, low=96.0, c=99.0)])
@@ -61,6 +68,7 @@ async def test_limit_rests_until_touched_then_the_sale_realizes_pnl(runtime: Run
 
 async def test_day_orders_expire_at_utc_midnight_and_ioc_gets_one_bar(runtime: Runtime, clock: FakeClock) -> None:
     paper = service(runtime)
+    await listed(runtime, "BTCUSDT")
     day = await paper.place_order("default", OrderSpec("BTCUSDT", Side.BUY, OrderType.LIMIT, 0.1,
                                                         limit_price=50.0, time_in_force=TimeInForce.DAY))
     ioc = await paper.place_order("default", OrderSpec("BTCUSDT", Side.BUY, OrderType.LIMIT, 0.1,
@@ -69,12 +77,13 @@ async def test_day_orders_expire_at_utc_midnight_and_ioc_gets_one_bar(runtime: R
     assert (await paper.order("default", ioc.id)).status == OrderStatus.CANCELLED.value
     assert (await paper.order("default", day.id)).status == "open"
     clock.set(next_utc_midnight_ms(T0))
-    [listed] = [o for o in await paper.orders("default") if o.id == day.id]
-    assert listed.status == OrderStatus.EXPIRED.value
+    [expired] = [o for o in await paper.orders("default") if o.id == day.id]
+    assert expired.status == OrderStatus.EXPIRED.value
 
 
 async def test_cancel_and_owner_scoping(runtime: Runtime) -> None:
     paper = service(runtime)
+    await listed(runtime, "BTCUSDT")
     order = await paper.place_order("alice", OrderSpec("BTCUSDT", Side.BUY, OrderType.LIMIT, 1.0, limit_price=1.0))
     with pytest.raises(OrderNotFound):
         await paper.cancel_order("bob", order.id)
@@ -86,24 +95,45 @@ async def test_cancel_and_owner_scoping(runtime: Runtime) -> None:
 
 async def test_plan_limits_reject_before_anything_is_stored(runtime: Runtime) -> None:
     paper = service(runtime, plan=Plan.FREE)
+    await listed(runtime, "AUSDT", "BUSDT", "CUSDT", "DUSDT", price=10.0)
     for sym in ("AUSDT", "BUSDT", "CUSDT"):
-        await paper.place_order("default", OrderSpec(sym, Side.BUY, OrderType.LIMIT, 1.0, limit_price=10.0))
+        await paper.place_order("default", market(sym, Side.BUY, 1.0))
+    await paper.on_candles([candle(sym, T0, 10.0) for sym in ("AUSDT", "BUSDT", "CUSDT")])
+    assert len(await paper.positions("default")) == 3
     with pytest.raises(RiskRejected) as info:
         await paper.place_order("default", OrderSpec("DUSDT", Side.BUY, OrderType.LIMIT, 1.0, limit_price=10.0))
     assert info.value.rejection.reason == "max_concurrent_positions"
-    assert len(await paper.orders("default")) == 3
-    with pytest.raises(RiskRejected) as unpriced:
+    assert "3 positions are already open; the plan allows 3" in info.value.rejection.message
+    assert len(await paper.orders("default")) == 3  # the filled three; nothing stored for the refused one
+    with pytest.raises(UnknownSymbol):  # no live price, no stored candle: not a market we know
         await paper.place_order("default", market("EUSDT", Side.BUY, 1.0))
-    assert unpriced.value.rejection.reason == "no_market_price"
+
+
+async def test_a_resting_order_holds_no_slot_and_is_refused_at_fill_when_none_is_free(runtime: Runtime) -> None:
+    paper = service(runtime, plan=Plan.FREE)
+    await listed(runtime, "AUSDT", "BUSDT", "CUSDT", "DUSDT", price=10.0)
+    # A GTC buy limit far below the market never fills: it must not keep the third slot for good.
+    never = await paper.place_order("default", OrderSpec("DUSDT", Side.BUY, OrderType.LIMIT, 1.0, limit_price=1.0))
+    for sym in ("AUSDT", "BUSDT", "CUSDT"):
+        await paper.place_order("default", market(sym, Side.BUY, 1.0))
+    await paper.on_candles([candle(sym, T0, 10.0) for sym in ("AUSDT", "BUSDT", "CUSDT")])
+    assert len(await paper.positions("default")) == 3
+    # When it finally trades, there is no slot free: the fill is refused and says why.
+    await paper.on_candles([candle("DUSDT", T0 + MINUTE, 1.5, low=0.9, c=1.2)])
+    refused = await paper.order("default", never.id)
+    assert refused.status == OrderStatus.REJECTED.value
+    assert refused.reason is not None and refused.reason.startswith("at fill: max_concurrent_positions")
+    assert len(await paper.positions("default")) == 3
 
 
 async def test_daily_loss_halts_until_the_next_utc_day(runtime: Runtime, clock: FakeClock) -> None:
     halts = await Collector.on(runtime.bus, topics.RISK_HALTS)
     paper = service(runtime, taker_fee_bps=0.0)
+    await listed(runtime, "ETHUSDT", price=10.0)
     await paper.on_candles([candle("BTCUSDT", T0 - MINUTE, 100.0)])
-    await paper.place_order("default", market("BTCUSDT", Side.BUY, 100.0))  # 10,000 notional
+    await paper.place_order("default", market("BTCUSDT", Side.BUY, 99.0))  # 9,900 notional
     await paper.on_candles([candle("BTCUSDT", T0, 100.0, c=100.0)])
-    await paper.on_marks({"BTCUSDT": 94.0})  # -600 = -6 % of the day's 10,000
+    await paper.on_marks({"BTCUSDT": 94.0})  # -594 = -5.9 % of the day's 10,000
     halt = await halts.next()
     assert halt["reason"] == "daily_loss_limit" and halt["halted_until"] == next_utc_midnight_ms(T0)
     with pytest.raises(RiskRejected) as info:

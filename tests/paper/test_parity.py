@@ -27,11 +27,16 @@ from marketpulse.trading.paper.deployments import DeploymentSpec
 from marketpulse.trading.paper.runner import PaperRunner
 from marketpulse.trading.paper.tables import PaperFillRow, PaperOrderRow
 
-from .helpers import Collector
+from .helpers import Collector, listed
 
 MINUTES = 360
 PARAMS = {"fast": 3, "slow": 10}
 
+
+
+@pytest.fixture(autouse=True)
+async def market(runtime: Runtime) -> None:
+    await listed(runtime, "BTCUSDT")  # deployments are refused on symbols with no market data
 
 def minutes() -> CandleFrame:
     frame = read_klines_frame(btcusdt_spot_1m_path(), symbol="BTCUSDT", interval="1m")["BTCUSDT"]

@@ -149,7 +149,7 @@ async def test_bootstrap_carries_the_accounts_current_state(client: httpx.AsyncC
 
     paper = runtime.services.paper
     await paper.on_candles([candle("BTCUSDT", T0 - MINUTE, 60_000.0)])
-    market = await client.post("/api/v1/paper/orders", json={"symbol": "BTCUSDT", "side": "buy", "quantity": 0.5})
+    market = await client.post("/api/v1/paper/orders", json={"symbol": "BTCUSDT", "side": "buy", "quantity": 0.1})
     limit = await client.post("/api/v1/paper/orders", json={
         "symbol": "BTCUSDT", "side": "buy", "type": "limit", "quantity": 0.1, "limit_price": 50_000})
     assert market.status_code == limit.status_code == 201
@@ -161,7 +161,7 @@ async def test_bootstrap_carries_the_accounts_current_state(client: httpx.AsyncC
     snap = json.loads((await page(client)).bootstrap)["snapshot"]
     [pos] = snap["positions"]
     assert pos["symbol"] == "BTCUSDT" and pos["side"] == "long" and pos["avg_price"] == 60_100.0
-    assert pos["unrealized_pnl"] == pytest.approx(100.0)
+    assert pos["unrealized_pnl"] == pytest.approx(20.0)
     assert [o["id"] for o in snap["orders"]] == [limit.json()["id"]]  # open orders only: the filled one is gone
     assert [f["order_id"] for f in snap["fills"]] == [market.json()["id"]]
     [dep] = snap["deployments"]

@@ -55,7 +55,9 @@ def ticker(time_ms: int, price: float) -> dict[str, Any]:
 async def runtime(sqlite_template: Path, tmp_path: Path) -> AsyncIterator[Runtime]:
     db = tmp_path / "paper.db"
     shutil.copy(sqlite_template, db)
-    settings = Settings(database_url=f"sqlite+aiosqlite:///{db}", bus_url="memory://", data_dir=tmp_path)
+    # 5x leverage: the script's 0.5 BTC (~30k) stands on the 10k balance's margin (1x would refuse it).
+    settings = Settings(database_url=f"sqlite+aiosqlite:///{db}", bus_url="memory://", data_dir=tmp_path,
+                        paper_leverage=5)
     rt = Runtime.open(settings, clock=FakeClock(T0 - 10 * MINUTE), bus=MemoryBus())
     yield rt
     await rt.close()

@@ -3,11 +3,16 @@
 Margin-style, like a perpetual-futures wallet and like the backtest engine's account: the balance (`cash`)
 moves only by realized P&L and fees, and equity = balance + unrealized P&L at the marks. Realized P&L is gross
 of fees (fees are reported on their own line, as exchanges do), so net P&L = realized + unrealized − fees.
+
+A position is keyed by (symbol, book): book "" holds the owner's manual trades, a deployment's id holds that
+deployment's, so the two never net against each other on the same symbol. Marks are per symbol.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+
+from marketpulse.trading.risk.manager import MANUAL, PositionKey
 
 
 @dataclass
@@ -16,6 +21,11 @@ class Position:
     quantity: float  # signed: > 0 long, < 0 short
     avg_price: float
     opened_at_ms: int
+    book: str = MANUAL
+
+    @property
+    def key(self) -> PositionKey:
+        return (self.symbol, self.book)
 
 
 @dataclass
@@ -23,29 +33,49 @@ class Book:
     cash: float
     realized_pnl: float = 0.0
     fees_paid: float = 0.0
-    positions: dict[str, Position] = field(default_factory=dict)
+    positions: dict[PositionKey, Position] = field(default_factory=dict)
     marks: dict[str, float] = field(default_factory=dict)  # symbol → last price seen
 
     def mark(self, symbol: str) -> float | None:
         if symbol in self.marks:
             return self.marks[symbol]
-        pos = self.positions.get(symbol)
-        return pos.avg_price if pos else None
+        held = [p for p in self.positions.values() if p.symbol == symbol]
+        return held[0].avg_price if held else None
+
+    def value_at(self, p: Position) -> float:
+        return self.mark(p.symbol) or p.avg_price
 
     def unrealized_pnl(self) -> float:
-        return sum(p.quantity * ((self.mark(p.symbol) or p.avg_price) - p.avg_price) for p in self.positions.values())
+        return sum(p.quantity * (self.value_at(p) - p.avg_price) for p in self.positions.values())
 
     def equity(self) -> float:
         return self.cash + self.unrealized_pnl()
 
-    def apply_fill(self, symbol: str, signed_qty: float, price: float, fee: float, time_ms: int) -> float:
+    def notional(self) -> float:
+        """Σ |quantity| × mark over every position: what margin is held against."""
+        return sum(abs(p.quantity) * self.value_at(p) for p in self.positions.values())
+
+    def symbols(self) -> set[str]:
+        return {p.symbol for p in self.positions.values()}
+
+    def net_quantity(self, symbol: str) -> float:
+        return sum(p.quantity for p in self.positions.values() if p.symbol == symbol)
+
+    def quantity(self, key: PositionKey) -> float:
+        pos = self.positions.get(key)
+        return pos.quantity if pos else 0.0
+
+    def apply_fill(
+        self, symbol: str, signed_qty: float, price: float, fee: float, time_ms: int, book: str = MANUAL
+    ) -> float:
         """Book one fill; returns the P&L it realized (closing part of a position), gross of the fee."""
         self.cash -= fee
         self.fees_paid += fee
         self.marks[symbol] = price
-        pos = self.positions.get(symbol)
+        key = (symbol, book)
+        pos = self.positions.get(key)
         if pos is None:
-            self.positions[symbol] = Position(symbol, signed_qty, price, time_ms)
+            self.positions[key] = Position(symbol, signed_qty, price, time_ms, book)
             return 0.0
         realized = _realized_on(pos, signed_qty, price)
         self.cash += realized
@@ -62,14 +92,16 @@ def _realized_on(pos: Position, signed_qty: float, price: float) -> float:
     return closed * (price - pos.avg_price) * direction
 
 
-def _resize(positions: dict[str, Position], pos: Position, signed_qty: float, price: float, time_ms: int) -> None:
+def _resize(
+    positions: dict[PositionKey, Position], pos: Position, signed_qty: float, price: float, time_ms: int
+) -> None:
     new_qty = pos.quantity + signed_qty
     if abs(new_qty) < 1e-12:
-        del positions[pos.symbol]
+        del positions[pos.key]
     elif pos.quantity * signed_qty > 0:  # adding: the average moves
         pos.avg_price = (pos.avg_price * pos.quantity + price * signed_qty) / new_qty
         pos.quantity = new_qty
     elif pos.quantity * new_qty > 0:  # partly closed: the average stays
         pos.quantity = new_qty
     else:  # flipped: the remainder is a new position opened at this price
-        positions[pos.symbol] = Position(pos.symbol, new_qty, price, time_ms)
+        positions[pos.key] = Position(pos.symbol, new_qty, price, time_ms, pos.book)

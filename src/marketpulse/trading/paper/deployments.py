@@ -13,6 +13,7 @@ restarted worker resumes a deployment with its position instead of starting flat
 
 from __future__ import annotations
 
+import contextlib
 import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -27,7 +28,13 @@ from marketpulse.marketdata.models import Candle
 from marketpulse.strategies import get_strategy
 from marketpulse.trading.paper import store
 from marketpulse.trading.paper.orders import OrderSpec, OrderType, Side
-from marketpulse.trading.paper.service import BookedFill, PaperTradingService, RiskRejected
+from marketpulse.trading.paper.service import (
+    BookedFill,
+    PaperTradingService,
+    PositionNotFound,
+    RiskRejected,
+    UnknownSymbol,
+)
 from marketpulse.trading.paper.strategy_runner import (
     EngineFill,
     MinuteStep,
@@ -70,11 +77,17 @@ class DeploymentService:
         self._live: dict[str, _Live] = {}
 
     # --- lifecycle --------------------------------------------------------------------------------------------
-    async def deploy(self, owner_id: str, spec: DeploymentSpec) -> PaperDeploymentRow:
-        """Validate (ValueError naming the field) and start a deployment on the owner's paper account."""
+    async def deploy(
+        self, owner_id: str, spec: DeploymentSpec, *, require_market: bool = True
+    ) -> PaperDeploymentRow:
+        """Validate (ValueError naming the field; UnknownSymbol for a symbol with no market data) and start a
+        deployment on the owner's paper account. `require_market=False` is for the demo's own deployment, whose
+        symbol comes from the bundled sample before the replay has stored a candle of it."""
         strategy_cls = get_strategy(spec.strategy)
         params = strategy_cls.resolve_params(spec.params)
         interval_ms(spec.interval)
+        if require_market and await self.paper.price_of(spec.symbol) is None:
+            raise UnknownSymbol(spec.symbol)
         account = await self.paper.account(owner_id)  # also creates it: deployments reference the account
         cash = spec.cash if spec.cash is not None else account["equity"]
         now = self.paper.clock.now_ms()
@@ -103,9 +116,10 @@ class DeploymentService:
         async with self.sessions() as s:
             return await store.deployments(s, owner_id)
 
-    async def stop(self, owner_id: str, deployment_id: str) -> PaperDeploymentRow:
-        """Stop deciding and withdraw its unfilled orders; the position it holds stays in the account for the
-        owner to manage (closing it is a trading decision the owner makes, not a side effect of stopping)."""
+    async def stop(self, owner_id: str, deployment_id: str, *, close_position: bool = False) -> PaperDeploymentRow:
+        """Stop deciding and withdraw its unfilled orders. The position it holds is closed at the market when the
+        owner asks (`close_position`), else it stays in the account as the deployment's, for the owner to close
+        later (`PaperTradingService.close_position` with the deployment's id as its book)."""
         now = self.paper.clock.now_ms()
         async with self.sessions() as s:
             row = await store.get_deployment(s, owner_id, deployment_id)
@@ -116,6 +130,9 @@ class DeploymentService:
                 await store.cancel_deployment_orders(s, owner_id, deployment_id, "deployment stopped", now)
                 await s.commit()
         self._live.pop(deployment_id, None)
+        if close_position:
+            with contextlib.suppress(PositionNotFound):  # it was flat
+                await self.paper.close_position(owner_id, row.symbol, book=deployment_id)
         return row
 
     def trades(self, deployment_id: str, snapshot: bytes | None = None) -> list[Trade] | None:
@@ -192,7 +209,8 @@ class DeploymentService:
         # The k-th fill of a minute is the same fill whenever that minute is replayed (exit first, then entry).
         fill_id = _stable_id(live.row.id, "fill", fill.time_ms, k)
         order_id = consumed[-1] if consumed else _stable_id(live.row.id, "exit", fill.time_ms)
-        return BookedFill(order_id, live.row.symbol, fill.signed_units, fill.price, fill.fee, fill.time_ms, fill_id)
+        return BookedFill(order_id, live.row.symbol, fill.signed_units, fill.price, fill.fee, fill.time_ms, fill_id,
+                          book=live.row.id)
 
     async def _decide(self, live: _Live) -> bool:
         proposals = live.runner.decide()

@@ -4,6 +4,10 @@ The thin adapter around the pure pieces (`orders`, `matching`, `account`, `risk.
 books, lets the pure code decide, writes the books back in one transaction, then publishes fills and halts.
 One asyncio lock per owner serializes this process's writers; `SELECT … FOR UPDATE` on the account row does
 the same across processes on PostgreSQL (SQLite serializes every writer anyway).
+
+Risk is judged twice: when an order is placed (at the price it can fill at, `risk.fill_reference`) and when it
+fills (at the fill price; a breach rejects the order then, with the reason). Every closed candle and ticker also
+asks whether equity has fallen to the maintenance margin; if so the account is liquidated (`_liquidate`).
 """
 
 from __future__ import annotations
@@ -23,7 +27,7 @@ from marketpulse.clock import Clock
 from marketpulse.marketdata.models import Candle
 from marketpulse.settings import Settings
 from marketpulse.trading.paper import store
-from marketpulse.trading.paper.account import Book
+from marketpulse.trading.paper.account import Book, Position
 from marketpulse.trading.paper.matching import Bar, fee_for, match
 from marketpulse.trading.paper.orders import (
     OrderSpec,
@@ -36,14 +40,20 @@ from marketpulse.trading.paper.orders import (
 )
 from marketpulse.trading.paper.tables import PaperAccountRow, PaperFillRow, PaperOrderRow, PaperPositionRow
 from marketpulse.trading.risk.manager import (
+    MANUAL,
     AccountExposure,
     OrderIntent,
     Plan,
+    PositionKey,
     Rejection,
     RiskLimits,
     check_order,
     daily_loss_breached,
+    fill_reference,
+    is_marketable,
     limits_for_plan,
+    liquidation_due,
+    liquidation_price,
     next_utc_midnight_ms,
     utc_day_start_ms,
 )
@@ -62,18 +72,19 @@ class PaperConfig:
     slippage_bps: float
     max_position_notional: float
     daily_loss_limit_pct: float
+    leverage: float = 1.0
 
     @classmethod
     def from_settings(cls, s: Settings) -> PaperConfig:
         return cls(
             Plan(s.paper_plan), s.paper_starting_balance, s.paper_taker_fee_bps, s.paper_maker_fee_bps,
-            s.paper_slippage_bps, s.paper_max_position_notional, s.paper_daily_loss_limit_pct,
+            s.paper_slippage_bps, s.paper_max_position_notional, s.paper_daily_loss_limit_pct, s.paper_leverage,
         )
 
     def limits(self, plan: str) -> RiskLimits:
         return limits_for_plan(
             Plan(plan), max_position_notional=self.max_position_notional,
-            daily_loss_limit_pct=self.daily_loss_limit_pct,
+            daily_loss_limit_pct=self.daily_loss_limit_pct, leverage=self.leverage,
         )
 
 
@@ -85,6 +96,22 @@ class RiskRejected(Exception):
 
 class OrderNotFound(LookupError):
     pass
+
+
+class UnknownSymbol(LookupError):
+    """No price for the symbol in the live market or the candle store: nothing to trade it against."""
+
+    def __init__(self, symbol: str) -> None:
+        super().__init__(f"unknown symbol {symbol}: it has no market data (not in the live market or the store)")
+        self.symbol = symbol
+
+
+class PositionNotFound(LookupError):
+    pass
+
+
+class PositionBusy(Exception):
+    """A running deployment's position: its strategy manages it; stop the deployment to close it."""
 
 
 class OrderNotOpen(Exception):
@@ -104,6 +131,7 @@ class BookedFill:
     fee: float
     time_ms: int
     fill_id: str | None = None  # set by deployments so a redelivered candle can't book the same fill twice
+    book: str = MANUAL  # the deployment whose position it moves ("" for the owner's manual trades)
 
 
 class PaperTradingService:
@@ -120,7 +148,7 @@ class PaperTradingService:
             account = await self._account(s, owner_id)
             book, _ = await store.load_book(s, account)
             await s.commit()
-        return account_summary(account, book, self.clock.now_ms())
+        return account_summary(account, book, self.clock.now_ms(), self.config.leverage)
 
     async def positions(self, owner_id: str) -> list[PaperPositionRow]:
         async with self.sessions() as s:
@@ -156,15 +184,17 @@ class PaperTradingService:
             if order_id is not None and (known := await store.get_order(s, owner_id, order_id)) is not None:
                 return known
             account = await self._account(s, owner_id, lock=True)
-            reference = spec.trigger_price or await self._mark(s, spec.symbol)
-            if reference is None:
-                raise RiskRejected(Rejection(
-                    "no_market_price", f"no price seen for {spec.symbol} yet: a market order can't be sized"
-                ))
-            rejection = await self._check_risk(s, account, spec.symbol, spec.signed_quantity, reference, now)
+            mark = await self._mark(s, spec.symbol)
+            if mark is None:
+                raise UnknownSymbol(spec.symbol)
+            # Judged where it can fill: a marketable limit/stop fills at the market, not at its own price.
+            reference = fill_reference(spec.side.sign, spec.type.value, spec.trigger_price, mark)
+            intent = OrderIntent(spec.symbol, spec.signed_quantity, reference, deployment_id or MANUAL)
+            rejection = await self._check_risk(s, account, intent, now)
             if rejection is not None:
                 raise RiskRejected(rejection)
             row = _new_order_row(owner_id, spec, now, active_from_ms, deployment_id, order_id)
+            row.taker = spec.limit_price is not None and is_marketable(spec.side.sign, "limit", spec.limit_price, mark)
             s.add(row)
             await s.commit()
         log.info("paper order accepted", owner=owner_id, order=row.id, symbol=row.symbol, side=row.side)
@@ -198,10 +228,52 @@ class PaperTradingService:
             await s.commit()
         return row
 
+    async def close_position(self, owner_id: str, symbol: str, book: str = MANUAL) -> PaperOrderRow:
+        """Close a position in one action: a market order for all of it, filled now at the last price seen.
+
+        The latest mark (a ticker or a closed candle) is the market right now, so this is no look-ahead; slippage
+        and the taker fee apply as to any market fill. A running deployment's position is its strategy's to
+        manage (PositionBusy): stop the deployment, choosing to close it or to leave it and close it later here.
+        """
+        now = self.clock.now_ms()
+        async with self._locks[owner_id], self.sessions() as s:
+            account = await self._account(s, owner_id, lock=True)
+            books, rows = await store.load_book(s, account)
+            pos = books.positions.get((symbol, book))
+            if pos is None:
+                raise PositionNotFound(symbol)
+            if book != MANUAL and await store.deployment_running(s, owner_id, book):
+                raise PositionBusy(f"deployment {book} is running: stop it to close its {symbol} position")
+            price = self._marks.get(symbol) or books.value_at(pos)
+            order = await self._close_at(s, owner_id, books, pos, price, "position closed by the owner", now)
+            fill = _book_fill(s, owner_id, books, order.fill)
+            halt = self._after_change(account, books, now)
+            store.save_book(s, account, books, rows, now)
+            await s.commit()
+        await self._publish(owner_id, [fill], [halt] if halt else [])
+        log.info("paper position closed", owner=owner_id, symbol=symbol, book=book or "manual", price=fill.price)
+        return order.row
+
+    async def _close_at(
+        self, s: AsyncSession, owner_id: str, books: Book, pos: Position, price: float, reason: str, now: int
+    ) -> _ClosingOrder:
+        """A filled market order taking `pos` flat at `price` (with slippage and the taker fee); not yet booked."""
+        side = Side.SELL if pos.quantity > 0 else Side.BUY
+        fill_price = price * (1.0 + side.sign * self.config.slippage_bps / 10_000.0)
+        qty = abs(pos.quantity)
+        fee = fee_for(qty * fill_price, True, self.config.taker_fee_bps, self.config.maker_fee_bps)
+        spec = OrderSpec(pos.symbol, side, OrderType.MARKET, qty)
+        row = _new_order_row(owner_id, spec, now, now, pos.book or None)
+        row.taker, row.reason = True, reason
+        row.status, row.fill_price, row.fee, row.filled_at_ms = OrderStatus.FILLED.value, fill_price, fee, now
+        s.add(row)
+        await s.flush()  # the fill's foreign key needs the order row first (no ORM relationship orders them)
+        return _ClosingOrder(row, BookedFill(row.id, pos.symbol, -pos.quantity, fill_price, fee, now, book=pos.book))
+
     async def record_engine_fills(
         self, owner_id: str, fills: Sequence[BookedFill], cancelled: Mapping[str, str], deployment_id: str
     ) -> None:
-        """Book fills a deployment's engine executed into the owner's account, completing their orders.
+        """Book fills a deployment's engine executed into the deployment's position, completing their orders.
 
         `cancelled` maps order ids the engine dropped without a fill to the reason.
         """
@@ -224,10 +296,10 @@ class PaperTradingService:
                 order = await store.get_order(s, owner_id, order_id)
                 if order is not None and order.status == OrderStatus.OPEN.value:
                     _close_order(order, OrderStatus.CANCELLED, reason, now)
-            halt = self._after_change(account, book, now)
+            halts = await self._guard(s, owner_id, account, book, {}, now, stored)
             store.save_book(s, account, book, rows, now)
             await s.commit()
-        await self._publish(owner_id, stored, halt)
+        await self._publish(owner_id, stored, halts)
 
     # --- the market stream ------------------------------------------------------------------------------------
     async def on_candles(self, candles: Sequence[Candle]) -> None:
@@ -245,19 +317,22 @@ class PaperTradingService:
             await self._fill_owner(owner_id, by_symbol)
 
     async def on_marks(self, marks: Mapping[str, float]) -> None:
-        """Revalue positions at ticker prices (unrealized P&L, the daily-loss breaker) between candles."""
+        """Revalue positions at ticker prices (unrealized P&L, the daily-loss breaker, liquidation) between
+        candles."""
         self._marks.update(marks)
         async with self.sessions() as s:
             owners = await store.owners_touching(s, marks)
         for owner_id in owners:
+            now = self.clock.now_ms()
             async with self._locks[owner_id], self.sessions() as s:
                 account = await self._account(s, owner_id, lock=True)
                 book, rows = await store.load_book(s, account)
-                book.marks.update({k: v for k, v in marks.items() if k in book.positions})
-                halt = self._after_change(account, book, self.clock.now_ms())
-                store.save_book(s, account, book, rows, self.clock.now_ms())
+                book.marks.update({k: v for k, v in marks.items() if k in book.symbols()})
+                fills: list[PaperFillRow] = []
+                halts = await self._guard(s, owner_id, account, book, {}, now, fills)
+                store.save_book(s, account, book, rows, now)
                 await s.commit()
-            await self._publish(owner_id, [], halt)
+            await self._publish(owner_id, fills, halts)
 
     async def _fill_owner(self, owner_id: str, by_symbol: Mapping[str, list[Candle]]) -> None:
         now = self.clock.now_ms()
@@ -265,24 +340,27 @@ class PaperTradingService:
             account = await self._account(s, owner_id, lock=True)
             book, rows = await store.load_book(s, account)
             fills: list[PaperFillRow] = []
+            halts: list[dict[str, Any]] = []
             # One query for the owner's resting orders; only symbols they trade are walked, not the whole batch.
             orders_by_symbol: dict[str, list[PaperOrderRow]] = defaultdict(list)
             for order in await store.open_orders(s, owner_id, manual_only=True):
                 orders_by_symbol[order.symbol].append(order)
-            for symbol in sorted((set(orders_by_symbol) | set(book.positions)) & set(by_symbol)):
+            for symbol in sorted((set(orders_by_symbol) | book.symbols()) & set(by_symbol)):
                 for candle in by_symbol[symbol]:
-                    fills += self._fill_on_bar(s, owner_id, book, orders_by_symbol[symbol], candle, now)
-                    if symbol in book.positions:
+                    bar = Bar(candle.open_time, candle.open, candle.high, candle.low, candle.close)
+                    fills += self._fill_on_bar(s, owner_id, account, book, orders_by_symbol[symbol], bar, now)
+                    halts += await self._guard(s, owner_id, account, book, {symbol: bar}, now, fills)
+                    if symbol in book.symbols():
                         book.marks[symbol] = candle.close
-            halt = self._after_change(account, book, now)
+            halts += await self._guard(s, owner_id, account, book, {}, now, fills)
             store.save_book(s, account, book, rows, now)
             await s.commit()
-        await self._publish(owner_id, fills, halt)
+        await self._publish(owner_id, fills, halts)
 
     def _fill_on_bar(
-        self, s: AsyncSession, owner_id: str, book: Book, orders: list[PaperOrderRow], candle: Candle, now: int
+        self, s: AsyncSession, owner_id: str, account: PaperAccountRow, book: Book, orders: list[PaperOrderRow],
+        bar: Bar, now: int,
     ) -> list[PaperFillRow]:
-        bar = Bar(candle.open_time, candle.open, candle.high, candle.low, candle.close)
         fills = []
         for order in orders:
             if order.status != OrderStatus.OPEN.value or bar.open_time < order.active_from_ms:
@@ -291,7 +369,9 @@ class PaperTradingService:
                 _close_order(order, OrderStatus.EXPIRED, "day order: its UTC day ended", now)
                 continue
             fill = self._match(order, bar)
-            if fill is not None:
+            if fill is not None and (refused := self._check_fill(account, book, fill, now)) is not None:
+                _close_order(order, OrderStatus.REJECTED, f"at fill: {refused.reason}: {refused.message}", now)
+            elif fill is not None:
                 fills.append(_book_fill(s, owner_id, book, fill))
                 order.status, order.fill_price, order.fee = OrderStatus.FILLED.value, fill.price, fill.fee
                 order.filled_at_ms, order.updated_at_ms = fill.time_ms, now
@@ -306,8 +386,54 @@ class PaperTradingService:
                       self.config.slippage_bps)
         if quote is None:
             return None
-        fee = fee_for(order.quantity * quote.price, quote.taker, self.config.taker_fee_bps, self.config.maker_fee_bps)
+        taker = quote.taker or order.taker  # a limit marketable when placed took liquidity
+        fee = fee_for(order.quantity * quote.price, taker, self.config.taker_fee_bps, self.config.maker_fee_bps)
         return BookedFill(order.id, order.symbol, side.sign * order.quantity, quote.price, fee, bar.open_time)
+
+    def _check_fill(self, account: PaperAccountRow, book: Book, fill: BookedFill, now: int) -> Rejection | None:
+        """The limits again, at the fill price and against the account as it is now (no pending orders)."""
+        book.marks[fill.symbol] = fill.price  # a price the market traded at: value the account there
+        exposure = AccountExposure(
+            {k: p.quantity for k, p in book.positions.items()}, {}, account.halted_until_ms, book.equity(),
+            {sym: book.mark(sym) or 0.0 for sym in book.symbols()},
+        )
+        intent = OrderIntent(fill.symbol, fill.signed_qty, fill.price, fill.book)
+        return check_order(self.config.limits(account.plan), exposure, intent, now)
+
+    # --- liquidation and the breaker --------------------------------------------------------------------------
+    async def _guard(
+        self, s: AsyncSession, owner_id: str, account: PaperAccountRow, book: Book, bars: Mapping[str, Bar],
+        now: int, fills: list[PaperFillRow],
+    ) -> list[dict[str, Any]]:
+        """Liquidate when equity reached the maintenance margin (within `bars`' ranges, else at the marks), then
+        roll the UTC day and trip the daily-loss breaker; the halt events to publish."""
+        prices = _liquidation_prices(book, bars)
+        if prices is not None:
+            return [await self._liquidate(s, owner_id, account, book, prices, now, fills)]
+        halt = self._after_change(account, book, now)
+        return [halt] if halt else []
+
+    async def _liquidate(
+        self, s: AsyncSession, owner_id: str, account: PaperAccountRow, book: Book, prices: Mapping[str, float],
+        now: int, fills: list[PaperFillRow],
+    ) -> dict[str, Any]:
+        """Close every position (the breaching symbol at its liquidation price, the rest at their marks), withdraw
+        open orders, stop deployments; a loss beyond the balance is absorbed, so the balance ends at zero or more."""
+        equity_before = book.equity()
+        for pos in list(book.positions.values()):
+            price = prices.get(pos.symbol) or book.value_at(pos)
+            reason = "liquidated: equity reached the maintenance margin"
+            order = await self._close_at(s, owner_id, book, pos, price, reason, now)
+            fills.append(_book_fill(s, owner_id, book, order.fill))
+        absorbed = max(0.0, -book.cash)
+        book.cash += absorbed
+        await store.cancel_open_orders(s, owner_id, "liquidation: the account's positions were closed", now)
+        await store.stop_deployments(s, owner_id, now)
+        return {
+            "account_id": account.owner_id, "owner_id": account.owner_id, "reason": "liquidation",
+            "equity": book.equity(), "day_start_equity": account.day_start_equity, "equity_before": equity_before,
+            "absorbed_loss": absorbed, "limit_pct": 0.0, "halted_until": account.halted_until_ms, "time": now,
+        }
 
     # --- helpers ----------------------------------------------------------------------------------------------
     async def _account(self, s: AsyncSession, owner_id: str, lock: bool = False) -> PaperAccountRow:
@@ -319,17 +445,24 @@ class PaperTradingService:
     async def _mark(self, s: AsyncSession, symbol: str) -> float | None:
         return self._marks.get(symbol) or await store.last_close(s, symbol)
 
+    async def price_of(self, symbol: str) -> float | None:
+        """The last price seen for `symbol` (live, else the newest stored close); None for an unknown symbol."""
+        async with self.sessions() as s:
+            return await self._mark(s, symbol)
+
     async def _check_risk(
-        self, s: AsyncSession, account: PaperAccountRow, symbol: str, signed_qty: float, reference: float, now: int
+        self, s: AsyncSession, account: PaperAccountRow, intent: OrderIntent, now: int
     ) -> Rejection | None:
         book, _ = await store.load_book(s, account)
-        pending: dict[str, float] = defaultdict(float)
+        pending: dict[PositionKey, float] = defaultdict(float)
+        marks = {sym: self._marks.get(sym) or book.mark(sym) or 0.0 for sym in book.symbols()}
         for o in await store.open_orders(s, account.owner_id):
-            pending[o.symbol] += Side(o.side).sign * o.quantity
+            pending[(o.symbol, o.deployment_id or MANUAL)] += Side(o.side).sign * o.quantity
+            marks.setdefault(o.symbol, self._marks.get(o.symbol) or o.limit_price or o.stop_price or 0.0)
         exposure = AccountExposure(
-            {p.symbol: p.quantity for p in book.positions.values()}, pending, account.halted_until_ms
+            {k: p.quantity for k, p in book.positions.items()}, pending, account.halted_until_ms, book.equity(), marks
         )
-        return check_order(self.config.limits(account.plan), exposure, OrderIntent(symbol, signed_qty, reference), now)
+        return check_order(self.config.limits(account.plan), exposure, intent, now)
 
     def _after_change(self, account: PaperAccountRow, book: Book, now: int) -> dict[str, Any] | None:
         """Roll the UTC day, then trip the daily-loss breaker if equity fell through it; the halt event or None."""
@@ -354,13 +487,40 @@ class PaperTradingService:
                     _close_order(order, OrderStatus.EXPIRED, "day order: its UTC day ended", now)
             await s.commit()
 
-    async def _publish(self, owner_id: str, fills: Iterable[PaperFillRow], halt: dict[str, Any] | None) -> None:
+    async def _publish(self, owner_id: str, fills: Iterable[PaperFillRow], halts: Iterable[dict[str, Any]]) -> None:
         # After the commit: a subscriber that reads the store on a fill event finds the fill there.
         for f in fills:
             await self.bus.publish(topics.PAPER_FILLS, fill_event(f))
-        if halt is not None:
+        for halt in halts:
             log.warning("paper account halted", **halt)
             await self.bus.publish(topics.RISK_HALTS, halt)
+
+
+@dataclass(frozen=True)
+class _ClosingOrder:
+    row: PaperOrderRow
+    fill: BookedFill
+
+
+def _liquidation_prices(book: Book, bars: Mapping[str, Bar]) -> dict[str, float] | None:
+    """Where to liquidate, or None: for a symbol with a bar, the price inside the bar where equity met the
+    maintenance margin (the open when it gapped through); otherwise, when already due at the marks, the marks."""
+    for symbol, bar in bars.items():
+        qty = book.net_quantity(symbol)
+        mark = book.mark(symbol)
+        if qty == 0.0 or mark is None:
+            continue
+        other = sum(abs(p.quantity) * book.value_at(p) for p in book.positions.values() if p.symbol != symbol)
+        level = liquidation_price(book.equity(), other, qty, mark)
+        if level is None:
+            continue
+        if qty > 0 and bar.low <= level:
+            return {symbol: min(bar.open, level)}
+        if qty < 0 and bar.high >= level:
+            return {symbol: max(bar.open, level)}
+    if liquidation_due(book.equity(), book.notional()):
+        return {}  # every position at its mark
+    return None
 
 
 def _new_order_row(
@@ -402,7 +562,7 @@ def _close_order(order: PaperOrderRow, status: OrderStatus, reason: str, now: in
 
 
 def _book_fill(s: AsyncSession, owner_id: str, book: Book, fill: BookedFill) -> PaperFillRow:
-    realized = book.apply_fill(fill.symbol, fill.signed_qty, fill.price, fill.fee, fill.time_ms)
+    realized = book.apply_fill(fill.symbol, fill.signed_qty, fill.price, fill.fee, fill.time_ms, fill.book)
     row = PaperFillRow(
         id=fill.fill_id or str(uuid.uuid4()), owner_id=owner_id, order_id=fill.order_id, symbol=fill.symbol,
         side=(Side.BUY if fill.signed_qty > 0 else Side.SELL).value, quantity=abs(fill.signed_qty),
@@ -421,7 +581,7 @@ def fill_event(f: PaperFillRow) -> dict[str, Any]:
     }
 
 
-def account_summary(account: PaperAccountRow, book: Book, now: int) -> dict[str, Any]:
+def account_summary(account: PaperAccountRow, book: Book, now: int, leverage: float = 1.0) -> dict[str, Any]:
     equity, unrealized = book.equity(), book.unrealized_pnl()
     halted = account.halted_until_ms is not None and now < account.halted_until_ms
     return {
@@ -430,5 +590,5 @@ def account_summary(account: PaperAccountRow, book: Book, now: int) -> dict[str,
         "fees": book.fees_paid, "net_pnl": equity - account.starting_balance,
         "day_start_equity": account.day_start_equity, "daily_pnl": equity - account.day_start_equity,
         "halted": halted, "halted_until": account.halted_until_ms if halted else None,
-        "open_positions": len(book.positions),
+        "open_positions": len(book.positions), "leverage": leverage, "margin_used": book.notional() / leverage,
     }

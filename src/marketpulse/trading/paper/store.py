@@ -41,7 +41,8 @@ async def get_or_create_account(
 
 
 async def positions(s: AsyncSession, owner_id: str) -> list[PaperPositionRow]:
-    stmt = select(PaperPositionRow).where(PaperPositionRow.owner_id == owner_id).order_by(PaperPositionRow.symbol)
+    stmt = (select(PaperPositionRow).where(PaperPositionRow.owner_id == owner_id)
+            .order_by(PaperPositionRow.symbol, PaperPositionRow.deployment_id))
     return list((await s.execute(stmt)).scalars())
 
 
@@ -49,7 +50,8 @@ async def load_book(s: AsyncSession, account: PaperAccountRow) -> tuple[Book, li
     rows = await positions(s, account.owner_id)
     book = Book(cash=account.cash, realized_pnl=account.realized_pnl, fees_paid=account.fees_paid)
     for r in rows:
-        book.positions[r.symbol] = Position(r.symbol, r.quantity, r.avg_price, r.opened_at_ms)
+        pos = Position(r.symbol, r.quantity, r.avg_price, r.opened_at_ms, r.deployment_id)
+        book.positions[pos.key] = pos
         book.marks[r.symbol] = r.mark_price
     return book, rows
 
@@ -60,17 +62,17 @@ def save_book(
     """Write the books back: account totals, and position rows added, changed or closed."""
     account.cash, account.realized_pnl, account.fees_paid = book.cash, book.realized_pnl, book.fees_paid
     account.updated_at_ms = now
-    by_symbol = {r.symbol: r for r in rows}
-    for symbol, row in by_symbol.items():
-        if symbol not in book.positions:
+    by_key = {(r.symbol, r.deployment_id): r for r in rows}
+    for key, row in by_key.items():
+        if key not in book.positions:
             _delete(s, row)
-    for symbol, pos in book.positions.items():
-        mark = book.mark(symbol) or pos.avg_price
-        row_or_none = by_symbol.get(symbol)
+    for key, pos in book.positions.items():
+        mark = book.value_at(pos)
+        row_or_none = by_key.get(key)
         if row_or_none is None:
             s.add(PaperPositionRow(
-                owner_id=account.owner_id, symbol=symbol, quantity=pos.quantity, avg_price=pos.avg_price,
-                mark_price=mark, opened_at_ms=pos.opened_at_ms,
+                owner_id=account.owner_id, symbol=pos.symbol, deployment_id=pos.book, quantity=pos.quantity,
+                avg_price=pos.avg_price, mark_price=mark, opened_at_ms=pos.opened_at_ms,
             ))
         else:
             row_or_none.quantity, row_or_none.avg_price = pos.quantity, pos.avg_price
@@ -176,6 +178,28 @@ async def cancel_deployment_orders(s: AsyncSession, owner_id: str, deployment_id
                PaperOrderRow.status == OrderStatus.OPEN.value)
         .values(status=OrderStatus.CANCELLED.value, reason=reason, updated_at_ms=now)
     )
+
+
+async def cancel_open_orders(s: AsyncSession, owner_id: str, reason: str, now: int) -> None:
+    await s.execute(
+        update(PaperOrderRow)
+        .where(PaperOrderRow.owner_id == owner_id, PaperOrderRow.status == OrderStatus.OPEN.value)
+        .values(status=OrderStatus.CANCELLED.value, reason=reason, updated_at_ms=now)
+    )
+
+
+async def stop_deployments(s: AsyncSession, owner_id: str, now: int) -> None:
+    """Stop every running deployment of the owner (a liquidation took their positions)."""
+    await s.execute(
+        update(PaperDeploymentRow)
+        .where(PaperDeploymentRow.owner_id == owner_id, PaperDeploymentRow.status == "running")
+        .values(status="stopped", stopped_at_ms=now)
+    )
+
+
+async def deployment_running(s: AsyncSession, owner_id: str, deployment_id: str) -> bool:
+    row = await get_deployment(s, owner_id, deployment_id)
+    return row is not None and row.status == "running"
 
 
 async def get_deployment(s: AsyncSession, owner_id: str, deployment_id: str) -> PaperDeploymentRow | None:

@@ -189,7 +189,9 @@ class StrategyRunner:
         if s.units > 0:
             return s.units
         fee = s.taker_fee_bps / 10_000.0
-        return max(self.engine.cash, 0.0) * s.size * s.leverage / (price * (1.0 + fee * s.leverage))
+        # Equity at the close, not cash: a flip's entry is sized on the cash its exit leaves, which includes the
+        # open trade's P&L, and the risk manager's margin check must see that size, not a stale one.
+        return max(self.engine.equity, 0.0) * s.size * s.leverage / (price * (1.0 + fee * s.leverage))
 
     def reject(self, proposal: Proposal, time_ms: int) -> None:
         """Withdraw a proposal the risk manager refused; a refused flip still exits the position it held."""

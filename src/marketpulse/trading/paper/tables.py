@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, Float, ForeignKey, Index, LargeBinary, String
+from sqlalchemy import JSON, BigInteger, Float, ForeignKey, Index, LargeBinary, String, false
 from sqlalchemy.orm import Mapped, mapped_column
 
 from marketpulse.storage.database import Base
@@ -35,6 +35,9 @@ class PaperPositionRow(Base):
         String(64), ForeignKey("paper_accounts.owner_id", ondelete="CASCADE"), primary_key=True
     )
     symbol: Mapped[str] = mapped_column(String(64), primary_key=True)
+    # The book the position belongs to: "" for the owner's manual trades, else the deployment that holds it, so a
+    # strategy's position and the owner's own on the same symbol are two positions (part of the key: never NULL).
+    deployment_id: Mapped[str] = mapped_column(String(36), primary_key=True, default="", server_default="")
     quantity: Mapped[float] = mapped_column(Float)  # signed: > 0 long, < 0 short
     avg_price: Mapped[float] = mapped_column(Float)
     mark_price: Mapped[float] = mapped_column(Float)
@@ -60,6 +63,8 @@ class PaperOrderRow(Base):
     active_from_ms: Mapped[int] = mapped_column(BigInteger)  # first bar open time it may fill on
     expires_at_ms: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
     deployment_id: Mapped[str | None] = mapped_column(String(36), nullable=True)
+    # A limit marketable when placed takes liquidity (taker fee); decided at placement against the mark.
+    taker: Mapped[bool] = mapped_column(default=False, server_default=false())
     fill_price: Mapped[float | None] = mapped_column(Float, nullable=True)
     fee: Mapped[float | None] = mapped_column(Float, nullable=True)
     filled_at_ms: Mapped[int | None] = mapped_column(BigInteger, nullable=True)

@@ -2,14 +2,15 @@
 
 Errors: 422 with field-level detail for bad input (FastAPI's shape: `{"detail": [{"loc": [...], "msg": ...}]}`);
 409 `{"detail": {"reason": "max_concurrent_positions", "message": ..., "limit": ..., "value": ...}}` when the
-risk manager refuses an order (nothing is stored); 404 for an id the owner doesn't have.
+risk manager refuses an order (nothing is stored); 404 for an id the owner doesn't have. An order or deployment on
+a symbol with no market data (not in the live market, no stored candles) is a 422 naming `symbol`.
 """
 
 from __future__ import annotations
 
 from typing import Any, Literal
 
-from fastapi import APIRouter, Depends, HTTPException, Query, Request, status
+from fastapi import APIRouter, Body, Depends, HTTPException, Query, Request, status
 from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
@@ -21,7 +22,15 @@ from marketpulse.strategies import get_strategy
 from marketpulse.trading.owners import current_owner
 from marketpulse.trading.paper.deployments import DeploymentNotFound, DeploymentService, DeploymentSpec
 from marketpulse.trading.paper.orders import OrderSpec, OrderType, Side, TimeInForce
-from marketpulse.trading.paper.service import OrderNotFound, OrderNotOpen, PaperTradingService, RiskRejected
+from marketpulse.trading.paper.service import (
+    OrderNotFound,
+    OrderNotOpen,
+    PaperTradingService,
+    PositionBusy,
+    PositionNotFound,
+    RiskRejected,
+    UnknownSymbol,
+)
 from marketpulse.trading.paper.tables import PaperDeploymentRow, PaperFillRow, PaperOrderRow, PaperPositionRow
 
 router = APIRouter(prefix="/api/v1/paper", tags=["paper trading"])
@@ -91,6 +100,20 @@ class DeploymentIn(BaseModel):
         return v
 
 
+class StopIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    close_position: bool = Field(
+        False, description="Close the deployment's position at the market; false leaves it open for the owner"
+    )
+
+
+def _unknown_symbol(exc: UnknownSymbol) -> RequestValidationError:
+    return RequestValidationError(
+        [{"loc": ("body", "symbol"), "msg": str(exc), "type": "value_error", "input": exc.symbol}]
+    )
+
+
 def _services(request: Request) -> tuple[PaperTradingService, DeploymentService]:
     services = get_services(request)  # built once with the runtime (marketpulse.services)
     return services.paper, services.deployments
@@ -115,6 +138,23 @@ async def get_positions(owner: str = Depends(current_owner), paper: PaperTrading
     return [position_json(p) for p in await paper.positions(owner)]
 
 
+@router.post("/positions/{symbol}/close")
+async def close_position(
+    symbol: str, owner: str = Depends(current_owner), paper: PaperTradingService = Depends(_paper),
+    deployment_id: str | None = Query(
+        None, max_length=36, description="Close the position a stopped deployment left; default: your own trades'"
+    ),
+) -> Any:
+    """Close a position in one action: a market order for all of it, filled at the last price seen."""
+    try:
+        return order_json(await paper.close_position(owner, normalize_symbol(symbol), deployment_id or ""))
+    except PositionNotFound:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, detail=f"no open {symbol} position") from None
+    except PositionBusy as exc:
+        detail = {"reason": "deployment_running", "message": str(exc)}
+        raise HTTPException(status.HTTP_409_CONFLICT, detail=detail) from None
+
+
 # --- orders ----------------------------------------------------------------------------------------------------
 @router.post("/orders", status_code=status.HTTP_201_CREATED)
 async def place_order(
@@ -122,6 +162,8 @@ async def place_order(
 ) -> Any:
     try:
         row = await paper.place_order(owner, body.spec())
+    except UnknownSymbol as exc:
+        raise _unknown_symbol(exc) from None
     except RiskRejected as exc:
         raise HTTPException(status.HTTP_409_CONFLICT, detail=exc.rejection.detail()) from None
     return order_json(row)
@@ -175,7 +217,10 @@ async def deploy(body: DeploymentIn, owner: str = Depends(current_owner),
         ) from None
     spec = DeploymentSpec(body.strategy, body.symbol, body.interval, body.params, body.cash, body.size,
                           body.long_only)
-    return deployment_json(await deployments.deploy(owner, spec), deployments)
+    try:
+        return deployment_json(await deployments.deploy(owner, spec), deployments)
+    except UnknownSymbol as exc:
+        raise _unknown_symbol(exc) from None
 
 
 @router.get("/deployments")
@@ -186,9 +231,12 @@ async def list_deployments(owner: str = Depends(current_owner),
 
 @router.post("/deployments/{deployment_id}/stop")
 async def stop_deployment(deployment_id: str, owner: str = Depends(current_owner),
-                          deployments: DeploymentService = Depends(_deployments)) -> Any:
+                          deployments: DeploymentService = Depends(_deployments),
+                          body: StopIn | None = Body(None)) -> Any:
+    """Stop a deployment; `{"close_position": true}` also closes its position, else it is left for you."""
+    close = body is not None and body.close_position
     try:
-        return deployment_json(await deployments.stop(owner, deployment_id), deployments)
+        return deployment_json(await deployments.stop(owner, deployment_id, close_position=close), deployments)
     except DeploymentNotFound:
         raise HTTPException(status.HTTP_404_NOT_FOUND, detail=f"no deployment {deployment_id}") from None
 
@@ -206,7 +254,8 @@ def order_json(o: PaperOrderRow) -> dict[str, Any]:
 
 def position_json(p: PaperPositionRow) -> dict[str, Any]:
     return {
-        "symbol": p.symbol, "side": "long" if p.quantity > 0 else "short", "quantity": p.quantity,
+        "symbol": p.symbol, "deployment_id": p.deployment_id or None,
+        "side": "long" if p.quantity > 0 else "short", "quantity": p.quantity,
         "avg_price": p.avg_price, "mark_price": p.mark_price, "notional": abs(p.quantity) * p.mark_price,
         "unrealized_pnl": p.quantity * (p.mark_price - p.avg_price), "opened_at": p.opened_at_ms,
     }

@@ -1,29 +1,46 @@
-"""The risk manager: pure checks run before an order is accepted, and the daily-loss circuit breaker."""
+"""The risk manager: pure checks run before an order is accepted and when it fills, margin, liquidation, and
+the daily-loss circuit breaker."""
 
 from marketpulse.trading.risk.manager import (
+    MAINTENANCE_MARGIN_RATE,
+    MANUAL,
     PLAN_MAX_CONCURRENT_POSITIONS,
     AccountExposure,
     OrderIntent,
     Plan,
+    PositionKey,
     Rejection,
     RiskLimits,
     check_order,
     daily_loss_breached,
+    fill_reference,
+    is_marketable,
     limits_for_plan,
+    liquidation_due,
+    liquidation_price,
+    money,
     next_utc_midnight_ms,
     utc_day_start_ms,
 )
 
 __all__ = [
+    "MAINTENANCE_MARGIN_RATE",
+    "MANUAL",
     "PLAN_MAX_CONCURRENT_POSITIONS",
     "AccountExposure",
     "OrderIntent",
     "Plan",
+    "PositionKey",
     "Rejection",
     "RiskLimits",
     "check_order",
     "daily_loss_breached",
+    "fill_reference",
+    "is_marketable",
     "limits_for_plan",
+    "liquidation_due",
+    "liquidation_price",
+    "money",
     "next_utc_midnight_ms",
     "utc_day_start_ms",
 ]
