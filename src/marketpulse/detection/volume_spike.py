@@ -20,6 +20,11 @@ The rules (issue 2 part 6, the seed's "Volume Alerts System"), and how this code
 
 Memory is bounded: per symbol, the candles of the current and previous hour (one more while an hour turns) and the
 spikes that may still need an update. A redelivered candle (at-least-once bus) replaces itself, it isn't added twice.
+
+Scans are two-phase, so an alert the store never accepted is never marked as raised: `propose(t)` computes the alerts
+and the state change without touching the state; the caller stores the alerts and only then `commit`s the proposal.
+A failed write leaves the detector as it was, and proposing the same t again raises the same SPIKE (and its later
+HALF/FULL updates come as in an uninterrupted run). `scan(t)` is propose + commit, for callers without a store.
 """
 
 from __future__ import annotations
@@ -119,6 +124,15 @@ class _Symbol:
 
 
 @dataclass(frozen=True, slots=True)
+class ScanProposal:
+    """What the scan at `t_ms` would raise, and the spikes the detector records once the alerts are stored."""
+
+    t_ms: int
+    alerts: list[VolumeAlert]
+    spikes: dict[tuple[str, int], _Spike]  # (symbol, hour start) -> the SPIKE first raised by this scan
+
+
+@dataclass(frozen=True, slots=True)
 class _Reading:
     """What a scan measured for one symbol-hour."""
 
@@ -185,25 +199,48 @@ class VolumeSpikeDetector:
     # --- the scan -------------------------------------------------------------------------------------------------
 
     def scan(self, t_ms: int) -> list[VolumeAlert]:
-        """Alerts raised by the scan at wall time `t_ms` (a multiple of 5 minutes), sorted by symbol."""
+        """Alerts raised by the scan at wall time `t_ms` (a multiple of 5 minutes), sorted by symbol; committed."""
+        proposal = self.propose(t_ms)
+        self.commit(proposal)
+        return proposal.alerts
+
+    def propose(self, t_ms: int) -> ScanProposal:
+        """The alerts the scan at `t_ms` raises, sorted by symbol; the detector's state is left untouched."""
         if t_ms % SCAN_EVERY_MS:
             raise ValueError(f"scan time {t_ms} is not on a 5-minute boundary")
         hour = t_ms - t_ms % HOUR_MS
         minute = (t_ms - hour) // MINUTE_MS
-        alerts: list[VolumeAlert] = []
+        proposal = ScanProposal(t_ms, [], {})
         for symbol in sorted(self._symbols):
             state = self._symbols[symbol]
             if state.step_ms < HOUR_MS:
-                self._scan_minutes(alerts, symbol, state, hour, minute, t_ms)
+                self._scan_minutes(proposal, symbol, state, hour, minute, t_ms)
             elif minute == 0:
-                self._spike(alerts, symbol, state, hour - HOUR_MS, t_ms, 0)
-            state.prune(hour - HOUR_MS)
+                self._spike(proposal, symbol, state, hour - HOUR_MS, t_ms, 0)
+        return proposal
+
+    def commit(self, proposal: ScanProposal) -> None:
+        """Record what `proposal` raised (call it once its alerts are stored) and forget hours no scan needs."""
+        for (symbol, hour), spike in proposal.spikes.items():
+            state = self._symbols.get(symbol)
+            if state is not None:
+                state.spikes.setdefault(hour, spike)
+        keep_from = proposal.t_ms - proposal.t_ms % HOUR_MS - HOUR_MS
+        for symbol in list(self._symbols):
+            state = self._symbols[symbol]
+            state.prune(keep_from)
             if not state.hours:
                 del self._symbols[symbol]
-        return alerts
+
+    def restore_spike(self, symbol: str, hour_ms: int, minute: int, previous_volume: float) -> None:
+        """Record a SPIKE raised before this detector existed (a restarted scanner reads them from the store), so
+        its HALF/FULL updates still come. Ignored for symbols without candles: they get none anyway."""
+        state = self._symbols.get(symbol)
+        if state is not None:
+            state.spikes.setdefault(hour_ms, _Spike(minute, previous_volume))
 
     def _scan_minutes(
-        self, out: list[VolumeAlert], symbol: str, state: _Symbol, hour: int, minute: int, t: int
+        self, out: ScanProposal, symbol: str, state: _Symbol, hour: int, minute: int, t: int
     ) -> None:
         if minute == 0:
             self._update(out, "FULL_UPDATE", symbol, state, hour - HOUR_MS, t)
@@ -211,7 +248,7 @@ class VolumeSpikeDetector:
             self._update(out, "HALF_UPDATE", symbol, state, hour, t)
         self._spike(out, symbol, state, hour, t, minute)
 
-    def _spike(self, out: list[VolumeAlert], symbol: str, state: _Symbol, hour: int, t: int, minute: int) -> None:
+    def _spike(self, out: ScanProposal, symbol: str, state: _Symbol, hour: int, t: int, minute: int) -> None:
         if hour in state.spikes:
             return
         previous, current = state.hours.get(hour - HOUR_MS), state.hours.get(hour)
@@ -222,10 +259,10 @@ class VolumeSpikeDetector:
             return
         reading = self._read(symbol, state, hour, t, previous.total)
         if reading is not None:
-            state.spikes[hour] = _Spike(minute, reading.previous)
-            out.append(self._alert(symbol, "SPIKE", reading, hour, t))
+            out.spikes[symbol, hour] = _Spike(minute, reading.previous)
+            out.alerts.append(self._alert(symbol, "SPIKE", reading, hour, t))
 
-    def _update(self, out: list[VolumeAlert], kind: AlertType, symbol: str, state: _Symbol, hour: int, t: int) -> None:
+    def _update(self, out: ScanProposal, kind: AlertType, symbol: str, state: _Symbol, hour: int, t: int) -> None:
         spike = state.spikes.get(hour)
         if spike is None:
             return
@@ -235,7 +272,7 @@ class VolumeSpikeDetector:
             return
         reading = self._read(symbol, state, hour, t, spike.previous_volume)
         if reading is not None:
-            out.append(self._alert(symbol, kind, reading, hour, t))
+            out.alerts.append(self._alert(symbol, kind, reading, hour, t))
 
     def _is_spike(self, current: float, previous: float) -> bool:
         return (
