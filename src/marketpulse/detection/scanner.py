@@ -1,8 +1,11 @@
 """SpikeScanner: the detector's adapter to the bus, the clock and the alert store.
 
 It feeds `market.candles` and `market.tickers` into a `VolumeSpikeDetector` and, on the injected clock, scans at
-every 5-minute boundary b: detector.scan(b) → store (idempotent) → publish each newly stored alert on
-`alerts.volume` in its camelCase wire form.
+every 5-minute boundary b, in two phases: the detector proposes the alerts of b, the store accepts them (idempotent,
+in one transaction with "b is scanned"), and only then does the detector commit its state; each newly stored alert
+is then published on `alerts.volume` in its camelCase wire form, by this process only when its insert created it.
+A failed write is retried for the same b (backing off) before any later boundary is scanned, so a database hiccup
+delays alerts instead of losing them. A boundary more than an hour old is given up: its hour is over.
 
 Race between the bus and the clock: the candle closing at b is published at b and reaches us a moment later. The
 scan for b therefore runs at b + `grace_ms` (on the same injected clock) but still evaluates time b — the detector
@@ -11,10 +14,19 @@ are missed by that scan (they count from the next one). Default 2 s of market ti
 stream; a replay at 60× that publishes in bursts may want more (it is only 33 ms of real time there).
 
 The clock and the candles can also drift apart the other way: a worker's clock that follows tickers through another
-consumer may run ahead of this scanner's candle consumer (a replay's start-up burst). With `await_candles=True`
-(what a worker apart from its source uses) a scan also waits for its own watermark (the newest candle close it
-has handled) to reach b, for at most `LATE_CANDLE_LIMIT_MS` of market time past b: an exchange outage must not
-stall the scans for ever.
+consumer may run ahead of this scanner's candle consumer (a replay's start-up burst of history, on a busy machine).
+With `await_candles=True` (what a worker apart from its source uses) a scan also waits for its own watermark (the
+newest candle close it has handled) to reach b. It gives up only when the candles have *stopped*: the clock is
+`LATE_CANDLE_LIMIT_MS` of market time past b and no candle message reached this scanner for `candle_quiet_s` real
+seconds (an exchange outage must not stall the scans for ever; a consumer still working through a burst is waited for).
+
+Start and restart: the scanner's consumer group is its own and starts at the stream's end, so before its first scan
+it warms up from the store: the stored 1-minute candles from the hour before the first boundary it owes, and the
+SPIKEs of those hours (so their HALF/FULL updates still come). It owes every boundary after the last stored scan
+(within the previous and current hour), so a restart scans what it missed instead of losing up to two hours of
+alerts. Candles published while it was down reach the store through the recorder, whose shared group resumes where
+it stopped; the warm-up waits (up to `STORE_CATCH_UP_S`) until the store has every minute up to the first candle the
+bus gave us.
 
 If the clock leaps more than an hour ahead (a suspended laptop, a replay seek), missed scans are skipped rather than
 replayed: their hours' candles are gone from the detector's bounded memory anyway.
@@ -24,17 +36,20 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import Callable
 from typing import Protocol
 
 import msgspec
 import structlog
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type, wait_exponential
+from tenacity.wait import wait_base
 
 from marketpulse.bus import EventBus, topics
 from marketpulse.bus.base import Message, Subscription
 from marketpulse.clock import Clock
-from marketpulse.detection.models import HOUR_MS, VolumeAlert
-from marketpulse.detection.service import VolumeAlertStore
+from marketpulse.detection.models import HOUR_MS, MINUTE_MS, VolumeAlert
+from marketpulse.detection.service import VolumeAlertStore, stored_minutes, stored_minutes_have_holes
 from marketpulse.detection.volume_spike import SCAN_EVERY_MS, VolumeSpikeDetector
 from marketpulse.marketdata.intervals import Interval
 from marketpulse.marketdata.models import Candle, MarketRow
@@ -44,8 +59,12 @@ log = structlog.get_logger(__name__)
 
 DEFAULT_GRACE_MS = 2_000
 LATE_CANDLE_LIMIT_MS = 60_000
+CANDLE_QUIET_S = 2.0  # real seconds without a candle message before late candles count as stopped
+STORE_CATCH_UP_S = 90.0  # real seconds a restarted scanner waits for the recorder to store what it missed (the
+# dead worker's unacknowledged candles are claimed after PULSE_BUS_CLAIM_IDLE_MS, 30 s by default)
 WATERMARK_POLL_S = 0.05  # real seconds between looks at the clock while waiting for candles
 CONSUMER_GROUP = "detection.volume-spikes"
+RETRY_WAIT = wait_exponential(multiplier=0.1, max=5)  # real seconds between attempts at one failed scan
 
 
 class ScannerParts(Protocol):
@@ -63,10 +82,13 @@ class SpikeScanner:
         clock: Clock | None = None,
         *,
         detector: VolumeSpikeDetector | None = None,
+        store: VolumeAlertStore | None = None,
         grace_ms: int = DEFAULT_GRACE_MS,
         group: str = CONSUMER_GROUP,
         await_candles: bool = False,
         group_is_ours: bool = False,
+        candle_quiet_s: float = CANDLE_QUIET_S,
+        retry_wait: wait_base = RETRY_WAIT,
     ) -> None:
         settings = parts.settings
         clock = clock or getattr(parts, "clock", None)  # a Runtime carries its clock
@@ -74,9 +96,10 @@ class SpikeScanner:
             raise TypeError("SpikeScanner needs a clock: pass one, or a Runtime that carries it")
         self.clock: Clock = clock
         self.detector = detector or VolumeSpikeDetector(settings.spike_ratio, settings.spike_min_quote_volume)
-        self.store = VolumeAlertStore(parts.sessions)
+        self.store = store or VolumeAlertStore(parts.sessions)
         self.grace_ms = grace_ms
         self.last_scan_ms: int | None = None
+        self._sessions = parts.sessions
         self._bus = parts.bus
         self._group = group
         self._subscriptions: list[Subscription] = []
@@ -85,7 +108,11 @@ class SpikeScanner:
         self.await_candles = await_candles
         self._group_is_ours = group_is_ours  # a per-process group: deleted when the scanner stops
         self.watermark_ms = 0  # newest candle close handled
+        self._first_bus_open_ms: int | None = None  # the bus gives us candles from here on; older ones: the store
         self._candles_arrived = asyncio.Event()
+        self._candle_quiet_s = candle_quiet_s
+        self._candle_seen_at = 0.0  # loop time of the last candle message (a consumer catching up is busy)
+        self._retry_wait = retry_wait
 
     # --- lifecycle ------------------------------------------------------------------------------------------------
 
@@ -93,6 +120,7 @@ class SpikeScanner:
         """Subscribe to candles and tickers and start the scan loop (returns at once)."""
         if self._task is not None:
             return
+        self._candle_seen_at = asyncio.get_running_loop().time()
         self._subscriptions = [
             await self._bus.subscribe(topics.MARKET_CANDLES, self._group, self._on_candles,
                                       ephemeral=self._group_is_ours),
@@ -119,34 +147,67 @@ class SpikeScanner:
     # --- the scan -------------------------------------------------------------------------------------------------
 
     async def scan_once(self, t_ms: int) -> list[VolumeAlert]:
-        """Scan at boundary `t_ms`, store, publish; returns the newly stored alerts."""
-        stored = await self.store.save(self.detector.scan(t_ms))
-        for alert in stored:
+        """Scan at boundary `t_ms`: propose, store, commit, publish; returns the newly stored alerts.
+
+        Raises when the store does; the detector is then as it was, so scanning `t_ms` again is a clean retry."""
+        proposal = self.detector.propose(t_ms)
+        stored = await self.store.save(proposal.alerts, scanned_ms=t_ms)
+        self.detector.commit(proposal)
+        for alert in stored:  # published here only: another worker's insert of the same alert returned nothing
             await self._bus.publish(topics.ALERTS_VOLUME, alert.to_wire())
         if stored:
             log.info("volume alerts", scan_ms=t_ms, count=len(stored), symbols=sorted({a.symbol for a in stored}))
         return stored
 
     async def _loop(self) -> None:
-        boundary = _ceil_to_scan(self.clock.now_ms())
+        boundary = _ceil_to_scan(await self._market_now())
+        await self._wait_for_boundary(boundary)
+        for missed in await self._warm_up(boundary):
+            await self._scan_until_stored(missed)
         while True:
-            await self.clock.sleep_until(boundary + self.grace_ms)
-            if self.await_candles:
-                await self._await_candles_through(boundary)
-            try:
-                await self.scan_once(boundary)
-            except Exception:  # a database hiccup must not end the scanner; the next scan goes on
-                log.exception("volume spike scan failed", scan_ms=boundary)
-            await self._mark_scanned(boundary)
+            await self._scan_until_stored(boundary)
             boundary += SCAN_EVERY_MS
             now = self.clock.now_ms()
             if now - boundary > HOUR_MS:
                 boundary = _ceil_to_scan(now)
+            await self._wait_for_boundary(boundary)
+
+    async def _market_now(self) -> int:
+        """The clock's time, once it has one (a worker's EventClock reads 0 until the first ticker arrives)."""
+        await self.clock.sleep_until(1)
+        return self.clock.now_ms()
+
+    async def _wait_for_boundary(self, boundary: int) -> None:
+        await self.clock.sleep_until(boundary + self.grace_ms)
+        if self.await_candles:
+            await self._await_candles_through(boundary)
+
+    async def _scan_until_stored(self, t_ms: int) -> None:
+        """Scan `t_ms` until the store takes it (a failed write retries the same time), then mark it scanned."""
+        retrying = AsyncRetrying(
+            wait=self._retry_wait,
+            retry=retry_if_exception_type(Exception),
+            stop=lambda _state: self.clock.now_ms() - t_ms > HOUR_MS,  # its hour is over: nothing left to save
+            before_sleep=_log_retry(t_ms),
+            reraise=True,
+        )
+        try:
+            async for attempt in retrying:
+                with attempt:
+                    await self.scan_once(t_ms)
+        except Exception:
+            log.exception("volume spike scan given up", scan_ms=t_ms)
+        await self._mark_scanned(t_ms)
 
     async def _await_candles_through(self, boundary: int) -> None:
-        """Wait until this scanner has handled candles closing at `boundary`, or the clock passes the limit."""
+        """Wait until this scanner has handled candles closing at `boundary`, or the candles have stopped."""
         deadline = boundary + max(self.grace_ms, LATE_CANDLE_LIMIT_MS)
-        while self.watermark_ms < boundary and self.clock.now_ms() < deadline:
+        loop = asyncio.get_running_loop()
+        while self.watermark_ms < boundary:
+            quiet = loop.time() - self._candle_seen_at >= self._candle_quiet_s
+            if quiet and self.clock.now_ms() >= deadline:
+                log.warning("scanning without late candles", scan_ms=boundary, watermark_ms=self.watermark_ms)
+                return
             self._candles_arrived.clear()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._candles_arrived.wait(), WATERMARK_POLL_S)
@@ -156,9 +217,42 @@ class SpikeScanner:
             self.last_scan_ms = t_ms
             self._scanned.notify_all()
 
+    # --- warm-up --------------------------------------------------------------------------------------------------
+
+    async def _warm_up(self, first: int) -> list[int]:
+        """Load what the store knows that the bus won't tell us; returns the missed boundaries before `first`."""
+        last = await self.store.last_scan()
+        earliest = first - first % HOUR_MS - HOUR_MS  # the previous hour: older boundaries' hours are over
+        start = first if last is None else min(first, max(_ceil_to_scan(last + 1), earliest))
+        window = start - start % HOUR_MS - HOUR_MS  # a scan in hour H compares against H-1
+        await self._await_recorder(window)
+        for candle in await stored_minutes(self._sessions, window, first + SCAN_EVERY_MS):
+            self.detector.on_candle(candle)
+        for spike in await self.store.spikes_since(window):
+            minute = (spike.timestamp - spike.hour_timestamp) // MINUTE_MS
+            self.detector.restore_spike(spike.symbol, spike.hour_timestamp, minute, spike.previous_volume)
+        missed = list(range(start, first, SCAN_EVERY_MS))
+        if missed:
+            log.info("volume spike scanner catching up", last_scan_ms=last, boundaries=len(missed))
+        return missed
+
+    async def _await_recorder(self, window: int) -> None:
+        """Until the stored minutes reach the first candle the bus gave us without a hole (the recorder writes what
+        was published while we were down; a dead consumer's unacknowledged messages come last, once claimed)."""
+        loop = asyncio.get_running_loop()
+        give_up = loop.time() + STORE_CATCH_UP_S
+        while self._first_bus_open_ms is not None and loop.time() < give_up:
+            if not await stored_minutes_have_holes(self._sessions, window, self._first_bus_open_ms):
+                return
+            await asyncio.sleep(WATERMARK_POLL_S)
+        if self._first_bus_open_ms is not None:
+            log.warning("warm-up with minutes missing from the store", window_ms=window,
+                        first_bus_ms=self._first_bus_open_ms)
+
     # --- bus handlers ---------------------------------------------------------------------------------------------
 
     async def _on_candles(self, message: Message) -> None:
+        self._candle_seen_at = asyncio.get_running_loop().time()
         for raw in message.data.get("candles", ()):
             try:
                 candle = msgspec.convert(raw, Candle)
@@ -167,6 +261,8 @@ class SpikeScanner:
                 log.warning("malformed candle dropped", topic=message.topic, id=message.id, error=str(exc))
                 continue
             self.detector.on_candle(candle)
+            if self._first_bus_open_ms is None and candle.closed:
+                self._first_bus_open_ms = candle.open_time
             close_ms = Interval.parse(candle.interval).close_time(candle.open_time)
             if candle.closed and close_ms > self.watermark_ms:
                 self.watermark_ms = close_ms
@@ -184,3 +280,12 @@ class SpikeScanner:
 def _ceil_to_scan(t_ms: int) -> int:
     """The first 5-minute boundary at or after `t_ms`."""
     return -(-t_ms // SCAN_EVERY_MS) * SCAN_EVERY_MS
+
+
+def _log_retry(t_ms: int) -> Callable[[RetryCallState], None]:
+    def before_sleep(state: RetryCallState) -> None:
+        error = state.outcome.exception() if state.outcome is not None else None
+        log.warning("volume spike scan failed; retrying the same scan time", scan_ms=t_ms,
+                    attempt=state.attempt_number, error=repr(error))
+
+    return before_sleep

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import Boolean, DateTime, Float, Index, String, UniqueConstraint
+from sqlalchemy import BigInteger, Boolean, DateTime, Float, Index, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from marketpulse.storage.database import Base
@@ -34,3 +34,14 @@ class VolumeAlertRow(Base):
         Index("ix_volume_alerts_timestamp", "timestamp"),
         Index("ix_volume_alerts_symbol_timestamp", "symbol", "timestamp"),
     )
+
+
+class DetectionScanRow(Base):
+    """The newest scan time whose alerts are stored, per scanner: where a restarted scanner resumes scanning.
+
+    Written in the same transaction as that scan's alerts, so "scanned" never runs ahead of "stored"."""
+
+    __tablename__ = "detection_scans"
+
+    scanner: Mapped[str] = mapped_column(String(64), primary_key=True)
+    last_scan_ms: Mapped[int] = mapped_column(BigInteger)

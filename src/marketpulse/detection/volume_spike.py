@@ -11,7 +11,8 @@ The rules (issue 2 part 6, the seed's "Volume Alerts System"), and how this code
   Consequences: the scan at H:00 sees nothing of H (its first minute closes at H:01), so it can't raise a SPIKE;
   the scan at H:05 sees H:00–H:04. The spike's *minute* is the minute of the scan that first raised it (5…55).
 * Direction: bullish when the price > the hour's open (the open of its first candle), else bearish. The price is the
-  latest market row's price when that row is newer than the last candle closed by t, else that candle's close.
+  latest market row's price when that row is newer than the last candle closed by t (and not newer than t: a
+  restarted scanner catching up on past boundaries must not report today's price), else that candle's close.
 * HALF_UPDATE at H:30 for a spike of hour H first raised at minute 0–20 inclusive (the seed's "XX:00–XX:20"; minute 0
   is unreachable with 1-minute candles, as above, so in practice :05, :10, :15 and :20), carrying H's volume so far.
 * FULL_UPDATE at H+1:00 for every spike of hour H except one first raised at H:55 (its numbers would be only five
@@ -292,7 +293,7 @@ class VolumeSpikeDetector:
             return None  # nothing of this hour has closed yet
         price = last.close
         row = self._market.get(symbol)
-        if row is not None and row.time > last.close_time:
+        if row is not None and last.close_time < row.time <= t:  # a price from after t: a catch-up scan's future
             price = row.price
         direction: CandleDirection = "bullish" if price > hour_open else "bearish"
         return _Reading(bucket.volume_by(t), previous, price, direction)
