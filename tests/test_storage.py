@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
-
 from sqlalchemy import inspect, select
 
 from marketpulse.detection.tables import VolumeAlertRow
@@ -17,18 +15,18 @@ async def test_migrations_create_every_table(runtime: Runtime) -> None:
     assert {t.name for t in metadata.sorted_tables} <= tables
 
 
-async def test_volume_alert_roundtrip_keeps_timezone(runtime: Runtime) -> None:
-    ts = datetime(2025, 10, 10, 21, 5, tzinfo=UTC)
+async def test_volume_alert_roundtrip_keeps_epoch_ms(runtime: Runtime) -> None:
+    ts = 1_760_130_300_123  # 2025-10-10 21:05:00.123 UTC
     async with runtime.sessions() as s:
         s.add(
             VolumeAlertRow(
                 id="a1", symbol="BTCUSDT", asset="BTC", current_volume=9e9, previous_volume=1e9, volume_ratio=9.0,
                 price=110000.0, funding_rate=0.0001, candle_direction="bearish", alert_type="SPIKE",
-                message="m", timestamp=ts, hour_timestamp=ts.replace(minute=0), is_update=False,
+                message="m", timestamp=ts, hour_timestamp=ts - ts % 3_600_000, is_update=False,
             )
         )
         await s.commit()
     async with runtime.sessions() as s:
         row = (await s.execute(select(VolumeAlertRow))).scalar_one()
-    assert row.timestamp.replace(tzinfo=row.timestamp.tzinfo or UTC) == ts
+    assert row.timestamp == ts and row.hour_timestamp == 1_760_130_000_000
     assert row.volume_ratio == 9.0

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
-from datetime import UTC, datetime
 from typing import Any
 
 import msgspec
@@ -23,16 +22,6 @@ _UNIQUE = ["symbol", "hour_timestamp", "alert_type"]
 SPIKE_SCANNER = "volume-spikes"  # the scanner's name in detection_scans
 
 
-def ms_to_datetime(ms: int) -> datetime:
-    return datetime.fromtimestamp(ms / 1000, tz=UTC)
-
-
-def datetime_to_ms(value: datetime) -> int:
-    # SQLite hands back naive datetimes; everything stored here is UTC.
-    aware = value if value.tzinfo else value.replace(tzinfo=UTC)
-    return round(aware.timestamp() * 1000)
-
-
 def _row_values(alert: VolumeAlert, alert_id: str) -> dict[str, Any]:
     return {
         "id": alert_id,
@@ -46,8 +35,8 @@ def _row_values(alert: VolumeAlert, alert_id: str) -> dict[str, Any]:
         "candle_direction": alert.candle_direction,
         "alert_type": alert.alert_type,
         "message": alert.message[:512],
-        "timestamp": ms_to_datetime(alert.timestamp),
-        "hour_timestamp": ms_to_datetime(alert.hour_timestamp),
+        "timestamp": alert.timestamp,
+        "hour_timestamp": alert.hour_timestamp,
         "is_update": alert.is_update,
     }
 
@@ -65,8 +54,8 @@ def _alert_from_row(row: VolumeAlertRow) -> VolumeAlert:
         candle_direction=row.candle_direction,  # type: ignore[arg-type]  # stored from the Literal
         alert_type=row.alert_type,  # type: ignore[arg-type]
         message=row.message,
-        timestamp=datetime_to_ms(row.timestamp),
-        hour_timestamp=datetime_to_ms(row.hour_timestamp),
+        timestamp=row.timestamp,
+        hour_timestamp=row.hour_timestamp,
         is_update=row.is_update,
     )
 
@@ -129,7 +118,7 @@ class VolumeAlertStore:
 
     async def since(self, since_ms: int, *, limit: int = MAX_LIMIT) -> list[VolumeAlert]:
         """Alerts raised at or after `since_ms`, newest first."""
-        stmt = select(VolumeAlertRow).where(VolumeAlertRow.timestamp >= ms_to_datetime(since_ms))
+        stmt = select(VolumeAlertRow).where(VolumeAlertRow.timestamp >= since_ms)
         return await self._fetch(stmt, limit)
 
     async def _fetch(self, stmt: Any, limit: int) -> list[VolumeAlert]:

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
-
-from sqlalchemy import BigInteger, Boolean, DateTime, Float, Index, String, UniqueConstraint
+from sqlalchemy import BigInteger, Boolean, Float, Index, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from marketpulse.storage.database import Base
@@ -24,8 +22,9 @@ class VolumeAlertRow(Base):
     candle_direction: Mapped[str] = mapped_column(String(8))
     alert_type: Mapped[str] = mapped_column(String(16))
     message: Mapped[str] = mapped_column(String(512))
-    timestamp: Mapped[datetime] = mapped_column(DateTime(timezone=True))
-    hour_timestamp: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    # Epoch ms (UTC), like every other stored time: no conversion on the way in or out, and it sorts the same.
+    timestamp: Mapped[int] = mapped_column(BigInteger)
+    hour_timestamp: Mapped[int] = mapped_column(BigInteger)
     is_update: Mapped[bool] = mapped_column(Boolean, default=False)
 
     __table_args__ = (
