@@ -1,4 +1,4 @@
-"""Migration 0005 turns stored alert times into integer epoch ms, exactly, on SQLite and PostgreSQL — and back."""
+"""Migration 0006 turns stored alert times into integer epoch ms, exactly, on SQLite and PostgreSQL — and back."""
 
 from __future__ import annotations
 
@@ -71,18 +71,18 @@ def as_utc(value: datetime | str) -> datetime:
 
 
 def test_existing_alert_rows_become_epoch_ms_and_back(empty_db: str) -> None:
-    upgrade(empty_db, "0004")
+    upgrade(empty_db, "0005")
     run(empty_db, INSERT, {"id": "a1", "type": "SPIKE", "ts": SPIKE_AT, "hour": HOUR})
     run(empty_db, INSERT, {"id": "a2", "type": "HALF_UPDATE", "ts": HOUR.replace(minute=30), "hour": HOUR})
 
-    upgrade(empty_db, "0005")
+    upgrade(empty_db, "0006")
     rows = run(empty_db, text("SELECT id, timestamp, hour_timestamp FROM volume_alerts ORDER BY id"))
     assert [tuple(r) for r in rows] == [("a1", SPIKE_MS, HOUR_MS), ("a2", HOUR_MS + 1_800_000, HOUR_MS)]
     assert {"ix_volume_alerts_timestamp", "ix_volume_alerts_symbol_timestamp"} <= index_names(empty_db)
     with pytest.raises(IntegrityError):  # one SPIKE per symbol-hour still holds on the new columns
         run(empty_db, INSERT, {"id": "a3", "type": "SPIKE", "ts": SPIKE_MS + 1, "hour": HOUR_MS})
 
-    command.downgrade(alembic_config(empty_db), "0004")
+    command.downgrade(alembic_config(empty_db), "0005")
     rows = run(empty_db, text("SELECT id, timestamp FROM volume_alerts ORDER BY id"))
     back = {i: as_utc(ts) for i, ts in rows}
     assert back == {"a1": SPIKE_AT, "a2": HOUR.replace(minute=30)}

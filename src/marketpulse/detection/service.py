@@ -105,7 +105,7 @@ class VolumeAlertStore:
     async def spikes_since(self, hour_ms: int) -> list[VolumeAlert]:
         """SPIKE alerts of hours starting at or after `hour_ms` (a restarted scanner owes them their updates)."""
         stmt = select(VolumeAlertRow).where(
-            VolumeAlertRow.alert_type == "SPIKE", VolumeAlertRow.hour_timestamp >= ms_to_datetime(hour_ms)
+            VolumeAlertRow.alert_type == "SPIKE", VolumeAlertRow.hour_timestamp >= hour_ms
         )
         return await self._fetch(stmt, MAX_LIMIT * 20)
 

@@ -5,8 +5,8 @@ ms (through float seconds). They become BIGINT epoch ms; existing rows are conve
 the stored datetime, naive values read as UTC, as SQLite hands them back). The unique constraint and the indexes
 on them are rebuilt on the new columns.
 
-Revision ID: 0005
-Revises: 0004
+Revision ID: 0006
+Revises: 0005
 Create Date: 2026-11-28
 """
 
@@ -15,8 +15,8 @@ from datetime import UTC, datetime, timedelta
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0005"
-down_revision = "0004"
+revision = "0006"
+down_revision = "0005"
 branch_labels = None
 depends_on = None
 
