@@ -10,8 +10,8 @@ import pytest
 
 from marketpulse.backtest import Engine, EngineSettings, Trade, core
 from marketpulse.marketdata.frame import CandleFrame
+from marketpulse.marketdata.intervals import interval_ms
 from marketpulse.marketdata.klines_csv import read_klines_frame
-from marketpulse.marketdata.library import interval_ms
 from marketpulse.marketdata.models import Candle
 from marketpulse.marketdata.sample import btcusdt_spot_1m_path
 from marketpulse.strategies import get_strategy
