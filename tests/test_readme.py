@@ -2,11 +2,21 @@
 
 from __future__ import annotations
 
+import importlib.util
 from pathlib import Path
 
 from marketpulse.settings import Settings
 
-README = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+ROOT = Path(__file__).resolve().parents[1]
+README = (ROOT / "README.md").read_text()
+
+
+def _settings_table_script():  # scripts/ is not a package: load the file itself
+    spec = importlib.util.spec_from_file_location("settings_table", ROOT / "scripts" / "settings_table.py")
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 def test_readme_shows_both_commands() -> None:
@@ -16,6 +26,20 @@ def test_readme_shows_both_commands() -> None:
 def test_readme_documents_every_setting() -> None:
     missing = [f"PULSE_{n.upper()}" for n in Settings.model_fields if f"PULSE_{n.upper()}" not in README]
     assert not missing, f"README.md lacks: {missing} (regenerate with scripts/settings_table.py)"
+
+
+def test_readme_settings_table_is_the_generated_one() -> None:
+    script = _settings_table_script()
+    assert script.readme_table(README) == script.table(), "run: python scripts/settings_table.py --write"
+
+
+def test_every_setting_says_what_it_does() -> None:
+    undescribed = [f"PULSE_{n.upper()}" for n, f in Settings.model_fields.items() if not (f.description or "").strip()]
+    assert not undescribed, f"settings without a description: {undescribed}"
+
+
+def test_readme_shows_the_development_ingest_key_as_its_default() -> None:
+    assert "| `PULSE_INGEST_API_KEY` | `dev-ingest-key` |" in README and "(secret)" not in README
 
 
 def test_settings_read_from_environment(monkeypatch) -> None:

@@ -4,17 +4,24 @@ strategy deployed to paper so paper trading visibly runs on the replayed market.
 from __future__ import annotations
 
 import asyncio
+from datetime import UTC, datetime
+from typing import Any
 
 import structlog
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.sql.expression import ColumnExpressionArgument
 
 from marketpulse.runtime import Runtime
 from marketpulse.settings import Settings
+from marketpulse.storage.database import create_engine, session_factory
 
 log = structlog.get_logger(__name__)
 
 # (exchange in the library, path function in marketpulse.marketdata.sample). Perpetuals and spot are kept
 # apart because both name their BTC market BTCUSDT.
 SAMPLE_SERIES = (("binance_swap", "usdm_perp_1h_path"), ("binance", "btcusdt_spot_1m_path"))
+MINUTE_MS = 60_000
 DEMO_DEPLOYMENT = {"strategy": "ut_bot", "symbol": "BTCUSDT", "interval": "5m",
                    "params": {"key_value": 1.0, "atr_period": 10, "mode": "always_in"}}
 
@@ -50,3 +57,66 @@ async def seed(runtime: Runtime) -> None:
     written = await asyncio.to_thread(import_sample, runtime.settings)
     log.info("bundled sample in the candle library", candles_written=written)
     await deploy_demo_strategy(runtime)
+
+
+# --- a restarted demo carries on its market time -------------------------------------------------------------------
+
+
+def _market_time_columns() -> list[ColumnExpressionArgument[Any]]:
+    """Columns holding market times the demo has reached (not ones set in its future on purpose, like an order's
+    expiry or a halt's end). A candle is closed a minute after it opens, so its open time counts plus a minute."""
+    from marketpulse.detection.tables import VolumeAlertRow
+    from marketpulse.marketdata.tables import CandleRow, MarketSnapshotRow, OpenInterestRow
+    from marketpulse.trading.paper.tables import (
+        PaperAccountRow,
+        PaperDeploymentRow,
+        PaperFillRow,
+        PaperOrderRow,
+        PaperPositionRow,
+    )
+
+    return [
+        CandleRow.open_time + MINUTE_MS, MarketSnapshotRow.time, OpenInterestRow.as_of, VolumeAlertRow.timestamp,
+        PaperAccountRow.updated_at_ms, PaperPositionRow.opened_at_ms, PaperOrderRow.updated_at_ms,
+        PaperFillRow.time_ms, PaperDeploymentRow.created_at_ms, PaperDeploymentRow.last_bar_ms,
+    ]
+
+
+def _as_ms(value: Any) -> int:
+    if isinstance(value, datetime):  # alerts kept their time as a DateTime; SQLite hands it back naive (UTC)
+        stamp = value if value.tzinfo else value.replace(tzinfo=UTC)
+        return int(stamp.timestamp() * 1000)
+    return int(value)
+
+
+async def newest_market_time_ms(sessions: async_sessionmaker[AsyncSession]) -> int | None:
+    """The latest market time any stored row has seen, or None for an empty database."""
+    newest: int | None = None
+    async with sessions() as session:
+        for column in _market_time_columns():
+            value = (await session.execute(select(func.max(column)))).scalar()
+            if value is not None:
+                newest = max(newest or 0, _as_ms(value))
+    return newest
+
+
+async def resume_market_time(settings: Settings) -> Settings:
+    """Settings whose replay starts no earlier than the stored state: a restart continues market time instead of
+    going back to the configured start, which would leave stored positions, fills and alerts in the future."""
+    if settings.source != "replay":
+        return settings  # live data runs on the wall clock, which does not go back
+    engine = create_engine(settings.database_url)
+    try:
+        stored_ms = await newest_market_time_ms(session_factory(engine))
+    finally:
+        await engine.dispose()
+    if stored_ms is None:
+        return settings
+    resume_ms = -(-stored_ms // MINUTE_MS) * MINUTE_MS  # the next whole minute: the replay starts on a boundary
+    configured = settings.replay_start
+    if configured is not None and _as_ms(configured) >= resume_ms:
+        return settings
+    resume = datetime.fromtimestamp(resume_ms / 1000, tz=UTC)
+    log.info("resuming the replay where the stored data ends (delete the database to start over)",
+             market_time=resume.isoformat(), database=settings.database_url)
+    return settings.model_copy(update={"replay_start": resume})

@@ -5,9 +5,13 @@ from __future__ import annotations
 from datetime import datetime
 from functools import lru_cache
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+# Known to everyone who reads this file: only for development (PULSE_ENV=dev), see `uses_dev_ingest_key`.
+DEV_INGEST_KEY = "dev-ingest-key"
 
 
 class Settings(BaseSettings):
@@ -29,16 +33,24 @@ class Settings(BaseSettings):
     retention_days: int = Field(30, ge=1, description="Candles and market snapshots older than this are pruned")
 
     # --- HTTP ---
-    host: str = "127.0.0.1"
-    port: int = 8000
+    env: Literal["dev", "production"] = Field(
+        "production", description="dev lets `pulse api`/`pulse ingest` start with the built-in ingest key "
+        "(`pulse demo` sets it); production refuses to"
+    )
+    host: str = Field("127.0.0.1", description="Interface `pulse api`/`pulse demo` listen on (--host overrides)")
+    port: int = Field(8000, ge=1, le=65535, description="Port `pulse api`/`pulse demo` listen on (--port overrides)")
     ingest_api_key: SecretStr = Field(
-        SecretStr("dev-ingest-key"), description="X-API-Key for the ingest endpoints; set it in production"
+        SecretStr(DEV_INGEST_KEY), description="X-API-Key for the ingest endpoints; `pulse api` and `pulse ingest` "
+        "refuse to start with this built-in key unless PULSE_ENV=dev"
     )
     max_body_bytes: int = Field(1_048_576, description="Ingest bodies above this answer 413")
 
     # --- market data ---
-    source: str = Field("replay", description="replay or binance")
-    binance_rest_url: str = "https://fapi.binance.com"
+    source: Literal["replay", "binance"] = Field(
+        "replay", description="Market data `pulse ingest`/`pulse demo` publish (--source overrides) and the exchange "
+        "label the recorder stores candles under: replay or binance"
+    )
+    binance_rest_url: str = Field("https://fapi.binance.com", description="Binance USD-M REST base URL")
     binance_ws_url: str = Field(
         "wss://fstream.binance.com", description="The connector appends /market/stream?streams=…"
     )
@@ -53,7 +65,9 @@ class Settings(BaseSettings):
     replay_seed: int = Field(
         7, description="Seed of the replay's synthetic minutes, funding, open interest and symbols"
     )
-    open_interest_refresh_s: int = 300
+    open_interest_refresh_s: int = Field(
+        300, ge=1, description="Binance source: seconds between open-interest refreshes"
+    )
     open_interest_stale_s: int = Field(360, description="OI older than this is 'stale' (served, refresh due)")
     open_interest_dangerously_stale_s: int = Field(1800, description="OI older than this is 'dangerouslyStale'")
 
@@ -98,11 +112,15 @@ class Settings(BaseSettings):
     market_debounce_ms: int = Field(500, ge=0, description="Socket.IO `market` event debounce")
     socketio_channel: str = Field("marketpulse-socketio", description="Redis pub/sub channel the API processes share")
     node_modules_dir: Path | None = Field(
-        None, description="Front-end libs (npm ci); default ./node_modules or the repo's"
+        None, description="Where `npm ci` put the dashboard's front-end libraries; default ./node_modules of the "
+        "working directory"
     )
 
-    log_level: str = "INFO"
-    log_json: bool = False
+    log_level: str = Field("INFO", description="DEBUG, INFO, WARNING or ERROR")
+    log_json: bool = Field(False, description="One JSON object per log line instead of the console format")
+
+    def uses_dev_ingest_key(self) -> bool:
+        return self.ingest_api_key.get_secret_value() == DEV_INGEST_KEY
 
 
 @lru_cache

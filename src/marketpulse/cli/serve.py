@@ -5,11 +5,18 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import enum
+import errno
 import signal
+import socket
 from collections.abc import Callable, Coroutine
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import typer
+
+from marketpulse.cli.errors import fail
+
+if TYPE_CHECKING:
+    from marketpulse.settings import Settings
 
 
 class Source(enum.StrEnum):
@@ -17,29 +24,75 @@ class Source(enum.StrEnum):
     binance = "binance"
 
 
-HOST = typer.Option("127.0.0.1", "--host", help="Interface to listen on")
-PORT = typer.Option(8000, "--port", help="Port to listen on")
-SOURCE = typer.Option(Source.replay, "--source", help="Market data: replayed real data, or live Binance USD-M")
+# Options default to None so an unset option falls back to its setting (PULSE_HOST, PULSE_PORT, PULSE_SOURCE).
+HOST = typer.Option(None, "--host", help="Interface to listen on  [default: PULSE_HOST, else 127.0.0.1]")
+PORT = typer.Option(None, "--port", help="Port to listen on  [default: PULSE_PORT, else 8000]")
+SOURCE = typer.Option(None, "--source", help="Market data: replayed real data, or live Binance USD-M  "
+                      "[default: PULSE_SOURCE, else replay]")
 
 
-def _run(roles: set[str], *, source: str = "replay", host: str = "127.0.0.1", port: int = 8000,
-         demo: bool = False, paper: bool = True) -> None:
+def resolve_settings(*, source: Source | None = None, host: str | None = None, port: int | None = None,
+                     demo: bool = False) -> Settings:
+    """The settings with the command line's options applied: an option given wins over its PULSE_* variable."""
+    from marketpulse.settings import get_settings
+
+    given: dict[str, Any] = {"source": source.value if source else None, "host": host, "port": port}
+    overrides = {k: v for k, v in given.items() if v is not None}
+    if demo:
+        overrides["env"] = "dev"  # the demo is a local playground: its built-in ingest key is fine
+    return get_settings().model_copy(update=overrides)
+
+
+def check_ingest_key(settings: Settings) -> None:
+    """Refuse to expose the ingest endpoints behind the key everyone can read in the source."""
+    if settings.env != "dev" and settings.uses_dev_ingest_key():
+        fail("PULSE_INGEST_API_KEY is the built-in development key, which anyone can read: set it to a secret "
+                "of your own (e.g. export PULSE_INGEST_API_KEY=$(openssl rand -hex 24)), or set PULSE_ENV=dev "
+                "on a development machine")
+
+
+def check_port_free(host: str, port: int) -> None:
+    """Fail in one line, before anything starts, when the port is taken (uvicorn would print tracebacks)."""
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    except socket.gaierror as exc:
+        fail(f"cannot listen on host {host!r} ({exc.strerror}): pass --host or set PULSE_HOST")
+    family, kind, proto, _, address = infos[0]
+    with socket.socket(family, kind, proto) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn binds: TIME_WAIT is no conflict
+        try:
+            probe.bind(address)
+        except OSError as exc:
+            if exc.errno == errno.EADDRINUSE:
+                fail(f"port {port} is in use: pass --port or set PULSE_PORT")
+            if exc.errno == errno.EACCES:
+                fail(f"port {port} needs privileges this user lacks: pass --port or set PULSE_PORT")
+            fail(f"cannot listen on {host}:{port} ({exc.strerror}): pass --host/--port or set PULSE_HOST/PULSE_PORT")
+
+
+def _run(roles: set[str], settings: Settings, *, demo: bool = False, paper: bool = True, banner: str = "") -> None:
     from marketpulse import roles as role_wiring
     from marketpulse.logs import configure_logging
     from marketpulse.runtime import Runtime
-    from marketpulse.settings import get_settings
 
-    settings = get_settings()
+    if roles & {"api", "ingest"}:
+        check_ingest_key(settings)
+    if "api" in roles:
+        check_port_free(settings.host, settings.port)
+    if banner:
+        typer.echo(banner)
     configure_logging(settings)
-    if demo:  # the demo owns its database: bring it to the newest schema first
+    if demo:  # the demo owns its database: bring it to the newest schema first, and carry on its market time
+        from marketpulse.demo import resume_market_time
         from marketpulse.storage.migrate import upgrade
 
         upgrade(settings.database_url)
+        settings = asyncio.run(resume_market_time(settings))
     runtime = Runtime.open(settings)
     with contextlib.suppress(KeyboardInterrupt):  # a Ctrl-C before the loop's handlers are in place
         asyncio.run(_until_signalled(
-            lambda stop: role_wiring.run(runtime, roles=roles, source=source, host=host, port=port, demo=demo,
-                                         paper=paper, stop=stop)
+            lambda stop: role_wiring.run(runtime, roles=roles, source=settings.source, host=settings.host,
+                                         port=settings.port, demo=demo, paper=paper, stop=stop)
         ))
 
 
@@ -63,15 +116,16 @@ async def _until_signalled(work: Callable[[asyncio.Event], Coroutine[Any, Any, N
 
 def register(app: typer.Typer) -> None:
     @app.command()
-    def demo(source: Source = SOURCE, host: str = HOST, port: int = PORT) -> None:
+    def demo(source: Source | None = SOURCE, host: str | None = HOST, port: int | None = PORT) -> None:
         """The whole platform in one process: migrates its database, replays market data, serves the dashboard."""
-        typer.echo(f"marketpulse demo: http://{host}:{port}  (source: {source.value}; Ctrl-C stops)")
-        _run({"ingest", "worker", "api"}, source=source.value, host=host, port=port, demo=True)
+        settings = resolve_settings(source=source, host=host, port=port, demo=True)
+        banner = f"marketpulse demo: http://{settings.host}:{settings.port}  (source: {settings.source}; Ctrl-C stops)"
+        _run({"ingest", "worker", "api"}, settings, demo=True, banner=banner)
 
     @app.command()
-    def api(host: str = HOST, port: int = PORT) -> None:
+    def api(host: str | None = HOST, port: int | None = PORT) -> None:
         """HTTP API, Socket.IO and dashboard (reads the store, subscribes to the bus)."""
-        _run({"api"}, host=host, port=port)
+        _run({"api"}, resolve_settings(host=host, port=port))
 
     @app.command()
     def worker(
@@ -81,9 +135,9 @@ def register(app: typer.Typer) -> None:
         ),
     ) -> None:
         """Bus consumers: market recorder, volume-spike scanner, paper trading."""
-        _run({"worker"}, paper=paper)
+        _run({"worker"}, resolve_settings(), paper=paper)
 
     @app.command()
-    def ingest(source: Source = SOURCE) -> None:
+    def ingest(source: Source | None = SOURCE) -> None:
         """Publish market data from SOURCE to the bus."""
-        _run({"ingest"}, source=source.value)
+        _run({"ingest"}, resolve_settings(source=source))

@@ -10,8 +10,8 @@ delays alerts instead of losing them. A boundary more than an hour old is given 
 Race between the bus and the clock: the candle closing at b is published at b and reaches us a moment later. The
 scan for b therefore runs at b + `grace_ms` (on the same injected clock) but still evaluates time b — the detector
 counts only candles closed by b, so waiting can add late candles and never future ones. Candles later than the grace
-are missed by that scan (they count from the next one). Default 2 s of market time: enough for a live Binance
-stream; a replay at 60× that publishes in bursts may want more (it is only 33 ms of real time there).
+are missed by that scan (they count from the next one). Default `PULSE_SPIKE_SCAN_GRACE_MS`, 5 s of market time:
+ample for a live Binance stream, and 83 ms of real time for a replay at 60× that publishes in bursts.
 
 The clock and the candles can also drift apart the other way: a worker's clock that follows tickers through another
 consumer may run ahead of this scanner's candle consumer (a replay's start-up burst of history, on a busy machine).
@@ -57,7 +57,7 @@ from marketpulse.settings import Settings
 
 log = structlog.get_logger(__name__)
 
-DEFAULT_GRACE_MS = 2_000
+DEFAULT_GRACE_MS: int = Settings.model_fields["spike_scan_grace_ms"].default  # one default, the setting's
 LATE_CANDLE_LIMIT_MS = 60_000
 CANDLE_QUIET_S = 2.0  # real seconds without a candle message before late candles count as stopped
 STORE_CATCH_UP_S = 90.0  # real seconds a restarted scanner waits for the recorder to store what it missed (the
