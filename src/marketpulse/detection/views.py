@@ -12,12 +12,11 @@ Errors: 401 (key checked before the body), 413 (body over PULSE_MAX_BODY_BYTES),
 from __future__ import annotations
 
 import math
-from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
 import orjson
 from fastapi import APIRouter, Depends, HTTPException, Query, Request, status
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, TypeAdapter, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
 from marketpulse.api.security import read_limited_body, require_api_key
 from marketpulse.api.types import NoNul, Symbol
@@ -26,39 +25,14 @@ from marketpulse.detection.models import HOUR_MS, VolumeAlert, alert_message
 from marketpulse.detection.service import DEFAULT_LIMIT, MAX_LIMIT, VolumeAlertStore
 from marketpulse.marketdata.models import asset_of, normalize_symbol
 from marketpulse.runtime import Runtime
-from marketpulse.times import LATEST_MS
+from marketpulse.times import EpochMs
 
 router = APIRouter(prefix="/api/v1/volume-alerts", tags=["volume alerts"])
 
 MAX_INGEST_ALERTS = 1000
 MAX_RECENT_HOURS = 24 * 30
-_EARLIEST_MS = 946_684_800_000  # 2000-01-01: anything earlier is almost surely seconds sent as milliseconds
 
 
-def epoch_ms(value: Any) -> int:
-    """Epoch ms from an integer (or integral float / digit string) or an ISO 8601 string; ValueError otherwise."""
-    if isinstance(value, bool):
-        raise ValueError("expected epoch milliseconds or an ISO 8601 string, got a boolean")
-    if isinstance(value, float) and value.is_integer():
-        value = int(value)
-    if isinstance(value, str) and value.strip().isdigit():
-        value = int(value.strip())
-    if isinstance(value, int):
-        ms = value
-    elif isinstance(value, str):
-        try:
-            parsed = datetime.fromisoformat(value.strip())
-        except ValueError:
-            raise ValueError(f"{value!r} is neither epoch milliseconds nor an ISO 8601 time") from None
-        ms = round((parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)).timestamp() * 1000)
-    else:
-        raise ValueError("expected epoch milliseconds or an ISO 8601 string")
-    if not _EARLIEST_MS <= ms < LATEST_MS:
-        raise ValueError(f"{ms} is out of range for epoch milliseconds (seconds sent by mistake?)")
-    return ms
-
-
-EpochMs = Annotated[int, BeforeValidator(epoch_ms)]
 Volume = Annotated[float, Field(ge=0, allow_inf_nan=False)]
 
 

@@ -31,6 +31,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from marketpulse.clock import Clock
 from marketpulse.marketdata.models import normalize_symbol
 from marketpulse.marketdata.tables import OpenInterestRow
+from marketpulse.times import parse_time_ms
 
 SYMBOL_MAX_LENGTH = 64  # open_interest.symbol is VARCHAR(64)
 FUTURE_TOLERANCE_MS = 60_000  # clock skew tolerated between a monitor and this server
@@ -128,14 +129,25 @@ def parse_ingest_body(raw: bytes, now_ms: int) -> tuple[dict[str, float], int]:
     as_of = body.get("asOf")
     if as_of is None:
         as_of = now_ms
-    elif not isinstance(as_of, int) or isinstance(as_of, bool) or as_of <= 0:
-        errors.append({"loc": ["body", "asOf"], "msg": "epoch milliseconds (a positive integer)", "type": "int_type"})
+    elif problem := _as_of_problem(as_of):
+        errors.append({"loc": ["body", "asOf"], "msg": problem, "type": "value_error"})
     elif as_of > now_ms + FUTURE_TOLERANCE_MS:
         # A future asOf would read as fresh for as long as our clock takes to catch up with it.
         errors.append({"loc": ["body", "asOf"], "msg": "is in the future", "type": "value_error"})
     if errors:
         raise InvalidOpenInterest(errors)
     return values, as_of
+
+
+def _as_of_problem(value: Any) -> str:
+    """'' when `value` is integer epoch ms in the one accepted range (`marketpulse.times`), else why not."""
+    if not isinstance(value, int) or isinstance(value, bool):
+        return "epoch milliseconds (an integer)"
+    try:
+        parse_time_ms(value)
+    except ValueError as exc:
+        return str(exc)
+    return ""
 
 
 def validate_usd_values(data: Mapping[str, Any]) -> tuple[dict[str, float], list[dict[str, Any]]]:
