@@ -37,8 +37,7 @@ class MarketSnapshotRow(Base):
     quote_volume_24h: Mapped[float] = mapped_column(Float)
     funding_rate: Mapped[float | None] = mapped_column(Float, nullable=True)
     open_interest_usd: Mapped[float | None] = mapped_column(Float, nullable=True)
-
-    __table_args__ = (Index("ix_market_snapshots_symbol_time", "symbol", "time"),)
+    # No (symbol, time) index: the primary key is that index (migration 0007 dropped a duplicate).
 
 
 class OpenInterestRow(Base):
