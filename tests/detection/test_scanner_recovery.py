@@ -230,3 +230,33 @@ async def test_scanner_waits_for_a_history_burst_its_consumer_is_still_working_t
     assert (spike.symbol, spike.timestamp) == ("BTCUSDT", H + 5 * MIN)
     assert spike.current_volume == pytest.approx(4 * BASE_QV + 5e6)  # minutes 0-4, none left out
     assert spike.previous_volume == pytest.approx(60 * BASE_QV)
+
+
+async def test_two_scanners_scan_redundantly_and_each_alert_is_published_once_by_the_one_that_stored_it(
+    runtime: Runtime, clock: FakeClock
+) -> None:
+    published: list[dict[str, Any]] = []
+
+    async def collect(message: Message) -> None:
+        published.append(message.data)
+
+    await runtime.bus.subscribe(topics.ALERTS_VOLUME, "test", collect)
+    workers = [Worker(runtime), Worker(runtime)]  # two `pulse worker`s: both scanners see every candle
+    for worker in workers:
+        await worker.start()
+    try:
+        history = [c for m in range(-60, 61) for c in minute_candles(m)]
+        await runtime.bus.publish(topics.MARKET_CANDLES, payload(history))
+        await settle()
+        clock.set(H + HOUR)
+        for worker in workers:
+            await asyncio.wait_for(worker.scanner.wait_for_scan(H + HOUR), 30)
+        await settle()
+    finally:
+        for worker in workers:
+            await worker.stop()
+    stored = await VolumeAlertStore(runtime.sessions).latest()
+    assert [(a["symbol"], a["alertType"]) for a in sorted(published, key=lambda a: (a["timestamp"], a["symbol"]))] == [
+        ("BTCUSDT", "SPIKE"), ("BTCUSDT", "HALF_UPDATE"), ("ETHUSDT", "SPIKE"),
+        ("BTCUSDT", "FULL_UPDATE"), ("ETHUSDT", "FULL_UPDATE")]
+    assert sorted(a["id"] for a in published) == sorted(a.id for a in stored)  # once each, with the stored id

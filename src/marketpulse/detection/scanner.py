@@ -156,7 +156,8 @@ class SpikeScanner:
         for alert in stored:  # published here only: another worker's insert of the same alert returned nothing
             await self._bus.publish(topics.ALERTS_VOLUME, alert.to_wire())
         if stored:
-            log.info("volume alerts", scan_ms=t_ms, count=len(stored), symbols=sorted({a.symbol for a in stored}))
+            log.info("volume alerts", scan_ms=t_ms, count=len(stored),
+                     alerts=sorted(f"{a.symbol}/{a.alert_type}" for a in stored))
         return stored
 
     async def _loop(self) -> None:
