@@ -43,7 +43,12 @@ class Settings(BaseSettings):
         SecretStr(DEV_INGEST_KEY), description="X-API-Key for the ingest endpoints; `pulse api` and `pulse ingest` "
         "refuse to start with this built-in key unless PULSE_ENV=dev"
     )
-    max_body_bytes: int = Field(1_048_576, description="Ingest bodies above this answer 413")
+    max_body_bytes: int = Field(1_048_576, ge=0, description="Request bodies above this answer 413 (every endpoint)")
+    trusted_hosts: str = Field(
+        "127.0.0.1,localhost,[::1]",
+        description="Host headers the API answers, comma-separated (`*` any, `*.example.com` a domain); PULSE_HOST "
+        "is added unless 0.0.0.0; others get 400, so a DNS-rebinding page can't drive a local API",
+    )
 
     # --- market data ---
     source: Literal["replay", "binance"] = Field(

@@ -70,7 +70,8 @@ async def test_vendor_files_cannot_be_escaped(runtime: Runtime, raw_path: bytes)
 async def test_missing_node_modules_answers_with_how_to_fix_it(runtime: Runtime, tmp_path: Path) -> None:
     runtime.settings = runtime.settings.model_copy(update={"node_modules_dir": tmp_path / "nowhere"})
     app = create_app(runtime)
-    async with lifespan(app), httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as c:
+    transport = httpx.ASGITransport(app=app)
+    async with lifespan(app), httpx.AsyncClient(transport=transport, base_url="http://localhost") as c:
         r = await c.get("/vendor/socket.io.min.js")
         assert r.status_code == 503 and "npm ci" in r.json()["detail"]
         assert (await c.get("/health/ready")).status_code == 200  # the API itself is unaffected

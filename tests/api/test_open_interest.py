@@ -186,7 +186,7 @@ async def test_ingested_figures_survive_a_restart(client: httpx.AsyncClient, run
 
     restarted = create_app(runtime)  # a new process: empty memory, same database
     async with lifespan(restarted), httpx.AsyncClient(transport=httpx.ASGITransport(app=restarted),
-                                                      base_url="http://test") as c2:
+                                                      base_url="http://localhost") as c2:
         got = (await c2.get(URL)).json()
     assert got["data"] == {"BTCUSDT": 7.0} and got["asOf"] == as_of and got["stale"] is False
 

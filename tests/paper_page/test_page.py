@@ -70,7 +70,7 @@ class Form(HTMLParser):
 @pytest.fixture
 async def client(runtime: Runtime) -> AsyncIterator[httpx.AsyncClient]:
     transport = httpx.ASGITransport(app=create_app(runtime))
-    async with httpx.AsyncClient(transport=transport, base_url="http://test") as c:
+    async with httpx.AsyncClient(transport=transport, base_url="http://localhost") as c:
         yield c
 
 
@@ -137,7 +137,7 @@ async def test_symbol_fields_suggest_the_live_markets_symbols(runtime: Runtime) 
 
 
 async def page_of(app: Any) -> Form:
-    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://test") as c:
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://localhost") as c:
         return await page(c)
 
 

@@ -22,6 +22,7 @@ from fastapi.staticfiles import StaticFiles
 
 import marketpulse
 from marketpulse.api.errors import install_error_handlers
+from marketpulse.api.headers import PulseApp
 from marketpulse.api.metrics import MetricsMiddleware
 from marketpulse.api.routers import load_routers
 from marketpulse.api.types import check_request_values
@@ -88,7 +89,7 @@ def create_app(runtime: Runtime) -> socketio.ASGIApp:
     api.mount("/static", StaticFiles(directory=WEB_DIR / "static"), name="static")
     _serve_vendor_files(api, settings)
     api.add_middleware(MetricsMiddleware)
-    return socketio.ASGIApp(sio, other_asgi_app=api, socketio_path="socket.io")
+    return PulseApp(sio, api, settings)
 
 
 def node_modules_dir(settings: Settings) -> Path | None:
