@@ -3,7 +3,8 @@
     .venv/bin/python -m bench.bus_throughput [--redis redis://127.0.0.1:6379/14] [--repeats 3]
 
 Two payloads: a small message (an alert-sized dict, ~100 bytes of JSON) and a realistic `market.tickers`
-batch (600 MarketRow dicts, ~110 KB of JSON, what the ingest role publishes every second).
+batch (600 MarketRows, ~110 KB of JSON, what the ingest role publishes every second), published and decoded as
+its typed topic is (`TickersEvent`, rows checked one by one for finite numbers).
 Baselines in the same run: a bare asyncio.Queue (the floor for the in-process bus) and bare redis-py
 XADD + XREADGROUP + XACK without the bus (the floor for Redis Streams).
 One publisher and one consumer; the consumer reads up to `read_count` (100) entries per XREADGROUP and acks them
@@ -20,17 +21,22 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+import msgspec
 import orjson
 import redis.asyncio as redis
 
 from marketpulse.bus import EventBus, Message
 from marketpulse.bus.memory import MemoryBus
 from marketpulse.bus.redis_streams import RedisStreamsBus
+from marketpulse.bus.topics import BatchTopic, TickersEvent, Topic
+from marketpulse.marketdata.models import MarketRow
 
 SMALL: dict[str, Any] = {
     "symbol": "BTCUSDT", "alertType": "SPIKE", "volumeRatio": 3.42, "timestamp": 1_760_126_400_000,
 }  # fmt: skip
 BATCH_SIZE = 100
+SMALL_TOPIC: Topic[dict[str, Any]] = Topic("bench", dict[str, Any])
+TICKERS_TOPIC = BatchTopic("bench", TickersEvent, rows="rows", row=MarketRow)  # market.tickers, on a scratch stream
 
 
 def ticker_batch(rows: int = 600) -> dict[str, Any]:
@@ -64,7 +70,7 @@ async def timed(run: Callable[[], Awaitable[None]], repeats: int) -> float:
 
 
 async def through_bus(
-    make_bus: Callable[[], EventBus], payload: dict[str, Any], count: int, *, pipelined: bool = False
+    make_bus: Callable[[], EventBus], topic: Topic[Any], payload: Any, count: int, *, pipelined: bool = False
 ) -> None:
     bus = make_bus()
     done = asyncio.Event()
@@ -76,13 +82,13 @@ async def through_bus(
         if handled == count:
             done.set()
 
-    await bus.subscribe("bench", "bench", handle)
+    await bus.subscribe(topic, "bench", handle)
     if pipelined and isinstance(bus, RedisStreamsBus):
         for start in range(0, count, BATCH_SIZE):
-            await bus.publish_many("bench", [payload] * min(BATCH_SIZE, count - start))
+            await bus.publish_many(topic, [payload] * min(BATCH_SIZE, count - start))
     else:
         for _ in range(count):
-            await bus.publish("bench", payload)
+            await bus.publish(topic, payload)
     await done.wait()
     await bus.close()
 
@@ -128,6 +134,7 @@ async def bare_redis(url: str, payload: dict[str, Any], count: int) -> None:
 
 async def main(redis_url: str, repeats: int) -> None:
     ticker = ticker_batch()
+    typed = msgspec.convert(ticker, TickersEvent)
     stream_prefix = "bench:"
 
     def memory() -> EventBus:
@@ -138,18 +145,18 @@ async def main(redis_url: str, repeats: int) -> None:
 
     cases: list[tuple[str, str, int, Callable[[], Awaitable[None]]]] = [
         ("baseline: bare asyncio.Queue + orjson", "small", 50_000, lambda: bare_queue(SMALL, 50_000)),
-        ("memory bus", "small", 50_000, lambda: through_bus(memory, SMALL, 50_000)),
+        ("memory bus", "small", 50_000, lambda: through_bus(memory, SMALL_TOPIC, SMALL, 50_000)),
         ("baseline: bare asyncio.Queue + orjson", "600-row tickers", 1_000, lambda: bare_queue(ticker, 1_000)),
-        ("memory bus", "600-row tickers", 1_000, lambda: through_bus(memory, ticker, 1_000)),
+        ("memory bus", "600-row tickers", 1_000, lambda: through_bus(memory, TICKERS_TOPIC, typed, 1_000)),
         ("baseline: bare redis-py XADD (pipelined) / XREADGROUP / XACK", "small", 20_000,
          lambda: bare_redis(redis_url, SMALL, 20_000)),
-        ("Redis Streams bus, publish awaited one by one", "small", 10_000, lambda: through_bus(streams, SMALL, 10_000)),
+        ("Redis Streams bus, publish awaited one by one", "small", 10_000, lambda: through_bus(streams, SMALL_TOPIC, SMALL, 10_000)),  # noqa: E501
         ("Redis Streams bus, publish_many (100 per round trip)", "small", 20_000,
-         lambda: through_bus(streams, SMALL, 20_000, pipelined=True)),
+         lambda: through_bus(streams, SMALL_TOPIC, SMALL, 20_000, pipelined=True)),
         ("baseline: bare redis-py XADD (pipelined) / XREADGROUP / XACK", "600-row tickers", 500,
          lambda: bare_redis(redis_url, ticker, 500)),
         ("Redis Streams bus, publish awaited one by one", "600-row tickers", 500,
-         lambda: through_bus(streams, ticker, 500)),
+         lambda: through_bus(streams, TICKERS_TOPIC, typed, 500)),
     ]  # fmt: skip
     client = redis.from_url(redis_url)
     print(f"payloads: small {len(orjson.dumps(SMALL))} B, tickers {len(orjson.dumps(ticker)):,} B of JSON")

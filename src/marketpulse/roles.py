@@ -17,6 +17,7 @@ from typing import Any
 import structlog
 
 from marketpulse.bus import Message, topics
+from marketpulse.bus.topics import TickersEvent
 from marketpulse.clock import Clock, EventClock
 from marketpulse.marketdata.sources import MarketSource
 from marketpulse.runtime import Runtime
@@ -74,8 +75,8 @@ async def follow_market_time(runtime: Runtime) -> tuple[EventClock, Stopper]:
     """A worker without its own source follows the market's time from ticker events on the bus."""
     clock = EventClock()
 
-    async def observe(msg: Message) -> None:
-        clock.observe(int(msg.data["time"]))
+    async def observe(msg: Message[TickersEvent]) -> None:
+        clock.observe(msg.data.time)
 
     sub = await runtime.bus.subscribe(topics.MARKET_TICKERS, f"clock-{uuid.uuid4().hex[:8]}", observe, ephemeral=True)
     return clock, sub.close

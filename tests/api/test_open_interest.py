@@ -175,7 +175,7 @@ async def test_ingest_publishes_on_the_bus(client: httpx.AsyncClient, runtime: R
     r = await client.post(INGEST, json={"data": {"btcusdt": 5.5}, "asOf": as_of}, headers=KEY)
     assert r.status_code == 200
     msg = await asyncio.wait_for(got.get(), 5)
-    assert msg.data == {"asOf": as_of, "data": {"BTCUSDT": 5.5}}
+    assert msg.data == topics.OpenInterestEvent(as_of, {"BTCUSDT": 5.5})
     await sub.close()
 
 

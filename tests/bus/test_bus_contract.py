@@ -8,12 +8,18 @@ from collections import Counter
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
+import msgspec
+import orjson
 import pytest
 import redis.asyncio as redis
+from prometheus_client import REGISTRY
 
-from marketpulse.bus import EventBus, Message, create_bus
+from marketpulse.bus import DeadLetter, EventBus, Message, create_bus, topics
 from marketpulse.bus.memory import MemoryBus
 from marketpulse.bus.redis_streams import RedisStreamsBus
+from marketpulse.bus.topics import Topic
+from marketpulse.marketdata.models import Candle
+from support.topics import T
 
 MAX_DELIVERIES = 3
 REDIS_URL = os.environ.get("PULSE_TEST_REDIS_URL", "redis://127.0.0.1:6379/15")  # as tests/conftest.py
@@ -60,13 +66,13 @@ def recorder(into: list[Message]) -> Callable[[Message], Any]:
 
 
 async def test_delivers_messages_published_after_subscribe_in_order_per_topic(bus: EventBus) -> None:
-    await bus.publish("ticks", {"n": -1})  # before the group exists: not for it
+    await bus.publish(T("ticks"), {"n": -1})  # before the group exists: not for it
     seen: list[Message] = []
-    await bus.subscribe("ticks", "g", recorder(seen))
-    await bus.subscribe("candles", "g", recorder(seen))
+    await bus.subscribe(T("ticks"), "g", recorder(seen))
+    await bus.subscribe(T("candles"), "g", recorder(seen))
     for n in range(30):
-        await bus.publish("ticks", {"n": n, "rows": [{"symbol": "BTCUSDT", "price": 1.5 * n}]})
-        await bus.publish("candles", {"n": n})
+        await bus.publish(T("ticks"), {"n": n, "rows": [{"symbol": "BTCUSDT", "price": 1.5 * n}]})
+        await bus.publish(T("candles"), {"n": n})
     await eventually(lambda: len(seen) == 60, "60 messages")
     ticks = [m for m in seen if m.topic == "ticks"]
     assert [m.data["n"] for m in ticks] == list(range(30))
@@ -76,7 +82,7 @@ async def test_delivers_messages_published_after_subscribe_in_order_per_topic(bu
 
 
 async def test_publish_returns_increasing_ids(bus: EventBus) -> None:
-    ids = [await bus.publish("t", {"i": i}) for i in range(3)]
+    ids = [await bus.publish(T("t"), {"i": i}) for i in range(3)]
     assert len(set(ids)) == 3
     assert ids == sorted(ids, key=lambda i: tuple(int(part) for part in i.split("-")))
 
@@ -84,10 +90,10 @@ async def test_publish_returns_increasing_ids(bus: EventBus) -> None:
 async def test_every_group_receives_every_message(bus: EventBus) -> None:
     alerts: list[Message] = []
     recorder_: list[Message] = []
-    await bus.subscribe("alerts", "notifier", recorder(alerts))
-    await bus.subscribe("alerts", "store", recorder(recorder_))
+    await bus.subscribe(T("alerts"), "notifier", recorder(alerts))
+    await bus.subscribe(T("alerts"), "store", recorder(recorder_))
     for n in range(10):
-        await bus.publish("alerts", {"n": n})
+        await bus.publish(T("alerts"), {"n": n})
     await eventually(lambda: len(alerts) == 10 and len(recorder_) == 10, "both groups to get 10")
     assert [m.data["n"] for m in alerts] == [m.data["n"] for m in recorder_] == list(range(10))
 
@@ -102,10 +108,10 @@ async def test_consumers_of_one_group_share_messages(bus: EventBus) -> None:
 
         return handle
 
-    await bus.subscribe("jobs", "workers", consumer("a"), consumer="a")
-    await bus.subscribe("jobs", "workers", consumer("b"), consumer="b")
+    await bus.subscribe(T("jobs"), "workers", consumer("a"), consumer="a")
+    await bus.subscribe(T("jobs"), "workers", consumer("b"), consumer="b")
     for n in range(40):
-        await bus.publish("jobs", {"n": n})
+        await bus.publish(T("jobs"), {"n": n})
     await eventually(lambda: len(handled_by) == 40, "40 distinct messages")
     await asyncio.sleep(0.05)  # room for a wrong duplicate delivery to show up
     assert all(len(names) == 1 for names in handled_by.values()), "a message was handled twice"
@@ -120,8 +126,8 @@ async def test_handler_that_raises_gets_the_message_again(bus: EventBus) -> None
         if len(attempts) == 1:
             raise RuntimeError("store unavailable")
 
-    await bus.subscribe("alerts", "store", flaky)
-    msg_id = await bus.publish("alerts", {"symbol": "BTCUSDT"})
+    await bus.subscribe(T("alerts"), "store", flaky)
+    msg_id = await bus.publish(T("alerts"), {"symbol": "BTCUSDT"})
     await eventually(lambda: len(attempts) == 2, "redelivery")
     assert [(m.id, m.deliveries) for m in attempts] == [(msg_id, 1), (msg_id, 2)]
     assert attempts[1].data == {"symbol": "BTCUSDT"}
@@ -137,14 +143,14 @@ async def test_poison_message_goes_to_dead_letters_after_max_deliveries(bus: Mem
             raise ValueError("cannot parse")
         good.append(message)
 
-    await bus.subscribe("alerts", "store", broken)
-    poison_id = await bus.publish("alerts", {"poison": True})
-    await bus.publish("alerts", {"poison": False})
+    await bus.subscribe(T("alerts"), "store", broken)
+    poison_id = await bus.publish(T("alerts"), {"poison": True})
+    await bus.publish(T("alerts"), {"poison": False})
     await eventually(lambda: len(good) == 1, "the healthy message behind the poison one")
-    dead: list[Message] = []
+    dead: list[DeadLetter] = []
 
     async def collect_dead() -> None:
-        dead[:] = await bus.dead_letters("alerts")
+        dead[:] = await bus.dead_letters(T("alerts"))
 
     async def dead_arrived() -> bool:
         await collect_dead()
@@ -156,7 +162,10 @@ async def test_poison_message_goes_to_dead_letters_after_max_deliveries(bus: Mem
         assert loop.time() < deadline, "poison message never reached the dead letters"
         await asyncio.sleep(0.01)
     assert attempts == [1, 2, 3]
-    assert [(m.id, m.data, m.deliveries) for m in dead] == [(poison_id, {"poison": True}, MAX_DELIVERIES + 1)]
+    assert [(m.id, orjson.loads(m.payload), m.deliveries) for m in dead] == [
+        (poison_id, {"poison": True}, MAX_DELIVERIES + 1)
+    ]
+    assert dead[0].reason == f"delivered more than {MAX_DELIVERIES} times" and dead[0].group == "store"
 
 
 async def test_crashed_consumers_message_goes_to_another_consumer(bus: MemoryBus | RedisStreamsBus) -> None:
@@ -167,11 +176,11 @@ async def test_crashed_consumers_message_goes_to_another_consumer(bus: MemoryBus
         started.append(message)
         await never.wait()
 
-    doomed = await bus.subscribe("jobs", "workers", hangs, consumer="doomed")
-    msg_id = await bus.publish("jobs", {"job": 1})
+    doomed = await bus.subscribe(T("jobs"), "workers", hangs, consumer="doomed")
+    msg_id = await bus.publish(T("jobs"), {"job": 1})
     await eventually(lambda: len(started) == 1, "the first consumer to take the message")
     rescued: list[Message] = []
-    await bus.subscribe("jobs", "workers", recorder(rescued), consumer="rescuer")
+    await bus.subscribe(T("jobs"), "workers", recorder(rescued), consumer="rescuer")
     doomed.abort()  # type: ignore[attr-defined]  # both implementations offer it to simulate a crash
     await eventually(lambda: len(rescued) == 1, "another consumer to take over the message")
     assert (rescued[0].id, rescued[0].data, rescued[0].deliveries) == (msg_id, {"job": 1}, 2)
@@ -187,10 +196,10 @@ async def test_close_lets_the_running_handler_finish_and_stops_delivery(bus: Eve
         await release.wait()
         finished.append(message.data["n"])
 
-    sub = await bus.subscribe("jobs", "slow", slow)
+    sub = await bus.subscribe(T("jobs"), "slow", slow)
     watcher: list[Message] = []
-    await bus.subscribe("jobs", "watch", recorder(watcher))
-    await bus.publish("jobs", {"n": 1})
+    await bus.subscribe(T("jobs"), "watch", recorder(watcher))
+    await bus.publish(T("jobs"), {"n": 1})
     await eventually(lambda: len(seen) == 1, "the handler to start")
     closing = asyncio.create_task(sub.close())
     await asyncio.sleep(0.02)
@@ -198,14 +207,14 @@ async def test_close_lets_the_running_handler_finish_and_stops_delivery(bus: Eve
     release.set()
     await closing
     assert finished == [1]
-    await bus.publish("jobs", {"n": 2})
+    await bus.publish(T("jobs"), {"n": 2})
     await eventually(lambda: len(watcher) == 2, "the other group to get the next message")
     assert [m.data["n"] for m in seen] == [1]
 
 
 async def test_bus_close_stops_every_consumer_task(bus: EventBus) -> None:
     for group in ("a", "b", "c"):
-        await bus.subscribe("t", group, recorder([]))
+        await bus.subscribe(T("t"), group, recorder([]))
     assert any(t.get_name().startswith("bus:") for t in asyncio.all_tasks())
     await bus.close()
     assert not [t for t in asyncio.all_tasks() if t.get_name().startswith("bus:") and not t.done()]
@@ -213,7 +222,7 @@ async def test_bus_close_stops_every_consumer_task(bus: EventBus) -> None:
 
 async def test_non_json_payload_is_refused_at_publish(bus: EventBus) -> None:
     with pytest.raises(TypeError):
-        await bus.publish("t", {"when": object()})
+        await bus.publish(T("t"), {"when": object()})
 
 
 async def test_ping(bus: EventBus) -> None:
@@ -248,14 +257,81 @@ async def test_a_closed_ephemeral_group_is_gone_but_a_durable_group_keeps_what_w
     # durable group keeps messages published while nobody consumed, for the next consumer to pick up.
     for ephemeral in (True, False):
         group = f"g-{ephemeral}"
-        first = await bus.subscribe("t.ephemeral", group, recorder([]), ephemeral=ephemeral)
+        first = await bus.subscribe(T("t.ephemeral"), group, recorder([]), ephemeral=ephemeral)
         await first.close()
-        await bus.publish("t.ephemeral", {"while": "closed", "ephemeral": ephemeral})
+        await bus.publish(T("t.ephemeral"), {"while": "closed", "ephemeral": ephemeral})
         got: list[Message] = []
-        second = await bus.subscribe("t.ephemeral", group, recorder(got), ephemeral=ephemeral)
-        await bus.publish("t.ephemeral", {"while": "open", "ephemeral": ephemeral})
+        second = await bus.subscribe(T("t.ephemeral"), group, recorder(got), ephemeral=ephemeral)
+        await bus.publish(T("t.ephemeral"), {"while": "open", "ephemeral": ephemeral})
         await eventually(lambda got=got: any(m.data["while"] == "open" for m in got), "the message after resubscribe")
         await asyncio.sleep(0.05)
         seen = [m.data["while"] for m in got]
         await second.close()
         assert seen == (["open"] if ephemeral else ["closed", "open"]), (ephemeral, seen)
+
+
+# --- the bad-data rule (topics.py), the same on both buses --------------------------------------------------------
+
+
+def counted(name: str, **labels: str) -> float:
+    return REGISTRY.get_sample_value(name, labels) or 0.0
+
+
+async def dead_letters_of(bus: EventBus, topic: Topic[Any], count: int) -> list[DeadLetter]:
+    async def arrived() -> bool:
+        return len(await bus.dead_letters(topic)) >= count
+
+    async with asyncio.timeout(5):
+        while not await arrived():  # noqa: ASYNC110 - the dead letters live in the bus (Redis): polling is the way
+            await asyncio.sleep(0.01)
+    return await bus.dead_letters(topic)
+
+
+HALT = topics.RiskHalt(owner_id="default", reason="daily_loss_limit", equity=9_000.0, day_start_equity=10_000.0,
+                       limit_pct=0.05, halted_until=1_760_140_800_000, time=1_760_130_000_000)
+
+
+async def test_a_message_that_cannot_be_decoded_goes_to_the_dead_letters_with_its_reason(bus: EventBus) -> None:
+    got: list[Message] = []
+    await bus.subscribe(topics.RISK_HALTS, "screen", recorder(got))
+    schema_before = counted("bus_dead_letters_total", topic="risk.halts", reason="schema")
+    json_before = counted("bus_dead_letters_total", topic="risk.halts", reason="not_json")
+    wrong_shape = await bus.publish(topics.RISK_HALTS, {"owner_id": "default", "equity": "lots"})
+    not_json = await bus.publish(topics.RISK_HALTS, msgspec.Raw(b"{not json"))
+    await bus.publish(topics.RISK_HALTS, HALT)
+    await eventually(lambda: len(got) == 1, "the valid message behind the bad ones")
+    assert got[0].data == HALT  # the handler gets the typed payload, and never the undecodable ones
+    dead = await dead_letters_of(bus, topics.RISK_HALTS, 2)
+    assert [(d.id, d.reason.split(":")[0], d.deliveries, d.group) for d in dead] == [
+        (wrong_shape, "schema", 1, "screen"), (not_json, "not_json", 1, "screen")
+    ]
+    assert "equity" in dead[0].reason and dead[1].payload == b"{not json"
+    assert counted("bus_dead_letters_total", topic="risk.halts", reason="schema") == schema_before + 1
+    assert counted("bus_dead_letters_total", topic="risk.halts", reason="not_json") == json_before + 1
+
+
+def candle(symbol: str, **fields: Any) -> dict[str, Any]:
+    return {"symbol": symbol, "interval": "1m", "open_time": 1_760_130_000_000, "open": 1.0, "high": 2.0, "low": 0.5,
+            "close": 1.5, "volume": 10.0, "quote_volume": 15.0, "closed": True, **fields}
+
+
+async def test_a_batch_keeps_its_valid_rows_and_counts_the_rest(bus: EventBus) -> None:
+    got: list[Message] = []
+    await bus.subscribe(topics.MARKET_CANDLES, "recorder", recorder(got))
+    rejected_before = counted("bus_rejected_rows_total", topic="market.candles")
+    rows = [candle("BTCUSDT"), {"symbol": "NOPEUSDT"}, candle("ETHUSDT", volume="ten"), candle("SOLUSDT"), 7]
+    overflow = orjson.dumps(candle("XRPUSDT")).replace(b'"volume":10.0', b'"volume":1e999')  # JSON can say it
+    raw = b'{"interval":"1m","candles":[' + b",".join([*map(orjson.dumps, rows), overflow]) + b"]}"
+    await bus.publish(topics.MARKET_CANDLES, msgspec.Raw(raw))
+    await eventually(lambda: len(got) == 1, "the batch")
+    assert [c.symbol for c in got[0].data.candles] == ["BTCUSDT", "SOLUSDT"]
+    assert got[0].data.candles[0] == Candle("BTCUSDT", "1m", 1_760_130_000_000, 1.0, 2.0, 0.5, 1.5, 10.0, 15.0)
+    assert counted("bus_rejected_rows_total", topic="market.candles") == rejected_before + 4
+    assert await bus.dead_letters(topics.MARKET_CANDLES) == []  # a batch with good rows is not a dead letter
+
+
+async def test_first_time_is_true_once_per_key_until_forgotten(bus: EventBus) -> None:
+    assert [await bus.first_time("push:alerts.volume:1-0", 60_000) for _ in range(3)] == [True, False, False]
+    assert await bus.first_time("push:alerts.volume:2-0", 60_000) is True
+    await bus.forget_key("push:alerts.volume:1-0")
+    assert await bus.first_time("push:alerts.volume:1-0", 60_000) is True

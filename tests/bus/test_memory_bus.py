@@ -6,20 +6,21 @@ import asyncio
 
 from marketpulse.bus import Handler, Message
 from marketpulse.bus.memory import MemoryBus
+from support.topics import T
 
 
 async def test_full_group_drops_oldest_and_never_blocks_the_publisher() -> None:
     bus = MemoryBus(maxsize=3)
-    first = await bus.subscribe("t", "g", lambda m: asyncio.sleep(0))
+    first = await bus.subscribe(T("t"), "g", lambda m: asyncio.sleep(0))
     await first.close()  # the group outlives its only consumer, like a Redis consumer group
     for n in range(5):
-        await asyncio.wait_for(bus.publish("t", {"n": n}), 1)  # a wait here would mean publish blocked
+        await asyncio.wait_for(bus.publish(T("t"), {"n": n}), 1)  # a wait here would mean publish blocked
     seen: list[Message] = []
 
     async def handle(message: Message) -> None:
         seen.append(message)
 
-    await bus.subscribe("t", "g", handle)
+    await bus.subscribe(T("t"), "g", handle)
     async with asyncio.timeout(5):
         while len(seen) < 3:  # noqa: ASYNC110 - waiting on the consumer task
             await asyncio.sleep(0.005)
@@ -38,10 +39,10 @@ async def test_handlers_get_their_own_copy_of_the_payload() -> None:
 
         return handle
 
-    await bus.subscribe("t", "a", into("a"))
-    await bus.subscribe("t", "b", into("b"))
+    await bus.subscribe(T("t"), "a", into("a"))
+    await bus.subscribe(T("t"), "b", into("b"))
     payload = {"rows": [1]}
-    await bus.publish("t", payload)
+    await bus.publish(T("t"), payload)
     async with asyncio.timeout(5):
         while not (got["a"] and got["b"]):  # noqa: ASYNC110 - waiting on the consumer tasks
             await asyncio.sleep(0.005)

@@ -12,6 +12,7 @@ import redis.asyncio as redis
 
 from marketpulse.bus import Message
 from marketpulse.bus.redis_streams import RedisStreamsBus
+from support.topics import T
 
 pytestmark = pytest.mark.redis
 # redis-py declares replies as a union of every protocol's shapes; this client speaks RESP2 and returns bytes.
@@ -54,7 +55,7 @@ async def nothing_pending(raw: RawRedis, stream: str, group: str) -> None:
 
 
 async def test_publish_is_one_field_of_json_in_a_prefixed_stream(bus: RedisStreamsBus, raw: RawRedis) -> None:
-    msg_id = await bus.publish("market.tickers", {"time": 1, "rows": [{"symbol": "BTCUSDT"}]})
+    msg_id = await bus.publish(T("market.tickers"), {"time": 1, "rows": [{"symbol": "BTCUSDT"}]})
     entries = await raw.xrange("test:market.tickers")
     assert [(e[0].decode(), e[1]) for e in entries] == [
         (msg_id, {b"d": orjson.dumps({"time": 1, "rows": [{"symbol": "BTCUSDT"}]})})
@@ -67,9 +68,9 @@ async def test_entries_are_acked_after_handling(bus: RedisStreamsBus, raw: RawRe
     async def handle(message: Message) -> None:
         seen.append(message)
 
-    await bus.subscribe("t", "g", handle)
+    await bus.subscribe(T("t"), "g", handle)
     for n in range(5):
-        await bus.publish("t", {"n": n})
+        await bus.publish(T("t"), {"n": n})
     await wait_for(seen, 5)
     await nothing_pending(raw, "test:t", "g")
 
@@ -81,11 +82,11 @@ async def test_entries_read_but_never_acked_by_a_dead_process_are_claimed(bus: R
         seen.append(message)
 
     await raw.xgroup_create("test:jobs", "workers", id="$", mkstream=True)
-    first = await bus.publish("jobs", {"job": 1})
-    second = await bus.publish("jobs", {"job": 2})
+    first = await bus.publish(T("jobs"), {"job": 1})
+    second = await bus.publish(T("jobs"), {"job": 2})
     # Another process reads both entries for consumer "ghost", then dies without acking.
     await raw.xreadgroup("workers", "ghost", {"test:jobs": ">"}, count=10)
-    await bus.subscribe("jobs", "workers", handle, consumer="alive")
+    await bus.subscribe(T("jobs"), "workers", handle, consumer="alive")
     await wait_for(seen, 2)
     assert [(m.id, m.data, m.deliveries) for m in seen] == [(first, {"job": 1}, 2), (second, {"job": 2}, 2)]
     await nothing_pending(raw, "test:jobs", "workers")
@@ -97,21 +98,23 @@ async def test_payload_that_is_not_json_is_dead_lettered_not_looped(bus: RedisSt
     async def handle(message: Message) -> None:
         seen.append(message)
 
-    await bus.subscribe("t", "g", handle)
+    await bus.subscribe(T("t"), "g", handle)
     bad = (await raw.xadd("test:t", {b"d": b"{not json"})).decode()
-    await bus.publish("t", {"ok": True})
+    await bus.publish(T("t"), {"ok": True})
     await wait_for(seen, 1)
     assert [m.data for m in seen] == [{"ok": True}]
     await until(lambda: raw.exists("test:dead-letter:t"))
     [(_, fields)] = await raw.xrange("test:dead-letter:t")
     assert fields[b"d"] == b"{not json"
-    assert orjson.loads(fields[b"meta"]) == {"id": bad, "group": "g", "deliveries": 1, "reason": "payload is not JSON"}
+    meta = orjson.loads(fields[b"meta"])
+    assert meta["reason"].startswith("not_json: ")
+    assert {**meta, "reason": "…"} == {"id": bad, "group": "g", "deliveries": 1, "reason": "…"}
 
 
 async def test_stream_is_trimmed_to_about_maxlen(redis_url: str, raw: RawRedis) -> None:
     bus = RedisStreamsBus(redis_url, stream_prefix="test:", maxlen=100)
     try:
-        await bus.publish_many("t", [{"n": n} for n in range(1_000)])
+        await bus.publish_many(T("t"), [{"n": n} for n in range(1_000)])
     finally:
         await bus.close()
     # Approximate trimming removes whole radix-tree nodes (100 entries by default), so "about" 100, never 1,000.
@@ -119,7 +122,7 @@ async def test_stream_is_trimmed_to_about_maxlen(redis_url: str, raw: RawRedis) 
 
 
 async def test_publish_many_keeps_order(bus: RedisStreamsBus, raw: RawRedis) -> None:
-    ids = await bus.publish_many("t", [{"n": n} for n in range(3)])
+    ids = await bus.publish_many(T("t"), [{"n": n} for n in range(3)])
     entries = await raw.xrange("test:t")
     assert [e[0].decode() for e in entries] == ids
     assert [orjson.loads(e[1][b"d"])["n"] for e in entries] == [0, 1, 2]
@@ -131,10 +134,10 @@ async def test_consumer_survives_the_stream_being_deleted(bus: RedisStreamsBus, 
     async def handle(message: Message) -> None:
         seen.append(message)
 
-    await bus.subscribe("t", "g", handle)
+    await bus.subscribe(T("t"), "g", handle)
     await raw.delete("test:t")  # e.g. an operator's FLUSHDB: the group goes with the stream
     await until(lambda: raw.exists("test:t"))  # the consumer recreates stream and group on NOGROUP
-    await bus.publish("t", {"after": True})
+    await bus.publish(T("t"), {"after": True})
     await wait_for(seen, 1)
     assert seen[0].data == {"after": True}
 
@@ -164,14 +167,63 @@ async def test_closed_consumer_leaves_its_group_unless_it_holds_pending_entries(
         seen.append(message)
         raise RuntimeError("not now")
 
-    tidy = await bus.subscribe("t", "g", handle, consumer="tidy")
-    await bus.publish("t", {"n": 1})
+    tidy = await bus.subscribe(T("t"), "g", handle, consumer="tidy")
+    await bus.publish(T("t"), {"n": 1})
     await wait_for(seen, 1)
     await tidy.close()
     assert [c["name"] for c in await raw.xinfo_consumers("test:t", "g")] == []
-    holding = await bus.subscribe("t", "g", refuse, consumer="holding")
-    await bus.publish("t", {"n": 2})
+    holding = await bus.subscribe(T("t"), "g", refuse, consumer="holding")
+    await bus.publish(T("t"), {"n": 2})
     await wait_for(seen, 2)
     await holding.close()
     consumers = await raw.xinfo_consumers("test:t", "g")
     assert [(c["name"], c["pending"]) for c in consumers] == [(b"holding", 1)]
+
+
+async def test_first_time_holds_across_processes(redis_url: str) -> None:
+    # Two API processes handling the same (claimed) message: exactly one of them gets to push it.
+    buses = [RedisStreamsBus(redis_url, stream_prefix="test:") for _ in range(2)]
+    try:
+        answers = await asyncio.gather(*(b.first_time("push:alerts.volume:7-0", 60_000) for b in buses * 5))
+    finally:
+        for b in buses:
+            await b.close()
+    assert sorted(answers) == [False] * 9 + [True]
+
+
+async def groups_of(raw: RawRedis, stream: str) -> set[str]:
+    return {g["name"].decode() for g in await raw.xinfo_groups(stream)}
+
+
+async def test_a_crashed_processs_ephemeral_group_is_reaped_by_the_next_process(redis_url: str, raw: RawRedis) -> None:
+    """Groups of processes that died (no consumer polled for reap_idle_ms) go; live and durable groups stay."""
+    await raw.delete("test:t", "test:ephemeral-groups:t")
+    reap_ms = 300
+
+    def process() -> RedisStreamsBus:
+        return RedisStreamsBus(redis_url, stream_prefix="test:", block_ms=20, reap_idle_ms=reap_ms)
+
+    crashed, alive, durable, newcomer = process(), process(), process(), process()
+    seen: list[Message] = []
+
+    async def handle(message: Message) -> None:
+        seen.append(message)
+
+    try:
+        dead_sub = await crashed.subscribe(T("t"), "api-state-crashed", handle, ephemeral=True)
+        await alive.subscribe(T("t"), "api-state-alive", handle, ephemeral=True)
+        durable_sub = await durable.subscribe(T("t"), "market-recorder", handle)
+        await crashed.publish(T("t"), {"n": 1})
+        await wait_for(seen, 3)  # every group has a consumer that has read
+        dead_sub.abort()  # SIGKILL: nothing deletes the group
+        durable_sub.abort()  # a stopped worker: its durable group must wait for it, however long
+        assert await newcomer.reap_ephemeral_groups(T("t")) == []  # nobody has been silent long enough yet
+        await asyncio.sleep(reap_ms * 1.5 / 1000)  # the alive consumer keeps polling meanwhile
+        await newcomer.subscribe(T("t"), "api-state-newcomer", handle, ephemeral=True)  # reaps on the way in
+        assert await groups_of(raw, "test:t") == {"api-state-alive", "market-recorder", "api-state-newcomer"}
+        registered = {k.decode() for k in await raw.hkeys("test:ephemeral-groups:t")}
+        assert registered == {"api-state-alive", "api-state-newcomer"}
+    finally:
+        for b in (crashed, alive, durable, newcomer):
+            await b.close()
+    assert await groups_of(raw, "test:t") == {"market-recorder"}  # closed ephemeral groups delete themselves

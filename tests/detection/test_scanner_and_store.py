@@ -44,7 +44,7 @@ async def test_scanner_scans_on_the_clock_stores_and_publishes(runtime: Runtime,
     published: list[dict[str, Any]] = []
 
     async def collect(message: Message) -> None:
-        published.append(message.data)
+        published.append(msgspec.to_builtins(message.data))
 
     await runtime.bus.subscribe(topics.ALERTS_VOLUME, "test", collect)
     scanner = SpikeScanner(runtime)

@@ -69,7 +69,7 @@ async def test_ingest_stores_publishes_and_accepts_iso_or_ms(client: httpx.Async
         if len(published) == 2:
             break
         await asyncio.sleep(0)
-    assert sorted(m.data["symbol"] for m in published) == ["BTCUSDT", "ETHUSDT"]
+    assert sorted(m.data.symbol for m in published) == ["BTCUSDT", "ETHUSDT"]
     assert len(await stored(runtime)) == 2
 
     again = await client.post("/api/v1/volume-alerts/ingest", json=body(), headers=KEY)

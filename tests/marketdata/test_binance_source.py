@@ -6,6 +6,7 @@ import asyncio
 from collections.abc import AsyncIterator
 from typing import Any
 
+import msgspec
 import pytest
 from prometheus_client import REGISTRY
 
@@ -50,7 +51,7 @@ class BusTap:
             queue = self.queues[name] = asyncio.Queue()
 
             async def handle(msg: Message, queue: asyncio.Queue[dict[str, Any]] = queue) -> None:
-                await queue.put(msg.data)
+                await queue.put(msgspec.to_builtins(msg.data))
 
             await bus.subscribe(name, "test", handle)
 

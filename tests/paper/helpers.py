@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+import msgspec
+
 from marketpulse.bus import EventBus, Message
 from marketpulse.marketdata.models import Candle
 from marketpulse.marketdata.store import save_candles
@@ -51,7 +53,7 @@ class Collector:
         return self
 
     async def _handle(self, msg: Message) -> None:
-        await self.items.put(msg.data)
+        await self.items.put(msgspec.to_builtins(msg.data))
 
     async def next(self) -> dict[str, Any]:
         return await asyncio.wait_for(self.items.get(), timeout=5)

@@ -9,7 +9,7 @@ import pytest
 from sqlalchemy import select, update
 
 from marketpulse.backtest import Backtest
-from marketpulse.bus import Message, topics
+from marketpulse.bus import topics
 from marketpulse.clock import FakeClock
 from marketpulse.marketdata.frame import CandleFrame
 from marketpulse.marketdata.models import Candle
@@ -18,6 +18,7 @@ from marketpulse.trading.paper.deployments import DeploymentService, DeploymentS
 from marketpulse.trading.paper.runner import PaperRunner
 from marketpulse.trading.paper.service import PaperTradingService
 from marketpulse.trading.paper.tables import PaperAccountRow, PaperFillRow
+from support.topics import message
 
 from .helpers import MINUTE, T0, config, listed
 from .test_parity import expected_fills, fill_key
@@ -50,7 +51,7 @@ async def feed(runner: PaperRunner, clock: FakeClock, candles: list[Candle]) -> 
     for c in candles:
         clock.set(c.open_time + MINUTE)
         payload = {"interval": "1m", "candles": [msgspec.to_builtins(c)]}
-        await runner.on_candles_message(Message("1-0", topics.MARKET_CANDLES, payload))
+        await runner.on_candles_message(message(topics.MARKET_CANDLES, payload))
 
 
 def make_runner(runtime: Runtime, **overrides: object) -> PaperRunner:

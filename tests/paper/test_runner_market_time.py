@@ -5,12 +5,13 @@ from __future__ import annotations
 
 import msgspec
 
-from marketpulse.bus import Message, topics
+from marketpulse.bus import topics
 from marketpulse.clock import FakeClock
 from marketpulse.runtime import Runtime
 from marketpulse.trading.paper.orders import OrderSpec, OrderType, Side, TimeInForce
 from marketpulse.trading.paper.runner import PaperRunner
 from marketpulse.trading.risk import next_utc_midnight_ms
+from support.topics import message
 
 from .helpers import MINUTE, T0, candle
 
@@ -19,7 +20,7 @@ WALL = T0 + 400 * 86_400_000  # the wall clock, over a year after the replayed m
 
 async def deliver(runner: PaperRunner, *candles: object) -> None:
     payload = {"interval": "1m", "candles": [msgspec.to_builtins(c) for c in candles]}
-    await runner.on_candles_message(Message("1-0", topics.MARKET_CANDLES, payload))
+    await runner.on_candles_message(message(topics.MARKET_CANDLES, payload))
 
 
 async def test_replayed_market_time_drives_fills_and_days(runtime: Runtime, clock: FakeClock) -> None:

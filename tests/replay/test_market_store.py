@@ -20,6 +20,7 @@ from marketpulse.marketdata.store import (
 from marketpulse.marketdata.synthetic import synthesize_minutes
 from marketpulse.marketdata.tables import CandleRow, MarketSnapshotRow
 from marketpulse.runtime import Runtime
+from support.topics import message
 
 MINUTE = 60_000
 HOUR = 3_600_000
@@ -114,13 +115,13 @@ def candles_message(open_time: int, symbols: list[str]) -> Message:
     data = {"interval": "1m", "candles": [
         {"symbol": s, "interval": "1m", "open_time": open_time, "open": 1.0, "high": 2.0, "low": 0.5, "close": 1.5,
          "volume": 10.0, "quote_volume": 15.0, "closed": True} for s in symbols]}
-    return Message("1-0", topics.MARKET_CANDLES, data)
+    return message(topics.MARKET_CANDLES, data)
 
 
 def tickers_message(time_ms: int, prices: dict[str, float]) -> Message:
     rows = [{"symbol": s, "time": time_ms, "price": p, "change_pct_24h": 1.0, "quote_volume_24h": 1e7,
              "funding_rate": 0.0001, "open_interest_usd": 5e6, "price_precision": 2} for s, p in prices.items()]
-    return Message("2-0", topics.MARKET_TICKERS, {"time": time_ms, "rows": rows})
+    return message(topics.MARKET_TICKERS, {"time": time_ms, "rows": rows}, "2-0")
 
 
 async def test_recorder_snapshots_each_symbol_once_per_market_minute(runtime: Runtime) -> None:

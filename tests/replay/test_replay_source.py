@@ -8,15 +8,18 @@ from collections import defaultdict
 from datetime import UTC, datetime
 from typing import Any
 
+import msgspec
 import numpy as np
 import pytest
 
-from marketpulse.bus import EventBus, Handler, Subscription, topics
+from marketpulse.bus import DeadLetter, EventBus, Handler, Subscription, topics
+from marketpulse.bus.topics import Topic
 from marketpulse.clock import FakeClock, ScaledClock
 from marketpulse.marketdata.models import MarketRow
 from marketpulse.marketdata.replay import ReplayPlayer, ReplaySource, ReplayTape, replay_start_ms
 from marketpulse.marketdata.sample import CASCADE_HOUR_MS, btcusdt_spot_1m_path, usdm_perp_1h_path
 from marketpulse.settings import Settings
+from support.topics import plain
 
 MINUTE = 60_000
 HOUR = 3_600_000
@@ -30,14 +33,23 @@ class RecordingBus(EventBus):
 
     def __init__(self, clock: FakeClock | None = None) -> None:
         self.clock = clock
-        self.published: list[tuple[int, str, dict[str, Any]]] = []
+        self.published: list[tuple[int, Topic[Any], dict[str, Any]]] = []
 
-    async def publish(self, topic: str, data: dict[str, Any]) -> str:
-        self.published.append((self.clock.now_ms() if self.clock else 0, topic, data))
+    async def publish(self, topic: Topic[Any], data: Any) -> str:
+        self.published.append((self.clock.now_ms() if self.clock else 0, topic, msgspec.to_builtins(data)))
         return str(len(self.published))
 
-    async def subscribe(self, topic: str, group: str, handler: Handler, *, consumer: str | None = None
-                        ) -> Subscription:
+    async def subscribe(self, topic: Topic[Any], group: str, handler: Handler[Any], *, consumer: str | None = None,
+                        ephemeral: bool = False) -> Subscription:
+        raise NotImplementedError
+
+    async def dead_letters(self, topic: Topic[Any], count: int = 100) -> list[DeadLetter]:
+        return []
+
+    async def first_time(self, key: str, ttl_ms: int) -> bool:
+        raise NotImplementedError
+
+    async def forget_key(self, key: str) -> None:
         raise NotImplementedError
 
     async def ping(self) -> bool:
@@ -72,7 +84,7 @@ def test_default_start_is_just_before_the_cascade(tape: ReplayTape) -> None:
 
 
 def test_start_publishes_the_previous_hour_and_this_hour_so_far(tape: ReplayTape) -> None:
-    events = ReplayPlayer(tape).start(DEMO_START)
+    events = plain(ReplayPlayer(tape).start(DEMO_START))
     candles = [data for topic, data in events if topic == topics.MARKET_CANDLES]
     opens = [data["candles"][0]["open_time"] for data in candles]
     # 19:00-19:59 complete and 20:00-20:39: 100 closed minutes, oldest first, one message per minute
@@ -140,7 +152,7 @@ async def test_ticks_move_inside_the_current_minute_candle(tape: ReplayTape) -> 
     minutes = {}
     for k in range(1, 4 * 10):
         t = DEMO_START + k * 15_000
-        for topic, data in player.advance(t):
+        for topic, data in plain(player.advance(t)):
             if topic == topics.MARKET_CANDLES:
                 for c in data["candles"]:
                     minutes[(c["symbol"], c["open_time"])] = c
@@ -200,7 +212,7 @@ def test_the_cascade_hour_is_a_spike_in_the_demo_window(tape: ReplayTape) -> Non
     for k in range(1, 120 * 4 + 1):
         events += player.advance(DEMO_START + k * 15_000)
     volume: dict[tuple[str, int], list[tuple[int, float]]] = defaultdict(list)
-    for topic, data in events:
+    for topic, data in plain(events):
         if topic == topics.MARKET_CANDLES:
             for c in data["candles"]:
                 volume[(c["symbol"], c["open_time"] // HOUR * HOUR)].append((c["open_time"], c["quote_volume"]))
@@ -234,7 +246,7 @@ def test_replay_continues_synthetically_after_the_sample() -> None:
     events = player.start(end - 30 * MINUTE)
     for k in range(1, 4 * 90):
         events += player.advance(end - 30 * MINUTE + k * 15_000)
-    btc_candles = [c for topic, data in events if topic == topics.MARKET_CANDLES
+    btc_candles = [c for topic, data in plain(events) if topic == topics.MARKET_CANDLES
                    for c in data["candles"] if c["symbol"] == "BTCUSDT"]
     times = [c["open_time"] for c in btc_candles]
     assert times == sorted(times) and times[-1] > end + 30 * MINUTE  # market time never jumps back

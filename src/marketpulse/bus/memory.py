@@ -1,8 +1,8 @@
 """In-process bus on asyncio queues: one queue per (topic, group), shared by that group's consumers.
 
 It keeps the Redis Streams bus's semantics so code tested on it behaves the same in production:
-- payloads are serialized with orjson at `publish` (non-JSON data fails there, as with Redis) and every delivery
-  decodes its own copy, so a handler mutating `message.data` cannot affect another group;
+- payloads are encoded to JSON at `publish` (what can't be encoded fails there, as with Redis) and every delivery
+  decodes its own typed copy, with the same bad-data rule (dead letters, dropped rows) as Redis;
 - a handler that raises gets the message again after `redelivery_delay_s`, with `deliveries` + 1; above
   `max_deliveries` it is logged and moved to `dead_letters(topic)` instead of looping;
 - a consumer cancelled mid-handler (a "crash", see `abort`) puts its message back for the group's other consumers;
@@ -15,14 +15,23 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import itertools
-from collections import defaultdict
+from collections import OrderedDict, defaultdict
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import Any, TypeVar
 
-import orjson
 import structlog
 
-from marketpulse.bus.base import EventBus, Handler, Message, Subscription
+from marketpulse.bus.base import (
+    DeadLetter,
+    EventBus,
+    Handler,
+    Subscription,
+    count_dead_letter,
+    decode_for_delivery,
+)
+from marketpulse.bus.topics import Topic, UndecodableMessage
+
+T = TypeVar("T")
 
 log = structlog.get_logger(__name__)
 
@@ -38,7 +47,7 @@ class _Envelope:
 
 
 class _Group:
-    def __init__(self, topic: str, name: str, maxsize: int) -> None:
+    def __init__(self, topic: Topic[Any], name: str, maxsize: int) -> None:
         self.topic, self.name = topic, name
         self.queue: asyncio.Queue[_Envelope] = asyncio.Queue(maxsize)
         self.dropped = 0
@@ -48,16 +57,17 @@ class _Group:
             self.queue.get_nowait()
             self.dropped += 1
             if self.dropped == 1 or self.dropped % 10_000 == 0:
-                log.warning("bus group full, dropping oldest", topic=self.topic, group=self.name, dropped=self.dropped)
+                log.warning("bus group full, dropping oldest", topic=self.topic.name, group=self.name,
+                            dropped=self.dropped)
         self.queue.put_nowait(envelope)
 
 
 class _MemoryConsumer(Subscription):
-    def __init__(self, bus: MemoryBus, group: _Group, handler: Handler, *, ephemeral: bool = False) -> None:
+    def __init__(self, bus: MemoryBus, group: _Group, handler: Handler[Any], *, ephemeral: bool = False) -> None:
         self._bus, self._group, self._handler, self._ephemeral = bus, group, handler, ephemeral
         self._stopping = False
         self._busy = False
-        self._task = asyncio.create_task(self._run(), name=f"bus:{group.topic}:{group.name}")
+        self._task = asyncio.create_task(self._run(), name=f"bus:{group.topic.name}:{group.name}")
 
     async def _run(self) -> None:
         while not self._stopping:
@@ -72,25 +82,24 @@ class _MemoryConsumer(Subscription):
                 self._busy = False
 
     async def _deliver(self, envelope: _Envelope) -> None:
-        topic = self._group.topic
+        topic, group = self._group.topic, self._group.name
         if envelope.deliveries > self._bus.max_deliveries:
-            log.error(
-                "poison message moved to dead letters",
-                topic=topic,
-                group=self._group.name,
-                id=envelope.id,
-                deliveries=envelope.deliveries,
-            )
-            self._bus.dead_letter(topic, envelope)
+            self._bus.dead_letter(topic, group, envelope, f"delivered more than {self._bus.max_deliveries} times")
+            count_dead_letter(topic.name, "max_deliveries")
             return
-        message = Message(envelope.id, topic, orjson.loads(envelope.payload), envelope.deliveries)
+        try:
+            message = decode_for_delivery(topic, envelope.payload, envelope.id, envelope.deliveries)
+        except UndecodableMessage as exc:
+            self._bus.dead_letter(topic, group, envelope, str(exc))
+            count_dead_letter(topic.name, exc)
+            return
         try:
             await self._handler(message)
         except Exception:
             log.exception(
                 "bus handler failed; will redeliver",
-                topic=topic,
-                group=self._group.name,
+                topic=topic.name,
+                group=group,
                 id=envelope.id,
                 deliveries=envelope.deliveries,
             )
@@ -122,20 +131,22 @@ class MemoryBus(EventBus):
         self.redelivery_delay_s = redelivery_delay_s
         self._groups: dict[str, dict[str, _Group]] = defaultdict(dict)
         self._subscriptions: set[_MemoryConsumer] = set()
-        self._dead: dict[str, list[Message]] = defaultdict(list)
+        self._dead: dict[str, list[DeadLetter]] = defaultdict(list)
         self._ids = itertools.count(1)
+        self._seen: OrderedDict[str, float] = OrderedDict()  # first_time keys -> expiry (loop time)
 
-    async def publish(self, topic: str, data: dict[str, Any]) -> str:
-        envelope = _Envelope(f"{next(self._ids)}-0", orjson.dumps(data))
-        for group in self._groups.get(topic, {}).values():
+    async def publish(self, topic: Topic[T], payload: T) -> str:
+        envelope = _Envelope(f"{next(self._ids)}-0", topic.encode(payload))
+        for group in self._groups.get(topic.name, {}).values():
             group.put(envelope)
         return envelope.id
 
     async def subscribe(
-        self, topic: str, group: str, handler: Handler, *, consumer: str | None = None, ephemeral: bool = False
+        self, topic: Topic[T], group: str, handler: Handler[T], *, consumer: str | None = None,
+        ephemeral: bool = False,
     ) -> Subscription:
         # `consumer` only names consumers in Redis; in process, every subscription is its own consumer.
-        groups = self._groups[topic]
+        groups = self._groups[topic.name]
         if group not in groups:
             groups[group] = _Group(topic, group, self._maxsize)
         sub = _MemoryConsumer(self, groups[group], handler, ephemeral=ephemeral)
@@ -147,15 +158,31 @@ class MemoryBus(EventBus):
 
     def drop_group(self, group: _Group) -> None:
         """Publishing stops queueing for the group (an ephemeral group, closed)."""
-        if self._groups[group.topic].get(group.name) is group:
-            del self._groups[group.topic][group.name]
+        if self._groups[group.topic.name].get(group.name) is group:
+            del self._groups[group.topic.name][group.name]
 
-    def dead_letter(self, topic: str, envelope: _Envelope) -> None:
-        self._dead[topic].append(Message(envelope.id, topic, orjson.loads(envelope.payload), envelope.deliveries))
+    def dead_letter(self, topic: Topic[Any], group: str, envelope: _Envelope, reason: str) -> None:
+        log.error("message moved to dead letters", topic=topic.name, group=group, id=envelope.id,
+                  deliveries=envelope.deliveries, reason=reason)
+        self._dead[topic.name].append(
+            DeadLetter(envelope.id, topic.name, envelope.payload, envelope.deliveries, reason, group)
+        )
 
-    async def dead_letters(self, topic: str, count: int = 100) -> list[Message]:
-        """The oldest `count` poison messages of `topic`, as they were last delivered."""
-        return self._dead[topic][:count]
+    async def dead_letters(self, topic: Topic[Any], count: int = 100) -> list[DeadLetter]:
+        """The oldest `count` dead letters of `topic`, as they were last delivered."""
+        return self._dead[topic.name][:count]
+
+    async def first_time(self, key: str, ttl_ms: int) -> bool:
+        now = asyncio.get_running_loop().time()
+        while self._seen and next(iter(self._seen.values())) <= now:  # expiries are in insertion order
+            self._seen.popitem(last=False)
+        if key in self._seen:
+            return False
+        self._seen[key] = now + ttl_ms / 1000
+        return True
+
+    async def forget_key(self, key: str) -> None:
+        self._seen.pop(key, None)
 
     async def ping(self) -> bool:
         return True

@@ -1,7 +1,7 @@
 """Redis Streams bus: one stream per topic, one consumer group per subscriber group (at-least-once).
 
 Layout and semantics (the contract in `base.py`, plus what Redis adds):
-- Topic `t` is the stream `{stream_prefix}t`; each entry has one field, `d`, holding the orjson payload.
+- Topic `t` is the stream `{stream_prefix}t`; each entry has one field, `d`, holding the JSON payload (`Topic.encode`).
   `publish` is XADD with `MAXLEN ~ maxlen`, so the stream is trimmed approximately (cheap) and never grows unbounded.
 - `subscribe` creates the group at `$` with MKSTREAM, so a *new* group sees only messages published after the call.
   A group that already exists keeps its position: a restarted worker resumes where its group left off.
@@ -10,7 +10,12 @@ Layout and semantics (the contract in `base.py`, plus what Redis adds):
   only after the handler returned, so a handler that raises or a process that dies leaves them pending.
 - `Message.deliveries` is Redis's delivery counter (1 on first read, +1 per claim). A message claimed with more than
   `max_deliveries` deliveries is a poison message: logged, copied to `{stream_prefix}dead-letter:{topic}` and acked,
-  instead of crashing its consumers forever.
+  instead of crashing its consumers forever. So is a message that cannot be decoded (see `topics.py`), at once.
+- Ephemeral (per-process) groups are registered in the hash `{stream_prefix}ephemeral-groups:{topic}`, and their
+  consumer refreshes the entry (a heartbeat, Redis's clock) every quarter of `reap_idle_ms`. A process that dies
+  cannot delete its group, so each ephemeral `subscribe` reaps the topic's groups whose heartbeat and consumers
+  have all been silent for `reap_idle_ms`. (The heartbeat, because before Redis 7.2 a consumer's XINFO idle time
+  grows while it waits on a quiet stream: idle alone can't tell a quiet live process from a dead one.)
 """
 
 from __future__ import annotations
@@ -21,19 +26,31 @@ import os
 import socket
 import uuid
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, TypeVar
 
 import orjson
 import redis.asyncio as redis
 import structlog
 from redis.exceptions import ResponseError
 
-from marketpulse.bus.base import EventBus, Handler, Message, Subscription
+from marketpulse.bus.base import (
+    DeadLetter,
+    EventBus,
+    Handler,
+    Subscription,
+    count_dead_letter,
+    decode_for_delivery,
+)
+from marketpulse.bus.topics import Topic, UndecodableMessage
+
+T = TypeVar("T")
 
 log = structlog.get_logger(__name__)
 
 PAYLOAD_FIELD = b"d"
 DEAD_LETTER_PREFIX = "dead-letter:"
+EPHEMERAL_PREFIX = "ephemeral-groups:"
+ONCE_PREFIX = "once:"
 
 
 def default_consumer_name() -> str:
@@ -48,15 +65,16 @@ def _text(value: bytes | str) -> str:
 class _StreamConsumer(Subscription):
     """One consumer of one group: the claim/read/handle/ack loop, run as a task."""
 
-    def __init__(self, bus: RedisStreamsBus, topic: str, group: str, consumer: str, handler: Handler, *,
+    def __init__(self, bus: RedisStreamsBus, topic: Topic[Any], group: str, consumer: str, handler: Handler[Any], *,
                  ephemeral: bool = False) -> None:
         self._bus, self._topic, self._group, self.consumer = bus, topic, group, consumer
         self._ephemeral = ephemeral
-        self._stream = bus.stream_key(topic)
+        self._stream = bus.stream_key(topic.name)
         self._handler = handler
         self._stopping = False
         self._busy = False
         self._last_claim = float("-inf")
+        self._last_beat = float("-inf")
         self._task = asyncio.create_task(self._run(), name=f"bus:{self._stream}:{group}:{consumer}")
 
     async def _run(self) -> None:
@@ -86,6 +104,9 @@ class _StreamConsumer(Subscription):
     async def _step(self) -> None:
         """One round: claim stale entries when due, else read new ones (blocking up to block_ms) and handle them."""
         loop = asyncio.get_running_loop()
+        if self._ephemeral and loop.time() - self._last_beat >= self._bus.heartbeat_interval_s:
+            self._last_beat = loop.time()
+            await self._bus.heartbeat(self._topic, self._group)
         if loop.time() - self._last_claim >= self._bus.claim_interval_s:
             self._last_claim = loop.time()
             await self._claim_stale()
@@ -146,16 +167,17 @@ class _StreamConsumer(Subscription):
     async def _deliver(self, entry_id: bytes, fields: dict[bytes, bytes], deliveries: int) -> bool:
         """Run the handler; True when the entry may be acked (handled, or moved to the dead-letter stream)."""
         raw = fields.get(PAYLOAD_FIELD, b"")
-        try:
-            data = orjson.loads(raw)
-        except orjson.JSONDecodeError:
-            # Written by something other than this bus: it can never be handled, so don't let it loop.
-            await self._dead_letter(entry_id, raw, deliveries, "payload is not JSON")
-            return True
         if deliveries > self._bus.max_deliveries:
             await self._dead_letter(entry_id, raw, deliveries, f"delivered more than {self._bus.max_deliveries} times")
+            count_dead_letter(self._topic.name, "max_deliveries")
             return True
-        message = Message(id=_text(entry_id), topic=self._topic, data=data, deliveries=deliveries)
+        try:
+            message = decode_for_delivery(self._topic, raw, _text(entry_id), deliveries)
+        except UndecodableMessage as exc:
+            # It can never be handled (written by something other than this bus's publish): don't let it loop.
+            await self._dead_letter(entry_id, raw, deliveries, str(exc))
+            count_dead_letter(self._topic.name, exc)
+            return True
         try:
             await self._handler(message)
             return True
@@ -171,7 +193,7 @@ class _StreamConsumer(Subscription):
 
     async def _dead_letter(self, entry_id: bytes, raw: bytes, deliveries: int, reason: str) -> None:
         log.error(
-            "poison message moved to dead-letter stream",
+            "message moved to dead-letter stream",
             stream=self._stream,
             group=self._group,
             id=_text(entry_id),
@@ -180,7 +202,7 @@ class _StreamConsumer(Subscription):
         )
         meta = {"id": _text(entry_id), "group": self._group, "deliveries": deliveries, "reason": reason}
         await self._bus.client.xadd(
-            self._bus.stream_key(DEAD_LETTER_PREFIX + self._topic),
+            self._bus.stream_key(DEAD_LETTER_PREFIX + self._topic.name),
             {b"meta": orjson.dumps(meta), PAYLOAD_FIELD: raw},
             maxlen=self._bus.maxlen,
             approximate=True,
@@ -198,10 +220,7 @@ class _StreamConsumer(Subscription):
 
     async def _leave_group(self) -> None:
         if self._ephemeral:  # the group is ours alone: delete it whole, pending entries and all
-            try:
-                await self._bus.client.xgroup_destroy(self._stream, self._group)
-            except redis.RedisError as exc:
-                log.debug("bus group not destroyed", group=self._group, error=str(exc))
+            await self._bus.destroy_ephemeral_group(self._topic, self._group)
             return
         """Remove this consumer from the group when it holds nothing, so restarts don't pile up dead names in
         XINFO CONSUMERS. With entries pending it stays: DELCONSUMER would drop those entries, unhandled."""
@@ -231,11 +250,15 @@ class RedisStreamsBus(EventBus):
         block_ms: int = 1_000,
         read_count: int = 100,
         max_deliveries: int = 5,
+        reap_idle_ms: int = 600_000,
     ) -> None:
         """`claim_idle_ms`: how long an entry stays with a silent consumer before another takes it over; keep it
-        above the slowest handler's run time, or slow handlers see their messages handled twice."""
-        if claim_idle_ms <= 0 or block_ms <= 0 or maxlen <= 0 or read_count <= 0 or max_deliveries <= 0:
-            raise ValueError("RedisStreamsBus: claim_idle_ms, block_ms, maxlen, read_count, max_deliveries must be > 0")
+        above the slowest handler's run time, or slow handlers see their messages handled twice.
+        `reap_idle_ms`: how long every consumer of an ephemeral group must have been silent before the group counts
+        as a crashed process's and is deleted; far above `block_ms`, the longest a live consumer is silent."""
+        if min(claim_idle_ms, block_ms, maxlen, read_count, max_deliveries, reap_idle_ms) <= 0:
+            raise ValueError("RedisStreamsBus: claim_idle_ms, block_ms, maxlen, read_count, max_deliveries, "
+                             "reap_idle_ms must be > 0")
         self.client: redis.Redis = redis.from_url(url, decode_responses=False)
         self.stream_prefix = stream_prefix
         self.maxlen = maxlen
@@ -243,25 +266,27 @@ class RedisStreamsBus(EventBus):
         self.block_ms = block_ms
         self.read_count = read_count
         self.max_deliveries = max_deliveries
+        self.reap_idle_ms = reap_idle_ms
         # Checking for stale entries twice per idle period bounds redelivery latency to ~1.5 × claim_idle_ms.
         self.claim_interval_s = claim_idle_ms / 2000
+        self.heartbeat_interval_s = reap_idle_ms / 4000
         self._subscriptions: set[_StreamConsumer] = set()
 
     def stream_key(self, topic: str) -> str:
         return f"{self.stream_prefix}{topic}"
 
-    async def publish(self, topic: str, data: dict[str, Any]) -> str:
+    async def publish(self, topic: Topic[T], payload: T) -> str:
         entry_id = await self.client.xadd(
-            self.stream_key(topic), {PAYLOAD_FIELD: orjson.dumps(data)}, maxlen=self.maxlen, approximate=True
+            self.stream_key(topic.name), {PAYLOAD_FIELD: topic.encode(payload)}, maxlen=self.maxlen, approximate=True
         )
         return _text(entry_id)
 
-    async def publish_many(self, topic: str, items: Sequence[dict[str, Any]]) -> list[str]:
+    async def publish_many(self, topic: Topic[T], payloads: Sequence[T]) -> list[str]:
         """Publish several messages in one round trip (a pipeline, not a transaction); ids in input order."""
-        key = self.stream_key(topic)
+        key = self.stream_key(topic.name)
         async with self.client.pipeline(transaction=False) as pipe:
-            for data in items:
-                pipe.xadd(key, {PAYLOAD_FIELD: orjson.dumps(data)}, maxlen=self.maxlen, approximate=True)
+            for payload in payloads:
+                pipe.xadd(key, {PAYLOAD_FIELD: topic.encode(payload)}, maxlen=self.maxlen, approximate=True)
             ids = await pipe.execute()
         return [_text(entry_id) for entry_id in ids]
 
@@ -273,9 +298,13 @@ class RedisStreamsBus(EventBus):
                 raise
 
     async def subscribe(
-        self, topic: str, group: str, handler: Handler, *, consumer: str | None = None, ephemeral: bool = False
+        self, topic: Topic[T], group: str, handler: Handler[T], *, consumer: str | None = None,
+        ephemeral: bool = False,
     ) -> Subscription:
-        await self.ensure_group(self.stream_key(topic), group)
+        if ephemeral:
+            await self.reap_ephemeral_groups(topic)
+            await self.heartbeat(topic, group)
+        await self.ensure_group(self.stream_key(topic.name), group)
         sub = _StreamConsumer(self, topic, group, consumer or default_consumer_name(), handler, ephemeral=ephemeral)
         self._subscriptions.add(sub)
         return sub
@@ -283,16 +312,71 @@ class RedisStreamsBus(EventBus):
     def forget(self, sub: _StreamConsumer) -> None:
         self._subscriptions.discard(sub)
 
-    async def dead_letters(self, topic: str, count: int = 100) -> list[Message]:
-        """The oldest `count` poison messages of `topic` (original id and deliveries; non-JSON payloads skipped)."""
-        entries: Any = await self.client.xrange(self.stream_key(DEAD_LETTER_PREFIX + topic), count=count)
+    # --- ephemeral groups ---
+
+    def _ephemeral_key(self, topic: Topic[Any]) -> str:
+        return self.stream_key(EPHEMERAL_PREFIX + topic.name)
+
+    async def _server_ms(self) -> int:
+        # Redis's clock, not this host's: registration times are compared with XINFO idle times, also Redis's.
+        seconds, micros = await self.client.time()
+        return int(seconds) * 1000 + int(micros) // 1000
+
+    async def heartbeat(self, topic: Topic[Any], group: str) -> None:
+        """This process's ephemeral group is alive (Redis's time, so hosts with skewed clocks agree)."""
+        await self.client.hset(self._ephemeral_key(topic), group, str(await self._server_ms()))
+
+    async def destroy_ephemeral_group(self, topic: Topic[Any], group: str) -> None:
+        try:
+            await self.client.xgroup_destroy(self.stream_key(topic.name), group)
+            await self.client.hdel(self._ephemeral_key(topic), group)
+        except redis.RedisError as exc:
+            log.debug("bus group not destroyed", group=group, error=str(exc))
+
+    async def reap_ephemeral_groups(self, topic: Topic[Any]) -> list[str]:
+        """Delete `topic`'s ephemeral groups left by crashed processes; returns their names.
+
+        A group is reaped when its last heartbeat is over `reap_idle_ms` old and none of its consumers has touched
+        it for `reap_idle_ms` either (a group whose process died before its first read has no consumers at all)."""
+        registered: Any = await self.client.hgetall(self._ephemeral_key(topic))
+        if not registered:
+            return []
+        now, stream = await self._server_ms(), self.stream_key(topic.name)
+        reaped = []
+        for name, since in registered.items():
+            group = _text(name)
+            if now - int(since) > self.reap_idle_ms and await self._abandoned(stream, group):
+                await self.destroy_ephemeral_group(topic, group)
+                reaped.append(group)
+        if reaped:
+            log.info("reaped abandoned per-process consumer groups", topic=topic.name, groups=reaped)
+        return reaped
+
+    async def _abandoned(self, stream: str, group: str) -> bool:
+        try:
+            consumers: Any = await self.client.xinfo_consumers(stream, group)
+        except ResponseError:  # NOGROUP: already gone; destroying it again is harmless
+            return True
+        return all(int(c["idle"]) > self.reap_idle_ms for c in consumers)
+
+    # --- dead letters and once-only effects ---
+
+    async def dead_letters(self, topic: Topic[Any], count: int = 100) -> list[DeadLetter]:
+        """The oldest `count` dead letters of `topic` (original id, deliveries, reason, raw payload)."""
+        entries: Any = await self.client.xrange(self.stream_key(DEAD_LETTER_PREFIX + topic.name), count=count)
         out = []
         for _entry_id, fields in entries:
             meta = orjson.loads(fields[b"meta"])
-            with contextlib.suppress(orjson.JSONDecodeError):
-                data = orjson.loads(fields[PAYLOAD_FIELD])
-                out.append(Message(meta["id"], topic, data, meta["deliveries"]))
+            out.append(DeadLetter(meta["id"], topic.name, fields.get(PAYLOAD_FIELD, b""), meta["deliveries"],
+                                  meta.get("reason", ""), meta.get("group", "")))
         return out
+
+    async def first_time(self, key: str, ttl_ms: int) -> bool:
+        # SET NX is atomic: of two processes handling the same message, exactly one gets True.
+        return bool(await self.client.set(self.stream_key(ONCE_PREFIX + key), b"1", nx=True, px=ttl_ms))
+
+    async def forget_key(self, key: str) -> None:
+        await self.client.delete(self.stream_key(ONCE_PREFIX + key))
 
     async def ping(self) -> bool:
         try:

@@ -1,13 +1,192 @@
-"""Every topic on the bus, in one place. Payloads are JSON-able dicts (documented beside each name)."""
+"""Every topic on the bus, each declared with its payload type (`Topic[T]`), in one place.
 
-# list of normalized 24h tickers merged with mark price/funding: {"time": ms, "rows": [MarketRow as dict, …]}
-MARKET_TICKERS = "market.tickers"
-# closed candles: {"interval": "1m", "candles": [Candle as dict, …]}
-MARKET_CANDLES = "market.candles"
-# open interest in USD: {"asOf": ms, "data": {"BTCUSDT": usd, …}}
-MARKET_OPEN_INTEREST = "market.open_interest"
-# a stored VolumeAlert, camelCase wire form
-ALERTS_VOLUME = "alerts.volume"
-# paper trading fills and risk halts: {"account_id", "order_id", ...}
-PAPER_FILLS = "paper.fills"
-RISK_HALTS = "risk.halts"
+A payload is a msgspec Struct; the bus encodes it to JSON at `publish` and decodes it back to the Struct for each
+delivery, so every consumer of a topic receives the same typed value (both bus implementations do this, so code
+tested on the in-process bus meets the same payloads on Redis).
+
+The one rule for bad data (the same for every consumer, because it is applied here and not in the consumers):
+- a message that cannot be decoded into its topic's payload (not JSON, wrong shape, a number out of range) goes to
+  the dead letters with the reason, and `bus_dead_letters_total{topic, reason}` counts it;
+- a *batch* topic (a list of rows, or a mapping of values, inside one message) decodes each row on its own: valid
+  rows are kept, the invalid ones are dropped and counted in `bus_rejected_rows_total{topic}`, so one bad candle
+  cannot sink the 1,999 good ones of its minute, nor reach one consumer and not another.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Generic, Literal, TypeVar
+
+import msgspec
+
+from marketpulse.detection.models import VolumeAlert
+from marketpulse.marketdata.models import Candle, MarketRow
+
+T = TypeVar("T")
+
+# Why a message was refused; the `reason` label of the dead-letter metric.
+DecodeFailure = Literal["not_json", "schema"]
+
+
+class UndecodableMessage(ValueError):
+    """The payload can't become its topic's type: `kind` labels the metric, the text says why."""
+
+    def __init__(self, kind: DecodeFailure, detail: str) -> None:
+        super().__init__(f"{kind}: {detail}")
+        self.kind: DecodeFailure = kind
+        self.detail = detail
+
+
+@dataclass(frozen=True, slots=True)
+class Decoded(Generic[T]):
+    payload: T
+    rejected: int = 0  # rows of a batch that were dropped
+
+
+class Topic(Generic[T]):
+    """A topic's name and its payload type. `T` is anything msgspec can encode and decode (normally a Struct)."""
+
+    def __init__(self, name: str, payload: type[T]) -> None:
+        self.name = name
+        self.payload = payload
+        self._decoder: msgspec.json.Decoder[T] = msgspec.json.Decoder(payload)
+
+    def __repr__(self) -> str:
+        return f"Topic({self.name!r}, {getattr(self.payload, '__name__', self.payload)})"
+
+    def encode(self, payload: T) -> bytes:
+        # Statically `T`; at run time anything msgspec can encode passes (a test playing a foreign producer sends
+        # dicts, or `msgspec.Raw` bytes as they are). msgspec encodes NaN and infinity as null, which won't decode.
+        return _ENCODER.encode(payload)
+
+    def decode(self, raw: bytes) -> Decoded[T]:
+        """The typed payload. msgspec refuses numbers beyond float range (1e999), and JSON has no NaN, so every
+        float that comes out is finite."""
+        try:
+            return Decoded(self._decoder.decode(raw))
+        except msgspec.ValidationError as exc:
+            raise UndecodableMessage("schema", str(exc)) from None
+        except msgspec.DecodeError as exc:
+            raise UndecodableMessage("not_json", str(exc)) from None
+
+
+class BatchTopic(Topic[T]):
+    """A topic whose payload carries many rows in one field (`rows`: a list of `row`, or a mapping to `row`).
+
+    The fast path decodes the whole message at once; only when that fails are the rows decoded one by one, keeping
+    the valid ones (the envelope around them must still be valid).
+    """
+
+    def __init__(self, name: str, payload: type[T], *, rows: str, row: Any) -> None:
+        super().__init__(name, payload)
+        self.rows_field = rows
+        self._row_decoder: msgspec.json.Decoder[Any] = msgspec.json.Decoder(row)
+
+    def decode(self, raw: bytes) -> Decoded[T]:
+        try:
+            return Decoded(self._decoder.decode(raw))
+        except msgspec.ValidationError:
+            return self._decode_rows(raw)  # a row, or the envelope, doesn't fit: find out which
+        except msgspec.DecodeError as exc:
+            raise UndecodableMessage("not_json", str(exc)) from None
+
+    def _decode_rows(self, raw: bytes) -> Decoded[T]:
+        try:
+            fields = _FIELDS.decode(raw)
+            items = _ITEMS.decode(fields[self.rows_field])
+        except (msgspec.ValidationError, KeyError):
+            expected = f"expected an object with a {self.rows_field!r} array or object"
+            raise UndecodableMessage("schema", expected) from None
+        if isinstance(items, dict):
+            kept: Any = {k: row for k, v in items.items() if (row := self._row(v)) is not None}
+        else:
+            kept = [row for row in map(self._row, items) if row is not None]
+        # The envelope with no rows must decode on its own (Raw values are re-encoded verbatim).
+        try:
+            envelope: Any = self._decoder.decode(_ENCODER.encode({**fields, self.rows_field: type(items)()}))
+        except msgspec.ValidationError as exc:
+            raise UndecodableMessage("schema", str(exc)) from None
+        return Decoded(msgspec.structs.replace(envelope, **{self.rows_field: kept}), len(items) - len(kept))
+
+    def _row(self, raw: msgspec.Raw) -> Any:
+        try:
+            return self._row_decoder.decode(raw)
+        except msgspec.ValidationError:
+            return None
+
+
+_ENCODER = msgspec.json.Encoder()
+_FIELDS = msgspec.json.Decoder(dict[str, msgspec.Raw])
+_ITEMS = msgspec.json.Decoder(list[msgspec.Raw] | dict[str, msgspec.Raw])
+
+
+# --- payloads ---------------------------------------------------------------------------------------------------
+
+
+class TickersEvent(msgspec.Struct, frozen=True):
+    """The market table's changed rows (ticker merged with mark price/funding and open interest)."""
+
+    time: int  # epoch ms, market time
+    rows: list[MarketRow]
+
+
+class CandlesEvent(msgspec.Struct, frozen=True):
+    """Closed candles (any number of symbols; a minute's batch for the replay)."""
+
+    candles: list[Candle]
+    interval: str = "1m"
+
+
+class OpenInterestEvent(msgspec.Struct, frozen=True, rename={"as_of": "asOf"}):
+    """Open interest in USD by symbol, as of `as_of` (market time)."""
+
+    as_of: int
+    data: dict[str, float]
+
+
+class PaperFill(msgspec.Struct, frozen=True):
+    """A paper-trading fill, for its owner's screen."""
+
+    owner_id: str
+    order_id: str
+    fill_id: str
+    symbol: str
+    side: str
+    quantity: float
+    price: float
+    fee: float
+    realized_pnl: float
+    time: int
+    account_id: str | None = None  # = owner_id (one account per owner for now)
+
+
+class RiskHalt(msgspec.Struct, frozen=True):
+    """An account halted by its daily-loss limit, until `halted_until`."""
+
+    owner_id: str
+    reason: str
+    equity: float
+    day_start_equity: float
+    limit_pct: float
+    halted_until: int
+    time: int
+    account_id: str | None = None
+
+
+# --- topics -----------------------------------------------------------------------------------------------------
+
+MARKET_TICKERS: BatchTopic[TickersEvent] = BatchTopic("market.tickers", TickersEvent, rows="rows", row=MarketRow)
+MARKET_CANDLES: BatchTopic[CandlesEvent] = BatchTopic(
+    "market.candles", CandlesEvent, rows="candles", row=Candle
+)
+MARKET_OPEN_INTEREST: BatchTopic[OpenInterestEvent] = BatchTopic(
+    "market.open_interest", OpenInterestEvent, rows="data", row=float
+)
+# A stored alert (its id set), camelCase on the wire; published only by the process whose insert created it.
+ALERTS_VOLUME: Topic[VolumeAlert] = Topic("alerts.volume", VolumeAlert)
+# Pushed to the owner's Socket.IO room (`user-{owner}`) by the realtime bridge.
+PAPER_FILLS: Topic[PaperFill] = Topic("paper.fills", PaperFill)
+RISK_HALTS: Topic[RiskHalt] = Topic("risk.halts", RiskHalt)
+
+ALL: tuple[Topic[Any], ...] = (MARKET_TICKERS, MARKET_CANDLES, MARKET_OPEN_INTEREST, ALERTS_VOLUME, PAPER_FILLS,
+                                RISK_HALTS)

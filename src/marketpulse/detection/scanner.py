@@ -39,7 +39,6 @@ import contextlib
 from collections.abc import Callable
 from typing import Protocol
 
-import msgspec
 import structlog
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type, wait_exponential
@@ -47,12 +46,12 @@ from tenacity.wait import wait_base
 
 from marketpulse.bus import EventBus, topics
 from marketpulse.bus.base import Message, Subscription
+from marketpulse.bus.topics import CandlesEvent, TickersEvent
 from marketpulse.clock import Clock
 from marketpulse.detection.models import HOUR_MS, MINUTE_MS, VolumeAlert
 from marketpulse.detection.service import VolumeAlertStore, stored_minutes, stored_minutes_have_holes
 from marketpulse.detection.volume_spike import SCAN_EVERY_MS, VolumeSpikeDetector
 from marketpulse.marketdata.intervals import Interval
-from marketpulse.marketdata.models import Candle, MarketRow
 from marketpulse.settings import Settings
 
 log = structlog.get_logger(__name__)
@@ -154,7 +153,7 @@ class SpikeScanner:
         stored = await self.store.save(proposal.alerts, scanned_ms=t_ms)
         self.detector.commit(proposal)
         for alert in stored:  # published here only: another worker's insert of the same alert returned nothing
-            await self._bus.publish(topics.ALERTS_VOLUME, alert.to_wire())
+            await self._bus.publish(topics.ALERTS_VOLUME, alert)
         if stored:
             log.info("volume alerts", scan_ms=t_ms, count=len(stored),
                      alerts=sorted(f"{a.symbol}/{a.alert_type}" for a in stored))
@@ -269,13 +268,8 @@ class SpikeScanner:
                 self.watermark_ms = close_ms
                 self._candles_arrived.set()
 
-    async def _on_tickers(self, message: Message) -> None:
-        try:
-            rows = msgspec.convert(message.data.get("rows", ()), list[MarketRow])
-        except msgspec.ValidationError as exc:
-            log.warning("malformed market rows dropped", topic=message.topic, id=message.id, error=str(exc))
-            return
-        self.detector.on_market_rows(rows)
+    async def _on_tickers(self, message: Message[TickersEvent]) -> None:
+        self.detector.on_market_rows(message.data.rows)
 
 
 def _ceil_to_scan(t_ms: int) -> int:

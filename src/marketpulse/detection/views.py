@@ -135,10 +135,9 @@ async def ingest_volume_alerts(request: Request) -> dict[str, Any]:
     runtime = _runtime(request)
     alerts = parse_ingest_body(await read_limited_body(request))
     stored = await VolumeAlertStore(runtime.sessions).save(alerts)
-    wire = [a.to_wire() for a in stored]
-    for item in wire:
-        await runtime.bus.publish(topics.ALERTS_VOLUME, item)
-    return {"stored": len(stored), "duplicates": len(alerts) - len(stored), "alerts": wire}
+    for alert in stored:
+        await runtime.bus.publish(topics.ALERTS_VOLUME, alert)
+    return {"stored": len(stored), "duplicates": len(alerts) - len(stored), "alerts": [a.to_wire() for a in stored]}
 
 
 @router.get("", response_model=AlertsOut)

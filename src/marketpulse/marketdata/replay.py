@@ -28,11 +28,11 @@ from datetime import UTC
 from pathlib import Path
 from typing import Any
 
-import msgspec
 import numpy as np
 import structlog
 
 from marketpulse.bus import EventBus, topics
+from marketpulse.bus.topics import CandlesEvent, OpenInterestEvent, TickersEvent, Topic
 from marketpulse.clock import Clock, ScaledClock
 from marketpulse.marketdata.frame import F64, I64, CandleFrame
 from marketpulse.marketdata.intervals import Interval
@@ -65,7 +65,8 @@ FUNDING_EVERY_MS = 8 * HOUR_MS
 SYNTHETIC_CHUNK_HOURS = 24 * 7
 START_BEFORE_STRONG_HOUR_MS = 20 * MINUTE_MS
 
-Event = tuple[str, dict[str, Any]]
+# (topic, payload): the payload is the topic's type (a heterogeneous list can't say which goes with which)
+Event = tuple[Topic[Any], Any]
 
 
 # --- one symbol's hours ----------------------------------------------------------------------------------------
@@ -451,7 +452,7 @@ class ReplayPlayer:
         while self._next_close_ms <= now_ms:
             close_ms = self._next_close_ms
             candles = self.tape.closed_minute(close_ms - MINUTE_MS)
-            events.append((topics.MARKET_CANDLES, {"interval": "1m", "candles": msgspec.to_builtins(candles)}))
+            events.append((topics.MARKET_CANDLES, CandlesEvent(list(candles))))
             if close_ms % OPEN_INTEREST_EVERY_MS == 0:
                 events.append(self._open_interest(close_ms))
             if close_ms % HOUR_MS == 0:
@@ -462,12 +463,12 @@ class ReplayPlayer:
     def _open_interest(self, t_ms: int) -> Event:
         usd = self.tape.open_interest_usd(t_ms)
         self.table.apply_open_interest(usd)
-        return topics.MARKET_OPEN_INTEREST, {"asOf": t_ms, "data": usd}
+        return topics.MARKET_OPEN_INTEREST, OpenInterestEvent(t_ms, usd)
 
     def _tickers(self, t_ms: int) -> Event:
         self.table.apply_mark_prices(self.tape.mark_prices(t_ms))
         rows = self.table.apply_tickers(self.tape.tickers(t_ms))
-        return topics.MARKET_TICKERS, {"time": t_ms, "rows": msgspec.to_builtins(rows)}
+        return topics.MARKET_TICKERS, TickersEvent(t_ms, list(rows))
 
 
 # --- the source ------------------------------------------------------------------------------------------------

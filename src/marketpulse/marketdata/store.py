@@ -17,6 +17,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from marketpulse.bus import Message, Subscription, topics
+from marketpulse.bus.topics import CandlesEvent, TickersEvent
 from marketpulse.marketdata.intervals import Interval
 from marketpulse.marketdata.models import Candle, MarketRow
 from marketpulse.marketdata.resample import Buckets
@@ -205,9 +206,8 @@ class MarketRecorder:
         self._subscriptions = []
         await self.flush()
 
-    async def on_candles(self, msg: Message) -> None:
-        interval = str(msg.data.get("interval", "1m"))
-        candles = [_candle(raw, interval) for raw in msg.data.get("candles", [])]
+    async def on_candles(self, msg: Message[CandlesEvent]) -> None:
+        candles = msg.data.candles
         if not candles:
             return
         await save_candles(self.runtime.sessions, self.exchange, candles)
@@ -218,19 +218,18 @@ class MarketRecorder:
             if deleted:
                 log.info("pruned market data", rows=deleted, retention_days=self.runtime.settings.retention_days)
 
-    async def on_tickers(self, msg: Message) -> None:
+    async def on_tickers(self, msg: Message[TickersEvent]) -> None:
         """Each symbol's first row in a market minute is its snapshot for that minute. Rows are buffered and the
         minute is written in one batch when the market moves on (Binance sends only changed rows, so a minute's
         symbols arrive over many messages)."""
-        time_ms = int(msg.data["time"])
-        minute = time_ms // MINUTE_MS * MINUTE_MS
+        minute = msg.data.time // MINUTE_MS * MINUTE_MS
         if self._minute is not None and minute < self._minute:
             return  # a redelivered message from a minute already written
         if self._minute is not None and minute > self._minute:
             await self.flush()
         self._minute = minute
-        for raw in msg.data.get("rows", []):
-            self._pending.setdefault(str(raw["symbol"]), _row(raw))
+        for row in msg.data.rows:
+            self._pending.setdefault(row.symbol, row)
 
     async def flush(self) -> None:
         """Write the buffered minute's snapshots (called when the minute ends, and on stop)."""
@@ -238,18 +237,3 @@ class MarketRecorder:
             await save_snapshots(self.runtime.sessions, self._minute, list(self._pending.values()))
         self._pending = {}
 
-
-def _candle(raw: dict[str, Any], interval: str) -> Candle:
-    return Candle(
-        str(raw["symbol"]), str(raw.get("interval", interval)), int(raw["open_time"]), float(raw["open"]),
-        float(raw["high"]), float(raw["low"]), float(raw["close"]), float(raw["volume"]),
-        float(raw["quote_volume"]), bool(raw.get("closed", True)),
-    )
-
-
-def _row(raw: dict[str, Any]) -> MarketRow:
-    return MarketRow(
-        symbol=str(raw["symbol"]), time=int(raw["time"]), price=float(raw["price"]),
-        change_pct_24h=float(raw.get("change_pct_24h") or 0.0), quote_volume_24h=float(raw["quote_volume_24h"]),
-        funding_rate=raw.get("funding_rate"), open_interest_usd=raw.get("open_interest_usd"),
-    )

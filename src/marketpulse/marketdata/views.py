@@ -190,5 +190,5 @@ async def ingest_open_interest(request: Request) -> dict[str, Any]:
     await save_open_interest(runtime.sessions, values, as_of)
     request.app.state.open_interest.update(values, as_of)  # this process answers GETs with it at once
     # Every API process's cache, the table and the dashboards pick it up from the bus.
-    await runtime.bus.publish(topics.MARKET_OPEN_INTEREST, {"asOf": as_of, "data": values})
+    await runtime.bus.publish(topics.MARKET_OPEN_INTEREST, topics.OpenInterestEvent(as_of, values))
     return {"accepted": len(values), "asOf": as_of}

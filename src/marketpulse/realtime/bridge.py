@@ -7,6 +7,11 @@ Two kinds of subscription, because several API processes may share one bus:
   message into Socket.IO events. With a Redis manager, that one emit reaches the clients of every process;
   emitting from every process instead would deliver each event once per process.
 The open-interest figures are persisted from a third, shared group, so each update is written once.
+
+Events for users (`volume-alert`, and `paper-fill` / `risk-halt` to their owner's room `user-{owner}`) are pushed
+once per bus message id: a message redelivered, or claimed from a slow API process by another one, is dropped
+(`EventBus.first_time`, shared by every process of the deployment). Market patches need no such guard: they are
+state, merged per symbol, and pushing one twice changes nothing on the screen.
 """
 
 from __future__ import annotations
@@ -19,22 +24,35 @@ import uuid
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+import msgspec
 import socketio
 import structlog
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from marketpulse.bus import EventBus, Message, Subscription, topics
+from marketpulse.bus.topics import OpenInterestEvent, PaperFill, RiskHalt, TickersEvent, Topic
 from marketpulse.clock import Clock
+from marketpulse.detection.models import VolumeAlert
 from marketpulse.marketdata.open_interest import OpenInterestCache, save_open_interest, validate_usd_values
 from marketpulse.realtime import metrics
-from marketpulse.realtime.market_feed import MarketFeed, PatchBuffer, decode_rows, patch_of
+from marketpulse.realtime.market_feed import MarketFeed, PatchBuffer, patch_of
 
 log = structlog.get_logger(__name__)
 
 MARKET_EVENT = "market"
 VOLUME_ALERT_EVENT = "volume-alert"
+PAPER_FILL_EVENT = "paper-fill"
+RISK_HALT_EVENT = "risk-halt"
 BROADCAST_GROUP = "api-broadcast"
 OPEN_INTEREST_STORE_GROUP = "api-open-interest-store"
+# How long a pushed message id is remembered: far beyond any redelivery (claims come within seconds, a restarted
+# API process finds its group's pending messages within minutes).
+PUSHED_TTL_MS = 24 * 3_600_000
+
+
+def user_room(owner: str) -> str:
+    """The Socket.IO room of one owner's connections (paper fills, risk halts; later their alerts by tier)."""
+    return f"user-{owner}"
 
 
 def process_group(prefix: str) -> str:
@@ -63,12 +81,14 @@ class RealtimeBridge:
 
     async def start(self) -> None:
         state = process_group("api-state")
-        plan: list[tuple[str, str, Callable[[Message], Awaitable[None]]]] = [
+        plan: list[tuple[Topic[Any], str, Callable[[Message[Any]], Awaitable[None]]]] = [
             (topics.MARKET_TICKERS, state, self._on_tickers_state),
             (topics.MARKET_OPEN_INTEREST, state, self._on_open_interest_state),
             (topics.MARKET_TICKERS, BROADCAST_GROUP, self._on_tickers_broadcast),
             (topics.MARKET_OPEN_INTEREST, BROADCAST_GROUP, self._on_open_interest_broadcast),
             (topics.ALERTS_VOLUME, BROADCAST_GROUP, self._on_volume_alert),
+            (topics.PAPER_FILLS, BROADCAST_GROUP, self._on_paper_fill),
+            (topics.RISK_HALTS, BROADCAST_GROUP, self._on_risk_halt),
             (topics.MARKET_OPEN_INTEREST, OPEN_INTEREST_STORE_GROUP, self._on_open_interest_store),
         ]
         for topic, group, handler in plan:
@@ -91,43 +111,57 @@ class RealtimeBridge:
 
     # --- state (every process) ---
 
-    async def _on_tickers_state(self, msg: Message) -> None:
-        rows, rejected = decode_rows(msg.data.get("rows", ()))
-        if rejected:
-            metrics.BAD_ROWS.inc(rejected)
-            log.warning("market rows rejected", topic=msg.topic, id=msg.id, rejected=rejected)
-        self._feed.apply_rows(rows)
+    async def _on_tickers_state(self, msg: Message[TickersEvent]) -> None:
+        self._feed.apply_rows(msg.data.rows)
 
-    async def _on_open_interest_state(self, msg: Message) -> None:
-        values, as_of = _open_interest_of(msg, self._clock.now_ms())
+    async def _on_open_interest_state(self, msg: Message[OpenInterestEvent]) -> None:
+        values = _open_interest_of(msg)
         # Stamped on arrival: a replay's asOf is market time, not this server's clock (see open_interest.py).
-        taken = self._oi.update(values, as_of, refreshed_at=self._clock.now_ms())
+        taken = self._oi.update(values, msg.data.as_of, refreshed_at=self._clock.now_ms())
         self._feed.apply_open_interest(taken)
 
-    async def _on_open_interest_store(self, msg: Message) -> None:
-        values, as_of = _open_interest_of(msg, self._clock.now_ms())
-        await save_open_interest(self._sessions, values, as_of)
+    async def _on_open_interest_store(self, msg: Message[OpenInterestEvent]) -> None:
+        await save_open_interest(self._sessions, _open_interest_of(msg), msg.data.as_of)
 
     # --- broadcast (one process per message) ---
 
-    async def _on_tickers_broadcast(self, msg: Message) -> None:
-        rows, _ = decode_rows(msg.data.get("rows", ()))
-        patches = [patch_of(r) for r in rows]
+    async def _on_tickers_broadcast(self, msg: Message[TickersEvent]) -> None:
+        patches = [patch_of(r) for r in msg.data.rows]
         # A source's ticker may not know OI; carrying the cached figure lets a symbol's first patch show it.
         for patch in patches:
             if "openInterestUsd" not in patch and (usd := self._oi.get(patch["symbol"])) is not None:
                 patch["openInterestUsd"] = usd
         self._queue(patches)
 
-    async def _on_open_interest_broadcast(self, msg: Message) -> None:
-        values, _ = _open_interest_of(msg, self._clock.now_ms())
+    async def _on_open_interest_broadcast(self, msg: Message[OpenInterestEvent]) -> None:
+        values = _open_interest_of(msg)
         # Only symbols in the table: OI covers every perpetual, the table may show fewer, and a client can't
         # draw a row from OI alone.
         self._queue([{"symbol": s, "openInterestUsd": usd} for s, usd in values.items() if self._feed.has(s)])
 
-    async def _on_volume_alert(self, msg: Message) -> None:
-        await self._sio.emit(VOLUME_ALERT_EVENT, msg.data)
-        metrics.EMITS.labels(VOLUME_ALERT_EVENT).inc()
+    async def _on_volume_alert(self, msg: Message[VolumeAlert]) -> None:
+        await self._push_once(msg, VOLUME_ALERT_EVENT, msg.data.to_wire())
+
+    async def _on_paper_fill(self, msg: Message[PaperFill]) -> None:
+        await self._push_once(msg, PAPER_FILL_EVENT, msgspec.to_builtins(msg.data), room=user_room(msg.data.owner_id))
+
+    async def _on_risk_halt(self, msg: Message[RiskHalt]) -> None:
+        await self._push_once(msg, RISK_HALT_EVENT, msgspec.to_builtins(msg.data), room=user_room(msg.data.owner_id))
+
+    async def _push_once(self, msg: Message[Any], event: str, payload: Any, *, room: str | None = None) -> None:
+        """Emit unless this message id was pushed already (by this process or another); a failed emit is forgotten,
+        so the redelivery that follows pushes it."""
+        key = f"push:{msg.topic}:{msg.id}"
+        if not await self._bus.first_time(key, PUSHED_TTL_MS):
+            metrics.DUPLICATES_DROPPED.labels(event).inc()
+            log.info("repeated event not pushed again", topic=msg.topic, id=msg.id, deliveries=msg.deliveries)
+            return
+        try:
+            await self._sio.emit(event, payload, to=room)
+        except BaseException:
+            await self._bus.forget_key(key)
+            raise
+        metrics.EMITS.labels(event).inc()
 
     def _queue(self, patches: list[dict[str, Any]]) -> None:
         self._pending.add(patches)
@@ -155,10 +189,11 @@ class RealtimeBridge:
             log.exception("market emit failed", rows=len(rows))
 
 
-def _open_interest_of(msg: Message, now_ms: int) -> tuple[dict[str, float], int]:
-    """Valid entries of an OI message (invalid ones are logged and dropped: the bus has no client to tell)."""
-    values, errors = validate_usd_values(msg.data.get("data") or {})
+def _open_interest_of(msg: Message[OpenInterestEvent]) -> dict[str, float]:
+    """Usable entries of an OI message, symbols normalized (unusable ones are logged and counted: the bus has no
+    client to tell). The bus already dropped entries that are not finite numbers."""
+    values, errors = validate_usd_values(msg.data.data)
     if errors:
         metrics.BAD_ROWS.inc(len(errors))
         log.warning("open interest entries rejected", id=msg.id, errors=errors[:5])
-    return values, int(msg.data.get("asOf") or now_ms)
+    return values

@@ -9,8 +9,9 @@ import socketio
 import structlog
 
 from marketpulse.realtime import metrics
-from marketpulse.realtime.bridge import RealtimeBridge
+from marketpulse.realtime.bridge import RealtimeBridge, user_room
 from marketpulse.settings import Settings
+from marketpulse.trading.owners import current_owner
 
 log = structlog.get_logger(__name__)
 
@@ -35,6 +36,9 @@ def create_socket_server(settings: Settings) -> socketio.AsyncServer:
 def attach_handlers(sio: socketio.AsyncServer, bridge: RealtimeBridge) -> None:
     async def connect(sid: str, environ: dict[str, Any], auth: Any = None) -> None:
         metrics.CLIENTS.inc()
+        # The owner's own events (paper fills, risk halts) go to this room; with accounts, the owner comes from
+        # the connection's credentials instead of the one default owner.
+        await sio.enter_room(sid, user_room(current_owner()))
         await bridge.send_snapshot(sid)
 
     async def disconnect(sid: str, *args: Any) -> None:

@@ -19,6 +19,7 @@ import structlog
 from prometheus_client import Counter
 
 from marketpulse.bus import EventBus, topics
+from marketpulse.bus.topics import CandlesEvent, OpenInterestEvent, TickersEvent
 from marketpulse.clock import Clock, SystemClock
 from marketpulse.marketdata.binance.backoff import Backoff
 from marketpulse.marketdata.binance.frames import (
@@ -127,7 +128,7 @@ class BinanceSource:
             tickers = [t for t in batch.tickers if t.symbol in self._active]
             rows, time = self.table.apply_tickers(tickers), max((t.time for t in tickers), default=0)
         if rows:
-            await bus.publish(topics.MARKET_TICKERS, {"time": time, "rows": [msgspec.to_builtins(r) for r in rows]})
+            await bus.publish(topics.MARKET_TICKERS, TickersEvent(time, list(rows)))
         return True
 
     def _apply_marks(self, marks: Iterable[MarkPrice]) -> list[MarketRow]:
@@ -153,7 +154,7 @@ class BinanceSource:
         candles = [c for batch in fetched for c in batch]
         for start in range(0, len(candles), CANDLES_PER_MESSAGE):
             chunk = candles[start : start + CANDLES_PER_MESSAGE]
-            await bus.publish(topics.MARKET_CANDLES, {"interval": "1m", "candles": msgspec.to_builtins(chunk)})
+            await bus.publish(topics.MARKET_CANDLES, CandlesEvent(chunk))
 
     async def _new_candles(self, rest: BinanceRest, symbol: str, now: int) -> list[Candle]:
         last = self._last_candle.get(symbol)
@@ -188,7 +189,7 @@ class BinanceSource:
         usd = await asyncio.gather(*(self._open_interest_usd(rest, s, marks.get(s)) for s in sorted(self._active)))
         data = {s: v for s, v in zip(sorted(self._active), usd, strict=True) if v is not None}
         self.table.apply_open_interest(data)
-        await bus.publish(topics.MARKET_OPEN_INTEREST, {"asOf": self.clock.now_ms(), "data": data})
+        await bus.publish(topics.MARKET_OPEN_INTEREST, OpenInterestEvent(self.clock.now_ms(), data))
 
     async def _open_interest_usd(self, rest: BinanceRest, symbol: str, mark: float | None) -> float | None:
         if mark is None:

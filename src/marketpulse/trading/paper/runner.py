@@ -10,11 +10,10 @@ before each batch.
 
 from __future__ import annotations
 
-import msgspec
 import structlog
 
 from marketpulse.bus import Message, Subscription, topics
-from marketpulse.marketdata.models import Candle
+from marketpulse.bus.topics import CandlesEvent, TickersEvent
 from marketpulse.runtime import Runtime
 from marketpulse.trading.paper.service import CONSUMER_GROUP
 from marketpulse.trading.paper.strategy_runner import MINUTE_MS
@@ -40,19 +39,18 @@ class PaperRunner:
             await sub.close()
         self._subs.clear()
 
-    async def on_candles_message(self, msg: Message) -> None:
-        if msg.data.get("interval", "1m") != "1m":
+    async def on_candles_message(self, msg: Message[CandlesEvent]) -> None:
+        if msg.data.interval != "1m":
             return  # deployments aggregate minutes themselves; other intervals would double-count
-        candles = msgspec.convert(msg.data.get("candles", []), list[Candle])
+        candles = msg.data.candles
         if candles:
             self.market_clock.observe(max(c.open_time for c in candles) + MINUTE_MS)  # the minute's close
         await self.paper.on_candles(candles)
         await self.deployments.sync_from_store()
         await self.deployments.on_candles(candles)
 
-    async def on_tickers_message(self, msg: Message) -> None:
-        if "time" in msg.data:
-            self.market_clock.observe(int(msg.data["time"]))
-        marks = {row["symbol"]: float(row["price"]) for row in msg.data.get("rows", []) if row.get("price")}
+    async def on_tickers_message(self, msg: Message[TickersEvent]) -> None:
+        self.market_clock.observe(msg.data.time)
+        marks = {row.symbol: row.price for row in msg.data.rows if row.price}
         if marks:
             await self.paper.on_marks(marks)

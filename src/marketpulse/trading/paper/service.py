@@ -493,7 +493,7 @@ class PaperTradingService:
             await self.bus.publish(topics.PAPER_FILLS, fill_event(f))
         for halt in halts:
             log.warning("paper account halted", **halt)
-            await self.bus.publish(topics.RISK_HALTS, halt)
+            await self.bus.publish(topics.RISK_HALTS, topics.RiskHalt(**halt))
 
 
 @dataclass(frozen=True)
@@ -572,13 +572,12 @@ def _book_fill(s: AsyncSession, owner_id: str, book: Book, fill: BookedFill) -> 
     return row
 
 
-def fill_event(f: PaperFillRow) -> dict[str, Any]:
+def fill_event(f: PaperFillRow) -> topics.PaperFill:
     """The `paper.fills` payload."""
-    return {
-        "account_id": f.owner_id, "owner_id": f.owner_id, "order_id": f.order_id, "fill_id": f.id,
-        "symbol": f.symbol, "side": f.side, "quantity": f.quantity, "price": f.price, "fee": f.fee,
-        "realized_pnl": f.realized_pnl, "time": f.time_ms,
-    }
+    return topics.PaperFill(
+        account_id=f.owner_id, owner_id=f.owner_id, order_id=f.order_id, fill_id=f.id, symbol=f.symbol,
+        side=f.side, quantity=f.quantity, price=f.price, fee=f.fee, realized_pnl=f.realized_pnl, time=f.time_ms,
+    )
 
 
 def account_summary(account: PaperAccountRow, book: Book, now: int, leverage: float = 1.0) -> dict[str, Any]:
