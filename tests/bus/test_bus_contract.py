@@ -319,14 +319,15 @@ async def test_a_batch_keeps_its_valid_rows_and_counts_the_rest(bus: EventBus) -
     got: list[Message] = []
     await bus.subscribe(topics.MARKET_CANDLES, "recorder", recorder(got))
     rejected_before = counted("bus_rejected_rows_total", topic="market.candles")
-    rows = [candle("BTCUSDT"), {"symbol": "NOPEUSDT"}, candle("ETHUSDT", volume="ten"), candle("SOLUSDT"), 7]
+    rows = [candle("BTCUSDT"), {"symbol": "NOPEUSDT"}, candle("ETHUSDT", volume="ten"), candle("SOLUSDT"), 7,
+            candle("ADAUSDT", interval="7m")]
     overflow = orjson.dumps(candle("XRPUSDT")).replace(b'"volume":10.0', b'"volume":1e999')  # JSON can say it
     raw = b'{"interval":"1m","candles":[' + b",".join([*map(orjson.dumps, rows), overflow]) + b"]}"
     await bus.publish(topics.MARKET_CANDLES, msgspec.Raw(raw))
     await eventually(lambda: len(got) == 1, "the batch")
     assert [c.symbol for c in got[0].data.candles] == ["BTCUSDT", "SOLUSDT"]
     assert got[0].data.candles[0] == Candle("BTCUSDT", "1m", 1_760_130_000_000, 1.0, 2.0, 0.5, 1.5, 10.0, 15.0)
-    assert counted("bus_rejected_rows_total", topic="market.candles") == rejected_before + 4
+    assert counted("bus_rejected_rows_total", topic="market.candles") == rejected_before + 5
     assert await bus.dead_letters(topics.MARKET_CANDLES) == []  # a batch with good rows is not a dead letter
 
 

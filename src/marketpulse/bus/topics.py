@@ -14,12 +14,14 @@ The one rule for bad data (the same for every consumer, because it is applied he
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Generic, Literal, TypeVar
 
 import msgspec
 
 from marketpulse.detection.models import VolumeAlert
+from marketpulse.marketdata.intervals import INTERVAL_NAMES, Interval
 from marketpulse.marketdata.models import Candle, MarketRow
 
 T = TypeVar("T")
@@ -73,22 +75,28 @@ class Topic(Generic[T]):
 class BatchTopic(Topic[T]):
     """A topic whose payload carries many rows in one field (`rows`: a list of `row`, or a mapping to `row`).
 
-    The fast path decodes the whole message at once; only when that fails are the rows decoded one by one, keeping
-    the valid ones (the envelope around them must still be valid).
+    The fast path decodes the whole message at once; only when that fails (or `valid` refuses a row) are the rows
+    decoded one by one, keeping the valid ones (the envelope around them must still be valid). `valid` holds what
+    the type alone can't say (a candle's interval must be a known one).
     """
 
-    def __init__(self, name: str, payload: type[T], *, rows: str, row: Any) -> None:
+    def __init__(self, name: str, payload: type[T], *, rows: str, row: Any,
+                 valid: Callable[[Any], bool] | None = None) -> None:
         super().__init__(name, payload)
         self.rows_field = rows
         self._row_decoder: msgspec.json.Decoder[Any] = msgspec.json.Decoder(row)
+        self._valid = valid
 
     def decode(self, raw: bytes) -> Decoded[T]:
         try:
-            return Decoded(self._decoder.decode(raw))
+            whole = self._decoder.decode(raw)
         except msgspec.ValidationError:
             return self._decode_rows(raw)  # a row, or the envelope, doesn't fit: find out which
         except msgspec.DecodeError as exc:
             raise UndecodableMessage("not_json", str(exc)) from None
+        if self._valid is None or all(map(self._valid, _values(getattr(whole, self.rows_field)))):
+            return Decoded(whole)
+        return self._decode_rows(raw)
 
     def _decode_rows(self, raw: bytes) -> Decoded[T]:
         try:
@@ -110,9 +118,14 @@ class BatchTopic(Topic[T]):
 
     def _row(self, raw: msgspec.Raw) -> Any:
         try:
-            return self._row_decoder.decode(raw)
+            row = self._row_decoder.decode(raw)
         except msgspec.ValidationError:
             return None
+        return row if self._valid is None or self._valid(row) else None
+
+
+def _values(rows: Any) -> Any:
+    return rows.values() if isinstance(rows, dict) else rows
 
 
 _ENCODER = msgspec.json.Encoder()
@@ -134,7 +147,7 @@ class CandlesEvent(msgspec.Struct, frozen=True):
     """Closed candles (any number of symbols; a minute's batch for the replay)."""
 
     candles: list[Candle]
-    interval: str = "1m"
+    interval: Interval = Interval.M1
 
 
 class OpenInterestEvent(msgspec.Struct, frozen=True, rename={"as_of": "asOf"}):
@@ -177,7 +190,7 @@ class RiskHalt(msgspec.Struct, frozen=True):
 
 MARKET_TICKERS: BatchTopic[TickersEvent] = BatchTopic("market.tickers", TickersEvent, rows="rows", row=MarketRow)
 MARKET_CANDLES: BatchTopic[CandlesEvent] = BatchTopic(
-    "market.candles", CandlesEvent, rows="candles", row=Candle
+    "market.candles", CandlesEvent, rows="candles", row=Candle, valid=lambda c: c.interval in INTERVAL_NAMES
 )
 MARKET_OPEN_INTEREST: BatchTopic[OpenInterestEvent] = BatchTopic(
     "market.open_interest", OpenInterestEvent, rows="data", row=float
