@@ -170,7 +170,7 @@ async def scan_an_hour(runtime: Runtime, clock: FakeClock, store: VolumeAlertSto
     published: list[dict[str, Any]] = []
 
     async def collect(message: Message) -> None:
-        published.append(message.data)
+        published.append(msgspec.to_builtins(message.data))
 
     subscription = await runtime.bus.subscribe(topics.ALERTS_VOLUME, f"test-{uuid.uuid4().hex[:6]}", collect)
     scanner = SpikeScanner(runtime, grace_ms=0, store=store, retry_wait=wait_none())

@@ -251,15 +251,9 @@ class SpikeScanner:
 
     # --- bus handlers ---------------------------------------------------------------------------------------------
 
-    async def _on_candles(self, message: Message) -> None:
+    async def _on_candles(self, message: Message[CandlesEvent]) -> None:
         self._candle_seen_at = asyncio.get_running_loop().time()
-        for raw in message.data.get("candles", ()):
-            try:
-                candle = msgspec.convert(raw, Candle)
-            except msgspec.ValidationError as exc:
-                # Acknowledge and drop: redelivering a malformed candle can't make it valid.
-                log.warning("malformed candle dropped", topic=message.topic, id=message.id, error=str(exc))
-                continue
+        for candle in message.data.candles:  # malformed rows were dropped by the bus (topics.py)
             self.detector.on_candle(candle)
             if self._first_bus_open_ms is None and candle.closed:
                 self._first_bus_open_ms = candle.open_time
