@@ -16,8 +16,7 @@ from pathlib import Path
 
 import socketio
 import structlog
-from fastapi import Depends, FastAPI, HTTPException, status
-from fastapi.responses import FileResponse
+from fastapi import Depends, FastAPI
 from fastapi.staticfiles import StaticFiles
 
 import marketpulse
@@ -36,14 +35,11 @@ from marketpulse.realtime.server import (
     start_socket_server,
 )
 from marketpulse.runtime import Runtime
-from marketpulse.settings import Settings
+from marketpulse.web.assets import vendor_router
 
 log = structlog.get_logger(__name__)
 
 WEB_DIR = Path(__file__).resolve().parents[1] / "web"
-REPO_ROOT = Path(__file__).resolve().parents[3]  # src/marketpulse/api/app.py → the checkout (editable install)
-# Front-end files served from node_modules (installed by `npm ci`, never committed): URL name → path inside it.
-VENDOR_FILES = {"socket.io.min.js": Path("socket.io-client/dist/socket.io.min.js")}
 
 
 def create_app(runtime: Runtime) -> socketio.ASGIApp:
@@ -87,30 +83,6 @@ def create_app(runtime: Runtime) -> socketio.ASGIApp:
     for router in load_routers():
         api.include_router(router)
     api.mount("/static", StaticFiles(directory=WEB_DIR / "static"), name="static")
-    _serve_vendor_files(api, settings)
+    api.include_router(vendor_router(settings))
     api.add_middleware(MetricsMiddleware)
     return PulseApp(sio, api, settings)
-
-
-def node_modules_dir(settings: Settings) -> Path | None:
-    """Where `npm ci` put the front-end libraries: the setting, else ./node_modules, else the checkout's."""
-    candidates = [settings.node_modules_dir] if settings.node_modules_dir else [Path.cwd() / "node_modules",
-                                                                               REPO_ROOT / "node_modules"]
-    return next((p for p in candidates if p is not None and p.is_dir()), None)
-
-
-def _serve_vendor_files(api: FastAPI, settings: Settings) -> None:
-    root = node_modules_dir(settings)
-    missing = [name for name, rel in VENDOR_FILES.items() if root is None or not (root / rel).is_file()]
-    hint = "front-end libraries are not installed: run `npm ci` in the repository root (or `make run`)"
-    if missing:
-        log.warning(hint, missing=missing, looked_in=str(settings.node_modules_dir or Path.cwd() / "node_modules"))
-
-    @api.get("/vendor/{name}", include_in_schema=False)
-    async def vendor_file(name: str) -> FileResponse:
-        if name not in VENDOR_FILES:
-            raise HTTPException(status.HTTP_404_NOT_FOUND, detail=f"no vendored file {name}")
-        if root is None or name in missing:
-            raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, detail=f"{name}: {hint}")
-        return FileResponse(root / VENDOR_FILES[name], media_type="text/javascript",
-                            headers={"Cache-Control": "public, max-age=3600"})
