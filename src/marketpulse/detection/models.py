@@ -17,6 +17,8 @@ from typing import Any, Literal
 
 import msgspec
 
+from marketpulse.wire import camel
+
 AlertType = Literal["SPIKE", "HALF_UPDATE", "FULL_UPDATE"]
 CandleDirection = Literal["bullish", "bearish"]
 
@@ -24,7 +26,7 @@ HOUR_MS = 3_600_000
 MINUTE_MS = 60_000
 
 
-class VolumeAlert(msgspec.Struct, frozen=True, kw_only=True, rename="camel"):
+class VolumeAlert(msgspec.Struct, frozen=True, kw_only=True, rename=camel):
     symbol: str
     asset: str
     current_volume: float  # USDT traded in the alert's hour (so far, for SPIKE and HALF_UPDATE)

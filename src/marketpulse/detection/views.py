@@ -26,6 +26,7 @@ from marketpulse.detection.service import DEFAULT_LIMIT, MAX_LIMIT, VolumeAlertS
 from marketpulse.marketdata.models import asset_of, normalize_symbol
 from marketpulse.runtime import Runtime
 from marketpulse.times import EpochMs
+from marketpulse.wire import WIRE_MODEL
 
 router = APIRouter(prefix="/api/v1/volume-alerts", tags=["volume alerts"])
 
@@ -39,40 +40,41 @@ Volume = Annotated[float, Field(ge=0, allow_inf_nan=False)]
 class VolumeAlertIn(BaseModel):
     """One alert as an external detector sends it (the seed's VolumeAlert fields, camelCase)."""
 
-    model_config = ConfigDict(extra="ignore", str_strip_whitespace=True)
+    # camelCase keys only (as sent by the seed's detectors); unknown keys are ignored
+    model_config = WIRE_MODEL | ConfigDict(extra="ignore", str_strip_whitespace=True, validate_by_name=False)
 
     symbol: Symbol
     asset: Annotated[str | None, Field(max_length=64), NoNul] = None
-    currentVolume: Volume
-    previousVolume: Volume
-    volumeRatio: Volume
+    current_volume: Volume
+    previous_volume: Volume
+    volume_ratio: Volume
     price: Annotated[float | None, Field(ge=0, allow_inf_nan=False)] = None
-    fundingRate: Annotated[float | None, Field(allow_inf_nan=False)] = None
-    candleDirection: Literal["bullish", "bearish"]
-    alertType: Literal["SPIKE", "HALF_UPDATE", "FULL_UPDATE"]
+    funding_rate: Annotated[float | None, Field(allow_inf_nan=False)] = None
+    candle_direction: Literal["bullish", "bearish"]
+    alert_type: Literal["SPIKE", "HALF_UPDATE", "FULL_UPDATE"]
     message: Annotated[str | None, Field(max_length=512), NoNul] = None
     timestamp: EpochMs
-    hourTimestamp: EpochMs | None = None
-    isUpdate: bool | None = None
+    hour_timestamp: EpochMs | None = None
+    is_update: bool | None = None
 
     def to_alert(self) -> VolumeAlert:
         symbol = normalize_symbol(self.symbol)
-        hour = self.hourTimestamp if self.hourTimestamp is not None else self.timestamp - self.timestamp % HOUR_MS
+        hour = self.hour_timestamp if self.hour_timestamp is not None else self.timestamp - self.timestamp % HOUR_MS
         return VolumeAlert(
             symbol=symbol,
             asset=self.asset or asset_of(symbol),
-            current_volume=self.currentVolume,
-            previous_volume=self.previousVolume,
-            volume_ratio=self.volumeRatio,
+            current_volume=self.current_volume,
+            previous_volume=self.previous_volume,
+            volume_ratio=self.volume_ratio,
             price=self.price,
-            funding_rate=self.fundingRate,
-            candle_direction=self.candleDirection,
-            alert_type=self.alertType,
+            funding_rate=self.funding_rate,
+            candle_direction=self.candle_direction,
+            alert_type=self.alert_type,
             message=self.message
-            or alert_message(symbol, self.alertType, self.volumeRatio, self.currentVolume, self.previousVolume),
+            or alert_message(symbol, self.alert_type, self.volume_ratio, self.current_volume, self.previous_volume),
             timestamp=self.timestamp,
             hour_timestamp=hour,
-            is_update=self.isUpdate if self.isUpdate is not None else self.alertType != "SPIKE",
+            is_update=self.is_update if self.is_update is not None else self.alert_type != "SPIKE",
         )
 
 

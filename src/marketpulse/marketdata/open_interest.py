@@ -32,6 +32,7 @@ from marketpulse.clock import Clock
 from marketpulse.marketdata.models import normalize_symbol
 from marketpulse.marketdata.tables import OpenInterestRow
 from marketpulse.times import parse_time_ms
+from marketpulse.wire import camel
 
 SYMBOL_MAX_LENGTH = 64  # open_interest.symbol is VARCHAR(64)
 FUTURE_TOLERANCE_MS = 60_000  # clock skew tolerated between a monitor and this server
@@ -54,7 +55,7 @@ class OpenInterestSnapshot:
     dangerously_stale: bool
 
     def to_wire(self) -> dict[str, Any]:
-        return {"data": self.data, "asOf": self.as_of, "stale": self.stale, "dangerouslyStale": self.dangerously_stale}
+        return {camel(name): getattr(self, name) for name in self.__slots__}
 
 
 class OpenInterestCache:

@@ -22,6 +22,7 @@ from marketpulse.marketdata.open_interest import (
 from marketpulse.marketdata.store import load_candles
 from marketpulse.realtime.market_feed import MarketFeed
 from marketpulse.times import EpochMs
+from marketpulse.wire import WIRE_MODEL, to_wire
 
 router = APIRouter(prefix="/api/v1/market", tags=["market"])
 
@@ -41,20 +42,24 @@ class SortOrder(StrEnum):
 
 
 class MarketRowOut(BaseModel):
+    model_config = WIRE_MODEL
+
     symbol: str
     time: int = Field(description="Market time of the last update, epoch ms")
     price: float
-    changePct24h: float
-    quoteVolume24h: float = Field(description="24h volume in USDT")
-    fundingRate: float | None = Field(description="Current funding rate (0.0001 = 0.01%)")
-    openInterestUsd: float | None = Field(description="Open interest, USD notional")
-    pricePrecision: int | None = Field(description="Decimals the exchange quotes this symbol's price with")
+    change_pct_24h: float
+    quote_volume_24h: float = Field(description="24h volume in USDT")
+    funding_rate: float | None = Field(description="Current funding rate (0.0001 = 0.01%)")
+    open_interest_usd: float | None = Field(description="Open interest, USD notional")
+    price_precision: int | None = Field(description="Decimals the exchange quotes this symbol's price with")
 
 
 class MarketDataOut(BaseModel):
+    model_config = WIRE_MODEL
+
     data: list[MarketRowOut]
     count: int
-    asOf: int | None = Field(description="Market time of the newest row, epoch ms")
+    as_of: int | None = Field(description="Market time of the newest row, epoch ms")
 
 
 class SymbolOut(BaseModel):
@@ -62,13 +67,15 @@ class SymbolOut(BaseModel):
 
 
 class CandleOut(BaseModel):
-    openTime: int
+    model_config = WIRE_MODEL
+
+    open_time: int
     open: float
     high: float
     low: float
     close: float
     volume: float
-    quoteVolume: float = Field(description="Volume in USDT")
+    quote_volume: float = Field(description="Volume in USDT")
     closed: bool = Field(description="False for a bucket still filling (the current hour)")
 
 
@@ -136,30 +143,35 @@ async def market_history(
 
 
 def candle_to_wire(c: Candle) -> dict[str, Any]:
-    return {"openTime": c.open_time, "open": c.open, "high": c.high, "low": c.low, "close": c.close,
-            "volume": c.volume, "quoteVolume": c.quote_volume, "closed": c.closed}
+    return to_wire(c, omit=frozenset({"symbol", "interval"}))
 
 
 # --- open interest ---------------------------------------------------------------------------------------------
 
 
 class OpenInterestOut(BaseModel):
+    model_config = WIRE_MODEL
+
     data: dict[str, float] = Field(description="USD notional (contracts × mark price) per normalized symbol")
-    asOf: int | None = Field(description="Newest data time held, epoch ms; null when nothing is cached")
+    as_of: int | None = Field(description="Newest data time held, epoch ms; null when nothing is cached")
     stale: bool = Field(description="Last refresh ≥ PULSE_OPEN_INTEREST_STALE_S ago (6 min); still served")
-    dangerouslyStale: bool = Field(description="Last refresh ≥ PULSE_OPEN_INTEREST_DANGEROUSLY_STALE_S ago (30 min)")
+    dangerously_stale: bool = Field(description="Last refresh ≥ PULSE_OPEN_INTEREST_DANGEROUSLY_STALE_S ago (30 min)")
 
 
 class OpenInterestIn(BaseModel):
     """The ingest body (documented here; parsed by hand so each bad value's error names its symbol)."""
 
+    model_config = WIRE_MODEL
+
     data: dict[str, float] = Field(description='{"BTCUSDT": 12700000000.5, …}: finite, non-negative USD notional')
-    asOf: int | None = Field(None, description="Epoch ms of the figures; default: now")
+    as_of: int | None = Field(None, description="Epoch ms of the figures; default: now")
 
 
 class IngestOut(BaseModel):
+    model_config = WIRE_MODEL
+
     accepted: int
-    asOf: int
+    as_of: int
 
 
 @router.get("/open-interest", response_model=OpenInterestOut, tags=["open interest"])

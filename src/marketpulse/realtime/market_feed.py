@@ -15,17 +15,9 @@ import msgspec
 
 from marketpulse.marketdata.models import MarketRow
 from marketpulse.marketdata.table import MarketTable
+from marketpulse.wire import camel
 
-WIRE_FIELDS: dict[str, str] = {
-    "symbol": "symbol",
-    "time": "time",
-    "price": "price",
-    "change_pct_24h": "changePct24h",
-    "quote_volume_24h": "quoteVolume24h",
-    "funding_rate": "fundingRate",
-    "open_interest_usd": "openInterestUsd",
-    "price_precision": "pricePrecision",
-}
+WIRE_FIELDS: dict[str, str] = {name: camel(name) for name in MarketRow.__struct_fields__}  # the one camel rule
 
 
 def row_to_wire(row: MarketRow) -> dict[str, Any]:

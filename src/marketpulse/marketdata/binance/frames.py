@@ -15,6 +15,7 @@ from decimal import Decimal, InvalidOperation
 import msgspec
 
 from marketpulse.marketdata.models import Candle, MarkPrice, OpenInterest, Ticker24h
+from marketpulse.wire import camel
 
 TICKER_STREAM = "!ticker@arr"
 MARK_PRICE_STREAM = "!markPrice@arr@1s"
@@ -131,12 +132,12 @@ def mark_from_event(e: MarkPriceEvent) -> MarkPrice:
 # --- REST payloads ------------------------------------------------------------------------------------------
 
 
-class _SymbolFilter(msgspec.Struct, rename="camel"):
+class _SymbolFilter(msgspec.Struct, rename=camel):
     filter_type: str
     tick_size: str | None = None
 
 
-class _SymbolInfo(msgspec.Struct, rename="camel"):
+class _SymbolInfo(msgspec.Struct, rename=camel):
     symbol: str
     status: str
     contract_type: str = ""
@@ -161,13 +162,13 @@ class KlineRow(msgspec.Struct, array_like=True, gc=False):
     quote_volume: float
 
 
-class _OpenInterest(msgspec.Struct, rename="camel"):
+class _OpenInterest(msgspec.Struct, rename=camel):
     symbol: str
     open_interest: float
     time: int
 
 
-class _PremiumIndex(msgspec.Struct, rename="camel"):
+class _PremiumIndex(msgspec.Struct, rename=camel):
     symbol: str
     mark_price: float
     index_price: float = 0.0
