@@ -9,6 +9,7 @@ itself (~0.05 s per million bars); signals are numpy. The engine is imported onl
 from __future__ import annotations
 
 import asyncio
+import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -23,6 +24,7 @@ from marketpulse.backtest.schemas import BacktestRequest, FieldError
 from marketpulse.backtest.tables import BacktestJobRow
 from marketpulse.clock import Clock
 from marketpulse.marketdata.frame import CandleFrame
+from marketpulse.metrics import JOB_DURATION
 from marketpulse.settings import Settings
 
 log = structlog.get_logger(__name__)
@@ -141,6 +143,7 @@ class BacktestJobs:
 
     async def _run(self, job_id: str, req: BacktestRequest) -> None:
         loop = asyncio.get_running_loop()
+        started, status = time.perf_counter(), "failed"
         try:
             await self._update(job_id, status="running", progress=0.05, started_at_ms=self.clock.now_ms())
             loaded = await loop.run_in_executor(self._pool, job_candles, req, self.settings.data_dir)
@@ -151,11 +154,13 @@ class BacktestJobs:
             await loop.run_in_executor(self._pool, write_html_report, result, path)
             await self._update(job_id, status="done", progress=1.0, result=result_json(result, loaded),
                                report_path=str(path), finished_at_ms=self.clock.now_ms())
+            status = "done"
             log.info("backtest job done", job=job_id, trades=len(result.trades))
         except Exception as exc:  # a job's failure is its result: stored for the owner, never lost
             log.warning("backtest job failed", job=job_id, error=str(exc))
             await self._update(job_id, status="failed", error=_reason(exc), finished_at_ms=self.clock.now_ms())
         finally:
+            JOB_DURATION.labels(status=status).observe(time.perf_counter() - started)
             self._running_here.discard(job_id)
 
     async def _update(self, job_id: str, **values: Any) -> None:

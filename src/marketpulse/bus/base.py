@@ -78,6 +78,16 @@ def count_dead_letter(topic: str, reason: str | UndecodableMessage) -> None:
     metrics.DEAD_LETTERS.labels(topic, reason.kind if isinstance(reason, UndecodableMessage) else reason).inc()
 
 
+@dataclass(frozen=True, slots=True)
+class GroupLag:
+    """A consumer group's backlog on a topic (for /metrics)."""
+
+    topic: str
+    group: str
+    lag: int | None  # published, not yet delivered to the group (None: the bus can't tell)
+    pending: int  # delivered, not yet acknowledged
+
+
 class Subscription(ABC):
     @abstractmethod
     async def close(self) -> None:
@@ -109,6 +119,10 @@ class EventBus(ABC):
     @abstractmethod
     async def forget_key(self, key: str) -> None:
         """Undo `first_time(key)` (the effect failed, so a redelivery may try again)."""
+
+    async def group_lags(self) -> list[GroupLag]:
+        """Every consumer group's backlog, whichever process consumes it."""
+        return []
 
     @abstractmethod
     async def ping(self) -> bool:

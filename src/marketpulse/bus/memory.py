@@ -24,6 +24,7 @@ import structlog
 from marketpulse.bus.base import (
     DeadLetter,
     EventBus,
+    GroupLag,
     Handler,
     Subscription,
     count_dead_letter,
@@ -117,6 +118,15 @@ class _MemoryConsumer(Subscription):
         if self._ephemeral:
             self._bus.drop_group(self._group)
 
+    @property
+    def group(self) -> _Group:
+        return self._group
+
+    @property
+    def busy(self) -> bool:
+        """Handling a message now (delivered, not yet acknowledged)."""
+        return self._busy
+
     def abort(self) -> None:
         """Die like a crashed process: a message being handled goes back to the group, unacknowledged."""
         self._stopping = True
@@ -183,6 +193,13 @@ class MemoryBus(EventBus):
 
     async def forget_key(self, key: str) -> None:
         self._seen.pop(key, None)
+
+    async def group_lags(self) -> list[GroupLag]:
+        in_flight: dict[int, int] = defaultdict(int)
+        for sub in self._subscriptions:
+            in_flight[id(sub.group)] += sub.busy
+        return [GroupLag(g.topic.name, g.name, g.queue.qsize(), in_flight[id(g)])
+                for groups in self._groups.values() for g in groups.values()]
 
     async def ping(self) -> bool:
         return True

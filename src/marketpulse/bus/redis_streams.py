@@ -36,6 +36,7 @@ from redis.exceptions import ResponseError
 from marketpulse.bus.base import (
     DeadLetter,
     EventBus,
+    GroupLag,
     Handler,
     Subscription,
     count_dead_letter,
@@ -377,6 +378,19 @@ class RedisStreamsBus(EventBus):
 
     async def forget_key(self, key: str) -> None:
         await self.client.delete(self.stream_key(ONCE_PREFIX + key))
+
+    async def group_lags(self) -> list[GroupLag]:
+        """XINFO GROUPS of every topic stream under the prefix (Redis ≥ 7 reports `lag`; older ones: None)."""
+        out = []
+        async for key in self.client.scan_iter(match=f"{self.stream_prefix}*", _type="stream"):
+            topic = _text(key).removeprefix(self.stream_prefix)
+            if topic.startswith(DEAD_LETTER_PREFIX):
+                continue
+            for info in await self.client.xinfo_groups(key):
+                lag = info.get("lag")
+                out.append(GroupLag(topic, _text(info["name"]), None if lag is None else int(lag),
+                                    int(info["pending"])))
+        return out
 
     async def ping(self) -> bool:
         try:

@@ -15,6 +15,7 @@ from marketpulse.detection.models import VolumeAlert
 from marketpulse.detection.tables import DetectionScanRow, VolumeAlertRow
 from marketpulse.marketdata.models import Candle
 from marketpulse.marketdata.tables import CandleRow
+from marketpulse.metrics import ALERTS_RAISED
 
 DEFAULT_LIMIT = 50
 MAX_LIMIT = 500
@@ -92,7 +93,10 @@ class VolumeAlertStore:
                     set_={"last_scan_ms": progress.excluded.last_scan_ms},
                     where=DetectionScanRow.last_scan_ms < progress.excluded.last_scan_ms,
                 ))
-        return [_with_id(a, i) for a, i in zip(alerts, ids, strict=True) if i in stored]
+        new = [_with_id(a, i) for a, i in zip(alerts, ids, strict=True) if i in stored]
+        for alert in new:  # committed: raised exactly once, by the process whose insert created it
+            ALERTS_RAISED.labels(type=alert.alert_type).inc()
+        return new
 
     async def last_scan(self) -> int | None:
         """The newest spike-scanner scan time whose alerts are stored (None before the first scan)."""

@@ -54,6 +54,7 @@ from marketpulse.marketdata.synthetic import (
     volume_seasonality,
 )
 from marketpulse.marketdata.table import MarketTable
+from marketpulse.metrics import INGEST_FRAMES
 from marketpulse.settings import Settings
 
 log = structlog.get_logger(__name__)
@@ -515,4 +516,5 @@ class ReplaySource:
 async def _publish(bus: EventBus, events: list[Event]) -> None:
     for topic, data in events:
         await bus.publish(topic, data)
+    INGEST_FRAMES.labels(source="replay").inc(len(events))
 

@@ -34,6 +34,7 @@ from marketpulse.marketdata.binance.rest import BinanceApiError, BinanceRest, Sl
 from marketpulse.marketdata.binance.stream import ReconnectingStream, market_stream_url
 from marketpulse.marketdata.models import Candle, MarketRow, MarkPrice
 from marketpulse.marketdata.table import MarketTable
+from marketpulse.metrics import INGEST_FRAMES
 from marketpulse.settings import Settings
 
 log = structlog.get_logger(__name__)
@@ -116,6 +117,7 @@ class BinanceSource:
     # --- stream frames ---
 
     async def _on_message(self, bus: EventBus, raw: str | bytes) -> bool:
+        INGEST_FRAMES.labels(source="binance").inc()
         try:
             batch = decode_frame(raw)
         except FrameRejected as exc:

@@ -25,6 +25,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from marketpulse.bus import EventBus, topics
 from marketpulse.clock import Clock
 from marketpulse.marketdata.models import Candle
+from marketpulse.metrics import PAPER_FILLS
 from marketpulse.settings import Settings
 from marketpulse.trading.paper import store
 from marketpulse.trading.paper.account import Book, Position
@@ -490,6 +491,7 @@ class PaperTradingService:
     async def _publish(self, owner_id: str, fills: Iterable[PaperFillRow], halts: Iterable[dict[str, Any]]) -> None:
         # After the commit: a subscriber that reads the store on a fill event finds the fill there.
         for f in fills:
+            PAPER_FILLS.labels(side=f.side).inc()
             await self.bus.publish(topics.PAPER_FILLS, fill_event(f))
         for halt in halts:
             log.warning("paper account halted", **halt)
