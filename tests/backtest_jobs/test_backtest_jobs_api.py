@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 from fastapi import FastAPI
 
+from marketpulse.api.app import WEB_DIR
 from marketpulse.backtest import Backtest
 from marketpulse.backtest.views import router
 from marketpulse.clock import FakeClock
@@ -163,7 +164,9 @@ async def test_the_page_offers_every_strategy(client: httpx.AsyncClient) -> None
     assert page.status_code == 200 and "text/html" in page.headers["content-type"]
     for name in ("ema_cross", "ut_bot", "rsi_reversion"):
         assert f'"name": "{name}"' in page.text
-    assert 'fetch("/api/v1/backtests"' in page.text
+    # Its script is a static file (the Content-Security-Policy allows no inline script), served by the app's /static.
+    assert '<script src="/static/backtests.js"></script>' in page.text
+    assert 'fetch("/api/v1/backtests"' in (WEB_DIR / "static" / "backtests.js").read_text()
 
 
 async def test_a_job_cut_off_by_a_restart_reports_failed(
