@@ -115,7 +115,15 @@ class Settings(BaseSettings):
 
     # --- realtime ---
     market_debounce_ms: int = Field(500, ge=0, description="Socket.IO `market` event debounce")
-    socketio_channel: str = Field("marketpulse-socketio", description="Redis pub/sub channel the API processes share")
+    deployment: str | None = Field(
+        None, max_length=100, description="Name of this deployment; its API processes share Socket.IO events on a "
+        "channel of that name (default: named after the bus's Redis server and database)"
+    )
+    socketio_channel: str | None = Field(
+        None, max_length=200, description="Redis pub/sub channel the API processes share; default "
+        "`marketpulse-socketio:` + the deployment (pub/sub ignores database numbers: two deployments on one Redis "
+        "server must not share a channel)"
+    )
     node_modules_dir: Path | None = Field(
         None, description="Where `npm ci` put the dashboard's front-end libraries; default ./node_modules of the "
         "working directory"

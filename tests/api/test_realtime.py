@@ -3,27 +3,35 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import shutil
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import httpx
+import msgspec
 import pytest
 import socketio
+from prometheus_client import REGISTRY
 
 from marketpulse.api.app import create_app
-from marketpulse.bus import EventBus, topics
+from marketpulse.bus import EventBus, Message, topics
 from marketpulse.bus.memory import MemoryBus
 from marketpulse.bus.redis_streams import RedisStreamsBus
+from marketpulse.bus.topics import PaperFill, RiskHalt
 from marketpulse.clock import FakeClock
+from marketpulse.detection.models import VolumeAlert
 from marketpulse.marketdata.open_interest import OpenInterestCache
 from marketpulse.realtime.bridge import RealtimeBridge
 from marketpulse.realtime.market_feed import MarketFeed
+from marketpulse.realtime.server import redis_location, socketio_channel
 from marketpulse.runtime import Runtime
 from marketpulse.settings import Settings
+from marketpulse.trading.owners import DEFAULT_OWNER
 
 from .serving import API_KEY, eventually, serving
 
@@ -46,8 +54,12 @@ class Listener:
         self.market: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
         self.alerts: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
         self.snapshot: dict[str, Any] = {}
+        self.fills: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
+        self.halts: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
         self.client.on("market", self.market.put)
         self.client.on("volume-alert", self.alerts.put)
+        self.client.on("paper-fill", self.fills.put)
+        self.client.on("risk-halt", self.halts.put)
 
     async def next_market(self) -> dict[str, Any]:
         return await asyncio.wait_for(self.market.get(), 5)
@@ -247,3 +259,158 @@ async def _next_update(listener: Listener) -> dict[str, Any]:
     payload = await listener.next_market()
     assert payload["full"] is False
     return payload
+
+
+# --- events for one owner ---------------------------------------------------------------------------------------
+
+
+def fill(owner: str, fill_id: str) -> PaperFill:
+    return PaperFill(owner_id=owner, order_id=f"o-{fill_id}", fill_id=fill_id, symbol="BTCUSDT", side="buy",
+                     quantity=0.5, price=60_000.0, fee=15.0, realized_pnl=0.0, time=T0, account_id=owner)
+
+
+async def test_paper_fills_and_risk_halts_reach_their_owner_only(sqlite_runtime: Runtime) -> None:
+    bus = sqlite_runtime.bus
+    halt = RiskHalt(owner_id=DEFAULT_OWNER, reason="daily_loss_limit", equity=9_400.0, day_start_equity=10_000.0,
+                    limit_pct=0.05, halted_until=T0 + 86_400_000, time=T0, account_id=DEFAULT_OWNER)
+    async with serving(create_app(sqlite_runtime)) as url, listening(url) as listener:
+        await bus.publish(topics.PAPER_FILLS, fill("someone-else", "f0"))  # another owner's: not for this client
+        await bus.publish(topics.PAPER_FILLS, fill(DEFAULT_OWNER, "f1"))
+        await bus.publish(topics.RISK_HALTS, halt)
+        got = await asyncio.wait_for(listener.fills.get(), 5)
+        assert got == msgspec.to_builtins(fill(DEFAULT_OWNER, "f1"))  # the first one it gets is its own
+        assert await asyncio.wait_for(listener.halts.get(), 5) == msgspec.to_builtins(halt)
+
+
+# --- each event pushed once -----------------------------------------------------------------------------------
+
+
+def recording_bridge(bus: EventBus, sio: Any, clock: FakeClock) -> RealtimeBridge:
+    return RealtimeBridge(bus=bus, sio=sio, feed=MarketFeed(), open_interest=OpenInterestCache(clock, 360, 1800),
+                          clock=clock, sessions=None, debounce_ms=0)  # type: ignore[arg-type]
+
+
+def dropped(event: str) -> float:
+    return REGISTRY.get_sample_value("realtime_duplicates_dropped_total", {"event": event}) or 0.0
+
+
+async def test_a_redelivered_alert_is_pushed_once(clock: FakeClock) -> None:
+    sio = RecordingSio()
+    bridge = recording_bridge(MemoryBus(), sio, clock)
+    message = Message("7-0", topics.ALERTS_VOLUME.name, msgspec.convert(ALERT, VolumeAlert), 1)
+    before = dropped("volume-alert")
+    await bridge._on_volume_alert(message)
+    await bridge._on_volume_alert(replace(message, deliveries=2))  # the bus delivers it again (at least once)
+    assert [(event, data) for event, data, _ in sio.emitted] == [("volume-alert", ALERT)]
+    assert dropped("volume-alert") == before + 1
+
+
+class FailingOnceSio(RecordingSio):
+    async def emit(self, event: str, data: Any, **kwargs: Any) -> None:
+        if not self.emitted and not getattr(self, "failed", False):
+            self.failed = True
+            raise ConnectionError("redis manager unreachable")
+        await super().emit(event, data, **kwargs)
+
+
+async def test_an_alert_whose_push_failed_is_pushed_by_the_redelivery(clock: FakeClock) -> None:
+    bus, sio = MemoryBus(redelivery_delay_s=0.01), FailingOnceSio()
+    bridge = recording_bridge(bus, sio, clock)
+    await bridge.start()
+    try:
+        await bus.publish(topics.ALERTS_VOLUME, ALERT)
+        await eventually(lambda: _async(len(sio.emitted) == 1))
+    finally:
+        await bridge.stop()
+    assert sio.emitted[0][:2] == ("volume-alert", ALERT)
+
+
+class StalledSio(RecordingSio):
+    """An API process that stalls in its first alert emit (a slow network, a GC pause) until released."""
+
+    def __init__(self, release: asyncio.Event) -> None:
+        super().__init__()
+        self.release, self.stalled = release, asyncio.Event()
+
+    async def emit(self, event: str, data: Any, **kwargs: Any) -> None:
+        if event == "volume-alert" and not self.stalled.is_set():
+            self.stalled.set()
+            await self.release.wait()
+        await super().emit(event, data, **kwargs)
+
+
+@pytest.mark.redis
+async def test_an_alert_claimed_from_a_slow_api_process_is_not_pushed_twice(redis_url: str, clock: FakeClock) -> None:
+    """Two API processes share the broadcast group. The one that reads the alert stalls past the claim time; the
+    other claims the message (delivery 2) and must drop it, since the first one is pushing it."""
+    release = asyncio.Event()
+    prefix = f"test-{uuid.uuid4().hex[:6]}:"
+    buses = [RedisStreamsBus(redis_url, stream_prefix=prefix, claim_idle_ms=200, block_ms=20) for _ in range(2)]
+    sios = [StalledSio(release), StalledSio(release)]
+    bridges = [recording_bridge(bus, sio, clock) for bus, sio in zip(buses, sios, strict=True)]
+    before = dropped("volume-alert")
+    try:
+        for bridge in bridges:
+            await bridge.start()
+        await buses[0].publish(topics.ALERTS_VOLUME, ALERT)
+        await eventually(lambda: _async(dropped("volume-alert") == before + 1))  # the claim came, and was dropped
+        release.set()
+        await eventually(lambda: _async(sum(len(s.emitted) for s in sios) == 1))
+    finally:
+        release.set()
+        for bridge in bridges:
+            await bridge.stop()
+        for bus in buses:
+            await bus.close()
+    assert [e[:2] for s in sios for e in s.emitted] == [("volume-alert", ALERT)]
+
+
+# --- deployments sharing a Redis server -----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("settings", "channel"),
+    [
+        ({"bus_url": "redis://127.0.0.1:6379/3"}, "marketpulse-socketio:127.0.0.1:6379/3"),
+        ({"bus_url": "redis://:secret@cache.internal/4"}, "marketpulse-socketio:cache.internal:6379/4"),
+        ({"bus_url": "memory://", "redis_url": "redis://10.0.0.5:6380"}, "marketpulse-socketio:10.0.0.5:6380/0"),
+        ({"bus_url": "redis://127.0.0.1:6379/3", "deployment": "eu-prod"}, "marketpulse-socketio:eu-prod"),
+        ({"bus_url": "redis://127.0.0.1:6379/3", "deployment": "eu-prod", "socketio_channel": "mine"}, "mine"),
+    ],
+)
+def test_the_socketio_channel_is_the_deployments_own(settings: dict[str, Any], channel: str) -> None:
+    assert socketio_channel(Settings(**settings)) == channel
+
+
+OTHER_REDIS_URL = os.environ.get("PULSE_TEST_E2E_REDIS_URL", "redis://127.0.0.1:6379/14")
+
+
+@pytest.mark.redis
+async def test_two_deployments_on_one_redis_server_do_not_hear_each_other(
+    tmp_path: Path, sqlite_template: Path, redis_url: str, clock: FakeClock
+) -> None:
+    """Deployments A and B use two databases of one Redis server and the default (derived) Socket.IO channel. Pub/sub
+    ignores database numbers, so with one shared channel each would push the other's alerts to its users."""
+    assert redis_location(redis_url) != redis_location(OTHER_REDIS_URL), "the two deployments need two databases"
+    prefix = f"test-{uuid.uuid4().hex[:6]}:"
+    async with AsyncExitStack() as stack:
+        buses, listeners = [], []
+        for name, url in (("a", redis_url), ("b", OTHER_REDIS_URL)):
+            db = tmp_path / f"{name}.db"
+            shutil.copy(sqlite_template, db)
+            settings = Settings(database_url=f"sqlite+aiosqlite:///{db}", bus_url=url, ingest_api_key=API_KEY,
+                                market_debounce_ms=0, data_dir=tmp_path)
+            bus = RedisStreamsBus(url, stream_prefix=prefix, block_ms=50)
+            rt = Runtime.open(settings, clock=clock, bus=bus)
+            stack.push_async_callback(rt.close)
+            buses.append(bus)
+            listeners.append(await stack.enter_async_context(listening(
+                await stack.enter_async_context(serving(create_app(rt)))
+            )))
+        for i, bus in enumerate(buses):
+            await bus.publish(topics.ALERTS_VOLUME, {**ALERT, "id": f"from-{i}"})
+        for i, listener in enumerate(listeners):
+            # Each deployment's alert came through its own channel; the other's would have arrived in between.
+            assert (await listener.next_alert())["id"] == f"from-{i}"
+            await buses[i].publish(topics.ALERTS_VOLUME, {**ALERT, "id": f"end-{i}"})
+            assert (await listener.next_alert())["id"] == f"end-{i}"

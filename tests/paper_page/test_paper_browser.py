@@ -22,8 +22,11 @@ from marketpulse.api.app import create_app
 from marketpulse.bus import topics
 from marketpulse.bus.memory import MemoryBus
 from marketpulse.clock import FakeClock
+from marketpulse.realtime.bridge import user_room
 from marketpulse.runtime import Runtime
 from marketpulse.settings import Settings
+from marketpulse.trading.owners import DEFAULT_OWNER
+from marketpulse.trading.paper import page as paper_page
 from marketpulse.trading.paper.runner import PaperRunner
 
 CHROMIUM = "/usr/bin/chromium"
@@ -195,4 +198,37 @@ async def test_trading_through_the_paper_page(runtime: Runtime, runner: PaperRun
 
         await page.screenshot(path=str(SCREENSHOT), full_page=True)
         assert errors == []
+        await browser.close()
+
+
+async def test_a_fill_is_pushed_to_the_page_at_once(
+    runtime: Runtime, runner: PaperRunner, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The page learns of a fill from the server's push (paper.fills → Socket.IO room user-default), not from its
+    next poll: polling is slowed to an hour here, so only the push can show the fill within the test."""
+    from playwright.async_api import async_playwright, expect
+
+    monkeypatch.setattr(paper_page, "REFRESH_MS", 3_600_000)
+    expect.set_options(timeout=10_000)
+    await market_until(runtime, [candle(T0 - MINUTE, 59_900.0, 60_000.0)])
+    await runtime.bus.publish(topics.MARKET_TICKERS, ticker(T0, 60_000.0))
+    app = create_app(runtime)
+    async with serving(app) as url, async_playwright() as pw:
+        async with httpx.AsyncClient(base_url=url) as http:
+            placed = await http.post("/api/v1/paper/orders", json={"symbol": "BTCUSDT", "side": "buy",
+                                                                    "type": "market", "quantity": 0.1})
+            assert placed.status_code == 201, placed.text
+        browser = await pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
+        page = await browser.new_page()
+        await page.goto(url + "/paper")
+        await expect(page.locator("#orders tbody tr")).to_have_count(1)  # from the page's bootstrap snapshot
+        sio = app.engineio_server
+
+        async def page_in_owner_room() -> bool:
+            return any(True for _ in sio.manager.get_participants("/", user_room(DEFAULT_OWNER)))
+
+        await eventually(page_in_owner_room)
+        await market_until(runtime, [candle(T0, 60_100.0, 60_300.0)])  # the order fills at this open
+        await expect(page.locator("#positions tbody tr")).to_have_count(1)
+        await expect(page.locator("#fills tbody tr")).to_have_count(1)
         await browser.close()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from typing import Any
+from urllib.parse import parse_qs, urlsplit
 
 import socketio
 import structlog
@@ -16,6 +17,7 @@ from marketpulse.trading.owners import current_owner
 log = structlog.get_logger(__name__)
 
 REDIS_SCHEMES = ("redis://", "rediss://", "unix://")
+CHANNEL_PREFIX = "marketpulse-socketio:"
 
 
 def fanout_redis_url(settings: Settings) -> str | None:
@@ -25,9 +27,34 @@ def fanout_redis_url(settings: Settings) -> str | None:
     return settings.bus_url if settings.bus_url.startswith(REDIS_SCHEMES) else None
 
 
+def socketio_channel(settings: Settings) -> str:
+    """The pub/sub channel of this deployment's API processes.
+
+    Redis pub/sub is global to the server, whatever the database number: two deployments on one Redis server with
+    one channel would push each other's events to their users. So the default names the deployment: its
+    `PULSE_DEPLOYMENT`, else the bus's Redis location with its database (its streams live there: the same
+    location means the same deployment), else the fan-out Redis's."""
+    if settings.socketio_channel:
+        return settings.socketio_channel
+    if settings.deployment:
+        return f"{CHANNEL_PREFIX}{settings.deployment}"
+    bus_redis = settings.bus_url if settings.bus_url.startswith(REDIS_SCHEMES) else None
+    url = bus_redis or fanout_redis_url(settings)
+    return CHANNEL_PREFIX + (redis_location(url) if url else "local")
+
+
+def redis_location(url: str) -> str:
+    """`host:port/db` (or `unix:path/db`) of a Redis URL: no credentials, defaults made explicit."""
+    parts = urlsplit(url)
+    query_db = parse_qs(parts.query).get("db", [""])[0]  # overrides the path's, as in redis-py
+    if parts.scheme == "unix":
+        return f"unix:{parts.path}/{query_db or '0'}"
+    return f"{parts.hostname or 'localhost'}:{parts.port or 6379}/{query_db or parts.path.strip('/') or '0'}"
+
+
 def create_socket_server(settings: Settings) -> socketio.AsyncServer:
     url = fanout_redis_url(settings)
-    manager = socketio.AsyncRedisManager(url, channel=settings.socketio_channel) if url else None
+    manager = socketio.AsyncRedisManager(url, channel=socketio_channel(settings)) if url else None
     # always_connect: the connection is accepted before the connect handler runs, so the snapshot it emits
     # is delivered; we never refuse a client (the dashboard is public).
     return socketio.AsyncServer(async_mode="asgi", client_manager=manager, always_connect=True)

@@ -487,4 +487,12 @@
   syncDeployForm();
   if (boot.snapshot) render(boot.snapshot);
   timer = setTimeout(refresh, REFRESH_MS);
+
+  // Live: the server pushes this owner's fills and risk halts (Socket.IO room user-{owner}); each one refreshes
+  // the page at once instead of at the next poll. Polling stays: it covers everything else, and a lost socket.
+  if (window.io) {
+    const socket = window.io({ transports: ["websocket", "polling"] });
+    socket.on("paper-fill", () => refresh());
+    socket.on("risk-halt", () => refresh());
+  }
 })();
