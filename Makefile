@@ -1,12 +1,18 @@
 # Two commands: `make run` (install, then start the whole platform on embedded defaults) and `make test`.
+# Python packages come from the lock files in requirements/ (exact versions with hashes, so a fresh clone installs
+# what was tested): run.txt is what the platform needs, test.txt adds the test tools. `make lock` regenerates both
+# after a change to pyproject.toml's dependencies, keeping every pin it can.
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
-STAMP := $(VENV)/.installed
+LOCK_RUN := requirements/run.txt
+LOCK_TEST := requirements/test.txt
+COMPILE = $(BIN)/uv pip compile pyproject.toml --quiet --generate-hashes --universal \
+	--annotation-style line --custom-compile-command "make lock"
 
-.PHONY: run test install services chromium lint typecheck bench clean
+.PHONY: run test install install-run services chromium lint bench lock clean
 
-run: install
+run: install-run
 	$(BIN)/pulse demo
 
 test: install services chromium
@@ -14,17 +20,35 @@ test: install services chromium
 	$(BIN)/mypy
 	$(BIN)/pytest -q -p no:cacheprovider
 
-install: $(STAMP) node_modules/.installed
+install: $(VENV)/.installed-test node_modules/.installed
 
-$(STAMP): pyproject.toml
+install-run: $(VENV)/.installed-run node_modules/.installed
+
+$(VENV)/.created:
 	test -d $(VENV) || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
-	$(BIN)/pip install -q -e '.[test]'
 	touch $@
+
+# --no-deps for the project itself: every dependency is already installed, pinned and hash-checked from the lock.
+$(VENV)/.installed-run: $(VENV)/.created $(LOCK_RUN) pyproject.toml
+	$(BIN)/pip install -q --require-hashes -r $(LOCK_RUN)
+	$(BIN)/pip install -q --no-deps -e .
+	touch $@
+
+$(VENV)/.installed-test: $(VENV)/.created $(LOCK_TEST) pyproject.toml
+	$(BIN)/pip install -q --require-hashes -r $(LOCK_TEST)
+	$(BIN)/pip install -q --no-deps -e .
+	touch $@ $(VENV)/.installed-run
 
 node_modules/.installed: package.json package-lock.json
 	npm ci --no-audit --no-fund --loglevel=error
 	touch $@
+
+# Re-resolve the lock files from pyproject.toml; versions already pinned stay unless a new requirement moves them.
+lock: $(VENV)/.created
+	$(BIN)/pip install -q uv
+	$(COMPILE) -o $(LOCK_RUN)
+	$(COMPILE) --extra test -o $(LOCK_TEST)
 
 services:
 	./scripts/services.sh
