@@ -25,7 +25,7 @@ def test_every_camel_surface_agrees_with_the_rule() -> None:
     assert "fundingRate" not in patch_of(row) and patch_of(row)["openInterestUsd"] == 5.0
     # The HTTP schema lists exactly the names the feed sends.
     assert list(MarketRowOut.model_json_schema(mode="serialization")["properties"]) == list(row_to_wire(row))
-    candle = Candle("BTCUSDT", "1m", 1_760_000_000_000, 1.0, 2.0, 0.5, 1.5, 10.0, 15.0)
+    candle = Candle("BTCUSDT", "1m", 1_760_126_400_000, 1.0, 2.0, 0.5, 1.5, 10.0, 15.0)
     assert list(candle_to_wire(candle)) == list(CandleOut.model_json_schema(mode="serialization")["properties"])
     alert = VolumeAlert(symbol="BTCUSDT", asset="BTC", current_volume=2.0, previous_volume=1.0, volume_ratio=2.0,
                         price=None, funding_rate=None, candle_direction="bullish", alert_type="SPIKE", message="m",

@@ -70,6 +70,8 @@ class Interval(StrEnum):
 INTERVAL_NAMES = frozenset(i.value for i in Interval)
 _UNIT_MS = {"m": MINUTE_MS, "h": HOUR_MS, "d": DAY_MS}
 _MS: dict[Interval, int] = {i: int(i.value[:-1]) * _UNIT_MS[i.value[-1]] for i in Interval}
+# Name → length for hot paths that already hold a plain str (a Candle checks its own interval on creation).
+MS_BY_NAME: dict[str, int] = {i.value: ms for i, ms in _MS.items()}
 
 
 def interval_ms(value: object) -> int:

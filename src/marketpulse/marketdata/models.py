@@ -10,7 +10,8 @@ import re
 
 import msgspec
 
-from marketpulse.marketdata.intervals import INTERVAL_NAMES, UnknownIntervalError
+from marketpulse.marketdata.intervals import MS_BY_NAME, UnknownIntervalError
+from marketpulse.times import EARLIEST_MS, LATEST_MS
 
 _SYMBOL_JUNK = re.compile(r"[-_/:\s]")
 
@@ -44,8 +45,13 @@ class Candle(msgspec.Struct, frozen=True):
     def __post_init__(self) -> None:
         # Runs on construction and on msgspec decoding alike, so a bus message, a file row or an API body with
         # an interval outside the one set is refused the same way everywhere.
-        if self.interval not in INTERVAL_NAMES:
+        step = MS_BY_NAME.get(self.interval)
+        if step is None:
             raise UnknownIntervalError(self.interval)
+        if not EARLIEST_MS <= self.open_time < LATEST_MS:
+            raise ValueError(f"open_time {self.open_time} is outside 2000-01-01 … 2100-01-01 UTC in epoch ms")
+        if self.open_time % step:
+            raise ValueError(f"open_time {self.open_time} is not on a {self.interval} boundary (UTC)")
 
 
 class Ticker24h(msgspec.Struct, frozen=True):
