@@ -1,6 +1,6 @@
 """The process's long-lived services, built once from its Runtime, handed to routes and roles, and shut down.
 
-    runtime.services.paper / .deployments / .paper_clock / .backtests
+    runtime.services.paper / .deployments / .paper_clock / .backtests / .accounts
 
 Built on first use (a `pulse ingest` process never builds them, so it never loads the engine); `Runtime.close`
 stops them. HTTP routes get them through FastAPI dependencies (`get_services` and the views' own small ones), and
@@ -18,6 +18,7 @@ from fastapi import Request
 from marketpulse.clock import EventClock
 
 if TYPE_CHECKING:
+    from marketpulse.accounts.service import AccountsService
     from marketpulse.backtest.service import BacktestJobs
     from marketpulse.runtime import Runtime
     from marketpulse.trading.paper.deployments import DeploymentService
@@ -30,9 +31,11 @@ class Services:
     deployments: DeploymentService
     paper_clock: EventClock  # the market's time as paper trading last saw it (falls back to the runtime's clock)
     backtests: BacktestJobs
+    accounts: AccountsService
 
     @classmethod
     def build(cls, runtime: Runtime) -> Services:
+        from marketpulse.accounts.service import AccountsService
         from marketpulse.backtest.service import BacktestJobs
         from marketpulse.trading.paper.deployments import DeploymentService
         from marketpulse.trading.paper.service import PaperConfig, PaperTradingService
@@ -45,6 +48,7 @@ class Services:
             deployments=DeploymentService(runtime.sessions, paper, history_bars=settings.paper_history_bars),
             paper_clock=clock,
             backtests=BacktestJobs(runtime.sessions, runtime.clock, settings),
+            accounts=AccountsService(runtime.sessions, runtime.clock, settings),
         )
 
     async def close(self) -> None:

@@ -83,9 +83,9 @@ class Settings(BaseSettings):
     # --- paper trading, risk manager, backtest jobs ---
     paper_starting_balance: float = Field(10_000.0, gt=0, description="A new paper account's balance, in USDT")
     paper_plan: str = Field(
-        "pro", pattern="^(free|pro|premium|enterprise)$",
-        description="Plan whose limits paper accounts get until accounts exist (concurrent positions: free 3, "
-        "pro 10, premium 50, enterprise unlimited)",
+        "pro", pattern="^(free|pro|elite|premium|enterprise)$",
+        description="Plan whose limits (from the plan table, GET /api/v1/plans) paper accounts and backtest jobs get "
+        "until routes act for the signed-in user",
     )
     paper_taker_fee_bps: float = Field(
         4.0, ge=0, description="Paper fee for market and stop fills and limits marketable when placed, basis points"
@@ -128,6 +128,33 @@ class Settings(BaseSettings):
         None, description="Where `npm ci` put the dashboard's front-end libraries; default ./node_modules of the "
         "working directory"
     )
+
+    # --- accounts: sign-in, sessions, mail ---
+    jwt_secret_key: SecretStr = Field(
+        SecretStr("dev-jwt-secret-key-change-me-in-production"),
+        description="HS256 key signing access tokens (32+ bytes); set it in production, the same in every process",
+    )
+    access_token_ttl_s: int = Field(900, ge=30, le=86_400, description="Lifetime of an access token (JWT)")
+    refresh_token_ttl_s: int = Field(
+        30 * 86_400, ge=300, description="A sign-in session ends this long after its last refresh"
+    )
+    verify_email_ttl_s: int = Field(86_400, ge=60, description="How long an email-verification link works")
+    password_reset_ttl_s: int = Field(3_600, ge=60, description="How long a password-reset link works")
+    auth_email_rate_limit: str = Field(
+        "5/hour", description="Verification/reset mails asked for, per address and per client (`limits` notation)"
+    )
+    rate_limit_storage: str = Field(
+        "memory://", description="Where rate-limit counters live: memory:// (one process) or redis://host:port/db"
+    )
+    public_url: str = Field(
+        "http://127.0.0.1:8000", description="The site's address as users reach it: the base of links in mail"
+    )
+    smtp_host: str | None = Field(None, description="SMTP server for account mail; unset: mail is not sent")
+    smtp_port: int = Field(25, ge=1, le=65_535, description="SMTP server port")
+    smtp_username: str | None = Field(None, description="SMTP user, when the server wants a login")
+    smtp_password: SecretStr | None = Field(None, description="SMTP password, when the server wants a login")
+    smtp_starttls: bool = Field(False, description="Upgrade the SMTP connection with STARTTLS")
+    mail_from: str = Field("marketpulse <no-reply@localhost>", description="From: of account mail")
 
     log_level: str = Field("INFO", description="DEBUG, INFO, WARNING or ERROR")
     log_json: bool = Field(False, description="One JSON object per log line instead of the console format")

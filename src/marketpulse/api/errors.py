@@ -27,6 +27,8 @@ log = structlog.get_logger(__name__)
 EXCERPT_CHARS = 100  # of a bad input echoed back
 TEXT_CHARS = 300  # of any other string in an error body (messages, locations), which may quote the input
 MAX_ITEMS = 50  # errors (or list items) in one body; the rest are counted, not listed
+# Fields whose value is a credential: an error about one names the field but never shows what was sent.
+SECRET_FIELDS = frozenset({"password", "current_password", "new_password", "token", "refresh_token"})
 
 
 def install_error_handlers(app: FastAPI) -> None:
@@ -81,7 +83,8 @@ def render_errors(errors: list[Any]) -> list[dict[str, Any]]:
 def _render_error(error: dict[str, Any]) -> dict[str, Any]:
     out: dict[str, Any] = {k: clip(v) for k, v in error.items() if k not in ("input", "ctx", "url")}
     if "input" in error:
-        out["input"] = excerpt(error["input"])
+        secret = any(part in SECRET_FIELDS for part in error.get("loc", ()))
+        out["input"] = "(hidden)" if secret else excerpt(error["input"])
     if error.get("ctx"):
         out["ctx"] = {str(k): clip(v if isinstance(v, int | float | str | bool | None) else str(v))
                       for k, v in dict(error["ctx"]).items()}

@@ -16,6 +16,7 @@ ROUTERS: list[str] = [
     "marketpulse.trading.paper.views:router",
     "marketpulse.backtest.views:router",
     "marketpulse.trading.paper.page:router",
+    "marketpulse.accounts.views:router",
 ]
 
 

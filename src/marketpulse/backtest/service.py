@@ -19,6 +19,7 @@ import structlog
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from marketpulse.accounts.plans import plan_named
 from marketpulse.backtest.candles import LoadedCandles, NoCandles, job_candles
 from marketpulse.backtest.schemas import BacktestRequest, FieldError
 from marketpulse.backtest.tables import BacktestJobRow
@@ -30,7 +31,6 @@ from marketpulse.settings import Settings
 log = structlog.get_logger(__name__)
 
 MAX_TRADES_STORED = 10_000  # a result row stays a reasonable size; the report and stats still cover every trade
-FREE_PLAN_DAILY_BACKTESTS = 3  # the seed's free tier
 DAY_MS = 86_400_000
 # A queued/running job no process has touched for this long was cut off by a restart: report it as failed.
 # (Each step writes progress; one step — a huge backtest — can run long, hence the generous margin.)
@@ -132,14 +132,15 @@ class BacktestJobs:
 
     async def _check_daily_limit(self, s: AsyncSession, owner_id: str, now: int) -> None:
         # TODO(accounts): the owner's own plan; until accounts exist every owner has the configured plan.
-        if self.settings.paper_plan != "free":
+        limit = plan_named(self.settings.paper_plan).backtests_per_day
+        if limit is None:
             return
         day_start = now - now % DAY_MS
         stmt = select(func.count()).select_from(BacktestJobRow).where(
             BacktestJobRow.owner_id == owner_id, BacktestJobRow.created_at_ms >= day_start
         )
-        if (await s.execute(stmt)).scalar_one() >= FREE_PLAN_DAILY_BACKTESTS:
-            raise DailyLimitReached(FREE_PLAN_DAILY_BACKTESTS)
+        if (await s.execute(stmt)).scalar_one() >= limit:
+            raise DailyLimitReached(limit)
 
     async def _run(self, job_id: str, req: BacktestRequest) -> None:
         loop = asyncio.get_running_loop()

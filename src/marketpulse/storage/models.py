@@ -1,5 +1,6 @@
 """Imports every capability's tables so Alembic and tests see one complete metadata."""
 
+from marketpulse.accounts import tables as _accounts_tables  # noqa: F401
 from marketpulse.backtest import tables as _backtest_tables  # noqa: F401
 from marketpulse.detection import tables as _detection_tables  # noqa: F401
 from marketpulse.marketdata import tables as _marketdata_tables  # noqa: F401

@@ -27,6 +27,8 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
+from marketpulse.accounts.plans import plan_named
+
 DAY_MS = 86_400_000
 # Binance's lowest maintenance tier is 0.4 %; 0.5 % also covers the taker fee of closing at that price.
 MAINTENANCE_MARGIN_RATE = 0.005
@@ -42,14 +44,9 @@ class Plan(StrEnum):
     ENTERPRISE = "enterprise"
 
 
-# The seed's tiers: pro 10 concurrent trades, premium 50, enterprise "unlimited everything".
-# Free has no live trading in the seed; for *paper* we allow 3 — enough to learn with one deployment and a
-# couple of manual trades, in line with the free tier's 3 backtests a day.
+# Limits come from the one plan table (`marketpulse.accounts.plans`); "premium" there is elite's other name.
 PLAN_MAX_CONCURRENT_POSITIONS: dict[Plan, int | None] = {
-    Plan.FREE: 3,
-    Plan.PRO: 10,
-    Plan.PREMIUM: 50,
-    Plan.ENTERPRISE: None,
+    p: plan_named(p.value).concurrent_paper_positions for p in Plan
 }
 
 

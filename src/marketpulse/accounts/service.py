@@ -1,0 +1,386 @@
+"""Accounts over the database: sign-up, sign-in sessions with rotating refresh tokens, one-time email tokens.
+
+One instance per process, built with the runtime's services (`runtime.services.accounts`). Password hashing
+(argon2id) is deliberately slow, so it runs on a thread and never blocks the event loop. Every time comes from the
+injected clock; only the rate limiter (the `limits` library) keeps its own wall-clock windows.
+
+Sessions: signing in opens an `auth_sessions` row (one device) and hands out a short-lived access token naming it
+plus a refresh token. Each refresh spends its token and issues the next one of the same family; presenting a spent
+token again means it was copied, so the whole family (the session) is revoked. Access tokens are checked against
+their session on every request, so revoking a session, or suspending a user, takes effect at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import time
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from functools import cached_property
+
+import structlog
+from limits import parse
+from limits.aio.strategies import MovingWindowRateLimiter
+from limits.storage import StorageTypes, storage_from_string
+from pwdlib import PasswordHash
+from sqlalchemy import select, update
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from marketpulse.accounts.core import (
+    AccessClaims,
+    InvalidToken,
+    Role,
+    Status,
+    TokenPurpose,
+    decode_access_token,
+    email_key,
+    encode_access_token,
+    hash_token,
+    new_secret_token,
+)
+from marketpulse.accounts.mail import Mailer
+from marketpulse.accounts.plans import DEFAULT_PLAN, plan_named
+from marketpulse.accounts.tables import AuthSessionRow, EmailTokenRow, RefreshTokenRow, UserRow
+from marketpulse.clock import Clock
+from marketpulse.settings import Settings
+
+log = structlog.get_logger(__name__)
+
+
+class AccountError(Exception):
+    """A refusal the caller can act on; views map each subclass to one status."""
+
+
+class EmailTaken(AccountError):
+    pass
+
+
+class BadCredentials(AccountError):
+    pass
+
+
+class EmailNotVerified(AccountError):
+    pass
+
+
+class AccountNotActive(AccountError):
+    def __init__(self, status: str) -> None:
+        super().__init__(f"this account is {status}")
+        self.status = status
+
+
+class InvalidRefreshToken(AccountError):
+    pass
+
+
+class InvalidEmailToken(AccountError):
+    pass
+
+
+class RateLimited(AccountError):
+    def __init__(self, retry_after_s: int) -> None:
+        super().__init__(f"too many requests: try again in {retry_after_s} s")
+        self.retry_after_s = retry_after_s
+
+
+@dataclass(frozen=True)
+class Tokens:
+    access_token: str
+    refresh_token: str
+    expires_in: int  # seconds the access token lives
+    session_id: str
+
+
+@dataclass(frozen=True)
+class Principal:
+    """Who a request acts for: the user as stored now, and the session its token belongs to."""
+
+    user: UserRow
+    session_id: str
+
+
+class AccountsService:
+    def __init__(self, sessions: async_sessionmaker[AsyncSession], clock: Clock, settings: Settings,
+                 mailer: Mailer | None = None) -> None:
+        self.sessions = sessions
+        self.clock = clock
+        self.settings = settings
+        self.mailer = mailer or Mailer(settings)
+        self.hasher = PasswordHash.recommended()  # argon2id
+        self._limiter = MovingWindowRateLimiter(limit_storage(settings.rate_limit_storage))
+        self._mail_limit = parse(settings.auth_email_rate_limit)
+
+    @cached_property
+    def _dummy_hash(self) -> str:
+        """Verified against when the address is unknown, so that costs the same time as a wrong password."""
+        return self.hasher.hash(new_secret_token())
+
+    # --- users ---
+
+    async def create_user(self, email: str, password: str | None, *, role: Role = Role.USER,
+                          plan: str = DEFAULT_PLAN, verified: bool = False) -> UserRow:
+        now = self.clock.now_ms()
+        hashed = await asyncio.to_thread(self.hasher.hash, password) if password is not None else None
+        row = UserRow(id=str(uuid.uuid4()), email=email.strip(), email_key=email_key(email), password_hash=hashed,
+                      role=role.value, status=Status.ACTIVE.value, plan=plan_named(plan).name, created_at_ms=now,
+                      verified_at_ms=now if verified else None, updated_at_ms=now)
+        async with self.sessions() as s:
+            if await self._user_by_email(s, email) is not None:
+                raise EmailTaken(f"an account with the address {email.strip()} already exists")
+            s.add(row)
+            await s.commit()
+        log.info("user created", user=row.id, role=row.role, plan=row.plan)
+        return row
+
+    async def signup(self, email: str, password: str) -> UserRow:
+        user = await self.create_user(email, password)
+        await self._mail_verification(user)
+        return user
+
+    async def get_user(self, user_id: str) -> UserRow | None:
+        async with self.sessions() as s:
+            return await s.get(UserRow, user_id)
+
+    async def find_user(self, email: str) -> UserRow | None:
+        async with self.sessions() as s:
+            return await self._user_by_email(s, email)
+
+    # --- sign-in and sessions ---
+
+    async def authenticate(self, email: str, password: str) -> UserRow:
+        """The user these credentials belong to; BadCredentials whether the address or the password is wrong."""
+        user = await self.find_user(email)
+        if user is not None and user.password_hash:
+            stored = user.password_hash
+        else:
+            stored = await asyncio.to_thread(lambda: self._dummy_hash)  # hashed once, off the event loop
+        ok = await asyncio.to_thread(self.hasher.verify, password, stored)
+        if user is None or not user.password_hash or not ok:
+            log.warning("security: sign-in failed", user=user.id if user else None, reason="bad_credentials")
+            raise BadCredentials("wrong email or password")
+        if user.status != Status.ACTIVE:
+            log.warning("security: sign-in refused", user=user.id, reason=user.status)
+            raise AccountNotActive(user.status)
+        if user.verified_at_ms is None:
+            raise EmailNotVerified("confirm your address first: follow the link we mailed you")
+        return user
+
+    async def start_session(self, user: UserRow, client: str | None = None) -> Tokens:
+        now = self.clock.now_ms()
+        session = AuthSessionRow(id=str(uuid.uuid4()), user_id=user.id, created_at_ms=now, last_used_at_ms=now,
+                                 expires_at_ms=now + self.settings.refresh_token_ttl_s * 1000,
+                                 client=(client or "")[:64] or None)
+        async with self.sessions() as s:
+            s.add(session)
+            await s.flush()
+            refresh = self._new_refresh(s, session.id, now)
+            await s.commit()
+        log.info("security: signed in", user=user.id, session=session.id)
+        return self._tokens(user.id, session.id, refresh, now)
+
+    async def refresh(self, refresh_token: str) -> Tokens:
+        """Spend a refresh token for a new pair. A spent token presented again revokes its whole family."""
+        now = self.clock.now_ms()
+        token_hash = hash_token(refresh_token)
+        async with self.sessions() as s:
+            spent = await s.execute(
+                update(RefreshTokenRow)
+                .where(RefreshTokenRow.token_hash == token_hash, RefreshTokenRow.used_at_ms.is_(None))
+                .values(used_at_ms=now)
+            )
+            row = await s.get(RefreshTokenRow, token_hash)
+            if row is None:
+                raise InvalidRefreshToken("unknown refresh token")
+            if spent.rowcount != 1:  # type: ignore[attr-defined]
+                await self._revoke(s, [row.session_id], now, "refresh_reuse")
+                await s.commit()
+                log.warning("security: refresh token reused; session revoked", session=row.session_id)
+                raise InvalidRefreshToken("refresh token already used: the session has been ended")
+            session = await s.get(AuthSessionRow, row.session_id)
+            user = await s.get(UserRow, session.user_id) if session is not None else None
+            if session is None or user is None or not _live(session, now) or row.expires_at_ms <= now:
+                raise InvalidRefreshToken("the session has ended: sign in again")
+            if user.status != Status.ACTIVE:
+                raise AccountNotActive(user.status)
+            session.last_used_at_ms = now
+            session.expires_at_ms = now + self.settings.refresh_token_ttl_s * 1000
+            refresh = self._new_refresh(s, session.id, now)
+            await s.commit()
+        return self._tokens(user.id, session.id, refresh, now)
+
+    async def principal(self, access_token: str) -> Principal:
+        """Who an access token acts for, checked against the stored session and user (InvalidToken otherwise)."""
+        now = self.clock.now_ms()
+        claims = decode_access_token(access_token, self.settings.jwt_secret_key.get_secret_value(), now)
+        async with self.sessions() as s:
+            session = await s.get(AuthSessionRow, claims.session_id)
+            if session is None or session.user_id != claims.user_id or not _live(session, now):
+                raise InvalidToken("the session has ended: sign in again")
+            user = await s.get(UserRow, claims.user_id)
+        if user is None:
+            raise InvalidToken("the session has ended: sign in again")
+        if user.status != Status.ACTIVE:
+            raise AccountNotActive(user.status)
+        return Principal(user, session.id)
+
+    async def signout(self, session_id: str) -> None:
+        async with self.sessions() as s:
+            await self._revoke(s, [session_id], self.clock.now_ms(), "signout")
+            await s.commit()
+
+    async def end_sessions(self, user_id: str, *, keep: str | None = None, reason: str) -> int:
+        """Revoke every live session of the user but `keep`; how many ended."""
+        now = self.clock.now_ms()
+        async with self.sessions() as s:
+            stmt = select(AuthSessionRow.id).where(AuthSessionRow.user_id == user_id,
+                                                  AuthSessionRow.revoked_at_ms.is_(None))
+            ids = [i for i in (await s.execute(stmt)).scalars() if i != keep]
+            await self._revoke(s, ids, now, reason)
+            await s.commit()
+        return len(ids)
+
+    async def live_sessions(self, user_id: str) -> list[AuthSessionRow]:
+        now = self.clock.now_ms()
+        async with self.sessions() as s:
+            stmt = select(AuthSessionRow).where(AuthSessionRow.user_id == user_id).order_by(
+                AuthSessionRow.created_at_ms)
+            return [r for r in (await s.execute(stmt)).scalars() if _live(r, now)]
+
+    # --- passwords and email tokens ---
+
+    async def change_password(self, principal: Principal, current: str, new: str) -> None:
+        user = principal.user
+        if not user.password_hash or not await asyncio.to_thread(self.hasher.verify, current, user.password_hash):
+            log.warning("security: password change refused", user=user.id, reason="bad_credentials")
+            raise BadCredentials("the current password is wrong")
+        await self._set_password(user.id, new)
+        ended = await self.end_sessions(user.id, keep=principal.session_id, reason="password_changed")
+        log.info("security: password changed", user=user.id, sessions_ended=ended)
+
+    async def verify_email(self, token: str) -> UserRow:
+        now = self.clock.now_ms()
+        async with self.sessions() as s:
+            row = await self._spend_email_token(s, token, TokenPurpose.VERIFY_EMAIL, now)
+            user = await s.get(UserRow, row.user_id)
+            assert user is not None  # the token's foreign key cascades with the user
+            if user.verified_at_ms is None:
+                user.verified_at_ms = user.updated_at_ms = now
+            await s.commit()
+        log.info("email verified", user=user.id)
+        return user
+
+    async def resend_verification(self, email: str, client: str | None) -> None:
+        """Mail a new verification link if `email` has an unverified account; silent either way."""
+        await self._check_mail_rate(email, client)
+        user = await self.find_user(email)
+        if user is not None and user.verified_at_ms is None and user.status == Status.ACTIVE:
+            await self._mail_verification(user)
+
+    async def request_password_reset(self, email: str, client: str | None) -> None:
+        """Mail a reset link if `email` has an active account with a password; silent either way."""
+        await self._check_mail_rate(email, client)
+        user = await self.find_user(email)
+        if user is None or user.status != Status.ACTIVE:
+            return
+        token = await self._issue_email_token(user.id, TokenPurpose.RESET_PASSWORD, self.settings.password_reset_ttl_s)
+        await self.mailer.send_password_reset(user.email, token, self.settings.password_reset_ttl_s)
+
+    async def reset_password(self, token: str, new: str) -> None:
+        """Spend a reset token and set the password; every session of the user ends."""
+        now = self.clock.now_ms()
+        async with self.sessions() as s:
+            row = await self._spend_email_token(s, token, TokenPurpose.RESET_PASSWORD, now)
+            await s.commit()
+        await self._set_password(row.user_id, new, verified_at_ms=now)  # the mail link proves the address too
+        ended = await self.end_sessions(row.user_id, reason="password_reset")
+        log.info("security: password reset", user=row.user_id, sessions_ended=ended)
+
+    # --- helpers ---
+
+    def _tokens(self, user_id: str, session_id: str, refresh: str, now: int) -> Tokens:
+        ttl = self.settings.access_token_ttl_s
+        access = encode_access_token(AccessClaims(user_id, session_id, now, now + ttl * 1000),
+                                     self.settings.jwt_secret_key.get_secret_value())
+        return Tokens(access, refresh, ttl, session_id)
+
+    def _new_refresh(self, s: AsyncSession, session_id: str, now: int) -> str:
+        token = new_secret_token()
+        s.add(RefreshTokenRow(token_hash=hash_token(token), session_id=session_id, issued_at_ms=now,
+                              expires_at_ms=now + self.settings.refresh_token_ttl_s * 1000))
+        return token
+
+    async def _revoke(self, s: AsyncSession, session_ids: Sequence[str], now: int, reason: str) -> None:
+        if session_ids:
+            await s.execute(update(AuthSessionRow).where(
+                AuthSessionRow.id.in_(list(session_ids)), AuthSessionRow.revoked_at_ms.is_(None)
+            ).values(revoked_at_ms=now, revoked_reason=reason))
+
+    async def _user_by_email(self, s: AsyncSession, email: str) -> UserRow | None:
+        stmt = select(UserRow).where(UserRow.email_key == email_key(email))
+        return (await s.execute(stmt)).scalar_one_or_none()
+
+    async def _set_password(self, user_id: str, password: str, *, verified_at_ms: int | None = None) -> None:
+        hashed = await asyncio.to_thread(self.hasher.hash, password)
+        async with self.sessions() as s:
+            user = await s.get(UserRow, user_id)
+            assert user is not None
+            user.password_hash, user.updated_at_ms = hashed, self.clock.now_ms()
+            if verified_at_ms is not None and user.verified_at_ms is None:
+                user.verified_at_ms = verified_at_ms
+            await s.commit()
+
+    async def _mail_verification(self, user: UserRow) -> None:
+        ttl = self.settings.verify_email_ttl_s
+        token = await self._issue_email_token(user.id, TokenPurpose.VERIFY_EMAIL, ttl)
+        await self.mailer.send_verification(user.email, token, ttl)
+
+    async def _issue_email_token(self, user_id: str, purpose: TokenPurpose, ttl_s: int) -> str:
+        """A new single-use token; earlier unspent ones of the same purpose stop working (only the newest mail
+        counts)."""
+        now = self.clock.now_ms()
+        token = new_secret_token()
+        async with self.sessions() as s:
+            await s.execute(update(EmailTokenRow).where(
+                EmailTokenRow.user_id == user_id, EmailTokenRow.purpose == purpose.value,
+                EmailTokenRow.used_at_ms.is_(None),
+            ).values(used_at_ms=now))
+            s.add(EmailTokenRow(token_hash=hash_token(token), user_id=user_id, purpose=purpose.value,
+                                created_at_ms=now, expires_at_ms=now + ttl_s * 1000))
+            await s.commit()
+        return token
+
+    async def _spend_email_token(self, s: AsyncSession, token: str, purpose: TokenPurpose,
+                                 now: int) -> EmailTokenRow:
+        token_hash = hash_token(token)
+        spent = await s.execute(update(EmailTokenRow).where(
+            EmailTokenRow.token_hash == token_hash, EmailTokenRow.purpose == purpose.value,
+            EmailTokenRow.used_at_ms.is_(None), EmailTokenRow.expires_at_ms > now,
+        ).values(used_at_ms=now))
+        if spent.rowcount != 1:  # type: ignore[attr-defined]
+            raise InvalidEmailToken("this link is invalid, expired or already used: ask for a new one")
+        row = await s.get(EmailTokenRow, token_hash)
+        assert row is not None
+        return row
+
+    async def _check_mail_rate(self, email: str, client: str | None) -> None:
+        """Per address and per client, counted whether or not the address has an account."""
+        keys = [("email", email_key(email)), ("client", client or "unknown")]
+        for kind, key in keys:
+            if not await self._limiter.hit(self._mail_limit, "auth-mail", kind, key):
+                stats = await self._limiter.get_window_stats(self._mail_limit, "auth-mail", kind, key)
+                retry = max(1, math.ceil(stats.reset_time - time.time()))  # the limiter keeps wall-clock windows
+                log.warning("security: account mail rate-limited", by=kind)
+                raise RateLimited(retry)
+
+
+def limit_storage(url: str) -> StorageTypes:
+    """The `limits` async storage at `url`; Redis through redis-py (already a dependency) rather than coredis."""
+    url = url.removeprefix("async+")
+    options = {"implementation": "redispy"} if url.startswith(("redis://", "rediss://")) else {}
+    return storage_from_string(f"async+{url}", **options)
+
+
+def _live(session: AuthSessionRow, now: int) -> bool:
+    return session.revoked_at_ms is None and session.expires_at_ms > now

@@ -1,0 +1,68 @@
+"""Accounts tables: users, sign-in sessions (one refresh-token family each), refresh tokens and one-time email
+tokens. Every token is stored as its SHA-256 only; times are epoch milliseconds like the rest of the schema."""
+
+from __future__ import annotations
+
+from sqlalchemy import BigInteger, ForeignKey, Index, String
+from sqlalchemy.orm import Mapped, mapped_column
+
+from marketpulse.storage.database import Base
+
+
+class UserRow(Base):
+    __tablename__ = "users"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    email: Mapped[str] = mapped_column(String(320))  # as the user typed it (shown back to them)
+    email_key: Mapped[str] = mapped_column(String(320), unique=True)  # casefolded: the unique identity
+    password_hash: Mapped[str | None] = mapped_column(String(255), nullable=True)  # None: no password sign-in
+    role: Mapped[str] = mapped_column(String(8))  # user | admin
+    status: Mapped[str] = mapped_column(String(10))  # active | suspended | banned
+    plan: Mapped[str] = mapped_column(String(16))  # a canonical name from accounts.plans
+    created_at_ms: Mapped[int] = mapped_column(BigInteger)
+    verified_at_ms: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    updated_at_ms: Mapped[int] = mapped_column(BigInteger)
+
+
+class AuthSessionRow(Base):
+    """One signed-in device: its refresh tokens form a family; revoking the session ends every token of it."""
+
+    __tablename__ = "auth_sessions"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    user_id: Mapped[str] = mapped_column(String(36), ForeignKey("users.id", ondelete="CASCADE"))
+    created_at_ms: Mapped[int] = mapped_column(BigInteger)
+    last_used_at_ms: Mapped[int] = mapped_column(BigInteger)
+    expires_at_ms: Mapped[int] = mapped_column(BigInteger)
+    revoked_at_ms: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    revoked_reason: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    client: Mapped[str | None] = mapped_column(String(64), nullable=True)  # the address it signed in from
+
+    __table_args__ = (Index("ix_auth_sessions_user", "user_id"),)
+
+
+class RefreshTokenRow(Base):
+    __tablename__ = "refresh_tokens"
+
+    token_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    session_id: Mapped[str] = mapped_column(String(36), ForeignKey("auth_sessions.id", ondelete="CASCADE"))
+    issued_at_ms: Mapped[int] = mapped_column(BigInteger)
+    expires_at_ms: Mapped[int] = mapped_column(BigInteger)
+    used_at_ms: Mapped[int | None] = mapped_column(BigInteger, nullable=True)  # spent: presenting it again is reuse
+
+    __table_args__ = (Index("ix_refresh_tokens_session", "session_id"),)
+
+
+class EmailTokenRow(Base):
+    """A single-use, time-limited token mailed to the user: verify the address or reset the password."""
+
+    __tablename__ = "email_tokens"
+
+    token_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    user_id: Mapped[str] = mapped_column(String(36), ForeignKey("users.id", ondelete="CASCADE"))
+    purpose: Mapped[str] = mapped_column(String(16))  # verify_email | reset_password
+    created_at_ms: Mapped[int] = mapped_column(BigInteger)
+    expires_at_ms: Mapped[int] = mapped_column(BigInteger)
+    used_at_ms: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+
+    __table_args__ = (Index("ix_email_tokens_user_purpose", "user_id", "purpose"),)

@@ -1,0 +1,257 @@
+"""The accounts API: the plan table and email/password sign-in.
+
+    GET  /api/v1/plans                         the one plan table (every limit and price per plan)
+    POST /api/v1/auth/signup                   {email, password} → 201 the user; a verification link is mailed
+    POST /api/v1/auth/signin                   {email, password} → {access_token, refresh_token, token_type,
+                                               expires_in} and the browser's cookies
+    POST /api/v1/auth/refresh                  {refresh_token} or the refresh cookie → a new pair (rotation)
+    POST /api/v1/auth/signout                  ends this session
+    POST /api/v1/auth/verify-email             {token}
+    POST /api/v1/auth/resend-verification      {email} → 202 whether or not the address has an account
+    POST /api/v1/auth/request-password-reset   {email} → 202 whether or not the address has an account
+    POST /api/v1/auth/reset-password           {token, new_password}: every session ends
+    POST /api/v1/auth/change-password          {current_password, new_password}: the other sessions end
+    GET  /api/v1/auth/me                       id, email, plan, role, status, wallets
+
+Scripts send `Authorization: Bearer <access_token>`. Browsers get HttpOnly cookies (Secure over HTTPS,
+SameSite) plus a readable CSRF cookie: a state-changing request authenticated by cookie must echo it in
+`X-CSRF-Token` (double submit), so another site can't make the browser act for the user.
+"""
+
+from __future__ import annotations
+
+import secrets
+from typing import Any
+
+from fastapi import APIRouter, Depends, HTTPException, Request, Response, status
+from fastapi.exceptions import RequestValidationError
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+
+from marketpulse.accounts.core import InvalidToken
+from marketpulse.accounts.plans import plans_json
+from marketpulse.accounts.schemas import (
+    Accepted,
+    ChangePasswordBody,
+    EmailBody,
+    Me,
+    RefreshBody,
+    ResetPasswordBody,
+    SigninBody,
+    SignupBody,
+    TokenBody,
+    TokenPair,
+    me_json,
+)
+from marketpulse.accounts.service import (
+    AccountNotActive,
+    AccountsService,
+    BadCredentials,
+    EmailNotVerified,
+    EmailTaken,
+    InvalidEmailToken,
+    InvalidRefreshToken,
+    Principal,
+    RateLimited,
+    Tokens,
+)
+
+router = APIRouter()
+
+ACCESS_COOKIE = "mp_access"
+REFRESH_COOKIE = "mp_refresh"
+CSRF_COOKIE = "mp_csrf"
+CSRF_HEADER = "X-CSRF-Token"
+SAFE_METHODS = {"GET", "HEAD", "OPTIONS"}
+MAIL_ACCEPTED = "if the address has an account that needs it, a mail is on its way"
+
+_bearer = HTTPBearer(auto_error=False, description="An access token from POST /api/v1/auth/signin")
+
+
+def get_accounts(request: Request) -> AccountsService:
+    """The process's accounts service, built once with the runtime's services (see `marketpulse.services`)."""
+    accounts: AccountsService = request.app.state.runtime.services.accounts
+    return accounts
+
+
+def _unauthorized(message: str) -> HTTPException:
+    return HTTPException(status.HTTP_401_UNAUTHORIZED, detail=message, headers={"WWW-Authenticate": "Bearer"})
+
+
+def _not_active(exc: AccountNotActive) -> HTTPException:
+    return HTTPException(status.HTTP_403_FORBIDDEN, detail={"reason": f"account_{exc.status}", "message": str(exc)})
+
+
+def _check_csrf(request: Request) -> None:
+    cookie, header = request.cookies.get(CSRF_COOKIE), request.headers.get(CSRF_HEADER)
+    if request.method not in SAFE_METHODS and not (cookie and header and secrets.compare_digest(cookie, header)):
+        raise HTTPException(status.HTTP_403_FORBIDDEN, detail={
+            "reason": "csrf", "message": f"a cookie-authenticated {request.method} needs the {CSRF_HEADER} header "
+                                         f"carrying the {CSRF_COOKIE} cookie's value"})
+
+
+async def current_user(request: Request, credentials: HTTPAuthorizationCredentials | None = Depends(_bearer),
+                       accounts: AccountsService = Depends(get_accounts)) -> Principal:
+    """FastAPI dependency: the signed-in user (Bearer token, else the access cookie) or 401."""
+    if credentials is not None:
+        token = credentials.credentials
+    elif (cookie := request.cookies.get(ACCESS_COOKIE)) is not None:
+        _check_csrf(request)
+        token = cookie
+    else:
+        raise _unauthorized("sign in first: send Authorization: Bearer <access token>")
+    try:
+        return await accounts.principal(token)
+    except InvalidToken as exc:
+        raise _unauthorized(str(exc)) from None
+    except AccountNotActive as exc:
+        raise _not_active(exc) from None
+
+
+def _field_error(field: str, message: str, value: Any = None) -> RequestValidationError:
+    return RequestValidationError([{"loc": ("body", field), "msg": message, "type": "value_error", "input": value}])
+
+
+def _client(request: Request) -> str | None:
+    return request.client.host if request.client else None
+
+
+def _set_session_cookies(request: Request, response: Response, tokens: Tokens, refresh_max_age: int) -> None:
+    secure = request.url.scheme == "https"
+    response.set_cookie(ACCESS_COOKIE, tokens.access_token, max_age=tokens.expires_in, httponly=True, secure=secure,
+                        samesite="lax", path="/")
+    response.set_cookie(REFRESH_COOKIE, tokens.refresh_token, max_age=refresh_max_age, httponly=True, secure=secure,
+                        samesite="strict", path="/api/v1/auth")
+    response.set_cookie(CSRF_COOKIE, secrets.token_urlsafe(24), max_age=refresh_max_age, httponly=False,
+                        secure=secure, samesite="strict", path="/")
+
+
+def _clear_session_cookies(response: Response) -> None:
+    response.delete_cookie(ACCESS_COOKIE, path="/")
+    response.delete_cookie(REFRESH_COOKIE, path="/api/v1/auth")
+    response.delete_cookie(CSRF_COOKIE, path="/")
+
+
+def _pair(tokens: Tokens) -> TokenPair:
+    return TokenPair(access_token=tokens.access_token, refresh_token=tokens.refresh_token,
+                     expires_in=tokens.expires_in)
+
+
+@router.get("/api/v1/plans", tags=["accounts"])
+async def list_plans() -> dict[str, Any]:
+    return {"plans": plans_json()}
+
+
+@router.post("/api/v1/auth/signup", status_code=status.HTTP_201_CREATED, response_model=Me, tags=["auth"])
+async def signup(body: SignupBody, accounts: AccountsService = Depends(get_accounts)) -> Me:
+    try:
+        user = await accounts.signup(body.email, body.password)
+    except EmailTaken as exc:
+        raise HTTPException(status.HTTP_409_CONFLICT, detail=[
+            {"loc": ["body", "email"], "msg": str(exc), "type": "email_taken"}]) from None
+    return me_json(user)
+
+
+@router.post("/api/v1/auth/signin", response_model=TokenPair, tags=["auth"])
+async def signin(body: SigninBody, request: Request, response: Response,
+                 accounts: AccountsService = Depends(get_accounts)) -> TokenPair:
+    try:
+        user = await accounts.authenticate(body.email, body.password)
+    except BadCredentials as exc:
+        raise _unauthorized(str(exc)) from None
+    except AccountNotActive as exc:
+        raise _not_active(exc) from None
+    except EmailNotVerified as exc:
+        raise HTTPException(status.HTTP_403_FORBIDDEN,
+                            detail={"reason": "email_not_verified", "message": str(exc)}) from None
+    tokens = await accounts.start_session(user, _client(request))
+    _set_session_cookies(request, response, tokens, accounts.settings.refresh_token_ttl_s)
+    return _pair(tokens)
+
+
+@router.post("/api/v1/auth/refresh", response_model=TokenPair, tags=["auth"])
+async def refresh(request: Request, response: Response, body: RefreshBody | None = None,
+                  accounts: AccountsService = Depends(get_accounts)) -> TokenPair:
+    token = body.refresh_token if body is not None else None
+    if token is None:
+        token = request.cookies.get(REFRESH_COOKIE)
+        if token is None:
+            raise _field_error("refresh_token", "send refresh_token (or the refresh cookie)")
+        _check_csrf(request)
+    try:
+        tokens = await accounts.refresh(token)
+    except InvalidRefreshToken as exc:
+        _clear_session_cookies(response)
+        raise _unauthorized(str(exc)) from None
+    except AccountNotActive as exc:
+        raise _not_active(exc) from None
+    _set_session_cookies(request, response, tokens, accounts.settings.refresh_token_ttl_s)
+    return _pair(tokens)
+
+
+@router.post("/api/v1/auth/signout", status_code=status.HTTP_204_NO_CONTENT, tags=["auth"])
+async def signout(principal: Principal = Depends(current_user),
+                  accounts: AccountsService = Depends(get_accounts)) -> Response:
+    await accounts.signout(principal.session_id)
+    response = Response(status_code=status.HTTP_204_NO_CONTENT)
+    _clear_session_cookies(response)
+    return response
+
+
+@router.post("/api/v1/auth/verify-email", response_model=Me, tags=["auth"])
+async def verify_email(body: TokenBody, accounts: AccountsService = Depends(get_accounts)) -> Me:
+    try:
+        return me_json(await accounts.verify_email(body.token))
+    except InvalidEmailToken as exc:
+        raise _field_error("token", str(exc)) from None
+
+
+async def _mail_request(kind: str, body: EmailBody, request: Request, accounts: AccountsService) -> Accepted:
+    try:
+        if kind == "verify":
+            await accounts.resend_verification(body.email, _client(request))
+        else:
+            await accounts.request_password_reset(body.email, _client(request))
+    except RateLimited as exc:
+        raise HTTPException(status.HTTP_429_TOO_MANY_REQUESTS, detail=str(exc),
+                            headers={"Retry-After": str(exc.retry_after_s)}) from None
+    return Accepted(detail=MAIL_ACCEPTED)
+
+
+@router.post("/api/v1/auth/resend-verification", status_code=status.HTTP_202_ACCEPTED, response_model=Accepted,
+             tags=["auth"])
+async def resend_verification(body: EmailBody, request: Request,
+                              accounts: AccountsService = Depends(get_accounts)) -> Accepted:
+    return await _mail_request("verify", body, request, accounts)
+
+
+@router.post("/api/v1/auth/request-password-reset", status_code=status.HTTP_202_ACCEPTED, response_model=Accepted,
+             tags=["auth"])
+async def request_password_reset(body: EmailBody, request: Request,
+                                 accounts: AccountsService = Depends(get_accounts)) -> Accepted:
+    return await _mail_request("reset", body, request, accounts)
+
+
+@router.post("/api/v1/auth/reset-password", response_model=Accepted, tags=["auth"])
+async def reset_password(body: ResetPasswordBody, response: Response,
+                         accounts: AccountsService = Depends(get_accounts)) -> Accepted:
+    try:
+        await accounts.reset_password(body.token, body.new_password)
+    except InvalidEmailToken as exc:
+        raise _field_error("token", str(exc)) from None
+    _clear_session_cookies(response)
+    return Accepted(detail="password changed: every session has ended, sign in with the new password")
+
+
+@router.post("/api/v1/auth/change-password", response_model=Accepted, tags=["auth"])
+async def change_password(body: ChangePasswordBody, principal: Principal = Depends(current_user),
+                          accounts: AccountsService = Depends(get_accounts)) -> Accepted:
+    try:
+        await accounts.change_password(principal, body.current_password, body.new_password)
+    except BadCredentials as exc:
+        raise _field_error("current_password", str(exc)) from None
+    return Accepted(detail="password changed: your other sessions have ended")
+
+
+@router.get("/api/v1/auth/me", response_model=Me, tags=["auth"])
+async def me(principal: Principal = Depends(current_user)) -> Me:
+    return me_json(principal.user)
