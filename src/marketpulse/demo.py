@@ -4,7 +4,6 @@ strategy deployed to paper so paper trading visibly runs on the replayed market.
 from __future__ import annotations
 
 import asyncio
-from datetime import UTC, datetime
 from typing import Any
 
 import structlog
@@ -15,6 +14,7 @@ from sqlalchemy.sql.expression import ColumnExpressionArgument
 from marketpulse.runtime import Runtime
 from marketpulse.settings import Settings
 from marketpulse.storage.database import create_engine, session_factory
+from marketpulse.times import datetime_ms, ms_datetime
 
 log = structlog.get_logger(__name__)
 
@@ -82,13 +82,6 @@ def _market_time_columns() -> list[ColumnExpressionArgument[Any]]:
     ]
 
 
-def _as_ms(value: Any) -> int:
-    if isinstance(value, datetime):  # alerts kept their time as a DateTime; SQLite hands it back naive (UTC)
-        stamp = value if value.tzinfo else value.replace(tzinfo=UTC)
-        return int(stamp.timestamp() * 1000)
-    return int(value)
-
-
 async def newest_market_time_ms(sessions: async_sessionmaker[AsyncSession]) -> int | None:
     """The latest market time any stored row has seen, or None for an empty database."""
     newest: int | None = None
@@ -96,7 +89,7 @@ async def newest_market_time_ms(sessions: async_sessionmaker[AsyncSession]) -> i
         for column in _market_time_columns():
             value = (await session.execute(select(func.max(column)))).scalar()
             if value is not None:
-                newest = max(newest or 0, _as_ms(value))
+                newest = max(newest or 0, int(value))  # every market time is stored as epoch ms
     return newest
 
 
@@ -114,9 +107,9 @@ async def resume_market_time(settings: Settings) -> Settings:
         return settings
     resume_ms = -(-stored_ms // MINUTE_MS) * MINUTE_MS  # the next whole minute: the replay starts on a boundary
     configured = settings.replay_start
-    if configured is not None and _as_ms(configured) >= resume_ms:
+    if configured is not None and datetime_ms(configured) >= resume_ms:
         return settings
-    resume = datetime.fromtimestamp(resume_ms / 1000, tz=UTC)
+    resume = ms_datetime(resume_ms)
     log.info("resuming the replay where the stored data ends (delete the database to start over)",
              market_time=resume.isoformat(), database=settings.database_url)
     return settings.model_copy(update={"replay_start": resume})

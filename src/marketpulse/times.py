@@ -77,5 +77,10 @@ def ms_datetime(ms: int) -> datetime:
     return _EPOCH + ms * _ONE_MS
 
 
+def utc_text(ms: int | None, fmt: str = "%Y-%m-%d %H:%M") -> str:
+    """Epoch ms as UTC text for people (CLI tables and messages); "—" for no time."""
+    return "—" if ms is None else ms_datetime(ms).strftime(fmt)
+
+
 # A pydantic field type: ISO text or epoch ms in, int epoch ms out; a bad value is a 422 naming the field.
 EpochMs = Annotated[int, BeforeValidator(parse_time_ms)]

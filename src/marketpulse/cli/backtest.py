@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import math
 import time
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +36,7 @@ from marketpulse.marketdata.frame import CandleFrame
 from marketpulse.marketdata.klines_csv import KlinesFormatError
 from marketpulse.settings import Settings
 from marketpulse.strategies.base import Strategy, get_strategy
+from marketpulse.times import utc_text
 
 app = typer.Typer(no_args_is_help=True, help="Backtests and parameter sweeps.")
 console = Console()
@@ -145,7 +145,7 @@ PCT_FIELDS = {"total_return", "cagr", "max_drawdown", "win_rate", "exposure"}
 def run_title(result: BacktestResult) -> str:
     c = result.candles
     return (f"{result.strategy} {result.params}  {c.symbol} {c.interval}  "
-            f"{_utc(int(c.time[0]))} → {_utc(int(c.time[-1]))}, {len(c):,} bars")
+            f"{utc_text(int(c.time[0]))} → {utc_text(int(c.time[-1]))}, {len(c):,} bars")
 
 
 def stats_table(result: BacktestResult) -> Table:
@@ -155,14 +155,6 @@ def stats_table(result: BacktestResult) -> Table:
     for key, value in result.stats.as_dict().items():
         table.add_row(key, _fmt(value, key in PCT_FIELDS))
     return table
-
-
-def _day(ms: int) -> str:
-    return datetime.fromtimestamp(ms / 1000, UTC).strftime("%Y-%m-%d")
-
-
-def _utc(ms: int) -> str:
-    return datetime.fromtimestamp(ms / 1000, UTC).strftime("%Y-%m-%d %H:%M")
 
 
 # --- commands -------------------------------------------------------------------------------------------------
@@ -265,6 +257,13 @@ def _stat_cells(s: Stats) -> list[str]:
             _fmt(s.win_rate, True)]
 
 
+def _days(span: tuple[int, int]) -> str:
+    return f"{utc_text(span[0], DAY)}…{utc_text(span[1], DAY)}"
+
+
+DAY = "%Y-%m-%d"
+
+
 def walk_forward_table(folds: list[Any], metric: str, total: int) -> Table:
     table = Table(title=f"walk-forward: best of {total} on window k (in-sample, IS), "
                         "scored on k+1 (out-of-sample, OOS)")
@@ -272,8 +271,7 @@ def walk_forward_table(folds: list[Any], metric: str, total: int) -> Table:
                 "OOS return"):
         table.add_column(col, justify="right", overflow="fold")
     for f in folds:
-        table.add_row(str(f.index), f"{_day(f.in_sample[0])}…{_day(f.in_sample[1])}",
-                      f"{_day(f.out_sample[0])}…{_day(f.out_sample[1])}",
+        table.add_row(str(f.index), _days(f.in_sample), _days(f.out_sample),
                       " ".join(f"{k}={v}" for k, v in f.params.items()), _fmt(f.in_score), _fmt(f.out_score),
                       _fmt(f.in_stats.total_return, True), _fmt(f.out_stats.total_return, True))
     if folds:

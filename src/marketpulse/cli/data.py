@@ -10,7 +10,6 @@ from __future__ import annotations
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
@@ -28,6 +27,7 @@ from marketpulse.marketdata.library import AppendReport, CandleLibrary, find_gap
 from marketpulse.marketdata.models import normalize_symbol
 from marketpulse.marketdata.resample import resample
 from marketpulse.settings import Settings
+from marketpulse.times import utc_text
 
 app = typer.Typer(no_args_is_help=True, help="The market-data library (Parquet candles).")
 console = Console(soft_wrap=True)  # messages carry file paths: never break them across lines
@@ -39,10 +39,6 @@ clock: Clock = SystemClock()  # module-level so tests can move "now"
 def library() -> CandleLibrary:
     # A fresh Settings, not the cached one: each command reads PULSE_DATA_DIR as it is now.
     return CandleLibrary(Settings().data_dir / "library")
-
-
-def utc(ms: int | None) -> str:
-    return "—" if ms is None else datetime.fromtimestamp(ms / 1000, UTC).strftime("%Y-%m-%d %H:%M")
 
 
 @contextmanager
@@ -99,7 +95,7 @@ def check_interval_matches(file: Path, frame: CandleFrame) -> None:
     misaligned = np.flatnonzero(frame.time % step)
     if len(misaligned):
         at = int(frame.time[misaligned[0]])
-        fail(f"{frame.symbol}: open time {at} ({utc(at)}) is not on a {frame.interval} boundary", file=file)
+        fail(f"{frame.symbol}: open time {at} ({utc_text(at)}) is not on a {frame.interval} boundary", file=file)
 
 
 def append_all(exchange: str, frames: dict[str, CandleFrame]) -> list[AppendReport]:
@@ -131,7 +127,7 @@ def print_import_summary(file: Path, reports: list[AppendReport], seconds: float
         first = report.gaps[0]
         console.print(
             f"  gaps: {report.key.symbol} {report.key.interval}: {len(report.gaps)} gap(s), {missing:,} candles "
-            f"missing (first {utc(first.start_ms)} → {utc(first.end_ms)})"
+            f"missing (first {utc_text(first.start_ms)} → {utc_text(first.end_ms)})"
         )
     if len(with_gaps) > 20:
         console.print(f"  … and {len(with_gaps) - 20} more series with gaps (see `pulse data list`)")
@@ -158,7 +154,7 @@ def download(
     now = clock.now_ms()
     until_ms = min(option_time(until, "--until") if until else now, now - now % step)  # the forming candle: not yet
     if until_ms <= since_ms:
-        fail(f"--until: nothing to fetch: {utc(since_ms)} is not before {utc(until_ms)}")
+        fail(f"--until: nothing to fetch: {utc_text(since_ms)} is not before {utc_text(until_ms)}")
     store = library()
     reports: list[AppendReport] = []
     try:
@@ -181,7 +177,7 @@ def download(
     key_gaps = store.gaps(stored_as, symbol, interval)
     console.print(
         f"Downloaded {sum(r.received for r in reports):,} candles of {symbol} {interval} from {exchange} "
-        f"({utc(since_ms)} → {utc(until_ms)}): {written:,} new, {len(key_gaps)} gap(s) in the series "
+        f"({utc_text(since_ms)} → {utc_text(until_ms)}): {written:,} new, {len(key_gaps)} gap(s) in the series "
         f"(stored as {stored_as} {normalize_symbol(symbol)} {interval})."
     )
 
@@ -214,8 +210,9 @@ def list_series() -> None:
         table.add_column(name, justify=justify, no_wrap=True)  # type: ignore[arg-type]
     for info in series:
         table.add_row(
-            info.key.exchange, info.key.symbol, info.key.interval, f"{info.rows:,}", utc(info.first_ms),
-            utc(info.last_ms), str(len(info.gaps)), f"{info.missing:,}", str(info.files), f"{info.bytes / 1e6:.1f} MB",
+            info.key.exchange, info.key.symbol, info.key.interval, f"{info.rows:,}",
+            utc_text(info.first_ms), utc_text(info.last_ms), str(len(info.gaps)), f"{info.missing:,}",
+            str(info.files), f"{info.bytes / 1e6:.1f} MB",
         )  # fmt: skip
     # Piped output has no terminal width (Rich assumes 80); give the table room rather than eliding every cell.
     (console if console.is_terminal else Console(width=140)).print(table)

@@ -24,7 +24,6 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
-from datetime import UTC
 from pathlib import Path
 from typing import Any
 
@@ -56,6 +55,7 @@ from marketpulse.marketdata.synthetic import (
 from marketpulse.marketdata.table import MarketTable
 from marketpulse.metrics import INGEST_FRAMES
 from marketpulse.settings import Settings
+from marketpulse.times import datetime_ms
 
 log = structlog.get_logger(__name__)
 
@@ -478,9 +478,7 @@ class ReplayPlayer:
 def replay_start_ms(settings: Settings, tape: ReplayTape) -> int:
     """`settings.replay_start`, else 20 minutes before the data's strongest hour (a spike within 2 real minutes)."""
     if settings.replay_start is not None:
-        start = settings.replay_start
-        stamp = start.timestamp() if start.tzinfo else start.replace(tzinfo=UTC).timestamp()  # naive means UTC
-        start_ms = int(stamp * 1000)
+        start_ms = datetime_ms(settings.replay_start)  # naive means UTC
     else:
         start_ms = tape.strongest_hour_ms() - START_BEFORE_STRONG_HOUR_MS
     earliest = tape.first_hour_ms() + HOUR_MS
