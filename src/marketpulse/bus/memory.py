@@ -33,6 +33,7 @@ from marketpulse.bus.base import (
 from marketpulse.bus.topics import Topic, UndecodableMessage
 
 T = TypeVar("T")
+SEEN_KEYS_MAX = 100_000  # first_time keys remembered at most (an in-process bus: one process's recent pushes)
 
 log = structlog.get_logger(__name__)
 
@@ -184,7 +185,9 @@ class MemoryBus(EventBus):
 
     async def first_time(self, key: str, ttl_ms: int) -> bool:
         now = asyncio.get_running_loop().time()
-        while self._seen and next(iter(self._seen.values())) <= now:  # expiries are in insertion order
+        # Oldest first: with one ttl per caller (the bridge's), expiries are in insertion order; the size bound
+        # keeps memory flat whatever the ttls.
+        while self._seen and (next(iter(self._seen.values())) <= now or len(self._seen) >= SEEN_KEYS_MAX):
             self._seen.popitem(last=False)
         if key in self._seen:
             return False
