@@ -11,6 +11,7 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.sql.expression import ColumnExpressionArgument
 
+from marketpulse.marketdata.intervals import MINUTE_MS
 from marketpulse.runtime import Runtime
 from marketpulse.settings import Settings
 from marketpulse.storage.database import create_engine, session_factory
@@ -21,7 +22,6 @@ log = structlog.get_logger(__name__)
 # (exchange in the library, path function in marketpulse.marketdata.sample). Perpetuals and spot are kept
 # apart because both name their BTC market BTCUSDT.
 SAMPLE_SERIES = (("binance_swap", "usdm_perp_1h_path"), ("binance", "btcusdt_spot_1m_path"))
-MINUTE_MS = 60_000
 DEMO_DEPLOYMENT = {"strategy": "ut_bot", "symbol": "BTCUSDT", "interval": "5m",
                    "params": {"key_value": 1.0, "atr_period": 10, "mode": "always_in"}}
 

@@ -18,7 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from marketpulse.bus import Message, Subscription, topics
 from marketpulse.bus.topics import CandlesEvent, TickersEvent
-from marketpulse.marketdata.intervals import Interval
+from marketpulse.marketdata.intervals import DAY_MS, HOUR_MS, MINUTE_MS, Interval
 from marketpulse.marketdata.models import Candle, MarketRow
 from marketpulse.marketdata.resample import Buckets
 from marketpulse.marketdata.tables import CandleRow, MarketSnapshotRow
@@ -28,9 +28,6 @@ log = structlog.get_logger(__name__)
 
 Sessions = async_sessionmaker[AsyncSession]
 
-MINUTE_MS = 60_000
-HOUR_MS = 3_600_000
-DAY_MS = 86_400_000
 # Rows per statement: well under SQLite's 32766 and PostgreSQL's 32767 bound parameters at 10 columns a row.
 BATCH_ROWS = 2_000
 # --- writes -----------------------------------------------------------------------------------------------------

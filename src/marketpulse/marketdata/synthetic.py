@@ -17,11 +17,9 @@ from dataclasses import dataclass
 import numpy as np
 
 from marketpulse.marketdata.frame import F64, I64, CandleFrame
+from marketpulse.marketdata.intervals import DAY_MS, HOUR_MS, MINUTE_MS
 from marketpulse.marketdata.models import Candle
 
-MINUTE_MS = 60_000
-HOUR_MS = 3_600_000
-DAY_MS = 86_400_000
 MINUTES_PER_HOUR = 60
 
 # Relative volume by UTC hour (mean 1): quiet late US/early Asia, a lift at the Asian and European opens, the peak

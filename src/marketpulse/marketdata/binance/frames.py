@@ -14,13 +14,13 @@ from decimal import Decimal, InvalidOperation
 
 import msgspec
 
+from marketpulse.marketdata.intervals import MINUTE_MS
 from marketpulse.marketdata.models import Candle, MarkPrice, OpenInterest, Ticker24h
 from marketpulse.wire import camel
 
 TICKER_STREAM = "!ticker@arr"
 MARK_PRICE_STREAM = "!markPrice@arr@1s"
 MARKET_STREAMS = (TICKER_STREAM, MARK_PRICE_STREAM)
-MINUTE_MS = 60_000
 
 
 # --- WebSocket payloads -------------------------------------------------------------------------------------

@@ -17,6 +17,7 @@ import structlog
 
 from marketpulse.clock import Clock
 from marketpulse.marketdata.binance import frames
+from marketpulse.marketdata.intervals import MINUTE_MS
 from marketpulse.marketdata.models import Candle, OpenInterest
 
 log = structlog.get_logger(__name__)
@@ -27,7 +28,6 @@ DEFAULT_RETRY_AFTER_S = 60.0  # when Binance omits the header
 MAX_ATTEMPTS = 5
 WEIGHT_LIMIT_PER_MINUTE = 2400  # USD-M futures, per IP
 WEIGHT_HEADROOM = 200  # pause at 2200: other requests of the same minute are already in flight
-MINUTE_MS = 60_000
 
 
 class BinanceApiError(RuntimeError):
