@@ -71,9 +71,10 @@ async def start_worker(runtime: Runtime, market_clock: Clock, *, follows_bus_tim
     return stoppers
 
 
-async def follow_market_time(runtime: Runtime) -> tuple[EventClock, Stopper]:
-    """A worker without its own source follows the market's time from ticker events on the bus."""
-    clock = EventClock()
+async def follow_market_time(runtime: Runtime, fallback: Clock | None = None) -> tuple[EventClock, Stopper]:
+    """A worker (or API) without its own source follows the market's time from ticker events on the bus; until the
+    first one it reads `fallback`'s time (a worker's scanner wants 0 then: it waits for market time)."""
+    clock = EventClock(fallback)
 
     async def observe(msg: Message[TickersEvent]) -> None:
         clock.observe(msg.data.time)
@@ -126,6 +127,10 @@ async def run(runtime: Runtime, *, roles: set[str], source: str = "replay", host
         elif "worker" in roles:
             market_clock, stop_clock = await follow_market_time(runtime)
             stoppers.append(stop_clock)
+        elif "api" in roles:  # its queries' "now" is the market's (a replay runs in the past), the wall's until then
+            market_clock, stop_clock = await follow_market_time(runtime, fallback=runtime.clock)
+            stoppers.append(stop_clock)
+        runtime.market_clock = market_clock
         if "worker" in roles:
             stoppers += await start_worker(runtime, market_clock, follows_bus_time="ingest" not in roles, paper=paper)
         if demo:

@@ -29,6 +29,13 @@ class Runtime:
     sessions: async_sessionmaker[AsyncSession]
     bus: EventBus
     clock: Clock = field(default_factory=SystemClock)
+    # The market's time where it isn't the wall clock's: the replay's accelerated clock in `pulse demo`, the tickers'
+    # time in an API apart from its source (set by `roles.run`). None: `clock`.
+    market_clock: Clock | None = None
+
+    def market_now_ms(self) -> int:
+        """Now on the market's clock: what a query's "last N hours" and the ingest time window count from."""
+        return (self.market_clock or self.clock).now_ms()
 
     @classmethod
     def open(

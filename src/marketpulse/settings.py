@@ -44,6 +44,10 @@ class Settings(BaseSettings):
         "refuse to start with this built-in key unless PULSE_ENV=dev"
     )
     max_body_bytes: int = Field(1_048_576, ge=0, description="Request bodies above this answer 413 (every endpoint)")
+    ingest_time_window_s: int = Field(
+        86_400, ge=60, description="Ingested alert `timestamp`s and open-interest `asOf` must lie from this many "
+        "seconds before the process's (market) clock to 60 s after it; others answer 422"
+    )
     trusted_hosts: str = Field(
         "127.0.0.1,localhost,[::1]",
         description="Host headers the API answers, comma-separated (`*` any, `*.example.com` a domain); PULSE_HOST "

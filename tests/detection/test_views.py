@@ -24,7 +24,8 @@ KEY = {"X-API-Key": "test-key"}
 
 
 @pytest.fixture
-async def client(runtime: Runtime) -> AsyncIterator[httpx.AsyncClient]:
+async def client(runtime: Runtime, clock: FakeClock) -> AsyncIterator[httpx.AsyncClient]:
+    clock.set(H + 2 * HOUR)  # the alerts below (H-5h … H+1h) lie inside the ingest window around it
     app = FastAPI()
     app.state.runtime = runtime
     app.include_router(router)
@@ -142,3 +143,63 @@ async def test_recent_hours_counts_back_from_the_injected_clock(
     two = (await client.get("/api/v1/volume-alerts/recent", params={"hours": 2})).json()["data"]
     assert [a["symbol"] for a in two] == ["BTCUSDT", "ETHUSDT"]
     assert (await client.get("/api/v1/volume-alerts/recent", params={"hours": 0})).status_code == 422
+
+
+async def test_recent_hours_counts_back_from_the_market_clock_not_the_wall_clock(
+    client: httpx.AsyncClient, runtime: Runtime, clock: FakeClock
+) -> None:
+    # `pulse demo` replays 2025 while the wall clock says otherwise: "the last hour" is the market's.
+    market = FakeClock(H + 2 * HOUR)
+    runtime.market_clock = market
+    clock.set(H + 400 * 24 * HOUR)  # the wall clock, more than a year later
+    alerts = [body(symbol="BTCUSDT", timestamp=H + 90 * MIN, hourTimestamp=H + HOUR),
+              body(symbol="ETHUSDT", timestamp=H - 30 * MIN, hourTimestamp=H - HOUR)]
+    assert (await client.post("/api/v1/volume-alerts/ingest", json=alerts, headers=KEY)).status_code == 200
+    one = (await client.get("/api/v1/volume-alerts/recent", params={"hours": 1})).json()["data"]
+    assert [a["symbol"] for a in one] == ["BTCUSDT"]
+    market.set(H)
+    assert [a["symbol"] for a in (await client.get("/api/v1/volume-alerts/recent", params={"hours": 1})).json()[
+        "data"]] == ["BTCUSDT", "ETHUSDT"]  # both at or after H-1h (BTC's is "in the future" of this clock)
+
+
+@pytest.mark.parametrize(("field", "value", "message"), [
+    ("timestamp", "2099-12-31T00:00:00Z", "in the future"),  # would top the newest-first list for decades
+    ("timestamp", H + 2 * HOUR + 2 * MIN, "in the future"),  # beyond the 60 s of clock skew
+    ("timestamp", H + 2 * HOUR - 25 * HOUR, "older than the ingest window"),  # the default window is a day
+    ("hourTimestamp", H - HOUR, "start of the hour of `timestamp`"),  # would dodge the one-per-hour rule
+    ("hourTimestamp", H + HOUR + 1, "start of the hour of `timestamp`"),
+    ("symbol", "-/_ :", "not a market symbol"),  # only separators: it used to be stored as ""
+    ("symbol", "\U0001F680USDT", "not a market symbol"),  # emoji
+    ("symbol", "<b>BTC</b>USDT", "not a market symbol"),  # markup
+    ("symbol", "B", "not a market symbol"),
+    ("symbol", "X" * 31, "not a market symbol"),
+])
+async def test_alerts_that_would_poison_the_feed_are_refused_naming_the_field(
+    client: httpx.AsyncClient, runtime: Runtime, field: str, value: Any, message: str
+) -> None:
+    alert = body(timestamp=H + 2 * HOUR - 5 * MIN, hourTimestamp=H + HOUR)  # the clock reads H+2h
+    alert[field] = value
+    if field == "timestamp":
+        del alert["hourTimestamp"]
+    response = await client.post("/api/v1/volume-alerts/ingest", json=[body(), alert], headers=KEY)
+    assert response.status_code == 422, response.text
+    [error] = response.json()["detail"]
+    assert error["loc"] == ["body", 1, field] and message in error["msg"]
+    assert await stored(runtime) == []
+
+
+async def test_the_ingest_window_is_a_setting_and_allows_clock_skew(
+    client: httpx.AsyncClient, runtime: Runtime
+) -> None:
+    runtime.settings = runtime.settings.model_copy(update={"ingest_time_window_s": 3600})
+    now = H + 2 * HOUR
+    old = await client.post("/api/v1/volume-alerts/ingest", json=body(timestamp=now - 90 * MIN, hourTimestamp=None),
+                            headers=KEY)
+    assert old.status_code == 422 and "3600 s" in old.json()["detail"][0]["msg"]
+    ok = [body(symbol="btc-usdt", timestamp=now - 30 * MIN, hourTimestamp=None),
+          body(symbol="ETHUSDT", timestamp=now + 30_000, hourTimestamp=None),  # 30 s ahead: skew, accepted
+          body(symbol="SOLUSDT", alertType="FULL_UPDATE", timestamp=now, hourTimestamp=None)]
+    response = await client.post("/api/v1/volume-alerts/ingest", json=ok, headers=KEY)
+    assert response.status_code == 200, response.text
+    assert [(a["symbol"], a["hourTimestamp"]) for a in response.json()["alerts"]] == [
+        ("BTCUSDT", now - HOUR), ("ETHUSDT", now), ("SOLUSDT", now - HOUR)]  # a FULL_UPDATE reports the hour before

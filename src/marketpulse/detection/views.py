@@ -4,7 +4,14 @@ Alerts go out in their camelCase wire form with epoch-ms timestamps (see `market
 The ingest body is one alert object or a JSON array of them (at most MAX_INGEST_ALERTS), the seed's fields in
 camelCase; `timestamp`/`hourTimestamp` are epoch milliseconds or ISO 8601 strings (naive ones are UTC).
 `asset`, `message`, `hourTimestamp` and `isUpdate` may be left out: they are derived (asset from the symbol, the
-message from the numbers, the hour from the timestamp, isUpdate from the type).
+message from the numbers, the hour from the timestamp (a FULL_UPDATE's: the hour closing at it), isUpdate from the
+type).
+What poisons the feed is refused: a `timestamp` outside the ingest window around the process's market clock
+(PULSE_INGEST_TIME_WINDOW_S before it, 60 s of clock skew after it; a far-future alert would top the newest-first
+list for good), an `hourTimestamp` that isn't the start of `timestamp`'s hour or of the hour closing at it (it
+would dodge the one-per-hour rule), and a symbol outside the exchanges' character set once separators are removed
+(2-30 of A-Z and 0-9).
+"Now" (the window, `recent?hours=N`) is the process's market clock: the replay's in `pulse demo`, not the wall's.
 Errors: 401 (key checked before the body), 413 (body over PULSE_MAX_BODY_BYTES), 422 with one entry per bad field
 (FastAPI's `{"detail": [{"loc": ["body", 0, "timestamp"], "msg": …}]}` shape); on 422 nothing is stored.
 """
@@ -16,14 +23,15 @@ from typing import Annotated, Any, Literal
 
 import orjson
 from fastapi import APIRouter, Depends, HTTPException, Query, Request, status
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, ValidationInfo, field_validator
 
 from marketpulse.api.security import read_limited_body, require_api_key
 from marketpulse.api.types import NoNul, Symbol
 from marketpulse.bus import topics
 from marketpulse.detection.models import HOUR_MS, VolumeAlert, alert_message
 from marketpulse.detection.service import DEFAULT_LIMIT, MAX_LIMIT, VolumeAlertStore
-from marketpulse.marketdata.models import asset_of, normalize_symbol
+from marketpulse.marketdata.models import asset_of, exchange_symbol, normalize_symbol
+from marketpulse.marketdata.open_interest import FUTURE_TOLERANCE_MS
 from marketpulse.runtime import Runtime
 from marketpulse.times import EpochMs
 from marketpulse.wire import WIRE_MODEL
@@ -57,9 +65,35 @@ class VolumeAlertIn(BaseModel):
     hour_timestamp: EpochMs | None = None
     is_update: bool | None = None
 
+    @field_validator("symbol")
+    @classmethod
+    def _exchange_symbol(cls, value: str) -> str:
+        return exchange_symbol(value)
+
+    @field_validator("timestamp")
+    @classmethod
+    def _within_window(cls, value: int, info: ValidationInfo) -> int:
+        window: IngestWindow | None = (info.context or {}).get("window")
+        if window is not None:
+            window.check(value)
+        return value
+
+    @field_validator("hour_timestamp")
+    @classmethod
+    def _hour_of_timestamp(cls, value: int | None, info: ValidationInfo) -> int | None:
+        timestamp = info.data.get("timestamp")  # absent when `timestamp` itself was refused
+        if value is None or timestamp is None:
+            return value
+        hour = timestamp - timestamp % HOUR_MS
+        # A scan on the hour (FULL_UPDATE; SPIKE from hourly candles) reports the hour that just closed.
+        if value != hour and not (timestamp == hour and value == hour - HOUR_MS):
+            raise ValueError(f"must be the start of the hour of `timestamp` ({hour}), or of the hour closing at it")
+        return value
+
     def to_alert(self) -> VolumeAlert:
-        symbol = normalize_symbol(self.symbol)
-        hour = self.hour_timestamp if self.hour_timestamp is not None else self.timestamp - self.timestamp % HOUR_MS
+        symbol = self.symbol
+        hour = self.hour_timestamp if self.hour_timestamp is not None else _hour_reported(self.alert_type,
+                                                                                          self.timestamp)
         return VolumeAlert(
             symbol=symbol,
             asset=self.asset or asset_of(symbol),
@@ -78,6 +112,27 @@ class VolumeAlertIn(BaseModel):
         )
 
 
+def _hour_reported(alert_type: str, timestamp: int) -> int:
+    """The hour an alert reports when the sender left it out: a FULL_UPDATE's is the hour closing at its time."""
+    reference = timestamp - 1 if alert_type == "FULL_UPDATE" else timestamp
+    return reference - reference % HOUR_MS
+
+
+class IngestWindow:
+    """The times an ingest accepts: from `window_ms` before `now_ms` to the clock skew after it."""
+
+    def __init__(self, now_ms: int, window_ms: int) -> None:
+        self.now_ms, self.window_ms = now_ms, window_ms
+
+    def check(self, ms: int) -> None:
+        if ms > self.now_ms + FUTURE_TOLERANCE_MS:
+            raise ValueError(f"is in the future: the clock reads {self.now_ms} (at most "
+                             f"{FUTURE_TOLERANCE_MS // 1000} s of clock skew is allowed)")
+        if ms < self.now_ms - self.window_ms:
+            raise ValueError(f"is older than the ingest window of {self.window_ms // 1000} s before the clock "
+                             f"({self.now_ms}); see PULSE_INGEST_TIME_WINDOW_S")
+
+
 _ONE = TypeAdapter(VolumeAlertIn)
 _MANY = TypeAdapter(list[VolumeAlertIn])
 
@@ -93,8 +148,9 @@ class AlertsOut(BaseModel):
     count: int
 
 
-def parse_ingest_body(body: bytes) -> list[VolumeAlert]:
-    """The alerts in an ingest body; HTTPException 422 with field-level errors when any is invalid."""
+def parse_ingest_body(body: bytes, window: IngestWindow | None = None) -> list[VolumeAlert]:
+    """The alerts in an ingest body; HTTPException 422 with field-level errors when any is invalid (or, with a
+    `window`, lies outside it)."""
     try:
         payload = orjson.loads(body)
     except orjson.JSONDecodeError as exc:
@@ -103,7 +159,9 @@ def parse_ingest_body(body: bytes) -> list[VolumeAlert]:
         raise _unprocessable([{"loc": ["body"], "msg": f"at most {MAX_INGEST_ALERTS} alerts per request",
                                "type": "too_long"}])
     try:
-        parsed = _MANY.validate_python(payload) if isinstance(payload, list) else [_ONE.validate_python(payload)]
+        context = {"window": window}
+        parsed = (_MANY.validate_python(payload, context=context) if isinstance(payload, list)
+                  else [_ONE.validate_python(payload, context=context)])
     except ValidationError as exc:
         errors = exc.errors(include_url=False, include_context=False)
         for error in errors:
@@ -135,7 +193,8 @@ def _runtime(request: Request) -> Runtime:
 )
 async def ingest_volume_alerts(request: Request) -> dict[str, Any]:
     runtime = _runtime(request)
-    alerts = parse_ingest_body(await read_limited_body(request))
+    window = IngestWindow(runtime.market_now_ms(), runtime.settings.ingest_time_window_s * 1000)
+    alerts = parse_ingest_body(await read_limited_body(request), window)
     stored = await VolumeAlertStore(runtime.sessions).save(alerts)
     for alert in stored:
         await runtime.bus.publish(topics.ALERTS_VOLUME, alert)
@@ -160,6 +219,6 @@ async def recent_volume_alerts(
     limit: Annotated[int, Query(ge=1, le=MAX_LIMIT)] = MAX_LIMIT,
 ) -> dict[str, Any]:
     runtime = _runtime(request)
-    since = runtime.clock.now_ms() - hours * HOUR_MS
+    since = runtime.market_now_ms() - hours * HOUR_MS
     alerts = await VolumeAlertStore(runtime.sessions).since(since, limit=limit)
     return {"data": [a.to_wire() for a in alerts], "count": len(alerts)}

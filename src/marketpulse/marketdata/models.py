@@ -22,6 +22,20 @@ def normalize_symbol(raw: str) -> str:
     return _SYMBOL_JUNK.sub("", base).upper()
 
 
+_EXCHANGE_SYMBOL = re.compile(r"[A-Z0-9]{2,30}")
+
+
+def exchange_symbol(raw: str) -> str:
+    """`normalize_symbol`, then the exchanges' character set: 2-30 ASCII letters and digits (BTCUSDT,
+    1000PEPEUSDT). ValueError otherwise, so separators alone, emoji and markup never become stored symbols."""
+    symbol = normalize_symbol(raw)
+    if not _EXCHANGE_SYMBOL.fullmatch(symbol):
+        shown = raw if len(raw) <= 40 else raw[:40] + "…"
+        raise ValueError(f"{shown!r} is not a market symbol: without separators it must be 2-30 letters A-Z and "
+                         "digits, like BTCUSDT")
+    return symbol
+
+
 def asset_of(symbol: str) -> str:
     """'BTCUSDT' → 'BTC'; '1000PEPEUSDT' → '1000PEPE' (the seed's `asset` field)."""
     for quote in ("USDT", "USDC", "BUSD", "USD"):

@@ -29,12 +29,11 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from marketpulse.clock import Clock
-from marketpulse.marketdata.models import normalize_symbol
+from marketpulse.marketdata.models import exchange_symbol, normalize_symbol
 from marketpulse.marketdata.tables import OpenInterestRow
 from marketpulse.times import parse_time_ms
 from marketpulse.wire import camel
 
-SYMBOL_MAX_LENGTH = 64  # open_interest.symbol is VARCHAR(64)
 FUTURE_TOLERANCE_MS = 60_000  # clock skew tolerated between a monitor and this server
 
 # --- pure core -----------------------------------------------------------------------------------------------
@@ -116,8 +115,10 @@ class InvalidOpenInterest(ValueError):
         self.errors = errors
 
 
-def parse_ingest_body(raw: bytes, now_ms: int) -> tuple[dict[str, float], int]:
-    """(normalized values, asOf) from an ingest body, or InvalidOpenInterest listing every bad field."""
+def parse_ingest_body(raw: bytes, now_ms: int, window_ms: int | None = None) -> tuple[dict[str, float], int]:
+    """(normalized values, asOf) from an ingest body, or InvalidOpenInterest listing every bad field.
+
+    `asOf` must lie within `window_ms` (PULSE_INGEST_TIME_WINDOW_S) before `now_ms` and FUTURE_TOLERANCE_MS after."""
     try:
         body = orjson.loads(raw)
     except orjson.JSONDecodeError as exc:
@@ -135,6 +136,10 @@ def parse_ingest_body(raw: bytes, now_ms: int) -> tuple[dict[str, float], int]:
     elif as_of > now_ms + FUTURE_TOLERANCE_MS:
         # A future asOf would read as fresh for as long as our clock takes to catch up with it.
         errors.append({"loc": ["body", "asOf"], "msg": "is in the future", "type": "value_error"})
+    elif window_ms is not None and as_of < now_ms - window_ms:
+        # Old figures would be stored as the latest known and shown (as stale) until the next refresh.
+        errors.append({"loc": ["body", "asOf"], "msg": f"is older than the ingest window of {window_ms // 1000} s "
+                       f"before the clock ({now_ms}); see PULSE_INGEST_TIME_WINDOW_S", "type": "value_error"})
     if errors:
         raise InvalidOpenInterest(errors)
     return values, as_of
@@ -156,12 +161,14 @@ def validate_usd_values(data: Mapping[str, Any]) -> tuple[dict[str, float], list
     values: dict[str, float] = {}
     errors: list[dict[str, Any]] = []
     for key, value in data.items():
-        symbol = normalize_symbol(key) if isinstance(key, str) else ""
+        try:
+            symbol = exchange_symbol(key) if isinstance(key, str) else ""
+        except ValueError as exc:
+            errors.append(_error(key, value, str(exc)))
+            continue
         ok = isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value) and value >= 0
         if not symbol:
-            errors.append(_error(key, value, "symbol is empty after normalization"))
-        elif len(symbol) > SYMBOL_MAX_LENGTH or "\x00" in symbol:
-            errors.append(_error(key, value, f"symbol must be at most {SYMBOL_MAX_LENGTH} characters, without NUL"))
+            errors.append(_error(key, value, "symbol must be text"))
         elif not ok:
             errors.append(_error(key, value, "must be a finite, non-negative number of USD"))
         else:

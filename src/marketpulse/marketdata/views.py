@@ -194,7 +194,8 @@ async def open_interest(request: Request) -> dict[str, Any]:
 async def ingest_open_interest(request: Request) -> dict[str, Any]:
     runtime = request.app.state.runtime
     try:
-        values, as_of = parse_ingest_body(await read_limited_body(request), runtime.clock.now_ms())
+        values, as_of = parse_ingest_body(await read_limited_body(request), runtime.market_now_ms(),
+                                          runtime.settings.ingest_time_window_s * 1000)
     except InvalidOpenInterest as exc:
         raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, detail=exc.errors) from None
     # Stored before answering, so a 200 means durable; the store group will write the bus echo again, harmlessly
