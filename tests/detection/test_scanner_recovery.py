@@ -238,7 +238,7 @@ async def test_two_scanners_scan_redundantly_and_each_alert_is_published_once_by
     published: list[dict[str, Any]] = []
 
     async def collect(message: Message) -> None:
-        published.append(message.data)
+        published.append(msgspec.to_builtins(message.data))
 
     await runtime.bus.subscribe(topics.ALERTS_VOLUME, "test", collect)
     workers = [Worker(runtime), Worker(runtime)]  # two `pulse worker`s: both scanners see every candle
