@@ -15,8 +15,9 @@ from marketpulse.marketdata.frame import CandleFrame
 from marketpulse.marketdata.models import Candle
 from marketpulse.runtime import Runtime
 from marketpulse.trading.paper.deployments import DeploymentService, DeploymentSpec
+from marketpulse.trading.paper.orders import OrderSpec, OrderType, Side
 from marketpulse.trading.paper.runner import PaperRunner
-from marketpulse.trading.paper.service import PaperTradingService
+from marketpulse.trading.paper.service import PaperTradingService, PositionBusy, PositionNotFound
 from marketpulse.trading.paper.tables import PaperAccountRow, PaperFillRow
 from support.topics import message
 
@@ -150,4 +151,46 @@ async def test_stopping_withdraws_its_unfilled_order(runtime: Runtime, clock: Fa
     await runner.deployments.stop("default", row.id)
     await feed(runner, clock, candles[(entry.entry_time - T0) // MINUTE:])
     assert (await runner.paper.order("default", pending.id)).reason == "deployment stopped"
+    assert await runner.paper.positions("default") == []
+
+
+async def test_a_deployment_trades_its_own_position_beside_the_owners(runtime: Runtime, clock: FakeClock) -> None:
+    candles = minutes()
+    expected = Backtest(as_frame(candles), "ema_cross", PARAMS, cash=5_000.0, fee_bps=4).run().trades
+    runner = make_runner(runtime)
+    await runner.paper.on_candles(candles[:1])
+    await runner.paper.place_order("default", OrderSpec("BTCUSDT", Side.SELL, OrderType.MARKET, 20.0))  # a short
+    row = await runner.deployments.deploy("default", DeploymentSpec("ema_cross", "BTCUSDT", "1m", PARAMS,
+                                                                    cash=5_000.0))
+    await feed(runner, clock, candles)
+    # The strategy went long then flipped short; the owner's short was never netted against it.
+    assert runner.deployments.trades(row.id) == expected
+    held = {(p.deployment_id, p.quantity) for p in await runner.paper.positions("default")}
+    assert held == {("", -20.0), (row.id, -expected[-1].size)}
+
+    # Stopping with close_position closes the deployment's position only.
+    await runner.deployments.stop("default", row.id, close_position=True)
+    [mine] = await runner.paper.positions("default")
+    assert (mine.deployment_id, mine.quantity) == ("", -20.0)
+    filled = await runner.paper.orders("default", "filled")
+    [closing] = [o for o in filled if o.reason == "position closed by the owner"]
+    assert closing.deployment_id == row.id and closing.side == "buy" and closing.quantity == expected[-1].size
+
+
+async def test_stopping_can_leave_the_position_for_the_owner_to_close_later(
+    runtime: Runtime, clock: FakeClock
+) -> None:
+    candles = minutes()
+    runner = make_runner(runtime)
+    row = await runner.deployments.deploy("default", DeploymentSpec("ema_cross", "BTCUSDT", "1m", PARAMS,
+                                                                    cash=10_000.0))
+    await feed(runner, clock, candles)
+    with pytest.raises(PositionBusy):  # a running strategy's position is its own to manage
+        await runner.paper.close_position("default", "BTCUSDT", book=row.id)
+    await runner.deployments.stop("default", row.id)  # leave it
+    [left] = await runner.paper.positions("default")
+    assert left.deployment_id == row.id and left.quantity < 0
+    with pytest.raises(PositionNotFound):
+        await runner.paper.close_position("default", "BTCUSDT")  # the manual book holds nothing
+    await runner.paper.close_position("default", "BTCUSDT", book=row.id)
     assert await runner.paper.positions("default") == []

@@ -15,7 +15,7 @@ from marketpulse.trading.paper.service import (
     RiskRejected,
     UnknownSymbol,
 )
-from marketpulse.trading.risk import Plan, next_utc_midnight_ms
+from marketpulse.trading.risk import MAINTENANCE_MARGIN_RATE, Plan, liquidation_price, next_utc_midnight_ms
 
 from .helpers import MINUTE, T0, Collector, candle, config, listed
 
@@ -143,3 +143,67 @@ async def test_daily_loss_halts_until_the_next_utc_day(runtime: Runtime, clock: 
     clock.set(next_utc_midnight_ms(T0) + MINUTE)
     await paper.place_order("default", OrderSpec("ETHUSDT", Side.BUY, OrderType.LIMIT, 1.0, limit_price=10.0))
     assert (await paper.account("default"))["halted"] is False
+
+
+async def test_equity_at_the_maintenance_margin_liquidates_every_position(runtime: Runtime) -> None:
+    halts = await Collector.on(runtime.bus, topics.RISK_HALTS)
+    paper = service(runtime, leverage=5.0, daily_loss_limit_pct=0.0, taker_fee_bps=0.0)
+    await paper.on_candles([candle("BTCUSDT", T0 - MINUTE, 10_000.0), candle("ETHUSDT", T0 - MINUTE, 1_000.0)])
+    await paper.place_order("default", market("BTCUSDT", Side.BUY, 4.0))  # 40,000 on 10,000 at 5x
+    resting = await paper.place_order("default", OrderSpec("ETHUSDT", Side.BUY, OrderType.LIMIT, 1.0,
+                                                            limit_price=500.0))
+    await paper.on_candles([candle("BTCUSDT", T0, 10_000.0)])
+    level = liquidation_price(10_000.0, 0.0, 4.0, 10_000.0)
+    assert level is not None and 7_500.0 < level < 7_600.0
+    # A bar that trades through the level (without gapping) liquidates there, not at its low.
+    await paper.on_candles([candle("BTCUSDT", T0 + MINUTE, 9_000.0, h=9_100.0, low=7_000.0, c=7_200.0)])
+    assert await paper.positions("default") == []
+    [liquidation] = [o for o in await paper.orders("default", "filled") if o.reason and "liquidated" in o.reason]
+    assert liquidation.side == "sell" and liquidation.fill_price == pytest.approx(level)
+    account = await paper.account("default")
+    assert account["balance"] == pytest.approx(MAINTENANCE_MARGIN_RATE * 4 * level)  # what maintenance kept
+    assert (await paper.order("default", resting.id)).status == OrderStatus.CANCELLED.value
+    event = await halts.next()
+    assert event["reason"] == "liquidation" and event["absorbed_loss"] == 0.0
+
+
+async def test_a_gap_through_the_liquidation_price_never_leaves_a_negative_balance(runtime: Runtime) -> None:
+    paper = service(runtime, leverage=5.0, daily_loss_limit_pct=0.0)
+    await paper.on_candles([candle("BTCUSDT", T0 - MINUTE, 10_000.0)])
+    await paper.place_order("default", market("BTCUSDT", Side.SELL, 4.0))  # short 40,000 at 5x
+    await paper.on_candles([candle("BTCUSDT", T0, 10_000.0)])
+    await paper.on_candles([candle("BTCUSDT", T0 + MINUTE, 14_000.0, c=14_500.0)])  # opens 40 % higher
+    [liquidation] = [o for o in await paper.orders("default", "filled") if o.reason and "liquidated" in o.reason]
+    assert liquidation.fill_price == 14_000.0  # at the open: the level was gapped through
+    account = await paper.account("default")
+    assert account["balance"] == 0.0 and account["equity"] == 0.0 and account["open_positions"] == 0
+    with pytest.raises(RiskRejected) as info:  # nothing left to trade with
+        await paper.place_order("default", market("BTCUSDT", Side.BUY, 0.001))
+    assert info.value.rejection.reason == "insufficient_margin"
+
+
+async def test_tickers_liquidate_between_candles(runtime: Runtime) -> None:
+    paper = service(runtime, leverage=10.0, daily_loss_limit_pct=0.0, taker_fee_bps=0.0)
+    await paper.on_candles([candle("BTCUSDT", T0 - MINUTE, 10_000.0)])
+    await paper.place_order("default", market("BTCUSDT", Side.BUY, 9.0))  # 90,000 at 10x
+    await paper.on_candles([candle("BTCUSDT", T0, 10_000.0)])
+    await paper.on_marks({"BTCUSDT": 9_500.0})  # equity 5,500: above 0.5 % of 85,500
+    assert len(await paper.positions("default")) == 1
+    await paper.on_marks({"BTCUSDT": 8_900.0})  # equity 100 < 400.5: liquidated at the mark
+    assert await paper.positions("default") == []
+    account = await paper.account("default")
+    assert account["balance"] == pytest.approx(10_000.0 - 9 * 1_100.0)
+
+
+async def test_a_fill_that_would_breach_is_refused_at_fill_time(runtime: Runtime) -> None:
+    paper = service(runtime, max_position_notional=10_000.0, maker_fee_bps=0.0)
+    await paper.on_candles([candle("BTCUSDT", T0 - MINUTE, 1_000.0)])
+    # A buy stop above the market, judged at its price (9 × 1,100 = 9,900): accepted.
+    stop = await paper.place_order("default", OrderSpec("BTCUSDT", Side.BUY, OrderType.STOP, 9.0, stop_price=1_100.0))
+    # The market gaps to 1,300: filling there would be 11,700 over a 10,000 limit, so the fill is refused.
+    await paper.on_candles([candle("BTCUSDT", T0, 1_300.0)])
+    refused = await paper.order("default", stop.id)
+    assert refused.status == OrderStatus.REJECTED.value
+    assert refused.reason == "at fill: max_position_size: the BTCUSDT position would be 11,700.00 in notional, " \
+        "over the limit"
+    assert await paper.positions("default") == []

@@ -138,7 +138,8 @@ def test_liquidation_price_is_where_equity_meets_the_maintenance_margin() -> Non
     # 5x long: 50,000 notional on 10,000 → liquidated near an 19.6 % drop.
     level = liquidation_price(10_000.0, 0.0, 5.0, 10_000.0)
     assert level is not None and 10_000.0 + 5 * (level - 10_000.0) == pytest.approx(MAINTENANCE_MARGIN_RATE * 5 * level)
-    assert liquidation_due(0.0, 1.0) and not liquidation_due(100.0, 1_000.0) and not liquidation_due(-1.0, 0.0)
+    assert liquidation_due(0.0, 1.0) and not liquidation_due(100.0, 1_000.0) and not liquidation_due(0.0, 0.0)
+    assert liquidation_due(-1.0, 0.0)  # an exit filled beyond the liquidation price: the loss is absorbed
 
 
 def test_daily_loss_breaker() -> None:

@@ -349,6 +349,9 @@ class PaperTradingService:
             for symbol in sorted((set(orders_by_symbol) | book.symbols()) & set(by_symbol)):
                 for candle in by_symbol[symbol]:
                     bar = Bar(candle.open_time, candle.open, candle.high, candle.low, candle.close)
+                    # A gap through the liquidation price liquidates at the open, before any order of this bar.
+                    at_open = Bar(bar.open_time, bar.open, bar.open, bar.open, bar.open)
+                    halts += await self._guard(s, owner_id, account, book, {symbol: at_open}, now, fills)
                     fills += self._fill_on_bar(s, owner_id, account, book, orders_by_symbol[symbol], bar, now)
                     halts += await self._guard(s, owner_id, account, book, {symbol: bar}, now, fills)
                     if symbol in book.symbols():

@@ -188,8 +188,9 @@ def _reduces(current: float, projected: float) -> bool:
 
 
 def liquidation_due(equity: float, notional: float) -> bool:
-    """True when equity has fallen to the maintenance margin of the positions held."""
-    return notional > 0.0 and equity <= MAINTENANCE_MARGIN_RATE * notional
+    """True when equity has fallen to the maintenance margin of the positions held, or below zero at all (an exit
+    filled beyond the liquidation price: the rule still applies, absorbing the loss beyond the balance)."""
+    return equity < 0.0 or (notional > 0.0 and equity <= MAINTENANCE_MARGIN_RATE * notional)
 
 
 def liquidation_price(equity: float, other_notional: float, quantity: float, mark: float) -> float | None:
