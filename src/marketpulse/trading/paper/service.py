@@ -41,6 +41,7 @@ from marketpulse.trading.paper.orders import (
 )
 from marketpulse.trading.paper.tables import PaperAccountRow, PaperFillRow, PaperOrderRow, PaperPositionRow
 from marketpulse.trading.risk.manager import (
+    MAINTENANCE_MARGIN_RATE,
     MANUAL,
     AccountExposure,
     OrderIntent,
@@ -433,10 +434,12 @@ class PaperTradingService:
         book.cash += absorbed
         await store.cancel_open_orders(s, owner_id, "liquidation: the account's positions were closed", now)
         await store.stop_deployments(s, owner_id, now)
+        log.warning("paper account liquidated", owner=owner_id, equity_before=equity_before, absorbed_loss=absorbed)
+        # The risk-halt shape: limit_pct is the maintenance margin rate; the account is not halted past now.
         return {
             "account_id": account.owner_id, "owner_id": account.owner_id, "reason": "liquidation",
-            "equity": book.equity(), "day_start_equity": account.day_start_equity, "equity_before": equity_before,
-            "absorbed_loss": absorbed, "limit_pct": 0.0, "halted_until": account.halted_until_ms, "time": now,
+            "equity": book.equity(), "day_start_equity": account.day_start_equity,
+            "limit_pct": MAINTENANCE_MARGIN_RATE, "halted_until": account.halted_until_ms or now, "time": now,
         }
 
     # --- helpers ----------------------------------------------------------------------------------------------
