@@ -25,6 +25,8 @@ from marketpulse.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[1]
 HERE = "tests/test_settings.py"
+ACCOUNTS = "tests/accounts/test_auth_api.py"
+ACCOUNT_SETTINGS = "tests/accounts/test_account_settings.py"
 
 PROOF: dict[str, str] = {
     "database_url": "tests/e2e/test_demo_process.py::test_demo_serves_table_alerts_pages_and_metrics",
@@ -71,6 +73,20 @@ PROOF: dict[str, str] = {
     "deployment": "tests/api/test_realtime.py::test_the_socketio_channel_is_the_deployments_own",
     "socketio_channel": "tests/api/test_realtime.py::test_the_socketio_channel_is_the_deployments_own",
     "node_modules_dir": "tests/web/test_assets.py::test_configured_directory_is_used",
+    "jwt_secret_key": f"{ACCOUNT_SETTINGS}::test_the_jwt_secret_key_signs_and_checks_access_tokens",
+    "access_token_ttl_s": f"{ACCOUNTS}::test_token_lifetimes_follow_the_settings",
+    "refresh_token_ttl_s": f"{ACCOUNTS}::test_token_lifetimes_follow_the_settings",
+    "verify_email_ttl_s": f"{ACCOUNT_SETTINGS}::test_mailed_links_live_as_long_as_their_settings_say",
+    "password_reset_ttl_s": f"{ACCOUNT_SETTINGS}::test_mailed_links_live_as_long_as_their_settings_say",
+    "auth_email_rate_limit": f"{ACCOUNTS}::test_mail_requests_are_rate_limited_per_address_known_or_not",
+    "rate_limit_storage": f"{ACCOUNTS}::test_processes_sharing_redis_share_the_mail_limit",
+    "public_url": f"{ACCOUNT_SETTINGS}::test_mail_from_and_public_url_shape_the_mail",
+    "mail_from": f"{ACCOUNT_SETTINGS}::test_mail_from_and_public_url_shape_the_mail",
+    "smtp_host": f"{ACCOUNT_SETTINGS}::test_without_smtp_host_no_mail_goes_out",
+    "smtp_port": f"{ACCOUNTS}::test_signup_mails_a_link_that_verifies_once_then_signin_and_me",
+    "smtp_username": f"{ACCOUNT_SETTINGS}::test_smtp_login_and_starttls_follow_the_settings",
+    "smtp_password": f"{ACCOUNT_SETTINGS}::test_smtp_login_and_starttls_follow_the_settings",
+    "smtp_starttls": f"{ACCOUNT_SETTINGS}::test_smtp_login_and_starttls_follow_the_settings",
     "log_level": f"{HERE}::test_log_level_and_json_shape_the_log",
     "log_json": f"{HERE}::test_log_level_and_json_shape_the_log",
 }
