@@ -23,6 +23,7 @@ import msgspec
 from marketpulse.detection.models import VolumeAlert
 from marketpulse.marketdata.intervals import INTERVAL_NAMES, Interval
 from marketpulse.marketdata.models import Candle, MarketRow
+from marketpulse.wire import camel
 
 T = TypeVar("T")
 
@@ -150,7 +151,7 @@ class CandlesEvent(msgspec.Struct, frozen=True):
     interval: Interval = Interval.M1
 
 
-class OpenInterestEvent(msgspec.Struct, frozen=True, rename={"as_of": "asOf"}):
+class OpenInterestEvent(msgspec.Struct, frozen=True, rename=camel):
     """Open interest in USD by symbol, as of `as_of` (market time)."""
 
     as_of: int

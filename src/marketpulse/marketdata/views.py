@@ -99,7 +99,7 @@ async def market_data(
     limit: Annotated[int | None, Query(ge=1, le=5000)] = None,
 ) -> dict[str, Any]:
     rows = sort_rows(filter_rows(feed.snapshot(), q), sort, order)[:limit]
-    return {"data": rows, "count": len(rows), "asOf": feed.updated_at}
+    return {"data": rows, "count": len(rows), "as_of": feed.updated_at}
 
 
 def filter_rows(rows: list[dict[str, Any]], q: str | None) -> list[dict[str, Any]]:
@@ -204,4 +204,4 @@ async def ingest_open_interest(request: Request) -> dict[str, Any]:
     request.app.state.open_interest.update(values, as_of)  # this process answers GETs with it at once
     # Every API process's cache, the table and the dashboards pick it up from the bus.
     await runtime.bus.publish(topics.MARKET_OPEN_INTEREST, topics.OpenInterestEvent(as_of, values))
-    return {"accepted": len(values), "asOf": as_of}
+    return {"accepted": len(values), "as_of": as_of}
