@@ -69,6 +69,15 @@ def pg_database() -> Iterator[str]:
     _pg(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
+@pytest.fixture
+def empty_pg_database() -> Iterator[str]:
+    """A database of its own, not migrated (for tests of the migrations themselves); dropped afterwards."""
+    name = f"mp_empty_{uuid.uuid4().hex[:10]}"
+    _pg(f'CREATE DATABASE "{name}"')
+    yield pg_database_url(name)
+    _pg(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
 async def _truncate_all(url: str) -> None:
     engine = create_engine(url)
     tables = ", ".join(f'"{t.name}"' for t in metadata.sorted_tables)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -14,7 +13,6 @@ from alembic import command
 from sqlalchemy import inspect, text
 from sqlalchemy.exc import IntegrityError
 
-from conftest import _pg, pg_database_url
 from marketpulse.storage.database import create_engine
 from marketpulse.storage.migrate import alembic_config, upgrade
 
@@ -33,10 +31,7 @@ def empty_db(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     if request.param == "sqlite":
         yield f"sqlite+aiosqlite:///{tmp_path / 'm.db'}"
         return
-    name = f"mp_mig_{uuid.uuid4().hex[:10]}"
-    _pg(f'CREATE DATABASE "{name}"')
-    yield pg_database_url(name)
-    _pg(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    yield request.getfixturevalue("empty_pg_database")
 
 
 def run(url: str, statement: Any, params: dict[str, Any] | None = None) -> list[Any]:
