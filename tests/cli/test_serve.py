@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import typer
 from typer.testing import CliRunner
 
 from marketpulse.bus import topics
@@ -85,9 +86,9 @@ def test_the_built_in_ingest_key_is_refused_outside_dev(env: str, key: str, refu
     if not refused:
         serve.check_ingest_key(settings)
         return
-    with pytest.raises(Exception) as raised:
+    with pytest.raises(typer.Exit) as raised:
         serve.check_ingest_key(settings)
-    assert getattr(raised.value, "exit_code", None) == 2
+    assert raised.value.exit_code == 2
     err = capsys.readouterr().err
     assert "PULSE_INGEST_API_KEY" in err and "PULSE_ENV=dev" in err and len(err.strip().splitlines()) == 1
 
@@ -113,3 +114,29 @@ async def test_demo_with_binance_stores_candles_labelled_binance(settings: Setti
     finally:
         await recorder.stop()
         await runtime.close()
+
+
+@pytest.mark.parametrize("host", ["127.0.0.1", "localhost", "0.0.0.0"])
+def test_a_taken_port_is_found_on_every_address_the_host_means(host: str, capsys) -> None:
+    import socket
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        with pytest.raises(typer.Exit) as raised:
+            serve.check_port_free(host, port)
+    assert raised.value.exit_code == 2
+    assert capsys.readouterr().err == f"error: port {port} is in use: pass --port or set PULSE_PORT\n"
+
+
+def test_a_free_port_passes_and_an_unknown_host_is_named(capsys) -> None:
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    serve.check_port_free("127.0.0.1", port)  # nobody listens: no exit
+    with pytest.raises(typer.Exit):
+        serve.check_port_free("no-such-host.invalid", port)
+    assert "no-such-host.invalid" in capsys.readouterr().err

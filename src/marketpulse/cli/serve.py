@@ -52,22 +52,26 @@ def check_ingest_key(settings: Settings) -> None:
 
 
 def check_port_free(host: str, port: int) -> None:
-    """Fail in one line, before anything starts, when the port is taken (uvicorn would print tracebacks)."""
+    """Fail in one line, before anything starts, when the port is taken (uvicorn would print tracebacks).
+    Every address the host resolves to is tried, as asyncio's server binds them all ("localhost": ::1 and 127.0.0.1)."""
     try:
         infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
     except socket.gaierror as exc:
         fail(f"cannot listen on host {host!r} ({exc.strerror}): pass --host or set PULSE_HOST")
-    family, kind, proto, _, address = infos[0]
-    with socket.socket(family, kind, proto) as probe:
-        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn binds: TIME_WAIT is no conflict
-        try:
-            probe.bind(address)
-        except OSError as exc:
-            if exc.errno == errno.EADDRINUSE:
-                fail(f"port {port} is in use: pass --port or set PULSE_PORT")
-            if exc.errno == errno.EACCES:
-                fail(f"port {port} needs privileges this user lacks: pass --port or set PULSE_PORT")
-            fail(f"cannot listen on {host}:{port} ({exc.strerror}): pass --host/--port or set PULSE_HOST/PULSE_PORT")
+    for family, kind, proto, _, address in dict.fromkeys((i[0], i[1], i[2], "", i[4]) for i in infos):
+        with socket.socket(family, kind, proto) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as servers bind: TIME_WAIT is no conflict
+            if family == socket.AF_INET6:
+                probe.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)  # asyncio binds v6 apart from v4
+            try:
+                probe.bind(address)
+            except OSError as exc:
+                if exc.errno == errno.EADDRINUSE:
+                    fail(f"port {port} is in use: pass --port or set PULSE_PORT")
+                if exc.errno == errno.EACCES:
+                    fail(f"port {port} needs privileges this user lacks: pass --port or set PULSE_PORT")
+                fail(f"cannot listen on {host}:{port} ({exc.strerror}): pass --host/--port or set "
+                     "PULSE_HOST/PULSE_PORT")
 
 
 def _run(roles: set[str], settings: Settings, *, demo: bool = False, paper: bool = True, banner: str = "") -> None:
