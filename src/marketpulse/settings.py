@@ -12,6 +12,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 # Known to everyone who reads this file: only for development (PULSE_ENV=dev), see `uses_dev_ingest_key`.
 DEV_INGEST_KEY = "dev-ingest-key"
+DEV_JWT_SECRET = "dev-jwt-secret-key-change-me-in-production"  # likewise: anyone could sign tokens with it
 
 
 class Settings(BaseSettings):
@@ -135,8 +136,9 @@ class Settings(BaseSettings):
 
     # --- accounts: sign-in, sessions, mail ---
     jwt_secret_key: SecretStr = Field(
-        SecretStr("dev-jwt-secret-key-change-me-in-production"),
-        description="HS256 key signing access tokens (32+ bytes); set it in production, the same in every process",
+        SecretStr(DEV_JWT_SECRET),
+        description="HS256 key signing access tokens (32+ bytes), the same in every API process; `pulse api` "
+        "refuses to start with this built-in key unless PULSE_ENV=dev",
     )
     access_token_ttl_s: int = Field(900, ge=30, le=86_400, description="Lifetime of an access token (JWT)")
     refresh_token_ttl_s: int = Field(
@@ -165,6 +167,9 @@ class Settings(BaseSettings):
 
     def uses_dev_ingest_key(self) -> bool:
         return self.ingest_api_key.get_secret_value() == DEV_INGEST_KEY
+
+    def uses_dev_jwt_secret(self) -> bool:
+        return self.jwt_secret_key.get_secret_value() == DEV_JWT_SECRET
 
 
 @lru_cache

@@ -96,3 +96,21 @@ async def test_mailed_links_live_as_long_as_their_settings_say(client: httpx.Asy
     late = await client.post("/api/v1/auth/reset-password",
                              json={"token": sink.token("y@example.com"), "new_password": STRONG + "!"})
     assert late.status_code == 422
+
+
+@pytest.mark.parametrize(("env", "secret", "refused"), [
+    ("production", None, True), ("dev", None, False), ("production", "a-secret-of-our-own-32-bytes-long", False),
+])
+def test_pulse_api_refuses_the_built_in_jwt_secret_outside_dev(env: str, secret: str | None, refused: bool,
+                                                               capsys: pytest.CaptureFixture[str]) -> None:
+    from marketpulse.cli import serve
+
+    settings = Settings(env=env) if secret is None else Settings(env=env, jwt_secret_key=SecretStr(secret))
+    if not refused:
+        serve.check_jwt_secret(settings)
+        return
+    with pytest.raises(Exception) as raised:
+        serve.check_jwt_secret(settings)
+    assert getattr(raised.value, "exit_code", None) == 2
+    err = capsys.readouterr().err
+    assert "PULSE_JWT_SECRET_KEY" in err and "PULSE_ENV=dev" in err and len(err.strip().splitlines()) == 1

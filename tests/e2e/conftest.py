@@ -18,6 +18,7 @@ def processes(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Proces
     their logs printed when the test failed."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("PULSE_")}  # the developer's .env values stay out
     env["PYTHONUNBUFFERED"] = "1"
+    env["PULSE_JWT_SECRET_KEY"] = "e2e-jwt-secret-of-32-bytes-or-more"  # `pulse api` refuses the built-in one
     log_dir = tmp_path / "logs"
     log_dir.mkdir()
     procs = Processes(log_dir, env, tmp_path)

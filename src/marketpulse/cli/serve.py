@@ -51,6 +51,14 @@ def check_ingest_key(settings: Settings) -> None:
                 "on a development machine")
 
 
+def check_jwt_secret(settings: Settings) -> None:
+    """Refuse to sign sessions with the key everyone can read in the source: anyone could forge a token."""
+    if settings.env != "dev" and settings.uses_dev_jwt_secret():
+        fail("PULSE_JWT_SECRET_KEY is the built-in development key, with which anyone can sign in as anyone: set "
+             "it to a secret of your own, the same for every API process (e.g. export "
+             "PULSE_JWT_SECRET_KEY=$(openssl rand -hex 32)), or set PULSE_ENV=dev on a development machine")
+
+
 def check_port_free(host: str, port: int) -> None:
     """Fail in one line, before anything starts, when the port is taken (uvicorn would print tracebacks).
     Every address the host resolves to is tried, as asyncio's server binds them all ("localhost": ::1 and 127.0.0.1)."""
@@ -82,6 +90,7 @@ def _run(roles: set[str], settings: Settings, *, demo: bool = False, paper: bool
     if roles & {"api", "ingest"}:
         check_ingest_key(settings)
     if "api" in roles:
+        check_jwt_secret(settings)
         check_port_free(settings.host, settings.port)
     if banner:
         typer.echo(banner)
