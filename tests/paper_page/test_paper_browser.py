@@ -116,6 +116,7 @@ async def test_trading_through_the_paper_page(runtime: Runtime, runner: PaperRun
         await expect(btc.locator("td").nth(3)).to_have_text("60,100.00")  # entry: the candle's open
         await expect(btc.locator("td").nth(4)).to_have_text("60,300.00")  # mark: its close
         await expect(btc.locator("td").nth(6)).to_have_text("+$100.00")
+        await expect(btc.locator("td").nth(7)).to_have_text("manual")  # your own trades, not a strategy's
         assert await btc.locator("td").nth(6).evaluate("e => getComputedStyle(e).color") == GREEN
         # Polls update rows in place (a Cancel button under the pointer is never swapped mid-click).
         await btc.evaluate("tr => { tr.dataset.marker = 'same-node'; }")
@@ -172,6 +173,8 @@ async def test_trading_through_the_paper_page(runtime: Runtime, runner: PaperRun
         await expect(deployed).to_have_count(1)
         await expect(deployed.first.locator("td").nth(3)).to_have_text("fast=5, slow=26 · long only · 50% per entry")
         await expect(deployed.first.locator("td").nth(4)).to_have_text("running")
+        # Stopping asks nothing by default: the box beside Stop (unticked) leaves any position it holds open.
+        await expect(deployed.first.locator("input[data-option=close_position]")).not_to_be_checked()
         await deployed.first.locator("button", has_text="Stop").click()
         await expect(deployed.first.locator("td").nth(4)).to_have_text("stopped")
         await expect(deployed.first.locator("button")).to_have_count(0)
@@ -195,6 +198,24 @@ async def test_trading_through_the_paper_page(runtime: Runtime, runner: PaperRun
         await expect(page.locator("#conn-status")).to_have_attribute("data-state", "offline")
         await page.unroute("**/api/v1/paper/**", refuse)
         await expect(page.locator("#conn-status")).to_have_attribute("data-state", "live")
+
+        # Close the position in one action (allowed while halted: it only reduces): filled at the last price seen.
+        await btc.locator("button", has_text="Close").click()
+        await expect(positions).to_have_count(0)
+        await expect(page.locator('#account [data-field="realized_pnl"]')).to_have_text("-$1,050.00")
+        closing = page.locator("#fills tbody tr").first
+        await expect(closing.locator("td").nth(2)).to_have_text("sell")
+        await expect(closing.locator("td").nth(4)).to_have_text("58,000.00")
+
+        # A second deployment stopped with "close position" ticked sends that choice.
+        await deploy.locator("button[type=submit]").click()
+        await expect(deployed).to_have_count(2)
+        running = page.locator("#deployments tbody tr", has=page.locator("button", has_text="Stop"))
+        await running.locator("input[data-option=close_position]").check()
+        async with page.expect_request("**/deployments/*/stop") as stopping:
+            await running.locator("button", has_text="Stop").click()
+        assert (await stopping.value).post_data_json == {"close_position": True}
+        await expect(page.locator("#deployments tbody tr button")).to_have_count(0)
 
         await page.screenshot(path=str(SCREENSHOT), full_page=True)
         assert errors == []

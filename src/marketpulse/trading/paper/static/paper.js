@@ -68,7 +68,8 @@
   }
 
   // Keyed, in-place table sync. `cells(item)` gives [{text, cls}] per column; `action(item)` an optional
-  // {label, action, cls} for a trailing button column.
+  // {label, action, cls, option?} for a trailing button column (`option`: a checkbox beside the button, kept across
+  // refreshes, whose state rides along with the click, e.g. Stop's "close position").
   function syncTable(id, items, key, cells, action) {
     const table = document.getElementById(id);
     const body = table.tBodies[0];
@@ -100,11 +101,11 @@
   }
 
   function syncAction(td, spec, key) {
-    let button = td.firstElementChild;
     if (!spec) {
-      if (button) button.remove();
+      td.textContent = "";
       return;
     }
+    let button = $("button", td);
     if (!button) {
       button = document.createElement("button");
       button.type = "button";
@@ -114,6 +115,18 @@
     button.dataset.id = key;
     button.className = spec.cls || "";
     setText(button, spec.label);
+    let option = $("label.option", td);
+    if (spec.option && !option) {
+      option = document.createElement("label");
+      option.className = "option";
+      const box = document.createElement("input");
+      box.type = "checkbox";
+      box.dataset.option = spec.option.name;
+      option.append(box, " " + spec.option.label);
+      td.insertBefore(option, button);
+    } else if (!spec.option && option) {
+      option.remove();
+    }
   }
 
   // ---- rendering -----------------------------------------------------------------------------------------------
@@ -132,6 +145,8 @@
     set("realized_pnl", signedUsd(a.realized_pnl), signClass(a.realized_pnl));
     set("net_pnl", signedUsd(a.net_pnl));
     set("fees", usd(a.fees));
+    set("margin_used", usd(a.margin_used));
+    set("leverage", isNum(a.leverage) ? fixed(0, 2).format(a.leverage) + "x" : DASH);
     set("daily_pnl", signedUsd(a.daily_pnl), signClass(a.daily_pnl));
     const dayPct = isNum(a.daily_pnl) && a.day_start_equity ? (100 * a.daily_pnl) / a.day_start_equity : NaN;
     $('#account [data-field="daily_pct"]').textContent = signedPct(dayPct) + " since 00:00 UTC";
@@ -146,16 +161,30 @@
     }
   }
 
-  function renderPositions(rows) {
-    syncTable("positions", rows, (p) => p.symbol, (p) => [
-      { text: p.symbol, cls: "sym" },
-      { text: p.side, cls: "left side-" + p.side },
-      { text: qty(Math.abs(p.quantity)) },
-      { text: price(p.avg_price) },
-      { text: price(p.mark_price) },
-      { text: usd(p.notional) },
-      { text: signedUsd(p.unrealized_pnl), cls: signClass(p.unrealized_pnl) },
-    ]);
+  // A position is one symbol in one book: your own trades, or one deployment's (a strategy's position never nets
+  // against yours). A running strategy manages its own, so only the others get a Close button.
+  const positionKey = (p) => `${p.symbol}|${p.deployment_id || ""}`;
+
+  function renderPositions(rows, deployments) {
+    const byId = new Map((deployments || []).map((d) => [d.id, d]));
+    syncTable("positions", rows, positionKey, (p) => {
+      const d = p.deployment_id ? byId.get(p.deployment_id) : null;
+      const running = d && d.status === "running";
+      const from = !p.deployment_id ? "manual" : (d ? d.strategy : "strategy") + (running ? "" : " (stopped)");
+      return [
+        { text: p.symbol, cls: "sym" },
+        { text: p.side, cls: "left side-" + p.side },
+        { text: qty(Math.abs(p.quantity)) },
+        { text: price(p.avg_price) },
+        { text: price(p.mark_price) },
+        { text: usd(p.notional) },
+        { text: signedUsd(p.unrealized_pnl), cls: signClass(p.unrealized_pnl) },
+        { text: from, cls: "tag left" },
+      ];
+    }, (p) => {
+      const d = p.deployment_id ? byId.get(p.deployment_id) : null;
+      return d && d.status === "running" ? null : { label: "Close", action: "close", cls: "danger" };
+    });
   }
 
   function orderPrice(o) {
@@ -213,12 +242,14 @@
         { text: trades ? String(trades.length) : DASH, title: trades ? "" : "no trade record: not running here" },
         { text: trades ? signedUsd(pnl) : DASH, cls: signClass(pnl) },
       ];
-    }, (d) => (d.status === "running" ? { label: "Stop", action: "stop", cls: "danger" } : null));
+    }, (d) => (d.status === "running"
+      ? { label: "Stop", action: "stop", cls: "danger", option: { name: "close_position", label: "close position" } }
+      : null));
   }
 
   function render(s) {
     renderAccount(s.account);
-    renderPositions(s.positions);
+    renderPositions(s.positions, s.deployments);
     renderOrders(s.orders);
     renderFills(s.fills);
     renderDeployments(s.deployments);
@@ -272,8 +303,9 @@
   const RISK_HEADLINES = {
     max_position_size: "Rejected by risk: position too large",
     max_concurrent_positions: "Rejected by risk: too many open positions",
+    insufficient_margin: "Rejected by risk: not enough margin",
+    deployment_running: "Not closed: its strategy is still running",
     account_halted: "Rejected by risk: trading is halted",
-    no_market_price: "Rejected: no market price yet",
     order_not_open: "Not open any more",
   };
 
@@ -457,18 +489,28 @@
     refresh();
   }
 
-  // ---- row actions (Cancel, Stop) ------------------------------------------------------------------------------
+  // ---- row actions (Cancel, Close, Stop) -----------------------------------------------------------------------
+
+  function rowRequest(button) {
+    const id = button.dataset.id;
+    if (button.dataset.action === "cancel") return [orderForm, "DELETE", `${API}/orders/${encodeURIComponent(id)}`];
+    if (button.dataset.action === "close") {
+      const [symbol, deployment] = id.split("|");
+      const query = deployment ? `?deployment_id=${encodeURIComponent(deployment)}` : "";
+      return [orderForm, "POST", `${API}/positions/${encodeURIComponent(symbol)}/close${query}`];
+    }
+    // Stop: the row's "close position" box says whether its position is closed too or left for you.
+    const box = $("input[data-option=close_position]", button.parentElement);
+    const body = { close_position: Boolean(box && box.checked) };
+    return [deployForm, "POST", `${API}/deployments/${encodeURIComponent(id)}/stop`, body];
+  }
 
   async function onRowAction(ev) {
     const button = ev.target.closest("button[data-action]");
     if (!button) return;
-    const id = button.dataset.id;
-    const form = button.dataset.action === "cancel" ? orderForm : deployForm;
-    const [method, url] = button.dataset.action === "cancel"
-      ? ["DELETE", `${API}/orders/${encodeURIComponent(id)}`]
-      : ["POST", `${API}/deployments/${encodeURIComponent(id)}/stop`];
+    const [form, method, url, body] = rowRequest(button);
     button.disabled = true;
-    const resp = await send(null, method, url);
+    const resp = await send(null, method, url, body);
     button.disabled = false;
     clearErrors(form);
     if (!resp.ok) showApiError(form, resp.status, resp.data);
@@ -482,6 +524,7 @@
   deployForm.elements.strategy.addEventListener("change", syncDeployForm);
   deployForm.addEventListener("submit", submitDeploy);
   document.getElementById("orders").addEventListener("click", onRowAction);
+  document.getElementById("positions").addEventListener("click", onRowAction);
   document.getElementById("deployments").addEventListener("click", onRowAction);
   syncOrderForm();
   syncDeployForm();
