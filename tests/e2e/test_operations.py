@@ -3,7 +3,9 @@ and a restarted demo, all through real OS processes."""
 
 from __future__ import annotations
 
+import asyncio
 import re
+import signal
 import socket
 import sqlite3
 from pathlib import Path
@@ -11,7 +13,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from e2e.support import Processes, eventually, free_port
+from e2e.support import PULSE, Processes, eventually, free_port
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(300)]
 
@@ -59,6 +61,28 @@ async def test_with_pulse_env_dev_the_built_in_key_is_accepted(processes: Proces
     await eventually(started, deadline_s=60, what="the ingest process to start", check=processes.check_alive)
     ingest.stop()
     assert ingest.popen.returncode == 0, ingest.log_text()[-2000:]
+    assert not ANSI.search(ingest.log_text())
+
+
+async def test_a_log_read_through_a_pipe_is_plain_text(processes: Processes, tmp_path: Path) -> None:
+    """Under systemd or `| tee`, stdout is a pipe: no colour codes there either."""
+    env = {**processes.env, "PULSE_ENV": "dev", "PULSE_DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path / 'db.sqlite'}",
+           "PULSE_DATA_DIR": str(tmp_path / "var")}
+    proc = await asyncio.create_subprocess_exec(str(PULSE), "ingest", env=env, cwd=tmp_path,
+                                                stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT)
+    lines: list[bytes] = []
+    try:
+        async with asyncio.timeout(60):
+            while not lines or b"market source started" not in lines[-1]:
+                line = await proc.stdout.readline()  # type: ignore[union-attr]
+                assert line, b"".join(lines).decode()  # EOF before the source started: the process died
+                lines.append(line)
+    finally:
+        proc.send_signal(signal.SIGINT)
+        rest, _ = await asyncio.wait_for(proc.communicate(), timeout=30)
+    log = (b"".join(lines) + rest).decode()
+    assert proc.returncode == 0, log
+    assert not ANSI.search(log), log
 
 
 def _newest_market_time_ms(db: Path) -> int:
