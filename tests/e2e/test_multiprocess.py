@@ -24,7 +24,7 @@ import re
 import signal
 import uuid
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import asyncpg
@@ -248,6 +248,109 @@ async def test_ingest_two_workers_two_apis(
         with contextlib.suppress(Exception):
             await asyncio.wait_for(sio.disconnect(), timeout=10)
         await db.close()
+
+
+RESTART_KILL_AFTER = REPLAY_START + timedelta(minutes=30)  # 21:10, mid-way through the cascade hour
+RESTART_CHECK_UNTIL = REPLAY_START + timedelta(minutes=60)  # 21:40: past the HALF_UPDATEs of 21:30
+MINUTE_MS, HOUR_MS = 60_000, 3_600_000
+
+
+async def test_restarting_every_worker_mid_hour_loses_no_alert(
+    pg_url: tuple[str, str], redis_client: redis.Redis, processes: Processes
+) -> None:
+    """Both workers SIGKILLed at 21:10 market time and restarted ~6 market minutes later (the issue's fault run):
+    the alerts stored through 21:40 are exactly those a detector raises scanning the stored candles without a
+    break, from the workers' first scan on, every 5 minutes (the boundaries missed while down included)."""
+    sa_url, pg_dsn = pg_url
+    processes.env.update(
+        PULSE_DATABASE_URL=sa_url, PULSE_BUS_URL=REDIS_URL, PULSE_DATA_DIR=str(processes.cwd / "var"),
+        PULSE_INGEST_API_KEY="e2e-key", PULSE_REPLAY_START=REPLAY_START.isoformat(), PULSE_BUS_CLAIM_IDLE_MS="5000",
+        PULSE_SOCKETIO_CHANNEL=f"marketpulse-e2e-{uuid.uuid4().hex[:10]}",
+    )
+    migrated = processes.run("db-upgrade", "db", "upgrade")
+    assert migrated.returncode == 0, migrated.stdout + migrated.stderr
+    db = await asyncpg.connect(pg_dsn)
+    try:
+        first = [processes.start(f"worker-{i}", "worker") for i in (1, 2)]
+        await _workers_subscribed(redis_client, first, processes)
+        processes.start("ingest", "ingest", "--source", "replay")
+
+        kill_ms = _ms(RESTART_KILL_AFTER)
+        await eventually(lambda: _scanned_through(db, kill_ms), deadline_s=120, what="the scan at 21:10",
+                         check=processes.check_alive)
+        for worker in first:
+            worker.kill_hard()
+        await asyncio.sleep(6)  # six market minutes at the replay's 60×: the scan at 21:15 is due while down
+        second = [processes.start(f"worker-{i}", "worker") for i in (3, 4)]
+        until_ms = _ms(RESTART_CHECK_UNTIL)
+        await eventually(lambda: _scanned_through(db, until_ms), deadline_s=120, what="the scan at 21:40",
+                         check=processes.check_alive)
+        caught_up = re.compile(r"missed_boundaries\W+[1-9]")
+        assert any(caught_up.search(_ANSI.sub("", w.log_text())) for w in second), (
+            "no restarted scanner caught up a boundary missed while the workers were down")
+
+        start_ms = min(_first_scan(w) for w in first)
+        expected = _alert_summary(await _uninterrupted_alerts(db, start_ms, until_ms))
+        stored = _alert_summary([dict(r) for r in await db.fetch(
+            "SELECT symbol, alert_type, timestamp, hour_timestamp, current_volume, previous_volume FROM volume_alerts "
+            "WHERE timestamp <= $1", until_ms, timeout=QUERY_TIMEOUT_S)])
+        assert any(t == "SPIKE" and kill_ms < ts <= until_ms for _s, t, ts, _h in expected), "nothing to lose"
+        assert sorted(stored) == sorted(expected)
+        for key, volumes in expected.items():  # the same sums, up to float addition order
+            assert stored[key] == pytest.approx(volumes, rel=1e-9), key
+    finally:
+        await db.close()
+
+
+def _ms(moment: datetime) -> int:
+    return int(moment.timestamp() * 1000)
+
+
+async def _workers_subscribed(client: redis.Redis, workers: list[Proc], processes: Processes) -> None:
+    async def joined() -> bool:
+        groups = {_text(g["name"]) for g in await client.xinfo_groups(CANDLES)}
+        scanners = [g for g in groups if g.startswith(SCANNER_GROUP_PREFIX)]
+        return len(scanners) >= len(workers) and all(w.log_has("worker consumers subscribed") for w in workers)
+
+    await eventually(joined, deadline_s=60, what="the workers in their consumer groups", check=processes.check_alive)
+
+
+async def _scanned_through(db: asyncpg.Connection, t_ms: int) -> bool:
+    value = await db.fetchval("SELECT max(last_scan_ms) FROM detection_scans", timeout=QUERY_TIMEOUT_S)
+    return value is not None and int(value) >= t_ms
+
+
+def _first_scan(worker: Proc) -> int:
+    found = re.search(r"first_scan_ms\W+(\d+)", _ANSI.sub("", worker.log_text()))
+    assert found, f"{worker.name} never logged its first scan"
+    return int(found.group(1))
+
+
+async def _uninterrupted_alerts(db: asyncpg.Connection, start_ms: int, until_ms: int) -> list[dict[str, Any]]:
+    """What one scanner running without a break raises over the stored candles, scanning start_ms … until_ms."""
+    from marketpulse.detection.volume_spike import VolumeSpikeDetector
+
+    rows = await db.fetch(
+        "SELECT symbol, open_time, open, close, quote_volume FROM candles WHERE interval = '1m' AND open_time < $1 "
+        "ORDER BY open_time", until_ms, timeout=QUERY_TIMEOUT_S)
+    minutes = {int(r["open_time"]) for r in rows}
+    assert len(minutes) == (until_ms - min(minutes)) // MINUTE_MS, "the recorder left a minute out"
+    detector, alerts, i = VolumeSpikeDetector(), [], 0
+    for boundary in range(start_ms, until_ms + 1, 5 * MINUTE_MS):
+        while i < len(rows) and int(rows[i]["open_time"]) + MINUTE_MS <= boundary:
+            r = rows[i]
+            detector.add_bar(r["symbol"], int(r["open_time"]), MINUTE_MS, r["open"], r["close"], r["quote_volume"])
+            i += 1
+        alerts += [{"symbol": a.symbol, "alert_type": a.alert_type, "timestamp": a.timestamp,
+                    "hour_timestamp": a.hour_timestamp, "current_volume": a.current_volume,
+                    "previous_volume": a.previous_volume} for a in detector.scan(boundary)]
+    return alerts
+
+
+def _alert_summary(alerts: list[dict[str, Any]]) -> dict[tuple[str, str, int, int], tuple[float, float]]:
+    """What two runs must agree on (prices come from tickers live, from candle closes offline: left out)."""
+    return {(a["symbol"], a["alert_type"], int(a["timestamp"]), int(a["hour_timestamp"])):
+            (a["current_volume"], a["previous_volume"]) for a in alerts}
 
 
 async def _ready(http: httpx.AsyncClient, base: str) -> bool:

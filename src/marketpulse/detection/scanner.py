@@ -162,8 +162,11 @@ class SpikeScanner:
     async def _loop(self) -> None:
         boundary = _ceil_to_scan(await self._market_now())
         await self._wait_for_boundary(boundary)
-        for missed in await self._warm_up(boundary):
-            await self._scan_until_stored(missed)
+        missed = await self._warm_up(boundary)
+        log.info("volume spike scanner scanning", first_scan_ms=missed[0] if missed else boundary,
+                 missed_boundaries=len(missed))
+        for b in missed:
+            await self._scan_until_stored(b)
         while True:
             await self._scan_until_stored(boundary)
             boundary += SCAN_EVERY_MS
@@ -231,10 +234,7 @@ class SpikeScanner:
         for spike in await self.store.spikes_since(window):
             minute = (spike.timestamp - spike.hour_timestamp) // MINUTE_MS
             self.detector.restore_spike(spike.symbol, spike.hour_timestamp, minute, spike.previous_volume)
-        missed = list(range(start, first, SCAN_EVERY_MS))
-        if missed:
-            log.info("volume spike scanner catching up", last_scan_ms=last, boundaries=len(missed))
-        return missed
+        return list(range(start, first, SCAN_EVERY_MS))
 
     async def _await_recorder(self, window: int) -> None:
         """Until the stored minutes reach the first candle the bus gave us without a hole (the recorder writes what
