@@ -43,8 +43,7 @@ def make_source(name: str, runtime: Runtime) -> MarketSource:
 Stopper = Callable[[], Awaitable[None]]
 
 
-async def start_worker(runtime: Runtime, market_clock: Clock, *, follows_bus_time: bool = False,
-                       paper: bool = True) -> list[Stopper]:
+async def start_worker(runtime: Runtime, market_clock: Clock, *, follows_bus_time: bool = False) -> list[Stopper]:
     """Start the bus consumers that turn market data into stored candles, alerts and paper fills."""
     from marketpulse.detection.scanner import CONSUMER_GROUP, SpikeScanner
     from marketpulse.marketdata.store import MarketRecorder
@@ -61,13 +60,14 @@ async def start_worker(runtime: Runtime, market_clock: Clock, *, follows_bus_tim
                            await_candles=follows_bus_time)
     await scanner.start()
     stoppers.append(scanner.stop)
-    if paper:
-        from marketpulse.trading.paper.runner import PaperRunner
+    # Every worker joins the paper-trading election; the lease holder runs it (the others take over if it dies).
+    from marketpulse.trading.paper.runner import PaperRunner
 
-        runner = PaperRunner(runtime)
-        await runner.start()
-        stoppers.append(runner.stop)
-    log.info("worker consumers subscribed", paper=paper)  # after the last subscription: safe to start publishing
+    runner = PaperRunner(runtime)
+    await runner.start()
+    stoppers.append(runner.stop)
+    # After the last subscription (a leader's paper groups included): safe to start publishing.
+    log.info("worker consumers subscribed", paper_leader=runner.lease.held)
     return stoppers
 
 
@@ -107,7 +107,7 @@ def api_server(runtime: Runtime, host: str, port: int) -> Any:
 
 
 async def run(runtime: Runtime, *, roles: set[str], source: str = "replay", host: str = "127.0.0.1",
-              port: int = 8000, demo: bool = False, paper: bool = True, stop: asyncio.Event | None = None) -> None:
+              port: int = 8000, demo: bool = False, stop: asyncio.Event | None = None) -> None:
     """Run the given roles until `stop` is set (SIGINT/SIGTERM: see `cli.serve`), cancelled, or a role ends.
 
     Shutdown is ordered so nothing is cut mid-step: the API server finishes its requests and its lifespan, the
@@ -132,7 +132,7 @@ async def run(runtime: Runtime, *, roles: set[str], source: str = "replay", host
             stoppers.append(stop_clock)
         runtime.market_clock = market_clock
         if "worker" in roles:
-            stoppers += await start_worker(runtime, market_clock, follows_bus_time="ingest" not in roles, paper=paper)
+            stoppers += await start_worker(runtime, market_clock, follows_bus_time="ingest" not in roles)
         if demo:
             from marketpulse.demo import seed
 

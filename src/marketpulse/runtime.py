@@ -19,6 +19,7 @@ from marketpulse.settings import Settings, get_settings
 from marketpulse.storage.database import create_engine, session_factory
 
 if TYPE_CHECKING:
+    from marketpulse.coordination.lease import LeaseStore
     from marketpulse.services import Services
 
 
@@ -57,8 +58,17 @@ class Runtime:
 
         return Services.build(self)
 
+    @cached_property
+    def leases(self) -> LeaseStore:
+        """Where this process's singleton duties take their leases (see `marketpulse.coordination.lease`)."""
+        from marketpulse.coordination.lease import lease_store
+
+        return lease_store(self.settings.bus_url, self.clock)
+
     async def close(self) -> None:
         if "services" in self.__dict__:  # built: stop them while the bus and database are still open
             await self.services.close()
+        if "leases" in self.__dict__:
+            await self.leases.close()
         await self.bus.close()
         await self.engine.dispose()

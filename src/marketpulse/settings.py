@@ -30,6 +30,10 @@ class Settings(BaseSettings):
     redis_url: str | None = Field(
         None, description="Redis for Socket.IO fan-out; defaults to bus_url when that is redis"
     )
+    lease_ttl_s: float = Field(
+        15.0, gt=0.1, le=3600, description="Singleton duties (paper trading's runner): a worker that stops renewing "
+        "its lease for this long is replaced by another",
+    )
     data_dir: Path = Field(Path("./var"), description="Where the SQLite file, Parquet library and reports live")
     retention_days: int = Field(30, ge=1, description="Candles and market snapshots older than this are pruned")
 

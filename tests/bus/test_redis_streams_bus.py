@@ -92,6 +92,30 @@ async def test_entries_read_but_never_acked_by_a_dead_process_are_claimed(bus: R
     await nothing_pending(raw, "test:jobs", "workers")
 
 
+async def test_a_takeover_consumer_handles_a_dead_holders_pending_entries_first_in_order(
+    redis_url: str, raw: RawRedis
+) -> None:
+    """A lease holder's successor (`takeover=True`) must not wait claim_idle_ms for what the dead holder read, or it
+    would handle newer messages first (a paper deployment would skip the older minutes)."""
+    slow_claims = RedisStreamsBus(redis_url, stream_prefix="test:", claim_idle_ms=600_000, block_ms=50)
+    seen: list[Message] = []
+
+    async def handle(message: Message) -> None:
+        seen.append(message)
+
+    try:
+        await raw.xgroup_create("test:minutes", "leader", id="$", mkstream=True)
+        held = [await slow_claims.publish(T("minutes"), {"minute": m}) for m in (1, 2)]
+        await raw.xreadgroup("leader", "dead-holder", {"test:minutes": ">"}, count=10)  # read, never acked
+        newer = await slow_claims.publish(T("minutes"), {"minute": 3})
+        await slow_claims.subscribe(T("minutes"), "leader", handle, consumer="successor", takeover=True)
+        await wait_for(seen, 3)
+        assert [(m.id, m.data["minute"]) for m in seen] == [(held[0], 1), (held[1], 2), (newer, 3)]
+        await nothing_pending(raw, "test:minutes", "leader")
+    finally:
+        await slow_claims.close()
+
+
 async def test_payload_that_is_not_json_is_dead_lettered_not_looped(bus: RedisStreamsBus, raw: RawRedis) -> None:
     seen: list[Message] = []
 

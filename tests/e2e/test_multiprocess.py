@@ -122,9 +122,8 @@ async def test_ingest_two_workers_two_apis(
     migrated = processes.run("db-upgrade", "db", "upgrade")
     assert migrated.returncode == 0, migrated.stdout + migrated.stderr
 
-    # Exactly one worker runs paper trading (its deployments need every minute); worker-1, the one killed below,
-    # runs the recorder and the scanner only.
-    workers = [processes.start("worker-1", "worker", "--no-paper"), processes.start("worker-2", "worker")]
+    # Paper trading runs on whichever worker holds its lease (the other takes over if it dies).
+    workers = [processes.start("worker-1", "worker"), processes.start("worker-2", "worker")]
     ports = [free_port(), free_port()]
     for i, port in enumerate(ports, 1):
         processes.start(f"api-{i}", "api", "--port", str(port))

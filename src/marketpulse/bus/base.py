@@ -101,10 +101,14 @@ class EventBus(ABC):
     @abstractmethod
     async def subscribe(
         self, topic: Topic[T], group: str, handler: Handler[T], *, consumer: str | None = None,
-        ephemeral: bool = False,
+        ephemeral: bool = False, takeover: bool = False,
     ) -> Subscription:
         """`ephemeral`: the group is this subscription's alone (a per-process group); closing deletes the group,
-        and a crashed process's group is reaped by the next process that subscribes (Redis: an idle-time rule)."""
+        and a crashed process's group is reaped by the next process that subscribes (Redis: an idle-time rule).
+
+        `takeover`: the group has one consumer at a time (a lease holder's, see `coordination.lease`); before
+        anything new, this one takes every entry still pending in the group (the previous holder's), whatever its
+        idle time, so a successor continues in order where a dead holder stopped."""
 
     @abstractmethod
     async def dead_letters(self, topic: Topic[Any], count: int = 100) -> list[DeadLetter]:

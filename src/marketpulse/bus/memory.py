@@ -154,9 +154,10 @@ class MemoryBus(EventBus):
 
     async def subscribe(
         self, topic: Topic[T], group: str, handler: Handler[T], *, consumer: str | None = None,
-        ephemeral: bool = False,
+        ephemeral: bool = False, takeover: bool = False,
     ) -> Subscription:
         # `consumer` only names consumers in Redis; in process, every subscription is its own consumer.
+        # `takeover` needs nothing here: a closed consumer hands back what it held to its group.
         groups = self._groups[topic.name]
         if group not in groups:
             groups[group] = _Group(topic, group, self._maxsize)

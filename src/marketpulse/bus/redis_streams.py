@@ -67,7 +67,7 @@ class _StreamConsumer(Subscription):
     """One consumer of one group: the claim/read/handle/ack loop, run as a task."""
 
     def __init__(self, bus: RedisStreamsBus, topic: Topic[Any], group: str, consumer: str, handler: Handler[Any], *,
-                 ephemeral: bool = False) -> None:
+                 ephemeral: bool = False, takeover: bool = False) -> None:
         self._bus, self._topic, self._group, self.consumer = bus, topic, group, consumer
         self._ephemeral = ephemeral
         self._stream = bus.stream_key(topic.name)
@@ -76,6 +76,7 @@ class _StreamConsumer(Subscription):
         self._busy = False
         self._last_claim = float("-inf")
         self._last_beat = float("-inf")
+        self._claim_idle_ms = 0 if takeover else bus.claim_idle_ms  # the first claim; later ones wait for idleness
         self._task = asyncio.create_task(self._run(), name=f"bus:{self._stream}:{group}:{consumer}")
 
     async def _run(self) -> None:
@@ -128,7 +129,7 @@ class _StreamConsumer(Subscription):
                 self._stream,
                 self._group,
                 self.consumer,
-                self._bus.claim_idle_ms,
+                self._claim_idle_ms,
                 start_id=start,
                 count=self._bus.read_count,
             )
@@ -137,6 +138,7 @@ class _StreamConsumer(Subscription):
                 counts = await self._delivery_counts([entry_id for entry_id, _ in entries])
                 await self._handle_batch([(eid, fields, counts.get(eid, 2)) for eid, fields in entries])
             if _text(next_start) == "0-0":
+                self._claim_idle_ms = self._bus.claim_idle_ms
                 return
             start = next_start
 
@@ -300,13 +302,14 @@ class RedisStreamsBus(EventBus):
 
     async def subscribe(
         self, topic: Topic[T], group: str, handler: Handler[T], *, consumer: str | None = None,
-        ephemeral: bool = False,
+        ephemeral: bool = False, takeover: bool = False,
     ) -> Subscription:
         if ephemeral:
             await self.reap_ephemeral_groups(topic)
             await self.heartbeat(topic, group)
         await self.ensure_group(self.stream_key(topic.name), group)
-        sub = _StreamConsumer(self, topic, group, consumer or default_consumer_name(), handler, ephemeral=ephemeral)
+        sub = _StreamConsumer(self, topic, group, consumer or default_consumer_name(), handler, ephemeral=ephemeral,
+                              takeover=takeover)
         self._subscriptions.add(sub)
         return sub
 

@@ -82,7 +82,7 @@ def check_port_free(host: str, port: int) -> None:
                      "PULSE_HOST/PULSE_PORT")
 
 
-def _run(roles: set[str], settings: Settings, *, demo: bool = False, paper: bool = True, banner: str = "") -> None:
+def _run(roles: set[str], settings: Settings, *, demo: bool = False, banner: str = "") -> None:
     from marketpulse import roles as role_wiring
     from marketpulse.logs import configure_logging
     from marketpulse.runtime import Runtime
@@ -105,7 +105,7 @@ def _run(roles: set[str], settings: Settings, *, demo: bool = False, paper: bool
     with contextlib.suppress(KeyboardInterrupt):  # a Ctrl-C before the loop's handlers are in place
         asyncio.run(_until_signalled(
             lambda stop: role_wiring.run(runtime, roles=roles, source=settings.source, host=settings.host,
-                                         port=settings.port, demo=demo, paper=paper, stop=stop)
+                                         port=settings.port, demo=demo, stop=stop)
         ))
 
 
@@ -141,14 +141,10 @@ def register(app: typer.Typer) -> None:
         _run({"api"}, resolve_settings(host=host, port=port))
 
     @app.command()
-    def worker(
-        paper: bool = typer.Option(
-            True, "--paper/--no-paper",
-            help="Run paper trading here. Scaled out, exactly one worker runs it: its deployments need every minute",
-        ),
-    ) -> None:
-        """Bus consumers: market recorder, volume-spike scanner, paper trading."""
-        _run({"worker"}, resolve_settings(), paper=paper)
+    def worker() -> None:
+        """Bus consumers: market recorder, volume-spike scanner, paper trading (run by one worker at a time: the
+        holder of its lease; start as many workers as you like)."""
+        _run({"worker"}, resolve_settings())
 
     @app.command()
     def ingest(source: Source | None = SOURCE) -> None:

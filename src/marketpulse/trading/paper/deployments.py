@@ -112,6 +112,11 @@ class DeploymentService:
             for row in await store.deployments_by_id(s, running - set(self._live)):
                 self._start(row)
 
+    def unload(self) -> None:
+        """Forget the running deployments (this process lost or is taking the paper-trading lease); the next
+        `sync_from_store` rebuilds them from their stored snapshots."""
+        self._live.clear()
+
     async def for_owner(self, owner_id: str) -> list[PaperDeploymentRow]:
         async with self.sessions() as s:
             return await store.deployments(s, owner_id)
