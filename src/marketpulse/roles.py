@@ -160,7 +160,10 @@ async def run(runtime: Runtime, *, roles: set[str], source: str = "replay", host
         for t in tasks + side_tasks:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await t
+        log.debug("roles stopped; closing consumers")
         for stop_consumer in reversed(stoppers):
             with contextlib.suppress(Exception):
                 await stop_consumer()
+        log.debug("consumers closed; closing the runtime")
         await runtime.close()
+        log.debug("runtime closed")

@@ -110,6 +110,9 @@ async def test_ingest_worker_and_api_each_stop_cleanly(
         sio, got_market = await connected_client(base)
         try:
             ingest = processes.start("ingest", "ingest", "--source", "replay")
+            await eventually(lambda: ingest.log_has("replay starting"), deadline_s=120, what="the replay publishing",
+                             check=processes.check_alive)
+            got_market.clear()  # the API may greet a client with the table it has: wait for a live update
             await asyncio.wait_for(got_market.wait(), timeout=60)
             # Each stopped while the others run on (the worker and the API mid-stream).
             await stop_and_check(worker, sig)

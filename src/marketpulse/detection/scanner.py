@@ -36,7 +36,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Protocol
 
 import structlog
@@ -63,6 +63,7 @@ STORE_CATCH_UP_S = 90.0  # real seconds a restarted scanner waits for the record
 # dead worker's unacknowledged candles are claimed after PULSE_BUS_CLAIM_IDLE_MS, 30 s by default)
 WATERMARK_POLL_S = 0.05  # real seconds between looks at the clock while waiting for candles
 CONSUMER_GROUP = "detection.volume-spikes"
+STOP_WAIT_S = 3.0  # real seconds stop() waits for the loop to finish a database call before cancelling it
 RETRY_WAIT = wait_exponential(multiplier=0.1, max=5)  # real seconds between attempts at one failed scan
 
 
@@ -112,6 +113,7 @@ class SpikeScanner:
         self._candle_quiet_s = candle_quiet_s
         self._candle_seen_at = 0.0  # loop time of the last candle message (a consumer catching up is busy)
         self._retry_wait = retry_wait
+        self._waiting = asyncio.Event()  # set while the loop waits (no database call in flight): safe to cancel
 
     # --- lifecycle ------------------------------------------------------------------------------------------------
 
@@ -130,6 +132,10 @@ class SpikeScanner:
 
     async def stop(self) -> None:
         if self._task is not None:
+            # Cancel the loop only while it waits: cancelled inside a database call, SQLAlchemy's connection reset
+            # fails and logs an error with a traceback. A scan takes milliseconds; the bound is for a stuck one.
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._waiting.wait(), STOP_WAIT_S)
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
@@ -177,13 +183,20 @@ class SpikeScanner:
 
     async def _market_now(self) -> int:
         """The clock's time, once it has one (a worker's EventClock reads 0 until the first ticker arrives)."""
-        await self.clock.sleep_until(1)
+        await self._wait(self.clock.sleep_until(1))
         return self.clock.now_ms()
 
     async def _wait_for_boundary(self, boundary: int) -> None:
-        await self.clock.sleep_until(boundary + self.grace_ms)
+        await self._wait(self.clock.sleep_until(boundary + self.grace_ms))
         if self.await_candles:
-            await self._await_candles_through(boundary)
+            await self._wait(self._await_candles_through(boundary))
+
+    async def _wait(self, waiting: Awaitable[None]) -> None:
+        self._waiting.set()
+        try:
+            await waiting
+        finally:
+            self._waiting.clear()
 
     async def _scan_until_stored(self, t_ms: int) -> None:
         """Scan `t_ms` until the store takes it (a failed write retries the same time), then mark it scanned."""
@@ -244,7 +257,7 @@ class SpikeScanner:
         while self._first_bus_open_ms is not None and loop.time() < give_up:
             if not await stored_minutes_have_holes(self._sessions, window, self._first_bus_open_ms):
                 return
-            await asyncio.sleep(WATERMARK_POLL_S)
+            await self._wait(asyncio.sleep(WATERMARK_POLL_S))
         if self._first_bus_open_ms is not None:
             log.warning("warm-up with minutes missing from the store", window_ms=window,
                         first_bus_ms=self._first_bus_open_ms)
