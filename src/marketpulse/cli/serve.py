@@ -50,8 +50,8 @@ def check_ingest_key(settings: Settings) -> None:
     """Refuse to expose the ingest endpoints behind the key everyone can read in the source."""
     if settings.env != "dev" and settings.uses_dev_ingest_key():
         fail("PULSE_INGEST_API_KEY is the built-in development key, which anyone can read: set it to a secret "
-                "of your own (e.g. export PULSE_INGEST_API_KEY=$(openssl rand -hex 24)), or set PULSE_ENV=dev "
-                "on a development machine")
+             "of your own (e.g. export PULSE_INGEST_API_KEY=$(openssl rand -hex 24)), or set PULSE_ENV=dev "
+             "on a development machine")
 
 
 def check_jwt_secret(settings: Settings) -> None:
