@@ -13,7 +13,7 @@ from __future__ import annotations
 from datetime import UTC, date, datetime, timedelta
 from typing import Annotated, Any
 
-from pydantic import BeforeValidator
+from pydantic import BeforeValidator, WithJsonSchema
 
 EARLIEST_MS = 946_684_800_000  # 2000-01-01T00:00:00Z
 LATEST_MS = 4_102_444_800_000  # 2100-01-01T00:00:00Z (exclusive)
@@ -83,4 +83,6 @@ def utc_text(ms: int | None, fmt: str = "%Y-%m-%d %H:%M") -> str:
 
 
 # A pydantic field type: ISO text or epoch ms in, int epoch ms out; a bad value is a 422 naming the field.
-EpochMs = Annotated[int, BeforeValidator(parse_time_ms)]
+# OpenAPI documents the integer form with its bounds (ISO text is accepted too), so clients and fuzzers know them.
+EpochMs = Annotated[int, BeforeValidator(parse_time_ms),
+                    WithJsonSchema({"type": "integer", "minimum": EARLIEST_MS, "maximum": LATEST_MS - 1})]

@@ -20,7 +20,7 @@ from fastapi import Depends, FastAPI
 from fastapi.staticfiles import StaticFiles
 
 import marketpulse
-from marketpulse.api.errors import install_error_handlers
+from marketpulse.api.errors import document_app_errors, install_error_handlers
 from marketpulse.api.headers import PulseApp
 from marketpulse.api.metrics import MetricsMiddleware
 from marketpulse.api.routers import load_routers
@@ -76,6 +76,7 @@ def create_app(runtime: Runtime) -> socketio.ASGIApp:
         dependencies=[Depends(check_request_values)],
     )
     install_error_handlers(api)
+    document_app_errors(api)
     api.state.runtime = runtime
     api.state.market_feed = feed
     api.state.open_interest = open_interest

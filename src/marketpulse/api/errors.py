@@ -19,6 +19,7 @@ from fastapi.encoders import jsonable_encoder
 from fastapi.exception_handlers import http_exception_handler
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
+from pydantic import BaseModel
 from sqlalchemy.exc import DataError, DBAPIError
 from starlette.exceptions import HTTPException
 
@@ -121,3 +122,40 @@ def clip(value: Any, limit: int = TEXT_CHARS) -> Any:
     if isinstance(value, list | tuple):
         return [clip(v, limit) for v in value[:MAX_ITEMS]]
     return value
+
+
+# --- OpenAPI: the error answers every route can give --------------------------------------------------------------
+class ErrorOut(BaseModel):
+    """`{"detail": …}`: a message, or an object with a `reason` (409, 429), or a list of field errors (422)."""
+
+    detail: Any
+
+
+def error_responses(descriptions: dict[int, str]) -> dict[int | str, dict[str, Any]]:
+    """A route's `responses=` for the errors it raises itself: `error_responses({404: "No such order"})`."""
+    return {code: {"description": text, "model": ErrorOut} for code, text in descriptions.items()}
+
+
+def document_app_errors(app: FastAPI) -> None:
+    """Add to the OpenAPI document the answers the app gives on any route, whatever the route says:
+    413 past the body limit, 400 for a body FastAPI can't decode (not UTF-8), 422 for unstorable values."""
+    build = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema:
+            return app.openapi_schema
+        schema = build()
+        error = {"schema": {"$ref": "#/components/schemas/ErrorOut"}}
+        schema.setdefault("components", {}).setdefault("schemas", {})["ErrorOut"] = ErrorOut.model_json_schema()
+        for operations in schema.get("paths", {}).values():
+            for operation in operations.values():
+                responses = operation.setdefault("responses", {})
+                if "requestBody" in operation:
+                    # JSON from the app's handler; plain text when the server refuses before the route runs.
+                    responses.setdefault("413", {"description": "Body over PULSE_MAX_BODY_BYTES", "content": {
+                        "application/json": error, "text/plain": {"schema": {"type": "string"}}}})
+                    responses.setdefault("400", {"description": "Body that can't be decoded (not UTF-8)",
+                                                 "content": {"application/json": error}})
+        return schema
+
+    app.openapi = openapi  # type: ignore[method-assign]

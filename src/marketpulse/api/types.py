@@ -21,6 +21,7 @@ from typing import Annotated, Any
 
 from fastapi import Request
 from fastapi.exceptions import RequestValidationError
+from fastapi.routing import APIRoute
 from pydantic import Field, StringConstraints
 
 MAX_AMOUNT = 1e15  # prices, quantities and cash: products of two (notional, fees) stay far from float overflow
@@ -65,11 +66,25 @@ async def check_request_values(request: Request) -> None:
     Routes that read their body by hand (the ingest endpoints) parse it with orjson, which refuses NaN itself.
     """
     errors = [e for name, v in request.path_params.items() for e in unstorable(v, ("path", name))]
-    errors += [e for name, v in request.query_params.multi_items() for e in unstorable(v, ("query", name))]
-    if getattr(request.scope.get("route"), "body_field", None) is not None and _is_json(request):
+    route = request.scope.get("route")
+    declared = _query_names(route)  # the rest is ignored by every route, so it can't reach a store
+    errors += [e for name, v in request.query_params.multi_items() if name in declared
+               for e in unstorable(v, ("query", name))]
+    if getattr(route, "body_field", None) is not None and _is_json(request):
         errors += unstorable(await _json_body(request), ("body",))
     if errors:
         raise RequestValidationError(errors)
+
+
+def _query_names(route: Any) -> set[str]:
+    """Query parameters the route or any of its dependencies declares."""
+    names: set[str] = set()
+    pending = [route.dependant] if isinstance(route, APIRoute) else []
+    while pending:
+        dependant = pending.pop()
+        names.update(p.alias for p in dependant.query_params)
+        pending.extend(dependant.dependencies)
+    return names
 
 
 def _is_json(request: Request) -> bool:

@@ -19,6 +19,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, HTMLResponse
 from fastapi.templating import Jinja2Templates
 
+from marketpulse.api.errors import error_responses
 from marketpulse.backtest.candles import safe_data_path
 from marketpulse.backtest.schemas import BacktestRequest, FieldError, job_json
 from marketpulse.backtest.service import BacktestJobs, DailyLimitReached
@@ -37,7 +38,8 @@ def _jobs(request: Request) -> BacktestJobs:
     return request.app.state.runtime.services.backtests
 
 
-@router.post("/api/v1/backtests", status_code=status.HTTP_202_ACCEPTED, tags=["backtests"])
+@router.post("/api/v1/backtests", status_code=status.HTTP_202_ACCEPTED, tags=["backtests"],
+             responses=error_responses({429: "The owner's daily backtest limit is reached"}))
 async def start_backtest(body: BacktestRequest, owner: str = Depends(current_owner),
                          jobs: BacktestJobs = Depends(_jobs)) -> Any:
     if body.data is not None:
@@ -61,7 +63,8 @@ async def list_backtests(owner: str = Depends(current_owner), jobs: BacktestJobs
     return [_summary(r) for r in await jobs.recent(owner, limit)]
 
 
-@router.get("/api/v1/backtests/{job_id}", tags=["backtests"])
+@router.get("/api/v1/backtests/{job_id}", tags=["backtests"],
+            responses=error_responses({404: "No such backtest of this owner"}))
 async def get_backtest(job_id: str, owner: str = Depends(current_owner), jobs: BacktestJobs = Depends(_jobs)) -> Any:
     row = await jobs.get(owner, job_id)
     if row is None:
@@ -69,7 +72,8 @@ async def get_backtest(job_id: str, owner: str = Depends(current_owner), jobs: B
     return job_json(row)
 
 
-@router.get("/api/v1/backtests/{job_id}/report", response_class=FileResponse, tags=["backtests"])
+@router.get("/api/v1/backtests/{job_id}/report", response_class=FileResponse, tags=["backtests"],
+            responses=error_responses({404: "No such backtest, or its report isn't written yet"}))
 async def get_report(job_id: str, owner: str = Depends(current_owner),
                      jobs: BacktestJobs = Depends(_jobs)) -> FileResponse:
     row = await jobs.get(owner, job_id)

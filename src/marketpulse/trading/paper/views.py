@@ -14,6 +14,7 @@ from fastapi import APIRouter, Body, Depends, HTTPException, Query, Request, sta
 from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
+from marketpulse.api.errors import error_responses
 from marketpulse.api.types import Amount
 from marketpulse.marketdata.intervals import Interval, IntervalField
 from marketpulse.marketdata.models import normalize_symbol
@@ -138,7 +139,8 @@ async def get_positions(owner: str = Depends(current_owner), paper: PaperTrading
     return [position_json(p) for p in await paper.positions(owner)]
 
 
-@router.post("/positions/{symbol}/close")
+@router.post("/positions/{symbol}/close", responses=error_responses(
+    {404: "No open position in that symbol", 409: "Refused (e.g. the account is halted)"}))
 async def close_position(
     symbol: str, owner: str = Depends(current_owner), paper: PaperTradingService = Depends(_paper),
     deployment_id: str | None = Query(
@@ -156,7 +158,8 @@ async def close_position(
 
 
 # --- orders ----------------------------------------------------------------------------------------------------
-@router.post("/orders", status_code=status.HTTP_201_CREATED)
+@router.post("/orders", status_code=status.HTTP_201_CREATED,
+             responses=error_responses({409: "The risk manager refused it; `detail.reason` says why"}))
 async def place_order(
     body: OrderIn, owner: str = Depends(current_owner), paper: PaperTradingService = Depends(_paper)
 ) -> Any:
@@ -178,7 +181,7 @@ async def list_orders(
     return [order_json(o) for o in await paper.orders(owner, status_, limit)]
 
 
-@router.get("/orders/{order_id}")
+@router.get("/orders/{order_id}", responses=error_responses({404: "No such order of this owner"}))
 async def get_order(order_id: str, owner: str = Depends(current_owner),
                     paper: PaperTradingService = Depends(_paper)) -> Any:
     try:
@@ -187,7 +190,8 @@ async def get_order(order_id: str, owner: str = Depends(current_owner),
         raise HTTPException(status.HTTP_404_NOT_FOUND, detail=f"no order {order_id}") from None
 
 
-@router.delete("/orders/{order_id}")
+@router.delete("/orders/{order_id}",
+               responses=error_responses({404: "No such order of this owner", 409: "The order is no longer open"}))
 async def cancel_order(order_id: str, owner: str = Depends(current_owner),
                        paper: PaperTradingService = Depends(_paper)) -> Any:
     try:
@@ -229,7 +233,7 @@ async def list_deployments(owner: str = Depends(current_owner),
     return [deployment_json(d, deployments) for d in await deployments.for_owner(owner)]
 
 
-@router.post("/deployments/{deployment_id}/stop")
+@router.post("/deployments/{deployment_id}/stop", responses=error_responses({404: "No such deployment of this owner"}))
 async def stop_deployment(deployment_id: str, owner: str = Depends(current_owner),
                           deployments: DeploymentService = Depends(_deployments),
                           body: StopIn | None = Body(None)) -> Any:
