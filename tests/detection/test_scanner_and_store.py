@@ -178,7 +178,8 @@ async def test_scanner_that_awaits_candles_holds_a_scan_until_its_own_candles_re
 
 
 async def test_scanner_that_awaits_candles_still_scans_when_candles_stop(runtime: Runtime, clock: FakeClock) -> None:
-    scanner = SpikeScanner(runtime, grace_ms=0, await_candles=True)
+    # Stopped, not late: the clock is past the limit and no candle message came for candle_quiet_s (real) seconds.
+    scanner = SpikeScanner(runtime, grace_ms=0, await_candles=True, candle_quiet_s=0.2)
     await scanner.start()
     try:
         await runtime.bus.publish(topics.MARKET_CANDLES, BASELINE)
