@@ -52,6 +52,9 @@ async def test_demo_serves_table_alerts_pages_and_metrics(processes: Processes, 
         found = await eventually(alerts, deadline_s=120, what="a volume alert", check=processes.check_alive)
         spike = found[-1]
         assert spike["currentVolume"] >= 3 * spike["previousVolume"] > 0, spike
+        # "The last hour" counts back from the replay's market clock (2025), not the wall clock.
+        recent = (await http.get("/api/v1/volume-alerts/recent", params={"hours": 1})).json()["data"]
+        assert spike["id"] in {a["id"] for a in recent}, recent
 
         page = await http.get("/")
         assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
