@@ -41,6 +41,7 @@ PROOF: dict[str, str] = {
     "ingest_api_key": "tests/detection/test_views.py::test_401_without_or_with_wrong_key_even_for_an_invalid_body",
     "max_body_bytes": "tests/detection/test_views.py::test_413_over_the_body_limit",
     "ingest_time_window_s": "tests/detection/test_views.py::test_the_ingest_window_is_a_setting_and_allows_clock_skew",
+    "metrics_port": "tests/api/test_health_metrics.py::test_a_worker_serves_its_own_metrics_on_the_metrics_port",
     "trusted_hosts": "tests/api/test_headers.py::test_a_configured_host_is_answered_and_star_answers_any",
     "source": "tests/cli/test_serve.py::test_source_setting_chooses_the_source",
     "binance_rest_url": "tests/marketdata/test_binance_source.py::test_open_interest_in_usd_every_refresh_interval",

@@ -131,6 +131,10 @@ async def run(runtime: Runtime, *, roles: set[str], source: str = "replay", host
             market_clock, stop_clock = await follow_market_time(runtime, fallback=runtime.clock)
             stoppers.append(stop_clock)
         runtime.market_clock = market_clock
+        if runtime.settings.metrics_port and "api" not in roles:  # the API serves /metrics itself
+            from marketpulse.api.metrics import serve_metrics
+
+            stoppers.append(serve_metrics(runtime.settings.metrics_port, runtime.settings.host))
         if "worker" in roles:
             stoppers += await start_worker(runtime, market_clock, follows_bus_time="ingest" not in roles)
         if demo:

@@ -53,6 +53,10 @@ class Settings(BaseSettings):
         86_400, ge=60, description="Ingested alert `timestamp`s and open-interest `asOf` must lie from this many "
         "seconds before the process's (market) clock to 60 s after it; others answer 422"
     )
+    metrics_port: int = Field(
+        0, ge=0, le=65535, description="`pulse worker`/`pulse ingest` serve Prometheus /metrics on this port (0: "
+        "off); the API serves /metrics on its own port",
+    )
     trusted_hosts: str = Field(
         "127.0.0.1,localhost,[::1]",
         description="Host headers the API answers, comma-separated (`*` any, `*.example.com` a domain); PULSE_HOST "

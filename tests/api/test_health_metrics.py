@@ -17,11 +17,12 @@ from marketpulse.bus.topics import Topic
 from marketpulse.marketdata.binance.source import BinanceSource
 from marketpulse.marketdata.models import Candle
 from marketpulse.marketdata.replay import _publish as publish_replay_events
+from marketpulse.roles import run
 from marketpulse.runtime import Runtime
 from marketpulse.settings import Settings
 from marketpulse.storage.database import create_engine
 
-from .serving import API_KEY, eventually
+from .serving import API_KEY, eventually, free_port
 
 
 async def test_live_and_ready(client: httpx.AsyncClient) -> None:
@@ -173,3 +174,25 @@ async def test_ingest_frames_are_counted_per_source() -> None:
     source = BinanceSource(Settings())
     assert await source._on_message(MemoryBus(), b"not a frame") is False  # a rejected frame was still taken in
     assert REGISTRY.get_sample_value("marketpulse_ingest_frames_total", {"source": "binance"}) == before + 1
+
+
+async def test_a_worker_serves_its_own_metrics_on_the_metrics_port(runtime: Runtime) -> None:
+    port = free_port()
+    runtime.settings = runtime.settings.model_copy(update={"metrics_port": port})
+    stop = asyncio.Event()
+    worker = asyncio.create_task(run(runtime, roles={"worker"}, stop=stop))
+
+    async def scraped() -> str | None:
+        try:
+            async with httpx.AsyncClient() as http:
+                return (await http.get(f"http://127.0.0.1:{port}/metrics")).text
+        except httpx.ConnectError:
+            return None
+
+    text = await eventually(scraped)
+    assert "marketpulse_alerts_raised_total" in text and "marketpulse_paper_fills_total" in text
+    stop.set()
+    await worker
+    with pytest.raises(httpx.ConnectError):  # stopped with the process's roles
+        async with httpx.AsyncClient() as http:
+            await http.get(f"http://127.0.0.1:{port}/metrics")

@@ -1,5 +1,5 @@
-"""Schemathesis over the whole OpenAPI document, in process on SQLite: no 5xx, every answer fits its documented
-schema and status code, valid input is accepted and invalid input refused.
+"""Schemathesis over the whole OpenAPI document, in process on SQLite: no 5xx, every answer's status code,
+content type, headers and body documented, and input the schema rules out refused.
 
 Bounded so it stays a unit-test-sized run: a fixed number of examples per operation, derandomized (the same
 cases every run, so a failure reproduces), no shrinking time limit surprises.

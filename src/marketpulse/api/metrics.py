@@ -8,10 +8,11 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Awaitable, Callable
 
 import structlog
 from fastapi import APIRouter, Request, Response
-from prometheus_client import CONTENT_TYPE_LATEST, Counter, Histogram, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST, Counter, Histogram, generate_latest, start_http_server
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from marketpulse.bus import EventBus
@@ -46,6 +47,20 @@ async def refresh_bus_lag(bus: EventBus) -> None:
         if g.lag is not None:
             BUS_LAG.labels(g.topic, g.group).set(g.lag)
         BUS_PENDING.labels(g.topic, g.group).set(g.pending)
+
+
+def serve_metrics(port: int, host: str) -> Callable[[], Awaitable[None]]:
+    """Prometheus' /metrics on a port of its own, for a process without the API (`pulse worker`, `pulse ingest`),
+    whose counts (alerts raised, paper fills, ingest frames) an API process can't see; returns its stop."""
+    server, thread = start_http_server(port, addr=host)
+    log.info("metrics served", url=f"http://{host}:{port}/metrics")
+
+    async def stop() -> None:
+        server.shutdown()
+        server.server_close()
+        await asyncio.to_thread(thread.join, 5)
+
+    return stop
 
 
 class MetricsMiddleware:
