@@ -25,7 +25,8 @@ it warms up from the store: the stored 1-minute candles from the hour before the
 SPIKEs of those hours (so their HALF/FULL updates still come). It owes every boundary after the last stored scan
 (within the previous and current hour), so a restart scans what it missed instead of losing up to two hours of
 alerts. Candles published while it was down reach the store through the recorder, whose shared group resumes where
-it stopped; the warm-up waits (up to `STORE_CATCH_UP_S`) until the store has every minute up to the first candle the
+it stopped; the warm-up waits (up to twice PULSE_BUS_CLAIM_IDLE_MS, since a dead worker's unacknowledged candles
+come back once claimed, plus `STORE_CATCH_UP_MARGIN_S`) until the store has every minute up to the first candle the
 bus gave us.
 
 If the clock leaps more than an hour ahead (a suspended laptop, a replay seek), missed scans are skipped rather than
@@ -59,8 +60,7 @@ log = structlog.get_logger(__name__)
 DEFAULT_GRACE_MS: int = Settings.model_fields["spike_scan_grace_ms"].default  # one default, the setting's
 LATE_CANDLE_LIMIT_MS = 60_000
 CANDLE_QUIET_S = 2.0  # real seconds without a candle message before late candles count as stopped
-STORE_CATCH_UP_S = 90.0  # real seconds a restarted scanner waits for the recorder to store what it missed (the
-# dead worker's unacknowledged candles are claimed after PULSE_BUS_CLAIM_IDLE_MS, 30 s by default)
+STORE_CATCH_UP_MARGIN_S = 10.0  # real seconds beyond two claim periods that a restarted scanner waits for the recorder
 WATERMARK_POLL_S = 0.05  # real seconds between looks at the clock while waiting for candles
 CONSUMER_GROUP = "detection.volume-spikes"
 STOP_WAIT_S = 3.0  # real seconds stop() waits for the loop to finish a database call before cancelling it
@@ -113,6 +113,7 @@ class SpikeScanner:
         self._candle_quiet_s = candle_quiet_s
         self._candle_seen_at = 0.0  # loop time of the last candle message (a consumer catching up is busy)
         self._retry_wait = retry_wait
+        self._claim_idle_s = settings.bus_claim_idle_ms / 1000
         self._waiting = asyncio.Event()  # set while the loop waits (no database call in flight): safe to cancel
 
     # --- lifecycle ------------------------------------------------------------------------------------------------
@@ -253,7 +254,7 @@ class SpikeScanner:
         """Until the stored minutes reach the first candle the bus gave us without a hole (the recorder writes what
         was published while we were down; a dead consumer's unacknowledged messages come last, once claimed)."""
         loop = asyncio.get_running_loop()
-        give_up = loop.time() + STORE_CATCH_UP_S
+        give_up = loop.time() + 2 * self._claim_idle_s + STORE_CATCH_UP_MARGIN_S
         while self._first_bus_open_ms is not None and loop.time() < give_up:
             if not await stored_minutes_have_holes(self._sessions, window, self._first_bus_open_ms):
                 return
