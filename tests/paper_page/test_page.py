@@ -13,7 +13,7 @@ import pytest
 
 from marketpulse.api.app import create_app
 from marketpulse.marketdata.intervals import Interval
-from marketpulse.realtime.market_feed import decode_rows
+from marketpulse.marketdata.models import MarketRow
 from marketpulse.runtime import Runtime
 from marketpulse.strategies import REGISTRY
 from marketpulse.trading.paper.page import INTERVALS
@@ -130,8 +130,8 @@ async def test_forms_offer_what_the_api_accepts(client: httpx.AsyncClient) -> No
 async def test_symbol_fields_suggest_the_live_markets_symbols(runtime: Runtime) -> None:
     app = create_app(runtime)
     assert (await page_of(app)).options["#symbols"] == []  # no tickers yet: nothing to suggest
-    ticker = {"time": T0, "price": 1.0, "change_pct_24h": 0.0, "quote_volume_24h": 1.0}
-    rows, _ = decode_rows([{**ticker, "symbol": "ETHUSDT"}, {**ticker, "symbol": "BTCUSDT"}])
+    rows = [MarketRow(symbol, T0, price=1.0, change_pct_24h=0.0, quote_volume_24h=1.0) for symbol in ("ETHUSDT",
+                                                                                                    "BTCUSDT")]
     app.other_asgi_app.state.market_feed.apply_rows(rows)
     assert (await page_of(app)).options["#symbols"] == [("BTCUSDT", False), ("ETHUSDT", False)]
 

@@ -11,8 +11,6 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-import msgspec
-
 from marketpulse.marketdata.models import MarketRow
 from marketpulse.marketdata.table import MarketTable
 from marketpulse.wire import camel
@@ -27,17 +25,6 @@ def row_to_wire(row: MarketRow) -> dict[str, Any]:
 def patch_of(row: MarketRow) -> dict[str, Any]:
     """The row as a patch: only the fields it knows."""
     return {wire: value for name, wire in WIRE_FIELDS.items() if (value := getattr(row, name)) is not None}
-
-
-def decode_rows(items: Iterable[Any]) -> tuple[list[MarketRow], int]:
-    """MarketRows from bus builtins; returns (rows, number rejected) so a bad row can't sink its batch."""
-    rows, rejected = [], 0
-    for item in items:
-        try:
-            rows.append(msgspec.convert(item, MarketRow))
-        except (msgspec.ValidationError, TypeError):
-            rejected += 1
-    return rows, rejected
 
 
 class MarketFeed:
