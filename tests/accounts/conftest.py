@@ -17,7 +17,7 @@ import pytest
 from aiosmtpd.controller import Controller
 from fastapi import FastAPI
 
-from marketpulse.accounts.views import router
+from marketpulse.accounts import admin_views, views
 from marketpulse.api.errors import install_error_handlers
 from marketpulse.runtime import Runtime
 from marketpulse.settings import Settings
@@ -80,7 +80,8 @@ def app(runtime: Runtime) -> FastAPI:
     application = FastAPI()
     application.state.runtime = runtime
     install_error_handlers(application)
-    application.include_router(router)
+    application.include_router(views.router)
+    application.include_router(admin_views.router)
     return application
 
 
@@ -104,6 +105,14 @@ async def signin(client: httpx.AsyncClient, email: str, password: str = STRONG) 
     assert resp.status_code == 200, resp.text
     client.cookies.clear()  # tests choose explicitly between the Bearer header and the cookies
     return dict(resp.json())
+
+
+async def signed_in_admin(client: httpx.AsyncClient, runtime: Runtime, email: str = "root@example.com") -> str:
+    """An administrator (made as `pulse admin create-user` makes one); the access token's header value."""
+    from marketpulse.accounts.core import Role
+
+    await runtime.services.accounts.create_user(email, STRONG, role=Role.ADMIN, verified=True)
+    return f"Bearer {(await signin(client, email))['access_token']}"
 
 
 def bearer(tokens: dict[str, Any]) -> dict[str, str]:

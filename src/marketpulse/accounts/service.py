@@ -28,6 +28,8 @@ from pwdlib import PasswordHash
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from marketpulse.accounts.admin import Admin
+from marketpulse.accounts.audit import AuditLog
 from marketpulse.accounts.core import (
     AccessClaims,
     InvalidToken,
@@ -111,6 +113,8 @@ class AccountsService:
         self.hasher = PasswordHash.recommended()  # argon2id
         self._limiter = MovingWindowRateLimiter(limit_storage(settings.rate_limit_storage))
         self._mail_limit = parse(settings.auth_email_rate_limit)
+        self.audit = AuditLog(sessions, clock)
+        self.admin = Admin(self)
 
     @cached_property
     def _dummy_hash(self) -> str:
@@ -195,6 +199,8 @@ class AccountsService:
                 raise InvalidRefreshToken("unknown refresh token")
             if spent.rowcount != 1:  # type: ignore[attr-defined]
                 await self._revoke(s, [row.session_id], now, "refresh_reuse")
+                s.add(self.audit.entry("auth.refresh_reuse", actor_id=None, target_type="session",
+                                       target_id=row.session_id))
                 await s.commit()
                 log.warning("security: refresh token reused; session revoked", session=row.session_id)
                 raise InvalidRefreshToken("refresh token already used: the session has been ended")
@@ -258,6 +264,8 @@ class AccountsService:
         await self._set_password(user.id, new)
         ended = await self.end_sessions(user.id, keep=principal.session_id, reason="password_changed")
         log.info("security: password changed", user=user.id, sessions_ended=ended)
+        await self.audit.record("auth.password_changed", actor_id=user.id, target_type="user", target_id=user.id,
+                                new={"sessions_ended": ended})
 
     async def verify_email(self, token: str) -> UserRow:
         now = self.clock.now_ms()
@@ -284,7 +292,7 @@ class AccountsService:
         user = await self.find_user(email)
         if user is None or user.status != Status.ACTIVE:
             return
-        token = await self._issue_email_token(user.id, TokenPurpose.RESET_PASSWORD, self.settings.password_reset_ttl_s)
+        token = await self.issue_email_token(user.id, TokenPurpose.RESET_PASSWORD, self.settings.password_reset_ttl_s)
         await self.mailer.send_password_reset(user.email, token, self.settings.password_reset_ttl_s)
 
     async def reset_password(self, token: str, new: str) -> None:
@@ -296,6 +304,8 @@ class AccountsService:
         await self._set_password(row.user_id, new, verified_at_ms=now)  # the mail link proves the address too
         ended = await self.end_sessions(row.user_id, reason="password_reset")
         log.info("security: password reset", user=row.user_id, sessions_ended=ended)
+        await self.audit.record("auth.password_reset", actor_id=row.user_id, target_type="user",
+                                target_id=row.user_id, new={"sessions_ended": ended})
 
     # --- helpers ---
 
@@ -333,10 +343,10 @@ class AccountsService:
 
     async def _mail_verification(self, user: UserRow) -> None:
         ttl = self.settings.verify_email_ttl_s
-        token = await self._issue_email_token(user.id, TokenPurpose.VERIFY_EMAIL, ttl)
+        token = await self.issue_email_token(user.id, TokenPurpose.VERIFY_EMAIL, ttl)
         await self.mailer.send_verification(user.email, token, ttl)
 
-    async def _issue_email_token(self, user_id: str, purpose: TokenPurpose, ttl_s: int) -> str:
+    async def issue_email_token(self, user_id: str, purpose: TokenPurpose, ttl_s: int) -> str:
         """A new single-use token; earlier unspent ones of the same purpose stop working (only the newest mail
         counts)."""
         now = self.clock.now_ms()

@@ -3,7 +3,9 @@ tokens. Every token is stored as its SHA-256 only; times are epoch milliseconds 
 
 from __future__ import annotations
 
-from sqlalchemy import BigInteger, ForeignKey, Index, String
+from typing import Any
+
+from sqlalchemy import JSON, BigInteger, ForeignKey, Index, Integer, String
 from sqlalchemy.orm import Mapped, mapped_column
 
 from marketpulse.storage.database import Base
@@ -66,3 +68,29 @@ class EmailTokenRow(Base):
     used_at_ms: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
 
     __table_args__ = (Index("ix_email_tokens_user_purpose", "user_id", "purpose"),)
+
+
+class AuditRow(Base):
+    """One admin or security-relevant action. Append-only: the store offers no update or delete, and the database
+    refuses both (triggers, migration 0009). It names users by id only, so erasing a user keeps the fact and loses
+    the personal data."""
+
+    __tablename__ = "audit_log"
+
+    # Insertion order, so entries written in the same millisecond still list in the order they happened.
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer(), "sqlite"), primary_key=True,
+                                    autoincrement=True)
+    created_at_ms: Mapped[int] = mapped_column(BigInteger)
+    actor_id: Mapped[str | None] = mapped_column(String(36), nullable=True)  # None: the system or an anonymous caller
+    action: Mapped[str] = mapped_column(String(48))  # e.g. admin.user_updated, auth.password_changed
+    target_type: Mapped[str] = mapped_column(String(16))  # user | session
+    target_id: Mapped[str | None] = mapped_column(String(36), nullable=True)
+    old_values: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
+    new_values: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
+    client: Mapped[str | None] = mapped_column(String(64), nullable=True)
+
+    __table_args__ = (
+        Index("ix_audit_log_created", "created_at_ms"),
+        Index("ix_audit_log_actor_created", "actor_id", "created_at_ms"),
+        Index("ix_audit_log_target", "target_id"),
+    )

@@ -17,6 +17,7 @@ ROUTERS: list[str] = [
     "marketpulse.backtest.views:router",
     "marketpulse.trading.paper.page:router",
     "marketpulse.accounts.views:router",
+    "marketpulse.accounts.admin_views:router",
 ]
 
 

@@ -1,0 +1,129 @@
+"""What administrators do to users: find them, look one up, change plan/status/role, end their sessions, force a
+password reset, delete them. Every change is written to the audit log in the same transaction as the change.
+
+An administrator can't change their own role or status or delete themselves: the last admin can't lock everyone
+out by accident, and a stolen admin session can't quietly cover its tracks by demoting its owner.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import delete, func, select
+
+from marketpulse.accounts.core import Status, TokenPurpose
+from marketpulse.accounts.plans import plan_named
+from marketpulse.accounts.tables import AuthSessionRow, UserRow
+
+if TYPE_CHECKING:
+    from marketpulse.accounts.service import AccountsService, Principal
+
+
+class UserNotFound(Exception):
+    pass
+
+
+class SelfChange(Exception):
+    """An administrator acting on their own role, status or existence."""
+
+
+@dataclass(frozen=True)
+class UserQuery:
+    q: str | None = None  # part of the address, any case
+    plan: str | None = None
+    status: str | None = None
+    role: str | None = None
+    signed_up_from_ms: int | None = None
+    signed_up_to_ms: int | None = None
+    limit: int = 50
+    offset: int = 0
+
+
+class Admin:
+    def __init__(self, accounts: AccountsService) -> None:
+        self.accounts = accounts
+        self.sessions = accounts.sessions
+        self.audit = accounts.audit
+
+    async def users(self, q: UserQuery) -> tuple[list[UserRow], int]:
+        where = []
+        if q.q:
+            where.append(UserRow.email_key.contains(q.q.strip().casefold(), autoescape=True))
+        if q.plan:
+            where.append(UserRow.plan == plan_named(q.plan).name)
+        if q.status:
+            where.append(UserRow.status == q.status)
+        if q.role:
+            where.append(UserRow.role == q.role)
+        if q.signed_up_from_ms is not None:
+            where.append(UserRow.created_at_ms >= q.signed_up_from_ms)
+        if q.signed_up_to_ms is not None:
+            where.append(UserRow.created_at_ms < q.signed_up_to_ms)
+        async with self.sessions() as s:
+            total = (await s.execute(select(func.count()).select_from(UserRow).where(*where))).scalar_one()
+            rows = await s.execute(select(UserRow).where(*where).order_by(UserRow.created_at_ms.desc(), UserRow.id)
+                                   .limit(q.limit).offset(q.offset))
+            return list(rows.scalars()), int(total)
+
+    async def user(self, user_id: str) -> tuple[UserRow, list[AuthSessionRow]]:
+        user = await self.accounts.get_user(user_id)
+        if user is None:
+            raise UserNotFound(user_id)
+        return user, await self.accounts.live_sessions(user_id)
+
+    async def update(self, actor: Principal, user_id: str, changes: dict[str, str], client: str | None) -> UserRow:
+        """Apply `changes` (plan, status, role); a user no longer active loses every session at once."""
+        if user_id == actor.user.id and {"role", "status"} & set(changes):
+            raise SelfChange("you can't change your own role or status: ask another administrator")
+        async with self.sessions() as s:
+            user = await s.get(UserRow, user_id)
+            if user is None:
+                raise UserNotFound(user_id)
+            old = {k: getattr(user, k) for k in changes if getattr(user, k) != changes[k]}
+            new = {k: changes[k] for k in old}
+            for k, v in new.items():
+                setattr(user, k, v)
+            if new:
+                user.updated_at_ms = self.accounts.clock.now_ms()
+                s.add(self.audit.entry("admin.user_updated", actor_id=actor.user.id, target_type="user",
+                                       target_id=user_id, old=old, new=new, client=client))
+            await s.commit()
+        if new.get("status", Status.ACTIVE) != Status.ACTIVE:
+            await self.accounts.end_sessions(user_id, reason=f"user_{new['status']}")
+        return user
+
+    async def sign_out_everywhere(self, actor: Principal, user_id: str, client: str | None) -> int:
+        await self.user(user_id)
+        ended = await self.accounts.end_sessions(user_id, reason="admin_signout")
+        await self.audit.record("admin.user_signed_out", actor_id=actor.user.id, target_type="user",
+                                target_id=user_id, new={"sessions_ended": ended}, client=client)
+        return ended
+
+    async def force_password_reset(self, actor: Principal, user_id: str, client: str | None) -> None:
+        """The password stops working, every session ends, and a reset link goes to the user's address."""
+        async with self.sessions() as s:
+            user = await s.get(UserRow, user_id)
+            if user is None:
+                raise UserNotFound(user_id)
+            user.password_hash, user.updated_at_ms = None, self.accounts.clock.now_ms()
+            s.add(self.audit.entry("admin.password_reset_forced", actor_id=actor.user.id, target_type="user",
+                                   target_id=user_id, client=client))
+            await s.commit()
+        await self.accounts.end_sessions(user_id, reason="admin_password_reset")
+        ttl = self.accounts.settings.password_reset_ttl_s
+        token = await self.accounts.issue_email_token(user_id, TokenPurpose.RESET_PASSWORD, ttl)
+        await self.accounts.mailer.send_password_reset(user.email, token, ttl)
+
+    async def delete(self, actor: Principal, user_id: str, client: str | None) -> None:
+        if user_id == actor.user.id:
+            raise SelfChange("you can't delete your own account here: ask another administrator")
+        async with self.sessions() as s:
+            user = await s.get(UserRow, user_id)
+            if user is None:
+                raise UserNotFound(user_id)
+            kept: dict[str, Any] = {"plan": user.plan, "role": user.role, "status": user.status}  # no address
+            await s.execute(delete(UserRow).where(UserRow.id == user_id))  # sessions and tokens cascade
+            s.add(self.audit.entry("admin.user_deleted", actor_id=actor.user.id, target_type="user",
+                                   target_id=user_id, old=kept, client=client))
+            await s.commit()

@@ -1,0 +1,165 @@
+"""The admin API. Every route needs a signed-in user with the admin role (403 otherwise); every change lands in
+the audit log.
+
+    GET    /api/v1/admin/users                ?q=&plan=&status=&role=&signed_up_from=&signed_up_to=&limit=&offset=
+    GET    /api/v1/admin/users/{id}           the user, their live sessions
+    PATCH  /api/v1/admin/users/{id}           {plan?, status?, role?}
+    DELETE /api/v1/admin/users/{id}           the user and what hangs off the account
+    POST   /api/v1/admin/users/{id}/signout   ends every session of the user
+    POST   /api/v1/admin/users/{id}/password-reset   the password stops working; a reset link is mailed
+    GET    /api/v1/admin/audit-log            ?action=&actor_id=&target_id=&since=&until=&limit=&offset=
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from fastapi import APIRouter, Depends, HTTPException, Query, Request, Response, status
+from pydantic import BaseModel, ConfigDict, model_validator
+
+from marketpulse.accounts.admin import SelfChange, UserNotFound, UserQuery
+from marketpulse.accounts.audit import AuditQuery, audit_json
+from marketpulse.accounts.core import Role
+from marketpulse.accounts.plans import PLAN_NAMES, plan_named
+from marketpulse.accounts.schemas import me_json
+from marketpulse.accounts.service import AccountsService, Principal
+from marketpulse.accounts.tables import AuthSessionRow, UserRow
+from marketpulse.accounts.views import current_user, get_accounts
+from marketpulse.times import EpochMs
+
+router = APIRouter(prefix="/api/v1/admin", tags=["admin"])
+
+PlanName = Literal["free", "pro", "elite", "premium", "enterprise"]
+StatusName = Literal["active", "suspended", "banned"]
+RoleName = Literal["user", "admin"]
+assert set(PlanName.__args__) == set(PLAN_NAMES)  # type: ignore[attr-defined]
+
+
+async def require_admin(principal: Principal = Depends(current_user)) -> Principal:
+    if principal.user.role != Role.ADMIN:
+        raise HTTPException(status.HTTP_403_FORBIDDEN, detail={"reason": "admin_only",
+                                                               "message": "this needs an administrator"})
+    return principal
+
+
+class UserChanges(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    plan: PlanName | None = None
+    status: StatusName | None = None
+    role: RoleName | None = None
+
+    @model_validator(mode="after")
+    def _something(self) -> UserChanges:
+        if self.plan is None and self.status is None and self.role is None:
+            raise ValueError("give at least one of plan, status, role")
+        return self
+
+    def as_dict(self) -> dict[str, str]:
+        out = {k: v for k, v in self.model_dump().items() if v is not None}
+        if "plan" in out:
+            out["plan"] = plan_named(out["plan"]).name
+        return out
+
+
+def _client(request: Request) -> str | None:
+    return request.client.host if request.client else None
+
+
+def _admin_user_json(user: UserRow) -> dict[str, Any]:
+    out = me_json(user).model_dump()
+    out.pop("wallets")
+    out["updated_at_ms"] = user.updated_at_ms
+    return out
+
+
+def _session_json(row: AuthSessionRow) -> dict[str, Any]:
+    return {"id": row.id, "created_at_ms": row.created_at_ms, "last_used_at_ms": row.last_used_at_ms,
+            "expires_at_ms": row.expires_at_ms, "client": row.client}
+
+
+def _not_found(user_id: str) -> HTTPException:
+    return HTTPException(status.HTTP_404_NOT_FOUND, detail=f"no user {user_id}")
+
+
+@router.get("/users")
+async def list_users(
+    q: str | None = Query(None, max_length=320, description="part of the address, any case"),
+    plan: PlanName | None = None, status_: StatusName | None = Query(None, alias="status"),
+    role: RoleName | None = None,
+    signed_up_from: EpochMs | None = Query(None, description="epoch ms, inclusive"),
+    signed_up_to: EpochMs | None = Query(None, description="epoch ms, exclusive"),
+    limit: int = Query(50, ge=1, le=500), offset: int = Query(0, ge=0, le=10_000_000),
+    _: Principal = Depends(require_admin), accounts: AccountsService = Depends(get_accounts),
+) -> dict[str, Any]:
+    rows, total = await accounts.admin.users(UserQuery(q, plan, status_, role, signed_up_from, signed_up_to,
+                                                       limit, offset))
+    return {"users": [_admin_user_json(u) for u in rows], "total": total, "limit": limit, "offset": offset}
+
+
+@router.get("/users/{user_id}")
+async def get_user(user_id: str, _: Principal = Depends(require_admin),
+                   accounts: AccountsService = Depends(get_accounts)) -> dict[str, Any]:
+    try:
+        user, sessions = await accounts.admin.user(user_id)
+    except UserNotFound:
+        raise _not_found(user_id) from None
+    last = max((s.last_used_at_ms for s in sessions), default=None)
+    return {**_admin_user_json(user), "sessions": [_session_json(s) for s in sessions], "last_activity_ms": last}
+
+
+@router.patch("/users/{user_id}")
+async def update_user(user_id: str, body: UserChanges, request: Request,
+                      admin: Principal = Depends(require_admin),
+                      accounts: AccountsService = Depends(get_accounts)) -> dict[str, Any]:
+    try:
+        user = await accounts.admin.update(admin, user_id, body.as_dict(), _client(request))
+    except UserNotFound:
+        raise _not_found(user_id) from None
+    except SelfChange as exc:
+        raise HTTPException(status.HTTP_409_CONFLICT, detail=str(exc)) from None
+    return _admin_user_json(user)
+
+
+@router.delete("/users/{user_id}", status_code=status.HTTP_204_NO_CONTENT)
+async def delete_user(user_id: str, request: Request, admin: Principal = Depends(require_admin),
+                      accounts: AccountsService = Depends(get_accounts)) -> Response:
+    try:
+        await accounts.admin.delete(admin, user_id, _client(request))
+    except UserNotFound:
+        raise _not_found(user_id) from None
+    except SelfChange as exc:
+        raise HTTPException(status.HTTP_409_CONFLICT, detail=str(exc)) from None
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+@router.post("/users/{user_id}/signout")
+async def sign_out_everywhere(user_id: str, request: Request, admin: Principal = Depends(require_admin),
+                              accounts: AccountsService = Depends(get_accounts)) -> dict[str, int]:
+    try:
+        return {"sessions_ended": await accounts.admin.sign_out_everywhere(admin, user_id, _client(request))}
+    except UserNotFound:
+        raise _not_found(user_id) from None
+
+
+@router.post("/users/{user_id}/password-reset", status_code=status.HTTP_202_ACCEPTED)
+async def force_password_reset(user_id: str, request: Request, admin: Principal = Depends(require_admin),
+                               accounts: AccountsService = Depends(get_accounts)) -> dict[str, str]:
+    try:
+        await accounts.admin.force_password_reset(admin, user_id, _client(request))
+    except UserNotFound:
+        raise _not_found(user_id) from None
+    return {"detail": "the password no longer works; a reset link was mailed to the user"}
+
+
+@router.get("/audit-log")
+async def audit_log(
+    action: str | None = Query(None, max_length=48, description="exact, or a prefix ending in '.' (admin.)"),
+    actor_id: str | None = Query(None, max_length=36), target_id: str | None = Query(None, max_length=36),
+    since: EpochMs | None = Query(None, description="epoch ms, inclusive"),
+    until: EpochMs | None = Query(None, description="epoch ms, exclusive"),
+    limit: int = Query(50, ge=1, le=500), offset: int = Query(0, ge=0, le=10_000_000),
+    _: Principal = Depends(require_admin), accounts: AccountsService = Depends(get_accounts),
+) -> dict[str, Any]:
+    rows, total = await accounts.audit.search(AuditQuery(action, actor_id, target_id, since, until, limit, offset))
+    return {"entries": [audit_json(r) for r in rows], "total": total, "limit": limit, "offset": offset}
