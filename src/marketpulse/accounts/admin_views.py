@@ -21,13 +21,19 @@ from marketpulse.accounts.admin import SelfChange, UserNotFound, UserQuery
 from marketpulse.accounts.audit import AuditQuery, audit_json
 from marketpulse.accounts.core import Role
 from marketpulse.accounts.plans import PLAN_NAMES, plan_named
-from marketpulse.accounts.schemas import me_json
+from marketpulse.accounts.schemas import UNAUTHORIZED, me_json
 from marketpulse.accounts.service import AccountsService, Principal
 from marketpulse.accounts.tables import AuthSessionRow, UserRow
 from marketpulse.accounts.views import current_user, get_accounts
 from marketpulse.times import EpochMs
 
-router = APIRouter(prefix="/api/v1/admin", tags=["admin"])
+router = APIRouter(prefix="/api/v1/admin", tags=["admin"], responses={
+    **UNAUTHORIZED, 403: {"description": "Not an administrator (or the account is suspended or banned)"},
+})
+USER_ROUTE: dict[int | str, dict[str, Any]] = {404: {"description": "No such user"}}
+SELF_CHANGE: dict[int | str, dict[str, Any]] = {
+    409: {"description": "An administrator can't change their own role or status, or delete themselves"},
+}
 
 PlanName = Literal["free", "pro", "elite", "premium", "enterprise"]
 StatusName = Literal["active", "suspended", "banned"]
@@ -97,7 +103,7 @@ async def list_users(
     return {"users": [_admin_user_json(u) for u in rows], "total": total, "limit": limit, "offset": offset}
 
 
-@router.get("/users/{user_id}")
+@router.get("/users/{user_id}", responses=USER_ROUTE)
 async def get_user(user_id: str, _: Principal = Depends(require_admin),
                    accounts: AccountsService = Depends(get_accounts)) -> dict[str, Any]:
     try:
@@ -108,7 +114,7 @@ async def get_user(user_id: str, _: Principal = Depends(require_admin),
     return {**_admin_user_json(user), "sessions": [_session_json(s) for s in sessions], "last_activity_ms": last}
 
 
-@router.patch("/users/{user_id}")
+@router.patch("/users/{user_id}", responses={**USER_ROUTE, **SELF_CHANGE})
 async def update_user(user_id: str, body: UserChanges, request: Request,
                       admin: Principal = Depends(require_admin),
                       accounts: AccountsService = Depends(get_accounts)) -> dict[str, Any]:
@@ -121,7 +127,7 @@ async def update_user(user_id: str, body: UserChanges, request: Request,
     return _admin_user_json(user)
 
 
-@router.delete("/users/{user_id}", status_code=status.HTTP_204_NO_CONTENT)
+@router.delete("/users/{user_id}", status_code=status.HTTP_204_NO_CONTENT, responses={**USER_ROUTE, **SELF_CHANGE})
 async def delete_user(user_id: str, request: Request, admin: Principal = Depends(require_admin),
                       accounts: AccountsService = Depends(get_accounts)) -> Response:
     try:
@@ -133,7 +139,7 @@ async def delete_user(user_id: str, request: Request, admin: Principal = Depends
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
-@router.post("/users/{user_id}/signout")
+@router.post("/users/{user_id}/signout", responses=USER_ROUTE)
 async def sign_out_everywhere(user_id: str, request: Request, admin: Principal = Depends(require_admin),
                               accounts: AccountsService = Depends(get_accounts)) -> dict[str, int]:
     try:
@@ -142,7 +148,7 @@ async def sign_out_everywhere(user_id: str, request: Request, admin: Principal =
         raise _not_found(user_id) from None
 
 
-@router.post("/users/{user_id}/password-reset", status_code=status.HTTP_202_ACCEPTED)
+@router.post("/users/{user_id}/password-reset", status_code=status.HTTP_202_ACCEPTED, responses=USER_ROUTE)
 async def force_password_reset(user_id: str, request: Request, admin: Principal = Depends(require_admin),
                                accounts: AccountsService = Depends(get_accounts)) -> dict[str, str]:
     try:

@@ -86,3 +86,14 @@ class Accepted(BaseModel):
 def me_json(user: UserRow) -> Me:
     return Me(id=user.id, email=user.email, plan=plan_named(user.plan).name, role=user.role, status=user.status,
               email_verified=user.verified_at_ms is not None, created_at_ms=user.created_at_ms, wallets=[])
+
+
+# Answers the routes give besides their success and 422, for the OpenAPI document (clients and the fuzz test).
+UNAUTHORIZED: dict[int | str, dict[str, Any]] = {
+    401: {"description": "Not signed in, or the access token is invalid, expired or its session has ended"},
+    403: {"description": "The account is suspended or banned, or a cookie-authenticated request lacks its CSRF "
+                         "header"},
+}
+RATE_LIMITED: dict[int | str, dict[str, Any]] = {
+    429: {"description": "Too many requests for this address or client: wait `Retry-After` seconds"},
+}

@@ -30,6 +30,8 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from marketpulse.accounts.core import InvalidToken
 from marketpulse.accounts.plans import plans_json
 from marketpulse.accounts.schemas import (
+    RATE_LIMITED,
+    UNAUTHORIZED,
     Accepted,
     ChangePasswordBody,
     EmailBody,
@@ -141,7 +143,8 @@ async def list_plans() -> dict[str, Any]:
     return {"plans": plans_json()}
 
 
-@router.post("/api/v1/auth/signup", status_code=status.HTTP_201_CREATED, response_model=Me, tags=["auth"])
+@router.post("/api/v1/auth/signup", status_code=status.HTTP_201_CREATED, response_model=Me, tags=["auth"],
+             responses={409: {"description": "An account with this address exists (any case)"}})
 async def signup(body: SignupBody, accounts: AccountsService = Depends(get_accounts)) -> Me:
     try:
         user = await accounts.signup(body.email, body.password)
@@ -151,7 +154,9 @@ async def signup(body: SignupBody, accounts: AccountsService = Depends(get_accou
     return me_json(user)
 
 
-@router.post("/api/v1/auth/signin", response_model=TokenPair, tags=["auth"])
+@router.post("/api/v1/auth/signin", response_model=TokenPair, tags=["auth"], responses={
+    401: {"description": "Wrong email or password"},
+    403: {"description": "The address is not verified yet, or the account is suspended or banned"}})
 async def signin(body: SigninBody, request: Request, response: Response,
                  accounts: AccountsService = Depends(get_accounts)) -> TokenPair:
     try:
@@ -168,7 +173,7 @@ async def signin(body: SigninBody, request: Request, response: Response,
     return _pair(tokens)
 
 
-@router.post("/api/v1/auth/refresh", response_model=TokenPair, tags=["auth"])
+@router.post("/api/v1/auth/refresh", response_model=TokenPair, tags=["auth"], responses=UNAUTHORIZED)
 async def refresh(request: Request, response: Response, body: RefreshBody | None = None,
                   accounts: AccountsService = Depends(get_accounts)) -> TokenPair:
     token = body.refresh_token if body is not None else None
@@ -188,7 +193,7 @@ async def refresh(request: Request, response: Response, body: RefreshBody | None
     return _pair(tokens)
 
 
-@router.post("/api/v1/auth/signout", status_code=status.HTTP_204_NO_CONTENT, tags=["auth"])
+@router.post("/api/v1/auth/signout", status_code=status.HTTP_204_NO_CONTENT, tags=["auth"], responses=UNAUTHORIZED)
 async def signout(principal: Principal = Depends(current_user),
                   accounts: AccountsService = Depends(get_accounts)) -> Response:
     await accounts.signout(principal.session_id)
@@ -218,14 +223,14 @@ async def _mail_request(kind: str, body: EmailBody, request: Request, accounts: 
 
 
 @router.post("/api/v1/auth/resend-verification", status_code=status.HTTP_202_ACCEPTED, response_model=Accepted,
-             tags=["auth"])
+             tags=["auth"], responses=RATE_LIMITED)
 async def resend_verification(body: EmailBody, request: Request,
                               accounts: AccountsService = Depends(get_accounts)) -> Accepted:
     return await _mail_request("verify", body, request, accounts)
 
 
 @router.post("/api/v1/auth/request-password-reset", status_code=status.HTTP_202_ACCEPTED, response_model=Accepted,
-             tags=["auth"])
+             tags=["auth"], responses=RATE_LIMITED)
 async def request_password_reset(body: EmailBody, request: Request,
                                  accounts: AccountsService = Depends(get_accounts)) -> Accepted:
     return await _mail_request("reset", body, request, accounts)
@@ -242,7 +247,7 @@ async def reset_password(body: ResetPasswordBody, response: Response,
     return Accepted(detail="password changed: every session has ended, sign in with the new password")
 
 
-@router.post("/api/v1/auth/change-password", response_model=Accepted, tags=["auth"])
+@router.post("/api/v1/auth/change-password", response_model=Accepted, tags=["auth"], responses=UNAUTHORIZED)
 async def change_password(body: ChangePasswordBody, principal: Principal = Depends(current_user),
                           accounts: AccountsService = Depends(get_accounts)) -> Accepted:
     try:
@@ -252,6 +257,6 @@ async def change_password(body: ChangePasswordBody, principal: Principal = Depen
     return Accepted(detail="password changed: your other sessions have ended")
 
 
-@router.get("/api/v1/auth/me", response_model=Me, tags=["auth"])
+@router.get("/api/v1/auth/me", response_model=Me, tags=["auth"], responses=UNAUTHORIZED)
 async def me(principal: Principal = Depends(current_user)) -> Me:
     return me_json(principal.user)
