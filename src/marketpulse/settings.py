@@ -121,6 +121,17 @@ class Settings(BaseSettings):
         5_000, ge=100, description="Bars of history a deployed strategy computes its signals over"
     )
     backtest_workers: int = Field(2, ge=1, description="Backtest jobs run at the same time (threads)")
+    backtest_retention_days: int = Field(
+        30, ge=1, le=3650, description="Finished backtest jobs (their results and HTML reports) older than this are "
+        "deleted",
+    )
+    backtest_max_queued_per_owner: int = Field(
+        3, ge=1, le=1000, description="Backtest jobs one owner may have queued or running at once; more answer 429",
+    )
+    backtest_reports_max_mb: float = Field(
+        500.0, gt=0, description="Disk budget for backtest HTML reports: past it the oldest reports are removed "
+        "(their jobs keep their results)",
+    )
 
     spike_scan_grace_ms: int = Field(
         5000, ge=0, description="A scan at t runs at t + grace (market time) so late 1m candles still count"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -182,3 +183,76 @@ async def test_a_job_cut_off_by_a_restart_reports_failed(
     clock.advance(2 * 3_600_000)
     job = (await client.get("/api/v1/backtests/j1")).json()
     assert job["status"] == "failed" and "interrupted" in job["error"]
+
+
+async def _stored_job(runtime: Runtime, job_id: str, *, owner: str = "default", status: str = "running",
+                      created_ms: int, report: Path | None = None) -> None:
+    from marketpulse.backtest.tables import BacktestJobRow
+
+    async with runtime.sessions() as s:
+        s.add(BacktestJobRow(id=job_id, owner_id=owner, status=status, progress=0.5, request=ETH_WEEK,
+                             report_path=str(report) if report else None, created_at_ms=created_ms,
+                             updated_at_ms=created_ms))
+        await s.commit()
+
+
+async def test_an_owner_may_have_only_so_many_jobs_unfinished(
+    app: FastAPI, client: httpx.AsyncClient, runtime: Runtime, clock: FakeClock
+) -> None:
+    runtime.settings.backtest_max_queued_per_owner = 2
+    await _stored_job(runtime, "a", created_ms=clock.now_ms())
+    await _stored_job(runtime, "b", status="queued", created_ms=clock.now_ms())
+    resp = await client.post("/api/v1/backtests", json=ETH_WEEK)
+    assert resp.status_code == 429, resp.text
+    detail = resp.json()["detail"]
+    assert detail["reason"] == "backtest_queue_full" and detail["limit"] == 2
+    assert "2 backtests queued or running" in detail["message"] and "wait for one to finish" in detail["message"]
+
+    app.dependency_overrides[current_owner] = lambda: "bob"  # another owner's queue is their own
+    assert (await run_job(client, runtime, ETH_WEEK))["status"] == "done"
+    app.dependency_overrides.pop(current_owner)
+
+    clock.advance(2 * 3_600_000)  # their server died long ago: orphans no longer hold the owner's queue
+    assert (await run_job(client, runtime, ETH_WEEK))["status"] == "done"
+
+
+async def test_finished_jobs_past_the_retention_go_with_their_reports(
+    client: httpx.AsyncClient, runtime: Runtime, clock: FakeClock
+) -> None:
+    runtime.settings.backtest_retention_days = 30
+    reports = runtime.settings.data_dir / "reports"
+    reports.mkdir(parents=True)
+    day = 86_400_000
+    for job_id, age_days, status in (("old-done", 31, "done"), ("old-failed", 40, "failed"),
+                                     ("recent", 29, "done"), ("old-running", 31, "running")):
+        report = reports / f"backtest-{job_id}.html"
+        report.write_text("<html></html>")
+        await _stored_job(runtime, job_id, status=status, created_ms=clock.now_ms() - age_days * day, report=report)
+
+    await run_job(client, runtime, ETH_WEEK)  # retention is applied as jobs are submitted
+
+    listed = {job["id"] for job in (await client.get("/api/v1/backtests?limit=200")).json()}
+    assert {"old-done", "old-failed"}.isdisjoint(listed) and {"recent", "old-running"} <= listed
+    assert (await client.get("/api/v1/backtests/old-done")).status_code == 404
+    assert not (reports / "backtest-old-done.html").exists() and not (reports / "backtest-old-failed.html").exists()
+    assert (reports / "backtest-recent.html").exists()
+
+
+async def test_reports_stay_within_their_disk_budget_oldest_first(
+    client: httpx.AsyncClient, runtime: Runtime
+) -> None:
+    first = await run_job(client, runtime, ETH_WEEK)
+    reports = runtime.settings.data_dir / "reports"
+    size = (reports / f"backtest-{first['id']}.html").stat().st_size
+    runtime.settings.backtest_reports_max_mb = 2.5 * size / 1_000_000  # room for two reports, not three
+    second = await run_job(client, runtime, {**ETH_WEEK, "params": {"fast": 4, "slow": 20}})
+    third = await run_job(client, runtime, {**ETH_WEEK, "params": {"fast": 6, "slow": 20}})
+
+    kept = sorted(p.name for p in reports.glob("backtest-*.html"))
+    assert kept == sorted(f"backtest-{j['id']}.html" for j in (second, third))
+    assert sum(p.stat().st_size for p in reports.iterdir()) <= runtime.settings.backtest_reports_max_mb * 1e6
+    oldest = (await client.get(f"/api/v1/backtests/{first['id']}")).json()
+    assert oldest["report_url"] is None and oldest["result"]["stats"]  # the job keeps its results
+    gone = await client.get(f"/api/v1/backtests/{first['id']}/report")
+    assert gone.status_code == 404 and "disk budget" in gone.json()["detail"]
+    assert (await client.get(f"/api/v1/backtests/{third['id']}/report")).status_code == 200

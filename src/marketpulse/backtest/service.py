@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import structlog
-from sqlalchemy import func, select
+from sqlalchemy import delete, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from marketpulse.accounts.plans import plan_named
@@ -68,6 +68,13 @@ class DailyLimitReached(Exception):
         self.limit = limit
 
 
+class QueueFull(Exception):
+    def __init__(self, limit: int) -> None:
+        super().__init__(f"you have {limit} backtests queued or running, the most one owner may have at once: "
+                         "wait for one to finish, then start the next")
+        self.limit = limit
+
+
 class BacktestJobs:
     """Starts jobs in the background and answers for them, always scoped by owner."""
 
@@ -80,7 +87,9 @@ class BacktestJobs:
     async def submit(self, owner_id: str, req: BacktestRequest) -> BacktestJobRow:
         now = self.clock.now_ms()
         async with self.sessions() as s:
-            await self._check_daily_limit(s, owner_id, now)
+            await self._prune_expired(s, now)
+            await self._check_daily_limit(s, owner_id, now)  # the day's quota first: it won't clear by waiting
+            await self._check_queue(s, owner_id, now)
             row = BacktestJobRow(
                 id=str(uuid.uuid4()), owner_id=owner_id, status="queued", progress=0.0, request=req.as_json(),
                 created_at_ms=now, updated_at_ms=now,
@@ -130,6 +139,47 @@ class BacktestJobs:
             await self._update(job_id, status="failed", error="interrupted: the server stopped; start it again",
                                finished_at_ms=self.clock.now_ms())
 
+    async def _check_queue(self, s: AsyncSession, owner_id: str, now: int) -> None:
+        """One owner can't fill the pool (and the disk) for everyone: a bounded number of unfinished jobs each,
+        counted across every API process (an orphan, whose server died, no longer counts)."""
+        limit = self.settings.backtest_max_queued_per_owner
+        stmt = select(func.count()).select_from(BacktestJobRow).where(
+            BacktestJobRow.owner_id == owner_id, BacktestJobRow.status.in_(("queued", "running")),
+            BacktestJobRow.updated_at_ms > now - ORPHANED_AFTER_MS,
+        )
+        if (await s.execute(stmt)).scalar_one() >= limit:
+            raise QueueFull(limit)
+
+    async def _prune_expired(self, s: AsyncSession, now: int) -> None:
+        """Retention: finished jobs older than `backtest_retention_days` go, rows and report files (checked on each
+        submit, so the store shrinks as it is used, without a scheduler)."""
+        cutoff = now - self.settings.backtest_retention_days * DAY_MS
+        expired = (await s.execute(
+            select(BacktestJobRow.id, BacktestJobRow.report_path).where(
+                BacktestJobRow.created_at_ms < cutoff, BacktestJobRow.status.in_(("done", "failed")))
+        )).all()
+        if not expired:
+            return
+        await s.execute(delete(BacktestJobRow).where(BacktestJobRow.id.in_([job_id for job_id, _ in expired])))
+        await s.commit()
+        reports = [Path(p) for _, p in expired if p]
+        await asyncio.get_running_loop().run_in_executor(self._pool, _remove_files, reports)
+        log.info("expired backtest jobs deleted", jobs=len(expired), reports=len(reports))
+
+    async def _keep_reports_within_budget(self, newest: Path) -> None:
+        """The disk budget: remove the oldest reports until the folder fits, never the one just written; their jobs
+        keep their stats and trades, and say the report was removed."""
+        budget = int(self.settings.backtest_reports_max_mb * 1_000_000)
+        removed = await asyncio.get_running_loop().run_in_executor(
+            self._pool, trim_reports, newest.parent, budget, newest)
+        if not removed:
+            return
+        async with self.sessions() as s:
+            await s.execute(update(BacktestJobRow).where(BacktestJobRow.report_path.in_([str(p) for p in removed]))
+                            .values(report_path=None))
+            await s.commit()
+        log.info("backtest reports removed to stay within the disk budget", removed=len(removed), budget=budget)
+
     async def _check_daily_limit(self, s: AsyncSession, owner_id: str, now: int) -> None:
         # TODO(accounts): the owner's own plan; until accounts exist every owner has the configured plan.
         limit = plan_named(self.settings.paper_plan).backtests_per_day
@@ -155,6 +205,7 @@ class BacktestJobs:
             await loop.run_in_executor(self._pool, write_html_report, result, path)
             await self._update(job_id, status="done", progress=1.0, result=result_json(result, loaded),
                                report_path=str(path), finished_at_ms=self.clock.now_ms())
+            await self._keep_reports_within_budget(path)
             status = "done"
             log.info("backtest job done", job=job_id, trades=len(result.trades))
         except Exception as exc:  # a job's failure is its result: stored for the owner, never lost
@@ -173,6 +224,26 @@ class BacktestJobs:
                 setattr(row, key, value)
             row.updated_at_ms = self.clock.now_ms()
             await s.commit()
+
+
+def trim_reports(folder: Path, budget_bytes: int, keep: Path) -> list[Path]:
+    """Delete the oldest `backtest-*.html` in `folder` until the rest fit in `budget_bytes`; never `keep`."""
+    reports = sorted(((p.stat().st_mtime, p) for p in folder.glob("backtest-*.html") if p != keep),
+                     key=lambda item: item[0])
+    total = sum(p.stat().st_size for _, p in reports) + (keep.stat().st_size if keep.is_file() else 0)
+    removed: list[Path] = []
+    for _, path in reports:
+        if total <= budget_bytes:
+            break
+        total -= path.stat().st_size
+        path.unlink(missing_ok=True)
+        removed.append(path)
+    return removed
+
+
+def _remove_files(paths: list[Path]) -> None:
+    for path in paths:
+        path.unlink(missing_ok=True)
 
 
 def _reason(exc: Exception) -> str:

@@ -22,7 +22,7 @@ from fastapi.templating import Jinja2Templates
 from marketpulse.api.errors import error_responses
 from marketpulse.backtest.candles import safe_data_path
 from marketpulse.backtest.schemas import BacktestRequest, FieldError, job_json
-from marketpulse.backtest.service import BacktestJobs, DailyLimitReached
+from marketpulse.backtest.service import BacktestJobs, DailyLimitReached, QueueFull
 from marketpulse.marketdata.intervals import Interval
 from marketpulse.strategies import REGISTRY
 from marketpulse.trading.owners import current_owner
@@ -39,7 +39,8 @@ def _jobs(request: Request) -> BacktestJobs:
 
 
 @router.post("/api/v1/backtests", status_code=status.HTTP_202_ACCEPTED, tags=["backtests"],
-             responses=error_responses({429: "The owner's daily backtest limit is reached"}))
+             responses=error_responses({429: "The owner's daily backtest limit is reached, or they have "
+                                                    "PULSE_BACKTEST_MAX_QUEUED_PER_OWNER jobs unfinished"}))
 async def start_backtest(body: BacktestRequest, owner: str = Depends(current_owner),
                          jobs: BacktestJobs = Depends(_jobs)) -> Any:
     if body.data is not None:
@@ -53,6 +54,9 @@ async def start_backtest(body: BacktestRequest, owner: str = Depends(current_own
         row = await jobs.submit(owner, body)
     except DailyLimitReached as exc:
         detail = {"reason": "daily_backtest_limit", "message": str(exc), "limit": exc.limit}
+        raise HTTPException(status.HTTP_429_TOO_MANY_REQUESTS, detail=detail) from None
+    except QueueFull as exc:
+        detail = {"reason": "backtest_queue_full", "message": str(exc), "limit": exc.limit}
         raise HTTPException(status.HTTP_429_TOO_MANY_REQUESTS, detail=detail) from None
     return job_json(row)
 
@@ -77,6 +81,9 @@ async def get_backtest(job_id: str, owner: str = Depends(current_owner), jobs: B
 async def get_report(job_id: str, owner: str = Depends(current_owner),
                      jobs: BacktestJobs = Depends(_jobs)) -> FileResponse:
     row = await jobs.get(owner, job_id)
+    if row is not None and row.status == "done" and row.report_path is None:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, detail=f"the report of backtest {job_id} was removed to keep "
+                            "reports within their disk budget; its stats and trades remain")
     if row is None or row.report_path is None or not await asyncio.to_thread(Path(row.report_path).is_file):
         raise HTTPException(status.HTTP_404_NOT_FOUND, detail=f"no report for backtest {job_id} (yet)")
     return FileResponse(row.report_path, media_type="text/html")
