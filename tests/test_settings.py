@@ -88,6 +88,7 @@ PROOF: dict[str, str] = {
     "smtp_username": f"{ACCOUNT_SETTINGS}::test_smtp_login_and_starttls_follow_the_settings",
     "smtp_password": f"{ACCOUNT_SETTINGS}::test_smtp_login_and_starttls_follow_the_settings",
     "smtp_starttls": f"{ACCOUNT_SETTINGS}::test_smtp_login_and_starttls_follow_the_settings",
+    "lease_ttl_s": "tests/coordination/test_lease.py::test_paper_trading_runs_under_a_lease_of_the_configured_ttl",
     "log_level": f"{HERE}::test_log_level_and_json_shape_the_log",
     "log_json": f"{HERE}::test_log_level_and_json_shape_the_log",
 }
