@@ -8,8 +8,9 @@ from datetime import UTC, datetime
 import pytest
 
 from marketpulse.demo import DEMO_DEPLOYMENT, deploy_demo_strategy, import_sample, resume_market_time
-from marketpulse.detection.models import HOUR_MS, MINUTE_MS, VolumeAlert
+from marketpulse.detection.models import VolumeAlert
 from marketpulse.detection.service import VolumeAlertStore
+from marketpulse.marketdata.intervals import HOUR_MS, MINUTE_MS
 from marketpulse.marketdata.library import CandleLibrary
 from marketpulse.marketdata.models import Candle
 from marketpulse.marketdata.replay import ReplaySource

@@ -1,7 +1,7 @@
-"""One set of good and bad intervals and times, fed through every path that takes them: the HTTP API (history
-and backtest requests), the CLI (`pulse backtest run`), the bus into the market store, and the stores' own
-readers. Each input is accepted everywhere or refused everywhere — the paths share `Interval.parse` and
-`parse_time_ms`, and this is the test that would notice a path growing its own rules again.
+"""One set of good and bad intervals and times, fed through every path that takes them: the HTTP API (history,
+backtest and paper deployment requests), the CLI (`pulse backtest run`), the bus into the market store, and the
+stores' own readers. Each input is accepted everywhere or refused everywhere — the paths share `Interval.parse`
+and `parse_time_ms`, and this is the test that would notice a path growing its own rules again.
 """
 
 from __future__ import annotations
@@ -80,6 +80,16 @@ async def api_backtest(client: httpx.AsyncClient, field: str, value: str) -> boo
     return faulty == {"data"}
 
 
+async def api_deployment(client: httpx.AsyncClient, interval: str) -> bool:
+    """A paper deployment on a symbol the market doesn't list: refused for `interval` or for `symbol`."""
+    resp = await client.post("/api/v1/paper/deployments",
+                             json={"strategy": "ema_cross", "symbol": "NOPEUSDT", "interval": interval})
+    assert resp.status_code == 422, resp.text
+    faulty = {e["loc"][-1] for e in resp.json()["detail"]}
+    assert faulty in ({"symbol"}, {"interval"}), faulty
+    return faulty == {"symbol"}
+
+
 def cli_backtest(minutes_csv: Path, option: str, value: str) -> bool:
     args = ["backtest", "run", "-s", "ema_cross", "--data", str(minutes_csv), "--json",
             *(["--from", "2024-01-02"] if option == "--interval" else ["--interval", "1h"]), option, value]
@@ -138,6 +148,7 @@ async def test_intervals_are_accepted_or_refused_alike_everywhere(
             verdicts[interval] = {
                 "api history": await api_history(client, "interval", interval),
                 "api backtest": await api_backtest(client, "interval", interval),
+                "api deployment": await api_deployment(client, interval),
                 "cli backtest": cli_backtest(minutes_csv, "--interval", interval),
                 "bus → store": await bus_to_store(runtime, case, interval, T),
                 "store readers": await store_readers(runtime, library, interval),

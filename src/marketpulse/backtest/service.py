@@ -25,13 +25,13 @@ from marketpulse.backtest.schemas import BacktestRequest, FieldError
 from marketpulse.backtest.tables import BacktestJobRow
 from marketpulse.clock import Clock
 from marketpulse.marketdata.frame import CandleFrame
+from marketpulse.marketdata.intervals import DAY_MS
 from marketpulse.metrics import JOB_DURATION
 from marketpulse.settings import Settings
 
 log = structlog.get_logger(__name__)
 
 MAX_TRADES_STORED = 10_000  # a result row stays a reasonable size; the report and stats still cover every trade
-DAY_MS = 86_400_000
 # A queued/running job no process has touched for this long was cut off by a restart: report it as failed.
 # (Each step writes progress; one step — a huge backtest — can run long, hence the generous margin.)
 ORPHANED_AFTER_MS = 3_600_000

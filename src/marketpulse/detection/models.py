@@ -22,8 +22,6 @@ from marketpulse.wire import camel
 AlertType = Literal["SPIKE", "HALF_UPDATE", "FULL_UPDATE"]
 CandleDirection = Literal["bullish", "bearish"]
 
-HOUR_MS = 3_600_000
-MINUTE_MS = 60_000
 
 
 class VolumeAlert(msgspec.Struct, frozen=True, kw_only=True, rename=camel):

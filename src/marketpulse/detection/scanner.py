@@ -49,10 +49,10 @@ from marketpulse.bus import EventBus, topics
 from marketpulse.bus.base import Message, Subscription
 from marketpulse.bus.topics import CandlesEvent, TickersEvent
 from marketpulse.clock import Clock
-from marketpulse.detection.models import HOUR_MS, MINUTE_MS, VolumeAlert
+from marketpulse.detection.models import VolumeAlert
 from marketpulse.detection.service import VolumeAlertStore, stored_minutes, stored_minutes_have_holes
 from marketpulse.detection.volume_spike import SCAN_EVERY_MS, VolumeSpikeDetector
-from marketpulse.marketdata.intervals import Interval
+from marketpulse.marketdata.intervals import HOUR_MS, MINUTE_MS, Interval
 from marketpulse.settings import Settings
 
 log = structlog.get_logger(__name__)

@@ -28,8 +28,9 @@ from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError,
 from marketpulse.api.security import read_limited_body, require_api_key
 from marketpulse.api.types import NoNul, Symbol
 from marketpulse.bus import topics
-from marketpulse.detection.models import HOUR_MS, VolumeAlert, alert_message
+from marketpulse.detection.models import VolumeAlert, alert_message
 from marketpulse.detection.service import DEFAULT_LIMIT, MAX_LIMIT, VolumeAlertStore
+from marketpulse.marketdata.intervals import HOUR_MS
 from marketpulse.marketdata.models import asset_of, exchange_symbol, normalize_symbol
 from marketpulse.marketdata.open_interest import FUTURE_TOLERANCE_MS
 from marketpulse.runtime import Runtime

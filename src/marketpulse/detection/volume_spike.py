@@ -34,14 +34,12 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 
 from marketpulse.detection.models import (
-    HOUR_MS,
-    MINUTE_MS,
     AlertType,
     CandleDirection,
     VolumeAlert,
     alert_message,
 )
-from marketpulse.marketdata.intervals import interval_ms
+from marketpulse.marketdata.intervals import HOUR_MS, MINUTE_MS, interval_ms
 from marketpulse.marketdata.klines_csv import KlineColumns
 from marketpulse.marketdata.models import Candle, MarketRow, asset_of
 

@@ -20,9 +20,9 @@ import structlog
 from marketpulse.bus import Message, Subscription, topics
 from marketpulse.bus.topics import CandlesEvent, TickersEvent
 from marketpulse.coordination.lease import LeaseKeeper
+from marketpulse.marketdata.intervals import MINUTE_MS
 from marketpulse.runtime import Runtime
 from marketpulse.trading.paper.service import CONSUMER_GROUP
-from marketpulse.trading.paper.strategy_runner import MINUTE_MS
 
 log = structlog.get_logger(__name__)
 

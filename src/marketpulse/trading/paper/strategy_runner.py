@@ -25,10 +25,10 @@ import numpy as np
 from marketpulse.backtest import core
 from marketpulse.backtest.engine import Engine, EngineSettings, Trade, open_trade
 from marketpulse.marketdata.frame import CandleFrame
+from marketpulse.marketdata.intervals import MINUTE_MS
 from marketpulse.marketdata.models import Candle
 from marketpulse.strategies.base import BarState, Strategy
 
-MINUTE_MS = 60_000
 _BARS = ("time", "open", "high", "low", "close", "volume")
 
 
