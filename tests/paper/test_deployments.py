@@ -194,3 +194,22 @@ async def test_stopping_can_leave_the_position_for_the_owner_to_close_later(
         await runner.paper.close_position("default", "BTCUSDT")  # the manual book holds nothing
     await runner.paper.close_position("default", "BTCUSDT", book=row.id)
     assert await runner.paper.positions("default") == []
+
+
+async def test_an_entry_is_checked_again_where_it_fills(runtime: Runtime, clock: FakeClock) -> None:
+    candles = minutes()
+    entry = Backtest(as_frame(candles), "ema_cross", PARAMS, cash=10_000.0, fee_bps=4).run().trades[0]
+    runner = make_runner(runtime)
+    row = await runner.deployments.deploy("default", DeploymentSpec("ema_cross", "BTCUSDT", "1m", PARAMS))
+    decided = (entry.entry_time - T0) // MINUTE
+    await feed(runner, clock, candles[:decided])  # accepted at the decision's close, not yet filled
+    [pending] = await runner.paper.orders("default", "open")
+    async with runtime.sessions() as s:  # between the decision and its fill, the account is halted
+        await s.execute(update(PaperAccountRow).values(halted_until_ms=T0 + 86_400_000))
+        await s.commit()
+    await feed(runner, clock, candles[decided:decided + 1])
+    refused = await runner.paper.order("default", pending.id)
+    assert refused.status == "rejected" and refused.reason is not None
+    assert refused.reason.startswith("at fill: account_halted")
+    assert await runner.paper.positions("default") == []
+    assert runner.deployments.trades(row.id) == []  # the engine never entered either

@@ -176,6 +176,7 @@ class DeploymentService:
             decided = False
             if runner.pending_close(c):
                 decided = await self._decide(live)
+            await self._check_entries_at_fill(live, c)
             step, complete = runner.on_minute(c)
             await self._book(live, step)
             if complete:
@@ -187,6 +188,25 @@ class DeploymentService:
             # finds the ones it already stored instead of booking them twice.
             self._live.pop(live.row.id, None)
             raise
+
+    async def _check_entries_at_fill(self, live: _Live, c: Candle) -> None:
+        """Risk again where the entries fill (this minute's open, the engine's own sizing there): a gap, a halt or
+        the account's other trades since the decision can refuse one now; a refused flip still exits."""
+        if live.runner.last_minute is not None and c.open_time <= live.runner.last_minute:
+            return  # a redelivered minute: its fills were decided the first time
+        for p in live.runner.entries_at(c.open):
+            refused = await self.paper.check_at_fill(
+                live.row.owner_id, live.row.symbol, p.signed_units_estimate, c.open, live.row.id,
+                (live.runner.engine.position, live.runner.engine.entry_price),
+            )
+            if refused is None:
+                continue
+            log.warning("deployment order rejected at fill", deployment=live.row.id, **refused.detail())
+            live.runner.reject(p, c.open_time)
+            order_id = live.orders.pop(p.engine_order_id, None)
+            if order_id is not None:
+                reason = f"at fill: {refused.reason}: {refused.message}"
+                await self.paper.reject_open_order(live.row.owner_id, order_id, reason)
 
     async def _save(self, live: _Live, *, with_history: bool) -> None:
         values: dict[str, Any] = {

@@ -272,6 +272,30 @@ class PaperTradingService:
         await s.flush()  # the fill's foreign key needs the order row first (no ORM relationship orders them)
         return _ClosingOrder(row, BookedFill(row.id, pos.symbol, -pos.quantity, fill_price, fee, now, book=pos.book))
 
+    async def check_at_fill(
+        self, owner_id: str, symbol: str, signed_qty: float, price: float, book: str, held: tuple[float, float]
+    ) -> Rejection | None:
+        """The limits a deployment's entry must still pass when it fills at `price`: the account as it is now, with
+        the deployment's position as its engine holds it (`held`: quantity, entry price; a replayed minute may have
+        booked the fill already)."""
+        async with self._locks[owner_id], self.sessions() as s:
+            account = await self._account(s, owner_id)
+            books, _ = await store.load_book(s, account)
+            books.positions.pop((symbol, book), None)
+            if held[0]:
+                books.positions[(symbol, book)] = Position(symbol, held[0], held[1], 0, book)
+            fill = BookedFill("", symbol, signed_qty, price, 0.0, 0, book=book)
+            refused = self._check_fill(account, books, fill, self.clock.now_ms())
+            await s.rollback()  # nothing changes: the check only read the books
+        return refused
+
+    async def reject_open_order(self, owner_id: str, order_id: str, reason: str) -> None:
+        async with self._locks[owner_id], self.sessions() as s:
+            order = await store.get_order(s, owner_id, order_id, lock=True)
+            if order is not None and order.status == OrderStatus.OPEN.value:
+                _close_order(order, OrderStatus.REJECTED, reason, self.clock.now_ms())
+            await s.commit()
+
     async def record_engine_fills(
         self, owner_id: str, fills: Sequence[BookedFill], cancelled: Mapping[str, str], deployment_id: str
     ) -> None:
@@ -413,10 +437,9 @@ class PaperTradingService:
         """Liquidate when equity reached the maintenance margin (within `bars`' ranges, else at the marks), then
         roll the UTC day and trip the daily-loss breaker; the halt events to publish."""
         prices = _liquidation_prices(book, bars)
-        if prices is not None:
-            return [await self._liquidate(s, owner_id, account, book, prices, now, fills)]
-        halt = self._after_change(account, book, now)
-        return [halt] if halt else []
+        halts = [] if prices is None else [await self._liquidate(s, owner_id, account, book, prices, now, fills)]
+        halt = self._after_change(account, book, now)  # the day still rolls; a liquidation's loss may trip it too
+        return halts + ([halt] if halt else [])
 
     async def _liquidate(
         self, s: AsyncSession, owner_id: str, account: PaperAccountRow, book: Book, prices: Mapping[str, float],

@@ -189,9 +189,16 @@ class StrategyRunner:
         if s.units > 0:
             return s.units
         fee = s.taker_fee_bps / 10_000.0
-        # Equity at the close, not cash: a flip's entry is sized on the cash its exit leaves, which includes the
-        # open trade's P&L, and the risk manager's margin check must see that size, not a stale one.
-        return max(self.engine.equity, 0.0) * s.size * s.leverage / (price * (1.0 + fee * s.leverage))
+        # Equity at `price`, not cash: a flip's entry is sized on the cash its exit leaves, which includes the open
+        # trade's P&L, and the risk manager's margin check must see that size, not a stale one.
+        held = self.engine.position
+        equity = self.engine.cash + (held * (price - self.engine.entry_price) if held else 0.0)  # flat: no entry price
+        return max(equity, 0.0) * s.size * s.leverage / (price * (1.0 + fee * s.leverage))
+
+    def entries_at(self, open_: float) -> list[Proposal]:
+        """The entry orders waiting for the next minute, re-sized at its open (where the engine will fill them):
+        what the risk manager checks again at fill time."""
+        return [self._proposal(o, open_) for o in self.engine.working_orders() if o["action"] == "open"]
 
     def reject(self, proposal: Proposal, time_ms: int) -> None:
         """Withdraw a proposal the risk manager refused; a refused flip still exits the position it held."""
