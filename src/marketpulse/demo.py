@@ -65,7 +65,7 @@ async def seed(runtime: Runtime) -> None:
 def _market_time_columns() -> list[ColumnExpressionArgument[Any]]:
     """Columns holding market times the demo has reached (not ones set in its future on purpose, like an order's
     expiry or a halt's end). A candle is closed a minute after it opens, so its open time counts plus a minute."""
-    from marketpulse.detection.tables import VolumeAlertRow
+    from marketpulse.detection.tables import DetectionScanRow, VolumeAlertRow
     from marketpulse.marketdata.tables import CandleRow, MarketSnapshotRow, OpenInterestRow
     from marketpulse.trading.paper.tables import (
         PaperAccountRow,
@@ -77,6 +77,7 @@ def _market_time_columns() -> list[ColumnExpressionArgument[Any]]:
 
     return [
         CandleRow.open_time + MINUTE_MS, MarketSnapshotRow.time, OpenInterestRow.as_of, VolumeAlertRow.timestamp,
+        DetectionScanRow.last_scan_ms,
         PaperAccountRow.updated_at_ms, PaperPositionRow.opened_at_ms, PaperOrderRow.updated_at_ms,
         PaperFillRow.time_ms, PaperDeploymentRow.created_at_ms, PaperDeploymentRow.last_bar_ms,
     ]

@@ -18,8 +18,11 @@ from e2e.support import PULSE, Processes, eventually, free_port
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(300)]
 
 ANSI = re.compile(r"\x1b\[")
-# Columns holding market times a row has seen; an order's expiry and a halt's end lie ahead on purpose.
-MARKET_TIME_COLUMN = re.compile(r"^(open_time|time|as_of|time_ms|last_bar_ms|opened_at_ms|.*(created|updated)_at_ms)$")
+# Columns holding market times a row has seen; an order's expiry and a halt's end lie ahead on purpose. Accounts
+# and backtest jobs live on the wall clock (a person signs up in 2026 while the replay plays 2025): not market data.
+MARKET_TABLE = re.compile(r"^(candles|market_snapshots|open_interest|volume_alerts|detection_scans|paper_\w+)$")
+MARKET_TIME_COLUMN = re.compile(
+    r"^(open_time|time|as_of|timestamp|last_scan_ms|time_ms|last_bar_ms|opened_at_ms|.*(created|updated)_at_ms)$")
 
 
 def _listening_socket() -> socket.socket:
@@ -92,16 +95,11 @@ def _newest_market_time_ms(db: Path) -> int:
         tables = [r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")]
         for table in tables:
             for column in [r[1] for r in conn.execute(f'PRAGMA table_info("{table}")')]:
-                if table == "backtest_jobs" or not MARKET_TIME_COLUMN.match(column):
-                    continue  # backtest jobs are stamped with the wall clock: they are not market data
+                if not MARKET_TABLE.match(table) or not MARKET_TIME_COLUMN.match(column):
+                    continue
                 value = conn.execute(f'SELECT max("{column}") FROM "{table}"').fetchone()[0]
                 newest = max(newest, int(value) + (60_000 if column == "open_time" else 0)) if value else newest
-        alert = conn.execute("SELECT max(timestamp) FROM volume_alerts").fetchone()[0]
-    if isinstance(alert, str):  # a DateTime column on SQLite: 'YYYY-MM-DD HH:MM:SS.ffffff' in UTC
-        from datetime import UTC, datetime
-
-        alert = int(datetime.fromisoformat(alert).replace(tzinfo=UTC).timestamp() * 1000)
-    return max(newest, int(alert or 0))
+    return newest
 
 
 def _replay_start_ms(log: str) -> int:
