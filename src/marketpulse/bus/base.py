@@ -11,7 +11,8 @@ Semantics (the contract tests hold both implementations to them):
 Clarifications both implementations keep (tests/bus/test_bus_contract.py):
 - `publish` raises TypeError for a payload msgspec cannot encode; every delivery decodes its own copy.
 - Bad data (the rule in `topics.py`): a message that cannot be decoded is moved to the dead letters with the
-  reason and counted, never handed to a handler; a batch topic's invalid rows are dropped and counted.
+  reason and counted (by each group that reads it), never handed to a handler; a batch topic's invalid rows are
+  dropped and counted.
 - Handlers must be idempotent: a message can arrive more than once (a retry, or a takeover after a crash).
   `Message.deliveries` is 1 on the first delivery and counts up on each redelivery; `Message.id` stays the same,
   so an effect keyed by it (or by an id inside the payload) is done once.

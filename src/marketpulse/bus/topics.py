@@ -194,7 +194,7 @@ MARKET_CANDLES: BatchTopic[CandlesEvent] = BatchTopic(
     "market.candles", CandlesEvent, rows="candles", row=Candle, valid=lambda c: c.interval in INTERVAL_NAMES
 )
 MARKET_OPEN_INTEREST: BatchTopic[OpenInterestEvent] = BatchTopic(
-    "market.open_interest", OpenInterestEvent, rows="data", row=float
+    "market.open_interest", OpenInterestEvent, rows="data", row=float, valid=lambda usd: usd >= 0
 )
 # A stored alert (its id set), camelCase on the wire; published only by the process whose insert created it.
 ALERTS_VOLUME: Topic[VolumeAlert] = Topic("alerts.volume", VolumeAlert)
