@@ -78,7 +78,12 @@ def _from_file(q: CandleQuery) -> LoadedCandles:
         raise NoCandles(f"{label}: no candles" + (f" for {q.symbol}" if q.symbol else ""))
     if len(frames) > 1:
         raise NoCandles(f"{label} holds {len(frames)} symbols; name one with symbol (e.g. {next(iter(frames))})")
-    return LoadedCandles(next(iter(frames.values())), f"file:{label}")
+    frame = next(iter(frames.values()))
+    try:
+        Interval.parse(frame.interval)  # read off the file's spacing: it may be none of ours
+    except ValueError as exc:
+        raise NoCandles(f"{label}: {exc}") from None
+    return LoadedCandles(frame, f"file:{label}")
 
 
 CSV_SUFFIXES = (".csv", ".csv.gz")

@@ -34,6 +34,7 @@ import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 
 from marketpulse.marketdata.frame import F64, I64, CandleFrame
+from marketpulse.marketdata.intervals import interval_of_ms
 from marketpulse.marketdata.models import Candle, normalize_symbol
 from marketpulse.times import EARLIEST_MS, LATEST_MS, parse_time_ms
 
@@ -399,10 +400,13 @@ def infer_interval(codes: I64, time: I64) -> str:
     steps = steps[steps > 0]
     if not len(steps):
         return "1m"
-    return interval_name(int(steps.min()))
+    step = int(steps.min())
+    known = interval_of_ms(step)
+    return known.value if known is not None else interval_name(step)  # readers refuse an unknown one by name
 
 
 def interval_name(step_ms: int) -> str:
+    """A spacing no `Interval` has, named for messages ('7m', '90s')."""
     for unit, size in (("d", 86_400_000), ("h", 3_600_000), ("m", 60_000), ("s", 1000)):
         if step_ms % size == 0:
             return f"{step_ms // size}{unit}"

@@ -19,7 +19,7 @@ class Buckets:
     """
 
     def __init__(self, time: I64, source: Interval, target: Interval) -> None:
-        self.count = target.holds(source) if target != source else 1
+        self.count = target.holds(source)  # source candles in a complete bucket
         self.target = target
         bucket = time - time % target.ms
         if len(time):
