@@ -8,6 +8,8 @@ import httpx
 import pytest
 from fastapi import FastAPI
 
+from marketpulse.marketdata.models import MarketRow
+from marketpulse.realtime.market_feed import MarketFeed
 from marketpulse.runtime import Runtime
 from marketpulse.trading.owners import current_owner
 from marketpulse.trading.paper.views import router
@@ -193,3 +195,16 @@ async def test_a_marketable_limit_pays_the_taker_fee_and_a_resting_one_the_maker
     maker_fill = (await client.get(f"/api/v1/paper/orders/{maker['id']}")).json()
     assert taker_fill["fill_price"] == 4_010.0 and taker_fill["fee"] == pytest.approx(4_010.0 * 4 / 10_000)
     assert maker_fill["fill_price"] == 4_200.0 and maker_fill["fee"] == pytest.approx(4_200.0 * 2 / 10_000)
+
+
+async def test_the_live_market_table_knows_symbols_and_prices_orders(app: FastAPI, client: httpx.AsyncClient) -> None:
+    feed = MarketFeed()
+    feed.apply_rows([MarketRow("XRPUSDT", T0, price=2.5, change_pct_24h=0.0, quote_volume_24h=1.0)])
+    app.state.market_feed = feed  # tickers only: no candle of XRPUSDT is stored yet
+    ok = await client.post("/api/v1/paper/orders", json={
+        "symbol": "XRPUSDT", "side": "buy", "type": "limit", "quantity": 10, "limit_price": 2.0})
+    assert ok.status_code == 201, ok.text
+    # A sell limit far below the market is judged at the live price: (50,000 − the resting buy's 10) × 2.50.
+    big = await client.post("/api/v1/paper/orders", json={
+        "symbol": "XRPUSDT", "side": "sell", "type": "limit", "quantity": 50_000, "limit_price": 0.0001})
+    assert big.status_code == 409 and big.json()["detail"]["value"] == pytest.approx(124_975.0)

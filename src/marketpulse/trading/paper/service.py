@@ -475,6 +475,11 @@ class PaperTradingService:
     async def _mark(self, s: AsyncSession, symbol: str) -> float | None:
         return self._marks.get(symbol) or await store.last_close(s, symbol)
 
+    def note_prices(self, prices: Mapping[str, float]) -> None:
+        """Prices from the live market table (an API process's ticker feed): what orders are judged at, without
+        revaluing accounts (the runner does that where it runs)."""
+        self._marks.update({k: v for k, v in prices.items() if v > 0})
+
     async def price_of(self, symbol: str) -> float | None:
         """The last price seen for `symbol` (live, else the newest stored close); None for an unknown symbol."""
         async with self.sessions() as s:

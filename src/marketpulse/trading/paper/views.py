@@ -115,6 +115,17 @@ def _unknown_symbol(exc: UnknownSymbol) -> RequestValidationError:
     )
 
 
+def _note_live_price(request: Request, paper: PaperTradingService, symbol: str) -> None:
+    """The symbol's price in the live market table, when this process has one: an order is judged at the market
+    as it is now, and a symbol the live market lists is known even before a candle of it is stored."""
+    feed = getattr(request.app.state, "market_feed", None)
+    if feed is None:
+        return
+    price = next((row["price"] for row in feed.snapshot() if row["symbol"] == symbol), None)
+    if isinstance(price, int | float):
+        paper.note_prices({symbol: float(price)})
+
+
 def _services(request: Request) -> tuple[PaperTradingService, DeploymentService]:
     services = get_services(request)  # built once with the runtime (marketpulse.services)
     return services.paper, services.deployments
@@ -140,14 +151,15 @@ async def get_positions(owner: str = Depends(current_owner), paper: PaperTrading
 
 
 @router.post("/positions/{symbol}/close", responses=error_responses(
-    {404: "No open position in that symbol", 409: "Refused (e.g. the account is halted)"}))
+    {404: "No open position in that symbol", 409: "The position is a running deployment's: stop it first"}))
 async def close_position(
-    symbol: str, owner: str = Depends(current_owner), paper: PaperTradingService = Depends(_paper),
+    request: Request, symbol: str, owner: str = Depends(current_owner), paper: PaperTradingService = Depends(_paper),
     deployment_id: str | None = Query(
         None, max_length=36, description="Close the position a stopped deployment left; default: your own trades'"
     ),
 ) -> Any:
     """Close a position in one action: a market order for all of it, filled at the last price seen."""
+    _note_live_price(request, paper, normalize_symbol(symbol))
     try:
         return order_json(await paper.close_position(owner, normalize_symbol(symbol), deployment_id or ""))
     except PositionNotFound:
@@ -161,8 +173,9 @@ async def close_position(
 @router.post("/orders", status_code=status.HTTP_201_CREATED,
              responses=error_responses({409: "The risk manager refused it; `detail.reason` says why"}))
 async def place_order(
-    body: OrderIn, owner: str = Depends(current_owner), paper: PaperTradingService = Depends(_paper)
+    request: Request, body: OrderIn, owner: str = Depends(current_owner), paper: PaperTradingService = Depends(_paper)
 ) -> Any:
+    _note_live_price(request, paper, body.symbol)
     try:
         row = await paper.place_order(owner, body.spec())
     except UnknownSymbol as exc:
@@ -211,8 +224,9 @@ async def list_fills(owner: str = Depends(current_owner), paper: PaperTradingSer
 
 # --- deployments -----------------------------------------------------------------------------------------------
 @router.post("/deployments", status_code=status.HTTP_201_CREATED)
-async def deploy(body: DeploymentIn, owner: str = Depends(current_owner),
+async def deploy(request: Request, body: DeploymentIn, owner: str = Depends(current_owner),
                  deployments: DeploymentService = Depends(_deployments)) -> Any:
+    _note_live_price(request, deployments.paper, body.symbol)
     try:
         get_strategy(body.strategy).resolve_params(body.params)
     except ValueError as exc:
