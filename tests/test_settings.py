@@ -80,6 +80,8 @@ PROOF: dict[str, str] = {
     "verify_email_ttl_s": f"{ACCOUNT_SETTINGS}::test_mailed_links_live_as_long_as_their_settings_say",
     "password_reset_ttl_s": f"{ACCOUNT_SETTINGS}::test_mailed_links_live_as_long_as_their_settings_say",
     "auth_email_rate_limit": f"{ACCOUNTS}::test_mail_requests_are_rate_limited_per_address_known_or_not",
+    "signin_failure_limit": f"{ACCOUNTS}::test_failed_sign_ins_lock_the_account_even_for_the_right_password",
+    "signin_client_failure_limit": f"{ACCOUNTS}::test_failed_sign_ins_lock_the_client_across_accounts",
     "rate_limit_storage": f"{ACCOUNTS}::test_processes_sharing_redis_share_the_mail_limit",
     "public_url": f"{ACCOUNT_SETTINGS}::test_mail_from_and_public_url_shape_the_mail",
     "mail_from": f"{ACCOUNT_SETTINGS}::test_mail_from_and_public_url_shape_the_mail",

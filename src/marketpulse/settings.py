@@ -168,6 +168,12 @@ class Settings(BaseSettings):
     auth_email_rate_limit: str = Field(
         "5/hour", description="Verification/reset mails asked for, per address and per client (`limits` notation)"
     )
+    signin_failure_limit: str = Field(
+        "5/15minutes", description="Failed sign-ins allowed per account before it answers 429 until the window passes"
+    )
+    signin_client_failure_limit: str = Field(
+        "20/15minutes", description="Failed sign-ins allowed per client address, across accounts, before 429"
+    )
     rate_limit_storage: str = Field(
         "memory://", description="Where rate-limit counters live: memory:// (one process) or redis://host:port/db"
     )

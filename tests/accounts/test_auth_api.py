@@ -309,3 +309,38 @@ async def test_processes_sharing_redis_share_the_mail_limit(runtime: Runtime, re
         await api.request_password_reset("s@example.com", "10.1.1.1")
     with pytest.raises(RateLimited):
         await api_2.request_password_reset("s@example.com", "10.1.1.2")
+
+
+async def test_failed_sign_ins_lock_the_account_even_for_the_right_password(
+    app: FastAPI, sink: Sink, runtime: Runtime
+) -> None:
+    runtime.settings.signin_failure_limit = "3/15minutes"
+    async with from_address(app, "10.9.0.1") as client:
+        await signup_verified(client, sink, "target@example.com")
+    for n in range(3):  # a guesser spreading over addresses is still counted per account
+        async with from_address(app, f"10.9.1.{n}") as client:
+            resp = await client.post("/api/v1/auth/signin", json={"email": "target@example.com", "password": NEW})
+            assert resp.status_code == 401
+    async with from_address(app, "10.9.0.1") as client:
+        with capture_logs() as logs:
+            locked = await client.post("/api/v1/auth/signin",
+                                       json={"email": "TARGET@example.com", "password": STRONG})
+        assert locked.status_code == 429 and int(locked.headers["retry-after"]) > 0
+        assert [e["by"] for e in logs if e["event"] == "security: sign-in locked"] == ["account"]
+        assert STRONG not in repr(logs)
+        await signup_verified(client, sink, "bystander@example.com")
+        await signin(client, "bystander@example.com")  # other accounts are not locked
+
+
+async def test_failed_sign_ins_lock_the_client_across_accounts(app: FastAPI, sink: Sink, runtime: Runtime) -> None:
+    runtime.settings.signin_client_failure_limit = "3/15minutes"
+    async with from_address(app, "10.8.0.1") as client:
+        await signup_verified(client, sink, "victim@example.com")
+    async with from_address(app, "10.8.0.66") as sprayer:
+        for n in range(3):
+            resp = await sprayer.post("/api/v1/auth/signin", json={"email": f"u{n}@example.com", "password": NEW})
+            assert resp.status_code == 401
+        resp = await sprayer.post("/api/v1/auth/signin", json={"email": "victim@example.com", "password": STRONG})
+        assert resp.status_code == 429
+    async with from_address(app, "10.8.0.1") as client:
+        await signin(client, "victim@example.com")  # the victim, elsewhere, is not locked out

@@ -113,6 +113,8 @@ class AccountsService:
         self.hasher = PasswordHash.recommended()  # argon2id
         self._limiter = MovingWindowRateLimiter(limit_storage(settings.rate_limit_storage))
         self._mail_limit = parse(settings.auth_email_rate_limit)
+        self._signin_limits = (("account", parse(settings.signin_failure_limit)),
+                               ("client", parse(settings.signin_client_failure_limit)))
         self.audit = AuditLog(sessions, clock)
         self.admin = Admin(self)
 
@@ -153,8 +155,13 @@ class AccountsService:
 
     # --- sign-in and sessions ---
 
-    async def authenticate(self, email: str, password: str) -> UserRow:
-        """The user these credentials belong to; BadCredentials whether the address or the password is wrong."""
+    async def authenticate(self, email: str, password: str, client: str | None = None) -> UserRow:
+        """The user these credentials belong to; BadCredentials whether the address or the password is wrong.
+
+        Failures are counted per address and per client; past either limit every attempt answers RateLimited
+        (right password or not) until the window has passed, so guessing costs time instead of CPU."""
+        keys = {"account": email_key(email), "client": client or "unknown"}
+        await self._check_signin_allowed(keys)
         user = await self.find_user(email)
         if user is not None and user.password_hash:
             stored = user.password_hash
@@ -163,6 +170,8 @@ class AccountsService:
         ok = await asyncio.to_thread(self.hasher.verify, password, stored)
         if user is None or not user.password_hash or not ok:
             log.warning("security: sign-in failed", user=user.id if user else None, reason="bad_credentials")
+            for kind, item in self._signin_limits:
+                await self._limiter.hit(item, "signin-failure", kind, keys[kind])
             raise BadCredentials("wrong email or password")
         if user.status != Status.ACTIVE:
             log.warning("security: sign-in refused", user=user.id, reason=user.status)
@@ -170,6 +179,13 @@ class AccountsService:
         if user.verified_at_ms is None:
             raise EmailNotVerified("confirm your address first: follow the link we mailed you")
         return user
+
+    async def _check_signin_allowed(self, keys: dict[str, str]) -> None:
+        for kind, item in self._signin_limits:
+            if not await self._limiter.test(item, "signin-failure", kind, keys[kind]):
+                stats = await self._limiter.get_window_stats(item, "signin-failure", kind, keys[kind])
+                log.warning("security: sign-in locked", by=kind)
+                raise RateLimited(max(1, math.ceil(stats.reset_time - time.time())))
 
     async def start_session(self, user: UserRow, client: str | None = None) -> Tokens:
         now = self.clock.now_ms()

@@ -109,6 +109,11 @@ async def current_user(request: Request, credentials: HTTPAuthorizationCredentia
         raise _not_active(exc) from None
 
 
+def _too_many(exc: RateLimited) -> HTTPException:
+    return HTTPException(status.HTTP_429_TOO_MANY_REQUESTS, detail=str(exc),
+                         headers={"Retry-After": str(exc.retry_after_s)})
+
+
 def _field_error(field: str, message: str, value: Any = None) -> RequestValidationError:
     return RequestValidationError([{"loc": ("body", field), "msg": message, "type": "value_error", "input": value}])
 
@@ -156,13 +161,16 @@ async def signup(body: SignupBody, accounts: AccountsService = Depends(get_accou
 
 @router.post("/api/v1/auth/signin", response_model=TokenPair, tags=["auth"], responses={
     401: {"description": "Wrong email or password"},
-    403: {"description": "The address is not verified yet, or the account is suspended or banned"}})
+    403: {"description": "The address is not verified yet, or the account is suspended or banned"},
+    429: {"description": "Too many failed sign-ins for this address or client: wait `Retry-After` seconds"}})
 async def signin(body: SigninBody, request: Request, response: Response,
                  accounts: AccountsService = Depends(get_accounts)) -> TokenPair:
     try:
-        user = await accounts.authenticate(body.email, body.password)
+        user = await accounts.authenticate(body.email, body.password, _client(request))
     except BadCredentials as exc:
         raise _unauthorized(str(exc)) from None
+    except RateLimited as exc:
+        raise _too_many(exc) from None
     except AccountNotActive as exc:
         raise _not_active(exc) from None
     except EmailNotVerified as exc:
@@ -217,8 +225,7 @@ async def _mail_request(kind: str, body: EmailBody, request: Request, accounts: 
         else:
             await accounts.request_password_reset(body.email, _client(request))
     except RateLimited as exc:
-        raise HTTPException(status.HTTP_429_TOO_MANY_REQUESTS, detail=str(exc),
-                            headers={"Retry-After": str(exc.retry_after_s)}) from None
+        raise _too_many(exc) from None
     return Accepted(detail=MAIL_ACCEPTED)
 
 
