@@ -3,6 +3,7 @@ shutdown. Expiry and takeover run on an injected clock; the Redis store is check
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 
 import pytest
@@ -223,3 +224,32 @@ async def test_paper_trading_runs_under_a_lease_of_the_configured_ttl(runtime: R
         await second.stop()
         await first.stop()
     assert not first.lease.held
+
+
+async def test_shutdown_lets_a_duty_that_is_starting_finish_before_stopping_it(clock: FakeClock) -> None:
+    """Cancelled half-way, a duty's start could leave a database call cut (SQLAlchemy then logs an error)."""
+    store = InProcessLeaseStore(clock)
+    a, _ = keeper(store, clock, "a")
+    release_start = asyncio.Event()
+    started: list[str] = []
+
+    async def slow_start() -> None:
+        started.append("begun")
+        await release_start.wait()
+        started.append("done")
+
+    async def on_lost() -> None:
+        started.append("stopped")
+
+    b = LeaseKeeper(store, "paper-trading", ttl_ms=TTL, clock=clock, on_acquired=slow_start, on_lost=on_lost,
+                    holder="b")
+    await a.start()
+    await b.start()
+    await a.stop()
+    clock.advance(STEP)  # b's next attempt takes the lease and starts its duty
+    await eventually(lambda: started == ["begun"], what="b's duty starting")
+    stopping = asyncio.create_task(b.stop())
+    await eventually(lambda: b._attempting.locked(), what="b's attempt in flight")
+    release_start.set()
+    await stopping
+    assert started == ["begun", "done", "stopped"]

@@ -33,6 +33,7 @@ from marketpulse.clock import Clock
 log = structlog.get_logger(__name__)
 
 KEY_PREFIX = "pulse:lease:"
+STOP_WAIT_S = 3.0  # real seconds stop() lets an attempt in flight (a duty starting) finish before cancelling it
 
 
 class LeaseStore(Protocol):
@@ -148,6 +149,7 @@ class LeaseKeeper:
         self.attempts = 0  # attempts made so far (tests wait on it instead of sleeping)
         self._expires_at = 0  # by our own clock: when a failed renewal must count as lost
         self._task: asyncio.Task[None] | None = None
+        self._attempting = asyncio.Lock()  # stop() cancels the loop between attempts, never inside a duty's start
 
     @property
     def interval_ms(self) -> int:
@@ -163,7 +165,13 @@ class LeaseKeeper:
         """Shutdown: stop the duty first (it may still write), then give the lease up so another takes over now
         rather than after the TTL."""
         if self._task is not None:
+            acquired = False
+            with contextlib.suppress(TimeoutError):  # a stuck store must not hold shutdown up for long
+                await asyncio.wait_for(self._attempting.acquire(), STOP_WAIT_S)
+                acquired = True
             self._task.cancel()
+            if acquired:
+                self._attempting.release()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
             self._task = None
@@ -176,7 +184,8 @@ class LeaseKeeper:
         while True:
             await self.clock.sleep_until(next_at)
             next_at = self.clock.now_ms() + self.interval_ms
-            await self.attempt()
+            async with self._attempting:
+                await self.attempt()
 
     async def attempt(self) -> None:
         """One take-or-renew; starts or stops the duty when that changes."""
