@@ -322,7 +322,7 @@ class RedisStreamsBus(EventBus):
         return self.stream_key(EPHEMERAL_PREFIX + topic.name)
 
     async def _server_ms(self) -> int:
-        # Redis's clock, not this host's: registration times are compared with XINFO idle times, also Redis's.
+        # Redis's clock, not a host's: heartbeats written by several hosts are compared with one another's now.
         seconds, micros = await self.client.time()
         return int(seconds) * 1000 + int(micros) // 1000
 
