@@ -191,6 +191,7 @@ async def test_a_marketable_limit_pays_the_taker_fee_and_a_resting_one_the_maker
     maker = (await client.post("/api/v1/paper/orders", json={
         "symbol": "ETHUSDT", "side": "sell", "type": "limit", "quantity": 1, "limit_price": 4_200.0})).json()
     await paper.on_candles([candle("ETHUSDT", T0, 4_010.0, h=4_250.0, low=4_000.0, c=4_200.0)])
+    assert taker["taker"] is True and maker["taker"] is False  # decided when placed, against the mark
     taker_fill = (await client.get(f"/api/v1/paper/orders/{taker['id']}")).json()
     maker_fill = (await client.get(f"/api/v1/paper/orders/{maker['id']}")).json()
     assert taker_fill["fill_price"] == 4_010.0 and taker_fill["fee"] == pytest.approx(4_010.0 * 4 / 10_000)

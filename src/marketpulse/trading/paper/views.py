@@ -264,7 +264,7 @@ def order_json(o: PaperOrderRow) -> dict[str, Any]:
     return {
         "id": o.id, "symbol": o.symbol, "side": o.side, "type": o.type, "quantity": o.quantity,
         "limit_price": o.limit_price, "stop_price": o.stop_price, "time_in_force": o.time_in_force,
-        "status": o.status, "reason": o.reason, "fill_price": o.fill_price, "fee": o.fee,
+        "status": o.status, "reason": o.reason, "fill_price": o.fill_price, "fee": o.fee, "taker": o.taker,
         "filled_at": o.filled_at_ms, "expires_at": o.expires_at_ms, "deployment_id": o.deployment_id,
         "created_at": o.created_at_ms, "updated_at": o.updated_at_ms,
     }

@@ -433,7 +433,9 @@
     const resp = await send(orderForm, "POST", API + "/orders", body);
     if (!resp.ok) return showApiError(orderForm, resp.status, resp.data);
     const o = resp.data;
-    const when = o.type === "market" ? "fills at the next candle's open" : "resting until its price trades";
+    // A limit already through the market when placed is a taker: it fills at the next open, at the taker fee.
+    const when = o.type === "market" ? "fills at the next candle's open"
+      : o.taker ? "marketable: fills at the next candle's open (taker fee)" : "resting until its price trades";
     showMessage(orderForm, "ok", "Order accepted:", `${o.side} ${qty(o.quantity)} ${o.symbol} ${o.type} — ${when}.`);
     refresh();
   }
