@@ -54,6 +54,12 @@ async def deploy_demo_strategy(runtime: Runtime, owner_id: str = "default") -> N
 
 
 async def seed(runtime: Runtime) -> None:
+    from marketpulse.accounts.demo import DEMO_ADMIN, start_demo_accounts
+
+    s = runtime.settings
+    password = await start_demo_accounts(runtime.services.accounts, s.host, s.port)
+    print(f"demo admin: {DEMO_ADMIN} / {password}   (mail the demo sends: http://{s.host}:{s.port}/dev/mail)",
+          flush=True)
     written = await asyncio.to_thread(import_sample, runtime.settings)
     log.info("bundled sample in the candle library", candles_written=written)
     await deploy_demo_strategy(runtime)

@@ -53,6 +53,7 @@ class Services:
 
     async def close(self) -> None:
         await self.backtests.close()
+        await self.accounts.close()
 
 
 def get_services(request: Request) -> Services:

@@ -19,6 +19,7 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cached_property
+from typing import TYPE_CHECKING
 
 import structlog
 from limits import parse
@@ -47,6 +48,9 @@ from marketpulse.accounts.plans import DEFAULT_PLAN, plan_named
 from marketpulse.accounts.tables import AuthSessionRow, EmailTokenRow, RefreshTokenRow, UserRow
 from marketpulse.clock import Clock
 from marketpulse.settings import Settings
+
+if TYPE_CHECKING:
+    from marketpulse.accounts.devmail import DevMailbox
 
 log = structlog.get_logger(__name__)
 
@@ -117,6 +121,12 @@ class AccountsService:
                                ("client", parse(settings.signin_client_failure_limit)))
         self.audit = AuditLog(sessions, clock)
         self.admin = Admin(self)
+        self.dev_mailbox: DevMailbox | None = None  # `pulse demo`'s local mailbox, shown at /dev/mail
+
+    async def close(self) -> None:
+        if self.dev_mailbox is not None:
+            await asyncio.to_thread(self.dev_mailbox.stop)
+            self.dev_mailbox = None
 
     @cached_property
     def _dummy_hash(self) -> str:
@@ -277,7 +287,7 @@ class AccountsService:
         if not user.password_hash or not await asyncio.to_thread(self.hasher.verify, current, user.password_hash):
             log.warning("security: password change refused", user=user.id, reason="bad_credentials")
             raise BadCredentials("the current password is wrong")
-        await self._set_password(user.id, new)
+        await self.set_password(user.id, new)
         ended = await self.end_sessions(user.id, keep=principal.session_id, reason="password_changed")
         log.info("security: password changed", user=user.id, sessions_ended=ended)
         await self.audit.record("auth.password_changed", actor_id=user.id, target_type="user", target_id=user.id,
@@ -317,7 +327,7 @@ class AccountsService:
         async with self.sessions() as s:
             row = await self._spend_email_token(s, token, TokenPurpose.RESET_PASSWORD, now)
             await s.commit()
-        await self._set_password(row.user_id, new, verified_at_ms=now)  # the mail link proves the address too
+        await self.set_password(row.user_id, new, verified_at_ms=now)  # the mail link proves the address too
         ended = await self.end_sessions(row.user_id, reason="password_reset")
         log.info("security: password reset", user=row.user_id, sessions_ended=ended)
         await self.audit.record("auth.password_reset", actor_id=row.user_id, target_type="user",
@@ -347,7 +357,7 @@ class AccountsService:
         stmt = select(UserRow).where(UserRow.email_key == email_key(email))
         return (await s.execute(stmt)).scalar_one_or_none()
 
-    async def _set_password(self, user_id: str, password: str, *, verified_at_ms: int | None = None) -> None:
+    async def set_password(self, user_id: str, password: str, *, verified_at_ms: int | None = None) -> None:
         hashed = await asyncio.to_thread(self.hasher.hash, password)
         async with self.sessions() as s:
             user = await s.get(UserRow, user_id)

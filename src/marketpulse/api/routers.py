@@ -18,6 +18,7 @@ ROUTERS: list[str] = [
     "marketpulse.trading.paper.page:router",
     "marketpulse.accounts.views:router",
     "marketpulse.accounts.admin_views:router",
+    "marketpulse.accounts.pages:router",
 ]
 
 
