@@ -19,7 +19,7 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cached_property
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import structlog
 from limits import parse
@@ -256,6 +256,19 @@ class AccountsService:
         if user.status != Status.ACTIVE:
             raise AccountNotActive(user.status)
         return Principal(user, session.id)
+
+    async def owner_of_socket(self, auth: Any) -> str:
+        """The owner a Socket.IO connection acts for: the user its `{"token": …}` signs in as, else the shared
+        default owner (the dashboard is public; a bad token only means the connection is anonymous)."""
+        from marketpulse.trading.owners import DEFAULT_OWNER
+
+        token = auth.get("token") if isinstance(auth, dict) else None
+        if not isinstance(token, str) or not token:
+            return DEFAULT_OWNER
+        try:
+            return (await self.principal(token)).user.id
+        except (InvalidToken, AccountNotActive):
+            return DEFAULT_OWNER
 
     async def signout(self, session_id: str) -> None:
         async with self.sessions() as s:

@@ -101,8 +101,14 @@ async def current_user(request: Request, credentials: HTTPAuthorizationCredentia
         token = cookie
     else:
         raise _unauthorized("sign in first: send Authorization: Bearer <access token>")
+    return await principal_for_token(request, token, accounts)
+
+
+async def principal_for_token(request: Request, token: str, accounts: AccountsService | None = None) -> Principal:
+    """The user an access token acts for; 401 when it is invalid or its session ended, 403 when the account is
+    suspended or banned."""
     try:
-        return await accounts.principal(token)
+        return await (accounts or get_accounts(request)).principal(token)
     except InvalidToken as exc:
         raise _unauthorized(str(exc)) from None
     except AccountNotActive as exc:

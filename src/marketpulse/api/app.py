@@ -10,9 +10,10 @@ It leaves the Runtime open: its owner closes it.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
+from typing import Any
 
 import socketio
 import structlog
@@ -35,6 +36,7 @@ from marketpulse.realtime.server import (
     start_socket_server,
 )
 from marketpulse.runtime import Runtime
+from marketpulse.trading.owners import DEFAULT_OWNER
 from marketpulse.web.assets import vendor_router
 
 log = structlog.get_logger(__name__)
@@ -53,7 +55,7 @@ def create_app(runtime: Runtime) -> socketio.ASGIApp:
         bus=runtime.bus, sio=sio, feed=feed, open_interest=open_interest, clock=runtime.clock,
         sessions=runtime.sessions, debounce_ms=settings.market_debounce_ms,
     )
-    attach_handlers(sio, bridge)
+    attach_handlers(sio, bridge, owner_of=socket_owner(runtime))
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
@@ -87,3 +89,14 @@ def create_app(runtime: Runtime) -> socketio.ASGIApp:
     api.include_router(vendor_router(settings))
     api.add_middleware(MetricsMiddleware)
     return PulseApp(sio, api, settings)
+
+
+def socket_owner(runtime: Runtime) -> Callable[[Any], Awaitable[str]]:
+    """A Socket.IO connection's owner; anonymous ones don't build the services (realtime-only processes)."""
+
+    async def owner_of(auth: Any) -> str:
+        if not (isinstance(auth, dict) and auth.get("token")):
+            return DEFAULT_OWNER
+        return await runtime.services.accounts.owner_of_socket(auth)
+
+    return owner_of

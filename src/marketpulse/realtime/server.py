@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable, Callable
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
@@ -12,7 +13,7 @@ import structlog
 from marketpulse.realtime import metrics
 from marketpulse.realtime.bridge import RealtimeBridge, user_room
 from marketpulse.settings import Settings
-from marketpulse.trading.owners import current_owner
+from marketpulse.trading.owners import DEFAULT_OWNER
 
 log = structlog.get_logger(__name__)
 
@@ -60,12 +61,16 @@ def create_socket_server(settings: Settings) -> socketio.AsyncServer:
     return socketio.AsyncServer(async_mode="asgi", client_manager=manager, always_connect=True)
 
 
-def attach_handlers(sio: socketio.AsyncServer, bridge: RealtimeBridge) -> None:
+def attach_handlers(sio: socketio.AsyncServer, bridge: RealtimeBridge,
+                    owner_of: Callable[[Any], Awaitable[str]] | None = None) -> None:
+    """`owner_of(auth)`: the owner a connection's `auth` payload (`{"token": <access token>}`) signs in as."""
+
     async def connect(sid: str, environ: dict[str, Any], auth: Any = None) -> None:
         metrics.CLIENTS.inc()
-        # The owner's own events (paper fills, risk halts) go to this room; with accounts, the owner comes from
-        # the connection's credentials instead of the one default owner.
-        await sio.enter_room(sid, user_room(current_owner()))
+        # The owner's own events (paper fills, risk halts) go to this room: the signed-in user's, else the
+        # shared default owner's.
+        owner = await owner_of(auth) if owner_of is not None else DEFAULT_OWNER
+        await sio.enter_room(sid, user_room(owner))
         await bridge.send_snapshot(sid)
 
     async def disconnect(sid: str, *args: Any) -> None:

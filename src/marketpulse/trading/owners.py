@@ -1,14 +1,24 @@
-"""Who owns a request's rows. Until accounts exist every request is the default owner.
+"""Who owns a request's rows: the signed-in user when the request carries `Authorization: Bearer <access token>`,
+else the one shared default owner (the platform as it was before accounts; routes still accept anonymous use).
 
-Views depend on `current_owner`, so the accounts capability replaces one function (and tests override it
-through `app.dependency_overrides`) without touching any query: every query already filters by the owner.
+Views depend on `current_owner` and every query filters by the owner, so a signed-in user sees only their own
+paper account, orders, deployments and backtest jobs, and another user's ids answer 404. A token that is
+present but invalid, expired or ended is refused (401), never quietly treated as anonymous. Browser cookies are
+not read here yet: the pages' requests don't carry the CSRF header a cookie-authenticated change needs.
 """
 
 from __future__ import annotations
 
+from fastapi import Request
+from fastapi.security.utils import get_authorization_scheme_param
+
 DEFAULT_OWNER = "default"
 
 
-def current_owner() -> str:
-    # TODO(accounts): resolve the authenticated user from the request once sign-in exists.
-    return DEFAULT_OWNER
+async def current_owner(request: Request) -> str:
+    scheme, token = get_authorization_scheme_param(request.headers.get("Authorization"))
+    if not token or scheme.lower() != "bearer":
+        return DEFAULT_OWNER
+    from marketpulse.accounts.views import principal_for_token  # accounts build on trading: import when used
+
+    return (await principal_for_token(request, token)).user.id
