@@ -213,3 +213,24 @@ async def test_an_entry_is_checked_again_where_it_fills(runtime: Runtime, clock:
     assert refused.reason.startswith("at fill: account_halted")
     assert await runner.paper.positions("default") == []
     assert runner.deployments.trades(row.id) == []  # the engine never entered either
+
+
+async def test_a_liquidation_closes_and_stops_the_deployments(runtime: Runtime, clock: FakeClock) -> None:
+    candles = minutes()
+    runner = make_runner(runtime, daily_loss_limit_pct=0.0)
+    row = await runner.deployments.deploy("default", DeploymentSpec("ema_cross", "BTCUSDT", "1m", PARAMS,
+                                                                    cash=10_000.0))
+    await feed(runner, clock, candles)
+    [short] = await runner.paper.positions("default")
+    assert short.deployment_id == row.id and short.quantity < 0
+    await runner.paper.on_marks({"BTCUSDT": 250.0})  # the short's loss passes the whole balance
+    assert await runner.paper.positions("default") == []
+    account = await runner.paper.account("default")
+    assert account["balance"] == 0.0 and account["equity"] == 0.0
+    [stopped] = await runner.deployments.for_owner("default")
+    assert stopped.status == "stopped"
+    later = [Candle("BTCUSDT", "1m", candles[-1].open_time + (i + 1) * MINUTE, 250.0, 250.0, 250.0, 250.0, 1.0, 250.0)
+             for i in range(3)]
+    await feed(runner, clock, later)  # the runner drops it: no new orders from a liquidated deployment
+    assert await runner.paper.orders("default", "open") == []
+    assert await runner.paper.positions("default") == []

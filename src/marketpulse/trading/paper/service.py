@@ -189,6 +189,9 @@ class PaperTradingService:
             mark = await self._mark(s, spec.symbol)
             if mark is None:
                 raise UnknownSymbol(spec.symbol)
+            if deployment_id is not None and not await store.deployment_running(s, owner_id, deployment_id):
+                # Stopped meanwhile (by its owner, or by a liquidation this minute): an order would sit open forever.
+                raise RiskRejected(Rejection("deployment_stopped", f"deployment {deployment_id} is stopped"))
             # Judged where it can fill: a marketable limit/stop fills at the market, not at its own price.
             reference = fill_reference(spec.side.sign, spec.type.value, spec.trigger_price, mark)
             intent = OrderIntent(spec.symbol, spec.signed_quantity, reference, deployment_id or MANUAL)
