@@ -68,6 +68,12 @@ PROOF: dict[str, str] = {
     "paper_leverage": f"{HERE}::test_paper_settings_reach_the_paper_service",
     "paper_history_bars": f"{HERE}::test_paper_settings_reach_the_paper_service",
     "backtest_workers": f"{HERE}::test_backtest_workers_sizes_the_job_pool",
+    "backtest_retention_days": "tests/backtest_jobs/test_backtest_jobs_api.py::"
+                               "test_finished_jobs_past_the_retention_go_with_their_reports",
+    "backtest_max_queued_per_owner": "tests/backtest_jobs/test_backtest_jobs_api.py::"
+                                     "test_an_owner_may_have_only_so_many_jobs_unfinished",
+    "backtest_reports_max_mb": "tests/backtest_jobs/test_backtest_jobs_api.py::"
+                               "test_reports_stay_within_their_disk_budget_oldest_first",
     "spike_scan_grace_ms": f"{HERE}::test_the_workers_scanner_waits_the_configured_grace",
     "market_debounce_ms": "tests/api/test_realtime.py::"
                           "test_market_updates_are_coalesced_per_symbol_until_the_debounce_fires",
