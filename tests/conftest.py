@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import text
 
+from marketpulse.bus import key_prefix
 from marketpulse.bus.memory import MemoryBus
 from marketpulse.clock import FakeClock
 from marketpulse.runtime import Runtime
@@ -24,9 +25,9 @@ from marketpulse.settings import Settings
 from marketpulse.storage.database import create_engine
 from marketpulse.storage.migrate import upgrade
 from marketpulse.storage.models import metadata
+from support.redis_ns import REDIS_URL, new_deployment, unlink_namespace
 
 PG_ADMIN_DSN = os.environ.get("PULSE_TEST_PG_DSN", "postgresql://postgres@127.0.0.1:5432/postgres")
-REDIS_URL = os.environ.get("PULSE_TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
 SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 
 
@@ -115,14 +116,22 @@ async def runtime(settings: Settings, clock: FakeClock) -> AsyncIterator[Runtime
 
 
 @pytest.fixture
-async def redis_url() -> AsyncIterator[str]:
-    import redis.asyncio as redis
+def redis_deployment() -> str:
+    """This test's deployment name: its Redis keys (`redis_prefix`) and Socket.IO channel are its own."""
+    return new_deployment()
 
-    client = redis.from_url(REDIS_URL)
-    await client.flushdb()
+
+@pytest.fixture
+def redis_prefix(redis_deployment: str) -> str:
+    """Where this test's Redis keys go; give it to a hand-built bus or lease store (`stream_prefix=`, `prefix=`)."""
+    return key_prefix(redis_deployment)
+
+
+@pytest.fixture
+async def redis_url(redis_deployment: str) -> AsyncIterator[str]:
+    """The shared test Redis server (PULSE_TEST_REDIS_URL); afterwards only this test's keys are deleted."""
     yield REDIS_URL
-    await client.flushdb()
-    await client.aclose()
+    await unlink_namespace(REDIS_URL, redis_deployment)
 
 
 @pytest.fixture(scope="session")

@@ -48,7 +48,8 @@ class Runtime:
             settings=settings,
             engine=engine,
             sessions=session_factory(engine),
-            bus=bus or create_bus(settings.bus_url, claim_idle_ms=settings.bus_claim_idle_ms),
+            bus=bus or create_bus(settings.bus_url, claim_idle_ms=settings.bus_claim_idle_ms,
+                                  deployment=settings.deployment),
             clock=clock or SystemClock(),
         )
 
@@ -63,7 +64,7 @@ class Runtime:
         """Where this process's singleton duties take their leases (see `marketpulse.coordination.lease`)."""
         from marketpulse.coordination.lease import lease_store
 
-        return lease_store(self.settings.bus_url, self.clock)
+        return lease_store(self.settings.bus_url, self.clock, self.settings.deployment)
 
     async def close(self) -> None:
         if "services" in self.__dict__:  # built: stop them while the bus and database are still open

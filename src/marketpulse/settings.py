@@ -141,7 +141,8 @@ class Settings(BaseSettings):
     market_debounce_ms: int = Field(500, ge=0, description="Socket.IO `market` event debounce")
     deployment: str | None = Field(
         None, max_length=100, description="Name of this deployment; its API processes share Socket.IO events on a "
-        "channel of that name (default: named after the bus's Redis server and database)"
+        "channel of that name (default: named after the bus's Redis server and database), and its Redis keys "
+        "(bus streams, leases, rate limits) start `pulse:{deployment}:` instead of `pulse:`"
     )
     socketio_channel: str | None = Field(
         None, max_length=200, description="Redis pub/sub channel the API processes share; default "

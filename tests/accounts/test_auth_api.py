@@ -299,10 +299,13 @@ async def test_token_lifetimes_follow_the_settings(client: httpx.AsyncClient, si
 
 
 @pytest.mark.redis
-async def test_processes_sharing_redis_share_the_mail_limit(runtime: Runtime, redis_url: str) -> None:
+async def test_processes_sharing_redis_share_the_mail_limit(
+    runtime: Runtime, redis_url: str, redis_deployment: str
+) -> None:
     from marketpulse.accounts.service import AccountsService, RateLimited
 
     runtime.settings.rate_limit_storage = redis_url
+    runtime.settings.deployment = redis_deployment  # this run's own counts: not another checkout's
     api_1 = AccountsService(runtime.sessions, runtime.clock, runtime.settings)
     api_2 = AccountsService(runtime.sessions, runtime.clock, runtime.settings)
     for api in (api_1, api_2, api_1):  # 3/hour between them

@@ -121,8 +121,8 @@ async def eventually_scraped(client: httpx.AsyncClient, ok: Callable[[str], bool
     return await eventually(attempt)
 
 
-async def test_redis_bus_lag_from_xinfo_groups(redis_url: str) -> None:
-    bus = RedisStreamsBus(redis_url, stream_prefix="lagtest:")
+async def test_redis_bus_lag_from_xinfo_groups(redis_url: str, redis_prefix: str) -> None:
+    bus = RedisStreamsBus(redis_url, stream_prefix=redis_prefix)
     try:
         await bus.ensure_group(bus.stream_key("t"), "readers")
         for i in range(4):

@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-import os
 import shutil
-import uuid
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import replace
@@ -28,10 +26,11 @@ from marketpulse.detection.models import VolumeAlert
 from marketpulse.marketdata.open_interest import OpenInterestCache
 from marketpulse.realtime.bridge import RealtimeBridge
 from marketpulse.realtime.market_feed import MarketFeed
-from marketpulse.realtime.server import redis_location, socketio_channel
+from marketpulse.realtime.server import socketio_channel
 from marketpulse.runtime import Runtime
 from marketpulse.settings import Settings
 from marketpulse.trading.owners import DEFAULT_OWNER
+from support.redis_ns import new_deployment, unlink_namespace
 
 from .serving import API_KEY, eventually, serving
 
@@ -175,9 +174,10 @@ async def _async(value: bool) -> bool:
 # --- several API servers sharing Redis ------------------------------------------------------------------------
 
 
-def redis_settings(tmp_path: Path, db: Path, redis_url: str, channel: str) -> Settings:
+def redis_settings(tmp_path: Path, db: Path, redis_url: str, deployment: str) -> Settings:
+    """An API server of `deployment` (the test's own: its Socket.IO channel is named after it)."""
     return Settings(database_url=f"sqlite+aiosqlite:///{db}", bus_url="memory://", redis_url=redis_url,
-                    socketio_channel=channel, ingest_api_key=API_KEY, market_debounce_ms=0, data_dir=tmp_path)
+                    deployment=deployment, ingest_api_key=API_KEY, market_debounce_ms=0, data_dir=tmp_path)
 
 
 @pytest.fixture
@@ -190,15 +190,14 @@ def shared_db(sqlite_template: Path, tmp_path: Path) -> Path:
 
 @pytest.mark.redis
 async def test_an_emit_on_one_server_reaches_clients_of_another_through_redis(
-    shared_db: Path, tmp_path: Path, redis_url: str, clock: FakeClock
+    shared_db: Path, tmp_path: Path, redis_url: str, redis_deployment: str, clock: FakeClock
 ) -> None:
     """Two API servers with their own in-process buses: what one emits, the other's clients get via Redis."""
-    channel = f"test-{uuid.uuid4().hex}"
     buses = [MemoryBus(), MemoryBus()]
     async with AsyncExitStack() as stack:
         urls = []
         for bus in buses:
-            rt = Runtime.open(redis_settings(tmp_path, shared_db, redis_url, channel), clock=clock, bus=bus)
+            rt = Runtime.open(redis_settings(tmp_path, shared_db, redis_url, redis_deployment), clock=clock, bus=bus)
             stack.push_async_callback(rt.close)
             urls.append(await stack.enter_async_context(serving(create_app(rt))))
         first = await stack.enter_async_context(listening(urls[0]))
@@ -216,15 +215,14 @@ async def test_an_emit_on_one_server_reaches_clients_of_another_through_redis(
 
 @pytest.mark.redis
 async def test_with_a_shared_redis_bus_each_client_gets_each_alert_once(
-    shared_db: Path, tmp_path: Path, redis_url: str, clock: FakeClock
+    shared_db: Path, tmp_path: Path, redis_url: str, redis_deployment: str, redis_prefix: str, clock: FakeClock
 ) -> None:
     """Every server sees every message (state), but only one emits it; Redis delivers it to all clients once."""
-    channel = f"test-{uuid.uuid4().hex}"
     async with AsyncExitStack() as stack:
         urls, buses = [], []
         for _ in range(2):
-            bus: EventBus = RedisStreamsBus(redis_url, stream_prefix=f"{channel}:", block_ms=50)
-            rt = Runtime.open(redis_settings(tmp_path, shared_db, redis_url, channel), clock=clock, bus=bus)
+            bus: EventBus = RedisStreamsBus(redis_url, stream_prefix=redis_prefix, block_ms=50)
+            rt = Runtime.open(redis_settings(tmp_path, shared_db, redis_url, redis_deployment), clock=clock, bus=bus)
             stack.push_async_callback(rt.close)
             buses.append(bus)
             urls.append(await stack.enter_async_context(serving(create_app(rt))))
@@ -340,12 +338,13 @@ class StalledSio(RecordingSio):
 
 
 @pytest.mark.redis
-async def test_an_alert_claimed_from_a_slow_api_process_is_not_pushed_twice(redis_url: str, clock: FakeClock) -> None:
+async def test_an_alert_claimed_from_a_slow_api_process_is_not_pushed_twice(
+    redis_url: str, redis_prefix: str, clock: FakeClock
+) -> None:
     """Two API processes share the broadcast group. The one that reads the alert stalls past the claim time; the
     other claims the message (delivery 2) and must drop it, since the first one is pushing it."""
     release = asyncio.Event()
-    prefix = f"test-{uuid.uuid4().hex[:6]}:"
-    buses = [RedisStreamsBus(redis_url, stream_prefix=prefix, claim_idle_ms=200, block_ms=20) for _ in range(2)]
+    buses = [RedisStreamsBus(redis_url, stream_prefix=redis_prefix, claim_idle_ms=200, block_ms=20) for _ in range(2)]
     sios = [StalledSio(release), StalledSio(release)]
     bridges = [recording_bridge(bus, sio, clock) for bus, sio in zip(buses, sios, strict=True)]
     before = dropped("volume-alert")
@@ -382,28 +381,25 @@ def test_the_socketio_channel_is_the_deployments_own(settings: dict[str, Any], c
     assert socketio_channel(Settings(**settings)) == channel
 
 
-OTHER_REDIS_URL = os.environ.get("PULSE_TEST_E2E_REDIS_URL", "redis://127.0.0.1:6379/14")
-
-
 @pytest.mark.redis
-async def test_two_deployments_on_one_redis_server_do_not_hear_each_other(
-    tmp_path: Path, sqlite_template: Path, redis_url: str, clock: FakeClock
+async def test_two_deployments_on_one_redis_database_do_not_hear_each_other(
+    tmp_path: Path, sqlite_template: Path, redis_url: str, redis_deployment: str, clock: FakeClock
 ) -> None:
-    """Deployments A and B use two databases of one Redis server and the default (derived) Socket.IO channel. Pub/sub
-    ignores database numbers, so with one shared channel each would push the other's alerts to its users."""
-    assert redis_location(redis_url) != redis_location(OTHER_REDIS_URL), "the two deployments need two databases"
-    prefix = f"test-{uuid.uuid4().hex[:6]}:"
+    """Deployments A and B share a Redis server and even its database, told apart only by PULSE_DEPLOYMENT: their
+    bus streams (`pulse:{deployment}:…`) and Socket.IO channels are their own, so neither pushes the other's alerts
+    to its users nor consumes the other's messages."""
+    names = (redis_deployment, new_deployment())  # the first is cleaned up by the `redis_url` fixture
     async with AsyncExitStack() as stack:
+        stack.push_async_callback(unlink_namespace, redis_url, names[1])
         buses, listeners = [], []
-        for name, url in (("a", redis_url), ("b", OTHER_REDIS_URL)):
+        for name in names:
             db = tmp_path / f"{name}.db"
             shutil.copy(sqlite_template, db)
-            settings = Settings(database_url=f"sqlite+aiosqlite:///{db}", bus_url=url, ingest_api_key=API_KEY,
-                                market_debounce_ms=0, data_dir=tmp_path)
-            bus = RedisStreamsBus(url, stream_prefix=prefix, block_ms=50)
-            rt = Runtime.open(settings, clock=clock, bus=bus)
+            settings = Settings(database_url=f"sqlite+aiosqlite:///{db}", bus_url=redis_url, deployment=name,
+                                ingest_api_key=API_KEY, market_debounce_ms=0, data_dir=tmp_path)
+            rt = Runtime.open(settings, clock=clock)  # the bus as the app builds it, from the settings
             stack.push_async_callback(rt.close)
-            buses.append(bus)
+            buses.append(rt.bus)
             listeners.append(await stack.enter_async_context(listening(
                 await stack.enter_async_context(serving(create_app(rt)))
             )))

@@ -7,9 +7,7 @@ batch, on the in-process bus and on Redis alike.
 
 from __future__ import annotations
 
-import os
 import shutil
-import uuid
 from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -17,11 +15,10 @@ from typing import Any
 import msgspec
 import orjson
 import pytest
-import redis.asyncio as redis
 from prometheus_client import REGISTRY
 from sqlalchemy import select
 
-from marketpulse.bus import EventBus, topics
+from marketpulse.bus import EventBus, key_prefix, topics
 from marketpulse.bus.memory import MemoryBus
 from marketpulse.bus.redis_streams import RedisStreamsBus
 from marketpulse.clock import FakeClock
@@ -32,9 +29,9 @@ from marketpulse.marketdata.tables import CandleRow
 from marketpulse.runtime import Runtime
 from marketpulse.settings import Settings
 from marketpulse.trading.paper.runner import PaperRunner
+from support.redis_ns import REDIS_URL, new_deployment, unlink_namespace
 from support.waiting import eventually
 
-REDIS_URL = os.environ.get("PULSE_TEST_REDIS_URL", "redis://127.0.0.1:6379/15")  # as tests/conftest.py
 T0 = 1_760_126_400_000
 MINUTE = 60_000
 
@@ -68,17 +65,15 @@ async def runtime(request: pytest.FixtureRequest, sqlite_template: Path, tmp_pat
     db = tmp_path / "consumers.db"
     shutil.copy(sqlite_template, db)
     bus: EventBus = MemoryBus()
-    prefix = f"test-{uuid.uuid4().hex[:6]}:"
+    deployment = new_deployment("bad-data")
     if request.param == "redis":
-        bus = RedisStreamsBus(REDIS_URL, stream_prefix=prefix, block_ms=20)
+        bus = RedisStreamsBus(REDIS_URL, stream_prefix=key_prefix(deployment), block_ms=20)
     rt = Runtime.open(Settings(database_url=f"sqlite+aiosqlite:///{db}", bus_url="memory://", data_dir=tmp_path),
                       clock=clock, bus=bus)
     yield rt
     await rt.close()
-    if request.param == "redis":  # this test's keys only: other tests may share the database
-        client = redis.from_url(REDIS_URL)
-        await client.delete(*[key async for key in client.scan_iter(f"{prefix}*")] or ["-"])
-        await client.aclose()
+    if request.param == "redis":  # this test's keys only: other tests and checkouts share the server
+        await unlink_namespace(REDIS_URL, deployment)
 
 
 def keys(candles: Sequence[Candle]) -> list[tuple[str, int]]:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import os
 from collections import Counter
 from collections.abc import AsyncIterator, Callable
 from typing import Any
@@ -11,34 +10,18 @@ from typing import Any
 import msgspec
 import orjson
 import pytest
-import redis.asyncio as redis
 from prometheus_client import REGISTRY
 
-from marketpulse.bus import DeadLetter, EventBus, Message, create_bus, topics
+from marketpulse.bus import DeadLetter, EventBus, Message, create_bus, key_prefix, topics
 from marketpulse.bus.memory import MemoryBus
 from marketpulse.bus.redis_streams import RedisStreamsBus
 from marketpulse.bus.topics import Topic
 from marketpulse.marketdata.models import Candle
+from support.redis_ns import REDIS_URL, new_deployment, unlink_namespace
 from support.topics import T
+from support.waiting import eventually
 
 MAX_DELIVERIES = 3
-REDIS_URL = os.environ.get("PULSE_TEST_REDIS_URL", "redis://127.0.0.1:6379/15")  # as tests/conftest.py
-
-
-async def flush_redis() -> None:
-    client = redis.from_url(REDIS_URL)
-    await client.flushdb()
-    await client.aclose()
-
-
-async def eventually(condition: Callable[[], bool], what: str, limit_s: float = 5.0) -> None:
-    """Wait for `condition`; the limit only turns a hang into a readable failure (no timing is asserted)."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + limit_s
-    while not condition():
-        if loop.time() > deadline:
-            pytest.fail(f"timed out waiting for {what}")
-        await asyncio.sleep(0.005)
 
 
 @pytest.fixture(params=["memory", pytest.param("redis", marks=pytest.mark.redis)])
@@ -48,14 +31,14 @@ async def bus(request: pytest.FixtureRequest) -> AsyncIterator[MemoryBus | Redis
         impl = MemoryBus(max_deliveries=MAX_DELIVERIES, redelivery_delay_s=0.01)
     else:
         # Not the `redis_url` fixture: an async fixture cannot be requested lazily from another one.
-        url = REDIS_URL
-        await flush_redis()
+        deployment = new_deployment("bus")
         # Small reads so two consumers of a group really interleave; short idle so claims happen within the test.
-        impl = RedisStreamsBus(url, claim_idle_ms=250, block_ms=50, read_count=4, max_deliveries=MAX_DELIVERIES)
+        impl = RedisStreamsBus(REDIS_URL, stream_prefix=key_prefix(deployment), claim_idle_ms=250, block_ms=50,
+                               read_count=4, max_deliveries=MAX_DELIVERIES)
     yield impl
     await impl.close()
     if request.param == "redis":
-        await flush_redis()
+        await unlink_namespace(REDIS_URL, deployment)
 
 
 def recorder(into: list[Message]) -> Callable[[Message], Any]:
@@ -73,7 +56,7 @@ async def test_delivers_messages_published_after_subscribe_in_order_per_topic(bu
     for n in range(30):
         await bus.publish(T("ticks"), {"n": n, "rows": [{"symbol": "BTCUSDT", "price": 1.5 * n}]})
         await bus.publish(T("candles"), {"n": n})
-    await eventually(lambda: len(seen) == 60, "60 messages")
+    await eventually(lambda: len(seen) == 60, what="60 messages")
     ticks = [m for m in seen if m.topic == "ticks"]
     assert [m.data["n"] for m in ticks] == list(range(30))
     assert ticks[3].data["rows"] == [{"symbol": "BTCUSDT", "price": 4.5}]
@@ -94,7 +77,7 @@ async def test_every_group_receives_every_message(bus: EventBus) -> None:
     await bus.subscribe(T("alerts"), "store", recorder(recorder_))
     for n in range(10):
         await bus.publish(T("alerts"), {"n": n})
-    await eventually(lambda: len(alerts) == 10 and len(recorder_) == 10, "both groups to get 10")
+    await eventually(lambda: len(alerts) == 10 and len(recorder_) == 10, what="both groups to get 10")
     assert [m.data["n"] for m in alerts] == [m.data["n"] for m in recorder_] == list(range(10))
 
 
@@ -112,10 +95,18 @@ async def test_consumers_of_one_group_share_messages(bus: EventBus) -> None:
     await bus.subscribe(T("jobs"), "workers", consumer("b"), consumer="b")
     for n in range(40):
         await bus.publish(T("jobs"), {"n": n})
-    await eventually(lambda: len(handled_by) == 40, "40 distinct messages")
-    await asyncio.sleep(0.05)  # room for a wrong duplicate delivery to show up
+    await eventually(lambda: len(handled_by) == 40, what="40 distinct messages")
+    # Drain instead of waiting a while: each consumer handles its deliveries in stream order, so once both have
+    # handled a marker published after the jobs, any wrong second delivery of a job would already be recorded.
+    markers = iter(range(-1, -1_000, -1))
+
+    async def both_past_the_jobs() -> bool:
+        await bus.publish(T("jobs"), {"n": next(markers)})
+        return {name for n, names in handled_by.items() if n < 0 for name in names} == {"a", "b"}
+
+    await eventually(both_past_the_jobs, what="each consumer to handle a marker published after the jobs")
     assert all(len(names) == 1 for names in handled_by.values()), "a message was handled twice"
-    assert Counter(names[0] for names in handled_by.values()).keys() == {"a", "b"}
+    assert Counter(names[0] for n, names in handled_by.items() if n >= 0).keys() == {"a", "b"}
 
 
 async def test_handler_that_raises_gets_the_message_again(bus: EventBus) -> None:
@@ -128,7 +119,7 @@ async def test_handler_that_raises_gets_the_message_again(bus: EventBus) -> None
 
     await bus.subscribe(T("alerts"), "store", flaky)
     msg_id = await bus.publish(T("alerts"), {"symbol": "BTCUSDT"})
-    await eventually(lambda: len(attempts) == 2, "redelivery")
+    await eventually(lambda: len(attempts) == 2, what="redelivery")
     assert [(m.id, m.deliveries) for m in attempts] == [(msg_id, 1), (msg_id, 2)]
     assert attempts[1].data == {"symbol": "BTCUSDT"}
 
@@ -146,7 +137,7 @@ async def test_poison_message_goes_to_dead_letters_after_max_deliveries(bus: Mem
     await bus.subscribe(T("alerts"), "store", broken)
     poison_id = await bus.publish(T("alerts"), {"poison": True})
     await bus.publish(T("alerts"), {"poison": False})
-    await eventually(lambda: len(good) == 1, "the healthy message behind the poison one")
+    await eventually(lambda: len(good) == 1, what="the healthy message behind the poison one")
     dead: list[DeadLetter] = []
 
     async def collect_dead() -> None:
@@ -156,11 +147,7 @@ async def test_poison_message_goes_to_dead_letters_after_max_deliveries(bus: Mem
         await collect_dead()
         return bool(dead)
 
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + 5
-    while not await dead_arrived():  # noqa: ASYNC110 - polling the bus is the point
-        assert loop.time() < deadline, "poison message never reached the dead letters"
-        await asyncio.sleep(0.01)
+    await eventually(dead_arrived, what="the poison message in the dead letters")
     assert attempts == [1, 2, 3]
     assert [(m.id, orjson.loads(m.payload), m.deliveries) for m in dead] == [
         (poison_id, {"poison": True}, MAX_DELIVERIES + 1)
@@ -178,37 +165,38 @@ async def test_crashed_consumers_message_goes_to_another_consumer(bus: MemoryBus
 
     doomed = await bus.subscribe(T("jobs"), "workers", hangs, consumer="doomed")
     msg_id = await bus.publish(T("jobs"), {"job": 1})
-    await eventually(lambda: len(started) == 1, "the first consumer to take the message")
+    await eventually(lambda: len(started) == 1, what="the first consumer to take the message")
     rescued: list[Message] = []
     await bus.subscribe(T("jobs"), "workers", recorder(rescued), consumer="rescuer")
     doomed.abort()  # type: ignore[attr-defined]  # both implementations offer it to simulate a crash
-    await eventually(lambda: len(rescued) == 1, "another consumer to take over the message")
+    await eventually(lambda: len(rescued) == 1, what="another consumer to take over the message")
     assert (rescued[0].id, rescued[0].data, rescued[0].deliveries) == (msg_id, {"job": 1}, 2)
 
 
 async def test_close_lets_the_running_handler_finish_and_stops_delivery(bus: EventBus) -> None:
     release = asyncio.Event()
-    finished: list[int] = []
+    finished: list[tuple[int, bool]] = []  # (n, whether close had returned by then)
     seen: list[Message] = []
+    closing: list[asyncio.Task[None]] = []
 
     async def slow(message: Message) -> None:
         seen.append(message)
         await release.wait()
-        finished.append(message.data["n"])
+        finished.append((message.data["n"], closing[0].done()))
 
     sub = await bus.subscribe(T("jobs"), "slow", slow)
     watcher: list[Message] = []
     await bus.subscribe(T("jobs"), "watch", recorder(watcher))
     await bus.publish(T("jobs"), {"n": 1})
-    await eventually(lambda: len(seen) == 1, "the handler to start")
-    closing = asyncio.create_task(sub.close())
-    await asyncio.sleep(0.02)
-    assert not closing.done(), "close returned while the handler was still running"
+    await eventually(lambda: len(seen) == 1, what="the handler to start")
+    closing.append(asyncio.create_task(sub.close()))
+    # Let the handler go at once rather than waiting a while: a close that cancels it leaves `finished` empty, one
+    # that returns without waiting for it is recorded as done by the handler.
     release.set()
-    await closing
-    assert finished == [1]
+    await closing[0]
+    assert finished == [(1, False)], "close did not let the running handler finish first"
     await bus.publish(T("jobs"), {"n": 2})
-    await eventually(lambda: len(watcher) == 2, "the other group to get the next message")
+    await eventually(lambda: len(watcher) == 2, what="the other group to get the next message")
     assert [m.data["n"] for m in seen] == [1]
 
 
@@ -245,6 +233,17 @@ async def test_factory_picks_implementation_by_url(url: str, kind: type[EventBus
         await bus.close()
 
 
+async def test_a_named_deployments_streams_are_its_own() -> None:
+    # Two deployments on one Redis server (and database) must not consume each other's messages.
+    buses = [create_bus("redis://127.0.0.1:6379/0", deployment=name) for name in (None, "eu-prod")]
+    try:
+        assert [b.stream_key("market.candles") for b in buses] == [  # type: ignore[attr-defined]
+            "pulse:market.candles", "pulse:eu-prod:market.candles"]
+    finally:
+        for b in buses:
+            await b.close()
+
+
 @pytest.mark.parametrize("url", ["kafka://broker:9092", "", "memory:/", "REDIS//x"])
 def test_factory_rejects_unknown_schemes_naming_the_url(url: str) -> None:
     with pytest.raises(ValueError, match="unsupported scheme") as err:
@@ -263,8 +262,9 @@ async def test_a_closed_ephemeral_group_is_gone_but_a_durable_group_keeps_what_w
         got: list[Message] = []
         second = await bus.subscribe(T("t.ephemeral"), group, recorder(got), ephemeral=ephemeral)
         await bus.publish(T("t.ephemeral"), {"while": "open", "ephemeral": ephemeral})
-        await eventually(lambda got=got: any(m.data["while"] == "open" for m in got), "the message after resubscribe")
-        await asyncio.sleep(0.05)
+        # One consumer gets the group's messages in order: had "closed" been queued, it is handled before "open".
+        await eventually(lambda got=got: any(m.data["while"] == "open" for m in got),
+                         what="the message after resubscribe")
         seen = [m.data["while"] for m in got]
         await second.close()
         assert seen == (["open"] if ephemeral else ["closed", "open"]), (ephemeral, seen)
@@ -281,9 +281,7 @@ async def dead_letters_of(bus: EventBus, topic: Topic[Any], count: int) -> list[
     async def arrived() -> bool:
         return len(await bus.dead_letters(topic)) >= count
 
-    async with asyncio.timeout(5):
-        while not await arrived():  # noqa: ASYNC110 - the dead letters live in the bus (Redis): polling is the way
-            await asyncio.sleep(0.01)
+    await eventually(arrived, what=f"{count} dead letters of {topic.name}")
     return await bus.dead_letters(topic)
 
 
@@ -299,7 +297,7 @@ async def test_a_message_that_cannot_be_decoded_goes_to_the_dead_letters_with_it
     wrong_shape = await bus.publish(topics.RISK_HALTS, {"owner_id": "default", "equity": "lots"})
     not_json = await bus.publish(topics.RISK_HALTS, msgspec.Raw(b"{not json"))
     await bus.publish(topics.RISK_HALTS, HALT)
-    await eventually(lambda: len(got) == 1, "the valid message behind the bad ones")
+    await eventually(lambda: len(got) == 1, what="the valid message behind the bad ones")
     assert got[0].data == HALT  # the handler gets the typed payload, and never the undecodable ones
     dead = await dead_letters_of(bus, topics.RISK_HALTS, 2)
     assert [(d.id, d.reason.split(":")[0], d.deliveries, d.group) for d in dead] == [
@@ -324,7 +322,7 @@ async def test_a_batch_keeps_its_valid_rows_and_counts_the_rest(bus: EventBus) -
     overflow = orjson.dumps(candle("XRPUSDT")).replace(b'"volume":10.0', b'"volume":1e999')  # JSON can say it
     raw = b'{"interval":"1m","candles":[' + b",".join([*map(orjson.dumps, rows), overflow]) + b"]}"
     await bus.publish(topics.MARKET_CANDLES, msgspec.Raw(raw))
-    await eventually(lambda: len(got) == 1, "the batch")
+    await eventually(lambda: len(got) == 1, what="the batch")
     assert [c.symbol for c in got[0].data.candles] == ["BTCUSDT", "SOLUSDT"]
     assert got[0].data.candles[0] == Candle("BTCUSDT", "1m", 1_760_130_000_000, 1.0, 2.0, 0.5, 1.5, 10.0, 15.0)
     assert counted("bus_rejected_rows_total", topic="market.candles") == rejected_before + 5

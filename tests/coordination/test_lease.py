@@ -168,10 +168,17 @@ def test_the_store_follows_the_bus(clock: FakeClock) -> None:
     assert isinstance(lease_store("redis://127.0.0.1:6379/0", clock), RedisLeaseStore)
 
 
+@pytest.mark.parametrize(("deployment", "prefix"), [(None, "pulse:lease:"), ("eu-prod", "pulse:eu-prod:lease:")])
+def test_a_named_deployments_leases_are_its_own(clock: FakeClock, deployment: str | None, prefix: str) -> None:
+    # Two deployments on one Redis must each elect their own paper-trading leader.
+    store = lease_store("redis://127.0.0.1:6379/0", clock, deployment)
+    assert isinstance(store, RedisLeaseStore) and store.prefix == prefix
+
+
 # --- Redis --------------------------------------------------------------------------------------------------------
 @pytest.fixture
-async def redis_store(redis_url: str) -> AsyncIterator[RedisLeaseStore]:
-    store = RedisLeaseStore(redis_url)
+async def redis_store(redis_url: str, redis_prefix: str) -> AsyncIterator[RedisLeaseStore]:
+    store = RedisLeaseStore(redis_url, prefix=f"{redis_prefix}lease:")
     yield store
     await store.close()
 

@@ -9,7 +9,6 @@ Processes as in test_multiprocess.py: PostgreSQL and Redis shared by one ingest,
 from __future__ import annotations
 
 import time
-import uuid
 from typing import Any
 
 import asyncpg
@@ -19,7 +18,7 @@ import pytest
 import redis.asyncio as redis
 
 from e2e.support import Proc, Processes, eventually, free_port
-from e2e.test_multiprocess import REDIS_URL, REPLAY_START, pg_url, redis_client  # noqa: F401  (fixtures)
+from e2e.test_multiprocess import DEPLOYMENT, REDIS_URL, REPLAY_START, pg_url, redis_client  # noqa: F401  (fixtures)
 from marketpulse.backtest import Backtest
 from marketpulse.marketdata.frame import CandleFrame
 from marketpulse.trading.paper.strategy_runner import read_history_snapshot
@@ -49,7 +48,7 @@ async def test_killing_the_paper_leader_hands_over_without_losing_a_minute(
         PULSE_INGEST_API_KEY="e2e-key", PULSE_REPLAY_START=REPLAY_START.isoformat(),
         PULSE_LEASE_TTL_S=str(LEASE_TTL_S),  # claims stay at their 30 s default: the successor must not wait for them
         PULSE_PAPER_DAILY_LOSS_LIMIT_PCT="0",  # the breaker would refuse entries a backtest makes
-        PULSE_SOCKETIO_CHANNEL=f"marketpulse-e2e-{uuid.uuid4().hex[:10]}",
+        PULSE_DEPLOYMENT=DEPLOYMENT,  # this run's own streams, leases and channel; `redis_client` empties them
     )
     migrated = processes.run("db-upgrade", "db", "upgrade")
     assert migrated.returncode == 0, migrated.stdout + migrated.stderr

@@ -10,8 +10,9 @@ Redis database of this test's own. It proves what the README promises for severa
 - SIGKILL on one worker doesn't stop alerts, and the survivor claims the dead worker's pending messages;
 - both workers scan every boundary, yet each alert is published by the one worker whose insert stored it (their
   logs account for every stored alert exactly once) and reaches the browser once.
-The Socket.IO channel is this run's own (PULSE_SOCKETIO_CHANNEL), so other deployments on the Redis server can't
-push their events into it.
+The processes run as a deployment of this test run's own (PULSE_DEPLOYMENT): their streams (`pulse:{deployment}:…`),
+leases and Socket.IO channel are theirs, so another checkout running its tests on the same Redis server can't push
+its events into them, and cleanup deletes only these keys.
 """
 
 from __future__ import annotations
@@ -32,15 +33,18 @@ import httpx
 import pytest
 import redis.asyncio as redis
 import socketio
+from sqlalchemy.engine import make_url
 
 from e2e.support import Proc, Processes, eventually, free_port
+from marketpulse.bus import key_prefix
+from support.redis_ns import E2E_REDIS_URL, new_deployment, unlink_namespace
 
 pytestmark = [pytest.mark.slow, pytest.mark.postgres, pytest.mark.redis, pytest.mark.timeout(240)]
 
 PG_ADMIN_DSN = os.environ.get("PULSE_TEST_PG_DSN", "postgresql://postgres@127.0.0.1:5432/postgres")
-# A Redis database of this test's own: the other Redis tests flush db 15.
-REDIS_URL = os.environ.get("PULSE_TEST_E2E_REDIS_URL", "redis://127.0.0.1:6379/14")
-STREAM_PREFIX = "pulse:"
+REDIS_URL = E2E_REDIS_URL
+DEPLOYMENT = new_deployment("e2e")  # this run's: its keys are emptied before and after each test (`redis_client`)
+STREAM_PREFIX = key_prefix(DEPLOYMENT)
 CANDLES = STREAM_PREFIX + "market.candles"
 TICKERS = STREAM_PREFIX + "market.tickers"
 # Groups all workers share (each message handled by one of them); the spike scanner has one group per worker.
@@ -60,8 +64,10 @@ async def pg_url() -> AsyncIterator[tuple[str, str]]:
         await admin.execute(f'CREATE DATABASE "{name}"')
     finally:
         await admin.close()
+    url = make_url(PG_ADMIN_DSN).set(database=name)  # the server, user and password PULSE_TEST_PG_DSN names
     try:
-        yield f"postgresql+asyncpg://postgres@127.0.0.1:5432/{name}", f"postgresql://postgres@127.0.0.1:5432/{name}"
+        yield (url.set(drivername="postgresql+asyncpg").render_as_string(hide_password=False),
+               url.set(drivername="postgresql").render_as_string(hide_password=False))
     finally:
         admin = await asyncpg.connect(PG_ADMIN_DSN)
         try:
@@ -72,12 +78,14 @@ async def pg_url() -> AsyncIterator[tuple[str, str]]:
 
 @pytest.fixture
 async def redis_client() -> AsyncIterator[redis.Redis]:
+    """The e2e Redis server; this run's deployment starts empty and is deleted afterwards (its keys only: the
+    server is shared with other checkouts' tests, so never FLUSHDB)."""
     client = redis.from_url(REDIS_URL)
-    await client.flushdb()
+    await unlink_namespace(REDIS_URL, DEPLOYMENT)
     try:
         yield client
     finally:
-        await client.flushdb()
+        await unlink_namespace(REDIS_URL, DEPLOYMENT)
         await client.aclose()
 
 
@@ -117,7 +125,7 @@ async def test_ingest_two_workers_two_apis(
         PULSE_MARKET_DEBOUNCE_MS="200",
         PULSE_REPLAY_START=REPLAY_START.isoformat(),
         PULSE_BUS_CLAIM_IDLE_MS="5000",  # a dead worker's messages are claimed within seconds, not half a minute
-        PULSE_SOCKETIO_CHANNEL=f"marketpulse-e2e-{uuid.uuid4().hex[:10]}",  # no cross-talk with other deployments
+        PULSE_DEPLOYMENT=DEPLOYMENT,  # streams, leases and Socket.IO channel of its own: no cross-talk
     )
     migrated = processes.run("db-upgrade", "db", "upgrade")
     assert migrated.returncode == 0, migrated.stdout + migrated.stderr
@@ -264,7 +272,7 @@ async def test_restarting_every_worker_mid_hour_loses_no_alert(
     processes.env.update(
         PULSE_DATABASE_URL=sa_url, PULSE_BUS_URL=REDIS_URL, PULSE_DATA_DIR=str(processes.cwd / "var"),
         PULSE_INGEST_API_KEY="e2e-key", PULSE_REPLAY_START=REPLAY_START.isoformat(), PULSE_BUS_CLAIM_IDLE_MS="5000",
-        PULSE_SOCKETIO_CHANNEL=f"marketpulse-e2e-{uuid.uuid4().hex[:10]}",
+        PULSE_DEPLOYMENT=DEPLOYMENT,
     )
     migrated = processes.run("db-upgrade", "db", "upgrade")
     assert migrated.returncode == 0, migrated.stdout + migrated.stderr

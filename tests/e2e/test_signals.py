@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
 import re
 import signal
 import subprocess
@@ -19,15 +18,14 @@ from pathlib import Path
 
 import httpx
 import pytest
-import redis.asyncio as redis
 import socketio
 
 from e2e.support import Proc, Processes, eventually, free_port
+from support.redis_ns import E2E_REDIS_URL, new_deployment, unlink_namespace
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(300)]
 
 STOP_WITHIN_S = 5.0
-REDIS_URL = os.environ.get("PULSE_TEST_E2E_REDIS_URL", "redis://127.0.0.1:6379/14")
 SIGNALS = [pytest.param(signal.SIGINT, id="SIGINT"), pytest.param(signal.SIGTERM, id="SIGTERM")]
 ANSI = re.compile(r"\x1b\[[0-9;]*m")
 # uvicorn's "ERROR:", structlog's "[error ]"/"[critical ]", and any traceback.
@@ -91,11 +89,10 @@ async def test_demo_stops_cleanly(sig: signal.Signals, processes: Processes, tmp
 async def test_ingest_worker_and_api_each_stop_cleanly(
     sig: signal.Signals, processes: Processes, tmp_path: Path
 ) -> None:
-    client = redis.from_url(REDIS_URL)
-    await client.flushdb()
+    deployment = new_deployment("signals")  # keys and channel of its own on the shared server
     processes.env.update(
         PULSE_DATABASE_URL=f"sqlite+aiosqlite:///{tmp_path / 'db.sqlite'}", PULSE_DATA_DIR=str(tmp_path / "var"),
-        PULSE_BUS_URL=REDIS_URL, PULSE_INGEST_API_KEY="e2e-key", PULSE_SOCKETIO_CHANNEL=f"signals-{os.getpid()}",
+        PULSE_BUS_URL=E2E_REDIS_URL, PULSE_INGEST_API_KEY="e2e-key", PULSE_DEPLOYMENT=deployment,
     )
     try:
         assert processes.run("db-upgrade", "db", "upgrade").returncode == 0
@@ -121,5 +118,4 @@ async def test_ingest_worker_and_api_each_stop_cleanly(
         finally:
             await sio.disconnect()
     finally:
-        await client.flushdb()
-        await client.aclose()
+        await unlink_namespace(E2E_REDIS_URL, deployment)

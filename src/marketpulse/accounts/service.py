@@ -115,7 +115,8 @@ class AccountsService:
         self.settings = settings
         self.mailer = mailer or Mailer(settings)
         self.hasher = PasswordHash.recommended()  # argon2id
-        self._limiter = MovingWindowRateLimiter(limit_storage(settings.rate_limit_storage))
+        self._limiter = MovingWindowRateLimiter(limit_storage(settings.rate_limit_storage,
+                                                                    settings.deployment))
         self._mail_limit = parse(settings.auth_email_rate_limit)
         self._signin_limits = (("account", parse(settings.signin_failure_limit)),
                                ("client", parse(settings.signin_client_failure_limit)))
@@ -424,10 +425,17 @@ class AccountsService:
                 raise RateLimited(retry)
 
 
-def limit_storage(url: str) -> StorageTypes:
-    """The `limits` async storage at `url`; Redis through redis-py (already a dependency) rather than coredis."""
+def limit_storage(url: str, deployment: str | None = None) -> StorageTypes:
+    """The `limits` async storage at `url`; Redis through redis-py (already a dependency) rather than coredis, its
+    keys under a named deployment's prefix (two deployments on one Redis must not share their counts)."""
     url = url.removeprefix("async+")
-    options = {"implementation": "redispy"} if url.startswith(("redis://", "rediss://")) else {}
+    options: dict[str, str] = {}
+    if url.startswith(("redis://", "rediss://")):
+        from marketpulse.bus import key_prefix
+
+        options["implementation"] = "redispy"
+        if deployment:
+            options["key_prefix"] = f"{key_prefix(deployment)}limits"
     return storage_from_string(f"async+{url}", **options)
 
 

@@ -5,8 +5,17 @@ from __future__ import annotations
 from marketpulse.bus.base import EventBus
 
 
-def create_bus(url: str, *, claim_idle_ms: int = 30_000) -> EventBus:
-    """`claim_idle_ms` (Redis): how long a message may sit unacknowledged with a consumer before another claims it."""
+def key_prefix(deployment: str | None) -> str:
+    """Where a deployment's Redis keys live: `pulse:`, or `pulse:{deployment}:` when it is named.
+
+    Bus streams, leases and rate-limit windows all sit under it, so deployments sharing a Redis server (and
+    database) never read each other's messages, and one can be wiped (SCAN MATCH prefix*) without touching others."""
+    return f"pulse:{deployment}:" if deployment else "pulse:"
+
+
+def create_bus(url: str, *, claim_idle_ms: int = 30_000, deployment: str | None = None) -> EventBus:
+    """`claim_idle_ms` (Redis): how long a message may sit unacknowledged with a consumer before another claims it.
+    `deployment` (Redis): names the streams' prefix (`key_prefix`)."""
     if url.startswith("memory://"):
         from marketpulse.bus.memory import MemoryBus
 
@@ -14,5 +23,5 @@ def create_bus(url: str, *, claim_idle_ms: int = 30_000) -> EventBus:
     if url.startswith(("redis://", "rediss://", "unix://")):
         from marketpulse.bus.redis_streams import RedisStreamsBus
 
-        return RedisStreamsBus(url, claim_idle_ms=claim_idle_ms)
+        return RedisStreamsBus(url, claim_idle_ms=claim_idle_ms, stream_prefix=key_prefix(deployment))
     raise ValueError(f"PULSE_BUS_URL: unsupported scheme in {url!r} (use memory:// or redis://host:port/db)")

@@ -387,7 +387,7 @@ class RedisStreamsBus(EventBus):
         out = []
         async for key in self.client.scan_iter(match=f"{self.stream_prefix}*", _type="stream"):
             topic = _text(key).removeprefix(self.stream_prefix)
-            if topic.startswith(DEAD_LETTER_PREFIX):
+            if topic.startswith(DEAD_LETTER_PREFIX) or ":" in topic:  # ":": a named deployment's (`pulse:{name}:…`)
                 continue
             for info in await self.client.xinfo_groups(key):
                 lag = info.get("lag")

@@ -113,11 +113,13 @@ class RedisLeaseStore:
         await self.client.aclose()
 
 
-def lease_store(bus_url: str, clock: Clock) -> LeaseStore:
-    """Redis when the bus is Redis (the processes share it); in process otherwise (the in-memory bus means this
-    process is the whole deployment)."""
+def lease_store(bus_url: str, clock: Clock, deployment: str | None = None) -> LeaseStore:
+    """Redis when the bus is Redis (the processes share it), keys under the deployment's prefix; in process
+    otherwise (the in-memory bus means this process is the whole deployment)."""
     if bus_url.startswith(("redis://", "rediss://", "unix://")):
-        return RedisLeaseStore(bus_url)
+        from marketpulse.bus import key_prefix
+
+        return RedisLeaseStore(bus_url, prefix=f"{key_prefix(deployment)}lease:")
     return InProcessLeaseStore(clock)
 
 
