@@ -24,7 +24,7 @@ from marketpulse.accounts.plans import PLAN_NAMES, plan_named
 from marketpulse.accounts.schemas import UNAUTHORIZED, me_json
 from marketpulse.accounts.service import AccountsService, Principal
 from marketpulse.accounts.tables import AuthSessionRow, UserRow
-from marketpulse.accounts.views import current_user, get_accounts
+from marketpulse.accounts.views import get_accounts, session_user
 from marketpulse.times import EpochMs
 
 router = APIRouter(prefix="/api/v1/admin", tags=["admin"], responses={
@@ -41,7 +41,7 @@ RoleName = Literal["user", "admin"]
 assert set(PlanName.__args__) == set(PLAN_NAMES)  # type: ignore[attr-defined]
 
 
-async def require_admin(principal: Principal = Depends(current_user)) -> Principal:
+async def require_admin(principal: Principal = Depends(session_user)) -> Principal:
     if principal.user.role != Role.ADMIN:
         raise HTTPException(status.HTTP_403_FORBIDDEN, detail={"reason": "admin_only",
                                                                "message": "this needs an administrator"})

@@ -30,6 +30,7 @@ from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from marketpulse.accounts.admin import Admin
+from marketpulse.accounts.api_keys import ApiKeys, is_api_key, scopes_of
 from marketpulse.accounts.audit import AuditLog
 from marketpulse.accounts.core import (
     AccessClaims,
@@ -101,10 +102,15 @@ class Tokens:
 
 @dataclass(frozen=True)
 class Principal:
-    """Who a request acts for: the user as stored now, and the session its token belongs to."""
+    """Who a request acts for: the user as stored now, and the session or API key its credential belongs to."""
 
     user: UserRow
-    session_id: str
+    session_id: str | None  # None: an API key
+    scopes: frozenset[str] | None = None  # an API key's scopes; None: a signed-in session may do anything
+    key_id: str | None = None
+
+    def allows(self, scope: str) -> bool:
+        return self.scopes is None or scope in self.scopes
 
 
 class AccountsService:
@@ -121,6 +127,7 @@ class AccountsService:
         self._signin_limits = (("account", parse(settings.signin_failure_limit)),
                                ("client", parse(settings.signin_client_failure_limit)))
         self.audit = AuditLog(sessions, clock)
+        self.api_keys = ApiKeys(sessions, clock)
         self.admin = Admin(self)
         self.dev_mailbox: DevMailbox | None = None  # `pulse demo`'s local mailbox, shown at /dev/mail
 
@@ -244,7 +251,10 @@ class AccountsService:
         return self._tokens(user.id, session.id, refresh, now)
 
     async def principal(self, access_token: str) -> Principal:
-        """Who an access token acts for, checked against the stored session and user (InvalidToken otherwise)."""
+        """Who an access token (or personal API key) acts for, checked against the stored session or key and the
+        user (InvalidToken otherwise; AccountNotActive for a suspended or banned user)."""
+        if is_api_key(access_token):
+            return await self._key_principal(access_token)
         now = self.clock.now_ms()
         claims = decode_access_token(access_token, self.settings.jwt_secret_key.get_secret_value(), now)
         async with self.sessions() as s:
@@ -257,6 +267,15 @@ class AccountsService:
         if user.status != Status.ACTIVE:
             raise AccountNotActive(user.status)
         return Principal(user, session.id)
+
+    async def _key_principal(self, key: str) -> Principal:
+        row = await self.api_keys.resolve(key)
+        user = await self.get_user(row.user_id) if row is not None else None
+        if row is None or user is None:
+            raise InvalidToken("unknown or revoked API key")
+        if user.status != Status.ACTIVE:
+            raise AccountNotActive(user.status)
+        return Principal(user, None, scopes_of(row), row.id)
 
     async def owner_of_socket(self, auth: Any) -> str:
         """The owner a Socket.IO connection acts for: the user its `{"token": …}` signs in as, else the shared

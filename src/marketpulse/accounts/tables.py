@@ -94,3 +94,21 @@ class AuditRow(Base):
         Index("ix_audit_log_actor_created", "actor_id", "created_at_ms"),
         Index("ix_audit_log_target", "target_id"),
     )
+
+
+class ApiKeyRow(Base):
+    """A personal API key: the secret is shown once and stored as its SHA-256; the prefix identifies it in lists."""
+
+    __tablename__ = "api_keys"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    user_id: Mapped[str] = mapped_column(String(36), ForeignKey("users.id", ondelete="CASCADE"))
+    name: Mapped[str] = mapped_column(String(64))
+    prefix: Mapped[str] = mapped_column(String(16))
+    key_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    scopes: Mapped[str] = mapped_column(String(64))  # comma-separated: read, trade, alerts
+    created_at_ms: Mapped[int] = mapped_column(BigInteger)
+    last_used_at_ms: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    revoked_at_ms: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+
+    __table_args__ = (Index("ix_api_keys_user", "user_id"),)

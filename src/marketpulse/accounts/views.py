@@ -26,7 +26,9 @@ from typing import Any
 from fastapi import APIRouter, Depends, HTTPException, Request, Response, status
 from fastapi.exceptions import RequestValidationError
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from pydantic import BaseModel, ConfigDict, Field
 
+from marketpulse.accounts.api_keys import Scope, TooManyKeys, key_json
 from marketpulse.accounts.core import InvalidToken
 from marketpulse.accounts.plans import plans_json
 from marketpulse.accounts.schemas import (
@@ -113,6 +115,22 @@ async def principal_for_token(request: Request, token: str, accounts: AccountsSe
         raise _unauthorized(str(exc)) from None
     except AccountNotActive as exc:
         raise _not_active(exc) from None
+
+
+async def session_user(principal: Principal = Depends(current_user)) -> Principal:
+    """FastAPI dependency: a signed-in session (not an API key): for the password, sign-out, keys, admin."""
+    if principal.session_id is None:
+        raise HTTPException(status.HTTP_403_FORBIDDEN, detail={
+            "reason": "session_required", "message": "an API key can't do this: sign in with email and password"})
+    return principal
+
+
+def require_scope(request: Request, principal: Principal) -> None:
+    """An API key may read with `read` and change things (POST, PATCH, DELETE…) with `trade`."""
+    needed = "read" if request.method in SAFE_METHODS else "trade"
+    if not principal.allows(needed):
+        raise HTTPException(status.HTTP_403_FORBIDDEN, detail={
+            "reason": "scope", "message": f"this API key lacks the {needed!r} scope", "scope": needed})
 
 
 def _too_many(exc: RateLimited) -> HTTPException:
@@ -208,8 +226,9 @@ async def refresh(request: Request, response: Response, body: RefreshBody | None
 
 
 @router.post("/api/v1/auth/signout", status_code=status.HTTP_204_NO_CONTENT, tags=["auth"], responses=UNAUTHORIZED)
-async def signout(principal: Principal = Depends(current_user),
+async def signout(principal: Principal = Depends(session_user),
                   accounts: AccountsService = Depends(get_accounts)) -> Response:
+    assert principal.session_id is not None
     await accounts.signout(principal.session_id)
     response = Response(status_code=status.HTTP_204_NO_CONTENT)
     _clear_session_cookies(response)
@@ -261,7 +280,7 @@ async def reset_password(body: ResetPasswordBody, response: Response,
 
 
 @router.post("/api/v1/auth/change-password", response_model=Accepted, tags=["auth"], responses=UNAUTHORIZED)
-async def change_password(body: ChangePasswordBody, principal: Principal = Depends(current_user),
+async def change_password(body: ChangePasswordBody, principal: Principal = Depends(session_user),
                           accounts: AccountsService = Depends(get_accounts)) -> Accepted:
     try:
         await accounts.change_password(principal, body.current_password, body.new_password)
@@ -273,3 +292,37 @@ async def change_password(body: ChangePasswordBody, principal: Principal = Depen
 @router.get("/api/v1/auth/me", response_model=Me, tags=["auth"], responses=UNAUTHORIZED)
 async def me(principal: Principal = Depends(current_user)) -> Me:
     return me_json(principal.user)
+
+
+class NewApiKey(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(min_length=1, max_length=64, pattern=r"^[^\x00]*$")
+    scopes: list[Scope] = Field(min_length=1, max_length=3)
+
+
+@router.post("/api/v1/account/api-keys", status_code=status.HTTP_201_CREATED, tags=["account"],
+             responses={**UNAUTHORIZED, 409: {"description": "Too many live keys: revoke one first"}})
+async def create_api_key(body: NewApiKey, principal: Principal = Depends(session_user),
+                         accounts: AccountsService = Depends(get_accounts)) -> dict[str, Any]:
+    """A new personal API key; `key` is in this answer only (it is stored hashed)."""
+    try:
+        row, key = await accounts.api_keys.create(principal.user.id, body.name, body.scopes)
+    except TooManyKeys as exc:
+        raise HTTPException(status.HTTP_409_CONFLICT, detail=str(exc)) from None
+    return {**key_json(row), "key": key}
+
+
+@router.get("/api/v1/account/api-keys", tags=["account"], responses=UNAUTHORIZED)
+async def list_api_keys(principal: Principal = Depends(session_user),
+                        accounts: AccountsService = Depends(get_accounts)) -> list[dict[str, Any]]:
+    return [key_json(r) for r in await accounts.api_keys.live(principal.user.id)]
+
+
+@router.delete("/api/v1/account/api-keys/{key_id}", status_code=status.HTTP_204_NO_CONTENT, tags=["account"],
+               responses={**UNAUTHORIZED, 404: {"description": "You have no such key"}})
+async def revoke_api_key(key_id: str, principal: Principal = Depends(session_user),
+                         accounts: AccountsService = Depends(get_accounts)) -> Response:
+    if not await accounts.api_keys.revoke(principal.user.id, key_id):
+        raise HTTPException(status.HTTP_404_NOT_FOUND, detail=f"no API key {key_id}")
+    return Response(status_code=status.HTTP_204_NO_CONTENT)

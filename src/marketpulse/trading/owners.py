@@ -1,5 +1,6 @@
-"""Who owns a request's rows: the signed-in user when the request carries `Authorization: Bearer <access token>`,
-else the one shared default owner (the platform as it was before accounts; routes still accept anonymous use).
+"""Who owns a request's rows: the signed-in user when the request carries `Authorization: Bearer <access token>`
+(or a personal API key with the right scope), else the one shared default owner (the platform as it was before
+accounts; routes still accept anonymous use).
 
 Views depend on `current_owner` and every query filters by the owner, so a signed-in user sees only their own
 paper account, orders, deployments and backtest jobs, and another user's ids answer 404. A token that is
@@ -19,6 +20,8 @@ async def current_owner(request: Request) -> str:
     scheme, token = get_authorization_scheme_param(request.headers.get("Authorization"))
     if not token or scheme.lower() != "bearer":
         return DEFAULT_OWNER
-    from marketpulse.accounts.views import principal_for_token  # accounts build on trading: import when used
+    from marketpulse.accounts.views import principal_for_token, require_scope  # accounts build on trading
 
-    return (await principal_for_token(request, token)).user.id
+    principal = await principal_for_token(request, token)
+    require_scope(request, principal)  # a personal API key: `read` to look, `trade` to change
+    return principal.user.id
