@@ -97,8 +97,8 @@ class Settings(BaseSettings):
     paper_starting_balance: float = Field(10_000.0, gt=0, description="A new paper account's balance, in USDT")
     paper_plan: str = Field(
         "pro", pattern="^(free|pro|elite|premium|enterprise)$",
-        description="Plan whose limits (from the plan table, GET /api/v1/plans) paper accounts and backtest jobs get "
-        "until routes act for the signed-in user",
+        description="Plan (from the plan table, GET /api/v1/plans) whose limits every paper account gets, and the "
+        "anonymous owner's backtest jobs (a signed-in user's jobs follow their own plan)",
     )
     paper_taker_fee_bps: float = Field(
         4.0, ge=0, description="Paper fee for market and stop fills and limits marketable when placed, basis points"

@@ -66,3 +66,22 @@ async def test_socket_connections_join_their_users_room(client: httpx.AsyncClien
     assert await accounts.owner_of_socket({"token": token}) == user_id
     for auth in (None, {}, {"token": "forged"}, "junk", {"token": 5}):
         assert await accounts.owner_of_socket(auth) == DEFAULT_OWNER
+
+
+async def test_a_signed_in_users_own_plan_sets_their_backtests_per_day(client: httpx.AsyncClient, sink: Sink,
+                                                                       runtime: Runtime) -> None:
+    assert runtime.settings.paper_plan == "pro"  # the anonymous owner's plan: unlimited
+    await signup_verified(client, sink, "free@example.com")  # a new user is on the free plan: 3 a day
+    await runtime.services.accounts.create_user("pro@example.com", "Correct-Horse-9-battery", plan="pro",
+                                                verified=True)
+    free, pro = bearer(await signin(client, "free@example.com")), bearer(await signin(client, "pro@example.com"))
+    cheap = {**ETH_WEEK, "symbol": "NOPEUSDT"}  # fails at once: no candles
+    for _ in range(3):
+        assert (await client.post("/api/v1/backtests", json=cheap, headers=free)).status_code == 202
+        await runtime.services.backtests.wait()  # one at a time: the per-owner queue limit is not the point here
+    refused = await client.post("/api/v1/backtests", json=cheap, headers=free)
+    assert refused.status_code == 429 and refused.json()["detail"]["limit"] == 3
+    for who in (pro, {}):
+        for _ in range(4):
+            assert (await client.post("/api/v1/backtests", json=cheap, headers=who)).status_code == 202
+            await runtime.services.backtests.wait()

@@ -84,11 +84,14 @@ class BacktestJobs:
         self._tasks: set[asyncio.Task[None]] = set()
         self._running_here: set[str] = set()
 
-    async def submit(self, owner_id: str, req: BacktestRequest) -> BacktestJobRow:
+    async def submit(self, owner_id: str, req: BacktestRequest, plan: str | None = None) -> BacktestJobRow:
+        """Queue a job for `owner_id`, whose plan (default: PULSE_PAPER_PLAN, for the shared anonymous owner) sets
+        the daily quota."""
         now = self.clock.now_ms()
         async with self.sessions() as s:
             await self._prune_expired(s, now)
-            await self._check_daily_limit(s, owner_id, now)  # the day's quota first: it won't clear by waiting
+            # The day's quota first: it won't clear by waiting.
+            await self._check_daily_limit(s, owner_id, now, plan or self.settings.paper_plan)
             await self._check_queue(s, owner_id, now)
             row = BacktestJobRow(
                 id=str(uuid.uuid4()), owner_id=owner_id, status="queued", progress=0.0, request=req.as_json(),
@@ -180,9 +183,8 @@ class BacktestJobs:
             await s.commit()
         log.info("backtest reports removed to stay within the disk budget", removed=len(removed), budget=budget)
 
-    async def _check_daily_limit(self, s: AsyncSession, owner_id: str, now: int) -> None:
-        # TODO(accounts): the owner's own plan; until accounts exist every owner has the configured plan.
-        limit = plan_named(self.settings.paper_plan).backtests_per_day
+    async def _check_daily_limit(self, s: AsyncSession, owner_id: str, now: int, plan: str) -> None:
+        limit = plan_named(plan).backtests_per_day
         if limit is None:
             return
         day_start = now - now % DAY_MS

@@ -25,7 +25,7 @@ from marketpulse.backtest.schemas import BacktestRequest, FieldError, job_json
 from marketpulse.backtest.service import BacktestJobs, DailyLimitReached, QueueFull
 from marketpulse.marketdata.intervals import Interval
 from marketpulse.strategies import REGISTRY
-from marketpulse.trading.owners import current_owner
+from marketpulse.trading.owners import current_owner, owner_plan
 
 router = APIRouter()
 templates = Jinja2Templates(directory=Path(__file__).parent / "templates")
@@ -41,7 +41,7 @@ def _jobs(request: Request) -> BacktestJobs:
 @router.post("/api/v1/backtests", status_code=status.HTTP_202_ACCEPTED, tags=["backtests"],
              responses=error_responses({429: "The owner's daily backtest limit is reached, or they have "
                                                     "PULSE_BACKTEST_MAX_QUEUED_PER_OWNER jobs unfinished"}))
-async def start_backtest(body: BacktestRequest, owner: str = Depends(current_owner),
+async def start_backtest(body: BacktestRequest, request: Request, owner: str = Depends(current_owner),
                          jobs: BacktestJobs = Depends(_jobs)) -> Any:
     if body.data is not None:
         try:
@@ -51,7 +51,7 @@ async def start_backtest(body: BacktestRequest, owner: str = Depends(current_own
                 [{"loc": ("body", exc.field), "msg": str(exc), "type": "value_error", "input": body.data}]
             ) from None
     try:
-        row = await jobs.submit(owner, body)
+        row = await jobs.submit(owner, body, plan=owner_plan(request))
     except DailyLimitReached as exc:
         detail = {"reason": "daily_backtest_limit", "message": str(exc), "limit": exc.limit}
         raise HTTPException(status.HTTP_429_TOO_MANY_REQUESTS, detail=detail) from None

@@ -24,4 +24,12 @@ async def current_owner(request: Request) -> str:
 
     principal = await principal_for_token(request, token)
     require_scope(request, principal)  # a personal API key: `read` to look, `trade` to change
+    request.state.owner_plan = principal.user.plan
     return principal.user.id
+
+
+def owner_plan(request: Request) -> str | None:
+    """The signed-in owner's plan (after `current_owner` ran for this request); None for the anonymous owner,
+    whose limits come from PULSE_PAPER_PLAN."""
+    plan = getattr(request.state, "owner_plan", None)
+    return plan if isinstance(plan, str) else None
