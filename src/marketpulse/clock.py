@@ -24,11 +24,16 @@ class SystemClock:
 
 
 class FakeClock:
-    """A clock tests drive by hand; `sleep_until` returns once `advance` has passed the deadline."""
+    """A clock tests drive by hand; `sleep_until` returns once `advance` has passed the deadline.
+
+    `parked(n)` waits until n tasks sleep on it for a time still ahead: they have done all that is due by now. Tests
+    advance, then wait on that instead of on a number of event-loop turns (which a slow machine outlasts)."""
 
     def __init__(self, start_ms: int = 0) -> None:
         self._now = start_ms
         self._changed = asyncio.Event()
+        self._deadlines: list[int] = []  # of the tasks in sleep_until now
+        self._parking = asyncio.Event()  # set (and replaced) when one starts or stops sleeping
 
     def now_ms(self) -> int:
         return self._now
@@ -42,8 +47,25 @@ class FakeClock:
         self.set(self._now + ms)
 
     async def sleep_until(self, ms: int) -> None:
-        while self._now < ms:
-            await self._changed.wait()
+        if self._now >= ms:
+            return
+        self._deadlines.append(ms)
+        self._parking_changed()
+        try:
+            while self._now < ms:
+                await self._changed.wait()
+        finally:
+            self._deadlines.remove(ms)
+            self._parking_changed()
+
+    def _parking_changed(self) -> None:
+        self._parking.set()
+        self._parking = asyncio.Event()
+
+    async def parked(self, count: int = 1) -> None:
+        """Return once `count` tasks are asleep on this clock until a time after now."""
+        while sum(deadline > self._now for deadline in self._deadlines) < count:
+            await self._parking.wait()
 
 
 class ScaledClock:

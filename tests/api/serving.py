@@ -47,10 +47,9 @@ async def serving(app: Any) -> AsyncIterator[str]:
     port = free_port()
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on"))
     task = asyncio.create_task(server.serve())
-    while not server.started:
-        if task.done():
-            task.result()  # surface a startup failure
-        await asyncio.sleep(0.01)
+    await eventually(lambda: server.started or task.done(), what="uvicorn to start")
+    if task.done():
+        task.result()  # surface a startup failure
     try:
         yield f"http://127.0.0.1:{port}"
     finally:

@@ -21,9 +21,7 @@ async def test_full_group_drops_oldest_and_never_blocks_the_publisher() -> None:
         seen.append(message)
 
     await bus.subscribe(T("t"), "g", handle)
-    async with asyncio.timeout(5):
-        while len(seen) < 3:  # noqa: ASYNC110 - waiting on the consumer task
-            await asyncio.sleep(0.005)
+    await bus.drained()
     assert [m.data["n"] for m in seen] == [2, 3, 4]
     await bus.close()
 
@@ -43,10 +41,56 @@ async def test_handlers_get_their_own_copy_of_the_payload() -> None:
     await bus.subscribe(T("t"), "b", into("b"))
     payload = {"rows": [1]}
     await bus.publish(T("t"), payload)
-    async with asyncio.timeout(5):
-        while not (got["a"] and got["b"]):  # noqa: ASYNC110 - waiting on the consumer tasks
-            await asyncio.sleep(0.005)
+    await bus.drained()
     assert got["a"][0].data == {"rows": [1, "mutated by a"]}
     assert got["b"][0].data == {"rows": [1, "mutated by b"]}
     assert payload == {"rows": [1]}
     await bus.close()
+
+
+async def test_drained_waits_for_handlers_what_they_publish_and_redeliveries() -> None:
+    bus = MemoryBus(redelivery_delay_s=0.01)
+    release = asyncio.Event()
+    log: list[str] = []
+
+    async def slow(message: Message) -> None:
+        await release.wait()
+        await bus.publish(T("next"), {"from": "slow"})
+        log.append("slow")
+
+    async def flaky(message: Message) -> None:
+        if message.deliveries == 1:
+            raise RuntimeError("once")
+        log.append("flaky, again")
+
+    async def follow(message: Message) -> None:
+        log.append("follow")
+
+    await bus.subscribe(T("t"), "slow", slow)
+    await bus.subscribe(T("t"), "flaky", flaky)
+    await bus.subscribe(T("next"), "follow", follow)
+    await bus.publish(T("t"), {})
+    draining = asyncio.create_task(bus.drained())
+    release.set()  # let go at once: drained must wait for the chain, not return before the handler ran
+    await draining
+    assert sorted(log) == ["flaky, again", "follow", "slow"]
+    await bus.close()
+
+
+async def test_fake_clock_parked_means_the_sleeper_did_what_was_due() -> None:
+    from marketpulse.clock import FakeClock
+
+    clock = FakeClock(0)
+    ticks: list[int] = []
+
+    async def every_second() -> None:
+        while True:
+            await clock.sleep_until((clock.now_ms() // 1000 + 1) * 1000)
+            ticks.append(clock.now_ms())
+
+    task = asyncio.create_task(every_second())
+    await clock.parked()
+    clock.advance(1000)
+    await clock.parked()  # not the stale sleep (deadline 1000 is due): the next one, after the tick
+    assert ticks == [1000]
+    task.cancel()

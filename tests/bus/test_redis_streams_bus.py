@@ -13,6 +13,7 @@ import redis.asyncio as redis
 from marketpulse.bus import Message
 from marketpulse.bus.redis_streams import RedisStreamsBus
 from support.topics import T
+from support.waiting import eventually
 
 pytestmark = pytest.mark.redis
 # redis-py declares replies as a union of every protocol's shapes; this client speaks RESP2 and returns bytes.
@@ -34,10 +35,8 @@ async def bus(redis_url: str, redis_prefix: str) -> AsyncIterator[RedisStreamsBu
 
 
 async def until(condition: Callable[[], Awaitable[object]]) -> None:
-    """Poll Redis until `condition` holds; the limit only turns a hang into a failure (no timing is asserted)."""
-    async with asyncio.timeout(5):
-        while not await condition():  # noqa: ASYNC110 - the state lives in Redis; there is no event to wait on
-            await asyncio.sleep(0.005)
+    """Poll Redis until `condition` holds (the state lives in Redis: there is no event to wait on)."""
+    await eventually(condition, what="the Redis state", every_s=0.005)
 
 
 async def wait_for(messages: list[Message], count: int) -> None:

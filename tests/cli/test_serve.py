@@ -3,7 +3,6 @@ given wins, the demo runs as PULSE_ENV=dev, and the source chosen is the exchang
 
 from __future__ import annotations
 
-import asyncio
 import os
 from collections.abc import Iterator
 from pathlib import Path
@@ -19,6 +18,7 @@ from marketpulse.cli.main import app
 from marketpulse.marketdata.store import MarketRecorder, load_candles
 from marketpulse.runtime import Runtime
 from marketpulse.settings import Settings, get_settings
+from support.waiting import drained
 
 T0 = 1_760_126_400_000
 
@@ -105,10 +105,7 @@ async def test_demo_with_binance_stores_candles_labelled_binance(settings: Setti
         candle = {"symbol": "BTCUSDT", "interval": "1m", "open_time": T0, "open": 1.0, "high": 2.0, "low": 0.5,
                   "close": 1.5, "volume": 10.0, "quote_volume": 15.0, "closed": True}
         await runtime.bus.publish(topics.MARKET_CANDLES, {"interval": "1m", "candles": [candle]})
-        for _ in range(500):  # bounded wait for the consumer (no timing assertion)
-            if await load_candles(runtime.sessions, "BTCUSDT", "1m", exchange="binance"):
-                break
-            await asyncio.sleep(0.01)
+        await drained(runtime.bus)
         assert len(await load_candles(runtime.sessions, "BTCUSDT", "1m", exchange="binance")) == 1
         assert await load_candles(runtime.sessions, "BTCUSDT", "1m", exchange="replay") == []
     finally:

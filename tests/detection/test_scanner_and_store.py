@@ -16,6 +16,7 @@ from marketpulse.detection.scanner import DEFAULT_GRACE_MS, LATE_CANDLE_LIMIT_MS
 from marketpulse.detection.service import VolumeAlertStore
 from marketpulse.marketdata.models import Candle, MarketRow
 from marketpulse.runtime import Runtime
+from support.waiting import drained
 
 MIN = 60_000
 HOUR = 3_600_000
@@ -34,10 +35,9 @@ def minute(m: int, qv: float, symbol: str = "BTCUSDT", close: float = 101.0) -> 
 BASELINE = candles_payload(*(minute(m - 60, 20_000.0) for m in range(60)))
 
 
-async def settle() -> None:
-    """Let the bus consumers run (MemoryBus delivers on other tasks); no wall-clock waiting."""
-    for _ in range(50):
-        await asyncio.sleep(0)
+async def settle(runtime: Runtime) -> None:
+    """Wait until the bus consumers (MemoryBus delivers on other tasks) have handled everything published."""
+    await drained(runtime.bus)
 
 
 async def test_scanner_scans_on_the_clock_stores_and_publishes(runtime: Runtime, clock: FakeClock) -> None:
@@ -53,21 +53,22 @@ async def test_scanner_scans_on_the_clock_stores_and_publishes(runtime: Runtime,
         await runtime.bus.publish(topics.MARKET_CANDLES, BASELINE)
         await runtime.bus.publish(topics.MARKET_TICKERS, {"time": H, "rows": [
             msgspec.to_builtins(MarketRow("BTCUSDT", H - MIN, 100.0, 1.0, 1e9, funding_rate=0.0003))]})
-        await settle()
+        await settle(runtime)
         clock.set(H + DEFAULT_GRACE_MS)
         await scanner.wait_for_scan(H)
         assert published == []  # H:00 sees nothing of hour H
 
         clock.set(H + 5 * MIN)  # minutes 0–3 arrived on time; minute 4 (closing at H:05) is still on its way
         await runtime.bus.publish(topics.MARKET_CANDLES, candles_payload(*(minute(m, 500_000.0) for m in range(4))))
-        await settle()
+        await settle(runtime)
         clock.set(H + 5 * MIN + DEFAULT_GRACE_MS // 2)
         await runtime.bus.publish(topics.MARKET_CANDLES, candles_payload(minute(4, 2_000_000.0)))  # late, in grace
-        await settle()
+        await settle(runtime)
+        await asyncio.wait_for(clock.parked(), 30)  # the scanner sleeps until the grace is over, not scanning
         assert scanner.last_scan_ms == H  # still waiting for the grace to pass
         clock.set(H + 5 * MIN + DEFAULT_GRACE_MS)
         await scanner.wait_for_scan(H + 5 * MIN)
-        await settle()
+        await settle(runtime)
     finally:
         await scanner.stop()
 
@@ -91,7 +92,7 @@ async def test_scanner_emits_half_and_full_updates_across_skipped_boundaries(
     try:
         await runtime.bus.publish(topics.MARKET_CANDLES, BASELINE)
         await runtime.bus.publish(topics.MARKET_CANDLES, candles_payload(*(minute(m, 100_000.0) for m in range(60))))
-        await settle()
+        await settle(runtime)
         clock.set(H + HOUR)  # the loop catches up 13 boundaries, H:00 … H+1:00, in order
         await scanner.wait_for_scan(H + HOUR)
     finally:
@@ -147,7 +148,7 @@ async def test_malformed_bus_messages_are_dropped_and_the_scanner_goes_on(runtim
         await runtime.bus.publish(topics.MARKET_CANDLES, {"interval": "1m", "candles": [{"symbol": "BTCUSDT"}]})
         await runtime.bus.publish(topics.MARKET_TICKERS, {"time": H, "rows": [{"price": "not a number"}]})
         await runtime.bus.publish(topics.MARKET_CANDLES, candles_payload(minute(0, 5e6)))
-        await settle()
+        await settle(runtime)
         clock.set(H + 5 * MIN)
         await scanner.wait_for_scan(H + 5 * MIN)
     finally:
@@ -165,9 +166,9 @@ async def test_scanner_that_awaits_candles_holds_a_scan_until_its_own_candles_re
     try:
         await runtime.bus.publish(topics.MARKET_CANDLES, BASELINE)
         await runtime.bus.publish(topics.MARKET_CANDLES, candles_payload(*(minute(i, 1e6) for i in range(4))))
-        await settle()
+        await settle(runtime)
         clock.set(H + 5 * MIN)
-        await settle()
+        await settle(runtime)
         assert scanner.last_scan_ms is None or scanner.last_scan_ms < H + 5 * MIN  # held: watermark is H:04
         await runtime.bus.publish(topics.MARKET_CANDLES, candles_payload(minute(4, 1e6)))
         await scanner.wait_for_scan(H + 5 * MIN)
@@ -184,7 +185,7 @@ async def test_scanner_that_awaits_candles_still_scans_when_candles_stop(runtime
     try:
         await runtime.bus.publish(topics.MARKET_CANDLES, BASELINE)
         await runtime.bus.publish(topics.MARKET_CANDLES, candles_payload(minute(0, 5e6)))
-        await settle()
+        await settle(runtime)
         clock.set(H + 5 * MIN + LATE_CANDLE_LIMIT_MS)  # an outage: no candle closes at H:05, the limit passes
         await scanner.wait_for_scan(H + 5 * MIN)
     finally:

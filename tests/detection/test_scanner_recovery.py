@@ -24,6 +24,7 @@ from marketpulse.detection.service import VolumeAlertStore
 from marketpulse.marketdata.models import Candle
 from marketpulse.marketdata.store import MarketRecorder
 from marketpulse.runtime import Runtime
+from support.waiting import drained
 
 MIN = 60_000
 HOUR = 3_600_000
@@ -47,10 +48,9 @@ def payload(candles: Sequence[Candle]) -> dict[str, Any]:
     return {"interval": "1m", "candles": [msgspec.to_builtins(c) for c in candles]}
 
 
-async def settle() -> None:
-    """Let the bus consumers run (MemoryBus delivers on other tasks); no wall-clock waiting."""
-    for _ in range(50):
-        await asyncio.sleep(0)
+async def settle(runtime: Runtime) -> None:
+    """Wait until the bus consumers (MemoryBus delivers on other tasks) have handled everything published."""
+    await drained(runtime.bus)
 
 
 def summary(alerts: Sequence[VolumeAlert]) -> list[tuple[Any, ...]]:
@@ -90,7 +90,7 @@ async def run_market(runtime: Runtime, clock: FakeClock, downtimes: Sequence[tup
     worker = Worker(runtime)
     await worker.start()
     await runtime.bus.publish(topics.MARKET_CANDLES, payload([c for m in range(-60, 0) for c in minute_candles(m)]))
-    await settle()
+    await settle(runtime)
     await worker.scanner.wait_for_scan(H)
     down = {m: up for m, up in downtimes}
     m = 0
@@ -106,7 +106,7 @@ async def run_market(runtime: Runtime, clock: FakeClock, downtimes: Sequence[tup
                 await worker.start()
                 continue
             await runtime.bus.publish(topics.MARKET_CANDLES, payload(minute_candles(m)))
-            await settle()
+            await settle(runtime)
             m += 1
             clock.set(H + m * MIN)
             if m % 5 == 0:
@@ -178,10 +178,10 @@ async def scan_an_hour(runtime: Runtime, clock: FakeClock, store: VolumeAlertSto
     try:
         await runtime.bus.publish(topics.MARKET_CANDLES, payload([c for m in range(-60, 60)
                                                                   for c in minute_candles(m) if c.symbol == "BTCUSDT"]))
-        await settle()
+        await settle(runtime)
         clock.set(H + HOUR)  # the loop scans the 13 boundaries H:00 … H+1:00 in order
         await asyncio.wait_for(scanner.wait_for_scan(H + HOUR), 30)
-        await settle()
+        await settle(runtime)
     finally:
         await scanner.stop()
         await subscription.close()
@@ -218,7 +218,7 @@ async def test_scanner_waits_for_a_history_burst_its_consumer_is_still_working_t
     scanner = SpikeScanner(runtime, grace_ms=0, await_candles=True, candle_quiet_s=30)
     await scanner.start()
     try:
-        await settle()  # the loop owes H:00 first
+        await settle(runtime)  # the loop owes H:00 first
         clock.set(H + 5 * MIN + LATE_CANDLE_LIMIT_MS + MIN)  # the clock is past H:05's limit before any candle
         for m in range(-60, 5):  # one message per minute, as the replay publishes its history
             await runtime.bus.publish(topics.MARKET_CANDLES, payload(minute_candles(m)))
@@ -247,11 +247,11 @@ async def test_two_scanners_scan_redundantly_and_each_alert_is_published_once_by
     try:
         history = [c for m in range(-60, 61) for c in minute_candles(m)]
         await runtime.bus.publish(topics.MARKET_CANDLES, payload(history))
-        await settle()
+        await settle(runtime)
         clock.set(H + HOUR)
         for worker in workers:
             await asyncio.wait_for(worker.scanner.wait_for_scan(H + HOUR), 30)
-        await settle()
+        await settle(runtime)
     finally:
         for worker in workers:
             await worker.stop()

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -16,6 +15,7 @@ from marketpulse.clock import FakeClock
 from marketpulse.detection.service import VolumeAlertStore
 from marketpulse.detection.views import router
 from marketpulse.runtime import Runtime
+from support.waiting import drained
 
 H = 1_760_126_400_000  # 2025-10-10 20:00 UTC, the `clock` fixture's start
 MIN = 60_000
@@ -66,10 +66,7 @@ async def test_ingest_stores_publishes_and_accepts_iso_or_ms(client: httpx.Async
     assert eth["symbol"] == "ETHUSDT" and eth["asset"] == "ETH"
     assert eth["timestamp"] == H + 10 * MIN and eth["hourTimestamp"] == H and eth["isUpdate"] is True
     assert "ETHUSDT" in eth["message"]
-    for _ in range(20):
-        if len(published) == 2:
-            break
-        await asyncio.sleep(0)
+    await drained(runtime.bus)
     assert sorted(m.data.symbol for m in published) == ["BTCUSDT", "ETHUSDT"]
     assert len(await stored(runtime)) == 2
 

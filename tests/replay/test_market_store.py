@@ -21,6 +21,7 @@ from marketpulse.marketdata.synthetic import synthesize_minutes
 from marketpulse.marketdata.tables import CandleRow, MarketSnapshotRow
 from marketpulse.runtime import Runtime
 from support.topics import message
+from support.waiting import drained, parked
 
 MINUTE = 60_000
 HOUR = 3_600_000
@@ -158,10 +159,7 @@ async def test_recorder_persists_from_the_bus(runtime: Runtime) -> None:
         await runtime.bus.publish(topics.MARKET_CANDLES, candles_message(T0, symbols).data)
         await runtime.bus.publish(topics.MARKET_TICKERS, tickers_message(T0, {"BTCUSDT": 1.0}).data)
         await runtime.bus.publish(topics.MARKET_TICKERS, tickers_message(T0 + MINUTE, {"BTCUSDT": 2.0}).data)
-        for _ in range(500):  # wait for the consumers, bounded (no timing assertion)
-            if await count(runtime, CandleRow) == 300 and await count(runtime, MarketSnapshotRow) == 1:
-                break
-            await asyncio.sleep(0.01)
+        await drained(runtime.bus)
     finally:
         await recorder.stop()
     assert await count(runtime, CandleRow) == 300
@@ -182,14 +180,11 @@ async def test_replayed_minutes_are_stored_and_served_as_the_real_hour(runtime: 
     await recorder.start()
     task = asyncio.create_task(ReplaySource(runtime.settings, clock=clock, tape=tape).run(runtime.bus))
     try:
+        await parked(clock, task)
         while clock.now_ms() < T0 + HOUR + MINUTE:
             clock.advance(15_000)
-            for _ in range(5):
-                await asyncio.sleep(0)
-        for _ in range(500):  # bounded wait for the recorder to catch up (no timing assertion)
-            if await load_candles(runtime.sessions, "BTCUSDT", "1m", T0 + HOUR, T0 + HOUR + MINUTE):
-                break
-            await asyncio.sleep(0.01)
+            await parked(clock, task)  # the source published what is due by now
+        await drained(runtime.bus)  # and the recorder stored it
     finally:
         task.cancel()
         await asyncio.gather(task, return_exceptions=True)

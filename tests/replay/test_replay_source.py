@@ -20,6 +20,7 @@ from marketpulse.marketdata.replay import ReplayPlayer, ReplaySource, ReplayTape
 from marketpulse.marketdata.sample import CASCADE_HOUR_MS, btcusdt_spot_1m_path, usdm_perp_1h_path
 from marketpulse.settings import Settings
 from support.topics import plain
+from support.waiting import parked
 
 MINUTE = 60_000
 HOUR = 3_600_000
@@ -100,15 +101,14 @@ def test_start_publishes_the_previous_hour_and_this_hour_so_far(tape: ReplayTape
 
 async def run_replay(source: ReplaySource, clock: FakeClock, bus: RecordingBus, until_ms: int,
                      step_ms: int = 5_000) -> None:
-    """Drive the source with a FakeClock: advance, then let the source publish what is due (no sleeping)."""
+    """Drive the source with a FakeClock: advance, then wait until the source sleeps on the clock again, i.e. has
+    published everything due by then (no sleeping, no counting event-loop turns)."""
     task = asyncio.create_task(source.run(bus))
     try:
-        for _ in range(50):
-            await asyncio.sleep(0)
+        await parked(clock, task)
         while clock.now_ms() < until_ms:
             clock.advance(step_ms)
-            for _ in range(10):
-                await asyncio.sleep(0)
+            await parked(clock, task)
     finally:
         task.cancel()
         with pytest.raises(asyncio.CancelledError):

@@ -5,7 +5,11 @@ from __future__ import annotations
 import asyncio
 import inspect
 from collections.abc import Awaitable, Callable
-from typing import TypeVar
+from typing import Any, TypeVar
+
+from marketpulse.bus import EventBus
+from marketpulse.bus.memory import MemoryBus
+from marketpulse.clock import FakeClock
 
 T = TypeVar("T")
 
@@ -40,3 +44,25 @@ async def eventually(
         if loop.time() > end:
             raise AssertionError(f"timed out after {deadline_s:g} s waiting for {what} (last: {last!r})")
         await asyncio.sleep(every_s)
+
+
+async def drained(bus: EventBus, *, deadline_s: float = 30.0) -> None:
+    """Wait until the in-process bus's consumers have handled everything published so far (and what they published
+    in turn): the explicit "nothing more is coming" that a few event-loop turns or a short sleep only guess at."""
+    assert isinstance(bus, MemoryBus), f"drained() needs the in-process bus, not {type(bus).__name__}"
+    try:
+        await asyncio.wait_for(bus.drained(), deadline_s)
+    except TimeoutError:
+        raise AssertionError(f"the bus's consumers were still busy after {deadline_s:g} s") from None
+
+
+async def parked(clock: FakeClock, task: asyncio.Task[Any], *, count: int = 1, deadline_s: float = 30.0) -> None:
+    """Wait until tasks sleep on `clock` for a time ahead (`count` of them), i.e. have done all that is due by now;
+    if `task` (the one driven) ends instead, fail with its error."""
+    sleeping = asyncio.ensure_future(clock.parked(count))
+    done, _ = await asyncio.wait({sleeping, task}, timeout=deadline_s, return_when=asyncio.FIRST_COMPLETED)
+    sleeping.cancel()
+    if task in done:
+        task.result()
+        raise AssertionError(f"{task.get_name()} ended instead of sleeping on the clock")
+    assert sleeping in done, f"{task.get_name()} did not sleep on the clock within {deadline_s:g} s"

@@ -53,10 +53,25 @@ class _Group:
         self.topic, self.name = topic, name
         self.queue: asyncio.Queue[_Envelope] = asyncio.Queue(maxsize)
         self.dropped = 0
+        # Messages queued, being handled or waiting for their redelivery; `idle` is set while there are none.
+        self.in_flight = 0
+        self.idle = asyncio.Event()
+        self.idle.set()
 
-    def put(self, envelope: _Envelope) -> None:
+    def hold(self, delta: int) -> None:
+        self.in_flight += delta
+        if self.in_flight:
+            self.idle.clear()
+        else:
+            self.idle.set()
+
+    def put(self, envelope: _Envelope, *, held: bool = False) -> None:
+        """Queue `envelope`; `held`: it was counted in flight already (a redelivery scheduled earlier)."""
+        if not held:
+            self.hold(1)
         if self.queue.full():
             self.queue.get_nowait()
+            self.hold(-1)
             self.dropped += 1
             if self.dropped == 1 or self.dropped % 10_000 == 0:
                 log.warning("bus group full, dropping oldest", topic=self.topic.name, group=self.name,
@@ -82,6 +97,7 @@ class _MemoryConsumer(Subscription):
                 raise
             finally:
                 self._busy = False
+                self._group.hold(-1)
 
     async def _deliver(self, envelope: _Envelope) -> None:
         topic, group = self._group.topic, self._group.name
@@ -106,7 +122,9 @@ class _MemoryConsumer(Subscription):
                 deliveries=envelope.deliveries,
             )
             # Later, not now: the consumer goes on with other messages instead of spinning on a failing one.
-            asyncio.get_running_loop().call_later(self._bus.redelivery_delay_s, self._group.put, envelope.redelivery())
+            self._group.hold(1)
+            asyncio.get_running_loop().call_later(self._bus.redelivery_delay_s,
+                                                  lambda: self._group.put(envelope.redelivery(), held=True))
 
     async def close(self) -> None:
         """Stop: a handler that is running finishes; a consumer waiting for a message stops at once."""
@@ -207,6 +225,13 @@ class MemoryBus(EventBus):
 
     async def ping(self) -> bool:
         return True
+
+    async def drained(self) -> None:
+        """Return once every group with a consumer has handled everything published to it so far, including what
+        those handlers published in turn and redeliveries still waiting their delay. Tests wait on this rather than
+        on a number of event-loop turns or a short sleep, which a slow machine (or a database thread) outlasts."""
+        while busy := [s.group for s in self._subscriptions if not s.group.idle.is_set()]:
+            await busy[0].idle.wait()
 
     async def close(self) -> None:
         for sub in list(self._subscriptions):
