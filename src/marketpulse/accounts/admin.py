@@ -1,5 +1,6 @@
 """What administrators do to users: find them, look one up, change plan/status/role, end their sessions, force a
-password reset, delete them. Every change is written to the audit log in the same transaction as the change.
+password reset, delete them with everything they own. Every change is written to the audit log in the same
+transaction as the change.
 
 An administrator can't change their own role or status or delete themselves: the last admin can't lock everyone
 out by accident, and a stolen admin session can't quietly cover its tracks by demoting its owner.
@@ -10,10 +11,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import delete, func, select
+from sqlalchemy import func, select
 
 from marketpulse.accounts.core import Status, TokenPurpose
 from marketpulse.accounts.plans import plan_named
+from marketpulse.accounts.privacy import erase_user
 from marketpulse.accounts.tables import AuthSessionRow, UserRow
 
 if TYPE_CHECKING:
@@ -123,7 +125,7 @@ class Admin:
             if user is None:
                 raise UserNotFound(user_id)
             kept: dict[str, Any] = {"plan": user.plan, "role": user.role, "status": user.status}  # no address
-            await s.execute(delete(UserRow).where(UserRow.id == user_id))  # sessions and tokens cascade
+            erased = await erase_user(s, user_id)  # what they own; sessions, tokens and keys cascade
             s.add(self.audit.entry("admin.user_deleted", actor_id=actor.user.id, target_type="user",
-                                   target_id=user_id, old=kept, client=client))
+                                   target_id=user_id, old=kept, new={"rows_erased": erased}, client=client))
             await s.commit()

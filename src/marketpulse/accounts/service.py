@@ -46,6 +46,7 @@ from marketpulse.accounts.core import (
 )
 from marketpulse.accounts.mail import Mailer
 from marketpulse.accounts.plans import DEFAULT_PLAN, plan_named
+from marketpulse.accounts.privacy import erase_user, export_user
 from marketpulse.accounts.tables import AuthSessionRow, EmailTokenRow, RefreshTokenRow, UserRow
 from marketpulse.clock import Clock
 from marketpulse.settings import Settings
@@ -276,6 +277,26 @@ class AccountsService:
         if user.status != Status.ACTIVE:
             raise AccountNotActive(user.status)
         return Principal(user, None, scopes_of(row), row.id)
+
+    async def export(self, user_id: str) -> dict[str, Any]:
+        """Everything the user owns, as one JSON-ready document (no password hash, no token or key hashes)."""
+        async with self.sessions() as s:
+            user = await s.get(UserRow, user_id)
+            if user is None:
+                raise InvalidToken("the account no longer exists")
+            return await export_user(s, user)
+
+    async def erase(self, principal: Principal, password: str) -> None:
+        """Delete the account and everything it owns, after the password proves it is the user asking."""
+        user = principal.user
+        if not user.password_hash or not await asyncio.to_thread(self.hasher.verify, password, user.password_hash):
+            raise BadCredentials("the password is wrong")
+        async with self.sessions() as s:
+            erased = await erase_user(s, user.id)
+            s.add(self.audit.entry("account.erased", actor_id=user.id, target_type="user", target_id=user.id,
+                                   new={"rows_erased": erased}))
+            await s.commit()
+        log.info("security: account erased", user=user.id)
 
     async def owner_of_socket(self, auth: Any) -> str:
         """The owner a Socket.IO connection acts for: the user its `{"token": …}` signs in as, else the shared

@@ -326,3 +326,29 @@ async def revoke_api_key(key_id: str, principal: Principal = Depends(session_use
     if not await accounts.api_keys.revoke(principal.user.id, key_id):
         raise HTTPException(status.HTTP_404_NOT_FOUND, detail=f"no API key {key_id}")
     return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+class EraseBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    password: str = Field(min_length=1, max_length=256)
+
+
+@router.get("/api/v1/account/export", tags=["account"], responses=UNAUTHORIZED)
+async def export_account(principal: Principal = Depends(session_user),
+                         accounts: AccountsService = Depends(get_accounts)) -> dict[str, Any]:
+    """Everything you own (account, sessions, API keys, paper trading, backtest jobs) as one JSON document."""
+    return await accounts.export(principal.user.id)
+
+
+@router.delete("/api/v1/account", status_code=status.HTTP_204_NO_CONTENT, tags=["account"], responses=UNAUTHORIZED)
+async def erase_account(body: EraseBody, principal: Principal = Depends(session_user),
+                        accounts: AccountsService = Depends(get_accounts)) -> Response:
+    """Delete your account and everything it owns, for good ({password} confirms it is you)."""
+    try:
+        await accounts.erase(principal, body.password)
+    except BadCredentials as exc:
+        raise _field_error("password", str(exc)) from None
+    response = Response(status_code=status.HTTP_204_NO_CONTENT)
+    _clear_session_cookies(response)
+    return response
