@@ -129,6 +129,8 @@ async def test_redis_bus_lag_from_xinfo_groups(redis_url: str, redis_prefix: str
             await bus.publish(Topic("t", dict), {"i": i})
         await bus.client.xreadgroup("readers", "c1", {bus.stream_key("t"): ">"}, count=1)  # taken, not acked
         await bus.client.xadd(bus.stream_key("dead-letter:t"), {"d": b"{}"})  # dead letters aren't a topic
+        # Nor is a named deployment's stream, which sits under the unnamed one's prefix (`pulse:eu-prod:t`).
+        await bus.ensure_group(bus.stream_key("eu-prod:t"), "theirs")
         lags = await bus.group_lags()
         assert [(g.topic, g.group, g.lag, g.pending) for g in lags] == [("t", "readers", 3, 1)]
     finally:
