@@ -83,6 +83,7 @@ PROOF: dict[str, str] = {
     "jwt_secret_key": f"{ACCOUNT_SETTINGS}::test_the_jwt_secret_key_signs_and_checks_access_tokens",
     "access_token_ttl_s": f"{ACCOUNTS}::test_token_lifetimes_follow_the_settings",
     "refresh_token_ttl_s": f"{ACCOUNTS}::test_token_lifetimes_follow_the_settings",
+    "admin_refresh_token_ttl_s": "tests/accounts/test_admin_api.py::test_administrators_sessions_end_sooner",
     "verify_email_ttl_s": f"{ACCOUNT_SETTINGS}::test_mailed_links_live_as_long_as_their_settings_say",
     "password_reset_ttl_s": f"{ACCOUNT_SETTINGS}::test_mailed_links_live_as_long_as_their_settings_say",
     "auth_email_rate_limit": f"{ACCOUNTS}::test_mail_requests_are_rate_limited_per_address_known_or_not",

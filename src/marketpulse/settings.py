@@ -164,6 +164,10 @@ class Settings(BaseSettings):
     refresh_token_ttl_s: int = Field(
         30 * 86_400, ge=300, description="A sign-in session ends this long after its last refresh"
     )
+    admin_refresh_token_ttl_s: int = Field(
+        8 * 3_600, ge=300, description="An administrator's session ends this long after its last refresh (shorter "
+        "than a user's)"
+    )
     verify_email_ttl_s: int = Field(86_400, ge=60, description="How long an email-verification link works")
     password_reset_ttl_s: int = Field(3_600, ge=60, description="How long a password-reset link works")
     auth_email_rate_limit: str = Field(

@@ -199,3 +199,33 @@ async def test_the_database_refuses_to_rewrite_the_audit_log(runtime: Runtime, s
     assert total == 1 and rows[0].action == "admin.user_updated"
     assert not hasattr(audit, "update") and not hasattr(audit, "delete")
 
+
+
+async def test_metrics_count_users_sign_ups_per_day_and_live_sessions(client: httpx.AsyncClient, runtime: Runtime,
+                                                                       clock: FakeClock) -> None:
+    accounts = runtime.services.accounts
+    await accounts.create_user("a@example.com", STRONG, plan="pro")
+    clock.advance(DAY)
+    await accounts.create_user("b@example.com", STRONG)
+    await accounts.create_user("c@example.com", STRONG, plan="premium")
+    admin = await signed_in_admin(client, runtime)
+    m = (await client.get("/api/v1/admin/metrics", headers={"Authorization": admin})).json()
+    assert m["users_by_plan"] == {"free": 2, "pro": 1, "elite": 1}
+    assert m["users_by_status"] == {"active": 4} and m["users_by_role"] == {"user": 3, "admin": 1}
+    assert m["active_sessions"] == 1
+    assert len(m["signups_per_day"]) == 30 and m["signups_per_day"][-2:] == [
+        {"day": "2025-10-10", "count": 1}, {"day": "2025-10-11", "count": 3}]
+
+
+async def test_administrators_sessions_end_sooner(client: httpx.AsyncClient, sink: Sink, runtime: Runtime,
+                                                  clock: FakeClock) -> None:
+    runtime.settings.admin_refresh_token_ttl_s = 3_600
+    await signed_in_admin(client, runtime)
+    await signup_verified(client, sink, "worker@example.com")
+    admin = await signin(client, "root@example.com")
+    user = await signin(client, "worker@example.com")
+    clock.advance(3_600_000)
+    late = await client.post("/api/v1/auth/refresh", json={"refresh_token": admin["refresh_token"]})
+    assert late.status_code == 401
+    assert (await client.post("/api/v1/auth/refresh", json={"refresh_token": user["refresh_token"]})
+            ).status_code == 200

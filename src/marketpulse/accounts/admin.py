@@ -17,9 +17,13 @@ from marketpulse.accounts.core import Status, TokenPurpose
 from marketpulse.accounts.plans import plan_named
 from marketpulse.accounts.privacy import erase_user
 from marketpulse.accounts.tables import AuthSessionRow, UserRow
+from marketpulse.times import ms_datetime
 
 if TYPE_CHECKING:
     from marketpulse.accounts.service import AccountsService, Principal
+
+
+DAY_MS = 86_400_000
 
 
 class UserNotFound(Exception):
@@ -67,6 +71,27 @@ class Admin:
             rows = await s.execute(select(UserRow).where(*where).order_by(UserRow.created_at_ms.desc(), UserRow.id)
                                    .limit(q.limit).offset(q.offset))
             return list(rows.scalars()), int(total)
+
+    async def metrics(self, days: int = 30) -> dict[str, Any]:
+        """Users by plan, status and role, sign-ups per UTC day over the last `days`, live sessions."""
+        now = self.accounts.clock.now_ms()
+        since = now - now % DAY_MS - (days - 1) * DAY_MS
+        async with self.sessions() as s:
+            counts: dict[str, dict[str, int]] = {}
+            for name in ("plan", "status", "role"):
+                col = getattr(UserRow, name)
+                counts[name] = {k: int(n) for k, n in (await s.execute(select(col, func.count()).group_by(col)))}
+            stmt = select(UserRow.created_at_ms).where(UserRow.created_at_ms >= since)
+            created = list((await s.execute(stmt)).scalars())
+            live = (await s.execute(select(func.count()).select_from(AuthSessionRow).where(
+                AuthSessionRow.revoked_at_ms.is_(None), AuthSessionRow.expires_at_ms > now))).scalar_one()
+        per_day = dict.fromkeys(range(since, now + 1, DAY_MS), 0)
+        for t in created:
+            per_day[t - t % DAY_MS] += 1
+        return {"users_by_plan": counts["plan"], "users_by_status": counts["status"],
+                "users_by_role": counts["role"], "active_sessions": int(live),
+                "signups_per_day": [{"day": ms_datetime(d).date().isoformat(), "count": n}
+                                    for d, n in per_day.items()]}
 
     async def user(self, user_id: str) -> tuple[UserRow, list[AuthSessionRow]]:
         user = await self.accounts.get_user(user_id)

@@ -7,6 +7,7 @@ the audit log.
     DELETE /api/v1/admin/users/{id}           the user and what hangs off the account
     POST   /api/v1/admin/users/{id}/signout   ends every session of the user
     POST   /api/v1/admin/users/{id}/password-reset   the password stops working; a reset link is mailed
+    GET    /api/v1/admin/metrics              users by plan/status/role, sign-ups per day, live sessions
     GET    /api/v1/admin/audit-log            ?action=&actor_id=&target_id=&since=&until=&limit=&offset=
 """
 
@@ -156,6 +157,13 @@ async def force_password_reset(user_id: str, request: Request, admin: Principal 
     except UserNotFound:
         raise _not_found(user_id) from None
     return {"detail": "the password no longer works; a reset link was mailed to the user"}
+
+
+@router.get("/metrics")
+async def metrics(_: Principal = Depends(require_admin),
+                  accounts: AccountsService = Depends(get_accounts)) -> dict[str, Any]:
+    """Users by plan, status and role; sign-ups per UTC day (last 30 days); live sessions."""
+    return await accounts.admin.metrics()
 
 
 @router.get("/audit-log")

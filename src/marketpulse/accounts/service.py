@@ -209,12 +209,12 @@ class AccountsService:
     async def start_session(self, user: UserRow, client: str | None = None) -> Tokens:
         now = self.clock.now_ms()
         session = AuthSessionRow(id=str(uuid.uuid4()), user_id=user.id, created_at_ms=now, last_used_at_ms=now,
-                                 expires_at_ms=now + self.settings.refresh_token_ttl_s * 1000,
+                                 expires_at_ms=now + self._session_ttl_s(user) * 1000,
                                  client=(client or "")[:64] or None)
         async with self.sessions() as s:
             s.add(session)
             await s.flush()
-            refresh = self._new_refresh(s, session.id, now)
+            refresh = self._new_refresh(s, session.id, now, self._session_ttl_s(user))
             await s.commit()
         log.info("security: signed in", user=user.id, session=session.id)
         return self._tokens(user.id, session.id, refresh, now)
@@ -246,8 +246,8 @@ class AccountsService:
             if user.status != Status.ACTIVE:
                 raise AccountNotActive(user.status)
             session.last_used_at_ms = now
-            session.expires_at_ms = now + self.settings.refresh_token_ttl_s * 1000
-            refresh = self._new_refresh(s, session.id, now)
+            session.expires_at_ms = now + self._session_ttl_s(user) * 1000
+            refresh = self._new_refresh(s, session.id, now, self._session_ttl_s(user))
             await s.commit()
         return self._tokens(user.id, session.id, refresh, now)
 
@@ -395,11 +395,17 @@ class AccountsService:
                                      self.settings.jwt_secret_key.get_secret_value())
         return Tokens(access, refresh, ttl, session_id)
 
-    def _new_refresh(self, s: AsyncSession, session_id: str, now: int) -> str:
+    def _new_refresh(self, s: AsyncSession, session_id: str, now: int, ttl_s: int) -> str:
         token = new_secret_token()
         s.add(RefreshTokenRow(token_hash=hash_token(token), session_id=session_id, issued_at_ms=now,
-                              expires_at_ms=now + self.settings.refresh_token_ttl_s * 1000))
+                              expires_at_ms=now + ttl_s * 1000))
         return token
+
+    def _session_ttl_s(self, user: UserRow) -> int:
+        """Administrators' sessions are shorter: a stolen admin session is worth more."""
+        s = self.settings
+        return min(s.admin_refresh_token_ttl_s, s.refresh_token_ttl_s) if user.role == Role.ADMIN \
+            else s.refresh_token_ttl_s
 
     async def _revoke(self, s: AsyncSession, session_ids: Sequence[str], now: int, reason: str) -> None:
         if session_ids:
