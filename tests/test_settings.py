@@ -28,7 +28,13 @@ HERE = "tests/test_settings.py"
 ACCOUNTS = "tests/accounts/test_auth_api.py"
 ACCOUNT_SETTINGS = "tests/accounts/test_account_settings.py"
 
+WALLETS = "tests/accounts/test_wallets.py"
+
 PROOF: dict[str, str] = {
+    "siwe_domain": f"{WALLETS}::test_siwe_accepts_the_chains_and_domain_the_settings_name",
+    "siwe_uri": f"{WALLETS}::test_siwe_accepts_the_chains_and_domain_the_settings_name",
+    "siwe_chain_ids": f"{WALLETS}::test_siwe_accepts_the_chains_and_domain_the_settings_name",
+    "wallet_nonce_ttl_s": f"{WALLETS}::test_wallet_nonces_live_as_long_as_the_setting_says",
     "database_url": "tests/e2e/test_demo_process.py::test_demo_serves_table_alerts_pages_and_metrics",
     "bus_url": "tests/e2e/test_multiprocess.py::test_ingest_two_workers_two_apis",
     "bus_claim_idle_ms": f"{HERE}::test_bus_claim_idle_ms_reaches_the_redis_bus",

@@ -185,6 +185,16 @@ class Settings(BaseSettings):
     public_url: str = Field(
         "http://127.0.0.1:8000", description="The site's address as users reach it: the base of links in mail"
     )
+    siwe_domain: str = Field(
+        "127.0.0.1:8000", description="The domain a Sign-In with Ethereum message must name (host[:port] users reach)"
+    )
+    siwe_uri: str = Field("http://127.0.0.1:8000", description="The URI a Sign-In with Ethereum message must name")
+    siwe_chain_ids: list[int] = Field(
+        [1], min_length=1, description="EIP-155 chain ids a Sign-In with Ethereum message may name, as JSON: [1,8453]"
+    )
+    wallet_nonce_ttl_s: int = Field(
+        300, ge=30, le=3_600, description="How long a wallet sign-in nonce (Ethereum or Solana) can be signed and spent"
+    )
     smtp_host: str | None = Field(None, description="SMTP server for account mail; unset: mail is not sent")
     smtp_port: int = Field(25, ge=1, le=65_535, description="SMTP server port")
     smtp_username: str | None = Field(None, description="SMTP user, when the server wants a login")

@@ -140,7 +140,8 @@ class Admin:
         await self.accounts.end_sessions(user_id, reason="admin_password_reset")
         ttl = self.accounts.settings.password_reset_ttl_s
         token = await self.accounts.issue_email_token(user_id, TokenPurpose.RESET_PASSWORD, ttl)
-        await self.accounts.mailer.send_password_reset(user.email, token, ttl)
+        if user.email is not None:  # a wallet-only account has nowhere to mail: its wallet still signs in
+            await self.accounts.mailer.send_password_reset(user.email, token, ttl)
 
     async def delete(self, actor: Principal, user_id: str, client: str | None) -> None:
         if user_id == actor.user.id:

@@ -58,7 +58,7 @@ async def verify_email_submit(request: Request, accounts: AccountsService = Depe
         user = await accounts.verify_email((await _form(request)).get("token", ""))
     except InvalidEmailToken as exc:
         return _page("This link doesn't work", f"<p class=bad>{html.escape(str(exc))}</p>", 400)
-    return _page("Address confirmed", f"<p>{html.escape(user.email)} is confirmed: you can sign in now.</p>")
+    return _page("Address confirmed", f"<p>{html.escape(user.email or '')} is confirmed: you can sign in now.</p>")
 
 
 def _reset_form(token: str, problem: str = "") -> str:

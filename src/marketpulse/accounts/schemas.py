@@ -3,13 +3,15 @@ error bodies never echo a password or token back (see `api.errors.SECRET_FIELDS`
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Annotated, Any
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, EmailStr, Field
 
 from marketpulse.accounts.core import MAX_PASSWORD_LENGTH, password_problems
 from marketpulse.accounts.plans import plan_named
-from marketpulse.accounts.tables import UserRow
+from marketpulse.accounts.tables import UserRow, WalletRow
+from marketpulse.accounts.wallets import wallet_json
 
 
 def _strong(password: str) -> str:
@@ -70,7 +72,7 @@ class TokenPair(BaseModel):
 
 class Me(BaseModel):
     id: str
-    email: str
+    email: str | None  # None: an account made by signing in with a wallet
     plan: str
     role: str
     status: str
@@ -83,9 +85,10 @@ class Accepted(BaseModel):
     detail: str
 
 
-def me_json(user: UserRow) -> Me:
+def me_json(user: UserRow, wallets: Sequence[WalletRow] = ()) -> Me:
     return Me(id=user.id, email=user.email, plan=plan_named(user.plan).name, role=user.role, status=user.status,
-              email_verified=user.verified_at_ms is not None, created_at_ms=user.created_at_ms, wallets=[])
+              email_verified=user.verified_at_ms is not None, created_at_ms=user.created_at_ms,
+              wallets=[wallet_json(w) for w in wallets])
 
 
 # Answers the routes give besides their success and 422, for the OpenAPI document (clients and the fuzz test).

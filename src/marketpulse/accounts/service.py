@@ -48,6 +48,7 @@ from marketpulse.accounts.mail import Mailer
 from marketpulse.accounts.plans import DEFAULT_PLAN, plan_named
 from marketpulse.accounts.privacy import erase_user, export_user
 from marketpulse.accounts.tables import AuthSessionRow, EmailTokenRow, RefreshTokenRow, UserRow
+from marketpulse.accounts.wallets import Wallets
 from marketpulse.clock import Clock
 from marketpulse.settings import Settings
 
@@ -130,6 +131,7 @@ class AccountsService:
         self.audit = AuditLog(sessions, clock)
         self.api_keys = ApiKeys(sessions, clock)
         self.admin = Admin(self)
+        self.wallets = Wallets(self)
         self.dev_mailbox: DevMailbox | None = None  # `pulse demo`'s local mailbox, shown at /dev/mail
 
     async def close(self) -> None:
@@ -370,7 +372,7 @@ class AccountsService:
         """Mail a reset link if `email` has an active account with a password; silent either way."""
         await self._check_mail_rate(email, client)
         user = await self.find_user(email)
-        if user is None or user.status != Status.ACTIVE:
+        if user is None or user.email is None or user.status != Status.ACTIVE:
             return
         token = await self.issue_email_token(user.id, TokenPurpose.RESET_PASSWORD, self.settings.password_reset_ttl_s)
         await self.mailer.send_password_reset(user.email, token, self.settings.password_reset_ttl_s)
@@ -428,6 +430,8 @@ class AccountsService:
             await s.commit()
 
     async def _mail_verification(self, user: UserRow) -> None:
+        if user.email is None:  # a wallet-only account: nothing to verify
+            return
         ttl = self.settings.verify_email_ttl_s
         token = await self.issue_email_token(user.id, TokenPurpose.VERIFY_EMAIL, ttl)
         await self.mailer.send_verification(user.email, token, ttl)

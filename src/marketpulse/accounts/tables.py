@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, ForeignKey, Index, Integer, String
+from sqlalchemy import JSON, BigInteger, ForeignKey, Index, Integer, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from marketpulse.storage.database import Base
@@ -15,8 +15,9 @@ class UserRow(Base):
     __tablename__ = "users"
 
     id: Mapped[str] = mapped_column(String(36), primary_key=True)
-    email: Mapped[str] = mapped_column(String(320))  # as the user typed it (shown back to them)
-    email_key: Mapped[str] = mapped_column(String(320), unique=True)  # casefolded: the unique identity
+    # As the user typed it (shown back to them); None: a wallet-only account, which signs in by signature.
+    email: Mapped[str | None] = mapped_column(String(320), nullable=True)
+    email_key: Mapped[str | None] = mapped_column(String(320), unique=True, nullable=True)  # casefolded identity
     password_hash: Mapped[str | None] = mapped_column(String(255), nullable=True)  # None: no password sign-in
     role: Mapped[str] = mapped_column(String(8))  # user | admin
     status: Mapped[str] = mapped_column(String(10))  # active | suspended | banned
@@ -112,3 +113,34 @@ class ApiKeyRow(Base):
     revoked_at_ms: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
 
     __table_args__ = (Index("ix_api_keys_user", "user_id"),)
+
+
+class WalletRow(Base):
+    """A wallet that signs in as its user: an Ethereum address (EIP-55 checksummed) or a Solana public key
+    (base58). One wallet belongs to one user; a user may hold several."""
+
+    __tablename__ = "wallets"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    user_id: Mapped[str] = mapped_column(String(36), ForeignKey("users.id", ondelete="CASCADE"))
+    chain: Mapped[str] = mapped_column(String(8))  # ethereum | solana
+    address: Mapped[str] = mapped_column(String(64))
+    created_at_ms: Mapped[int] = mapped_column(BigInteger)
+    last_used_at_ms: Mapped[int] = mapped_column(BigInteger)
+
+    __table_args__ = (
+        UniqueConstraint("chain", "address", name="uq_wallets_chain_address"),
+        Index("ix_wallets_user", "user_id"),
+    )
+
+
+class WalletNonceRow(Base):
+    """A single-use, time-limited challenge a wallet signs. Stored as its SHA-256 like every other token."""
+
+    __tablename__ = "wallet_nonces"
+
+    nonce_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    chain: Mapped[str] = mapped_column(String(8))  # which verify endpoint may spend it
+    created_at_ms: Mapped[int] = mapped_column(BigInteger)
+    expires_at_ms: Mapped[int] = mapped_column(BigInteger)
+    used_at_ms: Mapped[int | None] = mapped_column(BigInteger, nullable=True)

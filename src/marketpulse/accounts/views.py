@@ -12,6 +12,11 @@
     POST /api/v1/auth/reset-password           {token, new_password}: every session ends
     POST /api/v1/auth/change-password          {current_password, new_password}: the other sessions end
     GET  /api/v1/auth/me                       id, email, plan, role, status, wallets
+    POST /api/v1/auth/siwe/nonce               → {nonce, domain, uri, chain_ids}: what an EIP-4361 message must name
+    POST /api/v1/auth/siwe/verify              {message, signature} → signs the wallet's user in like /signin, or,
+                                               with a signed-in session, links the wallet to it (→ the user)
+    POST /api/v1/auth/solana/nonce             → {nonce, message}: the exact text a Solana wallet signs
+    POST /api/v1/auth/solana/verify            {public_key, nonce, signature} (base58) → as siwe/verify
 
 Scripts send `Authorization: Bearer <access_token>`. Browsers get HttpOnly cookies (Secure over HTTPS,
 SameSite) plus a readable CSRF cookie: a state-changing request authenticated by cookie must echo it in
@@ -58,6 +63,7 @@ from marketpulse.accounts.service import (
     RateLimited,
     Tokens,
 )
+from marketpulse.accounts.wallets import ETHEREUM, SOLANA, WalletRefused, WalletTaken, solana_message
 
 router = APIRouter()
 
@@ -290,8 +296,8 @@ async def change_password(body: ChangePasswordBody, principal: Principal = Depen
 
 
 @router.get("/api/v1/auth/me", response_model=Me, tags=["auth"], responses=UNAUTHORIZED)
-async def me(principal: Principal = Depends(current_user)) -> Me:
-    return me_json(principal.user)
+async def me(principal: Principal = Depends(current_user), accounts: AccountsService = Depends(get_accounts)) -> Me:
+    return me_json(principal.user, await accounts.wallets.of_user(principal.user.id))
 
 
 class NewApiKey(BaseModel):
@@ -352,3 +358,107 @@ async def erase_account(body: EraseBody, principal: Principal = Depends(session_
     response = Response(status_code=status.HTTP_204_NO_CONTENT)
     _clear_session_cookies(response)
     return response
+
+
+# --- wallets ---
+
+WALLET_REFUSALS: dict[int | str, dict[str, Any]] = {
+    401: {"description": "A Bearer token or cookie was sent but is invalid or its session has ended"},
+    403: {"description": "The wallet's account is suspended or banned, an API key tried to link, or CSRF"},
+    409: {"description": "Linking: the wallet already signs in to another account"},
+}
+
+
+class SiweNonce(BaseModel):
+    nonce: str
+    domain: str
+    uri: str
+    chain_ids: list[int]
+    expires_at_ms: int
+
+
+class SolanaNonce(BaseModel):
+    nonce: str
+    message: str  # sign exactly these UTF-8 bytes
+    expires_at_ms: int
+
+
+class SiweVerifyBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    message: str = Field(min_length=1, max_length=4096, pattern=r"^[^\x00]*$")
+    signature: str = Field(min_length=4, max_length=1024, pattern=r"^0x[0-9a-fA-F]+$")
+
+
+class SolanaVerifyBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    public_key: str = Field(min_length=32, max_length=64, pattern=r"^[1-9A-HJ-NP-Za-km-z]+$")
+    nonce: str = Field(min_length=32, max_length=32, pattern=r"^[0-9a-f]+$")
+    signature: str = Field(min_length=64, max_length=128, pattern=r"^[1-9A-HJ-NP-Za-km-z]+$")
+
+
+async def linking_user(request: Request, credentials: HTTPAuthorizationCredentials | None = Depends(_bearer),
+                       accounts: AccountsService = Depends(get_accounts)) -> Principal | None:
+    """The signed-in session a wallet verify links to; None when the caller sends no credentials at all."""
+    if credentials is None and request.cookies.get(ACCESS_COOKIE) is None:
+        return None
+    return await session_user(await current_user(request, credentials, accounts))
+
+
+async def _wallet_answer(chain: str, address: str, nonce: str, linking: Principal | None, request: Request,
+                         response: Response, accounts: AccountsService) -> TokenPair | Me:
+    try:
+        user = await accounts.wallets.sign_in(chain, address, nonce, linking.user if linking else None)
+    except WalletRefused as exc:
+        raise _field_error(exc.field, str(exc)) from None
+    except WalletTaken as exc:
+        raise HTTPException(status.HTTP_409_CONFLICT, detail=str(exc)) from None
+    except AccountNotActive as exc:
+        raise _not_active(exc) from None
+    if linking is not None:
+        return me_json(user, await accounts.wallets.of_user(user.id))
+    tokens = await accounts.start_session(user, _client(request))
+    _set_session_cookies(request, response, tokens, accounts.settings.refresh_token_ttl_s)
+    return _pair(tokens)
+
+
+@router.post("/api/v1/auth/siwe/nonce", response_model=SiweNonce, tags=["auth"])
+async def siwe_nonce(accounts: AccountsService = Depends(get_accounts)) -> SiweNonce:
+    """A single-use nonce and what the EIP-4361 message must name (domain, URI, one of the chain ids)."""
+    nonce, issued = await accounts.wallets.new_nonce(ETHEREUM)
+    settings = accounts.settings
+    return SiweNonce(nonce=nonce, domain=settings.siwe_domain, uri=settings.siwe_uri,
+                     chain_ids=settings.siwe_chain_ids, expires_at_ms=issued + settings.wallet_nonce_ttl_s * 1000)
+
+
+@router.post("/api/v1/auth/siwe/verify", response_model=TokenPair | Me, tags=["auth"], responses=WALLET_REFUSALS)
+async def siwe_verify(body: SiweVerifyBody, request: Request, response: Response,
+                      linking: Principal | None = Depends(linking_user),
+                      accounts: AccountsService = Depends(get_accounts)) -> TokenPair | Me:
+    """Sign in with an Ethereum wallet (tokens and cookies as /signin); signed in already: link it (the user)."""
+    try:
+        address, nonce = await accounts.wallets.verify_siwe(body.message, body.signature)
+    except WalletRefused as exc:
+        raise _field_error(exc.field, str(exc)) from None
+    return await _wallet_answer(ETHEREUM, address, nonce, linking, request, response, accounts)
+
+
+@router.post("/api/v1/auth/solana/nonce", response_model=SolanaNonce, tags=["auth"])
+async def solana_nonce(accounts: AccountsService = Depends(get_accounts)) -> SolanaNonce:
+    """A single-use nonce and the exact message a Solana wallet signs for it (ed25519)."""
+    nonce, issued = await accounts.wallets.new_nonce(SOLANA)
+    return SolanaNonce(nonce=nonce, message=solana_message(accounts.settings.siwe_domain, nonce, issued),
+                       expires_at_ms=issued + accounts.settings.wallet_nonce_ttl_s * 1000)
+
+
+@router.post("/api/v1/auth/solana/verify", response_model=TokenPair | Me, tags=["auth"], responses=WALLET_REFUSALS)
+async def solana_verify(body: SolanaVerifyBody, request: Request, response: Response,
+                        linking: Principal | None = Depends(linking_user),
+                        accounts: AccountsService = Depends(get_accounts)) -> TokenPair | Me:
+    """Sign in with a Solana wallet (tokens and cookies as /signin); signed in already: link it (the user)."""
+    try:
+        address = await accounts.wallets.verify_solana(body.public_key, body.nonce, body.signature)
+    except WalletRefused as exc:
+        raise _field_error(exc.field, str(exc)) from None
+    return await _wallet_answer(SOLANA, address, body.nonce, linking, request, response, accounts)
