@@ -15,7 +15,7 @@ from eth_account.signers.local import LocalAccount
 from nacl.signing import SigningKey
 from siwe import SiweMessage
 from sqlalchemy import func, select
-from tests.accounts.conftest import Sink, bearer, signin, signup_verified
+from tests.accounts.conftest import STRONG, Sink, bearer, signin, signup_verified
 
 from marketpulse.accounts.tables import UserRow, WalletRow
 from marketpulse.accounts.wallets import iso_ms
@@ -242,3 +242,17 @@ async def test_wallet_nonces_live_as_long_as_the_setting_says(client: httpx.Asyn
     text = siwe_text(account, answer["nonce"], clock.now_ms())
     late = await client.post("/api/v1/auth/siwe/verify", json={"message": text, "signature": eth_sign(account, text)})
     assert late.status_code == 422 and "expired" in late.text, late.text
+
+
+async def test_export_lists_linked_wallets_and_erasure_removes_them(client: httpx.AsyncClient, sink: Sink,
+                                                                    runtime: Runtime) -> None:
+    await signup_verified(client, sink, "eve@example.com")
+    session = bearer(await signin(client, "eve@example.com"))
+    key = SigningKey.generate()
+    proof = await solana_proof(client, key)
+    assert (await client.post("/api/v1/auth/solana/verify", headers=session, json=proof)).status_code == 200
+    exported = (await client.get("/api/v1/account/export", headers=session)).json()
+    assert [w["address"] for w in exported["wallets"]] == [proof["public_key"]]
+    erased = await client.request("DELETE", "/api/v1/account", headers=session, json={"password": STRONG})
+    assert erased.status_code == 204, erased.text
+    assert await counts(runtime) == (0, 0)

@@ -13,7 +13,7 @@ from typing import Any
 from sqlalchemy import Table, delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from marketpulse.accounts.tables import ApiKeyRow, AuthSessionRow, UserRow
+from marketpulse.accounts.tables import ApiKeyRow, AuthSessionRow, UserRow, WalletRow
 from marketpulse.storage.models import metadata
 
 OWNER_COLUMN = "owner_id"
@@ -29,6 +29,7 @@ async def export_user(s: AsyncSession, user: UserRow) -> dict[str, Any]:
     account = {c.name: getattr(user, c.key) for c in UserRow.__table__.columns if c.name not in SECRET_COLUMNS}
     sessions = (await s.execute(select(AuthSessionRow).where(AuthSessionRow.user_id == user.id))).scalars()
     keys = (await s.execute(select(ApiKeyRow).where(ApiKeyRow.user_id == user.id))).scalars()
+    wallets = (await s.execute(select(WalletRow).where(WalletRow.user_id == user.id))).scalars()
     owned: dict[str, list[dict[str, Any]]] = {}
     for table in reversed(owned_tables()):  # parents first reads naturally
         rows = (await s.execute(select(table).where(table.c[OWNER_COLUMN] == user.id))).mappings()
@@ -40,12 +41,14 @@ async def export_user(s: AsyncSession, user: UserRow) -> dict[str, Any]:
         "api_keys": [{"id": r.id, "name": r.name, "prefix": r.prefix, "scopes": r.scopes,
                       "created_at_ms": r.created_at_ms, "last_used_at_ms": r.last_used_at_ms,
                       "revoked_at_ms": r.revoked_at_ms} for r in keys],
+        "wallets": [{"chain": r.chain, "address": r.address, "created_at_ms": r.created_at_ms,
+                     "last_used_at_ms": r.last_used_at_ms} for r in wallets],
         "owned": owned,
     }
 
 
 async def erase_user(s: AsyncSession, user_id: str) -> dict[str, int]:
-    """Delete the user's owned rows and the user (sessions, tokens and keys cascade); rows deleted per table."""
+    """Delete the user's owned rows and the user (sessions, tokens, keys, wallets cascade); rows deleted per table."""
     counts: dict[str, int] = {}
     for table in owned_tables():
         result = await s.execute(delete(table).where(table.c[OWNER_COLUMN] == user_id))
