@@ -48,6 +48,7 @@ from marketpulse.accounts.mail import Mailer
 from marketpulse.accounts.plans import DEFAULT_PLAN, plan_named
 from marketpulse.accounts.privacy import erase_user, export_user
 from marketpulse.accounts.tables import AuthSessionRow, EmailTokenRow, RefreshTokenRow, UserRow
+from marketpulse.accounts.totp import Totp
 from marketpulse.accounts.wallets import Wallets
 from marketpulse.clock import Clock
 from marketpulse.settings import Settings
@@ -132,6 +133,7 @@ class AccountsService:
         self.api_keys = ApiKeys(sessions, clock)
         self.admin = Admin(self)
         self.wallets = Wallets(self)
+        self.totp = Totp(self)
         self.dev_mailbox: DevMailbox | None = None  # `pulse demo`'s local mailbox, shown at /dev/mail
 
     async def close(self) -> None:
@@ -182,7 +184,7 @@ class AccountsService:
         Failures are counted per address and per client; past either limit every attempt answers RateLimited
         (right password or not) until the window has passed, so guessing costs time instead of CPU."""
         keys = {"account": email_key(email), "client": client or "unknown"}
-        await self._check_signin_allowed(keys)
+        await self.check_signin_allowed(keys)
         user = await self.find_user(email)
         if user is not None and user.password_hash:
             stored = user.password_hash
@@ -191,8 +193,7 @@ class AccountsService:
         ok = await asyncio.to_thread(self.hasher.verify, password, stored)
         if user is None or not user.password_hash or not ok:
             log.warning("security: sign-in failed", user=user.id if user else None, reason="bad_credentials")
-            for kind, item in self._signin_limits:
-                await self._limiter.hit(item, "signin-failure", kind, keys[kind])
+            await self.count_signin_failure(keys)
             raise BadCredentials("wrong email or password")
         if user.status != Status.ACTIVE:
             log.warning("security: sign-in refused", user=user.id, reason=user.status)
@@ -201,7 +202,11 @@ class AccountsService:
             raise EmailNotVerified("confirm your address first: follow the link we mailed you")
         return user
 
-    async def _check_signin_allowed(self, keys: dict[str, str]) -> None:
+    async def count_signin_failure(self, keys: dict[str, str]) -> None:
+        for kind, item in self._signin_limits:
+            await self._limiter.hit(item, "signin-failure", kind, keys[kind])
+
+    async def check_signin_allowed(self, keys: dict[str, str]) -> None:
         for kind, item in self._signin_limits:
             if not await self._limiter.test(item, "signin-failure", kind, keys[kind]):
                 stats = await self._limiter.get_window_stats(item, "signin-failure", kind, keys[kind])

@@ -144,3 +144,28 @@ class WalletNonceRow(Base):
     created_at_ms: Mapped[int] = mapped_column(BigInteger)
     expires_at_ms: Mapped[int] = mapped_column(BigInteger)
     used_at_ms: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+
+
+class TotpFactorRow(Base):
+    """A user's TOTP authenticator: pending until a first code confirms it, then asked for at every password
+    sign-in. The secret must be readable to check codes, so unlike tokens it is stored as is."""
+
+    __tablename__ = "totp_factors"
+
+    user_id: Mapped[str] = mapped_column(String(36), ForeignKey("users.id", ondelete="CASCADE"), primary_key=True)
+    secret: Mapped[str] = mapped_column(String(64))  # base32
+    created_at_ms: Mapped[int] = mapped_column(BigInteger)
+    confirmed_at_ms: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    last_step: Mapped[int] = mapped_column(BigInteger)  # newest 30 s step a code was accepted for: no code twice
+
+
+class RecoveryCodeRow(Base):
+    """A single-use code that stands in for the authenticator; stored as its SHA-256."""
+
+    __tablename__ = "recovery_codes"
+
+    code_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    user_id: Mapped[str] = mapped_column(String(36), ForeignKey("users.id", ondelete="CASCADE"))
+    used_at_ms: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+
+    __table_args__ = (Index("ix_recovery_codes_user", "user_id"),)

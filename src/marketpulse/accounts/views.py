@@ -17,6 +17,10 @@
                                                with a signed-in session, links the wallet to it (→ the user)
     POST /api/v1/auth/solana/nonce             → {nonce, message}: the exact text a Solana wallet signs
     POST /api/v1/auth/solana/verify            {public_key, nonce, signature} (base58) → as siwe/verify
+    POST /api/v1/auth/signin/second-factor     {challenge, code}: finishes a sign-in that answered 403
+                                               second_factor_required (TOTP code or recovery code)
+    POST /api/v1/account/two-factor/enrol      → {secret, otpauth_uri}; /confirm {code} → {recovery_codes};
+                                               /disable {code}
 
 Scripts send `Authorization: Bearer <access_token>`. Browsers get HttpOnly cookies (Secure over HTTPS,
 SameSite) plus a readable CSRF cookie: a state-changing request authenticated by cookie must echo it in
@@ -63,6 +67,7 @@ from marketpulse.accounts.service import (
     RateLimited,
     Tokens,
 )
+from marketpulse.accounts.totp import AlreadyEnrolled, SecondFactorError
 from marketpulse.accounts.wallets import ETHEREUM, SOLANA, WalletRefused, WalletTaken, solana_message
 
 router = APIRouter()
@@ -206,9 +211,80 @@ async def signin(body: SigninBody, request: Request, response: Response,
     except EmailNotVerified as exc:
         raise HTTPException(status.HTTP_403_FORBIDDEN,
                             detail={"reason": "email_not_verified", "message": str(exc)}) from None
+    if await accounts.totp.enabled(user.id):
+        raise HTTPException(status.HTTP_403_FORBIDDEN, detail={
+            "reason": "second_factor_required", "challenge": accounts.totp.challenge(user.id),
+            "message": "send the challenge with your authenticator's code (or a recovery code) to "
+                       "POST /api/v1/auth/signin/second-factor"})
     tokens = await accounts.start_session(user, _client(request))
     _set_session_cookies(request, response, tokens, accounts.settings.refresh_token_ttl_s)
     return _pair(tokens)
+
+
+class SecondFactorBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    challenge: str = Field(min_length=1, max_length=2048)
+    code: str = Field(min_length=6, max_length=32, pattern=r"^[0-9A-Fa-f ]+$")
+
+
+@router.post("/api/v1/auth/signin/second-factor", response_model=TokenPair, tags=["auth"], responses={
+    403: {"description": "The account is suspended or banned"},
+    429: {"description": "Too many wrong codes for this account or client: wait `Retry-After` seconds"}})
+async def signin_second_factor(body: SecondFactorBody, request: Request, response: Response,
+                               accounts: AccountsService = Depends(get_accounts)) -> TokenPair:
+    """Finish a password sign-in that answered `second_factor_required`: the challenge and a code."""
+    try:
+        user = await accounts.totp.complete(body.challenge, body.code.replace(" ", ""), _client(request))
+    except SecondFactorError as exc:
+        raise _field_error(exc.field, str(exc)) from None
+    except RateLimited as exc:
+        raise _too_many(exc) from None
+    if user.status != "active":
+        raise _not_active(AccountNotActive(user.status))
+    tokens = await accounts.start_session(user, _client(request))
+    _set_session_cookies(request, response, tokens, accounts.settings.refresh_token_ttl_s)
+    return _pair(tokens)
+
+
+class CodeBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    code: str = Field(min_length=6, max_length=32, pattern=r"^[0-9A-Fa-f ]+$")
+
+
+@router.post("/api/v1/account/two-factor/enrol", tags=["account"],
+             responses={**UNAUTHORIZED, 409: {"description": "Two-factor is already on"}})
+async def two_factor_enrol(principal: Principal = Depends(session_user),
+                           accounts: AccountsService = Depends(get_accounts)) -> dict[str, str]:
+    """A new TOTP secret for your authenticator app (`otpauth_uri` is what a QR code carries); confirm it next."""
+    try:
+        secret, uri = await accounts.totp.enrol(principal.user)
+    except AlreadyEnrolled as exc:
+        raise HTTPException(status.HTTP_409_CONFLICT, detail=str(exc)) from None
+    return {"secret": secret, "otpauth_uri": uri}
+
+
+@router.post("/api/v1/account/two-factor/confirm", tags=["account"], responses=UNAUTHORIZED)
+async def two_factor_confirm(body: CodeBody, principal: Principal = Depends(session_user),
+                             accounts: AccountsService = Depends(get_accounts)) -> dict[str, list[str]]:
+    """Turn two-factor on with a first code; the answer holds the recovery codes, shown this once."""
+    try:
+        return {"recovery_codes": await accounts.totp.confirm(principal.user.id, body.code.replace(" ", ""))}
+    except SecondFactorError as exc:
+        raise _field_error(exc.field, str(exc)) from None
+
+
+@router.post("/api/v1/account/two-factor/disable", status_code=status.HTTP_204_NO_CONTENT, tags=["account"],
+             responses=UNAUTHORIZED)
+async def two_factor_disable(body: CodeBody, principal: Principal = Depends(session_user),
+                             accounts: AccountsService = Depends(get_accounts)) -> Response:
+    """Turn two-factor off: a current code or a recovery code proves it is you."""
+    try:
+        await accounts.totp.disable(principal.user.id, body.code.replace(" ", ""))
+    except SecondFactorError as exc:
+        raise _field_error(exc.field, str(exc)) from None
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
 @router.post("/api/v1/auth/refresh", response_model=TokenPair, tags=["auth"], responses=UNAUTHORIZED)
