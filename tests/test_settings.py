@@ -31,6 +31,7 @@ ACCOUNT_SETTINGS = "tests/accounts/test_account_settings.py"
 WALLETS = "tests/accounts/test_wallets.py"
 
 PROOF: dict[str, str] = {
+    "admin_require_two_factor": "tests/accounts/test_two_factor.py::test_admins_can_be_required_to_use_two_factor",
     "siwe_domain": f"{WALLETS}::test_siwe_accepts_the_chains_and_domain_the_settings_name",
     "siwe_uri": f"{WALLETS}::test_siwe_accepts_the_chains_and_domain_the_settings_name",
     "siwe_chain_ids": f"{WALLETS}::test_siwe_accepts_the_chains_and_domain_the_settings_name",

@@ -185,6 +185,9 @@ class Settings(BaseSettings):
     public_url: str = Field(
         "http://127.0.0.1:8000", description="The site's address as users reach it: the base of links in mail"
     )
+    admin_require_two_factor: bool = Field(
+        False, description="Administrators can use the admin API only once their TOTP second factor is on"
+    )
     siwe_domain: str = Field(
         "127.0.0.1:8000", description="The domain a Sign-In with Ethereum message must name (host[:port] users reach)"
     )

@@ -8,9 +8,12 @@ from typing import Any
 import httpx
 import pyotp
 from fastapi import FastAPI
-from tests.accounts.conftest import STRONG, Sink, bearer, signin, signup_verified
+from nacl.signing import SigningKey
+from tests.accounts.conftest import STRONG, Sink, bearer, signed_in_admin, signin, signup_verified
+from tests.accounts.test_wallets import solana_proof
 
 from marketpulse.clock import FakeClock
+from marketpulse.runtime import Runtime
 
 EMAIL = "tess@example.com"
 
@@ -104,3 +107,30 @@ async def test_disable_needs_a_code_and_then_the_password_is_enough(client: http
     assert off.status_code == 204, off.text
     tokens: dict[str, Any] = await signin(client, EMAIL)
     assert "access_token" in tokens
+
+
+async def test_admins_can_be_required_to_use_two_factor(client: httpx.AsyncClient, runtime: Runtime,
+                                                        clock: FakeClock) -> None:
+    runtime.services.accounts.settings.admin_require_two_factor = True
+    admin = await signed_in_admin(client, runtime)
+    refused = await client.get("/api/v1/admin/users", headers={"Authorization": admin})
+    assert refused.status_code == 403 and refused.json()["detail"]["reason"] == "two_factor_required", refused.text
+    secret = (await client.post("/api/v1/account/two-factor/enrol", headers={"Authorization": admin})).json()["secret"]
+    confirmed = await client.post("/api/v1/account/two-factor/confirm", headers={"Authorization": admin},
+                                  json={"code": code(secret, clock)})
+    assert confirmed.status_code == 200, confirmed.text
+    assert (await client.get("/api/v1/admin/users", headers={"Authorization": admin})).status_code == 200
+    runtime.services.accounts.settings.admin_require_two_factor = False
+
+
+async def test_a_wallet_sign_in_also_asks_for_the_second_factor(client: httpx.AsyncClient, sink: Sink,
+                                                                clock: FakeClock) -> None:
+    session, secret, _ = await enrolled(client, sink, clock)
+    key = SigningKey.generate()
+    assert (await client.post("/api/v1/auth/solana/verify", headers=session,
+                              json=await solana_proof(client, key))).status_code == 200  # linked
+    resp = await client.post("/api/v1/auth/solana/verify", json=await solana_proof(client, key))
+    assert resp.status_code == 403 and resp.json()["detail"]["reason"] == "second_factor_required", resp.text
+    assert "mp_access" not in resp.cookies
+    ok = await second(client, resp.json()["detail"]["challenge"], code(secret, clock))
+    assert ok.status_code == 200, ok.text

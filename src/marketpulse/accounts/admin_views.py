@@ -42,10 +42,16 @@ RoleName = Literal["user", "admin"]
 assert set(PlanName.__args__) == set(PLAN_NAMES)  # type: ignore[attr-defined]
 
 
-async def require_admin(principal: Principal = Depends(session_user)) -> Principal:
+async def require_admin(principal: Principal = Depends(session_user),
+                        accounts: AccountsService = Depends(get_accounts)) -> Principal:
     if principal.user.role != Role.ADMIN:
         raise HTTPException(status.HTTP_403_FORBIDDEN, detail={"reason": "admin_only",
                                                                "message": "this needs an administrator"})
+    # The admin still signs in (so they can enrol); only the admin powers wait for the second factor.
+    if accounts.settings.admin_require_two_factor and not await accounts.totp.enabled(principal.user.id):
+        raise HTTPException(status.HTTP_403_FORBIDDEN, detail={
+            "reason": "two_factor_required", "message": "administrators must turn on two-factor first: "
+                                                        "POST /api/v1/account/two-factor/enrol"})
     return principal
 
 

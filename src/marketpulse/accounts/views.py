@@ -30,7 +30,7 @@ SameSite) plus a readable CSRF cookie: a state-changing request authenticated by
 from __future__ import annotations
 
 import secrets
-from typing import Any
+from typing import Any, NoReturn
 
 from fastapi import APIRouter, Depends, HTTPException, Request, Response, status
 from fastapi.exceptions import RequestValidationError
@@ -212,13 +212,18 @@ async def signin(body: SigninBody, request: Request, response: Response,
         raise HTTPException(status.HTTP_403_FORBIDDEN,
                             detail={"reason": "email_not_verified", "message": str(exc)}) from None
     if await accounts.totp.enabled(user.id):
-        raise HTTPException(status.HTTP_403_FORBIDDEN, detail={
-            "reason": "second_factor_required", "challenge": accounts.totp.challenge(user.id),
-            "message": "send the challenge with your authenticator's code (or a recovery code) to "
-                       "POST /api/v1/auth/signin/second-factor"})
+        _ask_second_factor(user.id, accounts)
     tokens = await accounts.start_session(user, _client(request))
     _set_session_cookies(request, response, tokens, accounts.settings.refresh_token_ttl_s)
     return _pair(tokens)
+
+
+def _ask_second_factor(user_id: str, accounts: AccountsService) -> NoReturn:
+    """The first factor held; answer 403 with a challenge that the code turns into a session."""
+    raise HTTPException(status.HTTP_403_FORBIDDEN, detail={
+        "reason": "second_factor_required", "challenge": accounts.totp.challenge(user_id),
+        "message": "send the challenge with your authenticator's code (or a recovery code) to "
+                   "POST /api/v1/auth/signin/second-factor"})
 
 
 class SecondFactorBody(BaseModel):
@@ -494,6 +499,8 @@ async def _wallet_answer(chain: str, address: str, nonce: str, linking: Principa
         raise _not_active(exc) from None
     if linking is not None:
         return me_json(user, await accounts.wallets.of_user(user.id))
+    if await accounts.totp.enabled(user.id):  # a wallet is one factor, like a password
+        _ask_second_factor(user.id, accounts)
     tokens = await accounts.start_session(user, _client(request))
     _set_session_cookies(request, response, tokens, accounts.settings.refresh_token_ttl_s)
     return _pair(tokens)
