@@ -41,7 +41,7 @@ PROOF: dict[str, str] = {
     "bus_claim_idle_ms": f"{HERE}::test_bus_claim_idle_ms_reaches_the_redis_bus",
     "redis_url": "tests/api/test_app.py::test_redis_fanout_follows_the_settings",
     "data_dir": "tests/e2e/test_demo_process.py::test_demo_serves_table_alerts_pages_and_metrics",
-    "retention_days": "tests/replay/test_market_store.py::test_recorder_prunes_by_market_time_once_an_hour",
+    "retention_days": "tests/marketdata/test_store.py::test_recorder_prunes_by_market_time_once_an_hour",
     "env": "tests/cli/test_serve.py::test_the_built_in_ingest_key_is_refused_outside_dev",
     "host": "tests/cli/test_serve.py::test_host_and_port_default_to_their_settings",
     "port": "tests/cli/test_serve.py::test_host_and_port_default_to_their_settings",
@@ -51,22 +51,22 @@ PROOF: dict[str, str] = {
     "metrics_port": "tests/api/test_health_metrics.py::test_a_worker_serves_its_own_metrics_on_the_metrics_port",
     "trusted_hosts": "tests/api/test_headers.py::test_a_configured_host_is_answered_and_star_answers_any",
     "source": "tests/cli/test_serve.py::test_source_setting_chooses_the_source",
-    "binance_rest_url": "tests/marketdata/test_binance_source.py::test_open_interest_in_usd_every_refresh_interval",
-    "binance_ws_url": "tests/marketdata/test_binance_source.py::"
+    "binance_rest_url": "tests/marketdata/binance/test_source.py::test_open_interest_in_usd_every_refresh_interval",
+    "binance_ws_url": "tests/marketdata/binance/test_source.py::"
                       "test_ticker_and_mark_frames_become_market_rows_on_the_bus",
-    "replay_speed": "tests/replay/test_replay_source.py::test_source_defaults_to_a_scaled_clock_at_the_replay_speed",
+    "replay_speed": "tests/marketdata/test_replay.py::test_source_defaults_to_a_scaled_clock_at_the_replay_speed",
     "replay_file": f"{HERE}::test_replay_file_and_symbols_choose_what_is_played",
     "replay_symbols": f"{HERE}::test_replay_file_and_symbols_choose_what_is_played",
-    "replay_start": "tests/test_demo_seed.py::test_restart_resumes_after_the_newest_stored_row",
+    "replay_start": "tests/test_demo.py::test_restart_resumes_after_the_newest_stored_row",
     "replay_seed": f"{HERE}::test_replay_seed_changes_the_synthesized_minutes",
-    "open_interest_refresh_s": "tests/marketdata/test_binance_source.py::"
+    "open_interest_refresh_s": "tests/marketdata/binance/test_source.py::"
                                "test_open_interest_in_usd_every_refresh_interval",
     "open_interest_stale_s": f"{HERE}::test_open_interest_staleness_follows_its_settings",
     "open_interest_dangerously_stale_s": f"{HERE}::test_open_interest_staleness_follows_its_settings",
     "spike_ratio": f"{HERE}::test_spike_thresholds_reach_the_scanners_detector",
     "spike_min_quote_volume": f"{HERE}::test_spike_thresholds_reach_the_scanners_detector",
     "paper_starting_balance": f"{HERE}::test_paper_settings_reach_the_paper_service",
-    "paper_plan": "tests/backtest_jobs/test_backtest_jobs_api.py::test_free_plan_runs_three_backtests_a_day",
+    "paper_plan": "tests/backtest/test_backtest_jobs_api.py::test_free_plan_runs_three_backtests_a_day",
     "paper_taker_fee_bps": f"{HERE}::test_paper_settings_reach_the_paper_service",
     "paper_maker_fee_bps": f"{HERE}::test_paper_settings_reach_the_paper_service",
     "paper_slippage_bps": f"{HERE}::test_paper_settings_reach_the_paper_service",
@@ -75,17 +75,17 @@ PROOF: dict[str, str] = {
     "paper_leverage": f"{HERE}::test_paper_settings_reach_the_paper_service",
     "paper_history_bars": f"{HERE}::test_paper_settings_reach_the_paper_service",
     "backtest_workers": f"{HERE}::test_backtest_workers_sizes_the_job_pool",
-    "backtest_retention_days": "tests/backtest_jobs/test_backtest_jobs_api.py::"
+    "backtest_retention_days": "tests/backtest/test_backtest_jobs_api.py::"
                                "test_finished_jobs_past_the_retention_go_with_their_reports",
-    "backtest_max_queued_per_owner": "tests/backtest_jobs/test_backtest_jobs_api.py::"
+    "backtest_max_queued_per_owner": "tests/backtest/test_backtest_jobs_api.py::"
                                      "test_an_owner_may_have_only_so_many_jobs_unfinished",
-    "backtest_reports_max_mb": "tests/backtest_jobs/test_backtest_jobs_api.py::"
+    "backtest_reports_max_mb": "tests/backtest/test_backtest_jobs_api.py::"
                                "test_reports_stay_within_their_disk_budget_oldest_first",
     "spike_scan_grace_ms": f"{HERE}::test_the_workers_scanner_waits_the_configured_grace",
-    "market_debounce_ms": "tests/api/test_realtime.py::"
+    "market_debounce_ms": "tests/realtime/test_realtime.py::"
                           "test_market_updates_are_coalesced_per_symbol_until_the_debounce_fires",
-    "deployment": "tests/api/test_realtime.py::test_the_socketio_channel_is_the_deployments_own",
-    "socketio_channel": "tests/api/test_realtime.py::test_the_socketio_channel_is_the_deployments_own",
+    "deployment": "tests/realtime/test_realtime.py::test_the_socketio_channel_is_the_deployments_own",
+    "socketio_channel": "tests/realtime/test_realtime.py::test_the_socketio_channel_is_the_deployments_own",
     "node_modules_dir": "tests/web/test_assets.py::test_configured_directory_is_used",
     "jwt_secret_key": f"{ACCOUNT_SETTINGS}::test_the_jwt_secret_key_signs_and_checks_access_tokens",
     "access_token_ttl_s": f"{ACCOUNTS}::test_token_lifetimes_follow_the_settings",

@@ -18,7 +18,8 @@ from marketpulse.runtime import Runtime
 from marketpulse.strategies import REGISTRY
 from marketpulse.trading.paper.page import INTERVALS
 from marketpulse.trading.paper.views import DeploymentIn
-from paper.helpers import MINUTE, T0, candle  # tests/paper helpers
+
+from .helpers import MINUTE, T0, candle  # tests/paper helpers
 
 
 class Form(HTMLParser):

@@ -36,8 +36,7 @@ from marketpulse.trading.paper.service import (
     RiskRejected,
 )
 from marketpulse.trading.risk import PLAN_MAX_CONCURRENT_POSITIONS, Plan
-
-from .helpers import MINUTE, T0, Collector, candle
+from trading.paper.helpers import MINUTE, T0, Collector, candle
 
 SYMBOLS = ("AUSDT", "BUSDT", "CUSDT", "DUSDT")  # four: the free plan's three slots fill up
 START_PRICE = 100.0

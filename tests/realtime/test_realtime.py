@@ -16,6 +16,7 @@ import pytest
 import socketio
 from prometheus_client import REGISTRY
 
+from api.serving import API_KEY, eventually, serving
 from marketpulse.api.app import create_app
 from marketpulse.bus import EventBus, Message, topics
 from marketpulse.bus.memory import MemoryBus
@@ -31,8 +32,6 @@ from marketpulse.runtime import Runtime
 from marketpulse.settings import Settings
 from marketpulse.trading.owners import DEFAULT_OWNER
 from support.redis_ns import new_deployment, unlink_namespace
-
-from .serving import API_KEY, eventually, serving
 
 T0 = 1_760_126_400_000
 ALERT = {"symbol": "SOLUSDT", "asset": "SOL", "currentVolume": 12.7e6, "previousVolume": 3.1e6, "volumeRatio": 4.1,
