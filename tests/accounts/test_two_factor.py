@@ -9,11 +9,12 @@ import httpx
 import pyotp
 from fastapi import FastAPI
 from nacl.signing import SigningKey
-from tests.accounts.conftest import STRONG, Sink, bearer, signed_in_admin, signin, signup_verified
-from tests.accounts.test_wallets import solana_proof
 
 from marketpulse.clock import FakeClock
 from marketpulse.runtime import Runtime
+
+from .conftest import STRONG, Sink, bearer, signed_in_admin, signin, signup_verified
+from .test_wallets import solana_proof
 
 EMAIL = "tess@example.com"
 

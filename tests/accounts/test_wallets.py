@@ -15,12 +15,13 @@ from eth_account.signers.local import LocalAccount
 from nacl.signing import SigningKey
 from siwe import SiweMessage
 from sqlalchemy import func, select
-from tests.accounts.conftest import STRONG, Sink, bearer, signin, signup_verified
 
 from marketpulse.accounts.tables import UserRow, WalletRow
 from marketpulse.accounts.wallets import iso_ms
 from marketpulse.clock import FakeClock
 from marketpulse.runtime import Runtime
+
+from .conftest import STRONG, Sink, bearer, signin, signup_verified
 
 
 def siwe_text(account: LocalAccount, nonce: str, issued_ms: int, *, domain: str = "127.0.0.1:8000",
