@@ -17,6 +17,7 @@ from marketpulse.accounts.core import Status, TokenPurpose
 from marketpulse.accounts.plans import plan_named
 from marketpulse.accounts.privacy import erase_user
 from marketpulse.accounts.tables import AuthSessionRow, UserRow
+from marketpulse.storage.database import page
 from marketpulse.times import ms_datetime
 
 if TYPE_CHECKING:
@@ -66,11 +67,8 @@ class Admin:
             where.append(UserRow.created_at_ms >= q.signed_up_from_ms)
         if q.signed_up_to_ms is not None:
             where.append(UserRow.created_at_ms < q.signed_up_to_ms)
-        async with self.sessions() as s:
-            total = (await s.execute(select(func.count()).select_from(UserRow).where(*where))).scalar_one()
-            rows = await s.execute(select(UserRow).where(*where).order_by(UserRow.created_at_ms.desc(), UserRow.id)
-                                   .limit(q.limit).offset(q.offset))
-            return list(rows.scalars()), int(total)
+        return await page(self.sessions, UserRow, where, [UserRow.created_at_ms.desc(), UserRow.id],
+                          limit=q.limit, offset=q.offset)
 
     async def metrics(self, days: int = 30) -> dict[str, Any]:
         """Users by plan, status and role, sign-ups per UTC day over the last `days`, live sessions."""

@@ -8,11 +8,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from marketpulse.accounts.tables import AuditRow
 from marketpulse.clock import Clock
+from marketpulse.storage.database import page
 
 
 @dataclass(frozen=True)
@@ -58,12 +58,7 @@ class AuditLog:
             where.append(AuditRow.created_at_ms >= q.since_ms)
         if q.until_ms is not None:
             where.append(AuditRow.created_at_ms < q.until_ms)
-        async with self.sessions() as s:
-            total = (await s.execute(select(func.count()).select_from(AuditRow).where(*where))).scalar_one()
-            rows = await s.execute(select(AuditRow).where(*where)
-                                   .order_by(AuditRow.id.desc())
-                                   .limit(q.limit).offset(q.offset))
-            return list(rows.scalars()), int(total)
+        return await page(self.sessions, AuditRow, where, [AuditRow.id.desc()], limit=q.limit, offset=q.offset)
 
 
 def audit_json(row: AuditRow) -> dict[str, Any]:

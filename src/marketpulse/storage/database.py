@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
+from typing import Any, TypeVar
 
-from sqlalchemy import MetaData, event
+from sqlalchemy import ColumnElement, MetaData, event, func, select
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 from sqlalchemy.orm import DeclarativeBase
 
@@ -40,6 +42,18 @@ def create_engine(url: str) -> AsyncEngine:
 
 def session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
     return async_sessionmaker(engine, expire_on_commit=False)
+
+
+Row = TypeVar("Row")
+
+
+async def page(sessions: async_sessionmaker[AsyncSession], model: type[Row], where: Sequence[ColumnElement[bool]],
+               order_by: Sequence[Any], *, limit: int, offset: int) -> tuple[list[Row], int]:
+    """One page of `model` rows matching `where`, and how many match in all (the admin lists' paging)."""
+    async with sessions() as s:
+        total = (await s.execute(select(func.count()).select_from(model).where(*where))).scalar_one()
+        rows = await s.execute(select(model).where(*where).order_by(*order_by).limit(limit).offset(offset))
+        return list(rows.scalars()), int(total)
 
 
 def _ensure_sqlite_dir(url: str) -> None:
