@@ -17,7 +17,7 @@ from marketpulse.accounts.tables import ApiKeyRow, AuthSessionRow, UserRow, Wall
 from marketpulse.storage.models import metadata
 
 OWNER_COLUMN = "owner_id"
-SECRET_COLUMNS = {"password_hash", "key_hash", "token_hash", "email_key"}
+SECRET_COLUMNS = {"password_hash", "key_hash", "token_hash", "email_key", "code_hash", "signing_secret"}
 
 
 def owned_tables() -> list[Table]:
@@ -33,7 +33,7 @@ async def export_user(s: AsyncSession, user: UserRow) -> dict[str, Any]:
     owned: dict[str, list[dict[str, Any]]] = {}
     for table in reversed(owned_tables()):  # parents first reads naturally
         rows = (await s.execute(select(table).where(table.c[OWNER_COLUMN] == user.id))).mappings()
-        owned[table.name] = [dict(r) for r in rows]
+        owned[table.name] = [{k: v for k, v in r.items() if k not in SECRET_COLUMNS} for r in rows]
     return {
         "account": account,
         "sessions": [{"id": r.id, "created_at_ms": r.created_at_ms, "last_used_at_ms": r.last_used_at_ms,

@@ -1,0 +1,1 @@
+"""Notification delivery: destinations, the transactional outbox, dispatchers and channels."""
