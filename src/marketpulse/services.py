@@ -1,6 +1,6 @@
 """The process's long-lived services, built once from its Runtime, handed to routes and roles, and shut down.
 
-    runtime.services.paper / .deployments / .paper_clock / .backtests / .accounts
+    runtime.services.paper / .deployments / .paper_clock / .backtests / .accounts / .watchlists
 
 Built on first use (a `pulse ingest` process never builds them, so it never loads the engine); `Runtime.close`
 stops them. HTTP routes get them through FastAPI dependencies (`get_services` and the views' own small ones), and
@@ -23,6 +23,7 @@ if TYPE_CHECKING:
     from marketpulse.runtime import Runtime
     from marketpulse.trading.paper.deployments import DeploymentService
     from marketpulse.trading.paper.service import PaperTradingService
+    from marketpulse.watchlists.service import WatchlistService
 
 
 @dataclass
@@ -32,6 +33,7 @@ class Services:
     paper_clock: EventClock  # the market's time as paper trading last saw it (falls back to the runtime's clock)
     backtests: BacktestJobs
     accounts: AccountsService
+    watchlists: WatchlistService
 
     @classmethod
     def build(cls, runtime: Runtime) -> Services:
@@ -39,6 +41,7 @@ class Services:
         from marketpulse.backtest.service import BacktestJobs
         from marketpulse.trading.paper.deployments import DeploymentService
         from marketpulse.trading.paper.service import PaperConfig, PaperTradingService
+        from marketpulse.watchlists.service import WatchlistService
 
         settings = runtime.settings
         clock = EventClock(runtime.clock)
@@ -49,6 +52,7 @@ class Services:
             paper_clock=clock,
             backtests=BacktestJobs(runtime.sessions, runtime.clock, settings),
             accounts=AccountsService(runtime.sessions, runtime.clock, settings),
+            watchlists=WatchlistService(runtime.sessions, runtime.clock),
         )
 
     async def close(self) -> None:

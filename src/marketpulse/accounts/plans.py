@@ -2,7 +2,8 @@
 
 Figures come from the seeds where they give one (000: symbols, refresh, alerts listed, delivery cadence, channels;
 003: prices, backtests per day, concurrent trades; 002 §7.3 and 003: API rate and quota) and are our choice where
-they are silent (active alert rules, monthly credits, free paper positions); `None` means unlimited. Seed 003 calls
+they are silent (active alert rules, monthly credits, free paper positions, watchlists and their symbols,
+volume-alert subscriptions); `None` means unlimited. Seed 003 calls
 the third plan "premium": `plan_named` accepts both names and answers the one canonical plan.
 """
 
@@ -31,6 +32,9 @@ class Plan:
     api_requests_per_minute: int
     api_requests_per_day: int | None
     monthly_credits: int
+    watchlists: int | None  # watchlists a user may keep
+    watchlist_symbols: int | None  # symbols in each watchlist
+    volume_alert_subscriptions: int | None  # 0: the plan has none (subscriptions start at pro)
     aliases: tuple[str, ...] = ()
 
     def to_json(self) -> dict[str, Any]:
@@ -47,6 +51,7 @@ PLANS: tuple[Plan, ...] = (
         alert_batch_minutes=15, alert_channels=("email",), active_alert_rules=5,
         backtests_per_day=3, concurrent_paper_positions=3,
         api_requests_per_minute=100, api_requests_per_day=1_000, monthly_credits=100,
+        watchlists=3, watchlist_symbols=20, volume_alert_subscriptions=0,
     ),
     Plan(
         name="pro", title="Pro", price_per_month_usd=29.0,
@@ -54,6 +59,7 @@ PLANS: tuple[Plan, ...] = (
         alert_batch_minutes=5, alert_channels=("email", "telegram", "discord", "webhook"), active_alert_rules=50,
         backtests_per_day=None, concurrent_paper_positions=10,
         api_requests_per_minute=1_000, api_requests_per_day=10_000, monthly_credits=1_000,
+        watchlists=10, watchlist_symbols=100, volume_alert_subscriptions=50,
     ),
     Plan(
         name="elite", title="Elite", price_per_month_usd=99.0,
@@ -61,6 +67,7 @@ PLANS: tuple[Plan, ...] = (
         alert_batch_minutes=0, alert_channels=("email", "telegram", "discord", "webhook", "sms"),
         active_alert_rules=200, backtests_per_day=None, concurrent_paper_positions=50,
         api_requests_per_minute=5_000, api_requests_per_day=100_000, monthly_credits=5_000,
+        watchlists=50, watchlist_symbols=500, volume_alert_subscriptions=200,
         aliases=("premium",),
     ),
     Plan(
@@ -69,6 +76,7 @@ PLANS: tuple[Plan, ...] = (
         alert_batch_minutes=0, alert_channels=ALL_CHANNELS, active_alert_rules=None,
         backtests_per_day=None, concurrent_paper_positions=None,
         api_requests_per_minute=10_000, api_requests_per_day=None, monthly_credits=20_000,
+        watchlists=None, watchlist_symbols=None, volume_alert_subscriptions=None,
     ),
 )
 

@@ -19,6 +19,7 @@ ROUTERS: list[str] = [
     "marketpulse.accounts.views:router",
     "marketpulse.accounts.admin_views:router",
     "marketpulse.accounts.pages:router",
+    "marketpulse.watchlists.views:router",
 ]
 
 

@@ -7,5 +7,6 @@ from marketpulse.detection import tables as _detection_tables  # noqa: F401
 from marketpulse.marketdata import tables as _marketdata_tables  # noqa: F401
 from marketpulse.storage.database import Base
 from marketpulse.trading.paper import tables as _paper_tables  # noqa: F401
+from marketpulse.watchlists import tables as _watchlist_tables  # noqa: F401
 
 metadata = Base.metadata
