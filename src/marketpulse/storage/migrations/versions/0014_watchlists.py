@@ -1,7 +1,7 @@
 """Watchlists, their symbols, and volume-alert subscriptions (owner-scoped, erased with the user).
 
 Revision ID: 0014
-Revises: 0012
+Revises: 0016
 Create Date: 2026-11-28
 """
 
@@ -9,7 +9,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0014"
-down_revision = "0012"
+down_revision = "0016"
 branch_labels = None
 depends_on = None
 
