@@ -6,7 +6,8 @@
     POST /reset-password
     GET  /dev/mail                 `pulse demo` only (PULSE_ENV=dev with its local mailbox): the mail it sent
 
-Plain forms, no script: they work under the site's Content-Security-Policy and without JavaScript.
+Plain forms, no script: they work under the site's Content-Security-Policy and without JavaScript. They look like
+the rest of the site (`web/account_pages.render`: the shared template, theme and nav).
 """
 
 from __future__ import annotations
@@ -22,19 +23,15 @@ from fastapi.responses import HTMLResponse
 from marketpulse.accounts.core import password_problems
 from marketpulse.accounts.service import AccountsService, InvalidEmailToken
 from marketpulse.accounts.views import get_accounts
+from marketpulse.web.account_pages import render
 
 router = APIRouter(include_in_schema=False)
 
 LINK = re.compile(r"https?://[^\s<>\"']+")
-STYLE = ("body{font:16px system-ui,sans-serif;max-width:40rem;margin:3rem auto;padding:0 1rem;color:#222}"
-         "button,input{font:inherit;padding:.4rem .8rem}.bad{color:#b00}.mail{border-top:1px solid #ccc;"
-         "padding:.8rem 0}pre{white-space:pre-wrap}")
 
 
 def _page(title: str, body: str, code: int = 200) -> HTMLResponse:
-    doc = (f"<!doctype html><html lang=en><head><meta charset=utf-8><title>{html.escape(title)} · marketpulse"
-           f"</title><style>{STYLE}</style></head><body><h1>{html.escape(title)}</h1>{body}</body></html>")
-    return HTMLResponse(doc, status_code=code, headers={"Cache-Control": "no-store", "Referrer-Policy": "no-referrer"})
+    return render(title, body=body, code=code)
 
 
 async def _form(request: Request) -> dict[str, str]:
@@ -48,8 +45,9 @@ def _token_field(token: str) -> str:
 
 @router.get("/verify-email", response_class=HTMLResponse)
 async def verify_email_page(token: str = "") -> HTMLResponse:
-    return _page("Confirm your address", f"<form method=post action=/verify-email>{_token_field(token)}"
-                                         "<button>Confirm my address</button></form>")
+    return _page("Confirm your address", f"<section class=card><form method=post action=/verify-email>"
+                                         f"{_token_field(token)}<button class=btn>Confirm my address</button>"
+                                         "</form></section>")
 
 
 @router.post("/verify-email", response_class=HTMLResponse)
@@ -57,16 +55,18 @@ async def verify_email_submit(request: Request, accounts: AccountsService = Depe
     try:
         user = await accounts.verify_email((await _form(request)).get("token", ""))
     except InvalidEmailToken as exc:
-        return _page("This link doesn't work", f"<p class=bad>{html.escape(str(exc))}</p>", 400)
-    return _page("Address confirmed", f"<p>{html.escape(user.email or '')} is confirmed: you can sign in now.</p>")
+        return _page("This link doesn't work", f"<p class='msg bad'>{html.escape(str(exc))}</p>", 400)
+    return _page("Address confirmed", f"<section class=card><p>{html.escape(user.email or '')} is confirmed: you "
+                                     "can sign in now.</p><p><a class=btn href=/signin?next=/onboarding>Sign in</a>"
+                                     "</p></section>")
 
 
 def _reset_form(token: str, problem: str = "") -> str:
-    bad = f"<p class=bad>{html.escape(problem)}</p>" if problem else ""
-    return (f"{bad}<form method=post action=/reset-password>{_token_field(token)}<p><label>New password "
-            "<input type=password name=new_password autocomplete=new-password required minlength=12></label></p>"
-            "<p>At least 12 characters, with an upper-case letter, a digit and a special character.</p>"
-            "<button>Set the new password</button></form>")
+    bad = f"<p class='msg bad'>{html.escape(problem)}</p>" if problem else ""
+    return (f"<section class=card>{bad}<form method=post action=/reset-password>{_token_field(token)}<label "
+            "class=field>New password <input type=password name=new_password autocomplete=new-password required "
+            "minlength=12></label><p class=muted>At least 12 characters, with an upper-case letter, a digit and a "
+            "special character.</p><button class=btn>Set the new password</button></form></section>")
 
 
 @router.get("/reset-password", response_class=HTMLResponse)
@@ -85,8 +85,9 @@ async def reset_password_submit(request: Request,
     try:
         await accounts.reset_password(token, password)
     except InvalidEmailToken as exc:
-        return _page("This link doesn't work", f"<p class=bad>{html.escape(str(exc))}</p>", 400)
-    return _page("Password changed", "<p>Every session has ended: sign in with the new password.</p>")
+        return _page("This link doesn't work", f"<p class='msg bad'>{html.escape(str(exc))}</p>", 400)
+    return _page("Password changed", "<section class=card><p>Every session has ended: sign in with the new "
+                                     "password.</p><p><a class=btn href=/signin>Sign in</a></p></section>")
 
 
 @router.get("/dev/mail", response_class=HTMLResponse)
@@ -98,7 +99,9 @@ async def dev_mail(request: Request, accounts: AccountsService = Depends(get_acc
     for m in mailbox.mails():
         when = datetime.fromtimestamp(m.received_at, UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
         body = LINK.sub(lambda found: f'<a href="{found.group(0)}">{found.group(0)}</a>', html.escape(m.body))
-        items.append(f"<div class=mail><b>{html.escape(m.subject)}</b><br>to {html.escape(m.to)} · {when}"
-                     f"<pre>{body}</pre></div>")
+        items.append(f"<div class=mail data-to='{html.escape(m.to, quote=True)}'><b>{html.escape(m.subject)}</b>"
+                     f"<br>to {html.escape(m.to)} · {when}"
+                     f"<pre class=mailbody>{body}</pre></div>")
     intro = "<p>Mail <code>pulse demo</code> sent (kept in memory, newest first).</p>"
-    return _page("Demo mailbox", intro + ("".join(items) or "<p>No mail yet.</p>"))
+    mails = "".join(items) or "<p>No mail yet.</p>"
+    return render("Demo mailbox", body=f"<section class=card>{intro}{mails}</section>", narrow=False)

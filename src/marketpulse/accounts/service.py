@@ -46,6 +46,7 @@ from marketpulse.accounts.core import (
 )
 from marketpulse.accounts.mail import Mailer
 from marketpulse.accounts.plans import DEFAULT_PLAN, plan_named
+from marketpulse.accounts.preferences import PreferencesStore
 from marketpulse.accounts.privacy import erase_user, export_user
 from marketpulse.accounts.tables import AuthSessionRow, EmailTokenRow, RefreshTokenRow, UserRow
 from marketpulse.accounts.totp import Totp
@@ -134,6 +135,7 @@ class AccountsService:
         self.admin = Admin(self)
         self.wallets = Wallets(self)
         self.totp = Totp(self)
+        self.preferences = PreferencesStore(sessions, clock)
         self.dev_mailbox: DevMailbox | None = None  # `pulse demo`'s local mailbox, shown at /dev/mail
 
     async def close(self) -> None:

@@ -169,3 +169,17 @@ class RecoveryCodeRow(Base):
     used_at_ms: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
 
     __table_args__ = (Index("ix_recovery_codes_user", "user_id"),)
+
+
+class NotificationPreferencesRow(Base):
+    """A user's notification preferences (time zone, quiet hours, default channels): one row per user, absent
+    until first saved. Keyed by `owner_id` so privacy export and erasure find it like every owned row."""
+
+    __tablename__ = "notification_preferences"
+
+    owner_id: Mapped[str] = mapped_column(String(36), ForeignKey("users.id", ondelete="CASCADE"), primary_key=True)
+    time_zone: Mapped[str] = mapped_column(String(64))  # an IANA name, e.g. Europe/Berlin
+    quiet_hours_start: Mapped[str | None] = mapped_column(String(5), nullable=True)  # HH:MM local, or None: none
+    quiet_hours_end: Mapped[str | None] = mapped_column(String(5), nullable=True)
+    channels: Mapped[str] = mapped_column(String(64))  # comma-separated, from accounts.plans.ALL_CHANNELS
+    updated_at_ms: Mapped[int] = mapped_column(BigInteger)

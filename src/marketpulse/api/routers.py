@@ -20,6 +20,8 @@ ROUTERS: list[str] = [
     "marketpulse.accounts.admin_views:router",
     "marketpulse.accounts.pages:router",
     "marketpulse.watchlists.views:router",
+    "marketpulse.accounts.account_views:router",
+    "marketpulse.web.account_pages:router",
 ]
 
 

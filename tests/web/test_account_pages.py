@@ -1,0 +1,280 @@
+"""The account pages in headless Chromium (Debian's), against the real app under uvicorn with a local SMTP sink:
+sign-up → the mailed link → confirm → onboarding → dashboard; a TOTP second factor set up in settings then asked
+at sign-in; API keys created and revoked in settings; the pricing page rendered from the plan table; the nav.
+
+The verification link is read out of the mail the app really sent (the aiosmtpd sink tests/accounts use).
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pyotp
+import pytest
+from aiosmtpd.controller import Controller
+
+from accounts.conftest import STRONG, Sink  # noqa: I001 (tests/accounts helpers)
+from api.serving import API_KEY, free_port, serving
+from marketpulse.accounts.core import Role
+from marketpulse.accounts.plans import plans_json
+from marketpulse.api.app import create_app
+from marketpulse.bus.memory import MemoryBus
+from marketpulse.clock import FakeClock
+from marketpulse.runtime import Runtime
+from marketpulse.settings import Settings
+
+CHROMIUM = "/usr/bin/chromium"
+pytestmark = [
+    pytest.mark.browser,
+    pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="Debian's chromium is missing (make test installs it)"),
+]
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync", "--no-first-run"]
+T0 = 1_760_126_400_000
+LINK = re.compile(r"https?://\S+/verify-email\?token=\S+")
+
+
+@pytest.fixture
+def sink() -> Iterator[tuple[Sink, int]]:
+    mails, port = Sink(), free_port()
+    controller = Controller(mails, hostname="127.0.0.1", port=port)
+    controller.start()
+    yield mails, port
+    controller.stop()
+
+
+@pytest.fixture
+async def runtime(sqlite_template: Path, tmp_path: Path, sink: tuple[Sink, int]) -> AsyncIterator[Runtime]:
+    db = tmp_path / "pages.db"
+    shutil.copy(sqlite_template, db)
+    settings = Settings(database_url=f"sqlite+aiosqlite:///{db}", bus_url="memory://", ingest_api_key=API_KEY,
+                        data_dir=tmp_path, smtp_host="127.0.0.1", smtp_port=sink[1],
+                        jwt_secret_key="pages-jwt-secret-of-at-least-32-bytes!")
+    rt = Runtime.open(settings, clock=FakeClock(T0), bus=MemoryBus())
+    yield rt
+    await rt.close()
+
+
+@pytest.fixture
+async def site(runtime: Runtime) -> AsyncIterator[str]:
+    async with serving(create_app(runtime)) as url:
+        runtime.settings.public_url = url  # mailed links lead back to this server
+        yield url
+
+
+@pytest.fixture
+async def browser() -> AsyncIterator[Any]:
+    from playwright.async_api import async_playwright
+
+    async with async_playwright() as pw:
+        chromium = await pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
+        yield chromium
+        await chromium.close()
+
+
+async def new_page(browser: Any, errors: list[str]) -> Any:
+    page = await (await browser.new_context(viewport={"width": 1280, "height": 900})).new_page()
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    return page
+
+
+async def sign_in(page: Any, url: str, email: str, next_path: str = "/") -> None:
+    await page.goto(f"{url}/signin?next={next_path}")
+    await page.fill("#signin-form [name=email]", email)
+    await page.fill("#signin-form [name=password]", STRONG)
+    await page.click("#signin-form button[type=submit]")
+
+
+async def test_sign_up_verify_by_mail_onboard_and_land_on_the_dashboard(browser: Any, site: str, runtime: Runtime,
+                                                                        sink: tuple[Sink, int]) -> None:
+    from playwright.async_api import expect
+
+    errors: list[str] = []
+    page = await new_page(browser, errors)
+    await page.goto(site + "/signup")
+    await page.fill("#signup-form [name=email]", "newbie@example.com")
+    await page.fill("#signup-form [name=password]", "no-upper-case-42")
+    await page.click("#signup-form button[type=submit]")
+    await expect(page.locator("#signup-msg")).to_contain_text("upper-case")  # the rule, named by the server
+    await page.fill("#signup-form [name=password]", STRONG)
+    await page.click("#signup-form button[type=submit]")
+    await expect(page).to_have_url(re.compile(r"/verify\?email=newbie%40example\.com$"))
+    await expect(page.locator("#verify-email")).to_have_text("newbie@example.com")
+
+    body = sink[0].to("newbie@example.com")[-1].get_payload(decode=True)
+    assert isinstance(body, bytes)
+    found = LINK.search(body.decode())
+    assert found, body
+    await page.goto(found.group(0))
+    await page.click("button:has-text('Confirm my address')")
+    await expect(page.locator("h1")).to_have_text("Address confirmed")
+    await page.click("main a:has-text('Sign in')")
+    await expect(page).to_have_url(re.compile(r"/signin\?next=/onboarding$"))
+    await page.fill("#signin-form [name=email]", "newbie@example.com")
+    await page.fill("#signin-form [name=password]", STRONG)
+    await page.click("#signin-form button[type=submit]")
+
+    await expect(page).to_have_url(site + "/onboarding")
+    await expect(page.locator(".plan-card")).to_have_count(len(plans_json()))
+    await expect(page.locator(".plan-card.chosen")).to_have_attribute("data-plan", "free")
+    await page.click(".plan-card[data-plan=pro]")
+    await expect(page.locator("#plan-msg")).to_contain_text("Checkout for Pro comes later")
+    await page.click("#plan-next")
+    await page.click("#watchlist-skip")
+    await page.fill("#prefs-form [name=time_zone]", "Europe/Berlin")
+    await page.fill("#prefs-form [name=quiet_hours_start]", "22:00")
+    await page.fill("#prefs-form [name=quiet_hours_end]", "07:00")
+    await expect(page.locator("#prefs-form input[value=telegram]")).to_be_disabled()  # not on the free plan
+    await page.click("#prefs-form button[type=submit]")
+    await expect(page.locator("#prefs-msg")).to_contain_text("Saved")
+    user = await runtime.services.accounts.find_user("newbie@example.com")
+    assert user is not None and user.plan == "free"
+    prefs = await runtime.services.accounts.preferences.get(user.id)
+    assert (prefs.time_zone, prefs.quiet_hours_start, prefs.quiet_hours_end) == ("Europe/Berlin", "22:00", "07:00")
+
+    await page.click("#onboarding-done")
+    await expect(page).to_have_url(site + "/")
+    await expect(page.locator("#site-nav")).to_have_attribute("data-state", "signed-in")
+    await expect(page.locator("#site-nav .plan-badge")).to_have_text("free")
+    await expect(page.locator("#site-nav .who")).to_have_text("newbie@example.com")
+    assert errors == []
+
+
+async def test_two_factor_set_up_in_settings_is_asked_at_the_next_sign_in(browser: Any, site: str,
+                                                                          runtime: Runtime) -> None:
+    from playwright.async_api import expect
+
+    clock = runtime.clock
+    assert isinstance(clock, FakeClock)
+    await runtime.services.accounts.create_user("careful@example.com", STRONG, verified=True)
+    errors: list[str] = []
+    page = await new_page(browser, errors)
+    await sign_in(page, site, "careful@example.com", "/settings")
+    await expect(page).to_have_url(site + "/settings")
+    await page.click("#totp-enrol")
+    await expect(page.locator("#totp-secret")).to_have_text(re.compile(r"^[A-Z2-7]{16,}$"))
+    secret = (await page.locator("#totp-secret").text_content() or "").strip()
+    assert (await page.locator("#totp-uri").text_content() or "").startswith("otpauth://totp/")
+    totp = pyotp.TOTP(secret)
+    await page.fill("#totp-confirm-form [name=code]", totp.at(clock.now_ms() // 1000))
+    await page.click("#totp-confirm-form button[type=submit]")
+    await expect(page.locator("#totp-msg")).to_have_text("Two-factor is on.")
+    await expect(page.locator("#recovery-box")).to_be_visible()
+    codes = (await page.locator("#recovery-codes").text_content() or "").split()
+    assert len(codes) == 10
+
+    await page.click("#site-nav [data-nav=signout]")
+    await expect(page).to_have_url(site + "/signin")
+    await sign_in(page, site, "careful@example.com")
+    await expect(page.locator("#second-factor-step")).to_be_visible()
+    await page.fill("#second-factor-form [name=code]", "000000" if totp.at(clock.now_ms() // 1000) != "000000"
+                    else "111111")
+    await page.click("#second-factor-form button[type=submit]")
+    await expect(page.locator("#second-factor-msg")).not_to_be_empty()  # a wrong code: still on the step
+    await expect(page).to_have_url(re.compile(r"/signin"))
+    clock.advance(30_000)  # the confirming code's step is spent: the next step's code
+    await page.fill("#second-factor-form [name=code]", totp.at(clock.now_ms() // 1000))
+    await page.click("#second-factor-form button[type=submit]")
+    await expect(page).to_have_url(site + "/")
+    await expect(page.locator("#site-nav .who")).to_have_text("careful@example.com")
+    assert errors == []
+
+
+async def test_api_keys_are_created_shown_once_and_revoked_in_settings(browser: Any, site: str,
+                                                                       runtime: Runtime) -> None:
+    from playwright.async_api import expect
+
+    await runtime.services.accounts.create_user("bot@example.com", STRONG, verified=True)
+    errors: list[str] = []
+    page = await new_page(browser, errors)
+    await sign_in(page, site, "bot@example.com", "/settings")
+    await expect(page).to_have_url(site + "/settings")
+    await page.fill("#key-form [name=name]", "my bot")
+    await page.check("#key-form input[value=trade]")
+    await page.click("#key-form button[type=submit]")
+    await expect(page.locator("#new-key-box")).to_be_visible()
+    key = (await page.locator("#new-key").text_content() or "").strip()
+    row = page.locator("#key-list tbody tr")
+    await expect(row).to_have_count(1)
+    await expect(row).to_contain_text("my bot")
+    await expect(row).to_contain_text("read, trade")
+    assert key not in (await row.text_content() or "")  # the list shows the prefix, never the secret
+    async with httpx.AsyncClient(base_url=site) as http:
+        assert (await http.get("/api/v1/auth/me", headers={"Authorization": f"Bearer {key}"})).status_code == 200
+        await row.locator("button:has-text('Revoke')").click()
+        await expect(page.locator("#key-list tbody tr")).to_have_count(0)
+        await expect(page.locator("#key-msg")).to_contain_text("revoked")
+        assert (await http.get("/api/v1/auth/me", headers={"Authorization": f"Bearer {key}"})).status_code == 401
+    await page.reload()  # shown once: a fresh page has the list only
+    await expect(page.locator("#new-key-box")).to_be_hidden()
+    assert errors == []
+
+
+async def test_pricing_renders_every_row_of_the_plan_table(browser: Any, site: str) -> None:
+    from playwright.async_api import expect
+
+    errors: list[str] = []
+    page = await new_page(browser, errors)
+    await page.goto(site + "/pricing")
+    plans = plans_json()
+    await expect(page.locator("#plan-table thead th")).to_have_count(len(plans) + 1)
+    fields = [k for k in plans[0] if k not in ("name", "title")]
+    await expect(page.locator("#plan-table tbody tr")).to_have_count(len(fields))
+    assert [await th.text_content() for th in await page.locator("#plan-table thead th").all()][1:] == \
+        [p["title"] for p in plans]
+    symbols = page.locator("#plan-table tr[data-row=symbols_in_table] td")
+    await expect(symbols).to_have_text(["Symbols in the live table", "50", "100", "Unlimited", "Unlimited"])
+    await expect(page.locator("#plan-table tr[data-row=open_interest_column] td")).to_have_text(
+        ["Open-interest column", "—", "✓", "✓", "✓"])
+    await expect(page.locator("#plan-table tr[data-row=price_per_month_usd] td")).to_have_text(
+        ["Price per month", "Free", "$29", "$99", "Contact us"])
+    assert errors == []
+
+
+async def test_every_page_has_the_nav_with_the_sign_in_state(browser: Any, site: str, runtime: Runtime) -> None:
+    from playwright.async_api import expect
+
+    await runtime.services.accounts.create_user("boss@example.com", STRONG, role=Role.ADMIN, verified=True)
+    errors: list[str] = []
+    page = await new_page(browser, errors)
+    pages = ["/", "/paper", "/backtests", "/pricing", "/signin", "/signup", "/forgot-password", "/verify"]
+    for path in pages:
+        await page.goto(site + path)
+        nav = page.locator("#site-nav")
+        await expect(nav).to_have_attribute("data-state", "anonymous")
+        await expect(nav.locator("a")).to_have_text(["Dashboard", "Backtests", "Paper", "Pricing", "Sign in",
+                                                     "Sign up"])
+    await sign_in(page, site, "boss@example.com")
+    await expect(page).to_have_url(site + "/")
+    for path in ["/", "/paper", "/backtests", "/pricing", "/settings"]:
+        await page.goto(site + path)
+        nav = page.locator("#site-nav")
+        await expect(nav).to_have_attribute("data-state", "signed-in")
+        await expect(nav.locator("[data-nav=admin]")).to_have_attribute("href", "/admin")
+        await expect(nav.locator("a[aria-current=page]")).to_have_count(1)
+    assert errors == []
+
+
+async def test_sign_in_methods_without_a_wallet_or_server_support_say_so(browser: Any, site: str) -> None:
+    from playwright.async_api import expect
+
+    errors: list[str] = []
+    page = await new_page(browser, errors)
+    await page.goto(site + "/signin")
+    await page.click("#signin-ethereum")
+    await expect(page.locator("#other-msg")).to_contain_text("No Ethereum wallet found")
+    await page.click("#signin-solana")
+    await expect(page.locator("#other-msg")).to_contain_text("No Solana wallet found")
+    await page.click("#signin-google")
+    await expect(page.locator("#other-msg")).to_contain_text("Google sign-in isn't set up")
+    await page.fill("#signin-form [name=email]", "nobody@example.com")
+    await page.fill("#signin-form [name=password]", STRONG)
+    await page.click("#signin-form button[type=submit]")
+    await expect(page.locator("#signin-msg")).not_to_be_empty()
+    await expect(page).to_have_url(site + "/signin")
+    assert errors == []
