@@ -125,7 +125,12 @@ async def test_sign_up_verify_by_mail_onboard_and_land_on_the_dashboard(browser:
     await page.click(".plan-card[data-plan=pro]")
     await expect(page.locator("#plan-msg")).to_contain_text("Checkout for Pro comes later")
     await page.click("#plan-next")
-    await page.click("#watchlist-skip")
+    await page.fill("#watchlist-form [name=name]", "Majors")
+    await page.fill("#watchlist-form [name=symbols]", "BTCUSDT, ethusdt")
+    await page.click("#watchlist-form button[type=submit]")
+    await expect(page.locator("#prefs-form")).to_be_visible()
+    lists = (await (await page.request.get(site + "/api/v1/watchlist")).json())["watchlists"]
+    assert [(w["name"], w["symbols"]) for w in lists] == [("Majors", ["BTCUSDT", "ETHUSDT"])]
     await page.fill("#prefs-form [name=time_zone]", "Europe/Berlin")
     await page.fill("#prefs-form [name=quiet_hours_start]", "22:00")
     await page.fill("#prefs-form [name=quiet_hours_end]", "07:00")

@@ -60,16 +60,12 @@
     ev.preventDefault();
     const data = new FormData(ev.target);
     const symbols = String(data.get("symbols")).split(",").map((s) => s.trim().toUpperCase()).filter(Boolean);
-    const made = await MP.api("POST", "/api/v1/watchlist", { name: data.get("name") });
+    const made = await MP.api("POST", "/api/v1/watchlist", { name: data.get("name"), symbols });
     if (made.status === 404) {
       MP.say("watchlist-msg", "Watchlists aren't available on this server yet: skip this step for now.");
       return;
     }
     if (!made.ok) return MP.say("watchlist-msg", MP.errorText(made));
-    for (const symbol of symbols) {
-      const added = await MP.api("POST", `/api/v1/watchlist/${encodeURIComponent(made.data.id)}/items`, { symbol });
-      if (!added.ok) return MP.say("watchlist-msg", `${symbol}: ${MP.errorText(added)}`);
-    }
     show("prefs");
   });
 

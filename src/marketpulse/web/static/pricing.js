@@ -10,6 +10,8 @@
     alert_channels: "Alert channels", active_alert_rules: "Active alert rules", backtests_per_day: "Backtests per day",
     concurrent_paper_positions: "Concurrent paper positions", api_requests_per_minute: "API requests per minute",
     api_requests_per_day: "API requests per day", monthly_credits: "Monthly credits", aliases: "Also called",
+    watchlists: "Watchlists", watchlist_symbols: "Symbols per watchlist",
+    volume_alert_subscriptions: "Volume-alert subscriptions",
   };
   const FORMAT = {
     price_per_month_usd: (v) => (v === null ? "Contact us" : v === 0 ? "Free" : `$${v}`),
