@@ -32,6 +32,8 @@ WALLETS = "tests/accounts/test_wallets.py"
 
 PROOF: dict[str, str] = {
     "admin_require_two_factor": "tests/accounts/test_two_factor.py::test_admins_can_be_required_to_use_two_factor",
+    "admin_allowed_ips": "tests/accounts/test_admin_console.py::"
+                         "test_the_admin_allowlist_refuses_other_addresses_before_anything_else",
     "siwe_domain": f"{WALLETS}::test_siwe_accepts_the_chains_and_domain_the_settings_name",
     "siwe_uri": f"{WALLETS}::test_siwe_accepts_the_chains_and_domain_the_settings_name",
     "siwe_chain_ids": f"{WALLETS}::test_siwe_accepts_the_chains_and_domain_the_settings_name",

@@ -2,17 +2,31 @@
 
 from __future__ import annotations
 
+import ipaddress
 from datetime import datetime
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 # Known to everyone who reads this file: only for development (PULSE_ENV=dev), see `uses_dev_ingest_key`.
 DEV_INGEST_KEY = "dev-ingest-key"
 DEV_JWT_SECRET = "dev-jwt-secret-key-change-me-in-production"  # likewise: anyone could sign tokens with it
+
+IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+
+def ip_networks(text: str) -> list[IPNetwork]:
+    """'10.0.0.0/8, 192.168.1.7' → networks (a bare address is a /32 or /128); ValueError naming a bad entry."""
+    out = []
+    for entry in filter(None, (e.strip() for e in text.split(","))):
+        try:
+            out.append(ipaddress.ip_network(entry, strict=False))
+        except ValueError:
+            raise ValueError(f"{entry!r} is not an IP address or CIDR network (like 10.0.0.0/8)") from None
+    return out
 
 
 class Settings(BaseSettings):
@@ -188,6 +202,11 @@ class Settings(BaseSettings):
     admin_require_two_factor: bool = Field(
         False, description="Administrators can use the admin API only once their TOTP second factor is on"
     )
+    admin_allowed_ips: str = Field(
+        "", description="Client addresses allowed to reach /api/v1/admin/* and the /admin pages, comma-separated IPs "
+        "or CIDRs (10.0.0.0/8,2001:db8::1); empty: any. Others get 403. The address is the connection's, or "
+        "X-Forwarded-For's when the connection comes from uvicorn's trusted proxies (127.0.0.1 by default)"
+    )
     siwe_domain: str = Field(
         "127.0.0.1:8000", description="The domain a Sign-In with Ethereum message must name (host[:port] users reach)"
     )
@@ -207,6 +226,15 @@ class Settings(BaseSettings):
 
     log_level: str = Field("INFO", description="DEBUG, INFO, WARNING or ERROR")
     log_json: bool = Field(False, description="One JSON object per log line instead of the console format")
+
+    @field_validator("admin_allowed_ips")
+    @classmethod
+    def _admin_allowed_ips(cls, value: str) -> str:
+        ip_networks(value)  # refuse a typo at start-up rather than lock every administrator out
+        return value
+
+    def admin_networks(self) -> list[IPNetwork]:
+        return ip_networks(self.admin_allowed_ips)
 
     def uses_dev_ingest_key(self) -> bool:
         return self.ingest_api_key.get_secret_value() == DEV_INGEST_KEY

@@ -16,7 +16,7 @@ from sqlalchemy import func, select
 from marketpulse.accounts.core import Status, TokenPurpose
 from marketpulse.accounts.plans import plan_named
 from marketpulse.accounts.privacy import erase_user
-from marketpulse.accounts.tables import AuthSessionRow, UserRow
+from marketpulse.accounts.tables import ApiKeyRow, AuthSessionRow, UserRow
 from marketpulse.storage.database import page
 from marketpulse.times import ms_datetime
 
@@ -96,6 +96,15 @@ class Admin:
         if user is None:
             raise UserNotFound(user_id)
         return user, await self.accounts.live_sessions(user_id)
+
+    async def last_activity_ms(self, user_id: str) -> int | None:
+        """The newest use of any of the user's sessions (ended ones too) or API keys; None: never signed in."""
+        async with self.sessions() as s:
+            by_session = (await s.execute(select(func.max(AuthSessionRow.last_used_at_ms))
+                                          .where(AuthSessionRow.user_id == user_id))).scalar_one()
+            by_key = (await s.execute(select(func.max(ApiKeyRow.last_used_at_ms))
+                                      .where(ApiKeyRow.user_id == user_id))).scalar_one()
+        return max((t for t in (by_session, by_key) if t is not None), default=None)
 
     async def update(self, actor: Principal, user_id: str, changes: dict[str, str], client: str | None) -> UserRow:
         """Apply `changes` (plan, status, role); a user no longer active loses every session at once."""

@@ -2,23 +2,29 @@
 the audit log.
 
     GET    /api/v1/admin/users                ?q=&plan=&status=&role=&signed_up_from=&signed_up_to=&limit=&offset=
-    GET    /api/v1/admin/users/{id}           the user, their live sessions
+    GET    /api/v1/admin/users/{id}           the user, their live sessions and API keys, last activity
     PATCH  /api/v1/admin/users/{id}           {plan?, status?, role?}
     DELETE /api/v1/admin/users/{id}           the user and what hangs off the account
     POST   /api/v1/admin/users/{id}/signout   ends every session of the user
     POST   /api/v1/admin/users/{id}/password-reset   the password stops working; a reset link is mailed
     GET    /api/v1/admin/metrics              users by plan/status/role, sign-ups per day, live sessions
     GET    /api/v1/admin/audit-log            ?action=&actor_id=&target_id=&since=&until=&limit=&offset=
+    GET    /api/v1/admin/health               database and bus checks, bus backlog, dead letters, process uptime
+
+With `PULSE_ADMIN_ALLOWED_IPS` set, every route (and the /admin pages) answers 403 to a client address outside it,
+before anything else is looked at.
 """
 
 from __future__ import annotations
 
+import ipaddress
 from typing import Any, Literal
 
 from fastapi import APIRouter, Depends, HTTPException, Query, Request, Response, status
-from pydantic import BaseModel, ConfigDict, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from marketpulse.accounts.admin import SelfChange, UserNotFound, UserQuery
+from marketpulse.accounts.api_keys import key_json
 from marketpulse.accounts.audit import AuditQuery, audit_json
 from marketpulse.accounts.core import Role
 from marketpulse.accounts.plans import PLAN_NAMES, plan_named
@@ -26,10 +32,34 @@ from marketpulse.accounts.schemas import UNAUTHORIZED, me_json
 from marketpulse.accounts.service import AccountsService, Principal
 from marketpulse.accounts.tables import AuthSessionRow, UserRow
 from marketpulse.accounts.views import get_accounts, session_user
+from marketpulse.api.health import platform_health
 from marketpulse.times import EpochMs
 
-router = APIRouter(prefix="/api/v1/admin", tags=["admin"], responses={
-    **UNAUTHORIZED, 403: {"description": "Not an administrator (or the account is suspended or banned)"},
+
+def admin_address(request: Request) -> None:
+    """403 unless the client's address is in `PULSE_ADMIN_ALLOWED_IPS` (empty: any address). The address is
+    uvicorn's `client`: the peer's, or X-Forwarded-For's only when the peer is one of its trusted proxies."""
+    networks = request.app.state.runtime.settings.admin_networks()
+    if not networks:
+        return
+    address = _address(request.client.host if request.client else None)
+    if address is None or not any(address in net for net in networks if net.version == address.version):
+        raise HTTPException(status.HTTP_403_FORBIDDEN, detail={
+            "reason": "address_not_allowed", "message": "the admin console isn't reachable from this address"})
+
+
+def _address(host: str | None) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+    try:
+        address = ipaddress.ip_address(host or "")
+    except ValueError:
+        return None  # not an IP (a test client's name, a Unix socket): never in an allowlist
+    mapped = getattr(address, "ipv4_mapped", None)  # ::ffff:10.1.2.3 from a dual-stack socket is 10.1.2.3
+    return mapped or address
+
+
+router = APIRouter(prefix="/api/v1/admin", tags=["admin"], dependencies=[Depends(admin_address)], responses={
+    **UNAUTHORIZED, 403: {"description": "Not an administrator (or the account is suspended or banned), or the "
+                                         "client address is outside PULSE_ADMIN_ALLOWED_IPS"},
 })
 USER_ROUTE: dict[int | str, dict[str, Any]] = {404: {"description": "No such user"}}
 SELF_CHANGE: dict[int | str, dict[str, Any]] = {
@@ -117,8 +147,9 @@ async def get_user(user_id: str, _: Principal = Depends(require_admin),
         user, sessions = await accounts.admin.user(user_id)
     except UserNotFound:
         raise _not_found(user_id) from None
-    last = max((s.last_used_at_ms for s in sessions), default=None)
-    return {**_admin_user_json(user), "sessions": [_session_json(s) for s in sessions], "last_activity_ms": last}
+    keys = await accounts.api_keys.live(user_id)
+    return {**_admin_user_json(user), "sessions": [_session_json(s) for s in sessions],
+            "api_keys": [key_json(k) for k in keys], "last_activity_ms": await accounts.admin.last_activity_ms(user_id)}
 
 
 @router.patch("/users/{user_id}", responses={**USER_ROUTE, **SELF_CHANGE})
@@ -183,3 +214,17 @@ async def audit_log(
 ) -> dict[str, Any]:
     rows, total = await accounts.audit.search(AuditQuery(action, actor_id, target_id, since, until, limit, offset))
     return {"entries": [audit_json(r) for r in rows], "total": total, "limit": limit, "offset": offset}
+
+
+class HealthOut(BaseModel):
+    status: Literal["ok", "unavailable"]
+    checks: dict[str, str] = Field(description="database and bus: ok, or a short reason")
+    bus_groups: list[dict[str, Any]] = Field(description="each consumer group's backlog: topic, group, lag, pending")
+    dead_letters: dict[str, int] = Field(description="dead letters per topic (counted up to 1000)")
+    uptime_s: float | None = Field(description="seconds since this API process started")
+
+
+@router.get("/health", response_model=HealthOut)
+async def health(request: Request, _: Principal = Depends(require_admin)) -> dict[str, Any]:
+    """The platform's own health as this API process sees it (the page polls it)."""
+    return await platform_health(request.app.state.runtime)
