@@ -13,6 +13,7 @@ from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
+import base58
 import httpx
 import pyotp
 import pytest
@@ -283,3 +284,75 @@ async def test_sign_in_methods_without_a_wallet_or_server_support_say_so(browser
     await expect(page.locator("#signin-msg")).not_to_be_empty()
     await expect(page).to_have_url(site + "/signin")
     assert errors == []
+
+
+# A stand-in for a browser wallet extension: the page's window.ethereum (EIP-1193) and window.solana call back into
+# the test, which signs with real keys (eth-account, PyNaCl) exactly as MetaMask or Phantom would.
+FAKE_WALLETS = """
+window.ethereum = {
+  request: async ({ method, params }) => {
+    if (method === "eth_requestAccounts") return [await window.walletAddress()];
+    if (method === "eth_chainId") return "0x1";
+    if (method === "personal_sign") return await window.walletSignEthereum(params[0]);
+    throw new Error("unsupported " + method);
+  },
+};
+window.solana = {
+  publicKey: null,
+  connect: async () => {
+    const key = await window.walletSolanaKey();
+    window.solana.publicKey = { toString: () => key };
+    return { publicKey: window.solana.publicKey };
+  },
+  signMessage: async (bytes) => ({ signature: new Uint8Array(await window.walletSignSolana(Array.from(bytes))) }),
+};
+"""
+
+
+async def test_wallet_sign_in_and_linking_with_a_wallet_in_the_browser(browser: Any, site: str,
+                                                                       runtime: Runtime) -> None:
+    from eth_account import Account
+    from eth_account.messages import encode_defunct
+    from nacl.signing import SigningKey
+    from playwright.async_api import expect
+
+    host = site.removeprefix("http://")
+    runtime.settings.siwe_domain, runtime.settings.siwe_uri = host, site  # the address users reach
+    eth, sol = Account.create(), SigningKey.generate()
+    signed: list[str] = []
+
+    def sign_ethereum(message: str) -> str:
+        signed.append(message)
+        return "0x" + bytes(eth.sign_message(encode_defunct(text=message)).signature).hex()
+
+    context = await browser.new_context()
+    await context.expose_function("walletAddress", lambda: eth.address.lower())  # wallets answer lower case
+    await context.expose_function("walletSignEthereum", sign_ethereum)
+    await context.expose_function("walletSolanaKey", lambda: base58.b58encode(bytes(sol.verify_key)).decode())
+    await context.expose_function("walletSignSolana", lambda data: list(sol.sign(bytes(data)).signature))
+    await context.add_init_script(FAKE_WALLETS)
+    errors: list[str] = []
+    page = await context.new_page()
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+
+    await page.goto(site + "/signin?next=/settings")
+    await page.click("#signin-ethereum")
+    await expect(page).to_have_url(site + "/settings")
+    assert signed[0].startswith(f"{host} wants you to sign in with your Ethereum account:\n")
+    await expect(page.locator("#profile-wallets")).to_contain_text(f"ethereum: {eth.address}")
+    await expect(page.locator("#profile-email")).to_contain_text("wallet account")
+
+    await page.click("#link-solana")  # signed in: the second wallet joins this account
+    await expect(page.locator("#profile-msg")).to_have_text("Wallet linked.")
+    await expect(page.locator("#profile-wallets")).to_contain_text("solana: ")
+    first = await (await page.request.get(site + "/api/v1/auth/me")).json()
+    assert sorted(w["chain"] for w in first["wallets"]) == ["ethereum", "solana"]
+
+    await page.click("#site-nav [data-nav=signout]")
+    await expect(page).to_have_url(site + "/signin")
+    await page.click("#signin-solana")  # the linked wallet signs in to the same account
+    await expect(page).to_have_url(site + "/")
+    again = await (await page.request.get(site + "/api/v1/auth/me")).json()
+    assert again["id"] == first["id"]
+    assert errors == []
+    await context.close()
