@@ -18,7 +18,7 @@ from marketpulse.runtime import Runtime
 from marketpulse.settings import Settings
 
 PAGES = ["/signup", "/signin", "/verify", "/forgot-password", "/onboarding", "/settings", "/pricing"]
-SITE = [*PAGES, "/", "/paper", "/backtests", "/verify-email?token=x", "/reset-password?token=x"]
+SITE = [*PAGES, "/", "/paper", "/backtests", "/admin", "/verify-email?token=x", "/reset-password?token=x"]
 SCRIPT = re.compile(r"<script\b([^>]*)>(.*?)</script>", re.S)
 ASSET = re.compile(r'(?:src|href)="(/static/[^"]+)"')
 

@@ -248,7 +248,7 @@ async def test_every_page_has_the_nav_with_the_sign_in_state(browser: Any, site:
     await runtime.services.accounts.create_user("boss@example.com", STRONG, role=Role.ADMIN, verified=True)
     errors: list[str] = []
     page = await new_page(browser, errors)
-    pages = ["/", "/paper", "/backtests", "/pricing", "/signin", "/signup", "/forgot-password", "/verify"]
+    pages = ["/", "/paper", "/backtests", "/pricing", "/signin", "/signup", "/forgot-password", "/verify", "/admin"]
     for path in pages:
         await page.goto(site + path)
         nav = page.locator("#site-nav")
@@ -257,7 +257,7 @@ async def test_every_page_has_the_nav_with_the_sign_in_state(browser: Any, site:
                                                      "Sign up"])
     await sign_in(page, site, "boss@example.com")
     await expect(page).to_have_url(site + "/")
-    for path in ["/", "/paper", "/backtests", "/pricing", "/settings"]:
+    for path in ["/", "/paper", "/backtests", "/pricing", "/settings", "/admin"]:
         await page.goto(site + path)
         nav = page.locator("#site-nav")
         await expect(nav).to_have_attribute("data-state", "signed-in")
