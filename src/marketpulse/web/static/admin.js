@@ -1,6 +1,6 @@
 // marketpulse admin console: users (search, filters, paging, details and actions), system metrics and health,
-// the audit log. Vanilla JS over the admin API; the browser's session cookies authenticate, and every change
-// echoes the CSRF cookie in X-CSRF-Token. Text only ever goes in through textContent.
+// the audit log. Vanilla JS over the admin API through site.js's MP.api (the browser's session cookies
+// authenticate; every change echoes the CSRF cookie in X-CSRF-Token). Text only ever goes in through textContent.
 (() => {
   "use strict";
 
@@ -9,32 +9,8 @@
   const $ = (id) => document.getElementById(id);
   const message = $("message");
 
-  function cookie(name) {
-    const found = document.cookie.split("; ").find((c) => c.startsWith(name + "="));
-    return found ? decodeURIComponent(found.slice(name.length + 1)) : "";
-  }
-
-  async function api(method, path, body) {
-    const headers = { Accept: "application/json" };
-    if (body !== undefined) headers["Content-Type"] = "application/json";
-    if (method !== "GET") headers["X-CSRF-Token"] = cookie("mp_csrf");
-    const response = await fetch(path, {
-      method, headers, credentials: "same-origin", body: body === undefined ? undefined : JSON.stringify(body),
-    });
-    let data = null;
-    if (response.status !== 204) {
-      try { data = await response.json(); } catch (err) { data = null; }
-    }
-    return { ok: response.ok, status: response.status, data };
-  }
-
-  function explain(result) {
-    const detail = result.data && result.data.detail;
-    if (typeof detail === "string") return detail;
-    if (Array.isArray(detail)) return detail.map((e) => (e.loc || []).slice(1).join(".") + ": " + e.msg).join("; ");
-    if (detail && detail.message) return detail.message;
-    return "request failed (" + result.status + ")";
-  }
+  const api = window.MP.api; // site.js: cookies, the CSRF header on writes, one refresh on a 401
+  const explain = window.MP.errorText;
 
   function say(text, bad) {
     message.textContent = text;

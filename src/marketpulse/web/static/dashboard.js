@@ -2,6 +2,8 @@
 //
 // Data in: the page's bootstrap JSON (table at render time), Socket.IO `market` ({full, time, rows: [patch…]},
 // a patch's absent fields mean "unchanged") and `volume-alert` (the alert's wire dict), and the alerts API once.
+// A signed-in user (site.js's MP.me) also gets their watchlists (a filter, and a star per row that adds or removes
+// the symbol) and a mark on the symbols they subscribed to volume alerts for; anonymous visitors see none of it.
 // Rendering is batched: patches only mark rows dirty; at most one render per RENDER_MS, inside an animation
 // frame, touches just the cells whose formatted text changed — hundreds of rows stay smooth.
 (() => {
@@ -87,6 +89,7 @@
   let orderDirty = true;
   let sort = { key: "quoteVolume24h", dir: "desc" };
   let filter = "";
+  let watchSymbols = null; // the chosen watchlist's symbols (Set), or null: every symbol
   let renderPending = false;
   let lastRenderAt = 0;
   let marketTime = null;
@@ -158,6 +161,7 @@
     cells.symbol.append(base, el("span", "quote", quote));
     const view = { tr, cells, shown: { symbol }, lastPrice: null };
     views.set(symbol, view);
+    decorate(view);
     return view;
   }
 
@@ -190,7 +194,8 @@
   }
 
   function reorder() {
-    const visible = [...rows.values()].filter((r) => !filter || r.symbol.includes(filter)).sort(compare);
+    const shown = (r) => (!filter || r.symbol.includes(filter)) && (!watchSymbols || watchSymbols.has(r.symbol));
+    const visible = [...rows.values()].filter(shown).sort(compare);
     const wanted = visible.map((r) => (views.get(r.symbol) || createView(r.symbol)).tr);
     const current = tbody.children;
     let same = current.length === wanted.length;
@@ -233,6 +238,130 @@
     if (payload.time) marketTime = payload.time;
     if (payload.full) replaceAll(payload.rows);
     else applyPatches(payload.rows);
+  }
+
+  // ---- watchlists and subscriptions (signed-in users only) ----------------------------------------------------
+
+  const account = { user: null, lists: [], subscribed: new Set(), everything: false };
+  const watchTools = document.getElementById("watchlist-tools");
+  const watchFilter = document.getElementById("watchlist-filter");
+  const watchTarget = document.getElementById("watchlist-target");
+
+  const targetList = () => account.lists.find((w) => w.id === watchTarget.value) || null;
+
+  // The row's star (in the target watchlist or not) and its subscription mark; nothing for anonymous visitors.
+  function decorate(view) {
+    if (!account.user) return;
+    const symbol = view.tr.dataset.symbol;
+    const cell = view.cells.symbol;
+    let star = cell.querySelector(".wl-star");
+    if (!star) {
+      star = el("button", "wl-star");
+      star.type = "button";
+      star.addEventListener("click", () => toggleSymbol(symbol));
+      cell.prepend(star);
+    }
+    const list = targetList();
+    const inList = Boolean(list && list.symbols.includes(symbol));
+    star.textContent = inList ? "★" : "☆";
+    star.setAttribute("aria-pressed", String(inList));
+    star.title = !list ? "Create a watchlist first (+ List)" : (inList ? "Remove from " : "Add to ") + list.name;
+    const subscribed = account.everything || account.subscribed.has(symbol);
+    const mark = cell.querySelector(".sub-mark");
+    if (subscribed && !mark) {
+      const bell = el("span", "sub-mark", "🔔");
+      bell.title = "You get volume alerts for this symbol";
+      cell.append(bell);
+    } else if (!subscribed && mark) {
+      mark.remove();
+    }
+    view.tr.classList.toggle("subscribed", subscribed);
+  }
+
+  function redecorate() {
+    for (const view of views.values()) decorate(view);
+  }
+
+  function applyWatchFilter() {
+    const list = account.lists.find((w) => w.id === watchFilter.value);
+    watchSymbols = list ? new Set(list.symbols) : null;
+    orderDirty = true;
+    scheduleRender();
+  }
+
+  function fillWatchSelects() {
+    const keepFilter = watchFilter.value, keepTarget = watchTarget.value;
+    const has = (id) => account.lists.some((w) => w.id === id);
+    watchFilter.replaceChildren(new Option("All symbols", ""),
+      ...account.lists.map((w) => new Option(`${w.name} (${w.symbols.length})`, w.id)));
+    watchTarget.replaceChildren(...account.lists.map((w) => new Option(w.name, w.id)));
+    watchFilter.value = has(keepFilter) ? keepFilter : "";
+    if (has(keepTarget)) watchTarget.value = keepTarget;
+    watchTarget.disabled = account.lists.length === 0;
+  }
+
+  function listsChanged() {
+    fillWatchSelects();
+    applyWatchFilter();
+    redecorate();
+  }
+
+  async function loadWatchlists() {
+    const answer = await window.MP.api("GET", "/api/v1/watchlist");
+    if (!answer.ok) return;
+    account.lists = answer.data.watchlists;
+    listsChanged();
+  }
+
+  async function loadSubscriptions() {
+    // Subscriptions are for pro and up: a free plan's 403 simply means no marks.
+    const answer = await window.MP.api("GET", "/api/v1/volume-alerts/subscriptions");
+    account.subscribed = new Set(answer.ok ? answer.data.subscriptions.map((sub) => sub.symbol) : []);
+    account.everything = account.subscribed.has("*");
+    redecorate();
+  }
+
+  async function toggleSymbol(symbol) {
+    const list = targetList();
+    if (!list) return;
+    const path = `/api/v1/watchlist/${encodeURIComponent(list.id)}/items`;
+    const answer = list.symbols.includes(symbol)
+      ? await window.MP.api("DELETE", `${path}?symbol=${encodeURIComponent(symbol)}`)
+      : await window.MP.api("POST", path, { symbol });
+    if (!answer.ok) {
+      window.alert(window.MP.errorText(answer));
+      return;
+    }
+    account.lists = account.lists.map((w) => (w.id === answer.data.id ? answer.data : w));
+    listsChanged();
+  }
+
+  watchFilter.addEventListener("change", () => {
+    if (watchFilter.value) watchTarget.value = watchFilter.value; // the stars edit the list being looked at
+    applyWatchFilter();
+    redecorate();
+  });
+  watchTarget.addEventListener("change", redecorate);
+  document.getElementById("watchlist-new").addEventListener("click", async () => {
+    const name = window.prompt("Name of the new watchlist");
+    if (!name) return;
+    const answer = await window.MP.api("POST", "/api/v1/watchlist", { name });
+    if (!answer.ok) {
+      window.alert(window.MP.errorText(answer));
+      return;
+    }
+    account.lists.push(answer.data);
+    fillWatchSelects();
+    watchTarget.value = answer.data.id;
+    redecorate();
+  });
+
+  async function startAccount() {
+    const user = window.MP ? await window.MP.me() : null;
+    if (!user) return;
+    account.user = user;
+    watchTools.hidden = false;
+    await Promise.all([loadWatchlists(), loadSubscriptions()]);
   }
 
   // ---- volume alerts ----------------------------------------------------------------------------------------
@@ -361,6 +490,7 @@
   markSortedHeader();
   applyPatches(boot.rows || []);
   loadRecentAlerts();
+  startAccount();
   connect();
   checkOpenInterestFreshness();
   setInterval(checkOpenInterestFreshness, boot.openInterestCheckMs || 60000);
