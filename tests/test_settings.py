@@ -29,6 +29,8 @@ ACCOUNTS = "tests/accounts/test_auth_api.py"
 ACCOUNT_SETTINGS = "tests/accounts/test_account_settings.py"
 
 WALLETS = "tests/accounts/test_wallets.py"
+GOOGLE = "tests/accounts/test_google.py"
+PASSKEYS = "tests/accounts/test_passkeys.py"
 
 PROOF: dict[str, str] = {
     "admin_require_two_factor": "tests/accounts/test_two_factor.py::test_admins_can_be_required_to_use_two_factor",
@@ -38,6 +40,11 @@ PROOF: dict[str, str] = {
     "siwe_uri": f"{WALLETS}::test_siwe_accepts_the_chains_and_domain_the_settings_name",
     "siwe_chain_ids": f"{WALLETS}::test_siwe_accepts_the_chains_and_domain_the_settings_name",
     "wallet_nonce_ttl_s": f"{WALLETS}::test_wallet_nonces_live_as_long_as_the_setting_says",
+    "google_client_id": f"{GOOGLE}::test_google_sign_in_creates_a_verified_free_user",
+    "google_client_secret": f"{GOOGLE}::test_google_sign_in_creates_a_verified_free_user",
+    "google_discovery_url": f"{GOOGLE}::test_google_sign_in_creates_a_verified_free_user",
+    "webauthn_rp_id": f"{PASSKEYS}::test_rp_id_and_origin_follow_the_settings_or_the_public_url",
+    "webauthn_origin": f"{PASSKEYS}::test_rp_id_and_origin_follow_the_settings_or_the_public_url",
     "database_url": "tests/e2e/test_demo_process.py::test_demo_serves_table_alerts_pages_and_metrics",
     "bus_url": "tests/e2e/test_multiprocess.py::test_ingest_two_workers_two_apis",
     "bus_claim_idle_ms": f"{HERE}::test_bus_claim_idle_ms_reaches_the_redis_bus",

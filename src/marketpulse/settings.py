@@ -217,6 +217,22 @@ class Settings(BaseSettings):
     wallet_nonce_ttl_s: int = Field(
         300, ge=30, le=3_600, description="How long a wallet sign-in nonce (Ethereum or Solana) can be signed and spent"
     )
+    google_client_id: str | None = Field(
+        None, description="OAuth client id of the Google sign-in (OpenID Connect); unset: /api/v1/auth/google/start "
+        "answers 404"
+    )
+    google_client_secret: SecretStr | None = Field(None, description="OAuth client secret of the Google sign-in")
+    google_discovery_url: str = Field(
+        "https://accounts.google.com/.well-known/openid-configuration",
+        description="OpenID discovery document of the Google sign-in (its endpoints, issuer and keys)",
+    )
+    webauthn_rp_id: str = Field(
+        "", max_length=253, description="Passkeys' relying-party id (a domain); empty: PULSE_PUBLIC_URL's host"
+    )
+    webauthn_origin: str = Field(
+        "", max_length=512, description="The origin passkey ceremonies must come from (scheme://host[:port]); empty: "
+        "PULSE_PUBLIC_URL's origin"
+    )
     smtp_host: str | None = Field(None, description="SMTP server for account mail; unset: mail is not sent")
     smtp_port: int = Field(25, ge=1, le=65_535, description="SMTP server port")
     smtp_username: str | None = Field(None, description="SMTP user, when the server wants a login")

@@ -17,7 +17,7 @@ import pytest
 from aiosmtpd.controller import Controller
 from fastapi import FastAPI
 
-from marketpulse.accounts import admin_views, pages, views
+from marketpulse.accounts import admin_views, pages, sso_views, views
 from marketpulse.api.errors import install_error_handlers
 from marketpulse.runtime import Runtime
 from marketpulse.settings import Settings
@@ -83,6 +83,7 @@ def app(runtime: Runtime) -> FastAPI:
     application.include_router(views.router)
     application.include_router(admin_views.router)
     application.include_router(pages.router)
+    application.include_router(sso_views.router)
     return application
 
 

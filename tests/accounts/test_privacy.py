@@ -39,7 +39,8 @@ def test_every_table_that_belongs_to_someone_names_them_owner_id() -> None:
     """Export and erasure find owned rows by `owner_id`: a table keyed by another owner column would be missed."""
     suspicious = [f"{t.name}.{c.name}" for t in metadata.sorted_tables for c in t.columns
                   if c.name.endswith(("owner", "owner_id", "_user", "user_id")) and c.name != OWNER_COLUMN
-                  and not t.name.startswith(("auth_", "email_", "api_", "refresh_", "wallets", "totp_", "recovery_"))]
+                  and not t.name.startswith(("auth_", "email_", "api_", "refresh_", "wallets", "totp_", "recovery_",
+                                              "external_identities", "passkey"))]
     assert suspicious == []
     assert {"backtest_jobs", "paper_accounts", "paper_orders", "paper_fills"} <= {t.name for t in owned_tables()}
 

@@ -13,7 +13,14 @@ from typing import Any
 from sqlalchemy import Table, delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from marketpulse.accounts.tables import ApiKeyRow, AuthSessionRow, UserRow, WalletRow
+from marketpulse.accounts.tables import (
+    ApiKeyRow,
+    AuthSessionRow,
+    ExternalIdentityRow,
+    PasskeyRow,
+    UserRow,
+    WalletRow,
+)
 from marketpulse.storage.models import metadata
 
 OWNER_COLUMN = "owner_id"
@@ -30,6 +37,8 @@ async def export_user(s: AsyncSession, user: UserRow) -> dict[str, Any]:
     sessions = (await s.execute(select(AuthSessionRow).where(AuthSessionRow.user_id == user.id))).scalars()
     keys = (await s.execute(select(ApiKeyRow).where(ApiKeyRow.user_id == user.id))).scalars()
     wallets = (await s.execute(select(WalletRow).where(WalletRow.user_id == user.id))).scalars()
+    identities = (await s.execute(select(ExternalIdentityRow).where(ExternalIdentityRow.user_id == user.id))).scalars()
+    passkeys = (await s.execute(select(PasskeyRow).where(PasskeyRow.user_id == user.id))).scalars()
     owned: dict[str, list[dict[str, Any]]] = {}
     for table in reversed(owned_tables()):  # parents first reads naturally
         rows = (await s.execute(select(table).where(table.c[OWNER_COLUMN] == user.id))).mappings()
@@ -43,12 +52,18 @@ async def export_user(s: AsyncSession, user: UserRow) -> dict[str, Any]:
                       "revoked_at_ms": r.revoked_at_ms} for r in keys],
         "wallets": [{"chain": r.chain, "address": r.address, "created_at_ms": r.created_at_ms,
                      "last_used_at_ms": r.last_used_at_ms} for r in wallets],
+        "external_identities": [{"provider": r.provider, "subject": r.subject, "email": r.email,
+                                 "created_at_ms": r.created_at_ms, "last_used_at_ms": r.last_used_at_ms}
+                                for r in identities],
+        "passkeys": [{"name": r.name, "created_at_ms": r.created_at_ms, "last_used_at_ms": r.last_used_at_ms}
+                     for r in passkeys],
         "owned": owned,
     }
 
 
 async def erase_user(s: AsyncSession, user_id: str) -> dict[str, int]:
-    """Delete the user's owned rows and the user (sessions, tokens, keys, wallets cascade); rows deleted per table."""
+    """Delete the user's owned rows and the user (sessions, tokens, keys, wallets, identities, passkeys
+    cascade); rows deleted per table."""
     counts: dict[str, int] = {}
     for table in owned_tables():
         result = await s.execute(delete(table).where(table.c[OWNER_COLUMN] == user_id))

@@ -79,16 +79,17 @@ class Me(BaseModel):
     email_verified: bool
     created_at_ms: int
     wallets: list[dict[str, Any]]
+    passkeys: int = 0  # how many passkeys the user has registered
 
 
 class Accepted(BaseModel):
     detail: str
 
 
-def me_json(user: UserRow, wallets: Sequence[WalletRow] = ()) -> Me:
+def me_json(user: UserRow, wallets: Sequence[WalletRow] = (), *, passkeys: int = 0) -> Me:
     return Me(id=user.id, email=user.email, plan=plan_named(user.plan).name, role=user.role, status=user.status,
               email_verified=user.verified_at_ms is not None, created_at_ms=user.created_at_ms,
-              wallets=[wallet_json(w) for w in wallets])
+              wallets=[wallet_json(w) for w in wallets], passkeys=passkeys)
 
 
 # Answers the routes give besides their success and 422, for the OpenAPI document (clients and the fuzz test).

@@ -44,7 +44,9 @@ from marketpulse.accounts.core import (
     hash_token,
     new_secret_token,
 )
+from marketpulse.accounts.google import GoogleSignIn
 from marketpulse.accounts.mail import Mailer
+from marketpulse.accounts.passkeys import Passkeys
 from marketpulse.accounts.plans import DEFAULT_PLAN, plan_named
 from marketpulse.accounts.preferences import PreferencesStore
 from marketpulse.accounts.privacy import erase_user, export_user
@@ -136,6 +138,8 @@ class AccountsService:
         self.wallets = Wallets(self)
         self.totp = Totp(self)
         self.preferences = PreferencesStore(sessions, clock)
+        self.passkeys = Passkeys(self)
+        self.google = GoogleSignIn(self)
         self.dev_mailbox: DevMailbox | None = None  # `pulse demo`'s local mailbox, shown at /dev/mail
 
     async def close(self) -> None:
@@ -214,6 +218,11 @@ class AccountsService:
                 stats = await self._limiter.get_window_stats(item, "signin-failure", kind, keys[kind])
                 log.warning("security: sign-in locked", by=kind)
                 raise RateLimited(max(1, math.ceil(stats.reset_time - time.time())))
+
+    async def needs_second_factor(self, user_id: str) -> bool:
+        """Whether a first factor (password, wallet, Google) only earns a challenge: TOTP is on or a passkey is
+        registered. A passkey sign-in is both factors at once, so it never asks."""
+        return await self.totp.enabled(user_id) or await self.passkeys.count(user_id) > 0
 
     async def start_session(self, user: UserRow, client: str | None = None) -> Tokens:
         now = self.clock.now_ms()

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, ForeignKey, Index, Integer, String, UniqueConstraint
+from sqlalchemy import JSON, BigInteger, ForeignKey, Index, Integer, LargeBinary, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from marketpulse.storage.database import Base
@@ -183,3 +183,74 @@ class NotificationPreferencesRow(Base):
     quiet_hours_end: Mapped[str | None] = mapped_column(String(5), nullable=True)
     channels: Mapped[str] = mapped_column(String(64))  # comma-separated, from accounts.plans.ALL_CHANNELS
     updated_at_ms: Mapped[int] = mapped_column(BigInteger)
+
+
+class ExternalIdentityRow(Base):
+    """An account at an OpenID provider (Google) that signs in as its user, keyed by the provider's stable `sub`
+    (never by email, which a provider account can change)."""
+
+    __tablename__ = "external_identities"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    user_id: Mapped[str] = mapped_column(String(36), ForeignKey("users.id", ondelete="CASCADE"))
+    provider: Mapped[str] = mapped_column(String(16))  # google
+    subject: Mapped[str] = mapped_column(String(255))  # the id_token's `sub`
+    email: Mapped[str | None] = mapped_column(String(320), nullable=True)  # as the provider last said
+    created_at_ms: Mapped[int] = mapped_column(BigInteger)
+    last_used_at_ms: Mapped[int] = mapped_column(BigInteger)
+
+    __table_args__ = (
+        UniqueConstraint("provider", "subject", name="uq_external_identities_provider_subject"),
+        Index("ix_external_identities_user", "user_id"),
+    )
+
+
+class OidcStateRow(Base):
+    """One started OpenID sign-in: the state the provider echoes back (stored as its SHA-256), with the nonce and
+    PKCE verifier the callback needs. Single-use and short-lived, so a replayed callback is refused."""
+
+    __tablename__ = "oidc_states"
+
+    state_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    provider: Mapped[str] = mapped_column(String(16))
+    nonce: Mapped[str] = mapped_column(String(64))
+    code_verifier: Mapped[str] = mapped_column(String(128))
+    next_path: Mapped[str | None] = mapped_column(String(512), nullable=True)
+    created_at_ms: Mapped[int] = mapped_column(BigInteger)
+    expires_at_ms: Mapped[int] = mapped_column(BigInteger)
+    used_at_ms: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+
+
+class PasskeyRow(Base):
+    """A WebAuthn credential (passkey) of a user: its public key (COSE) and the authenticator's signature counter,
+    which must grow at every use (a lower one means a cloned authenticator)."""
+
+    __tablename__ = "passkeys"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    user_id: Mapped[str] = mapped_column(String(36), ForeignKey("users.id", ondelete="CASCADE"))
+    credential_id: Mapped[str] = mapped_column(String(1024), unique=True)  # base64url, as the browser names it
+    public_key: Mapped[bytes] = mapped_column(LargeBinary)
+    sign_count: Mapped[int] = mapped_column(BigInteger)
+    name: Mapped[str] = mapped_column(String(64))
+    transports: Mapped[list[str] | None] = mapped_column(JSON, nullable=True)
+    created_at_ms: Mapped[int] = mapped_column(BigInteger)
+    last_used_at_ms: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+
+    __table_args__ = (Index("ix_passkeys_user", "user_id"),)
+
+
+class PasskeyChallengeRow(Base):
+    """A WebAuthn challenge handed to a browser: single-use, expiring, and for one purpose (register, signin or
+    second_factor) and, when it names one, one user."""
+
+    __tablename__ = "passkey_challenges"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    challenge: Mapped[str] = mapped_column(String(128), unique=True)  # base64url; public (it is sent to the browser)
+    purpose: Mapped[str] = mapped_column(String(16))
+    user_id: Mapped[str | None] = mapped_column(String(36), ForeignKey("users.id", ondelete="CASCADE"),
+                                                nullable=True)
+    created_at_ms: Mapped[int] = mapped_column(BigInteger)
+    expires_at_ms: Mapped[int] = mapped_column(BigInteger)
+    used_at_ms: Mapped[int | None] = mapped_column(BigInteger, nullable=True)

@@ -135,9 +135,8 @@ class Totp:
                    "iat": now_s, "exp": now_s + CHALLENGE_TTL_S}
         return jwt.encode(payload, self.accounts.settings.jwt_secret_key.get_secret_value(), algorithm=JWT_ALGORITHM)
 
-    async def complete(self, challenge: str, code: str, client: str | None) -> UserRow:
-        """The user a challenge was issued to, once its code checks out. Wrong codes count as failed sign-ins (per
-        account and client), so a million guesses at six digits cost time, not just requests."""
+    def challenge_user(self, challenge: str) -> str:
+        """The id of the user a live challenge was issued to (SecondFactorError otherwise)."""
         try:
             payload: dict[str, Any] = jwt.decode(
                 challenge, self.accounts.settings.jwt_secret_key.get_secret_value(), algorithms=[JWT_ALGORITHM],
@@ -147,15 +146,21 @@ class Totp:
             raise SecondFactorError("challenge", "invalid challenge: sign in again") from None
         if payload["typ"] != "second_factor" or not isinstance(payload["exp"], int) or self._now_s() >= payload["exp"]:
             raise SecondFactorError("challenge", "the challenge has expired: sign in again")
-        keys = {"account": f"2fa:{payload['sub']}", "client": client or "unknown"}
+        return str(payload["sub"])
+
+    async def complete(self, challenge: str, code: str, client: str | None) -> UserRow:
+        """The user a challenge was issued to, once its code checks out. Wrong codes count as failed sign-ins (per
+        account and client), so a million guesses at six digits cost time, not just requests."""
+        user_id = self.challenge_user(challenge)
+        keys = {"account": f"2fa:{user_id}", "client": client or "unknown"}
         await self.accounts.check_signin_allowed(keys)
         async with self.accounts.sessions() as s:
             try:
-                await self._spend_code(s, str(payload["sub"]), code)
+                await self._spend_code(s, user_id, code)
             except SecondFactorError:
                 await self.accounts.count_signin_failure(keys)
                 raise
-            user = await s.get(UserRow, str(payload["sub"]))
+            user = await s.get(UserRow, user_id)
             if user is None:
                 raise SecondFactorError("challenge", "invalid challenge: sign in again")
             await s.commit()

@@ -17,8 +17,9 @@
                                                with a signed-in session, links the wallet to it (→ the user)
     POST /api/v1/auth/solana/nonce             → {nonce, message}: the exact text a Solana wallet signs
     POST /api/v1/auth/solana/verify            {public_key, nonce, signature} (base58) → as siwe/verify
-    POST /api/v1/auth/signin/second-factor     {challenge, code}: finishes a sign-in that answered 403
-                                               second_factor_required (TOTP code or recovery code)
+    POST /api/v1/auth/signin/second-factor     {challenge, code} or {challenge, credential}: finishes a sign-in that
+                                               answered 403 second_factor_required (TOTP code, recovery code or a
+                                               passkey assertion)
     POST /api/v1/account/two-factor/enrol      → {secret, otpauth_uri}; /confirm {code} → {recovery_codes};
                                                /disable {code}
 
@@ -30,15 +31,16 @@ SameSite) plus a readable CSRF cookie: a state-changing request authenticated by
 from __future__ import annotations
 
 import secrets
-from typing import Any, NoReturn
+from typing import Any
 
 from fastapi import APIRouter, Depends, HTTPException, Request, Response, status
 from fastapi.exceptions import RequestValidationError
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from marketpulse.accounts.api_keys import Scope, TooManyKeys, key_json
 from marketpulse.accounts.core import InvalidToken
+from marketpulse.accounts.passkeys import PasskeyRefused
 from marketpulse.accounts.plans import plans_json
 from marketpulse.accounts.schemas import (
     RATE_LIMITED,
@@ -211,26 +213,43 @@ async def signin(body: SigninBody, request: Request, response: Response,
     except EmailNotVerified as exc:
         raise HTTPException(status.HTTP_403_FORBIDDEN,
                             detail={"reason": "email_not_verified", "message": str(exc)}) from None
-    if await accounts.totp.enabled(user.id):
-        _ask_second_factor(user.id, accounts)
+    if await accounts.needs_second_factor(user.id):
+        raise await second_factor_required(user.id, accounts)
     tokens = await accounts.start_session(user, _client(request))
     _set_session_cookies(request, response, tokens, accounts.settings.refresh_token_ttl_s)
     return _pair(tokens)
 
 
-def _ask_second_factor(user_id: str, accounts: AccountsService) -> NoReturn:
-    """The first factor held; answer 403 with a challenge that the code turns into a session."""
-    raise HTTPException(status.HTTP_403_FORBIDDEN, detail={
-        "reason": "second_factor_required", "challenge": accounts.totp.challenge(user_id),
-        "message": "send the challenge with your authenticator's code (or a recovery code) to "
-                   "POST /api/v1/auth/signin/second-factor"})
+async def second_factor_required(user_id: str, accounts: AccountsService) -> HTTPException:
+    """The first factor held; a 403 with a challenge that a TOTP code or a passkey assertion turns into a session.
+    With a passkey registered it also holds the PublicKeyCredentialRequestOptions to answer."""
+    methods = (["totp"] if await accounts.totp.enabled(user_id) else [])
+    detail: dict[str, Any] = {"reason": "second_factor_required", "challenge": accounts.totp.challenge(user_id)}
+    passkey_options = await accounts.passkeys.second_factor_options(user_id)
+    if passkey_options is not None:
+        methods.append("passkey")
+        detail["passkey_options"] = passkey_options
+    detail["methods"] = methods
+    detail["message"] = ("send the challenge with your authenticator's code (or a recovery code), or with a passkey "
+                         "assertion as `credential`, to POST /api/v1/auth/signin/second-factor")
+    return HTTPException(status.HTTP_403_FORBIDDEN, detail=detail)
 
 
 class SecondFactorBody(BaseModel):
+    """`challenge` and one of: `code` (TOTP or recovery code) or `credential` (a passkey assertion answering the
+    `passkey_options` of the 403)."""
+
     model_config = ConfigDict(extra="forbid")
 
     challenge: str = Field(min_length=1, max_length=2048)
-    code: str = Field(min_length=6, max_length=32, pattern=r"^[0-9A-Fa-f ]+$")
+    code: str | None = Field(None, min_length=6, max_length=32, pattern=r"^[0-9A-Fa-f ]+$")
+    credential: dict[str, Any] | None = None
+
+    @model_validator(mode="after")
+    def _one_proof(self) -> SecondFactorBody:
+        if (self.code is None) == (self.credential is None):
+            raise ValueError("send either code or credential (a passkey assertion), not both or neither")
+        return self
 
 
 @router.post("/api/v1/auth/signin/second-factor", response_model=TokenPair, tags=["auth"], responses={
@@ -240,11 +259,18 @@ async def signin_second_factor(body: SecondFactorBody, request: Request, respons
                                accounts: AccountsService = Depends(get_accounts)) -> TokenPair:
     """Finish a password sign-in that answered `second_factor_required`: the challenge and a code."""
     try:
-        user = await accounts.totp.complete(body.challenge, body.code.replace(" ", ""), _client(request))
-    except SecondFactorError as exc:
+        if body.credential is not None:
+            user = await accounts.passkeys.second_factor(accounts.totp.challenge_user(body.challenge),
+                                                         body.credential)
+        else:
+            assert body.code is not None
+            user = await accounts.totp.complete(body.challenge, body.code.replace(" ", ""), _client(request))
+    except (SecondFactorError, PasskeyRefused) as exc:
         raise _field_error(exc.field, str(exc)) from None
     except RateLimited as exc:
         raise _too_many(exc) from None
+    except AccountNotActive as exc:
+        raise _not_active(exc) from None
     if user.status != "active":
         raise _not_active(AccountNotActive(user.status))
     tokens = await accounts.start_session(user, _client(request))
@@ -378,7 +404,8 @@ async def change_password(body: ChangePasswordBody, principal: Principal = Depen
 
 @router.get("/api/v1/auth/me", response_model=Me, tags=["auth"], responses=UNAUTHORIZED)
 async def me(principal: Principal = Depends(current_user), accounts: AccountsService = Depends(get_accounts)) -> Me:
-    return me_json(principal.user, await accounts.wallets.of_user(principal.user.id))
+    return me_json(principal.user, await accounts.wallets.of_user(principal.user.id),
+                   passkeys=await accounts.passkeys.count(principal.user.id))
 
 
 class NewApiKey(BaseModel):
@@ -499,8 +526,8 @@ async def _wallet_answer(chain: str, address: str, nonce: str, linking: Principa
         raise _not_active(exc) from None
     if linking is not None:
         return me_json(user, await accounts.wallets.of_user(user.id))
-    if await accounts.totp.enabled(user.id):  # a wallet is one factor, like a password
-        _ask_second_factor(user.id, accounts)
+    if await accounts.needs_second_factor(user.id):  # a wallet is one factor, like a password
+        raise await second_factor_required(user.id, accounts)
     tokens = await accounts.start_session(user, _client(request))
     _set_session_cookies(request, response, tokens, accounts.settings.refresh_token_ttl_s)
     return _pair(tokens)

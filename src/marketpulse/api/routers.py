@@ -22,6 +22,7 @@ ROUTERS: list[str] = [
     "marketpulse.watchlists.views:router",
     "marketpulse.accounts.account_views:router",
     "marketpulse.web.account_pages:router",
+    "marketpulse.accounts.sso_views:router",
 ]
 
 
