@@ -31,8 +31,33 @@ ACCOUNT_SETTINGS = "tests/accounts/test_account_settings.py"
 WALLETS = "tests/accounts/test_wallets.py"
 GOOGLE = "tests/accounts/test_google.py"
 PASSKEYS = "tests/accounts/test_passkeys.py"
+DELIVERY = "tests/delivery/test_dispatcher.py"
+BREAKER = f"{DELIVERY}::test_the_breaker_opens_the_fallback_delivers_and_a_half_open_probe_closes_it"
+CHANNELS = "tests/delivery/test_channels.py"
 
 PROOF: dict[str, str] = {
+    "delivery_timeout_s": f"{DELIVERY}::test_500s_timeouts_and_429s_are_retried_at_the_schedules_delays_then_dead",
+    "delivery_lease_s": f"{DELIVERY}::test_a_killed_dispatchers_claim_is_taken_over_when_its_lease_expires",
+    "delivery_batch_size": f"{DELIVERY}::test_a_killed_dispatchers_claim_is_taken_over_when_its_lease_expires",
+    "delivery_breaker_failures": BREAKER,
+    "delivery_breaker_open_s": BREAKER,
+    "delivery_smtp_fallback_host": f"{CHANNELS}::test_mail_goes_through_the_fallback_relay_while_the_first_is_down",
+    "delivery_smtp_fallback_port": f"{CHANNELS}::test_mail_goes_through_the_fallback_relay_while_the_first_is_down",
+    "webhook_allow_private": "tests/delivery/test_views.py::"
+                             "test_webhooks_to_our_own_network_are_refused_unless_allowed",
+    "telegram_api_base": f"{DELIVERY}::test_telegram_discord_and_slack_get_their_formats",
+    "telegram_bot_token": f"{DELIVERY}::test_telegram_discord_and_slack_get_their_formats",
+    "twilio_api_base": BREAKER,
+    "twilio_account_sid": BREAKER,
+    "twilio_auth_token": BREAKER,
+    "twilio_from": BREAKER,
+    "vonage_api_base": BREAKER,
+    "vonage_api_key": BREAKER,
+    "vonage_api_secret": BREAKER,
+    "vonage_from": BREAKER,
+    "vapid_private_key": f"{CHANNELS}::test_web_push_reaches_the_push_service_encrypted_with_vapid",
+    "vapid_public_key": f"{CHANNELS}::test_web_push_reaches_the_push_service_encrypted_with_vapid",
+    "vapid_subject": f"{CHANNELS}::test_web_push_reaches_the_push_service_encrypted_with_vapid",
     "admin_require_two_factor": "tests/accounts/test_two_factor.py::test_admins_can_be_required_to_use_two_factor",
     "admin_allowed_ips": "tests/accounts/test_admin_console.py::"
                          "test_the_admin_allowlist_refuses_other_addresses_before_anything_else",

@@ -1,7 +1,8 @@
 """The process roles and how they are wired: sources → bus → detectors/recorder/paper → store → API.
 
 - ingest: a market source (replay or Binance) publishing to the bus
-- worker: market recorder, spike scanner, paper-trading runner (bus consumers that write the store)
+- worker: market recorder, spike scanner, paper-trading runner (bus consumers that write the store), and a
+          notification dispatcher
 - api:    FastAPI + Socket.IO (reads the store, subscribes to the bus)
 `pulse demo` runs all three in one process; `pulse api|worker|ingest` run one each, sharing PostgreSQL and Redis.
 """
@@ -66,9 +67,27 @@ async def start_worker(runtime: Runtime, market_clock: Clock, *, follows_bus_tim
     runner = PaperRunner(runtime)
     await runner.start()
     stoppers.append(runner.stop)
+    stoppers.append(start_dispatcher(runtime))
     # After the last subscription (a leader's paper groups included): safe to start publishing.
     log.info("worker consumers subscribed", paper_leader=runner.lease.held)
     return stoppers
+
+
+def start_dispatcher(runtime: Runtime) -> Stopper:
+    """Notification delivery: every worker runs a dispatcher (claims are safe side by side, see
+    `delivery.dispatcher`); its times are wall-clock times (retries, leases), not the market's."""
+    from marketpulse.delivery.dispatcher import Dispatcher
+
+    dispatcher = Dispatcher(runtime.sessions, runtime.clock, runtime.settings, bus=runtime.bus)
+    task = asyncio.create_task(dispatcher.run(), name="dispatcher")
+
+    async def stop() -> None:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        await dispatcher.close()
+
+    return stop
 
 
 async def follow_market_time(runtime: Runtime, fallback: Clock | None = None) -> tuple[EventClock, Stopper]:

@@ -1,6 +1,6 @@
 """The process's long-lived services, built once from its Runtime, handed to routes and roles, and shut down.
 
-    runtime.services.paper / .deployments / .paper_clock / .backtests / .accounts / .watchlists
+    runtime.services.paper / .deployments / .paper_clock / .backtests / .accounts / .watchlists / .delivery
 
 Built on first use (a `pulse ingest` process never builds them, so it never loads the engine); `Runtime.close`
 stops them. HTTP routes get them through FastAPI dependencies (`get_services` and the views' own small ones), and
@@ -20,6 +20,7 @@ from marketpulse.clock import EventClock
 if TYPE_CHECKING:
     from marketpulse.accounts.service import AccountsService
     from marketpulse.backtest.service import BacktestJobs
+    from marketpulse.delivery.service import DeliveryService
     from marketpulse.runtime import Runtime
     from marketpulse.trading.paper.deployments import DeploymentService
     from marketpulse.trading.paper.service import PaperTradingService
@@ -34,11 +35,13 @@ class Services:
     backtests: BacktestJobs
     accounts: AccountsService
     watchlists: WatchlistService
+    delivery: DeliveryService
 
     @classmethod
     def build(cls, runtime: Runtime) -> Services:
         from marketpulse.accounts.service import AccountsService
         from marketpulse.backtest.service import BacktestJobs
+        from marketpulse.delivery.service import DeliveryService
         from marketpulse.trading.paper.deployments import DeploymentService
         from marketpulse.trading.paper.service import PaperConfig, PaperTradingService
         from marketpulse.watchlists.service import WatchlistService
@@ -53,6 +56,7 @@ class Services:
             backtests=BacktestJobs(runtime.sessions, runtime.clock, settings),
             accounts=AccountsService(runtime.sessions, runtime.clock, settings),
             watchlists=WatchlistService(runtime.sessions, runtime.clock),
+            delivery=DeliveryService(runtime.sessions, runtime.clock, settings, runtime.bus),
         )
 
     async def close(self) -> None:

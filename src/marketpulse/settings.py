@@ -240,6 +240,39 @@ class Settings(BaseSettings):
     smtp_starttls: bool = Field(False, description="Upgrade the SMTP connection with STARTTLS")
     mail_from: str = Field("marketpulse <no-reply@localhost>", description="From: of account mail")
 
+    # --- notification delivery ---
+    delivery_timeout_s: float = Field(30.0, gt=0, le=300, description="Each delivery attempt gives up after this long "
+                                      "(then it is retried like a 5xx)")
+    delivery_lease_s: float = Field(
+        60.0, ge=1, le=3600, description="A dispatcher's claim on a batch of notifications; a dispatcher killed "
+        "mid-batch leaves them to another once it expires")
+    delivery_batch_size: int = Field(200, ge=1, le=10_000, description="Notifications a dispatcher claims at once")
+    delivery_breaker_failures: int = Field(
+        5, ge=1, description="A provider's circuit opens after this many failures in a row (its fallback takes over)")
+    delivery_breaker_open_s: float = Field(
+        30.0, gt=0, description="An open circuit lets one probe through after this long; success closes it")
+    delivery_smtp_fallback_host: str | None = Field(
+        None, description="A second SMTP relay for alert mail when the first (PULSE_SMTP_HOST) fails or its circuit "
+        "is open")
+    delivery_smtp_fallback_port: int = Field(25, ge=1, le=65_535, description="Port of the fallback SMTP relay")
+    webhook_allow_private: bool = Field(
+        False, description="Let webhook, Discord and Slack URLs reach loopback and private addresses (on in "
+        "`pulse demo` and tests); off, they are refused (SSRF)")
+    telegram_api_base: str = Field("https://api.telegram.org", description="Telegram Bot API base URL")
+    telegram_bot_token: SecretStr | None = Field(None, description="Telegram bot token; unset: no Telegram delivery")
+    twilio_api_base: str = Field("https://api.twilio.com", description="Twilio REST API base URL (primary SMS)")
+    twilio_account_sid: str | None = Field(None, description="Twilio account SID")
+    twilio_auth_token: SecretStr | None = Field(None, description="Twilio auth token")
+    twilio_from: str | None = Field(None, description="Twilio sender number (E.164)")
+    vonage_api_base: str = Field("https://rest.nexmo.com", description="Vonage SMS API base URL (fallback SMS)")
+    vonage_api_key: str | None = Field(None, description="Vonage API key; set: Vonage is SMS's fallback provider")
+    vonage_api_secret: SecretStr | None = Field(None, description="Vonage API secret")
+    vonage_from: str | None = Field(None, description="Vonage sender (number or name)")
+    vapid_private_key: SecretStr | None = Field(
+        None, description="VAPID private key (PEM or base64url) for web push; unset: no web push")
+    vapid_public_key: str | None = Field(None, description="VAPID public key browsers subscribe with")
+    vapid_subject: str = Field("mailto:admin@localhost", description="VAPID `sub` claim: a contact for push services")
+
     log_level: str = Field("INFO", description="DEBUG, INFO, WARNING or ERROR")
     log_json: bool = Field(False, description="One JSON object per log line instead of the console format")
 

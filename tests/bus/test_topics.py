@@ -26,6 +26,8 @@ SAMPLES: dict[str, Any] = {
                                     quantity=0.1, price=60_000.0, fee=2.4, realized_pnl=0.0, time=T0),
     "risk.halts": topics.RiskHalt(owner_id="default", reason="daily_loss_limit", equity=9_400.0,
                                   day_start_equity=10_000.0, limit_pct=0.05, halted_until=T0 + 3_600_000, time=T0),
+    "notifications.user": topics.UserNotification(owner_id="u1", id=7, key="k" * 64, title="BTC above 100k",
+                                                  text="crossed", kind="price", time=T0, symbol="BTCUSDT"),
 }
 
 

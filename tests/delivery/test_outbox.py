@@ -6,15 +6,10 @@ from __future__ import annotations
 from sqlalchemy import func, select
 
 from marketpulse.delivery.outbox import enqueue, idempotency_key
-from marketpulse.delivery.tables import DestinationRow, NotificationRow
+from marketpulse.delivery.tables import NotificationRow
 from marketpulse.runtime import Runtime
 
-
-async def add_destination(runtime: Runtime, dest_id: str, owner: str, *, channel: str = "webhook",
-                          state: str = "verified", address: str = "http://127.0.0.1:9/hook") -> None:
-    async with runtime.sessions.begin() as s:
-        s.add(DestinationRow(id=dest_id, owner_id=owner, channel=channel, address=address, state=state,
-                             code_attempts=0, created_at_ms=1, signing_secret="s3cret"))
+from .helpers import add_destination
 
 
 async def count(runtime: Runtime) -> int:

@@ -23,6 +23,7 @@ ROUTERS: list[str] = [
     "marketpulse.accounts.account_views:router",
     "marketpulse.web.account_pages:router",
     "marketpulse.accounts.sso_views:router",
+    "marketpulse.delivery.views:router",
 ]
 
 

@@ -187,6 +187,20 @@ class RiskHalt(msgspec.Struct, frozen=True):
     account_id: str | None = None
 
 
+class UserNotification(msgspec.Struct, frozen=True):
+    """An in-app notification (delivery's `in_app` channel), for its owner's notification centre."""
+
+    owner_id: str
+    id: int  # the notification's id (GET /api/v1/account/notifications)
+    key: str  # its idempotency key: the browser shows one notification once
+    title: str
+    text: str
+    kind: str
+    time: int
+    symbol: str | None = None
+    url: str | None = None
+
+
 # --- topics -----------------------------------------------------------------------------------------------------
 
 MARKET_TICKERS: BatchTopic[TickersEvent] = BatchTopic("market.tickers", TickersEvent, rows="rows", row=MarketRow)
@@ -201,6 +215,7 @@ ALERTS_VOLUME: Topic[VolumeAlert] = Topic("alerts.volume", VolumeAlert)
 # Pushed to the owner's Socket.IO room (`user-{owner}`) by the realtime bridge.
 PAPER_FILLS: Topic[PaperFill] = Topic("paper.fills", PaperFill)
 RISK_HALTS: Topic[RiskHalt] = Topic("risk.halts", RiskHalt)
+NOTIFICATIONS_USER: Topic[UserNotification] = Topic("notifications.user", UserNotification)
 
 ALL: tuple[Topic[Any], ...] = (MARKET_TICKERS, MARKET_CANDLES, MARKET_OPEN_INTEREST, ALERTS_VOLUME, PAPER_FILLS,
-                                RISK_HALTS)
+                                RISK_HALTS, NOTIFICATIONS_USER)

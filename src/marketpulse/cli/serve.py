@@ -43,6 +43,7 @@ def resolve_settings(*, source: Source | None = None, host: str | None = None, p
     overrides = {k: v for k, v in given.items() if v is not None}
     if demo:
         overrides["env"] = "dev"  # the demo is a local playground: its built-in ingest key is fine
+        overrides["webhook_allow_private"] = True  # its webhook receivers are local
     return get_settings().model_copy(update=overrides)
 
 

@@ -30,7 +30,7 @@ import structlog
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from marketpulse.bus import EventBus, Message, Subscription, topics
-from marketpulse.bus.topics import OpenInterestEvent, PaperFill, RiskHalt, TickersEvent, Topic
+from marketpulse.bus.topics import OpenInterestEvent, PaperFill, RiskHalt, TickersEvent, Topic, UserNotification
 from marketpulse.clock import Clock
 from marketpulse.detection.models import VolumeAlert
 from marketpulse.marketdata.open_interest import OpenInterestCache, save_open_interest, validate_usd_values
@@ -43,6 +43,7 @@ MARKET_EVENT = "market"
 VOLUME_ALERT_EVENT = "volume-alert"
 PAPER_FILL_EVENT = "paper-fill"
 RISK_HALT_EVENT = "risk-halt"
+NOTIFICATION_EVENT = "notification"
 BROADCAST_GROUP = "api-broadcast"
 OPEN_INTEREST_STORE_GROUP = "api-open-interest-store"
 # How long a pushed message id is remembered: far beyond any redelivery (claims come within seconds, a restarted
@@ -89,6 +90,7 @@ class RealtimeBridge:
             (topics.ALERTS_VOLUME, BROADCAST_GROUP, self._on_volume_alert),
             (topics.PAPER_FILLS, BROADCAST_GROUP, self._on_paper_fill),
             (topics.RISK_HALTS, BROADCAST_GROUP, self._on_risk_halt),
+            (topics.NOTIFICATIONS_USER, BROADCAST_GROUP, self._on_notification),
             (topics.MARKET_OPEN_INTEREST, OPEN_INTEREST_STORE_GROUP, self._on_open_interest_store),
         ]
         for topic, group, handler in plan:
@@ -147,6 +149,10 @@ class RealtimeBridge:
 
     async def _on_risk_halt(self, msg: Message[RiskHalt]) -> None:
         await self._push_once(msg, RISK_HALT_EVENT, msgspec.to_builtins(msg.data), room=user_room(msg.data.owner_id))
+
+    async def _on_notification(self, msg: Message[UserNotification]) -> None:
+        await self._push_once(msg, NOTIFICATION_EVENT, msgspec.to_builtins(msg.data),
+                              room=user_room(msg.data.owner_id))
 
     async def _push_once(self, msg: Message[Any], event: str, payload: Any, *, room: str | None = None) -> None:
         """Emit unless this message id was pushed already (by this process or another); a failed emit is forgotten,
