@@ -22,7 +22,7 @@ def provider_settings(fake: FakeProviders) -> dict[str, object]:
         webhook_allow_private=True, telegram_api_base=fake.base, telegram_bot_token=TELEGRAM_TOKEN,
         twilio_api_base=fake.base, twilio_account_sid=TWILIO_SID, twilio_auth_token=TWILIO_TOKEN,
         twilio_from="+15005550006", vonage_api_base=fake.base, vonage_api_key=VONAGE_KEY,
-        vonage_api_secret=VONAGE_SECRET, vonage_from="marketpulse", delivery_timeout_s=0.5,
+        vonage_api_secret=VONAGE_SECRET, vonage_from="marketpulse", delivery_timeout_s=1.5,
         delivery_breaker_failures=3, delivery_breaker_open_s=30, public_url="https://pulse.example",
         jwt_secret_key="test-jwt-secret-of-at-least-32-bytes!",
     )

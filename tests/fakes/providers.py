@@ -42,7 +42,7 @@ class Fail:
 
 @dataclass
 class Hang:
-    seconds: float = 2.0  # past any test's delivery timeout
+    seconds: float = 5.0  # past any test's delivery timeout
 
 
 @dataclass
