@@ -54,7 +54,7 @@ class Services:
             deployments=DeploymentService(runtime.sessions, paper, history_bars=settings.paper_history_bars),
             paper_clock=clock,
             backtests=BacktestJobs(runtime.sessions, runtime.clock, settings),
-            accounts=AccountsService(runtime.sessions, runtime.clock, settings),
+            accounts=AccountsService(runtime.sessions, runtime.clock, settings, bus=runtime.bus),
             watchlists=WatchlistService(runtime.sessions, runtime.clock),
             delivery=DeliveryService(runtime.sessions, runtime.clock, settings, runtime.bus),
         )

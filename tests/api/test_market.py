@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from typing import Any
 
 import httpx
@@ -115,3 +116,78 @@ async def test_history_serves_stored_candles_oldest_first(client: httpx.AsyncCli
 async def test_history_rejects_unsupported_interval(client: httpx.AsyncClient, interval: str) -> None:
     r = await client.get("/api/v1/market/history/BTCUSDT", params={"interval": interval})
     assert r.status_code == 422 and r.json()["detail"][0]["loc"] == ["query", "interval"]
+
+
+# --- per plan ---------------------------------------------------------------------------------------------------
+
+
+async def signed_in(runtime: Runtime, plan: str) -> str:
+    """A new user on `plan` and an access token of theirs."""
+    accounts = runtime.services.accounts
+    user = await accounts.create_user(f"{plan}-{uuid.uuid4().hex}@example.com", None, plan=plan, verified=True)
+    return (await accounts.start_session(user)).access_token
+
+
+@pytest.fixture
+async def wide_table(client: httpx.AsyncClient, runtime: Runtime) -> None:
+    """120 symbols, S000USDT the largest by volume, each with open interest."""
+    await runtime.bus.publish(topics.MARKET_TICKERS, {"time": T0, "rows": [
+        row(f"S{i:03d}USDT", 1.0 + i, 0.5, 1e9 - i * 1e6, open_interest_usd=5e6 + i) for i in range(120)]})
+
+    async def full() -> bool:
+        response = await client.get("/api/v1/market/data", headers=bearer(await signed_in(runtime, "elite")))
+        return bool(response.json()["count"] == 120)
+
+    await eventually(full)
+
+
+def bearer(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
+
+
+async def test_anonymous_callers_get_the_free_view_top_50_by_volume_without_open_interest(
+        client: httpx.AsyncClient, wide_table: None) -> None:
+    body = (await client.get("/api/v1/market/data", params={"sort": "symbol", "order": "desc"})).json()
+    assert body["plan"] == "free" and body["count"] == 50
+    assert {r["symbol"] for r in body["data"]} == {f"S{i:03d}USDT" for i in range(50)}  # the top 50, then sorted
+    assert body["data"][0]["symbol"] == "S049USDT"
+    assert {r["openInterestUsd"] for r in body["data"]} == {None}
+    one = (await client.get("/api/v1/market/symbol/S001USDT")).json()["data"]
+    assert one["openInterestUsd"] is None
+
+
+async def test_each_plan_gets_its_symbol_count_and_pro_and_up_the_open_interest(
+        client: httpx.AsyncClient, runtime: Runtime, wide_table: None) -> None:
+    for plan, count in (("pro", 100), ("elite", 120), ("enterprise", 120)):
+        body = (await client.get("/api/v1/market/data", headers=bearer(await signed_in(runtime, plan)))).json()
+        assert (body["plan"], body["count"]) == (plan, count)
+        assert body["data"][0] == {**body["data"][0], "symbol": "S000USDT", "openInterestUsd": 5e6}
+    # The browser's session cookie counts too (a read needs no CSRF header), and a personal API key.
+    client.cookies.set("mp_access", await signed_in(runtime, "pro"))
+    try:
+        assert (await client.get("/api/v1/market/data")).json()["count"] == 100
+    finally:
+        client.cookies.clear()
+
+
+async def test_a_bad_bearer_token_is_refused_but_a_stale_cookie_is_the_free_view(
+        client: httpx.AsyncClient, wide_table: None) -> None:
+    assert (await client.get("/api/v1/market/data", headers=bearer("not-a-token"))).status_code == 401
+    client.cookies.set("mp_access", "not-a-token")
+    try:
+        body = (await client.get("/api/v1/market/data")).json()
+    finally:
+        client.cookies.clear()
+    assert (body["plan"], body["count"]) == ("free", 50)
+
+
+async def test_an_api_key_reads_with_its_users_plan(
+        client: httpx.AsyncClient, runtime: Runtime, wide_table: None) -> None:
+    from marketpulse.accounts.api_keys import Scope
+
+    accounts = runtime.services.accounts
+    user = await accounts.create_user("keys@example.com", None, plan="pro", verified=True)
+    _, read_key = await accounts.api_keys.create(user.id, "reader", [Scope("read")])
+    _, trade_key = await accounts.api_keys.create(user.id, "trader", [Scope("trade")])
+    assert (await client.get("/api/v1/market/data", headers=bearer(read_key))).json()["count"] == 100
+    assert (await client.get("/api/v1/market/data", headers=bearer(trade_key))).status_code == 403

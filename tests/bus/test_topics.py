@@ -28,6 +28,7 @@ SAMPLES: dict[str, Any] = {
                                   day_start_equity=10_000.0, limit_pct=0.05, halted_until=T0 + 3_600_000, time=T0),
     "notifications.user": topics.UserNotification(owner_id="u1", id=7, key="k" * 64, title="BTC above 100k",
                                                   text="crossed", kind="price", time=T0, symbol="BTCUSDT"),
+    "accounts.changed": topics.AccountChanged(user_id="u1", plan="elite", status="active"),
 }
 
 

@@ -200,3 +200,23 @@ async def test_the_ingest_window_is_a_setting_and_allows_clock_skew(
     assert response.status_code == 200, response.text
     assert [(a["symbol"], a["hourTimestamp"]) for a in response.json()["alerts"]] == [
         ("BTCUSDT", now - HOUR), ("ETHUSDT", now), ("SOLUSDT", now - HOUR)]  # a FULL_UPDATE reports the hour before
+
+
+async def test_the_list_holds_at_most_the_callers_plans_count(client: httpx.AsyncClient, runtime: Runtime) -> None:
+    from marketpulse.accounts.plans import plan_named
+
+    alerts = [body(symbol=f"S{i:03d}USDT", timestamp=H + i * 1000) for i in range(60)]
+    assert (await client.post("/api/v1/volume-alerts/ingest", json=alerts, headers=KEY)).status_code == 200
+    accounts = runtime.services.accounts
+    counts = {}
+    for plan in ("pro", "enterprise"):
+        user = await accounts.create_user(f"{plan}@example.com", None, plan=plan, verified=True)
+        token = (await accounts.start_session(user)).access_token
+        got = await client.get("/api/v1/volume-alerts", params={"limit": 500},
+                               headers={"Authorization": f"Bearer {token}"})
+        counts[plan] = got.json()["count"]
+    anonymous = (await client.get("/api/v1/volume-alerts", params={"limit": 500})).json()
+    recent = (await client.get("/api/v1/volume-alerts/recent", params={"hours": 24})).json()
+    assert (anonymous["plan"], anonymous["count"], recent["count"]) == ("free", 10, 10)
+    assert anonymous["data"][0]["symbol"] == "S059USDT"  # still the newest
+    assert counts == {"pro": plan_named("pro").volume_alerts_listed, "enterprise": 60}  # enterprise: unlimited

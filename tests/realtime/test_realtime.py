@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import shutil
+import uuid
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import replace
@@ -54,6 +55,8 @@ class Listener:
         self.snapshot: dict[str, Any] = {}
         self.fills: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
         self.halts: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
+        self.tier: dict[str, Any] = {}
+        self.client.on("tier", self.tier.update)
         self.client.on("market", self.market.put)
         self.client.on("volume-alert", self.alerts.put)
         self.client.on("paper-fill", self.fills.put)
@@ -66,10 +69,18 @@ class Listener:
         return await asyncio.wait_for(self.alerts.get(), 5)
 
 
+async def signed_in(runtime: Runtime, plan: str = "elite") -> str:
+    """An access token of a new user on `plan` (elite: every alert at once and every market patch, as before
+    tiers; anonymous connections get the free plan's batches)."""
+    accounts = runtime.services.accounts
+    user = await accounts.create_user(f"{uuid.uuid4().hex}@example.com", None, plan=plan, verified=True)
+    return (await accounts.start_session(user)).access_token
+
+
 @asynccontextmanager
-async def listening(url: str) -> AsyncIterator[Listener]:
+async def listening(url: str, token: str | None = None) -> AsyncIterator[Listener]:
     listener = Listener()
-    await listener.client.connect(url, transports=["websocket"])
+    await listener.client.connect(url, transports=["websocket"], auth={"token": token} if token else None)
     # The snapshot is sent once the server has the client in its namespace; events before that could miss it.
     listener.snapshot = await listener.next_market()
     try:
@@ -85,7 +96,7 @@ async def test_client_gets_a_snapshot_then_only_changed_rows_and_alerts(sqlite_r
         await bus.publish(topics.MARKET_TICKERS, {"time": T0, "rows": [row("BTCUSDT", 60_000.0)]})
         await eventually(lambda: _has(app, "BTCUSDT"))
 
-        async with listening(url) as listener:
+        async with listening(url, await signed_in(sqlite_runtime)) as listener:
             snapshot = listener.snapshot
             assert snapshot["full"] is True
             assert [r["symbol"] for r in snapshot["rows"]] == ["BTCUSDT"]
@@ -194,13 +205,15 @@ async def test_an_emit_on_one_server_reaches_clients_of_another_through_redis(
     """Two API servers with their own in-process buses: what one emits, the other's clients get via Redis."""
     buses = [MemoryBus(), MemoryBus()]
     async with AsyncExitStack() as stack:
-        urls = []
+        urls, runtimes = [], []
         for bus in buses:
             rt = Runtime.open(redis_settings(tmp_path, shared_db, redis_url, redis_deployment), clock=clock, bus=bus)
             stack.push_async_callback(rt.close)
+            runtimes.append(rt)
             urls.append(await stack.enter_async_context(serving(create_app(rt))))
-        first = await stack.enter_async_context(listening(urls[0]))
-        second = await stack.enter_async_context(listening(urls[1]))
+        token = await signed_in(runtimes[0])  # one database: both servers know the user
+        first = await stack.enter_async_context(listening(urls[0], token))
+        second = await stack.enter_async_context(listening(urls[1], token))
 
         await buses[0].publish(topics.ALERTS_VOLUME, ALERT)  # only server 0 sees this message
         assert await first.next_alert() == ALERT
@@ -218,14 +231,16 @@ async def test_with_a_shared_redis_bus_each_client_gets_each_alert_once(
 ) -> None:
     """Every server sees every message (state), but only one emits it; Redis delivers it to all clients once."""
     async with AsyncExitStack() as stack:
-        urls, buses = [], []
+        urls, buses, runtimes = [], [], []
         for _ in range(2):
             bus: EventBus = RedisStreamsBus(redis_url, stream_prefix=redis_prefix, block_ms=50)
             rt = Runtime.open(redis_settings(tmp_path, shared_db, redis_url, redis_deployment), clock=clock, bus=bus)
             stack.push_async_callback(rt.close)
             buses.append(bus)
+            runtimes.append(rt)
             urls.append(await stack.enter_async_context(serving(create_app(rt))))
-        listeners = [await stack.enter_async_context(listening(u)) for u in urls]
+        token = await signed_in(runtimes[0])
+        listeners = [await stack.enter_async_context(listening(u, token)) for u in urls]
         alerts = [{**ALERT, "symbol": f"S{i}USDT", "id": str(i)} for i in range(6)]
         for alert in alerts:
             await buses[0].publish(topics.ALERTS_VOLUME, alert)
@@ -400,7 +415,7 @@ async def test_two_deployments_on_one_redis_database_do_not_hear_each_other(
             stack.push_async_callback(rt.close)
             buses.append(rt.bus)
             listeners.append(await stack.enter_async_context(listening(
-                await stack.enter_async_context(serving(create_app(rt)))
+                await stack.enter_async_context(serving(create_app(rt))), await signed_in(rt)
             )))
         for i, bus in enumerate(buses):
             await bus.publish(topics.ALERTS_VOLUME, {**ALERT, "id": f"from-{i}"})

@@ -69,6 +69,12 @@ async def runtime(sqlite_template: Path, tmp_path: Path) -> AsyncIterator[Runtim
     await rt.close()
 
 
+async def elite_token(runtime: Runtime) -> str:
+    accounts = runtime.services.accounts
+    user = await accounts.create_user("elite@example.com", None, plan="elite", verified=True)
+    return (await accounts.start_session(user)).access_token
+
+
 async def test_dashboard_shows_live_rows_and_alerts(runtime: Runtime) -> None:
     from playwright.async_api import async_playwright, expect
 
@@ -82,11 +88,16 @@ async def test_dashboard_shows_live_rows_and_alerts(runtime: Runtime) -> None:
 
         browser = await pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
         page = await browser.new_page(viewport={"width": 1400, "height": 900})
+        # An elite user's session (every symbol, the open interest, each alert at once; the free view is
+        # tests/web/test_plans_live.py's).
+        await page.context.add_cookies([{"name": "mp_access", "value": await elite_token(runtime), "url": url}])
         errors: list[str] = []
         page.on("pageerror", lambda exc: errors.append(str(exc)))
         await page.goto(url + "/")
         await expect(page.locator("#conn-status")).to_have_attribute("data-state", "connected")
         await expect(page.locator(".alert-card[data-symbol='DOGEUSDT']")).to_have_count(1)
+        await expect(page.locator("#plan-name")).to_have_text("Elite")
+        await expect(page.locator("#batch-countdown")).to_have_text("Alerts: instant")
 
         # Rows arrive over Socket.IO and are formatted as traders read them.
         await bus.publish(topics.MARKET_TICKERS, {"time": T0, "rows": MARKET})

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import func, select
 
-from marketpulse.accounts.core import Status, TokenPurpose
+from marketpulse.accounts.core import DELETED, Status, TokenPurpose
 from marketpulse.accounts.plans import plan_named
 from marketpulse.accounts.privacy import erase_user
 from marketpulse.accounts.tables import ApiKeyRow, AuthSessionRow, UserRow
@@ -125,6 +125,8 @@ class Admin:
             await s.commit()
         if new.get("status", Status.ACTIVE) != Status.ACTIVE:
             await self.accounts.end_sessions(user_id, reason=f"user_{new['status']}")
+        if {"plan", "status"} & set(new):  # after the commit: a listener reading the user sees the change
+            await self.accounts.announce_change(user_id, user.plan, user.status)
         return user
 
     async def sign_out_everywhere(self, actor: Principal, user_id: str, client: str | None) -> int:
@@ -162,3 +164,4 @@ class Admin:
             s.add(self.audit.entry("admin.user_deleted", actor_id=actor.user.id, target_type="user",
                                    target_id=user_id, old=kept, new={"rows_erased": erased}, client=client))
             await s.commit()
+        await self.accounts.announce_change(user_id, kept["plan"], DELETED)

@@ -37,6 +37,10 @@ class Status(StrEnum):
     BANNED = "banned"
 
 
+# Not a stored status: what an account-change announcement says of an erased user (their connections close).
+DELETED = "deleted"
+
+
 class TokenPurpose(StrEnum):
     VERIFY_EMAIL = "verify_email"
     RESET_PASSWORD = "reset_password"

@@ -33,6 +33,7 @@ from marketpulse.accounts.admin import Admin
 from marketpulse.accounts.api_keys import ApiKeys, is_api_key, scopes_of
 from marketpulse.accounts.audit import AuditLog
 from marketpulse.accounts.core import (
+    DELETED,
     AccessClaims,
     InvalidToken,
     Role,
@@ -53,6 +54,7 @@ from marketpulse.accounts.privacy import erase_user, export_user
 from marketpulse.accounts.tables import AuthSessionRow, EmailTokenRow, RefreshTokenRow, UserRow
 from marketpulse.accounts.totp import Totp
 from marketpulse.accounts.wallets import Wallets
+from marketpulse.bus import EventBus, topics
 from marketpulse.clock import Clock
 from marketpulse.settings import Settings
 
@@ -121,8 +123,9 @@ class Principal:
 
 class AccountsService:
     def __init__(self, sessions: async_sessionmaker[AsyncSession], clock: Clock, settings: Settings,
-                 mailer: Mailer | None = None) -> None:
+                 mailer: Mailer | None = None, bus: EventBus | None = None) -> None:
         self.sessions = sessions
+        self.bus = bus  # where plan and status changes are announced (None: a CLI process with no listeners)
         self.clock = clock
         self.settings = settings
         self.mailer = mailer or Mailer(settings)
@@ -173,6 +176,12 @@ class AccountsService:
         user = await self.create_user(email, password)
         await self._mail_verification(user)
         return user
+
+    async def announce_change(self, user_id: str, plan: str, status: str) -> None:
+        """Tell every API process that a user's plan or status changed (or the user is gone: status `deleted`), so
+        their live connections move to the new tier or are closed (`realtime/bridge.py`)."""
+        if self.bus is not None:
+            await self.bus.publish(topics.ACCOUNT_CHANGED, topics.AccountChanged(user_id, plan, status))
 
     async def get_user(self, user_id: str) -> UserRow | None:
         async with self.sessions() as s:
@@ -314,6 +323,7 @@ class AccountsService:
             s.add(self.audit.entry("account.erased", actor_id=user.id, target_type="user", target_id=user.id,
                                    new={"rows_erased": erased}))
             await s.commit()
+        await self.announce_change(user.id, user.plan, DELETED)
         log.info("security: account erased", user=user.id)
 
     async def owner_of_socket(self, auth: Any) -> str:
@@ -321,13 +331,20 @@ class AccountsService:
         default owner (the dashboard is public; a bad token only means the connection is anonymous)."""
         from marketpulse.trading.owners import DEFAULT_OWNER
 
+        principal = await self.principal_of_socket(auth)
+        return principal.user.id if principal is not None else DEFAULT_OWNER
+
+    async def principal_of_socket(self, auth: Any, cookie: str | None = None) -> Principal | None:
+        """Who a Socket.IO connection signs in as: its `auth` payload's `token` (an access token or API key), else
+        the browser's session cookie; None: anonymous (a credential that doesn't work only means anonymous)."""
         token = auth.get("token") if isinstance(auth, dict) else None
-        if not isinstance(token, str) or not token:
-            return DEFAULT_OWNER
-        try:
-            return (await self.principal(token)).user.id
-        except (InvalidToken, AccountNotActive):
-            return DEFAULT_OWNER
+        for credential in (token, cookie):
+            if isinstance(credential, str) and credential:
+                try:
+                    return await self.principal(credential)
+                except (InvalidToken, AccountNotActive):
+                    continue
+        return None
 
     async def signout(self, session_id: str) -> None:
         async with self.sessions() as s:

@@ -36,6 +36,7 @@ from typing import Any
 from fastapi import APIRouter, Depends, HTTPException, Request, Response, status
 from fastapi.exceptions import RequestValidationError
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from fastapi.security.utils import get_authorization_scheme_param
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from marketpulse.accounts.api_keys import Scope, TooManyKeys, key_json
@@ -128,6 +129,33 @@ async def principal_for_token(request: Request, token: str, accounts: AccountsSe
         raise _unauthorized(str(exc)) from None
     except AccountNotActive as exc:
         raise _not_active(exc) from None
+
+
+async def principal_from_request(request: Request) -> Principal | None:
+    """The caller of a read, or None when anonymous: `Authorization: Bearer` (an access token, or a personal API
+    key with the `read` scope), else the session cookie. No CSRF check: a read changes nothing.
+
+    A Bearer credential that is invalid or ended is refused (401/403), never quietly anonymous: a script should
+    know. A cookie that no longer works (its session ended, the account was suspended) is the anonymous view, so a
+    browser's stale cookie shows the public page rather than an error."""
+    scheme, token = get_authorization_scheme_param(request.headers.get("Authorization"))
+    if token and scheme.lower() == "bearer":
+        principal = await principal_for_token(request, token)
+        require_scope(request, principal)
+        return principal
+    cookie = request.cookies.get(ACCESS_COOKIE)
+    if not cookie:
+        return None
+    try:
+        return await get_accounts(request).principal(cookie)
+    except (InvalidToken, AccountNotActive):
+        return None
+
+
+async def caller_plan(request: Request) -> str | None:
+    """FastAPI dependency: the plan of the request's caller (see `principal_from_request`); None: anonymous."""
+    principal = await principal_from_request(request)
+    return principal.user.plan if principal is not None else None
 
 
 async def session_user(principal: Principal = Depends(current_user)) -> Principal:

@@ -30,13 +30,15 @@ from marketpulse.marketdata.open_interest import OpenInterestCache, load_open_in
 from marketpulse.realtime.bridge import RealtimeBridge
 from marketpulse.realtime.market_feed import MarketFeed
 from marketpulse.realtime.server import (
+    ANONYMOUS,
+    Identity,
     attach_handlers,
     create_socket_server,
+    handshake_cookie,
     shutdown_socket_server,
     start_socket_server,
 )
 from marketpulse.runtime import Runtime
-from marketpulse.trading.owners import DEFAULT_OWNER
 from marketpulse.web.assets import vendor_router
 
 log = structlog.get_logger(__name__)
@@ -55,7 +57,7 @@ def create_app(runtime: Runtime) -> socketio.ASGIApp:
         bus=runtime.bus, sio=sio, feed=feed, open_interest=open_interest, clock=runtime.clock,
         sessions=runtime.sessions, debounce_ms=settings.market_debounce_ms,
     )
-    attach_handlers(sio, bridge, owner_of=socket_owner(runtime))
+    attach_handlers(sio, bridge, identify=socket_identity(runtime))
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
@@ -91,12 +93,17 @@ def create_app(runtime: Runtime) -> socketio.ASGIApp:
     return PulseApp(sio, api, settings)
 
 
-def socket_owner(runtime: Runtime) -> Callable[[Any], Awaitable[str]]:
-    """A Socket.IO connection's owner; anonymous ones don't build the services (realtime-only processes)."""
+def socket_identity(runtime: Runtime) -> Callable[[Any, dict[str, Any]], Awaitable[Identity]]:
+    """Whom a Socket.IO connection signs in as: `auth: {token}`, else the session cookie (`mp_access`); anonymous
+    ones don't build the services (realtime-only processes)."""
+    from marketpulse.accounts.views import ACCESS_COOKIE
 
-    async def owner_of(auth: Any) -> str:
-        if not (isinstance(auth, dict) and auth.get("token")):
-            return DEFAULT_OWNER
-        return await runtime.services.accounts.owner_of_socket(auth)
+    async def identify(auth: Any, environ: dict[str, Any]) -> Identity:
+        token = auth.get("token") if isinstance(auth, dict) else None
+        cookie = handshake_cookie(environ, ACCESS_COOKIE)
+        if not token and not cookie:
+            return ANONYMOUS
+        principal = await runtime.services.accounts.principal_of_socket(auth, cookie)
+        return ANONYMOUS if principal is None else Identity(principal.user.id, principal.user.plan)
 
-    return owner_of
+    return identify

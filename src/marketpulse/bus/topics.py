@@ -201,6 +201,14 @@ class UserNotification(msgspec.Struct, frozen=True):
     url: str | None = None
 
 
+class AccountChanged(msgspec.Struct, frozen=True):
+    """A user's plan, status or existence changed (admin update or deletion): live connections follow it."""
+
+    user_id: str
+    plan: str
+    status: str  # active, suspended, banned, or deleted
+
+
 # --- topics -----------------------------------------------------------------------------------------------------
 
 MARKET_TICKERS: BatchTopic[TickersEvent] = BatchTopic("market.tickers", TickersEvent, rows="rows", row=MarketRow)
@@ -216,6 +224,8 @@ ALERTS_VOLUME: Topic[VolumeAlert] = Topic("alerts.volume", VolumeAlert)
 PAPER_FILLS: Topic[PaperFill] = Topic("paper.fills", PaperFill)
 RISK_HALTS: Topic[RiskHalt] = Topic("risk.halts", RiskHalt)
 NOTIFICATIONS_USER: Topic[UserNotification] = Topic("notifications.user", UserNotification)
+# Every API process moves (or disconnects) its own Socket.IO connections of that user to the new tier.
+ACCOUNT_CHANGED: Topic[AccountChanged] = Topic("accounts.changed", AccountChanged)
 
 ALL: tuple[Topic[Any], ...] = (MARKET_TICKERS, MARKET_CANDLES, MARKET_OPEN_INTEREST, ALERTS_VOLUME, PAPER_FILLS,
-                                RISK_HALTS, NOTIFICATIONS_USER)
+                                RISK_HALTS, NOTIFICATIONS_USER, ACCOUNT_CHANGED)

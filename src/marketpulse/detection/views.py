@@ -25,6 +25,7 @@ import orjson
 from fastapi import APIRouter, Depends, HTTPException, Query, Request, status
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, ValidationInfo, field_validator
 
+from marketpulse.accounts.views import caller_plan
 from marketpulse.api.security import read_limited_body, require_api_key
 from marketpulse.api.types import NoNul, Symbol
 from marketpulse.bus import topics
@@ -33,6 +34,7 @@ from marketpulse.detection.service import DEFAULT_LIMIT, MAX_LIMIT, VolumeAlertS
 from marketpulse.marketdata.intervals import HOUR_MS
 from marketpulse.marketdata.models import asset_of, exchange_symbol, normalize_symbol
 from marketpulse.marketdata.open_interest import FUTURE_TOLERANCE_MS
+from marketpulse.realtime.tiers import plan_of
 from marketpulse.runtime import Runtime
 from marketpulse.times import EpochMs
 from marketpulse.wire import WIRE_MODEL
@@ -147,6 +149,13 @@ class IngestOut(BaseModel):
 class AlertsOut(BaseModel):
     data: list[dict[str, Any]] = Field(description="Alerts in wire form (camelCase, epoch-ms times), newest first")
     count: int
+    plan: str = Field(description="The caller's plan (anonymous: free); it caps how many alerts are listed")
+
+
+def plan_limit(limit: int, plan: str | None) -> int:
+    """`limit`, capped at the plan's `volume_alerts_listed` (None: unlimited)."""
+    cap = plan_of(plan).volume_alerts_listed
+    return limit if cap is None else min(limit, cap)
 
 
 def parse_ingest_body(body: bytes, window: IngestWindow | None = None) -> list[VolumeAlert]:
@@ -205,21 +214,27 @@ async def ingest_volume_alerts(request: Request) -> dict[str, Any]:
 @router.get("", response_model=AlertsOut)
 async def list_volume_alerts(
     request: Request,
+    plan: Annotated[str | None, Depends(caller_plan)],
     symbol: Annotated[str | None, Query(max_length=64, description="Only this symbol (BTCUSDT, btc-usdt, …)")] = None,
     limit: Annotated[int, Query(ge=1, le=MAX_LIMIT)] = DEFAULT_LIMIT,
 ) -> dict[str, Any]:
+    """Newest first, at most `limit` and at most the caller's plan's `volume_alerts_listed` (Bearer token, API key
+    or session cookie; anonymous: free)."""
     wanted = normalize_symbol(symbol) if symbol else None
-    alerts = await VolumeAlertStore(_runtime(request).sessions).latest(symbol=wanted, limit=limit)
-    return {"data": [a.to_wire() for a in alerts], "count": len(alerts)}
+    alerts = await VolumeAlertStore(_runtime(request).sessions).latest(symbol=wanted,
+                                                                      limit=plan_limit(limit, plan))
+    return {"data": [a.to_wire() for a in alerts], "count": len(alerts), "plan": plan_of(plan).name}
 
 
 @router.get("/recent", response_model=AlertsOut)
 async def recent_volume_alerts(
     request: Request,
+    plan: Annotated[str | None, Depends(caller_plan)],
     hours: Annotated[int, Query(ge=1, le=MAX_RECENT_HOURS, description="Alerts raised in the last N hours")] = 1,
     limit: Annotated[int, Query(ge=1, le=MAX_LIMIT)] = MAX_LIMIT,
 ) -> dict[str, Any]:
+    """As the list, over the last `hours`: also capped at the caller's plan's count."""
     runtime = _runtime(request)
     since = runtime.market_now_ms() - hours * HOUR_MS
-    alerts = await VolumeAlertStore(runtime.sessions).since(since, limit=limit)
-    return {"data": [a.to_wire() for a in alerts], "count": len(alerts)}
+    alerts = await VolumeAlertStore(runtime.sessions).since(since, limit=plan_limit(limit, plan))
+    return {"data": [a.to_wire() for a in alerts], "count": len(alerts), "plan": plan_of(plan).name}

@@ -8,6 +8,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request, status
 from pydantic import BaseModel, Field
 
+from marketpulse.accounts.views import caller_plan
 from marketpulse.api.security import read_limited_body, require_api_key
 from marketpulse.api.types import Symbol
 from marketpulse.bus import topics
@@ -21,6 +22,7 @@ from marketpulse.marketdata.open_interest import (
 )
 from marketpulse.marketdata.store import load_candles
 from marketpulse.realtime.market_feed import MarketFeed
+from marketpulse.realtime.tiers import plan_of, tier_of
 from marketpulse.times import EpochMs
 from marketpulse.wire import WIRE_MODEL, to_wire
 
@@ -50,7 +52,8 @@ class MarketRowOut(BaseModel):
     change_pct_24h: float
     quote_volume_24h: float = Field(description="24h volume in USDT")
     funding_rate: float | None = Field(description="Current funding rate (0.0001 = 0.01%)")
-    open_interest_usd: float | None = Field(description="Open interest, USD notional")
+    open_interest_usd: float | None = Field(
+        description="Open interest, USD notional; null on plans without the open-interest column (free)")
     price_precision: int | None = Field(description="Decimals the exchange quotes this symbol's price with")
 
 
@@ -59,6 +62,7 @@ class MarketDataOut(BaseModel):
 
     data: list[MarketRowOut]
     count: int
+    plan: str = Field(description="The caller's plan (anonymous: free), which decides the symbols and columns")
     as_of: int | None = Field(description="Market time of the newest row, epoch ms")
 
 
@@ -90,16 +94,23 @@ def _feed(request: Request) -> MarketFeed:
     return feed
 
 
-@router.get("/data", response_model=MarketDataOut)
+@router.get("/data", response_model=MarketDataOut,
+            responses={401: {"description": "A Bearer token or API key was sent but is invalid or ended"}})
 async def market_data(
     feed: Annotated[MarketFeed, Depends(_feed)],
+    plan: Annotated[str | None, Depends(caller_plan)],
     sort: SortKey = SortKey.quoteVolume24h,
     order: SortOrder = SortOrder.desc,
     q: Annotated[str | None, Query(max_length=64, description="Symbol contains this (e.g. 'btc')")] = None,
     limit: Annotated[int | None, Query(ge=1, le=5000)] = None,
 ) -> dict[str, Any]:
-    rows = sort_rows(filter_rows(feed.snapshot(), q), sort, order)[:limit]
-    return {"data": rows, "count": len(rows), "as_of": feed.updated_at}
+    """The caller's plan's view of the table (Bearer token, API key or session cookie; anonymous: free): its top N
+    symbols by 24h quote volume, then filtered, sorted and cut to `limit`; `openInterestUsd` is null on plans
+    without the open-interest column."""
+    tier = tier_of(plan)
+    rows = sort_rows(filter_rows(tier.rows(feed.snapshot()), q), sort, order)[:limit]
+    return {"data": rows, "count": len(rows), "as_of": feed.updated_at, "plan": plan_of(plan).name}
+
 
 
 def filter_rows(rows: list[dict[str, Any]], q: str | None) -> list[dict[str, Any]]:
@@ -117,13 +128,14 @@ def sort_rows(rows: list[dict[str, Any]], key: SortKey, order: SortOrder) -> lis
 
 @router.get("/symbol/{symbol}", response_model=SymbolOut, responses={404: {"description": "Symbol not in the table"}})
 async def market_symbol(
-    symbol: Annotated[Symbol, Path()], feed: Annotated[MarketFeed, Depends(_feed)]
+    symbol: Annotated[Symbol, Path()], feed: Annotated[MarketFeed, Depends(_feed)],
+    plan: Annotated[str | None, Depends(caller_plan)],
 ) -> dict[str, Any]:
     wanted = normalize_symbol(symbol)
     row = feed.get(wanted)
     if row is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, detail=f"unknown symbol {wanted}")
-    return {"data": row}
+    return {"data": tier_of(plan).row(row)}  # the open interest only for plans with its column
 
 
 @router.get("/history/{symbol}", response_model=HistoryOut)

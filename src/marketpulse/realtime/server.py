@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from http.cookies import CookieError, SimpleCookie
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
@@ -61,23 +63,47 @@ def create_socket_server(settings: Settings) -> socketio.AsyncServer:
     return socketio.AsyncServer(async_mode="asgi", client_manager=manager, always_connect=True)
 
 
+@dataclass(frozen=True)
+class Identity:
+    """Whom a Socket.IO connection signed in as (None: anonymous) and their plan (None: the default plan's)."""
+
+    user_id: str | None = None
+    plan: str | None = None
+
+
+ANONYMOUS = Identity()
+
+
 def attach_handlers(sio: socketio.AsyncServer, bridge: RealtimeBridge,
-                    owner_of: Callable[[Any], Awaitable[str]] | None = None) -> None:
-    """`owner_of(auth)`: the owner a connection's `auth` payload (`{"token": <access token>}`) signs in as."""
+                    identify: Callable[[Any, dict[str, Any]], Awaitable[Identity]] | None = None) -> None:
+    """`identify(auth, environ)`: whom a connection signs in as, from its `auth` payload (`{"token": <access token
+    or API key>}`) or the browser's session cookie in the handshake's environ."""
 
     async def connect(sid: str, environ: dict[str, Any], auth: Any = None) -> None:
         metrics.CLIENTS.inc()
+        who = await identify(auth, environ) if identify is not None else ANONYMOUS
         # The owner's own events (paper fills, risk halts) go to this room: the signed-in user's, else the
         # shared default owner's.
-        owner = await owner_of(auth) if owner_of is not None else DEFAULT_OWNER
-        await sio.enter_room(sid, user_room(owner))
-        await bridge.send_snapshot(sid)
+        await sio.enter_room(sid, user_room(who.user_id or DEFAULT_OWNER))
+        await bridge.join(sid, who.user_id, who.plan)  # its tier's room, table and figures
 
     async def disconnect(sid: str, *args: Any) -> None:
         metrics.CLIENTS.dec()
+        bridge.leave(sid)
 
     sio.on("connect", connect)
     sio.on("disconnect", disconnect)
+
+
+def handshake_cookie(environ: dict[str, Any], name: str) -> str | None:
+    """One cookie of the Socket.IO handshake request (the browser sends the site's cookies with it)."""
+    jar = SimpleCookie()
+    try:
+        jar.load(environ.get("HTTP_COOKIE") or "")
+    except CookieError:
+        return None
+    morsel = jar.get(name)
+    return morsel.value if morsel is not None else None
 
 
 async def start_socket_server(sio: socketio.AsyncServer, timeout_s: float = 5.0) -> None:

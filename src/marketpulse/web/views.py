@@ -1,5 +1,6 @@
-"""`/`: the live dashboard (the page carries the current table so it paints before Socket.IO connects), and
-`/admin`: the admin console's page (what it shows comes from the admin API, which checks the administrator)."""
+"""`/`: the live dashboard (the page carries the current table, as the visitor's plan sees it (session cookie;
+anonymous: free), so it paints before Socket.IO connects, and the plan's live figures for the batch countdown),
+and `/admin`: the admin console's page (what it shows comes from the admin API, which checks the administrator)."""
 
 from __future__ import annotations
 
@@ -10,7 +11,9 @@ from fastapi.responses import HTMLResponse
 from fastapi.templating import Jinja2Templates
 
 from marketpulse.accounts.admin_views import admin_address
+from marketpulse.accounts.views import caller_plan
 from marketpulse.realtime.market_feed import MarketFeed
+from marketpulse.realtime.tiers import plan_of, tier_of
 
 router = APIRouter(include_in_schema=False)
 templates = Jinja2Templates(directory=Path(__file__).parent / "templates")
@@ -21,8 +24,11 @@ ALERTS_ON_LOAD = 50
 @router.get("/", response_class=HTMLResponse)
 async def dashboard(request: Request) -> HTMLResponse:
     feed: MarketFeed = request.app.state.market_feed
+    plan = await caller_plan(request)
+    tier = tier_of(plan)
     bootstrap = {
-        "rows": feed.snapshot(),
+        "rows": tier.rows(feed.snapshot()),
+        "tier": tier.describe(plan_of(plan), request.app.state.runtime.clock.now_ms()),
         "alertsUrl": f"/api/v1/volume-alerts?limit={ALERTS_ON_LOAD}",
         "renderIntervalMs": 200,
     }

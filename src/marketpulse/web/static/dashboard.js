@@ -1,7 +1,10 @@
 // marketpulse dashboard: live USDT-perpetual table + volume-alerts panel. Vanilla JS, no build step.
 //
-// Data in: the page's bootstrap JSON (table at render time), Socket.IO `market` ({full, time, rows: [patch…]},
-// a patch's absent fields mean "unchanged") and `volume-alert` (the alert's wire dict), and the alerts API once.
+// Data in: the page's bootstrap JSON (table at render time, as the visitor's plan sees it, and the plan's tier),
+// Socket.IO `market` ({full, time, rows: [patch…]}, a patch's absent fields mean "unchanged"; a full table at each
+// of the plan's refresh boundaries), `volume-alert` (one alert, real-time plans), `volume-alerts` (a batch at the
+// plan's boundary: {tier, at, alerts}), `tier` (the plan and its cadence, on connect and on a plan change), and
+// the alerts API once. The top bar shows the plan and a countdown to the next alert batch.
 // A signed-in user (site.js's MP.me) also gets their watchlists (a filter, and a star per row that adds or removes
 // the symbol) and a mark on the symbols they subscribed to volume alerts for; anonymous visitors see none of it.
 // Rendering is batched: patches only mark rows dirty; at most one render per RENDER_MS, inside an animation
@@ -462,6 +465,49 @@
     }
   }
 
+  // ---- plan and tier: name, open-interest column, countdown to the next alert batch ---------------------------
+
+  const planNode = document.getElementById("plan-name");
+  const countdownNode = document.getElementById("batch-countdown");
+  let tier = null;
+  let clockOffset = 0; // server time − this browser's: boundaries are the server's wall clock
+
+  function setTier(info) {
+    if (!info || typeof info !== "object") return;
+    tier = info;
+    if (isNum(info.serverTime)) clockOffset = info.serverTime - Date.now();
+    planNode.textContent = info.planTitle || info.plan || "";
+    planNode.dataset.plan = info.plan || "";
+    planNode.dataset.tier = info.tier || "";
+    oiHeader.classList.toggle("locked", info.openInterest === false);
+    oiHeader.title = info.openInterest === false ? "Open interest: Pro plan and up" : oiHeader.title;
+    renderCountdown();
+  }
+
+  function twoDigits(n) {
+    return String(n).padStart(2, "0");
+  }
+
+  function renderCountdown() {
+    if (!tier) return;
+    const period = tier.alertBatchMs;
+    if (!isNum(period) || period <= 0) {
+      countdownNode.textContent = "Alerts: instant";
+      countdownNode.dataset.nextAt = "";
+      return;
+    }
+    const now = Date.now() + clockOffset;
+    const next = now - (now % period) + period;
+    const left = Math.max(0, Math.ceil((next - now) / 1000));
+    countdownNode.textContent = "Next alerts in " + Math.floor(left / 60) + ":" + twoDigits(left % 60);
+    countdownNode.dataset.nextAt = String(next);
+  }
+
+  function onAlertBatch(batch) {
+    if (!batch || !Array.isArray(batch.alerts)) return;
+    batch.alerts.forEach(addAlert);
+  }
+
   // ---- connection -------------------------------------------------------------------------------------------
 
   const conn = document.getElementById("conn-status");
@@ -484,10 +530,14 @@
     socket.io.on("reconnect_failed", () => setConnection("offline"));
     socket.on("market", onMarket);
     socket.on("volume-alert", addAlert);
+    socket.on("volume-alerts", onAlertBatch);
+    socket.on("tier", setTier);
     window.addEventListener("offline", () => setConnection("offline"));
   }
 
   markSortedHeader();
+  setTier(boot.tier);
+  setInterval(renderCountdown, 1000);
   applyPatches(boot.rows || []);
   loadRecentAlerts();
   startAccount();
