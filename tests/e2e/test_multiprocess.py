@@ -112,6 +112,9 @@ async def _get_json(http: httpx.AsyncClient, url: str) -> Any:
     return response.json()
 
 
+ELITE_EMAIL, ELITE_PASSWORD = "elite@example.com", "Elite-Trader-2025!"
+
+
 async def test_ingest_two_workers_two_apis(
     pg_url: tuple[str, str], redis_client: redis.Redis, processes: Processes
 ) -> None:
@@ -129,6 +132,10 @@ async def test_ingest_two_workers_two_apis(
     )
     migrated = processes.run("db-upgrade", "db", "upgrade")
     assert migrated.returncode == 0, migrated.stdout + migrated.stderr
+    # The Socket.IO client signs in as an elite user: each alert at once (anonymous gets the free plan's batches).
+    created = processes.run("create-user", "admin", "create-user", "--email", ELITE_EMAIL, "--plan", "elite",
+                            "--password", ELITE_PASSWORD)
+    assert created.returncode == 0, created.stdout + created.stderr
 
     # Paper trading runs on whichever worker holds its lease (the other takes over if it dies).
     workers = [processes.start("worker-1", "worker"), processes.start("worker-2", "worker")]
@@ -159,7 +166,10 @@ async def test_ingest_two_workers_two_apis(
             for base in bases:
                 await eventually(functools.partial(_ready, http, base), deadline_s=60, what=f"{base}/health/ready",
                                  check=processes.check_alive)
-            await sio.connect(bases[1], wait_timeout=10)
+            signin = await http.post(f"{bases[1]}/api/v1/auth/signin",
+                                     json={"email": ELITE_EMAIL, "password": ELITE_PASSWORD})
+            assert signin.status_code == 200, signin.text
+            await sio.connect(bases[1], wait_timeout=10, auth={"token": signin.json()["access_token"]})
 
             processes.start("ingest", "ingest", "--source", "replay")
 
@@ -276,6 +286,10 @@ async def test_restarting_every_worker_mid_hour_loses_no_alert(
     )
     migrated = processes.run("db-upgrade", "db", "upgrade")
     assert migrated.returncode == 0, migrated.stdout + migrated.stderr
+    # The Socket.IO client signs in as an elite user: each alert at once (anonymous gets the free plan's batches).
+    created = processes.run("create-user", "admin", "create-user", "--email", ELITE_EMAIL, "--plan", "elite",
+                            "--password", ELITE_PASSWORD)
+    assert created.returncode == 0, created.stdout + created.stderr
     db = await asyncpg.connect(pg_dsn)
     try:
         first = [processes.start(f"worker-{i}", "worker") for i in (1, 2)]
