@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import uuid
 from typing import Any
 
 import httpx
@@ -12,6 +11,7 @@ from marketpulse.bus import topics
 from marketpulse.marketdata.models import Candle
 from marketpulse.marketdata.store import save_candles
 from marketpulse.runtime import Runtime
+from support.accounts import token_on_plan
 
 from .serving import eventually
 
@@ -121,13 +121,6 @@ async def test_history_rejects_unsupported_interval(client: httpx.AsyncClient, i
 # --- per plan ---------------------------------------------------------------------------------------------------
 
 
-async def signed_in(runtime: Runtime, plan: str) -> str:
-    """A new user on `plan` and an access token of theirs."""
-    accounts = runtime.services.accounts
-    user = await accounts.create_user(f"{plan}-{uuid.uuid4().hex}@example.com", None, plan=plan, verified=True)
-    return (await accounts.start_session(user)).access_token
-
-
 @pytest.fixture
 async def wide_table(client: httpx.AsyncClient, runtime: Runtime) -> None:
     """120 symbols, S000USDT the largest by volume, each with open interest."""
@@ -135,7 +128,7 @@ async def wide_table(client: httpx.AsyncClient, runtime: Runtime) -> None:
         row(f"S{i:03d}USDT", 1.0 + i, 0.5, 1e9 - i * 1e6, open_interest_usd=5e6 + i) for i in range(120)]})
 
     async def full() -> bool:
-        response = await client.get("/api/v1/market/data", headers=bearer(await signed_in(runtime, "elite")))
+        response = await client.get("/api/v1/market/data", headers=bearer(await token_on_plan(runtime, "elite")))
         return bool(response.json()["count"] == 120)
 
     await eventually(full)
@@ -159,11 +152,11 @@ async def test_anonymous_callers_get_the_free_view_top_50_by_volume_without_open
 async def test_each_plan_gets_its_symbol_count_and_pro_and_up_the_open_interest(
         client: httpx.AsyncClient, runtime: Runtime, wide_table: None) -> None:
     for plan, count in (("pro", 100), ("elite", 120), ("enterprise", 120)):
-        body = (await client.get("/api/v1/market/data", headers=bearer(await signed_in(runtime, plan)))).json()
+        body = (await client.get("/api/v1/market/data", headers=bearer(await token_on_plan(runtime, plan)))).json()
         assert (body["plan"], body["count"]) == (plan, count)
         assert body["data"][0] == {**body["data"][0], "symbol": "S000USDT", "openInterestUsd": 5e6}
     # The browser's session cookie counts too (a read needs no CSRF header), and a personal API key.
-    client.cookies.set("mp_access", await signed_in(runtime, "pro"))
+    client.cookies.set("mp_access", await token_on_plan(runtime, "pro"))
     try:
         assert (await client.get("/api/v1/market/data")).json()["count"] == 100
     finally:

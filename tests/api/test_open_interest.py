@@ -15,6 +15,7 @@ from marketpulse.clock import FakeClock
 from marketpulse.marketdata.open_interest import OpenInterestCache
 from marketpulse.marketdata.tables import OpenInterestRow
 from marketpulse.runtime import Runtime
+from support.accounts import token_on_plan
 
 from .serving import API_KEY, eventually, lifespan
 
@@ -195,9 +196,12 @@ async def test_bus_updates_reach_the_cache_and_the_table(client: httpx.AsyncClie
     await runtime.bus.publish(topics.MARKET_TICKERS, {"time": 1, "rows": [
         {"symbol": "BTCUSDT", "time": 1, "price": 60_000.0, "change_pct_24h": 1.0, "quote_volume_24h": 1e9}]})
     await runtime.bus.publish(topics.MARKET_OPEN_INTEREST, {"asOf": 5, "data": {"BTCUSDT": 9e9}})
+    pro = {"Authorization": f"Bearer {await token_on_plan(runtime, 'pro')}"}
 
     async def settled() -> dict[str, Any] | None:
-        got: dict[str, Any] = (await client.get("/api/v1/market/symbol/BTCUSDT")).json().get("data") or {}
+        # A pro user's view: the free view (anonymous) has no open-interest column.
+        got: dict[str, Any] = (await client.get("/api/v1/market/symbol/BTCUSDT", headers=pro)).json().get(
+            "data") or {}
         return got if got.get("openInterestUsd") == 9e9 else None
 
     row = await eventually(settled)

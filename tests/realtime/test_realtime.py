@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import shutil
-import uuid
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import replace
@@ -32,6 +31,7 @@ from marketpulse.realtime.server import socketio_channel
 from marketpulse.runtime import Runtime
 from marketpulse.settings import Settings
 from marketpulse.trading.owners import DEFAULT_OWNER
+from support.accounts import token_on_plan
 from support.redis_ns import new_deployment, unlink_namespace
 
 T0 = 1_760_126_400_000
@@ -69,16 +69,10 @@ class Listener:
         return await asyncio.wait_for(self.alerts.get(), 5)
 
 
-async def signed_in(runtime: Runtime, plan: str = "elite") -> str:
-    """An access token of a new user on `plan` (elite: every alert at once and every market patch, as before
-    tiers; anonymous connections get the free plan's batches)."""
-    accounts = runtime.services.accounts
-    user = await accounts.create_user(f"{uuid.uuid4().hex}@example.com", None, plan=plan, verified=True)
-    return (await accounts.start_session(user)).access_token
-
-
 @asynccontextmanager
 async def listening(url: str, token: str | None = None) -> AsyncIterator[Listener]:
+    """A client; with `token` (an elite user's, from `token_on_plan`) it gets every market patch and each alert at
+    once, as these tests expect; anonymous, it would get the free plan's batches (tests/realtime/test_tiers.py)."""
     listener = Listener()
     await listener.client.connect(url, transports=["websocket"], auth={"token": token} if token else None)
     # The snapshot is sent once the server has the client in its namespace; events before that could miss it.
@@ -96,7 +90,7 @@ async def test_client_gets_a_snapshot_then_only_changed_rows_and_alerts(sqlite_r
         await bus.publish(topics.MARKET_TICKERS, {"time": T0, "rows": [row("BTCUSDT", 60_000.0)]})
         await eventually(lambda: _has(app, "BTCUSDT"))
 
-        async with listening(url, await signed_in(sqlite_runtime)) as listener:
+        async with listening(url, await token_on_plan(sqlite_runtime)) as listener:
             snapshot = listener.snapshot
             assert snapshot["full"] is True
             assert [r["symbol"] for r in snapshot["rows"]] == ["BTCUSDT"]
@@ -211,7 +205,7 @@ async def test_an_emit_on_one_server_reaches_clients_of_another_through_redis(
             stack.push_async_callback(rt.close)
             runtimes.append(rt)
             urls.append(await stack.enter_async_context(serving(create_app(rt))))
-        token = await signed_in(runtimes[0])  # one database: both servers know the user
+        token = await token_on_plan(runtimes[0])  # one database: both servers know the user
         first = await stack.enter_async_context(listening(urls[0], token))
         second = await stack.enter_async_context(listening(urls[1], token))
 
@@ -239,7 +233,7 @@ async def test_with_a_shared_redis_bus_each_client_gets_each_alert_once(
             buses.append(bus)
             runtimes.append(rt)
             urls.append(await stack.enter_async_context(serving(create_app(rt))))
-        token = await signed_in(runtimes[0])
+        token = await token_on_plan(runtimes[0])
         listeners = [await stack.enter_async_context(listening(u, token)) for u in urls]
         alerts = [{**ALERT, "symbol": f"S{i}USDT", "id": str(i)} for i in range(6)]
         for alert in alerts:
@@ -415,7 +409,7 @@ async def test_two_deployments_on_one_redis_database_do_not_hear_each_other(
             stack.push_async_callback(rt.close)
             buses.append(rt.bus)
             listeners.append(await stack.enter_async_context(listening(
-                await stack.enter_async_context(serving(create_app(rt))), await signed_in(rt)
+                await stack.enter_async_context(serving(create_app(rt))), await token_on_plan(rt)
             )))
         for i, bus in enumerate(buses):
             await bus.publish(topics.ALERTS_VOLUME, {**ALERT, "id": f"from-{i}"})

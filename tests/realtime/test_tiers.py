@@ -4,7 +4,6 @@ boundary tested without sleeping), once across API processes, and connections fo
 from __future__ import annotations
 
 import asyncio
-import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -13,6 +12,7 @@ import pytest
 import socketio
 
 from api.serving import serving
+from marketpulse.accounts.core import Role
 from marketpulse.accounts.plans import PLANS, plan_named
 from marketpulse.api.app import create_app
 from marketpulse.bus import topics
@@ -23,6 +23,7 @@ from marketpulse.realtime.bridge import RealtimeBridge
 from marketpulse.realtime.market_feed import MarketFeed
 from marketpulse.realtime.tiers import TIERS, next_boundary, tier_of
 from marketpulse.runtime import Runtime
+from support.accounts import user_on_plan
 from support.waiting import eventually
 
 MINUTE = 60_000
@@ -211,19 +212,10 @@ class Client:
         return await asyncio.wait_for(queue.get(), 5)
 
 
-async def new_user(runtime: Runtime, plan: str = "free", role: str = "user") -> tuple[Any, str]:
-    from marketpulse.accounts.core import Role
-
-    accounts = runtime.services.accounts
-    user = await accounts.create_user(f"{uuid.uuid4().hex}@example.com", None, plan=plan, role=Role(role),
-                                      verified=True)
-    return user, (await accounts.start_session(user)).access_token
-
-
 async def test_a_plan_change_moves_live_connections_and_a_suspension_closes_them(sqlite_runtime: Runtime) -> None:
     accounts = sqlite_runtime.services.accounts
-    user, token = await new_user(sqlite_runtime)
-    _, admin_token = await new_user(sqlite_runtime, role="admin")
+    user, token = await user_on_plan(sqlite_runtime, "free")
+    _, admin_token = await user_on_plan(sqlite_runtime, "free", Role.ADMIN)
     admin = await accounts.principal(admin_token)
     app = create_app(sqlite_runtime)
     async with serving(app) as url:

@@ -22,6 +22,7 @@ from marketpulse.bus.memory import MemoryBus
 from marketpulse.clock import FakeClock
 from marketpulse.runtime import Runtime
 from marketpulse.settings import Settings
+from support.accounts import token_on_plan
 
 CHROMIUM = "/usr/bin/chromium"
 pytestmark = [
@@ -69,12 +70,6 @@ async def runtime(sqlite_template: Path, tmp_path: Path) -> AsyncIterator[Runtim
     await rt.close()
 
 
-async def elite_token(runtime: Runtime) -> str:
-    accounts = runtime.services.accounts
-    user = await accounts.create_user("elite@example.com", None, plan="elite", verified=True)
-    return (await accounts.start_session(user)).access_token
-
-
 async def test_dashboard_shows_live_rows_and_alerts(runtime: Runtime) -> None:
     from playwright.async_api import async_playwright, expect
 
@@ -90,7 +85,8 @@ async def test_dashboard_shows_live_rows_and_alerts(runtime: Runtime) -> None:
         page = await browser.new_page(viewport={"width": 1400, "height": 900})
         # An elite user's session (every symbol, the open interest, each alert at once; the free view is
         # tests/web/test_plans_live.py's).
-        await page.context.add_cookies([{"name": "mp_access", "value": await elite_token(runtime), "url": url}])
+        token = await token_on_plan(runtime, "elite")
+        await page.context.add_cookies([{"name": "mp_access", "value": token, "url": url}])
         errors: list[str] = []
         page.on("pageerror", lambda exc: errors.append(str(exc)))
         await page.goto(url + "/")
