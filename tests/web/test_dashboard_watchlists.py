@@ -17,6 +17,7 @@ from marketpulse.bus.memory import MemoryBus
 from marketpulse.clock import FakeClock
 from marketpulse.runtime import Runtime
 from marketpulse.settings import Settings
+from support.waiting import eventually
 
 from .test_dashboard import CHROMIUM, CHROMIUM_ARGS, T0, row
 
@@ -51,14 +52,18 @@ async def test_a_signed_in_user_filters_by_watchlist_edits_it_and_sees_subscript
     majors = await watch.create(user.id, plan_named("pro"), "Majors", ["BTCUSDT", "ETHUSDT"])
     await watch.subscribe(user.id, plan_named("pro"), "SOLUSDT")
 
-    async with serving(create_app(runtime)) as url, async_playwright() as pw:
+    app = create_app(runtime)
+    async with serving(app) as url, async_playwright() as pw:
+        # The table before the page loads: anonymous and pro visitors get whole tables at their plan's boundaries
+        # (tests/realtime/test_tiers.py), not each update; the page carries the table at load.
+        await runtime.bus.publish(topics.MARKET_TICKERS, {"time": T0, "rows": MARKET})
+        await eventually(lambda: len(app.other_asgi_app.state.market_feed.snapshot()) == len(MARKET))
         browser = await pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
         page = await browser.new_page(viewport={"width": 1400, "height": 900})
         errors: list[str] = []
         page.on("pageerror", lambda exc: errors.append(str(exc)))
         await page.goto(url + "/")
         await expect(page.locator("#conn-status")).to_have_attribute("data-state", "connected")
-        await runtime.bus.publish(topics.MARKET_TICKERS, {"time": T0, "rows": MARKET})
         body_rows = page.locator("#market-body tr")
         await expect(body_rows).to_have_count(5)
 
