@@ -356,3 +356,47 @@ async def test_wallet_sign_in_and_linking_with_a_wallet_in_the_browser(browser: 
     assert again["id"] == first["id"]
     assert errors == []
     await context.close()
+
+
+@pytest.fixture
+async def demo_site(sqlite_template: Path, tmp_path: Path) -> AsyncIterator[str]:
+    """The app as `pulse demo` runs it: PULSE_ENV=dev, no SMTP server configured, so mail goes to /dev/mail."""
+    from marketpulse.accounts.demo import start_demo_accounts
+
+    db = tmp_path / "demo.db"
+    shutil.copy(sqlite_template, db)
+    settings = Settings(database_url=f"sqlite+aiosqlite:///{db}", bus_url="memory://", env="dev",
+                        ingest_api_key=API_KEY, data_dir=tmp_path, jwt_secret_key="demo-jwt-secret-of-32-bytes-or-more")
+    rt = Runtime.open(settings, clock=FakeClock(T0), bus=MemoryBus())
+    try:
+        async with serving(create_app(rt)) as url:
+            host, port = url.removeprefix("http://").split(":")
+            await start_demo_accounts(rt.services.accounts, host, int(port))
+            yield url
+    finally:
+        await rt.close()
+
+
+async def test_in_the_demo_a_new_user_verifies_through_the_demo_mailbox(browser: Any, demo_site: str) -> None:
+    from playwright.async_api import expect
+
+    errors: list[str] = []
+    page = await new_page(browser, errors)
+    await page.goto(demo_site + "/signup")
+    await page.fill("#signup-form [name=email]", "demo-user@example.com")
+    await page.fill("#signup-form [name=password]", STRONG)
+    await page.click("#signup-form button[type=submit]")
+    await expect(page).to_have_url(re.compile(r"/verify\?email="))
+    await page.click("main a:has-text('demo mailbox')")
+    await expect(page).to_have_url(demo_site + "/dev/mail")
+    mail = page.locator(".mail[data-to='demo-user@example.com']")
+    await expect(mail).to_have_count(1)
+    await mail.locator("a[href*='/verify-email?token=']").click()
+    await page.click("button:has-text('Confirm my address')")
+    await expect(page.locator("main")).to_contain_text("demo-user@example.com is confirmed")
+    await page.click("main a:has-text('Sign in')")
+    await page.fill("#signin-form [name=email]", "demo-user@example.com")
+    await page.fill("#signin-form [name=password]", STRONG)
+    await page.click("#signin-form button[type=submit]")
+    await expect(page).to_have_url(demo_site + "/onboarding")
+    assert errors == []
