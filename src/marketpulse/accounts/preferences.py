@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from functools import cache
 from zoneinfo import available_timezones
 
 from sqlalchemy import select
@@ -60,14 +61,9 @@ def check(prefs: Preferences, plan: Plan) -> Preferences:
     return prefs
 
 
-def _time_zones() -> set[str]:
-    global _ZONES
-    if _ZONES is None:  # reading the tz database takes a while: once per process
-        _ZONES = available_timezones() | {DEFAULT_TIME_ZONE}
-    return _ZONES
-
-
-_ZONES: set[str] | None = None
+@cache  # reading the tz database takes a while: once per process
+def _time_zones() -> frozenset[str]:
+    return frozenset(available_timezones() | {DEFAULT_TIME_ZONE})
 
 
 class PreferencesStore:
