@@ -400,3 +400,60 @@ async def test_in_the_demo_a_new_user_verifies_through_the_demo_mailbox(browser:
     await page.click("#signin-form button[type=submit]")
     await expect(page).to_have_url(demo_site + "/onboarding")
     assert errors == []
+
+
+VIRTUAL_AUTHENTICATOR = {"protocol": "ctap2", "transport": "internal", "hasResidentKey": True,
+                         "hasUserVerification": True, "isUserVerified": True, "automaticPresenceSimulation": True}
+
+
+async def test_a_passkey_registered_in_settings_signs_in_without_a_password(browser: Any, site: str,
+                                                                            runtime: Runtime) -> None:
+    from playwright.async_api import expect
+
+    # WebAuthn needs a domain for the relying party (an IP address can't be one): the site as http://localhost.
+    local = site.replace("127.0.0.1", "localhost")
+    runtime.settings.public_url = local
+    await runtime.services.accounts.create_user("keyholder@example.com", STRONG, verified=True)
+    context = await browser.new_context()
+    page = await context.new_page()
+    errors: list[str] = []
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    cdp = await context.new_cdp_session(page)  # Chromium's virtual authenticator stands in for a security key
+    await cdp.send("WebAuthn.enable")
+    authenticator = await cdp.send("WebAuthn.addVirtualAuthenticator", {"options": VIRTUAL_AUTHENTICATOR})
+
+    await sign_in(page, local, "keyholder@example.com", "/settings")
+    await expect(page).to_have_url(local + "/settings")
+    await page.fill("#passkey-name", "laptop")
+    await page.click("#passkey-register")
+    await expect(page.locator("#passkey-msg")).to_have_text("Passkey added.")
+    await expect(page.locator("#passkey-list tbody tr")).to_have_count(1)
+    await expect(page.locator("#passkey-list tbody tr")).to_contain_text("laptop")
+    stored = (await cdp.send("WebAuthn.getCredentials", {"authenticatorId": authenticator["authenticatorId"]}))
+    assert len(stored["credentials"]) == 1
+
+    await page.click("#site-nav [data-nav=signout]")
+    await expect(page).to_have_url(local + "/signin")
+    await page.click("#signin-passkey")  # no address, no password: the authenticator's discoverable passkey
+    await expect(page).to_have_url(local + "/")
+    await expect(page.locator("#site-nav .who")).to_have_text("keyholder@example.com")
+
+    # With two-factor on, a password sign-in's second step can be the passkey instead of a code.
+    accounts, clock = runtime.services.accounts, runtime.clock
+    user = await accounts.find_user("keyholder@example.com")
+    assert user is not None
+    secret, _ = await accounts.totp.enrol(user)
+    await accounts.totp.confirm(user.id, pyotp.TOTP(secret).at(clock.now_ms() // 1000))
+    await page.click("#site-nav [data-nav=signout]")
+    await sign_in(page, local, "keyholder@example.com")
+    await expect(page.locator("#second-factor-step")).to_be_visible()
+    await page.click("#second-factor-passkey")
+    await expect(page).to_have_url(local + "/")
+    await expect(page.locator("#site-nav .who")).to_have_text("keyholder@example.com")
+
+    await page.goto(local + "/settings")
+    await page.locator("#passkey-list tbody tr button:has-text('Delete')").click()
+    await expect(page.locator("#passkey-list tbody tr")).to_have_count(0)
+    assert await accounts.passkeys.of_user(user.id) == []
+    assert errors == []
+    await context.close()

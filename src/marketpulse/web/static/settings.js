@@ -129,11 +129,10 @@
       return MP.say("passkey-msg", "Passkeys aren't available on this server.");
     }
     if (!answer.ok) return MP.say("passkey-msg", MP.errorText(answer));
-    const list = Array.isArray(answer.data) ? answer.data : answer.data.passkeys || [];
-    $("passkey-list").tBodies[0].replaceChildren(...list.map((p) => {
+    $("passkey-list").tBodies[0].replaceChildren(...answer.data.map((p) => {
       const row = document.createElement("tr");
       row.dataset.passkeyId = p.id;
-      return cells(row, [p.name || p.id, MP.when(p.created_at_ms), MP.when(p.last_used_at_ms),
+      return cells(row, [p.name, MP.when(p.created_at_ms), MP.when(p.last_used_at_ms),
         button("Delete", async () => {
           const gone = await MP.api("DELETE", `/api/v1/account/passkeys/${encodeURIComponent(p.id)}`);
           MP.say("passkey-msg", gone.ok ? "Passkey deleted." : MP.errorText(gone), gone.ok ? "ok" : "bad");
@@ -148,8 +147,9 @@
     if (!options.ok) return MP.say("passkey-msg", MP.errorText(options));
     try {
       const cred = await navigator.credentials.create({ publicKey: MP.publicKeyOptions(options.data) });
+      const name = $("passkey-name").value.trim() || "passkey";
       const answer = await MP.api("POST", "/api/v1/account/passkeys/register/verify",
-        { challenge_id: options.data.challenge_id, credential: MP.credentialJson(cred) });
+        { credential: MP.credentialJson(cred), name });
       MP.say("passkey-msg", answer.ok ? "Passkey added." : MP.errorText(answer), answer.ok ? "ok" : "bad");
       passkeys();
     } catch (err) {

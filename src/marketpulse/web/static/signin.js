@@ -10,7 +10,7 @@
 
   function askSecondFactor(detail) {
     challenge = detail.challenge;
-    secondFactorOptions = detail.passkey_options || detail.passkey || null;
+    secondFactorOptions = detail.passkey_options || null;
     document.getElementById("password-step").classList.add("hidden");
     document.getElementById("second-factor-step").classList.remove("hidden");
     document.getElementById("second-factor-passkey").classList.toggle("hidden", !secondFactorOptions);
@@ -27,6 +27,13 @@
       return;
     }
     MP.say(msgId, MP.errorText(answer));
+  }
+
+  // Google sign-in of a two-factor user comes back as /signin?next=…#second_factor=<challenge>.
+  const fromGoogle = new URLSearchParams(location.hash.slice(1)).get("second_factor");
+  if (fromGoogle) {
+    history.replaceState(null, "", location.pathname + location.search);  // the challenge leaves the address bar
+    askSecondFactor({ challenge: fromGoogle });
   }
 
   document.getElementById("signin-form").addEventListener("submit", async (ev) => {
@@ -80,7 +87,9 @@
 
   document.getElementById("signin-passkey").addEventListener("click", async () => {
     if (!window.PublicKeyCredential) return otherMsg("This browser has no passkey support.");
-    const options = await MP.api("POST", "/api/v1/auth/passkeys/signin/options");
+    // With an address typed in, that account's passkeys are offered; without, the browser's discoverable ones.
+    const email = document.querySelector("#signin-form [name=email]").value.trim();
+    const options = await MP.api("POST", "/api/v1/auth/passkeys/signin/options", email ? { email } : undefined);
     if (!options.ok) {
       return otherMsg(options.status === 404 ? "Passkey sign-in isn't available on this server." : MP.errorText(options));
     }
