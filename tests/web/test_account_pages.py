@@ -22,12 +22,14 @@ from aiosmtpd.controller import Controller
 from accounts.conftest import STRONG, Sink  # noqa: I001 (tests/accounts helpers)
 from api.serving import API_KEY, free_port, serving
 from marketpulse.accounts.core import Role
-from marketpulse.accounts.plans import plans_json
+from marketpulse.accounts.plans import plan_named, plans_json
 from marketpulse.api.app import create_app
+from marketpulse.bus import topics
 from marketpulse.bus.memory import MemoryBus
 from marketpulse.clock import FakeClock
 from marketpulse.runtime import Runtime
 from marketpulse.settings import Settings
+from support.waiting import eventually
 
 CHROMIUM = "/usr/bin/chromium"
 pytestmark = [
@@ -55,15 +57,20 @@ async def runtime(sqlite_template: Path, tmp_path: Path, sink: tuple[Sink, int])
     shutil.copy(sqlite_template, db)
     settings = Settings(database_url=f"sqlite+aiosqlite:///{db}", bus_url="memory://", ingest_api_key=API_KEY,
                         data_dir=tmp_path, smtp_host="127.0.0.1", smtp_port=sink[1],
-                        jwt_secret_key="pages-jwt-secret-of-at-least-32-bytes!")
+                        jwt_secret_key="pages-jwt-secret-of-at-least-32-bytes!", market_debounce_ms=50)
     rt = Runtime.open(settings, clock=FakeClock(T0), bus=MemoryBus())
     yield rt
     await rt.close()
 
 
 @pytest.fixture
-async def site(runtime: Runtime) -> AsyncIterator[str]:
-    async with serving(create_app(runtime)) as url:
+def app(runtime: Runtime) -> Any:
+    return create_app(runtime)
+
+
+@pytest.fixture
+async def site(runtime: Runtime, app: Any) -> AsyncIterator[str]:
+    async with serving(app) as url:
         runtime.settings.public_url = url  # mailed links lead back to this server
         yield url
 
@@ -91,10 +98,21 @@ async def sign_in(page: Any, url: str, email: str, next_path: str = "/") -> None
     await page.click("#signin-form button[type=submit]")
 
 
+def market(symbols: int) -> list[dict[str, Any]]:
+    return [{"symbol": f"C{i:03d}USDT", "time": T0, "price": 1.0 + i, "change_pct_24h": 0.5,
+             "quote_volume_24h": 1e9 - i * 1e6, "funding_rate": 0.0001, "open_interest_usd": 7e6}
+            for i in range(symbols)]
+
+
 async def test_sign_up_verify_by_mail_onboard_and_land_on_the_dashboard(browser: Any, site: str, runtime: Runtime,
-                                                                        sink: tuple[Sink, int]) -> None:
+                                                                        app: Any, sink: tuple[Sink, int]) -> None:
     from playwright.async_api import expect
 
+    free = plan_named("free").symbols_in_table
+    assert free is not None
+    everything = free + 30  # more symbols than the free view shows
+    await runtime.bus.publish(topics.MARKET_TICKERS, {"time": T0, "rows": market(everything)})
+    await eventually(lambda: len(app.other_asgi_app.state.market_feed.snapshot()) == everything)
     errors: list[str] = []
     page = await new_page(browser, errors)
     await page.goto(site + "/signup")
@@ -148,6 +166,12 @@ async def test_sign_up_verify_by_mail_onboard_and_land_on_the_dashboard(browser:
     await expect(page.locator("#site-nav")).to_have_attribute("data-state", "signed-in")
     await expect(page.locator("#site-nav .plan-badge")).to_have_text("free")
     await expect(page.locator("#site-nav .who")).to_have_text("newbie@example.com")
+    # the free view: the plan's symbol count of the table (top by volume) and no open interest
+    await expect(page.locator("#plan-name")).to_have_text("Free")
+    await expect(page.locator("#market-body tr")).to_have_count(free)
+    await expect(page.locator("#market-body tr").first).to_have_attribute("data-symbol", "C000USDT")
+    await expect(page.locator("tr[data-symbol='C000USDT'] td[data-col=openInterestUsd]")).to_have_text("—")
+    await expect(page.locator("th[data-sort=openInterestUsd]")).to_have_class(re.compile(r"\blocked\b"))
     assert errors == []
 
 
