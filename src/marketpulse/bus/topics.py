@@ -209,6 +209,17 @@ class AccountChanged(msgspec.Struct, frozen=True):
     status: str  # active, suspended, banned, or deleted
 
 
+class RulesChanged(msgspec.Struct, frozen=True):
+    """An alert rule was created, changed, paused, resumed or deleted: rule engines reload it from the store.
+
+    Carries ids only (the store has the rule): a stale or repeated message reloads the same newest row."""
+
+    rule_id: str
+    owner_id: str
+    version: int
+    deleted: bool = False
+
+
 # --- topics -----------------------------------------------------------------------------------------------------
 
 MARKET_TICKERS: BatchTopic[TickersEvent] = BatchTopic("market.tickers", TickersEvent, rows="rows", row=MarketRow)
@@ -226,6 +237,8 @@ RISK_HALTS: Topic[RiskHalt] = Topic("risk.halts", RiskHalt)
 NOTIFICATIONS_USER: Topic[UserNotification] = Topic("notifications.user", UserNotification)
 # Every API process moves (or disconnects) its own Socket.IO connections of that user to the new tier.
 ACCOUNT_CHANGED: Topic[AccountChanged] = Topic("accounts.changed", AccountChanged)
+# Alert rules changed (rule engines in every worker follow them).
+RULES_CHANGED: Topic[RulesChanged] = Topic("rules.changed", RulesChanged)
 
 ALL: tuple[Topic[Any], ...] = (MARKET_TICKERS, MARKET_CANDLES, MARKET_OPEN_INTEREST, ALERTS_VOLUME, PAPER_FILLS,
-                                RISK_HALTS, NOTIFICATIONS_USER, ACCOUNT_CHANGED)
+                                RISK_HALTS, NOTIFICATIONS_USER, ACCOUNT_CHANGED, RULES_CHANGED)

@@ -1,0 +1,343 @@
+"""The rule engine: every active rule, matched against whole-market updates through the threshold index. Pure.
+
+    engine = RuleEngine()
+    engine.add(compile_rule_for(rule_id, owner_id, rule_in))
+    for m in engine.update("price", now_ms, symbol_rows, prices): ...     # one key, many symbols at once
+    engine.on_event(EventLeaf("volume_spike", "SPIKE"), "BTCUSDT", now_ms, alert_id)
+
+What an update does (the meaning is in `conditions`, the notification rules in `triggers`):
+1. the index of the key yields the (rule, symbol) pairs whose thresholds the update crossed: fire candidates and
+   re-arm candidates; nothing else is looked at;
+2. re-arm candidates whose relaxed conditions are now false are armed again;
+3. fire candidates whose conditions were false before the update and are true after it notify, if armed and their
+   frequency, cooldown and expiry allow.
+Rules with one condition on one symbol and a plain threshold (most rules) take a vectorized path: the index's
+answer is exact for them, and their state lives in arrays indexed by slot. The others (groups, channels, several
+symbols, "*") are checked one candidate at a time against their whole tree, with state in `TriggerStates`.
+`NaiveEngine` (tests, benchmark) evaluates every rule on every update with the same definitions.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
+
+from marketpulse.rules.conditions import (
+    EventLeaf,
+    Leaf,
+    Node,
+    Values,
+    compile_rule,
+    fire_thresholds,
+    holds_after,
+    holds_before,
+    holds_relaxed,
+    leaves_of,
+    rearm_thresholds,
+)
+from marketpulse.rules.index import WILDCARD, ThresholdIndex
+from marketpulse.rules.model import RuleIn
+from marketpulse.rules.triggers import FOREVER, NEVER, Trigger, TriggerStates, allowed, allowed_many, event_key
+
+F64 = npt.NDArray[np.float64]
+I64 = npt.NDArray[np.int64]
+I32 = npt.NDArray[np.int32]
+FAST_OPS = frozenset({"gt", "gte", "lt", "lte", "crosses_above", "crosses_below", "crosses"})
+FIRE, REARM = 0, 1  # the low bit of an index entry's code; the rest is the rule's slot
+
+
+@dataclass(frozen=True, slots=True)
+class CompiledRule:
+    id: str
+    owner_id: str
+    tree: Node
+    trigger: Trigger
+    symbols: tuple[str, ...] | None  # None: every symbol
+
+    @property
+    def single_leaf(self) -> Leaf | None:
+        items = self.tree.items
+        return items[0] if len(items) == 1 and isinstance(items[0], Leaf) else None
+
+
+def compile_rule_for(rule_id: str, owner_id: str, rule: RuleIn, watchlist_symbols: Sequence[str] = ()) -> CompiledRule:
+    targets = rule.target_symbols()
+    symbols = None if targets == "*" else tuple(targets if targets is not None else watchlist_symbols)
+    trigger = Trigger.of(rule.frequency, rule.interval.value, rule.cooldown_s, rule.expires_at, rule.hysteresis_pct)
+    return CompiledRule(rule_id, owner_id, compile_rule(rule), trigger, symbols)
+
+
+@dataclass(frozen=True, slots=True)
+class Match:
+    rule_id: str
+    owner_id: str
+    symbol: str
+    time_ms: int
+    event_key: str
+    key: str | None  # the value that moved (None for an event)
+    value: float | None
+    disables: bool  # `once`: the rule is now disabled
+
+
+class Matches:
+    """One update's matches: the vectorized path's as arrays (materialized only when iterated), then the rest."""
+
+    def __init__(self, engine: RuleEngine, key: str | None, now_ms: int, fast_slots: I64, fast_syms: I64,
+                 fast_values: F64, slow: list[Match]) -> None:
+        self._engine, self.key, self.now_ms = engine, key, now_ms
+        self.fast_slots, self.fast_syms, self.fast_values, self.slow = fast_slots, fast_syms, fast_values, slow
+
+    def __len__(self) -> int:
+        return len(self.fast_slots) + len(self.slow)
+
+    def __iter__(self) -> Iterator[Match]:
+        for slot, sym, value in zip(self.fast_slots.tolist(), self.fast_syms.tolist(), self.fast_values.tolist(),
+                                    strict=True):
+            yield self._engine.match_of(slot, sym, self.now_ms, self.key, value)
+        yield from self.slow
+
+
+EMPTY_I64 = np.empty(0, np.int64)
+
+
+class RuleEngine:
+    def __init__(self) -> None:
+        self.symbols: list[str] = []
+        self.sym_idx: dict[str, int] = {}
+        self.values: dict[str, F64] = {}
+        self.index: dict[str, ThresholdIndex] = {}
+        self.rules: list[CompiledRule | None] = []  # by slot
+        self.slot_of: dict[str, int] = {}
+        self.events: dict[str, set[int]] = {}
+        self.states = TriggerStates()
+        self._cap = 0
+        self._grow(1024)
+
+    # --- rules ---------------------------------------------------------------------------------------------------
+
+    def __len__(self) -> int:
+        return len(self.slot_of)
+
+    def _grow(self, need: int) -> None:
+        if need <= self._cap:
+            return
+        cap = max(need, 2 * self._cap)
+
+        def grown(old: npt.NDArray[np.generic] | None, fill: object, dtype: type) -> npt.NDArray[np.generic]:
+            new = np.full(cap, fill, dtype)
+            if old is not None:
+                new[: len(old)] = old
+            return new
+
+        g = getattr
+        self.alive = grown(g(self, "alive", None), False, np.bool_)
+        self.fast = grown(g(self, "fast", None), False, np.bool_)
+        self.armed = grown(g(self, "armed", None), True, np.bool_)
+        self.last_fired = grown(g(self, "last_fired", None), NEVER, np.int64)
+        self.cooldown = grown(g(self, "cooldown", None), 0, np.int64)
+        self.expires = grown(g(self, "expires", None), FOREVER, np.int64)
+        self.per_bar = grown(g(self, "per_bar", None), False, np.bool_)
+        self.step = grown(g(self, "step", None), 60_000, np.int64)
+        self.crosses_band = grown(g(self, "crosses_band", None), -1.0, np.float64)  # `crosses` rules: |a|·band
+        self.threshold = grown(g(self, "threshold", None), 0.0, np.float64)
+        self._cap = cap
+
+    def symbol(self, name: str) -> int:
+        idx = self.sym_idx.get(name)
+        if idx is None:
+            idx = self.sym_idx[name] = len(self.symbols)
+            self.symbols.append(name)
+        return idx
+
+    def add(self, rule: CompiledRule) -> None:
+        """Insert (or replace) a rule; its state starts armed."""
+        if rule.id in self.slot_of:
+            self.remove(rule.id)
+        slot = len(self.rules)
+        self._grow(slot + 1)
+        self.rules.append(rule)
+        self.slot_of[rule.id] = slot
+        self.alive[slot] = True
+        t = rule.trigger
+        self.cooldown[slot], self.step[slot] = t.cooldown_ms, t.interval_ms
+        self.expires[slot] = FOREVER if t.expires_at_ms is None else t.expires_at_ms
+        self.per_bar[slot] = t.frequency in ("once_per_bar", "once_per_bar_close")
+        leaf = rule.single_leaf
+        # `once` rules take the slow path: they leave the engine as they fire, before their match is read.
+        self.fast[slot] = leaf is not None and leaf.op in FAST_OPS and rule.symbols is not None \
+            and len(rule.symbols) == 1 and t.frequency != "once"
+        if leaf is not None and leaf.op == "crosses":
+            self.crosses_band[slot], self.threshold[slot] = abs(leaf.a) * t.band_pct / 100, leaf.a
+        syms = [WILDCARD] if rule.symbols is None else [self.symbol(s) for s in rule.symbols]
+        for lf in leaves_of(rule.tree):
+            if isinstance(lf, EventLeaf):
+                self.events.setdefault(lf.event, set()).add(slot)
+                continue
+            index = self.index.setdefault(lf.key, ThresholdIndex())
+            for direction, thr in fire_thresholds(lf):
+                for s in syms:
+                    index.add(s, direction, thr, slot * 2 + FIRE)
+            for direction, thr in rearm_thresholds(lf, t.band_pct):
+                for s in syms:
+                    index.add(s, direction, thr, slot * 2 + REARM)
+
+    def remove(self, rule_id: str) -> None:
+        slot = self.slot_of.pop(rule_id, None)
+        if slot is None:
+            return
+        self.alive[slot] = False
+        self.rules[slot] = None
+        self.states.forget(slot)
+        for slots in self.events.values():
+            slots.discard(slot)
+        self._dead = getattr(self, "_dead", 0) + 1
+        if self._dead > 4096 and self._dead > len(self.slot_of) // 8:  # compact once an eighth is dead
+            for index in self.index.values():
+                index.compact(self.alive)
+            self._dead = 0
+
+    def keys(self) -> set[str]:
+        """Keys some rule reads (the feeds compute only these)."""
+        return set(self.index)
+
+    # --- updates -------------------------------------------------------------------------------------------------
+
+    def _store(self, key: str) -> F64:
+        arr = self.values.get(key)
+        if arr is None or len(arr) < len(self.symbols):
+            new = np.full(max(len(self.symbols), 64) * 2, np.nan)
+            if arr is not None:
+                new[: len(arr)] = arr
+            arr = self.values[key] = new
+        return arr
+
+    def update(self, key: str, now_ms: int, syms: I32, vals: F64) -> Matches:
+        """Symbols `syms` (engine indexes) now have `vals` for `key`, at market time `now_ms`."""
+        keep = ~np.isnan(vals)
+        syms, vals = syms[keep], vals[keep]
+        store = self._store(key)
+        prev = store[syms]
+        store[syms] = vals
+        index = self.index.get(key)
+        if index is None or not len(syms):
+            return Matches(self, key, now_ms, EMPTY_I64, EMPTY_I64, np.empty(0), [])
+        codes, rows = index.crossed(syms.astype(np.int32), prev, vals)
+        slots = codes >> 1
+        live = self.alive[slots]
+        slots, rows, purpose = slots[live], rows[live], (codes & 1)[live]
+        rearm = purpose == REARM
+        self._rearm(slots[rearm], syms[rows[rearm]])
+        fire = ~rearm
+        return self._fire(key, now_ms, slots[fire], rows[fire], syms, prev, vals)
+
+    def _rearm(self, slots: I64, syms: I64) -> None:
+        fast = self.fast[slots]
+        self.armed[slots[fast]] = True  # one condition: its relaxed form just turned false
+        for slot, sym in zip(slots[~fast].tolist(), syms[~fast].tolist(), strict=True):
+            rule = self.rules[slot]
+            if rule is not None and not self.states.armed(slot, sym) and \
+                    not holds_relaxed(rule.tree, self._values(sym), rule.trigger.band_pct):
+                self.states.rearm(slot, sym)
+
+    def _fire(self, key: str, now_ms: int, slots: I64, rows: I64, syms: I64, prev: F64, vals: F64) -> Matches:
+        fast = self.fast[slots]
+        f_slots, f_rows = slots[fast], rows[fast]
+        ok = self.armed[f_slots] & allowed_many(now_ms, self.last_fired[f_slots], self.cooldown[f_slots],
+                                                 self.expires[f_slots], self.per_bar[f_slots], self.step[f_slots])
+        f_slots, f_rows = f_slots[ok], f_rows[ok]
+        f_slots, first = np.unique(f_slots, return_index=True)
+        f_rows = f_rows[first]
+        f_vals = vals[f_rows]
+        self.last_fired[f_slots] = now_ms
+        band = self.crosses_band[f_slots]  # `crosses` stays armed when it jumped past its whole band
+        self.armed[f_slots] = (band >= 0) & (np.abs(f_vals - self.threshold[f_slots]) >= band)
+        slow = self._fire_slow(key, now_ms, slots[~fast], rows[~fast], syms, prev)
+        return Matches(self, key, now_ms, f_slots, syms[f_rows].astype(np.int64), f_vals, slow)
+
+    def _fire_slow(self, key: str, now_ms: int, slots: I64, rows: I64, syms: I64, prev: F64) -> list[Match]:
+        out: list[Match] = []
+        seen: set[tuple[int, int]] = set()
+        for slot, row in zip(slots.tolist(), rows.tolist(), strict=True):
+            sym = int(syms[row])
+            if (slot, sym) in seen:
+                continue
+            seen.add((slot, sym))
+            values = Values(self._view(sym), key, float(prev[row]))
+            match = self._try(slot, sym, now_ms, values)
+            if match is not None:
+                out.append(match)
+        return out
+
+    def _try(self, slot: int, sym: int, now_ms: int, values: Values) -> Match | None:
+        """The slow path's decision for one (rule, symbol); fires and records it when it may."""
+        rule = self.rules[slot]
+        if rule is None or not self.states.armed(slot, sym):
+            return None
+        if rule.symbols is not None and self.symbols[sym] not in rule.symbols:
+            return None
+        if not allowed(rule.trigger, self.states.last(slot, sym), now_ms):
+            return None
+        if holds_before(rule.tree, values) or not holds_after(rule.tree, values):
+            return None
+        self.states.fire(slot, sym, now_ms, disarm=holds_relaxed(rule.tree, values, rule.trigger.band_pct))
+        value = values.now(values.key) if values.key is not None else None
+        match = self._match(rule, sym, now_ms, values.key, value,
+                            f"{values.event.event}:{values.event.detail}" if values.event else None)
+        if rule.trigger.frequency == "once":
+            self.remove(rule.id)
+        return match
+
+    def on_event(self, event: EventLeaf, symbol: str, now_ms: int, key: str,
+                 owner_id: str | None = None) -> list[Match]:
+        """A platform event (volume spike, paper fill of `owner_id`, strategy signal) on `symbol`; `key` is the
+        event's own id, which becomes the match's event key."""
+        sym = self.symbol(symbol)
+        out = []
+        for slot in sorted(self.events.get(event.event, ())):
+            rule = self.rules[slot]
+            if rule is None or (owner_id is not None and rule.owner_id != owner_id):
+                continue
+            match = self._try(slot, sym, now_ms, Values(self._view(sym), None, math.nan, event))
+            if match is not None:
+                out.append(_with_key(match, f"{event.event}:{key}"))
+        return out
+
+    # --- what matches look like --------------------------------------------------------------------------------
+
+    def _match(self, rule: CompiledRule, sym: int, now_ms: int, key: str | None, value: float | None,
+               event: str | None = None) -> Match:
+        t = rule.trigger
+        ek = event or event_key(t.frequency, t.interval_ms, self.symbols[sym], now_ms)
+        return Match(rule.id, rule.owner_id, self.symbols[sym], now_ms, ek, key, value, t.frequency == "once")
+
+    def match_of(self, slot: int, sym: int, now_ms: int, key: str | None, value: float) -> Match:
+        rule = self.rules[slot]
+        if rule is None:  # removed since: can't happen to fast-path rules (never `once`) within one update
+            raise LookupError(slot)
+        return self._match(rule, sym, now_ms, key, value)
+
+    def _view(self, sym: int) -> _SymbolView:
+        return _SymbolView(self.values, sym)
+
+    def _values(self, sym: int) -> Values:
+        return Values(self._view(sym))
+
+
+def _with_key(match: Match, key: str) -> Match:
+    return Match(match.rule_id, match.owner_id, match.symbol, match.time_ms, key, None, None, match.disables)
+
+
+class _SymbolView(dict[str, float]):
+    """The current value of every key for one symbol, read lazily from the engine's arrays."""
+
+    def __init__(self, values: dict[str, F64], sym: int) -> None:
+        super().__init__()
+        self._values, self._sym = values, sym
+
+    def get(self, key: str, default: float = math.nan) -> float:  # type: ignore[override]
+        arr = self._values.get(key)
+        return float(arr[self._sym]) if arr is not None and self._sym < len(arr) else default
