@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     from marketpulse.accounts.service import AccountsService
     from marketpulse.backtest.service import BacktestJobs
     from marketpulse.delivery.service import DeliveryService
+    from marketpulse.rules.service import RulesService
     from marketpulse.runtime import Runtime
     from marketpulse.trading.paper.deployments import DeploymentService
     from marketpulse.trading.paper.service import PaperTradingService
@@ -36,12 +37,14 @@ class Services:
     accounts: AccountsService
     watchlists: WatchlistService
     delivery: DeliveryService
+    rules: RulesService  # alert rules (not the volume-spike alerts)
 
     @classmethod
     def build(cls, runtime: Runtime) -> Services:
         from marketpulse.accounts.service import AccountsService
         from marketpulse.backtest.service import BacktestJobs
         from marketpulse.delivery.service import DeliveryService
+        from marketpulse.rules.service import RulesService
         from marketpulse.trading.paper.deployments import DeploymentService
         from marketpulse.trading.paper.service import PaperConfig, PaperTradingService
         from marketpulse.watchlists.service import WatchlistService
@@ -57,6 +60,7 @@ class Services:
             accounts=AccountsService(runtime.sessions, runtime.clock, settings, bus=runtime.bus),
             watchlists=WatchlistService(runtime.sessions, runtime.clock),
             delivery=DeliveryService(runtime.sessions, runtime.clock, settings, runtime.bus),
+            rules=RulesService(runtime.sessions, runtime.bus, runtime.clock),
         )
 
     async def close(self) -> None:

@@ -24,6 +24,7 @@ ROUTERS: list[str] = [
     "marketpulse.web.account_pages:router",
     "marketpulse.accounts.sso_views:router",
     "marketpulse.delivery.views:router",
+    "marketpulse.rules.views:router",
 ]
 
 

@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Literal
 
 from marketpulse.rules.model import (
     INDICATORS,
@@ -36,7 +35,7 @@ EDGE_ONLY = frozenset({"crosses_above", "crosses_below", "crosses", "enters_chan
 
 # How an index finds a threshold t crossed by an update p → c (see `index.py`).
 UP_STRICT, UP_INCL, DOWN_STRICT, DOWN_INCL = 0, 1, 2, 3
-Direction = Literal[0, 1, 2, 3]
+Direction = int  # UP_STRICT … DOWN_INCL
 
 _ALIASES = {"mark_price": "price", "change_pct_1h": "pct(price,1h)", "change_pct_4h": "pct(price,4h)",
             "open_interest_change_pct_1h": "pct(open_interest_usd,1h)"}

@@ -46,6 +46,7 @@ from marketpulse.rules.triggers import FOREVER, NEVER, Trigger, TriggerStates, a
 F64 = npt.NDArray[np.float64]
 I64 = npt.NDArray[np.int64]
 I32 = npt.NDArray[np.int32]
+B = npt.NDArray[np.bool_]
 FAST_OPS = frozenset({"gt", "gte", "lt", "lte", "crosses_above", "crosses_below", "crosses"})
 FIRE, REARM = 0, 1  # the low bit of an index entry's code; the rest is the rule's slot
 
@@ -105,6 +106,18 @@ EMPTY_I64 = np.empty(0, np.int64)
 
 
 class RuleEngine:
+    # Per slot, for the vectorized path (see `_grow`).
+    alive: B
+    fast: B
+    armed: B
+    per_bar: B
+    last_fired: I64
+    cooldown: I64
+    expires: I64
+    step: I64
+    crosses_band: F64
+    threshold: F64
+
     def __init__(self) -> None:
         self.symbols: list[str] = []
         self.sym_idx: dict[str, int] = {}
@@ -123,27 +136,41 @@ class RuleEngine:
         return len(self.slot_of)
 
     def _grow(self, need: int) -> None:
+        """The per-slot arrays (the vectorized path's rule settings and state) hold at least `need` slots."""
         if need <= self._cap:
             return
         cap = max(need, 2 * self._cap)
+        n = self._cap
 
-        def grown(old: npt.NDArray[np.generic] | None, fill: object, dtype: type) -> npt.NDArray[np.generic]:
-            new = np.full(cap, fill, dtype)
+        def bools(old: B | None, fill: bool) -> B:
+            new: B = np.full(cap, fill, np.bool_)
             if old is not None:
-                new[: len(old)] = old
+                new[:n] = old
             return new
 
-        g = getattr
-        self.alive = grown(g(self, "alive", None), False, np.bool_)
-        self.fast = grown(g(self, "fast", None), False, np.bool_)
-        self.armed = grown(g(self, "armed", None), True, np.bool_)
-        self.last_fired = grown(g(self, "last_fired", None), NEVER, np.int64)
-        self.cooldown = grown(g(self, "cooldown", None), 0, np.int64)
-        self.expires = grown(g(self, "expires", None), FOREVER, np.int64)
-        self.per_bar = grown(g(self, "per_bar", None), False, np.bool_)
-        self.step = grown(g(self, "step", None), 60_000, np.int64)
-        self.crosses_band = grown(g(self, "crosses_band", None), -1.0, np.float64)  # `crosses` rules: |a|·band
-        self.threshold = grown(g(self, "threshold", None), 0.0, np.float64)
+        def ints(old: I64 | None, fill: int) -> I64:
+            new: I64 = np.full(cap, fill, np.int64)
+            if old is not None:
+                new[:n] = old
+            return new
+
+        def floats(old: F64 | None, fill: float) -> F64:
+            new: F64 = np.full(cap, fill, np.float64)
+            if old is not None:
+                new[:n] = old
+            return new
+
+        first = n == 0
+        self.alive = bools(None if first else self.alive, False)
+        self.fast = bools(None if first else self.fast, False)
+        self.armed = bools(None if first else self.armed, True)
+        self.per_bar = bools(None if first else self.per_bar, False)
+        self.last_fired = ints(None if first else self.last_fired, int(NEVER))
+        self.cooldown = ints(None if first else self.cooldown, 0)
+        self.expires = ints(None if first else self.expires, int(FOREVER))
+        self.step = ints(None if first else self.step, 60_000)
+        self.crosses_band = floats(None if first else self.crosses_band, -1.0)  # `crosses` rules: |a|·band
+        self.threshold = floats(None if first else self.threshold, 0.0)
         self._cap = cap
 
     def symbol(self, name: str) -> int:
@@ -200,7 +227,7 @@ class RuleEngine:
                 index.compact(self.alive)
             self._dead = 0
 
-    def keys(self) -> set[str]:
+    def keys_in_use(self) -> set[str]:
         """Keys some rule reads (the feeds compute only these)."""
         return set(self.index)
 
@@ -209,7 +236,7 @@ class RuleEngine:
     def _store(self, key: str) -> F64:
         arr = self.values.get(key)
         if arr is None or len(arr) < len(self.symbols):
-            new = np.full(max(len(self.symbols), 64) * 2, np.nan)
+            new: F64 = np.full(max(len(self.symbols), 64) * 2, np.nan)
             if arr is not None:
                 new[: len(arr)] = arr
             arr = self.values[key] = new
@@ -234,7 +261,7 @@ class RuleEngine:
         fire = ~rearm
         return self._fire(key, now_ms, slots[fire], rows[fire], syms, prev, vals)
 
-    def _rearm(self, slots: I64, syms: I64) -> None:
+    def _rearm(self, slots: I64, syms: npt.NDArray[np.integer]) -> None:
         fast = self.fast[slots]
         self.armed[slots[fast]] = True  # one condition: its relaxed form just turned false
         for slot, sym in zip(slots[~fast].tolist(), syms[~fast].tolist(), strict=True):
@@ -243,7 +270,8 @@ class RuleEngine:
                     not holds_relaxed(rule.tree, self._values(sym), rule.trigger.band_pct):
                 self.states.rearm(slot, sym)
 
-    def _fire(self, key: str, now_ms: int, slots: I64, rows: I64, syms: I64, prev: F64, vals: F64) -> Matches:
+    def _fire(self, key: str, now_ms: int, slots: I64, rows: I64, syms: npt.NDArray[np.integer], prev: F64,
+              vals: F64) -> Matches:
         fast = self.fast[slots]
         f_slots, f_rows = slots[fast], rows[fast]
         ok = self.armed[f_slots] & allowed_many(now_ms, self.last_fired[f_slots], self.cooldown[f_slots],
@@ -258,7 +286,8 @@ class RuleEngine:
         slow = self._fire_slow(key, now_ms, slots[~fast], rows[~fast], syms, prev)
         return Matches(self, key, now_ms, f_slots, syms[f_rows].astype(np.int64), f_vals, slow)
 
-    def _fire_slow(self, key: str, now_ms: int, slots: I64, rows: I64, syms: I64, prev: F64) -> list[Match]:
+    def _fire_slow(self, key: str, now_ms: int, slots: I64, rows: I64, syms: npt.NDArray[np.integer],
+                   prev: F64) -> list[Match]:
         out: list[Match] = []
         seen: set[tuple[int, int]] = set()
         for slot, row in zip(slots.tolist(), rows.tolist(), strict=True):

@@ -20,7 +20,7 @@ import numba
 import numpy as np
 import numpy.typing as npt
 
-from marketpulse.rules.conditions import DOWN_INCL, DOWN_STRICT, UP_INCL, UP_STRICT
+from marketpulse.rules.conditions import DOWN_STRICT, UP_INCL, UP_STRICT
 
 F64 = npt.NDArray[np.float64]
 I64 = npt.NDArray[np.int64]

@@ -1,7 +1,7 @@
 """Rule alerts: the users' alert rules and the history of their matches, unique per (rule, triggering event).
 
 Revision ID: 0015
-Revises: 0012
+Revises: 0013
 Create Date: 2026-11-28
 """
 
@@ -9,7 +9,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0015"
-down_revision = "0012"
+down_revision = "0013"
 branch_labels = None
 depends_on = None
 
