@@ -1,8 +1,8 @@
 """The process roles and how they are wired: sources → bus → detectors/recorder/paper → store → API.
 
 - ingest: a market source (replay or Binance) publishing to the bus
-- worker: market recorder, spike scanner, paper-trading runner (bus consumers that write the store), and a
-          notification dispatcher
+- worker: market recorder, spike scanner, paper-trading runner, rule alerts (bus consumers that write the store),
+          and a notification dispatcher
 - api:    FastAPI + Socket.IO (reads the store, subscribes to the bus)
 `pulse demo` runs all three in one process; `pulse api|worker|ingest` run one each, sharing PostgreSQL and Redis.
 """
@@ -67,6 +67,12 @@ async def start_worker(runtime: Runtime, market_clock: Clock, *, follows_bus_tim
     runner = PaperRunner(runtime)
     await runner.start()
     stoppers.append(runner.stop)
+    # Alert rules: every worker holds every rule; the store keeps each match once (see rules/worker.py).
+    from marketpulse.rules.worker import RuleWorker
+
+    rule_worker = RuleWorker(runtime.services.rules, runtime.bus)
+    await rule_worker.start()
+    stoppers.append(rule_worker.stop)
     stoppers.append(start_dispatcher(runtime))
     # After the last subscription (a leader's paper groups included): safe to start publishing.
     log.info("worker consumers subscribed", paper_leader=runner.lease.held)

@@ -29,6 +29,7 @@ SAMPLES: dict[str, Any] = {
     "notifications.user": topics.UserNotification(owner_id="u1", id=7, key="k" * 64, title="BTC above 100k",
                                                   text="crossed", kind="price", time=T0, symbol="BTCUSDT"),
     "accounts.changed": topics.AccountChanged(user_id="u1", plan="elite", status="active"),
+    "rules.changed": topics.RulesChanged(rule_id="r1", owner_id="u1", version=3, deleted=True),
 }
 
 

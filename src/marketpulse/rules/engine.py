@@ -20,7 +20,7 @@ symbols, "*") are checked one candidate at a time against their whole tree, with
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -182,6 +182,28 @@ class RuleEngine:
 
     def add(self, rule: CompiledRule) -> None:
         """Insert (or replace) a rule; its state starts armed."""
+        for key, direction, sym, thr, code in self._place(rule):
+            self._index(key).add(sym, direction, thr, code)
+
+    def add_many(self, rules: Iterable[CompiledRule]) -> None:
+        """Insert many rules at once (a rebuild from the store): one sort per key and direction, not a buffer."""
+        entries: dict[tuple[str, int], list[tuple[int, float, int]]] = {}
+        for rule in rules:
+            for key, direction, sym, thr, code in self._place(rule):
+                entries.setdefault((key, direction), []).append((sym, thr, code))
+        for (key, direction), rows in entries.items():
+            syms, thrs, codes = zip(*rows, strict=True)
+            self._index(key).add_many(
+                np.asarray(syms, np.int32), direction, np.asarray(thrs, np.float64), np.asarray(codes, np.int64))
+
+    def _index(self, key: str) -> ThresholdIndex:
+        index = self.index.get(key)
+        if index is None:
+            index = self.index[key] = ThresholdIndex()
+        return index
+
+    def _place(self, rule: CompiledRule) -> Iterator[tuple[str, int, int, float, int]]:
+        """Give the rule a slot and its settings; its index entries: (key, direction, symbol, threshold, code)."""
         if rule.id in self.slot_of:
             self.remove(rule.id)
         slot = len(self.rules)
@@ -200,17 +222,14 @@ class RuleEngine:
         if leaf is not None and leaf.op == "crosses":
             self.crosses_band[slot], self.threshold[slot] = abs(leaf.a) * t.band_pct / 100, leaf.a
         syms = [WILDCARD] if rule.symbols is None else [self.symbol(s) for s in rule.symbols]
+        entries = []
         for lf in leaves_of(rule.tree):
             if isinstance(lf, EventLeaf):
                 self.events.setdefault(lf.event, set()).add(slot)
                 continue
-            index = self.index.setdefault(lf.key, ThresholdIndex())
-            for direction, thr in fire_thresholds(lf):
-                for s in syms:
-                    index.add(s, direction, thr, slot * 2 + FIRE)
-            for direction, thr in rearm_thresholds(lf, t.band_pct):
-                for s in syms:
-                    index.add(s, direction, thr, slot * 2 + REARM)
+            for purpose, lines in ((FIRE, fire_thresholds(lf)), (REARM, rearm_thresholds(lf, t.band_pct))):
+                entries += [(lf.key, d, s, thr, slot * 2 + purpose) for d, thr in lines for s in syms]
+        return iter(entries)
 
     def remove(self, rule_id: str) -> None:
         slot = self.slot_of.pop(rule_id, None)

@@ -112,6 +112,7 @@ class ThresholdIndex:
     def __init__(self) -> None:
         self._sorted = [_empty() for _ in range(4)]
         self._buf: list[list[tuple[int, float, int]]] = [[] for _ in range(4)]  # (sym, threshold, code)
+        self._buf_arrays: list[tuple[I64, F64, I64] | None] = [None] * 4  # the buffer as arrays, until it changes
 
     def __len__(self) -> int:
         return sum(len(s) + len(b) for s, b in zip(self._sorted, self._buf, strict=True))
@@ -119,6 +120,7 @@ class ThresholdIndex:
     def add(self, sym: int, direction: int, threshold: float, code: int) -> None:
         buf = self._buf[direction]
         buf.append((sym, threshold, code))
+        self._buf_arrays[direction] = None
         if len(buf) > MERGE_AT + len(self._sorted[direction]) // 64:
             self.merge(direction)
 
@@ -143,6 +145,7 @@ class ThresholdIndex:
             sym, thr, code = sym[keep], thr[keep], code[keep]
         self._sorted[direction] = _Sorted(sym, thr, code)
         self._buf[direction] = []
+        self._buf_arrays[direction] = None
 
     def compact(self, alive: npt.NDArray[np.bool_]) -> None:
         for d in range(4):
@@ -171,8 +174,12 @@ class ThresholdIndex:
         return np.concatenate(out_codes), np.concatenate(out_rows)
 
     def _scan_buffer(self, d: int, rows_sym: I32, prev: F64, cur: F64) -> tuple[I64, I64]:
-        bs, bt, bc = (np.asarray(x) for x in zip(*self._buf[d], strict=True))
-        bs = bs.astype(np.int64)
+        cached = self._buf_arrays[d]
+        if cached is None:
+            b_sym, b_thr, b_code = zip(*self._buf[d], strict=True)
+            cached = self._buf_arrays[d] = (np.asarray(b_sym, np.int64), np.asarray(b_thr, np.float64),
+                                            np.asarray(b_code, np.int64))
+        bs, bt, bc = cached
         # Row of each buffered entry's symbol in this update (-1: not in it); wildcard entries meet every row.
         width = int(max(rows_sym.max(initial=-1), bs.max(initial=-1))) + 1
         row_of = np.full(width, -1, np.int64)
@@ -184,5 +191,5 @@ class ThresholdIndex:
         e_wild = np.flatnonzero(~own)
         e_all = np.concatenate([e_own, np.repeat(e_wild, len(rows_sym))])
         r_all = np.concatenate([r_own, np.tile(np.arange(len(rows_sym)), len(e_wild))])
-        hit = crossed_mask(d, bt[e_all].astype(np.float64), prev[r_all], cur[r_all])
-        return bc[e_all[hit]].astype(np.int64), r_all[hit]
+        hit = crossed_mask(d, bt[e_all], prev[r_all], cur[r_all])
+        return bc[e_all[hit]], r_all[hit]

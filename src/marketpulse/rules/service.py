@@ -26,6 +26,7 @@ from marketpulse.delivery.tables import DestinationRow
 from marketpulse.rules.engine import Match
 from marketpulse.rules.model import RuleIn, bad_field
 from marketpulse.rules.tables import AlertHistoryRow, AlertRuleRow
+from marketpulse.watchlists.tables import WatchlistItemRow, WatchlistRow
 
 ALWAYS_ALLOWED_CHANNELS = frozenset({"in_app", "push"})  # the platform's own channels cost nothing, on every plan
 
@@ -47,9 +48,11 @@ class PlanLimit(Exception):
                            "upgrade"}
 
 
-class BadChannels(ValueError):
+class BadTargets(ValueError):
+    """Channels or a watchlist that are not the owner's (or not on the plan): the 422 errors, one per field."""
+
     def __init__(self, errors: list[dict[str, Any]]) -> None:
-        super().__init__("bad channels")
+        super().__init__("bad channels or watchlist")
         self.errors = errors
 
 
@@ -152,8 +155,11 @@ class RulesService:
             elif kind not in allowed:
                 errors.append(bad_field(("channels", i), f"the {plan} plan does not deliver by {kind}: one of "
                                                          f"{', '.join(sorted(allowed))}", channel))
+        if body.watchlist is not None and await _watchlist_symbols(s, owner_id, body.watchlist) is None:
+            errors.append(bad_field(("watchlist",), "no such watchlist of yours (see /api/v1/watchlist)",
+                                    body.watchlist))
         if errors:
-            raise BadChannels(errors)
+            raise BadTargets(errors)
         if body.enabled:
             await self._check_active(s, owner_id, plan, exclude=exclude)
 
@@ -185,6 +191,11 @@ class RulesService:
         async with self.sessions() as s:
             return await s.get(AlertRuleRow, rule_id)
 
+    async def watchlist_symbols(self, owner_id: str, watchlist_id: str) -> list[str]:
+        """The symbols of the owner's watchlist now (none when it is gone): what a watchlist rule watches."""
+        async with self.sessions() as s:
+            return await _watchlist_symbols(s, owner_id, watchlist_id) or []
+
     async def record(self, matches: Sequence[tuple[Match, AlertRuleRow, str]]) -> list[Match]:
         """Store matches (each with its rule and message) and their outbox rows in one transaction; the matches
         that were new (a repeated (rule, event) stores and notifies nothing)."""
@@ -213,6 +224,16 @@ async def _channel_kinds(s: AsyncSession, owner_id: str, channel_ids: Sequence[s
     rows = await s.execute(select(DestinationRow.id, DestinationRow.channel).where(
         DestinationRow.id.in_(list(channel_ids)), DestinationRow.owner_id == owner_id))
     return {r.id: r.channel for r in rows}
+
+
+async def _watchlist_symbols(s: AsyncSession, owner_id: str, watchlist_id: str) -> list[str] | None:
+    found = await s.scalar(select(WatchlistRow.id).where(WatchlistRow.id == watchlist_id,
+                                                         WatchlistRow.owner_id == owner_id))
+    if found is None:
+        return None
+    rows = await s.scalars(select(WatchlistItemRow.symbol).where(WatchlistItemRow.watchlist_id == watchlist_id)
+                           .order_by(WatchlistItemRow.position))
+    return list(rows)
 
 
 async def _insert_history(s: AsyncSession, match: Match, rule: AlertRuleRow, message: str, now: int) -> bool:

@@ -24,6 +24,7 @@ from fastapi import APIRouter, Depends, HTTPException, Query, Request, Response,
 from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, ConfigDict, Field
 
+from marketpulse.accounts.schemas import UNAUTHORIZED
 from marketpulse.accounts.service import Principal
 from marketpulse.accounts.views import current_user
 from marketpulse.api.errors import error_responses
@@ -32,11 +33,13 @@ from marketpulse.marketdata.frame import CandleFrame
 from marketpulse.marketdata.intervals import DAY_MS
 from marketpulse.rules.model import RuleIn, bad_field
 from marketpulse.rules.preview import replay
-from marketpulse.rules.service import BadChannels, PlanLimit, RuleNotFound, RulesService
+from marketpulse.rules.service import BadTargets, PlanLimit, RuleNotFound, RulesService
 from marketpulse.rules.tables import AlertHistoryRow, AlertRuleRow
 from marketpulse.times import EpochMs
 
-router = APIRouter(prefix="/api/v1/alerts", tags=["alert rules"])
+router = APIRouter(prefix="/api/v1/alerts", tags=["alert rules"], responses={**UNAUTHORIZED, 403: {
+    "description": "The account is suspended or banned, a cookie-authenticated change lacks its CSRF header, or an "
+                   "API key lacks the `alerts` scope"}})
 PREVIEW_MAX_SYMBOLS = 20
 PREVIEW_MAX_DAYS = 30
 
@@ -103,7 +106,7 @@ async def _guarded(call: Any) -> AlertRuleRow:
         return row
     except RuleNotFound as exc:
         raise _not_found(str(exc)) from None
-    except BadChannels as exc:
+    except BadTargets as exc:
         raise RequestValidationError(exc.errors) from None
     except PlanLimit as exc:
         raise HTTPException(status.HTTP_409_CONFLICT, detail=exc.detail()) from None
