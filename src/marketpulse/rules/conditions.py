@@ -27,7 +27,7 @@ from marketpulse.rules.model import (
     INDICATORS,
     EventCondition,
     FieldCondition,
-    Group,
+    GroupBase,
     RuleIn,
 )
 
@@ -77,10 +77,10 @@ def key_of(cond: FieldCondition, interval: str, bar_close: bool) -> str:
     return f"{base}@{interval}" if bar_close else base
 
 
-def compile_tree(group: Group, interval: str, bar_close: bool) -> Node:
+def compile_tree(group: GroupBase, interval: str, bar_close: bool) -> Node:
     items: list[Tree] = []
     for item in group.items:
-        if isinstance(item, Group):
+        if isinstance(item, GroupBase):
             items.append(compile_tree(item, interval, bar_close))
         elif isinstance(item, EventCondition):
             items.append(EventLeaf(item.event, item.alert_type or item.strategy))

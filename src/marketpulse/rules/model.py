@@ -148,46 +148,85 @@ def _kind_of(item: Any) -> str | None:
     return None
 
 
-Item = Annotated[
-    Annotated["Group", Tag("group")] | Annotated[FieldCondition, Tag("field")]
-    | Annotated[EventCondition, Tag("event")],
-    Discriminator(_kind_of, custom_error_type="condition",
-                  custom_error_message="a condition has 'field', 'event', or is a group with 'all' or 'any'"),
-]
+def _leaf_kind(item: Any) -> str | None:
+    kind = _kind_of(item)
+    return None if kind == "group" else kind
 
 
-class Group(BaseModel):
-    """`{"all": [...]}` (every item holds) or `{"any": [...]}` (one does); items are conditions or groups."""
+_ITEM_ERROR = "a condition has 'field', 'event', or is a group with 'all' or 'any'"
+_DEEPEST_ERROR = f"a condition has 'field' or 'event' (groups nest at most {MAX_DEPTH} deep)"
+
+
+class GroupBase(BaseModel):
+    """`{"all": [...]}` (every item holds) or `{"any": [...]}` (one does); items are conditions or groups.
+
+    The levels are separate models (Group → Group2 → … → Group4, whose items are conditions only) rather than one
+    recursive model, so the published schema is finite: clients and fuzzers can generate it."""
 
     model_config = ConfigDict(extra="forbid")
 
-    all: list[Item] | None = Field(None, min_length=1, max_length=MAX_CONDITIONS)
-    any: list[Item] | None = Field(None, min_length=1, max_length=MAX_CONDITIONS)
-
     @model_validator(mode="after")
-    def _one_kind(self) -> Group:
-        if (self.all is None) == (self.any is None):
+    def _one_kind(self) -> GroupBase:
+        if (getattr(self, "all") is None) == (getattr(self, "any") is None):  # noqa: B009 (the field, not builtin)
             raise ValueError("a group has exactly one of 'all' or 'any'")
         return self
 
     @property
     def kind(self) -> str:
-        return "all" if self.all is not None else "any"
+        return "all" if getattr(self, "all") is not None else "any"  # noqa: B009
 
     @property
-    def items(self) -> list[Group | FieldCondition | EventCondition]:
-        return self.all if self.all is not None else (self.any or [])
+    def items(self) -> list[GroupBase | FieldCondition | EventCondition]:
+        found = getattr(self, self.kind)
+        return list(found or [])
 
 
-def leaves(group: Group) -> list[FieldCondition | EventCondition]:
+Item4 = Annotated[Annotated[FieldCondition, Tag("field")] | Annotated[EventCondition, Tag("event")],
+                  Discriminator(_leaf_kind, custom_error_type="condition", custom_error_message=_DEEPEST_ERROR)]
+
+
+class Group4(GroupBase):
+    all: list[Item4] | None = Field(None, min_length=1, max_length=MAX_CONDITIONS)
+    any: list[Item4] | None = Field(None, min_length=1, max_length=MAX_CONDITIONS)
+
+
+Item3 = Annotated[Annotated[Group4, Tag("group")] | Annotated[FieldCondition, Tag("field")]
+                  | Annotated[EventCondition, Tag("event")],
+                  Discriminator(_kind_of, custom_error_type="condition", custom_error_message=_ITEM_ERROR)]
+
+
+class Group3(GroupBase):
+    all: list[Item3] | None = Field(None, min_length=1, max_length=MAX_CONDITIONS)
+    any: list[Item3] | None = Field(None, min_length=1, max_length=MAX_CONDITIONS)
+
+
+Item2 = Annotated[Annotated[Group3, Tag("group")] | Annotated[FieldCondition, Tag("field")]
+                  | Annotated[EventCondition, Tag("event")],
+                  Discriminator(_kind_of, custom_error_type="condition", custom_error_message=_ITEM_ERROR)]
+
+
+class Group2(GroupBase):
+    all: list[Item2] | None = Field(None, min_length=1, max_length=MAX_CONDITIONS)
+    any: list[Item2] | None = Field(None, min_length=1, max_length=MAX_CONDITIONS)
+
+
+Item = Annotated[Annotated[Group2, Tag("group")] | Annotated[FieldCondition, Tag("field")]
+                 | Annotated[EventCondition, Tag("event")],
+                 Discriminator(_kind_of, custom_error_type="condition", custom_error_message=_ITEM_ERROR)]
+
+
+class Group(GroupBase):
+    """A rule's conditions: the outermost group."""
+
+    all: list[Item] | None = Field(None, min_length=1, max_length=MAX_CONDITIONS)
+    any: list[Item] | None = Field(None, min_length=1, max_length=MAX_CONDITIONS)
+
+
+def leaves(group: GroupBase) -> list[FieldCondition | EventCondition]:
     out: list[FieldCondition | EventCondition] = []
     for item in group.items:
-        out.extend(leaves(item) if isinstance(item, Group) else [item])
+        out.extend(leaves(item) if isinstance(item, GroupBase) else [item])
     return out
-
-
-def depth(group: Group) -> int:
-    return 1 + max((depth(i) for i in group.items if isinstance(i, Group)), default=0)
 
 
 class RuleIn(BaseModel):
@@ -230,8 +269,6 @@ class RuleIn(BaseModel):
     def _bounded(cls, v: Group) -> Group:
         if len(leaves(v)) > MAX_CONDITIONS:
             raise ValueError(f"at most {MAX_CONDITIONS} conditions in a rule")
-        if depth(v) > MAX_DEPTH:
-            raise ValueError(f"groups nest at most {MAX_DEPTH} deep")
         return v
 
     @field_validator("channels")
@@ -256,8 +293,6 @@ class RuleIn(BaseModel):
         return self.model_dump(mode="json", exclude_none=True)
 
 
-Group.model_rebuild()
-RuleIn.model_rebuild()
 
 
 def bad_field(loc: tuple[str | int, ...], msg: str, value: Any = None) -> dict[str, Any]:
