@@ -5,7 +5,7 @@ from __future__ import annotations
 import subprocess
 import sys
 
-BENCHMARKS = ("frame_pipeline", "bus_throughput", "backtest_engines")
+BENCHMARKS = ("frame_pipeline", "bus_throughput", "backtest_engines", "rules")
 
 
 def main() -> int:

@@ -150,7 +150,7 @@ def main() -> None:
     parser.add_argument("--symbols", type=int, default=600)
     parser.add_argument("--ticks", type=int, default=2000)
     parser.add_argument("--naive-ticks", type=int, default=100)
-    args = parser.parse_args()
+    args, _ = parser.parse_known_args()  # `python -m bench` passes every benchmark the same options
     rng = np.random.default_rng(8)
     prices, funding = market(args.symbols, args.ticks + 100, rng)
     rules = make_rules(args.rules, prices[0], rng)

@@ -36,9 +36,14 @@ def trees(depth: int = 2) -> st.SearchStrategy[Node]:
     return st.builds(Node, st.booleans(), st.lists(items, min_size=1, max_size=3).map(tuple))
 
 
+LEVELS = st.builds(Leaf, st.sampled_from(KEYS), st.sampled_from(["gt", "gte", "lt", "lte"]), GRID)
+
+
 @st.composite
 def rules(draw: st.DrawFn, n: int) -> CompiledRule:
-    tree = draw(st.one_of(st.builds(lambda lf: Node(True, (lf,)), leaves()), trees()))
+    # Single conditions and AND groups of levels take the engine's vectorized path; the rest its per-rule path.
+    tree = draw(st.one_of(st.builds(lambda lf: Node(True, (lf,)), leaves()), trees(),
+                          st.lists(LEVELS, min_size=2, max_size=3).map(lambda ls: Node(True, tuple(ls)))))
     symbols = draw(st.one_of(st.none(), st.lists(st.sampled_from(SYMBOLS), min_size=1, max_size=3, unique=True)
                              .map(tuple)))
     frequency = draw(st.sampled_from(["every_time", "once_per_bar", "once_per_bar_close", "once"]))

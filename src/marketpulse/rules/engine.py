@@ -48,6 +48,8 @@ I64 = npt.NDArray[np.int64]
 I32 = npt.NDArray[np.int32]
 B = npt.NDArray[np.bool_]
 FAST_OPS = frozenset({"gt", "gte", "lt", "lte", "crosses_above", "crosses_below", "crosses"})
+LEVEL_OPS = ("gt", "gte", "lt", "lte")
+MAX_CHECKS = 3  # conditions of an all-of-levels group decided on the vectorized path
 FIRE, REARM = 0, 1  # the low bit of an index entry's code; the rest is the rule's slot
 
 
@@ -117,6 +119,10 @@ class RuleEngine:
     step: I64
     crosses_band: F64
     threshold: F64
+    # All-of-levels groups on the vectorized path: each condition's key id (-1: none), operator and threshold.
+    checks: npt.NDArray[np.int32]
+    check_op: npt.NDArray[np.int8]
+    check_a: npt.NDArray[np.float64]
 
     def __init__(self) -> None:
         self.symbols: list[str] = []
@@ -126,6 +132,8 @@ class RuleEngine:
         self.rules: list[CompiledRule | None] = []  # by slot
         self.slot_of: dict[str, int] = {}
         self.events: dict[str, set[int]] = {}
+        self.key_names: list[str] = []  # by key id (the all-of-levels checks name keys by id)
+        self.key_ids: dict[str, int] = {}
         self.states = TriggerStates()
         self._cap = 0
         self._grow(1024)
@@ -171,6 +179,12 @@ class RuleEngine:
         self.step = ints(None if first else self.step, 60_000)
         self.crosses_band = floats(None if first else self.crosses_band, -1.0)  # `crosses` rules: |a|·band
         self.threshold = floats(None if first else self.threshold, 0.0)
+        checks: npt.NDArray[np.int32] = np.full((cap, MAX_CHECKS), -1, np.int32)
+        check_op: npt.NDArray[np.int8] = np.zeros((cap, MAX_CHECKS), np.int8)
+        check_a: F64 = np.zeros((cap, MAX_CHECKS), np.float64)
+        if not first:
+            checks[:n], check_op[:n], check_a[:n] = self.checks, self.check_op, self.check_a
+        self.checks, self.check_op, self.check_a = checks, check_op, check_a
         self._cap = cap
 
     def symbol(self, name: str) -> int:
@@ -196,6 +210,13 @@ class RuleEngine:
             self._index(key).add_many(
                 np.asarray(syms, np.int32), direction, np.asarray(thrs, np.float64), np.asarray(codes, np.int64))
 
+    def _key_id(self, key: str) -> int:
+        kid = self.key_ids.get(key)
+        if kid is None:
+            kid = self.key_ids[key] = len(self.key_names)
+            self.key_names.append(key)
+        return kid
+
     def _index(self, key: str) -> ThresholdIndex:
         index = self.index.get(key)
         if index is None:
@@ -217,8 +238,14 @@ class RuleEngine:
         self.per_bar[slot] = t.frequency in ("once_per_bar", "once_per_bar_close")
         leaf = rule.single_leaf
         # `once` rules take the slow path: they leave the engine as they fire, before their match is read.
-        self.fast[slot] = leaf is not None and leaf.op in FAST_OPS and rule.symbols is not None \
-            and len(rule.symbols) == 1 and t.frequency != "once"
+        single = rule.symbols is not None and len(rule.symbols) == 1 and t.frequency != "once"
+        levels = _all_of_levels(rule.tree)
+        self.fast[slot] = single and (leaf is not None and leaf.op in FAST_OPS or levels is not None)
+        self.checks[slot] = -1
+        if self.fast[slot] and levels is not None and leaf is None:
+            for j, level in enumerate(levels):
+                self.checks[slot, j] = self._key_id(level.key)
+                self.check_op[slot, j], self.check_a[slot, j] = LEVEL_OPS.index(level.op), level.a
         if leaf is not None and leaf.op == "crosses":
             self.crosses_band[slot], self.threshold[slot] = abs(leaf.a) * t.band_pct / 100, leaf.a
         syms = [WILDCARD] if rule.symbols is None else [self.symbol(s) for s in rule.symbols]
@@ -295,6 +322,7 @@ class RuleEngine:
         f_slots, f_rows = slots[fast], rows[fast]
         ok = self.armed[f_slots] & allowed_many(now_ms, self.last_fired[f_slots], self.cooldown[f_slots],
                                                  self.expires[f_slots], self.per_bar[f_slots], self.step[f_slots])
+        ok &= self._levels_hold(f_slots, syms[f_rows])
         f_slots, f_rows = f_slots[ok], f_rows[ok]
         f_slots, first = np.unique(f_slots, return_index=True)
         f_rows = f_rows[first]
@@ -305,6 +333,24 @@ class RuleEngine:
         slow = self._fire_slow(key, now_ms, slots[~fast], rows[~fast], syms, prev)
         return Matches(self, key, now_ms, f_slots, syms[f_rows].astype(np.int64), f_vals, slow)
 
+    def _levels_hold(self, slots: I64, syms: npt.NDArray[np.integer]) -> B:
+        """For all-of-levels groups: does every condition hold now? (The one that just became true does; whether
+        the group was false before needs no check: that condition was false before.) True for single conditions."""
+        ok: B = np.ones(len(slots), np.bool_)
+        if not len(slots):
+            return ok
+        kids, ops, lines = self.checks[slots], self.check_op[slots], self.check_a[slots]
+        for j in range(MAX_CHECKS):
+            for kid in np.unique(kids[:, j]).tolist():
+                if kid < 0:
+                    continue
+                rows = kids[:, j] == kid
+                store = self._store(self.key_names[kid])
+                x, a, op = store[syms[rows]], lines[rows, j], ops[rows, j]
+                holds = np.where(op == 0, x > a, np.where(op == 1, x >= a, np.where(op == 2, x < a, x <= a)))
+                ok[rows] &= holds  # NaN (no value yet) compares false: not holding
+        return ok
+
     def _fire_slow(self, key: str, now_ms: int, slots: I64, rows: I64, syms: npt.NDArray[np.integer],
                    prev: F64) -> list[Match]:
         out: list[Match] = []
@@ -314,6 +360,10 @@ class RuleEngine:
             if (slot, sym) in seen:
                 continue
             seen.add((slot, sym))
+            rule = self.rules[slot]
+            if rule is None or not self.states.armed(slot, sym) or \
+                    not allowed(rule.trigger, self.states.last(slot, sym), now_ms):
+                continue  # the cheap refusals before the tree is read
             values = Values(self._view(sym), key, float(prev[row]))
             match = self._try(slot, sym, now_ms, values)
             if match is not None:
@@ -373,6 +423,14 @@ class RuleEngine:
 
     def _values(self, sym: int) -> Values:
         return Values(self._view(sym))
+
+
+def _all_of_levels(tree: Node) -> tuple[Leaf, ...] | None:
+    """The conditions of an AND group of 2-3 level conditions (gt/gte/lt/lte), else None."""
+    items = tree.items
+    if tree.all and 2 <= len(items) <= MAX_CHECKS and all(isinstance(i, Leaf) and i.op in LEVEL_OPS for i in items):
+        return tuple(i for i in items if isinstance(i, Leaf))
+    return None
 
 
 def _with_key(match: Match, key: str) -> Match:
