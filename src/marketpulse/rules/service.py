@@ -21,14 +21,13 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from marketpulse.accounts.plans import plan_named
 from marketpulse.bus import EventBus, topics
 from marketpulse.clock import Clock
+from marketpulse.delivery.core import channel_allowed
 from marketpulse.delivery.outbox import enqueue
 from marketpulse.delivery.tables import DestinationRow
 from marketpulse.rules.engine import Match
 from marketpulse.rules.model import RuleIn, bad_field
 from marketpulse.rules.tables import AlertHistoryRow, AlertRuleRow
 from marketpulse.watchlists.tables import WatchlistItemRow, WatchlistRow
-
-ALWAYS_ALLOWED_CHANNELS = frozenset({"in_app", "push"})  # the platform's own channels cost nothing, on every plan
 
 
 class RuleNotFound(LookupError):
@@ -145,16 +144,16 @@ class RulesService:
 
     async def _check(self, s: AsyncSession, owner_id: str, plan: str, body: RuleIn, exclude: str | None) -> None:
         kinds = await _channel_kinds(s, owner_id, body.channels)
-        allowed = set(plan_named(plan).alert_channels) | ALWAYS_ALLOWED_CHANNELS
+        plan_channels = plan_named(plan).alert_channels
         errors = []
         for i, channel in enumerate(body.channels):
             kind = kinds.get(channel)
             if kind is None:
                 errors.append(bad_field(("channels", i), "no such destination of yours: add one in your account's "
                                                          "destinations first", channel))
-            elif kind not in allowed:
-                errors.append(bad_field(("channels", i), f"the {plan} plan does not deliver by {kind}: one of "
-                                                         f"{', '.join(sorted(allowed))}", channel))
+            elif not channel_allowed(kind, plan_channels):
+                errors.append(bad_field(("channels", i), f"the {plan} plan does not deliver by {kind} (it has "
+                                                         f"{', '.join(plan_channels)}, in_app and push)", channel))
         if body.watchlist is not None and await _watchlist_symbols(s, owner_id, body.watchlist) is None:
             errors.append(bad_field(("watchlist",), "no such watchlist of yours (see /api/v1/watchlist)",
                                     body.watchlist))
