@@ -12,7 +12,7 @@ import httpx
 import pyotp
 import pytest
 from pydantic import SecretStr
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 
 from fakes.oidc_provider import FakeAccount, FakeOidcProvider
 from marketpulse.accounts.tables import ExternalIdentityRow, UserRow
@@ -235,3 +235,24 @@ async def test_a_user_with_two_factor_still_gets_the_second_factor_step(client: 
     done = await client.post("/api/v1/auth/signin/second-factor",
                              json={"challenge": challenge, "code": pyotp.TOTP(secret).at(clock.now_ms() // 1000)})
     assert done.status_code == 200, done.text
+
+
+async def test_a_state_is_short_lived(client: httpx.AsyncClient, idp: FakeOidcProvider, runtime: Runtime,
+                                      clock: FakeClock) -> None:
+    back = await at_provider(client)
+    clock.advance(601_000)  # states live 10 minutes
+    late = await client.get(CALLBACK, params=dict(back.params))
+    assert late.status_code == 400 and late.json()["detail"]["reason"] == "google_state", late.text
+    assert await count_users(runtime) == 0
+
+
+async def test_a_suspended_account_cannot_sign_in_with_google(client: httpx.AsyncClient, sink: Sink,
+                                                              idp: FakeOidcProvider, runtime: Runtime) -> None:
+    user_id = await signup_verified(client, sink, "held@example.com")
+    async with runtime.sessions() as s:
+        await s.execute(update(UserRow).where(UserRow.id == user_id).values(status="suspended"))
+        await s.commit()
+    idp.user = FakeAccount(sub="google-sub-8", email="held@example.com")
+    resp = await google_signin(client)
+    assert resp.status_code == 403 and resp.json()["detail"]["reason"] == "account_suspended", resp.text
+    assert "mp_access" not in resp.cookies

@@ -8,8 +8,10 @@ from typing import Any
 
 import httpx
 import pytest
+from sqlalchemy import update
 
 from marketpulse.accounts.passkeys import CHALLENGE_TTL_S, origin_of, rp_id_of
+from marketpulse.accounts.tables import UserRow
 from marketpulse.clock import FakeClock
 from marketpulse.runtime import Runtime
 from marketpulse.settings import Settings
@@ -233,3 +235,14 @@ async def test_rp_id_and_origin_follow_the_settings_or_the_public_url(client: ht
     resp = await client.post("/api/v1/auth/passkeys/signin/verify", json={
         "challenge_id": started["challenge_id"], "credential": device.get(started["options"], rp_id="test")})
     refused(resp)
+
+
+async def test_a_suspended_account_cannot_sign_in_with_its_passkey(client: httpx.AsyncClient, sink: Sink,
+                                                                   runtime: Runtime) -> None:
+    session, device, _ = await registered(client, sink, "held@example.com")
+    user_id = (await client.get("/api/v1/auth/me", headers=session)).json()["id"]
+    async with runtime.sessions() as s:
+        await s.execute(update(UserRow).where(UserRow.id == user_id).values(status="suspended"))
+        await s.commit()
+    resp = await passkey_signin(client, device, "held@example.com")
+    assert resp.status_code == 403 and resp.json()["detail"]["reason"] == "account_suspended", resp.text

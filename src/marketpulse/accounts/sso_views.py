@@ -21,6 +21,7 @@ import secrets
 from typing import Any
 from urllib.parse import quote
 
+import structlog
 from fastapi import APIRouter, Depends, HTTPException, Query, Request, Response, status
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import RedirectResponse
@@ -41,6 +42,7 @@ from marketpulse.accounts.views import (
 )
 
 router = APIRouter()
+log = structlog.get_logger(__name__)
 
 STATE_COOKIE = "mp_oidc_state"
 GOOGLE_PATH = "/api/v1/auth/google"
@@ -59,6 +61,7 @@ CALLBACK_REFUSALS: dict[int | str, dict[str, Any]] = {
 
 
 def _refused(exc: GoogleRefused) -> HTTPException:
+    log.warning("security: google sign-in refused", reason=exc.field, status=exc.status)
     return HTTPException(exc.status, detail={"reason": f"google_{exc.field.replace(' ', '_')}", "message": str(exc)})
 
 
