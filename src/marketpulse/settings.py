@@ -227,7 +227,8 @@ class Settings(BaseSettings):
         description="OpenID discovery document of the Google sign-in (its endpoints, issuer and keys)",
     )
     webauthn_rp_id: str = Field(
-        "", max_length=253, description="Passkeys' relying-party id (a domain); empty: PULSE_PUBLIC_URL's host"
+        "", max_length=253, description="Passkeys' relying-party id (a domain); empty: PULSE_PUBLIC_URL's host "
+        "(`localhost` for a loopback address: browsers refuse IP addresses)"
     )
     webauthn_origin: str = Field(
         "", max_length=512, description="The origin passkey ceremonies must come from (scheme://host[:port]); empty: "

@@ -256,3 +256,15 @@ async def test_a_suspended_account_cannot_sign_in_with_google(client: httpx.Asyn
     resp = await google_signin(client)
     assert resp.status_code == 403 and resp.json()["detail"]["reason"] == "account_suspended", resp.text
     assert "mp_access" not in resp.cookies
+
+
+async def test_a_new_account_goes_through_onboarding_carrying_next(client: httpx.AsyncClient,
+                                                                   idp: FakeOidcProvider) -> None:
+    idp.user = FakeAccount(sub="google-sub-9", email="fresh@gmail.com")
+    first = await google_signin(client, "/alerts")
+    assert first.headers["location"] == "/onboarding?next=/alerts"
+    client.cookies.clear()
+    again = await google_signin(client, "/alerts")  # known now: straight to next
+    assert again.headers["location"] == "/alerts"
+    idp.user = FakeAccount(sub="google-sub-10", email="fresh2@gmail.com")
+    assert (await google_signin(client, "/")).headers["location"] == "/onboarding"

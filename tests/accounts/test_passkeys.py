@@ -10,7 +10,7 @@ import httpx
 import pytest
 from sqlalchemy import update
 
-from marketpulse.accounts.passkeys import CHALLENGE_TTL_S, origin_of, rp_id_of
+from marketpulse.accounts.passkeys import CHALLENGE_TTL_S, origins_of, rp_id_of
 from marketpulse.accounts.tables import UserRow
 from marketpulse.clock import FakeClock
 from marketpulse.runtime import Runtime
@@ -220,10 +220,12 @@ async def test_malformed_answers_are_4xx(client: httpx.AsyncClient, sink: Sink) 
 async def test_rp_id_and_origin_follow_the_settings_or_the_public_url(client: httpx.AsyncClient, sink: Sink,
                                                                       settings: Settings, runtime: Runtime) -> None:
     defaults = Settings(public_url="https://pulse.example.com:8443/app")
-    assert (rp_id_of(defaults), origin_of(defaults)) == ("pulse.example.com", "https://pulse.example.com:8443")
+    assert (rp_id_of(defaults), origins_of(defaults)) == ("pulse.example.com", ["https://pulse.example.com:8443"])
+    demo = Settings(public_url="http://127.0.0.1:8000")  # browsers refuse IP addresses as RP ids
+    assert (rp_id_of(demo), origins_of(demo)) == ("localhost", ["http://127.0.0.1:8000", "http://localhost:8000"])
     named = Settings(public_url="http://127.0.0.1:8000", webauthn_rp_id="example.com",
                      webauthn_origin="https://www.example.com/")
-    assert (rp_id_of(named), origin_of(named)) == ("example.com", "https://www.example.com")
+    assert (rp_id_of(named), origins_of(named)) == ("example.com", ["https://www.example.com"])
 
     _, device, _ = await registered(client, sink, "rp@example.com")
     accounts = runtime.services.accounts

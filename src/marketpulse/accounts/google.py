@@ -245,7 +245,8 @@ class GoogleSignIn:
     async def callback(self, code: str, state: str) -> GoogleSignedIn:
         """The user a provider callback signs in (found, linked or created); GoogleRefused when anything fails,
         in which case no user is created or changed."""
-        self._client()  # GoogleNotConfigured before anything is spent
+        if not self.configured:  # before anything is spent
+            raise GoogleNotConfigured("Google sign-in is not configured on this server")
         row = await self._spend_state(state)
         id_token = await self._exchange(code, row.code_verifier)
         claims = await self._verify(id_token, row.nonce)

@@ -8,12 +8,13 @@ origin, RP id, challenge, user presence and the signature, and only then is the 
 transaction that moves the passkey's signature counter forward. A refused answer changes nothing; a spent challenge
 never works again; a counter that doesn't grow (a cloned authenticator) is refused.
 
-The pure helpers (`rp_id_of`, `origin_of`, `client_challenge`, `passkey_json`) do no I/O; `Passkeys` is the
+The pure helpers (`rp_id_of`, `origins_of`, `client_challenge`, `passkey_json`) do no I/O; `Passkeys` is the
 adapter over the database.
 """
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import uuid
 from typing import TYPE_CHECKING, Any
@@ -71,17 +72,32 @@ class TooManyPasskeys(Exception):
 
 # --- pure ---
 
+def _loopback_ip(host: str) -> bool:
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
 def rp_id_of(settings: Settings) -> str:
-    """The relying-party id: PULSE_WEBAUTHN_RP_ID, else the host PULSE_PUBLIC_URL names."""
-    return settings.webauthn_rp_id or (urlsplit(settings.public_url).hostname or "localhost")
+    """The relying-party id: PULSE_WEBAUTHN_RP_ID, else the host PULSE_PUBLIC_URL names. Browsers refuse an IP
+    address as RP id, so a loopback address (the demo's 127.0.0.1) becomes `localhost`: browse it there."""
+    if settings.webauthn_rp_id:
+        return settings.webauthn_rp_id
+    host = urlsplit(settings.public_url).hostname or "localhost"
+    return "localhost" if _loopback_ip(host) else host
 
 
-def origin_of(settings: Settings) -> str:
-    """The origin ceremonies must come from: PULSE_WEBAUTHN_ORIGIN, else PULSE_PUBLIC_URL's scheme://host[:port]."""
+def origins_of(settings: Settings) -> list[str]:
+    """The origins ceremonies may come from: PULSE_WEBAUTHN_ORIGIN, else PULSE_PUBLIC_URL's scheme://host[:port]
+    (and, for a loopback address, the same on `localhost`, where browsers allow passkeys)."""
     if settings.webauthn_origin:
-        return settings.webauthn_origin.rstrip("/")
+        return [settings.webauthn_origin.rstrip("/")]
     parts = urlsplit(settings.public_url)
-    return f"{parts.scheme}://{parts.netloc}"
+    origins = [f"{parts.scheme}://{parts.netloc}"]
+    if parts.hostname and _loopback_ip(parts.hostname):
+        origins.append(f"{parts.scheme}://localhost" + (f":{parts.port}" if parts.port else ""))
+    return origins
 
 
 def client_challenge(credential: dict[str, Any]) -> str:
@@ -129,8 +145,8 @@ class Passkeys:
         return rp_id_of(self.accounts.settings)
 
     @property
-    def origin(self) -> str:
-        return origin_of(self.accounts.settings)
+    def origins(self) -> list[str]:
+        return origins_of(self.accounts.settings)
 
     async def of_user(self, user_id: str) -> list[PasskeyRow]:
         async with self.accounts.sessions() as s:
@@ -212,7 +228,7 @@ class Passkeys:
             try:
                 verified = verify_registration_response(
                     credential=credential, expected_challenge=base64url_to_bytes(row.challenge),
-                    expected_rp_id=self.rp_id, expected_origin=self.origin)
+                    expected_rp_id=self.rp_id, expected_origin=self.origins)
             except MALFORMED as exc:
                 raise PasskeyRefused("credential", f"the passkey does not verify: {str(exc)[:200]}") from None
             credential_id = bytes_to_base64url(verified.credential_id)
@@ -298,7 +314,7 @@ class Passkeys:
         try:
             verified = verify_authentication_response(
                 credential=credential, expected_challenge=base64url_to_bytes(row.challenge),
-                expected_rp_id=self.rp_id, expected_origin=self.origin, credential_public_key=passkey.public_key,
+                expected_rp_id=self.rp_id, expected_origin=self.origins, credential_public_key=passkey.public_key,
                 credential_current_sign_count=passkey.sign_count, require_user_verification=require_uv)
         except MALFORMED as exc:
             log.warning("security: passkey assertion refused", user=user.id, reason=str(exc)[:120])

@@ -4,6 +4,7 @@
     GET    /api/v1/auth/google/callback?code=&state= signs in like /signin (cookies) and 302 to `next`, or to
                                                      /onboarding for a new account; with a second factor on, 302 to
                                                      /signin?next=…#second_factor=<challenge>
+                                                     (a new account: /onboarding, `?next=` when not /)
     POST   /api/v1/account/passkeys/register/options → PublicKeyCredentialCreationOptions (JSON)
     POST   /api/v1/account/passkeys/register/verify  {credential, name} → the passkey
     GET    /api/v1/account/passkeys                  your passkeys
@@ -115,7 +116,7 @@ async def google_callback(request: Request, code: str | None = Query(None, max_l
     user = signed_in.user
     if user.status != "active":
         raise _not_active(AccountNotActive(user.status))
-    target = signed_in.next_path or (NEW_USER_PATH if signed_in.created else "/")
+    target = _landing(signed_in.next_path, signed_in.created)
     if await accounts.needs_second_factor(user.id):
         challenge = accounts.totp.challenge(user.id)
         # A fragment never reaches a server or a Referer: the sign-in page reads it and asks for the factor.
@@ -127,6 +128,13 @@ async def google_callback(request: Request, code: str | None = Query(None, max_l
         _set_session_cookies(request, response, tokens, accounts.settings.refresh_token_ttl_s)
     response.delete_cookie(STATE_COOKIE, path=GOOGLE_PATH)
     return response
+
+
+def _landing(next_path: str | None, created: bool) -> str:
+    """Where the browser goes once signed in: a new account through onboarding first (carrying `next` on)."""
+    if not created:
+        return next_path or "/"
+    return NEW_USER_PATH if next_path in (None, "/") else f"{NEW_USER_PATH}?next={quote(next_path, safe='/')}"
 
 
 # --- passkeys ---
@@ -144,6 +152,8 @@ class RegisterBody(BaseModel):
 
     credential: dict[str, Any]  # what navigator.credentials.create() answered, as JSON (toJSON())
     name: str = Field("passkey", min_length=1, max_length=64, pattern=r"^[^\x00-\x1f\x7f]*$")
+    # Ignored when sent (the page echoes it): the challenge is found from the credential's own clientDataJSON.
+    challenge_id: str | None = Field(None, max_length=64)
 
 
 class SigninOptionsBody(BaseModel):
