@@ -242,3 +242,14 @@ async def test_a_plan_change_moves_live_connections_and_a_suspension_closes_them
             await asyncio.wait_for(client.disconnected.wait(), 5)
         assert anonymous.sio.connected
         await anonymous.sio.disconnect()
+
+
+def test_a_tier_tells_its_client_when_the_next_batch_and_table_come() -> None:
+    free = tier_of("free").describe(plan_named("free"), at("20:14:59.999"))
+    assert (free["plan"], free["room"], free["symbols"], free["openInterest"]) == ("free", "tier-free", 50, False)
+    assert free["nextAlertBatchAt"] == free["nextTableAt"] == at("20:15:00.000")
+    pro = tier_of("pro").describe(plan_named("pro"), at("20:15:00.000"))
+    assert pro["nextAlertBatchAt"] == pro["nextTableAt"] == at("20:20:00.000")
+    enterprise = tier_of("enterprise").describe(plan_named("enterprise"), at("20:15:00.000"))
+    assert (enterprise["plan"], enterprise["tier"], enterprise["nextAlertBatchAt"], enterprise["nextTableAt"]) == (
+        "enterprise", "elite", None, None)

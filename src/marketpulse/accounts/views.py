@@ -131,6 +131,13 @@ async def principal_for_token(request: Request, token: str, accounts: AccountsSe
         raise _not_active(exc) from None
 
 
+# What a read that knows its caller (`caller_plan`) may answer besides its own statuses.
+CALLER_REFUSALS: dict[int | str, dict[str, Any]] = {
+    401: {"description": "A Bearer token or API key was sent but is invalid or its session has ended"},
+    403: {"description": "The account is suspended or banned, or the API key lacks the `read` scope"},
+}
+
+
 async def principal_from_request(request: Request) -> Principal | None:
     """The caller of a read, or None when anonymous: `Authorization: Bearer` (an access token, or a personal API
     key with the `read` scope), else the session cookie. No CSRF check: a read changes nothing.

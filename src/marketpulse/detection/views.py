@@ -25,7 +25,7 @@ import orjson
 from fastapi import APIRouter, Depends, HTTPException, Query, Request, status
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, ValidationInfo, field_validator
 
-from marketpulse.accounts.views import caller_plan
+from marketpulse.accounts.views import CALLER_REFUSALS, caller_plan
 from marketpulse.api.security import read_limited_body, require_api_key
 from marketpulse.api.types import NoNul, Symbol
 from marketpulse.bus import topics
@@ -211,7 +211,7 @@ async def ingest_volume_alerts(request: Request) -> dict[str, Any]:
     return {"stored": len(stored), "duplicates": len(alerts) - len(stored), "alerts": [a.to_wire() for a in stored]}
 
 
-@router.get("", response_model=AlertsOut)
+@router.get("", response_model=AlertsOut, responses=CALLER_REFUSALS)
 async def list_volume_alerts(
     request: Request,
     plan: Annotated[str | None, Depends(caller_plan)],
@@ -226,7 +226,7 @@ async def list_volume_alerts(
     return {"data": [a.to_wire() for a in alerts], "count": len(alerts), "plan": plan_of(plan).name}
 
 
-@router.get("/recent", response_model=AlertsOut)
+@router.get("/recent", response_model=AlertsOut, responses=CALLER_REFUSALS)
 async def recent_volume_alerts(
     request: Request,
     plan: Annotated[str | None, Depends(caller_plan)],

@@ -8,7 +8,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request, status
 from pydantic import BaseModel, Field
 
-from marketpulse.accounts.views import caller_plan
+from marketpulse.accounts.views import CALLER_REFUSALS, caller_plan
 from marketpulse.api.security import read_limited_body, require_api_key
 from marketpulse.api.types import Symbol
 from marketpulse.bus import topics
@@ -94,8 +94,7 @@ def _feed(request: Request) -> MarketFeed:
     return feed
 
 
-@router.get("/data", response_model=MarketDataOut,
-            responses={401: {"description": "A Bearer token or API key was sent but is invalid or ended"}})
+@router.get("/data", response_model=MarketDataOut, responses=CALLER_REFUSALS)
 async def market_data(
     feed: Annotated[MarketFeed, Depends(_feed)],
     plan: Annotated[str | None, Depends(caller_plan)],
@@ -126,7 +125,8 @@ def sort_rows(rows: list[dict[str, Any]], key: SortKey, order: SortOrder) -> lis
     return known + unknown
 
 
-@router.get("/symbol/{symbol}", response_model=SymbolOut, responses={404: {"description": "Symbol not in the table"}})
+@router.get("/symbol/{symbol}", response_model=SymbolOut,
+            responses={404: {"description": "Symbol not in the table"}, **CALLER_REFUSALS})
 async def market_symbol(
     symbol: Annotated[Symbol, Path()], feed: Annotated[MarketFeed, Depends(_feed)],
     plan: Annotated[str | None, Depends(caller_plan)],
