@@ -49,13 +49,28 @@ async def stop_and_check(proc: Proc, sig: signal.Signals) -> None:
     assert not bad_lines(proc), f"{proc.name} logged on {sig.name}: {bad_lines(proc)}"
 
 
-async def connected_client(base: str) -> tuple[socketio.AsyncClient, asyncio.Event]:
-    """A dashboard-like Socket.IO client that has received a live `market` event (so the API is mid-stream)."""
+async def connected_client(base: str, token: str | None = None) -> tuple[socketio.AsyncClient, asyncio.Event]:
+    """A dashboard-like Socket.IO client that has received a live `market` event (so the API is mid-stream); with
+    an elite user's `token` it gets each update (anonymous clients get the free plan's table every 15 minutes)."""
     sio = socketio.AsyncClient(reconnection=False)
     got_market = asyncio.Event()
     sio.on("market", lambda _data: got_market.set())
-    await sio.connect(base, wait_timeout=10)
+    await sio.connect(base, wait_timeout=10, auth={"token": token} if token else None)
     return sio, got_market
+
+
+ELITE_EMAIL, ELITE_PASSWORD = "elite@example.com", "Elite-Trader-2025!"
+
+
+async def elite_token(http: httpx.AsyncClient, base: str, processes: Processes) -> str:
+    """An elite user made with `pulse admin create-user`, signed in through the API."""
+    created = processes.run("create-user", "admin", "create-user", "--email", ELITE_EMAIL, "--plan", "elite",
+                            "--password", ELITE_PASSWORD)
+    assert created.returncode == 0, created.stdout + created.stderr
+    signin = await http.post(f"{base}/api/v1/auth/signin", json={"email": ELITE_EMAIL, "password": ELITE_PASSWORD})
+    assert signin.status_code == 200, signin.text
+    token: str = signin.json()["access_token"]
+    return token
 
 
 async def wait_ready(http: httpx.AsyncClient, base: str, processes: Processes) -> None:
@@ -104,7 +119,8 @@ async def test_ingest_worker_and_api_each_stop_cleanly(
                          check=processes.check_alive)
         async with httpx.AsyncClient(timeout=10) as http:
             await wait_ready(http, base, processes)
-        sio, got_market = await connected_client(base)
+            token = await elite_token(http, base, processes)
+        sio, got_market = await connected_client(base, token)
         try:
             ingest = processes.start("ingest", "ingest", "--source", "replay")
             await eventually(lambda: ingest.log_has("replay starting"), deadline_s=120, what="the replay publishing",
