@@ -205,7 +205,8 @@ class Settings(BaseSettings):
     admin_allowed_ips: str = Field(
         "", description="Client addresses allowed to reach /api/v1/admin/* and the /admin pages, comma-separated IPs "
         "or CIDRs (10.0.0.0/8,2001:db8::1); empty: any. Others get 403. The address is the connection's, or "
-        "X-Forwarded-For's when the connection comes from uvicorn's trusted proxies (127.0.0.1 by default)"
+        "X-Forwarded-For's when the connection comes from a proxy uvicorn trusts (FORWARDED_ALLOW_IPS, default "
+        "127.0.0.1)"
     )
     siwe_domain: str = Field(
         "127.0.0.1:8000", description="The domain a Sign-In with Ethereum message must name (host[:port] users reach)"

@@ -94,3 +94,20 @@ def test_a_bad_allowlist_entry_stops_the_settings_from_loading() -> None:
     with pytest.raises(ValueError, match="'10.0.0.300' is not an IP address or CIDR"):
         Settings(admin_allowed_ips="10.0.0.0/8,10.0.0.300")
     assert Settings(admin_allowed_ips="").admin_networks() == []
+
+
+@pytest.mark.parametrize(("trusted", "allowed"), [(None, True), ("10.9.9.9", False)])
+async def test_x_forwarded_for_counts_only_from_a_proxy_uvicorn_trusts(
+    guarded: Runtime, monkeypatch: pytest.MonkeyPatch, trusted: str | None, allowed: bool
+) -> None:
+    """Under uvicorn (as `pulse api` runs), a request from 127.0.0.1 (its default trusted proxy) is judged by its
+    X-Forwarded-For; once the trusted proxies are others, the same header is ignored and the peer's address counts."""
+    from api.serving import serving
+
+    if trusted is not None:
+        monkeypatch.setenv("FORWARDED_ALLOW_IPS", trusted)
+    async with serving(create_app(guarded)) as url, httpx.AsyncClient(base_url=url) as c:
+        direct = await c.get("/admin")
+        forwarded = await c.get("/admin", headers={"X-Forwarded-For": "10.1.2.3"})
+    assert direct.status_code == 403
+    assert forwarded.status_code == (200 if allowed else 403)

@@ -70,6 +70,7 @@ async def test_an_admin_finds_a_user_changes_the_plan_and_sees_it_audited(runtim
         await expect(rows.first).to_contain_text("zoe.target@traders.example")
         await rows.first.click()
         await expect(page.locator("#detail-email")).to_have_text("zoe.target@traders.example")
+        await expect(page.locator("#detail-verified")).to_have_text("yes")
         await page.select_option("#detail-form [name=plan]", "elite")
         await page.click("#detail-save")
         await expect(page.locator("#message")).to_contain_text("plan → elite")

@@ -28,7 +28,7 @@ from marketpulse.accounts.api_keys import key_json
 from marketpulse.accounts.audit import AuditQuery, audit_json
 from marketpulse.accounts.core import Role
 from marketpulse.accounts.plans import PLAN_NAMES, plan_named
-from marketpulse.accounts.schemas import UNAUTHORIZED, me_json
+from marketpulse.accounts.schemas import UNAUTHORIZED, Accepted, me_json
 from marketpulse.accounts.service import AccountsService, Principal
 from marketpulse.accounts.tables import AuthSessionRow, UserRow
 from marketpulse.accounts.views import get_accounts, session_user
@@ -109,6 +109,83 @@ def _client(request: Request) -> str | None:
     return request.client.host if request.client else None
 
 
+class AdminUser(BaseModel):
+    id: str
+    email: str | None
+    plan: str
+    role: str
+    status: str
+    email_verified: bool
+    created_at_ms: int
+    updated_at_ms: int
+
+
+class UserPage(BaseModel):
+    users: list[AdminUser]
+    total: int = Field(description="users matching the filters, over every page")
+    limit: int
+    offset: int
+
+
+class SessionOut(BaseModel):
+    id: str
+    created_at_ms: int
+    last_used_at_ms: int
+    expires_at_ms: int
+    client: str | None
+
+
+class ApiKeyOut(BaseModel):
+    id: str
+    name: str
+    prefix: str = Field(description="the start of the key, to recognise it (the secret is never shown again)")
+    scopes: list[str]
+    created_at_ms: int
+    last_used_at_ms: int | None
+
+
+class AdminUserDetails(AdminUser):
+    sessions: list[SessionOut] = Field(description="live sessions")
+    api_keys: list[ApiKeyOut] = Field(description="live personal API keys")
+    last_activity_ms: int | None = Field(description="newest use of any session or key; null: never")
+
+
+class SessionsEnded(BaseModel):
+    sessions_ended: int
+
+
+class DayCount(BaseModel):
+    day: str = Field(description="UTC date, YYYY-MM-DD")
+    count: int
+
+
+class AdminMetrics(BaseModel):
+    users_by_plan: dict[str, int]
+    users_by_status: dict[str, int]
+    users_by_role: dict[str, int]
+    active_sessions: int
+    signups_per_day: list[DayCount]
+
+
+class AuditEntry(BaseModel):
+    id: int
+    created_at_ms: int
+    actor_id: str | None
+    action: str
+    target_type: str
+    target_id: str | None
+    old_values: dict[str, Any] | None
+    new_values: dict[str, Any] | None
+    client: str | None
+
+
+class AuditPage(BaseModel):
+    entries: list[AuditEntry]
+    total: int
+    limit: int
+    offset: int
+
+
 def _admin_user_json(user: UserRow) -> dict[str, Any]:
     out = me_json(user).model_dump()
     out.pop("wallets")
@@ -125,7 +202,7 @@ def _not_found(user_id: str) -> HTTPException:
     return HTTPException(status.HTTP_404_NOT_FOUND, detail=f"no user {user_id}")
 
 
-@router.get("/users")
+@router.get("/users", response_model=UserPage)
 async def list_users(
     q: str | None = Query(None, max_length=320, description="part of the address, any case"),
     plan: PlanName | None = None, status_: StatusName | None = Query(None, alias="status"),
@@ -140,7 +217,7 @@ async def list_users(
     return {"users": [_admin_user_json(u) for u in rows], "total": total, "limit": limit, "offset": offset}
 
 
-@router.get("/users/{user_id}", responses=USER_ROUTE)
+@router.get("/users/{user_id}", response_model=AdminUserDetails, responses=USER_ROUTE)
 async def get_user(user_id: str, _: Principal = Depends(require_admin),
                    accounts: AccountsService = Depends(get_accounts)) -> dict[str, Any]:
     try:
@@ -152,7 +229,7 @@ async def get_user(user_id: str, _: Principal = Depends(require_admin),
             "api_keys": [key_json(k) for k in keys], "last_activity_ms": await accounts.admin.last_activity_ms(user_id)}
 
 
-@router.patch("/users/{user_id}", responses={**USER_ROUTE, **SELF_CHANGE})
+@router.patch("/users/{user_id}", response_model=AdminUser, responses={**USER_ROUTE, **SELF_CHANGE})
 async def update_user(user_id: str, body: UserChanges, request: Request,
                       admin: Principal = Depends(require_admin),
                       accounts: AccountsService = Depends(get_accounts)) -> dict[str, Any]:
@@ -165,7 +242,8 @@ async def update_user(user_id: str, body: UserChanges, request: Request,
     return _admin_user_json(user)
 
 
-@router.delete("/users/{user_id}", status_code=status.HTTP_204_NO_CONTENT, responses={**USER_ROUTE, **SELF_CHANGE})
+@router.delete("/users/{user_id}", status_code=status.HTTP_204_NO_CONTENT, response_class=Response,
+               responses={**USER_ROUTE, **SELF_CHANGE})
 async def delete_user(user_id: str, request: Request, admin: Principal = Depends(require_admin),
                       accounts: AccountsService = Depends(get_accounts)) -> Response:
     try:
@@ -177,7 +255,7 @@ async def delete_user(user_id: str, request: Request, admin: Principal = Depends
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
-@router.post("/users/{user_id}/signout", responses=USER_ROUTE)
+@router.post("/users/{user_id}/signout", response_model=SessionsEnded, responses=USER_ROUTE)
 async def sign_out_everywhere(user_id: str, request: Request, admin: Principal = Depends(require_admin),
                               accounts: AccountsService = Depends(get_accounts)) -> dict[str, int]:
     try:
@@ -186,7 +264,8 @@ async def sign_out_everywhere(user_id: str, request: Request, admin: Principal =
         raise _not_found(user_id) from None
 
 
-@router.post("/users/{user_id}/password-reset", status_code=status.HTTP_202_ACCEPTED, responses=USER_ROUTE)
+@router.post("/users/{user_id}/password-reset", status_code=status.HTTP_202_ACCEPTED, response_model=Accepted,
+             responses=USER_ROUTE)
 async def force_password_reset(user_id: str, request: Request, admin: Principal = Depends(require_admin),
                                accounts: AccountsService = Depends(get_accounts)) -> dict[str, str]:
     try:
@@ -196,14 +275,14 @@ async def force_password_reset(user_id: str, request: Request, admin: Principal 
     return {"detail": "the password no longer works; a reset link was mailed to the user"}
 
 
-@router.get("/metrics")
+@router.get("/metrics", response_model=AdminMetrics)
 async def metrics(_: Principal = Depends(require_admin),
                   accounts: AccountsService = Depends(get_accounts)) -> dict[str, Any]:
     """Users by plan, status and role; sign-ups per UTC day (last 30 days); live sessions."""
     return await accounts.admin.metrics()
 
 
-@router.get("/audit-log")
+@router.get("/audit-log", response_model=AuditPage)
 async def audit_log(
     action: str | None = Query(None, max_length=48, description="exact, or a prefix ending in '.' (admin.)"),
     actor_id: str | None = Query(None, max_length=36), target_id: str | None = Query(None, max_length=36),

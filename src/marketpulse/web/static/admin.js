@@ -134,7 +134,7 @@
     $("detail-id").textContent = current.id;
     $("detail-created").textContent = when(current.created_at_ms);
     $("detail-last").textContent = when(current.last_activity_ms);
-    $("detail-verified").textContent = current.verified_at_ms ? when(current.verified_at_ms) : "no";
+    $("detail-verified").textContent = current.email_verified ? "yes" : "no";
     const form = $("detail-form");
     form.plan.value = current.plan;
     form.status.value = current.status;
