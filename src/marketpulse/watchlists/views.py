@@ -36,7 +36,7 @@ from marketpulse.watchlists.service import NameTaken, NotFound, Watchlist, Watch
 router = APIRouter(responses={**UNAUTHORIZED, 403: {"description": "The plan doesn't allow it, or the account or "
                                                                    "API key may not"}})
 
-MAX_SYMBOLS_PER_REQUEST = 1_000
+MAX_SYMBOLS_PER_REQUEST = 500  # an elite watchlist in one request; a longer list would meet the body limit (413)
 Text = StringConstraints(min_length=1, max_length=40, pattern=r"^[^\x00]*$")
 WatchSymbol = Annotated[str, Text, AfterValidator(core.usdt_perp_symbol)]
 SubscriptionSymbol = Annotated[str, Text, AfterValidator(core.subscription_symbol)]
