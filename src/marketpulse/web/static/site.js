@@ -106,7 +106,8 @@
     const plan = document.createElement("span");
     plan.className = "plan-badge";
     plan.textContent = user.plan;
-    nav.append(who, plan);
+    nav.append(who);
+    if (!document.getElementById("plan-name")) nav.append(plan);  // the dashboard shows the plan itself
     if (user.role === "admin") nav.append(link("/admin", "Admin", { nav: "admin" }));
     nav.append(link("/settings", "Settings", { nav: "settings" }));
     const out = document.createElement("button");
