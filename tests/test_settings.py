@@ -131,6 +131,8 @@ PROOF: dict[str, str] = {
     "signin_failure_limit": f"{ACCOUNTS}::test_failed_sign_ins_lock_the_account_even_for_the_right_password",
     "signin_client_failure_limit": f"{ACCOUNTS}::test_failed_sign_ins_lock_the_client_across_accounts",
     "rate_limit_storage": f"{ACCOUNTS}::test_processes_sharing_redis_share_the_mail_limit",
+    "rate_limits": "tests/ratelimit/test_rate_limits.py::test_off_switches_enforcement_off",
+    "account_unlock_ttl_s": "tests/accounts/test_brute_force.py::test_the_unlock_link_lives_as_long_as_its_setting",
     "public_url": f"{ACCOUNT_SETTINGS}::test_mail_from_and_public_url_shape_the_mail",
     "mail_from": f"{ACCOUNT_SETTINGS}::test_mail_from_and_public_url_shape_the_mail",
     "smtp_host": f"{ACCOUNT_SETTINGS}::test_without_smtp_host_no_mail_goes_out",

@@ -2,7 +2,7 @@
 
 - ingest: a market source (replay or Binance) publishing to the bus
 - worker: market recorder, spike scanner, paper-trading runner, rule alerts (bus consumers that write the store),
-          and a notification dispatcher
+          a notification dispatcher and monthly credit grants
 - api:    FastAPI + Socket.IO (reads the store, subscribes to the bus)
 `pulse demo` runs all three in one process; `pulse api|worker|ingest` run one each, sharing PostgreSQL and Redis.
 """
@@ -74,6 +74,13 @@ async def start_worker(runtime: Runtime, market_clock: Clock, *, follows_bus_tim
     await rule_worker.start()
     stoppers.append(rule_worker.stop)
     stoppers.append(start_dispatcher(runtime))
+    # Monthly credit grants: another singleton duty, under a lease of its own.
+    from marketpulse.credits.grants import GrantRunner, MonthlyGrants
+
+    grants = GrantRunner(MonthlyGrants(runtime.sessions, runtime.clock, runtime.services.credits), runtime.leases,
+                         ttl_ms=int(runtime.settings.lease_ttl_s * 1000), clock=runtime.clock)
+    await grants.start()
+    stoppers.append(grants.stop)
     # After the last subscription (a leader's paper groups included): safe to start publishing.
     log.info("worker consumers subscribed", paper_leader=runner.lease.held)
     return stoppers

@@ -1,6 +1,7 @@
 """The process's long-lived services, built once from its Runtime, handed to routes and roles, and shut down.
 
     runtime.services.paper / .deployments / .paper_clock / .backtests / .accounts / .watchlists / .delivery
+                    / .rate_limits / .credits
 
 Built on first use (a `pulse ingest` process never builds them, so it never loads the engine); `Runtime.close`
 stops them. HTTP routes get them through FastAPI dependencies (`get_services` and the views' own small ones), and
@@ -20,7 +21,9 @@ from marketpulse.clock import EventClock
 if TYPE_CHECKING:
     from marketpulse.accounts.service import AccountsService
     from marketpulse.backtest.service import BacktestJobs
+    from marketpulse.credits.service import CreditLedger
     from marketpulse.delivery.service import DeliveryService
+    from marketpulse.ratelimit.service import ApiRateLimiter
     from marketpulse.rules.service import RulesService
     from marketpulse.runtime import Runtime
     from marketpulse.trading.paper.deployments import DeploymentService
@@ -38,12 +41,16 @@ class Services:
     watchlists: WatchlistService
     delivery: DeliveryService
     rules: RulesService  # alert rules (not the volume-spike alerts)
+    rate_limits: ApiRateLimiter
+    credits: CreditLedger  # the contract other capabilities charge through, inside their own transactions
 
     @classmethod
     def build(cls, runtime: Runtime) -> Services:
-        from marketpulse.accounts.service import AccountsService
+        from marketpulse.accounts.service import AccountsService, limit_storage
         from marketpulse.backtest.service import BacktestJobs
+        from marketpulse.credits.service import CreditLedger
         from marketpulse.delivery.service import DeliveryService
+        from marketpulse.ratelimit.service import ApiRateLimiter
         from marketpulse.rules.service import RulesService
         from marketpulse.trading.paper.deployments import DeploymentService
         from marketpulse.trading.paper.service import PaperConfig, PaperTradingService
@@ -61,6 +68,8 @@ class Services:
             watchlists=WatchlistService(runtime.sessions, runtime.clock),
             delivery=DeliveryService(runtime.sessions, runtime.clock, settings, runtime.bus),
             rules=RulesService(runtime.sessions, runtime.bus, runtime.clock),
+            rate_limits=ApiRateLimiter(limit_storage(settings.rate_limit_storage, settings.deployment)),
+            credits=CreditLedger(runtime.sessions, runtime.clock),
         )
 
     async def close(self) -> None:

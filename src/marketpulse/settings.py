@@ -193,6 +193,13 @@ class Settings(BaseSettings):
     signin_client_failure_limit: str = Field(
         "20/15minutes", description="Failed sign-ins allowed per client address, across accounts, before 429"
     )
+    rate_limits: Literal["on", "off"] = Field(
+        "on", description="Per-plan API rate limits (X-RateLimit-* headers, 429 past the plan's requests per minute or "
+        "day): on, or off for load tests and benchmarks"
+    )
+    account_unlock_ttl_s: int = Field(
+        86_400, ge=60, description="How long the mailed link that lifts an account's sign-in lock works"
+    )
     rate_limit_storage: str = Field(
         "memory://", description="Where rate-limit counters live: memory:// (one process) or redis://host:port/db"
     )

@@ -131,7 +131,7 @@ async def test_bad_changes_and_unknown_users(client: httpx.AsyncClient, runtime:
 
 
 async def test_sign_out_everywhere_and_a_forced_password_reset(client: httpx.AsyncClient, sink: Sink,
-                                                               runtime: Runtime) -> None:
+                                                               runtime: Runtime, clock: FakeClock) -> None:
     admin = {"Authorization": await signed_in_admin(client, runtime)}
     user_id = await signup_verified(client, sink, "leaky@example.com")
     one, two = await signin(client, "leaky@example.com"), await signin(client, "leaky@example.com")
@@ -145,13 +145,15 @@ async def test_sign_out_everywhere_and_a_forced_password_reset(client: httpx.Asy
     assert (await client.get("/api/v1/auth/me", headers=bearer(three))).status_code == 401
     assert (await client.post("/api/v1/auth/signin", json={"email": "leaky@example.com", "password": STRONG})
             ).status_code == 401
+    clock.advance(1000)  # a failed sign-in makes this client wait a second before the next
     new = "Fresh-Start-2026!"
     reset = await client.post("/api/v1/auth/reset-password",
                               json={"token": sink.token("leaky@example.com"), "new_password": new})
     assert reset.status_code == 200
     await signin(client, "leaky@example.com", new)
     actions = [e["action"] for e in await _audit(client, admin["Authorization"], target_id=user_id)]
-    assert actions == ["auth.password_reset", "admin.password_reset_forced", "admin.user_signed_out"]
+    assert actions == ["auth.password_reset", "auth.signin_failed", "admin.password_reset_forced",
+                       "admin.user_signed_out"]
 
 
 async def test_deleting_a_user_keeps_the_fact_not_the_address(client: httpx.AsyncClient, sink: Sink,

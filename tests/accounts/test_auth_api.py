@@ -87,13 +87,15 @@ async def test_a_weak_password_is_a_422_naming_the_field_never_echoing_it(
         assert (await s.execute(select(UserRow))).first() is None
 
 
-async def test_passwords_are_stored_as_argon2id(client: httpx.AsyncClient, sink: Sink, runtime: Runtime) -> None:
+async def test_passwords_are_stored_as_argon2id(client: httpx.AsyncClient, sink: Sink, runtime: Runtime,
+                                                clock: FakeClock) -> None:
     await signup_verified(client, sink, "d@example.com")
     async with runtime.sessions() as s:
         row = (await s.execute(select(UserRow))).scalar_one()
     assert row.password_hash is not None and row.password_hash.startswith("$argon2id$")
     assert STRONG not in row.password_hash
     wrong = await client.post("/api/v1/auth/signin", json={"email": "d@example.com", "password": STRONG + "x"})
+    clock.advance(1000)  # this client's one failure delays its next attempt by a second
     unknown = await client.post("/api/v1/auth/signin", json={"email": "nobody@example.com", "password": STRONG})
     assert wrong.status_code == unknown.status_code == 401 and wrong.json() == unknown.json()
 
@@ -161,7 +163,8 @@ async def test_signout_ends_the_session_and_its_refresh_token(client: httpx.Asyn
             ).status_code == 401
 
 
-async def test_changing_the_password_ends_the_other_sessions(client: httpx.AsyncClient, sink: Sink) -> None:
+async def test_changing_the_password_ends_the_other_sessions(client: httpx.AsyncClient, sink: Sink,
+                                                             clock: FakeClock) -> None:
     await signup_verified(client, sink, "i@example.com")
     here, elsewhere = await signin(client, "i@example.com"), await signin(client, "i@example.com")
     wrong = await client.post("/api/v1/auth/change-password", headers=bearer(here),
@@ -180,6 +183,7 @@ async def test_changing_the_password_ends_the_other_sessions(client: httpx.Async
             ).status_code == 401
     old = await client.post("/api/v1/auth/signin", json={"email": "i@example.com", "password": STRONG})
     assert old.status_code == 401
+    clock.advance(1000)
     await signin(client, "i@example.com", NEW)
 
 
@@ -315,7 +319,7 @@ async def test_processes_sharing_redis_share_the_mail_limit(
 
 
 async def test_failed_sign_ins_lock_the_account_even_for_the_right_password(
-    app: FastAPI, sink: Sink, runtime: Runtime
+    app: FastAPI, sink: Sink, runtime: Runtime, clock: FakeClock
 ) -> None:
     runtime.settings.signin_failure_limit = "3/15minutes"
     async with from_address(app, "10.9.0.1") as client:
@@ -324,6 +328,7 @@ async def test_failed_sign_ins_lock_the_account_even_for_the_right_password(
         async with from_address(app, f"10.9.1.{n}") as client:
             resp = await client.post("/api/v1/auth/signin", json={"email": "target@example.com", "password": NEW})
             assert resp.status_code == 401
+        clock.advance(2 ** n * 1000)  # the delay each failure sets (1, 2, 4 s) has passed
     async with from_address(app, "10.9.0.1") as client:
         with capture_logs() as logs:
             locked = await client.post("/api/v1/auth/signin",
@@ -335,7 +340,8 @@ async def test_failed_sign_ins_lock_the_account_even_for_the_right_password(
         await signin(client, "bystander@example.com")  # other accounts are not locked
 
 
-async def test_failed_sign_ins_lock_the_client_across_accounts(app: FastAPI, sink: Sink, runtime: Runtime) -> None:
+async def test_failed_sign_ins_lock_the_client_across_accounts(app: FastAPI, sink: Sink, runtime: Runtime,
+                                                               clock: FakeClock) -> None:
     runtime.settings.signin_client_failure_limit = "3/15minutes"
     async with from_address(app, "10.8.0.1") as client:
         await signup_verified(client, sink, "victim@example.com")
@@ -343,6 +349,7 @@ async def test_failed_sign_ins_lock_the_client_across_accounts(app: FastAPI, sin
         for n in range(3):
             resp = await sprayer.post("/api/v1/auth/signin", json={"email": f"u{n}@example.com", "password": NEW})
             assert resp.status_code == 401
+            clock.advance(2 ** n * 1000)
         resp = await sprayer.post("/api/v1/auth/signin", json={"email": "victim@example.com", "password": STRONG})
         assert resp.status_code == 429
     async with from_address(app, "10.8.0.1") as client:

@@ -91,7 +91,10 @@ async def test_wrong_codes_lock_the_second_step(client: httpx.AsyncClient, sink:
     token = await challenge(client)
     right = code(secret, clock)
     wrong = "000000" if right != "000000" else "111111"
-    answers = [(await second(client, token, wrong)).status_code for _ in range(6)]
+    answers = []
+    for n in range(6):
+        answers.append((await second(client, token, wrong)).status_code)
+        clock.advance(2 ** n * 1000)  # each wrong code's delay (1, 2, 4… s) has passed
     assert answers == [422] * 5 + [429]
     assert (await second(client, token, right)).status_code == 429  # locked, even with the right code
 

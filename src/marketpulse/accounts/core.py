@@ -44,6 +44,7 @@ DELETED = "deleted"
 class TokenPurpose(StrEnum):
     VERIFY_EMAIL = "verify_email"
     RESET_PASSWORD = "reset_password"
+    UNLOCK_ACCOUNT = "unlock_account"
 
 
 def password_problems(password: str) -> list[str]:

@@ -1,4 +1,4 @@
-"""Account mail (verification and password-reset links) over SMTP with aiosmtplib.
+"""Account mail (verification, password-reset and unlock links) over SMTP with aiosmtplib.
 
 Sending never decides an answer: a mail server that is down is logged (without the link, which is a credential)
 and the request answers as it would have, so nobody learns from a reply whether an address has an account.
@@ -60,3 +60,10 @@ class Mailer:
                 f"link (it works once, for {max(ttl_s // 60, 1)} minutes):\n\n{self.link('reset-password', token)}"
                 "\n\nIf it was not you, ignore this mail: your password stays as it is.\n")
         return await self.send(to, "Reset your marketpulse password", body, kind="reset_password")
+
+    async def send_unlock(self, to: str, token: str, ttl_s: int) -> bool:
+        body = (f"Your marketpulse account was locked after too many failed sign-ins. If that was you, open this link "
+                f"to unlock it (it works once, for {ttl_s // 3600 or 1} hour(s)):\n\n{self.link('unlock', token)}\n\n"
+                "If it was not you, someone tried to guess your password: unlock the account and consider changing "
+                "the password.\n")
+        return await self.send(to, "Your marketpulse account was locked", body, kind="unlock_account")

@@ -2,6 +2,8 @@
 
     GET  /verify-email?token=…     a button that confirms the address (POST), so a mail scanner that merely
     POST /verify-email             fetches the link doesn't spend the single-use token
+    GET  /unlock?token=…           a button that lifts the sign-in lock (POST /unlock), likewise
+    POST /unlock
     GET  /reset-password?token=…   a form for the new password
     POST /reset-password
     GET  /dev/mail                 `pulse demo` only (PULSE_ENV=dev with its local mailbox): the mail it sent
@@ -59,6 +61,22 @@ async def verify_email_submit(request: Request, accounts: AccountsService = Depe
     return _page("Address confirmed", f"<section class=card><p>{html.escape(user.email or '')} is confirmed: you "
                                      "can sign in now.</p><p><a class=btn href=/signin?next=/onboarding>Sign in</a>"
                                      "</p></section>")
+
+
+@router.get("/unlock", response_class=HTMLResponse)
+async def unlock_page(token: str = "") -> HTMLResponse:
+    return _page("Unlock your account", "<p>Too many failed sign-ins locked this account.</p>"
+                                        f"<form method=post action=/unlock>{_token_field(token)}"
+                                        "<button>Unlock my account</button></form>")
+
+
+@router.post("/unlock", response_class=HTMLResponse)
+async def unlock_submit(request: Request, accounts: AccountsService = Depends(get_accounts)) -> HTMLResponse:
+    try:
+        await accounts.unlock((await _form(request)).get("token", ""))
+    except InvalidEmailToken as exc:
+        return _page("This link doesn't work", f"<p class=bad>{html.escape(str(exc))}</p>", 400)
+    return _page("Account unlocked", "<p>You can sign in again.</p>")
 
 
 def _reset_form(token: str, problem: str = "") -> str:

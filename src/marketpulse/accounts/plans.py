@@ -14,6 +14,11 @@ from typing import Any
 
 ALL_CHANNELS = ("email", "telegram", "discord", "webhook", "sms")
 
+# Credits one notification costs, per delivery channel (the same on every plan; plans differ in what they grant).
+CHANNEL_CREDIT_COSTS: dict[str, int] = {
+    "email": 1, "telegram": 1, "discord": 1, "slack": 1, "webhook": 1, "sms": 5, "push": 0, "in_app": 0,
+}
+
 
 @dataclass(frozen=True)
 class Plan:
@@ -95,6 +100,11 @@ def plan_named(name: str) -> Plan:
         return _BY_NAME[name.strip().lower()]
     except KeyError:
         raise UnknownPlan(f"unknown plan {name!r}: one of {', '.join(PLAN_NAMES)}") from None
+
+
+def channel_credit_cost(channel: str) -> int:
+    """Credits one delivery on `channel` costs (KeyError for a channel the table doesn't know)."""
+    return CHANNEL_CREDIT_COSTS[channel]
 
 
 def plans_json() -> list[dict[str, Any]]:

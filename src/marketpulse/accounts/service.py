@@ -32,6 +32,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from marketpulse.accounts.admin import Admin
 from marketpulse.accounts.api_keys import ApiKeys, is_api_key, scopes_of
 from marketpulse.accounts.audit import AuditLog
+from marketpulse.accounts.brute_force import ACCOUNT, CLIENT, Attempts, Rule, SigninGuard
 from marketpulse.accounts.core import (
     DELETED,
     AccessClaims,
@@ -95,8 +96,8 @@ class InvalidEmailToken(AccountError):
 
 
 class RateLimited(AccountError):
-    def __init__(self, retry_after_s: int) -> None:
-        super().__init__(f"too many requests: try again in {retry_after_s} s")
+    def __init__(self, retry_after_s: int, message: str | None = None) -> None:
+        super().__init__(message or f"too many requests: try again in {retry_after_s} s")
         self.retry_after_s = retry_after_s
 
 
@@ -133,8 +134,7 @@ class AccountsService:
         self._limiter = MovingWindowRateLimiter(limit_storage(settings.rate_limit_storage,
                                                                     settings.deployment))
         self._mail_limit = parse(settings.auth_email_rate_limit)
-        self._signin_limits = (("account", parse(settings.signin_failure_limit)),
-                               ("client", parse(settings.signin_client_failure_limit)))
+        self.signin_guard = SigninGuard(sessions, clock)
         self.audit = AuditLog(sessions, clock)
         self.api_keys = ApiKeys(sessions, clock)
         self.admin = Admin(self)
@@ -196,9 +196,10 @@ class AccountsService:
     async def authenticate(self, email: str, password: str, client: str | None = None) -> UserRow:
         """The user these credentials belong to; BadCredentials whether the address or the password is wrong.
 
-        Failures are counted per address and per client; past either limit every attempt answers RateLimited
-        (right password or not) until the window has passed, so guessing costs time instead of CPU."""
-        keys = {"account": email_key(email), "client": client or "unknown"}
+        Failures are counted per address and per client (`brute_force`): each one makes the next attempt wait
+        twice as long, and past the limit the account (or client) is locked; until then every attempt answers
+        RateLimited, right password or not, so guessing costs time instead of CPU."""
+        keys = {ACCOUNT: email_key(email), CLIENT: client or "unknown"}
         await self.check_signin_allowed(keys)
         user = await self.find_user(email)
         if user is not None and user.password_hash:
@@ -207,9 +208,11 @@ class AccountsService:
             stored = await asyncio.to_thread(lambda: self._dummy_hash)  # hashed once, off the event loop
         ok = await asyncio.to_thread(self.hasher.verify, password, stored)
         if user is None or not user.password_hash or not ok:
-            log.warning("security: sign-in failed", user=user.id if user else None, reason="bad_credentials")
-            await self.count_signin_failure(keys)
+            await self.count_signin_failure(keys, user, client)
             raise BadCredentials("wrong email or password")
+        async with self.sessions() as s:  # the right password: the account's count starts over
+            await self.signin_guard.clear(s, ACCOUNT, [keys[ACCOUNT]])
+            await s.commit()
         if user.status != Status.ACTIVE:
             log.warning("security: sign-in refused", user=user.id, reason=user.status)
             raise AccountNotActive(user.status)
@@ -217,16 +220,64 @@ class AccountsService:
             raise EmailNotVerified("confirm your address first: follow the link we mailed you")
         return user
 
-    async def count_signin_failure(self, keys: dict[str, str]) -> None:
-        for kind, item in self._signin_limits:
-            await self._limiter.hit(item, "signin-failure", kind, keys[kind])
+    def _signin_rules(self) -> dict[str, Rule]:
+        return {ACCOUNT: Rule.parse(self.settings.signin_failure_limit),
+                CLIENT: Rule.parse(self.settings.signin_client_failure_limit)}
+
+    async def count_signin_failure(self, keys: dict[str, str], user: UserRow | None = None,
+                                   client: str | None = None, *, factor: str = "password") -> None:
+        """A failed sign-in: counted per account and client, logged and audited as a security event (never with
+        what was tried); the failure that reaches the limit locks, and mails the account's owner an unlock link."""
+        counts = await self.signin_guard.fail(keys, self._signin_rules())
+        failures = counts[ACCOUNT][1].failures
+        log.warning("security: sign-in failed", user=user.id if user else None, reason="bad_credentials",
+                    factor=factor, failures=failures)
+        entries = [self.audit.entry("auth.signin_failed", actor_id=None, target_type="user",
+                                    target_id=user.id if user else None, client=client,
+                                    new={"factor": factor, "failures": failures})]
+        newly_locked = [kind for kind, (before, after) in counts.items() if _locks(before, after)]
+        for kind in newly_locked:
+            log.warning("security: sign-in lock set", by=kind, user=user.id if user else None)
+            entries.append(self.audit.entry("auth.signin_locked", actor_id=None, target_type="user",
+                                            target_id=user.id if user and kind == ACCOUNT else None, client=client,
+                                            new={"by": kind, "failures": counts[kind][1].failures}))
+        async with self.sessions() as s:
+            s.add_all(entries)
+            await s.commit()
+        if ACCOUNT in newly_locked and user is not None and user.email is not None:
+            ttl = self.settings.account_unlock_ttl_s
+            token = await self.issue_email_token(user.id, TokenPurpose.UNLOCK_ACCOUNT, ttl)
+            await self.mailer.send_unlock(user.email, token, ttl)
 
     async def check_signin_allowed(self, keys: dict[str, str]) -> None:
-        for kind, item in self._signin_limits:
-            if not await self._limiter.test(item, "signin-failure", kind, keys[kind]):
-                stats = await self._limiter.get_window_stats(item, "signin-failure", kind, keys[kind])
-                log.warning("security: sign-in locked", by=kind)
-                raise RateLimited(max(1, math.ceil(stats.reset_time - time.time())))
+        found = await self.signin_guard.refusal(keys, self._signin_rules())
+        if found is None:
+            return
+        kind, refusal = found
+        retry = max(1, refusal.retry_after_s)
+        if refusal.locked:
+            log.warning("security: sign-in locked", by=kind, retry_after_s=retry)
+            how = " or follow the unlock link mailed to the account's address" if kind == ACCOUNT else ""
+            raise RateLimited(retry, f"too many failed sign-ins: locked, try again in {retry} s{how}")
+        log.warning("security: sign-in delayed", by=kind, retry_after_s=retry)
+        raise RateLimited(retry, f"too many failed sign-ins: wait {retry} s before trying again")
+
+    async def unlock(self, token: str) -> UserRow:
+        """Spend a mailed unlock token: the account's failed sign-ins are forgotten and its lock lifted."""
+        now = self.clock.now_ms()
+        async with self.sessions() as s:
+            row = await self._spend_email_token(s, token, TokenPurpose.UNLOCK_ACCOUNT, now)
+            user = await s.get(UserRow, row.user_id)
+            assert user is not None  # the token's foreign key cascades with the user
+            await self._forget_failures(s, user)
+            s.add(self.audit.entry("auth.account_unlocked", actor_id=user.id, target_type="user", target_id=user.id))
+            await s.commit()
+        log.info("security: account unlocked", user=user.id)
+        return user
+
+    async def _forget_failures(self, s: AsyncSession, user: UserRow) -> None:
+        """The mailed link proved the owner: their failed sign-ins (password and second factor) are forgotten."""
+        await self.signin_guard.clear(s, ACCOUNT, [k for k in (user.email_key, f"2fa:{user.id}") if k])
 
     async def needs_second_factor(self, user_id: str) -> bool:
         """Whether a first factor (password, wallet, Google) only earns a challenge: TOTP is on or a passkey is
@@ -415,6 +466,9 @@ class AccountsService:
         now = self.clock.now_ms()
         async with self.sessions() as s:
             row = await self._spend_email_token(s, token, TokenPurpose.RESET_PASSWORD, now)
+            user = await s.get(UserRow, row.user_id)
+            if user is not None:  # a reset lifts a lock as the unlock link does: both prove the address
+                await self._forget_failures(s, user)
             await s.commit()
         await self.set_password(row.user_id, new, verified_at_ms=now)  # the mail link proves the address too
         ended = await self.end_sessions(row.user_id, reason="password_reset")
@@ -520,6 +574,10 @@ def limit_storage(url: str, deployment: str | None = None) -> StorageTypes:
         if deployment:
             options["key_prefix"] = f"{key_prefix(deployment)}limits"
     return storage_from_string(f"async+{url}", **options)
+
+
+def _locks(before: Attempts | None, after: Attempts) -> bool:
+    return after.locked_at_ms is not None and (before is None or before.locked_at_ms is None)
 
 
 def _live(session: AuthSessionRow, now: int) -> bool:

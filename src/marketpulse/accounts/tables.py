@@ -254,3 +254,16 @@ class PasskeyChallengeRow(Base):
     created_at_ms: Mapped[int] = mapped_column(BigInteger)
     expires_at_ms: Mapped[int] = mapped_column(BigInteger)
     used_at_ms: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+
+
+class SigninFailureRow(Base):
+    """Failed sign-ins of one account (its casefolded address) or one client address, stored as a SHA-256 so the
+    table holds no address: the count spaces attempts out (exponential delay) and, past the limit, locks."""
+
+    __tablename__ = "signin_failures"
+
+    kind: Mapped[str] = mapped_column(String(8), primary_key=True)  # account | client
+    subject_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    failures: Mapped[int] = mapped_column(Integer)  # in a row, within the window since the last one
+    last_failed_at_ms: Mapped[int] = mapped_column(BigInteger)
+    locked_at_ms: Mapped[int | None] = mapped_column(BigInteger, nullable=True)  # None: not locked

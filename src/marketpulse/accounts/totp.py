@@ -157,10 +157,16 @@ class Totp:
         async with self.accounts.sessions() as s:
             try:
                 await self._spend_code(s, user_id, code)
-            except SecondFactorError:
-                await self.accounts.count_signin_failure(keys)
-                raise
+            except SecondFactorError as exc:
+                await s.rollback()  # counted below, on a connection of its own, with this one's writes undone
+                failed: SecondFactorError | None = exc
+            else:
+                failed = None
             user = await s.get(UserRow, user_id)
+            if failed is not None:
+                await s.close()
+                await self.accounts.count_signin_failure(keys, user, client, factor="totp")
+                raise failed
             if user is None:
                 raise SecondFactorError("challenge", "invalid challenge: sign in again")
             await s.commit()

@@ -7,6 +7,7 @@
     POST /api/v1/auth/refresh                  {refresh_token} or the refresh cookie → a new pair (rotation)
     POST /api/v1/auth/signout                  ends this session
     POST /api/v1/auth/verify-email             {token}
+    POST /api/v1/auth/unlock                   {token}: lifts the lock set after too many failed sign-ins
     POST /api/v1/auth/resend-verification      {email} → 202 whether or not the address has an account
     POST /api/v1/auth/request-password-reset   {email} → 202 whether or not the address has an account
     POST /api/v1/auth/reset-password           {token, new_password}: every session ends
@@ -31,7 +32,7 @@ SameSite) plus a readable CSRF cookie: a state-changing request authenticated by
 from __future__ import annotations
 
 import secrets
-from typing import Any
+from typing import Any, cast
 
 from fastapi import APIRouter, Depends, HTTPException, Request, Response, status
 from fastapi.exceptions import RequestValidationError
@@ -42,7 +43,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from marketpulse.accounts.api_keys import Scope, TooManyKeys, key_json
 from marketpulse.accounts.core import InvalidToken
 from marketpulse.accounts.passkeys import PasskeyRefused
-from marketpulse.accounts.plans import plans_json
+from marketpulse.accounts.plans import CHANNEL_CREDIT_COSTS, plans_json
 from marketpulse.accounts.schemas import (
     RATE_LIMITED,
     UNAUTHORIZED,
@@ -72,6 +73,7 @@ from marketpulse.accounts.service import (
 )
 from marketpulse.accounts.totp import AlreadyEnrolled, SecondFactorError
 from marketpulse.accounts.wallets import ETHEREUM, SOLANA, WalletRefused, WalletTaken, solana_message
+from marketpulse.ratelimit.middleware import PRINCIPAL_STATE
 
 router = APIRouter()
 
@@ -123,6 +125,9 @@ async def current_user(request: Request, credentials: HTTPAuthorizationCredentia
 async def principal_for_token(request: Request, token: str, accounts: AccountsService | None = None) -> Principal:
     """The user an access token acts for; 401 when it is invalid or its session ended, 403 when the account is
     suspended or banned."""
+    cached = getattr(request.state, PRINCIPAL_STATE, None)  # the rate limiter already looked it up
+    if cached is not None and cached[0] == token:
+        return cast(Principal, cached[1])
     try:
         return await (accounts or get_accounts(request)).principal(token)
     except InvalidToken as exc:
@@ -217,7 +222,7 @@ def _pair(tokens: Tokens) -> TokenPair:
 
 @router.get("/api/v1/plans", tags=["accounts"])
 async def list_plans() -> dict[str, Any]:
-    return {"plans": plans_json()}
+    return {"plans": plans_json(), "channel_credit_costs": dict(CHANNEL_CREDIT_COSTS)}
 
 
 @router.post("/api/v1/auth/signup", status_code=status.HTTP_201_CREATED, response_model=Me, tags=["auth"],
@@ -234,7 +239,9 @@ async def signup(body: SignupBody, accounts: AccountsService = Depends(get_accou
 @router.post("/api/v1/auth/signin", response_model=TokenPair, tags=["auth"], responses={
     401: {"description": "Wrong email or password"},
     403: {"description": "The address is not verified yet, or the account is suspended or banned"},
-    429: {"description": "Too many failed sign-ins for this address or client: wait `Retry-After` seconds"}})
+    429: {"description": "Too many failed sign-ins for this address or client: wait `Retry-After` seconds (it doubles "
+                         "with each failure; past the limit the account is locked until then or until the mailed "
+                         "unlock link is followed)"}})
 async def signin(body: SigninBody, request: Request, response: Response,
                  accounts: AccountsService = Depends(get_accounts)) -> TokenPair:
     try:
@@ -389,6 +396,16 @@ async def verify_email(body: TokenBody, accounts: AccountsService = Depends(get_
         return me_json(await accounts.verify_email(body.token))
     except InvalidEmailToken as exc:
         raise _field_error("token", str(exc)) from None
+
+
+@router.post("/api/v1/auth/unlock", response_model=Accepted, tags=["auth"])
+async def unlock(body: TokenBody, accounts: AccountsService = Depends(get_accounts)) -> Accepted:
+    """Lift the sign-in lock set after too many failed sign-ins, with the token of the mailed link (once)."""
+    try:
+        await accounts.unlock(body.token)
+    except InvalidEmailToken as exc:
+        raise _field_error("token", str(exc)) from None
+    return Accepted(detail="account unlocked: you can sign in again")
 
 
 async def _mail_request(kind: str, body: EmailBody, request: Request, accounts: AccountsService) -> Accepted:

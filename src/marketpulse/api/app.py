@@ -27,6 +27,7 @@ from marketpulse.api.metrics import MetricsMiddleware
 from marketpulse.api.routers import load_routers
 from marketpulse.api.types import check_request_values
 from marketpulse.marketdata.open_interest import OpenInterestCache, load_open_interest
+from marketpulse.ratelimit.middleware import RateLimitMiddleware
 from marketpulse.realtime.bridge import RealtimeBridge
 from marketpulse.realtime.market_feed import MarketFeed
 from marketpulse.realtime.server import (
@@ -89,6 +90,7 @@ def create_app(runtime: Runtime) -> socketio.ASGIApp:
         api.include_router(router)
     api.mount("/static", StaticFiles(directory=WEB_DIR / "static"), name="static")
     api.include_router(vendor_router(settings))
+    api.add_middleware(RateLimitMiddleware)  # inside the metrics: refusals are counted like other answers
     api.add_middleware(MetricsMiddleware)
     return PulseApp(sio, api, settings)
 

@@ -23,6 +23,9 @@ from pydantic import BaseModel
 from sqlalchemy.exc import DataError, DBAPIError
 from starlette.exceptions import HTTPException
 
+from marketpulse.credits.core import InsufficientCredits
+from marketpulse.ratelimit.core import is_limited
+
 log = structlog.get_logger(__name__)
 
 EXCERPT_CHARS = 100  # of a bad input echoed back
@@ -36,6 +39,13 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(RequestValidationError, _validation_error)  # type: ignore[arg-type]
     app.add_exception_handler(HTTPException, _http_error)  # type: ignore[arg-type]
     app.add_exception_handler(DBAPIError, _data_error)  # type: ignore[arg-type]
+    app.add_exception_handler(InsufficientCredits, _credits_required)  # type: ignore[arg-type]
+
+
+async def _credits_required(_: Request, exc: InsufficientCredits) -> JSONResponse:
+    """402 for any action that needs more credits than the caller has: what it costs and what they have."""
+    return JSONResponse({"detail": {"reason": "insufficient_credits", "message": str(exc), "balance": exc.balance,
+                                    "cost": exc.cost}}, status_code=status.HTTP_402_PAYMENT_REQUIRED)
 
 
 async def _validation_error(_: Request, exc: RequestValidationError) -> JSONResponse:
@@ -125,6 +135,14 @@ def clip(value: Any, limit: int = TEXT_CHARS) -> Any:
 
 
 # --- OpenAPI: the error answers every route can give --------------------------------------------------------------
+RATE_LIMIT_HEADERS = {
+    "Retry-After": {"description": "Seconds until a request can succeed again", "schema": {"type": "integer"}},
+    "X-RateLimit-Limit": {"description": "Requests allowed in the window", "schema": {"type": "integer"}},
+    "X-RateLimit-Remaining": {"description": "Requests left in the window", "schema": {"type": "integer"}},
+    "X-RateLimit-Reset": {"description": "Epoch second the window starts over", "schema": {"type": "integer"}},
+}
+
+
 class ErrorOut(BaseModel):
     """`{"detail": …}`: a message, or an object with a `reason` (409, 429), or a list of field errors (422)."""
 
@@ -138,7 +156,8 @@ def error_responses(descriptions: dict[int, str]) -> dict[int | str, dict[str, A
 
 def document_app_errors(app: FastAPI) -> None:
     """Add to the OpenAPI document the answers the app gives on any route, whatever the route says:
-    413 past the body limit, 400 for a body FastAPI can't decode (not UTF-8), 422 for unstorable values."""
+    413 past the body limit, 400 for a body FastAPI can't decode (not UTF-8), 422 for unstorable values, 429 past
+    the plan's rate limit (`marketpulse.ratelimit`)."""
     build = app.openapi
 
     def openapi() -> dict[str, Any]:
@@ -147,9 +166,14 @@ def document_app_errors(app: FastAPI) -> None:
         schema = build()
         error = {"schema": {"$ref": "#/components/schemas/ErrorOut"}}
         schema.setdefault("components", {}).setdefault("schemas", {})["ErrorOut"] = ErrorOut.model_json_schema()
-        for operations in schema.get("paths", {}).values():
+        for path, operations in schema.get("paths", {}).items():
             for operation in operations.values():
                 responses = operation.setdefault("responses", {})
+                if is_limited(path):
+                    responses.setdefault("429", {
+                        "description": "Past the caller's plan's API rate limit (or a route's own limit): wait "
+                                       "`Retry-After` seconds", "content": {"application/json": error},
+                        "headers": RATE_LIMIT_HEADERS})
                 if "requestBody" in operation:
                     # JSON from the app's handler; plain text when the server refuses before the route runs.
                     responses.setdefault("413", {"description": "Body over PULSE_MAX_BODY_BYTES", "content": {

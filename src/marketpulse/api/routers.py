@@ -25,6 +25,7 @@ ROUTERS: list[str] = [
     "marketpulse.accounts.sso_views:router",
     "marketpulse.delivery.views:router",
     "marketpulse.rules.views:router",
+    "marketpulse.credits.views:router",
 ]
 
 

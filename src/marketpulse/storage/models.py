@@ -2,6 +2,7 @@
 
 from marketpulse.accounts import tables as _accounts_tables  # noqa: F401
 from marketpulse.backtest import tables as _backtest_tables  # noqa: F401
+from marketpulse.credits import tables as _credits_tables  # noqa: F401
 from marketpulse.delivery import tables as _delivery_tables  # noqa: F401
 from marketpulse.detection import tables as _detection_tables  # noqa: F401
 from marketpulse.marketdata import tables as _marketdata_tables  # noqa: F401

@@ -1,0 +1,79 @@
+"""The rate limit in front of every route: finds who calls (their plan), counts the request, and answers 429 or
+adds the `X-RateLimit-*` headers to whatever the route answers (errors included).
+
+Who calls: a Bearer token or personal API key (per key: each key has its own budget), else the session cookie,
+else the client address (anonymous: the lowest plan). A credential that doesn't check out counts as anonymous; the
+route refuses it itself. The principal found is kept on the request so `current_user` doesn't look it up twice.
+"""
+
+from __future__ import annotations
+
+import json
+
+from starlette.datastructures import MutableHeaders
+from starlette.requests import Request
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from marketpulse.accounts.core import InvalidToken
+from marketpulse.accounts.plans import Plan, plan_named
+from marketpulse.accounts.service import AccountNotActive, AccountsService
+from marketpulse.ratelimit.core import anonymous_plan, is_limited, rate_headers, refusal_body
+
+PRINCIPAL_STATE = "pulse_principal"  # (token, Principal) on request.state
+ACCESS_COOKIE = "mp_access"  # accounts.views.ACCESS_COOKIE (not imported: views import this package's users)
+
+
+class RateLimitMiddleware:
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or not is_limited(scope["path"]):
+            await self.app(scope, receive, send)
+            return
+        runtime = scope["app"].state.runtime
+        if runtime.settings.rate_limits == "off":
+            await self.app(scope, receive, send)
+            return
+        services = runtime.services
+        caller, plan = await identify(scope, services.accounts)
+        decision = await services.rate_limits.hit(caller, plan)
+        headers = rate_headers(decision.state, services.rate_limits.now_s())
+        if not decision.allowed:
+            await _refuse(send, headers, refusal_body(decision.state, services.rate_limits.now_s()))
+            return
+
+        async def send_with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                MutableHeaders(scope=message).update(headers)
+            await send(message)
+
+        await self.app(scope, receive, send_with_headers)
+
+
+async def identify(scope: Scope, accounts: AccountsService) -> tuple[str, Plan]:
+    """Who a request counts against, and their plan."""
+    request = Request(scope)
+    auth = request.headers.get("authorization", "")
+    scheme, _, token = auth.partition(" ")
+    token = token.strip() if scheme.lower() == "bearer" else ""
+    token = token or request.cookies.get(ACCESS_COOKIE, "")
+    if token:
+        try:
+            principal = await accounts.principal(token)
+        except (InvalidToken, AccountNotActive):
+            pass
+        else:
+            request.state.__setattr__(PRINCIPAL_STATE, (token, principal))
+            caller = f"key:{principal.key_id}" if principal.key_id else f"user:{principal.user.id}"
+            return caller, plan_named(principal.user.plan)
+    address = scope["client"][0] if scope.get("client") else "unknown"
+    return f"addr:{address}", anonymous_plan()
+
+
+async def _refuse(send: Send, headers: dict[str, str], body: dict[str, object]) -> None:
+    raw = json.dumps(body).encode()
+    pairs = [(b"content-type", b"application/json"), (b"content-length", str(len(raw)).encode()),
+             *((k.lower().encode(), v.encode()) for k, v in headers.items())]
+    await send({"type": "http.response.start", "status": 429, "headers": pairs})
+    await send({"type": "http.response.body", "body": raw})
