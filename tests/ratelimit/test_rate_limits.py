@@ -79,6 +79,10 @@ async def test_past_the_window_429_with_retry_after_and_a_json_error(app: Any, r
         for path in ("/health/live", "/metrics", "/static/dashboard.js"):  # never limited, never counted
             resp = await client.get(path)
             assert resp.status_code == 200 and "x-ratelimit-limit" not in resp.headers, path
+        ingest = await client.get("/api/v1/plans", headers={"X-API-Key": API_KEY})  # the platform's own feeder
+        assert ingest.status_code == 200 and "x-ratelimit-limit" not in ingest.headers
+        wrong = await client.get("/api/v1/plans", headers={"X-API-Key": "guess"})
+        assert wrong.status_code == 429
     async with client_at(app, "10.0.0.3") as other:  # each anonymous address has its own budget
         assert (await other.get("/api/v1/plans")).status_code == 200
 

@@ -3,14 +3,16 @@ adds the `X-RateLimit-*` headers to whatever the route answers (errors included)
 
 Who calls: a Bearer token or personal API key (per key: each key has its own budget), else the session cookie,
 else the client address (anonymous: the lowest plan). A credential that doesn't check out counts as anonymous; the
-route refuses it itself. The principal found is kept on the request so `current_user` doesn't look it up twice.
+route refuses it itself. Requests carrying the ingest key (`X-API-Key`) are the platform's own feeders: not
+counted. The principal found is kept on the request so `current_user` doesn't look it up twice.
 """
 
 from __future__ import annotations
 
+import hmac
 import json
 
-from starlette.datastructures import MutableHeaders
+from starlette.datastructures import Headers, MutableHeaders
 from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -18,6 +20,7 @@ from marketpulse.accounts.core import InvalidToken
 from marketpulse.accounts.plans import Plan, plan_named
 from marketpulse.accounts.service import AccountNotActive, AccountsService
 from marketpulse.ratelimit.core import anonymous_plan, is_limited, rate_headers, refusal_body
+from marketpulse.settings import Settings
 
 PRINCIPAL_STATE = "pulse_principal"  # (token, Principal) on request.state
 ACCESS_COOKIE = "mp_access"  # accounts.views.ACCESS_COOKIE (not imported: views import this package's users)
@@ -32,7 +35,7 @@ class RateLimitMiddleware:
             await self.app(scope, receive, send)
             return
         runtime = scope["app"].state.runtime
-        if runtime.settings.rate_limits == "off":
+        if runtime.settings.rate_limits == "off" or _is_ingest(scope, runtime.settings):
             await self.app(scope, receive, send)
             return
         services = runtime.services
@@ -69,6 +72,13 @@ async def identify(scope: Scope, accounts: AccountsService) -> tuple[str, Plan]:
             return caller, plan_named(principal.user.plan)
     address = scope["client"][0] if scope.get("client") else "unknown"
     return f"addr:{address}", anonymous_plan()
+
+
+def _is_ingest(scope: Scope, settings: Settings) -> bool:
+    """The platform's own feeders (`X-API-Key` with the ingest key) push market data at the rate it comes."""
+    given = Headers(scope=scope).get("x-api-key")
+    return given is not None and hmac.compare_digest(given.encode(),
+                                                     settings.ingest_api_key.get_secret_value().encode())
 
 
 async def _refuse(send: Send, headers: dict[str, str], body: dict[str, object]) -> None:
