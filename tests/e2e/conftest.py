@@ -19,6 +19,9 @@ def processes(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Proces
     env = {k: v for k, v in os.environ.items() if not k.startswith("PULSE_")}  # the developer's .env values stay out
     env["PYTHONUNBUFFERED"] = "1"
     env["PULSE_JWT_SECRET_KEY"] = "e2e-jwt-secret-of-32-bytes-or-more"  # `pulse api` refuses the built-in one
+    # These tests poll the API from one address for minutes (twice a second, several calls a poll), as a load test
+    # would: past the anonymous plan's 100 a minute. The limits themselves are proven in tests/ratelimit/.
+    env["PULSE_RATE_LIMITS"] = "off"
     log_dir = tmp_path / "logs"
     log_dir.mkdir()
     procs = Processes(log_dir, env, tmp_path)
