@@ -175,6 +175,13 @@ async def test_another_users_passkey_is_refused(client: httpx.AsyncClient, sink:
     resp = await client.post("/api/v1/auth/signin/second-factor", json={
         "challenge": detail["challenge"], "credential": device_b.get(b_options)})
     refused(resp)
+    anyone = (await signin_options(client))["options"]  # a challenge issued to no one (the page after Google)
+    resp = await client.post("/api/v1/auth/signin/second-factor", json={
+        "challenge": detail["challenge"], "credential": device_b.get(anyone)})
+    assert "not registered to this account" in refused(resp)
+    resp = await client.post("/api/v1/auth/signin/second-factor", json={
+        "challenge": detail["challenge"], "credential": device_a.get(anyone)})
+    assert resp.status_code == 200, resp.text
 
 
 async def test_a_passkey_is_a_second_factor_after_the_password(client: httpx.AsyncClient, sink: Sink) -> None:

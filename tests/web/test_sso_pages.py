@@ -14,6 +14,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
+import pyotp
 import pytest
 from pydantic import SecretStr
 
@@ -134,4 +135,30 @@ async def test_a_passkey_made_in_settings_signs_in_without_a_password(browser: A
     await page.click("#second-factor-passkey")
     await expect(page).to_have_url(site + "/")
     await expect(page.locator("#site-nav .who")).to_have_text("keyed@example.com")
+    assert errors == []
+
+
+async def test_google_hands_a_two_factor_user_to_the_second_step(browser: Any, site: str, runtime: Runtime,
+                                                                 idp: FakeOidcProvider) -> None:
+    from playwright.async_api import expect
+
+    accounts, clock = runtime.services.accounts, runtime.clock
+    assert isinstance(clock, FakeClock)
+    user = await accounts.create_user("both@example.com", STRONG, verified=True)
+    secret, _ = await accounts.totp.enrol(user)
+    await accounts.totp.confirm(user.id, pyotp.TOTP(secret).at(clock.now_ms() // 1000))
+    clock.advance(30_000)  # the confirming code's step is spent
+    idp.user = FakeAccount(sub="pages-sub-2", email="both@example.com")
+    errors: list[str] = []
+    page = await new_page(browser, errors)
+    await page.goto(site + "/signin")
+    await page.click("#signin-google")
+    await expect(page.locator("#second-factor-step")).to_be_visible()
+    assert "second_factor" not in page.url  # the page took the challenge out of the address bar
+    me = await page.request.get(site + "/api/v1/auth/me")
+    assert me.status == 401  # Google alone was only the first factor
+    await page.fill("#second-factor-form [name=code]", pyotp.TOTP(secret).at(clock.now_ms() // 1000))
+    await page.click("#second-factor-form button[type=submit]")
+    await expect(page).to_have_url(site + "/")
+    await expect(page.locator("#site-nav .who")).to_have_text("both@example.com")
     assert errors == []

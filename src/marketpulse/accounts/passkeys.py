@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 import structlog
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import delete, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from webauthn import (
     generate_authentication_options,
@@ -288,11 +288,13 @@ class Passkeys:
             return await self._assert(s, row, credential, row.user_id, require_uv=True)
 
     async def second_factor(self, user_id: str, credential: dict[str, Any]) -> UserRow:
-        """`user_id`, once an assertion by one of their passkeys answers a live challenge issued to them."""
+        """`user_id`, once an assertion by one of their passkeys answers a live challenge issued to them (or a
+        sign-in challenge issued to no one: the page after Google's callback asks for one without an address)."""
         challenge = client_challenge(credential)
         async with self.accounts.sessions() as s:
             row = (await s.execute(select(PasskeyChallengeRow).where(
-                PasskeyChallengeRow.challenge == challenge, PasskeyChallengeRow.user_id == user_id))
+                PasskeyChallengeRow.challenge == challenge,
+                or_(PasskeyChallengeRow.user_id == user_id, PasskeyChallengeRow.user_id.is_(None))))
             ).scalar_one_or_none()
             self._live(row, (SECOND_FACTOR, SIGNIN), "credential")
             assert row is not None

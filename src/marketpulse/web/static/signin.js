@@ -85,6 +85,16 @@
     });
   }
 
+  // Google's callback hands a second step over in the fragment (#second_factor=<challenge>, never sent to a
+  // server): ask for it here, with a passkey challenge in case the account has one.
+  const handed = new URLSearchParams(location.hash.slice(1)).get("second_factor");
+  if (handed) {
+    history.replaceState(null, "", location.pathname + location.search);
+    MP.api("POST", "/api/v1/auth/passkeys/signin/options").then((options) => {
+      askSecondFactor({ challenge: handed, passkey_options: options.ok ? options.data.options : null });
+    });
+  }
+
   document.getElementById("signin-passkey").addEventListener("click", async () => {
     if (!window.PublicKeyCredential) return otherMsg("This browser has no passkey support.");
     // With an address typed in, that account's passkeys are offered; without, the browser's discoverable ones.
