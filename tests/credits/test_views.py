@@ -70,6 +70,10 @@ async def test_only_admins_grant_and_only_to_users_that_exist(client: httpx.Asyn
     assert (await client.post(f"/api/v1/admin/users/{user_id}/credits", headers=user, json=body)).status_code == 403
     assert (await client.post("/api/v1/admin/users/nobody/credits", headers=admin, json=body)).status_code == 404
     assert (await client.get("/api/v1/account/credits")).status_code == 401
+    runtime.settings.admin_allowed_ips = "192.0.2.0/24"  # the admin API's address allowlist covers this route too
+    walled = await client.post(f"/api/v1/admin/users/{user_id}/credits", headers=admin, json=body)
+    assert walled.status_code == 403 and walled.json()["detail"]["reason"] == "address_not_allowed"
+    runtime.settings.admin_allowed_ips = ""
     for bad in ({**body, "kind": "usage"}, {**body, "amount": 0}, {**body, "amount": -5}, {**body, "reason": ""}):
         resp = await client.post(f"/api/v1/admin/users/{user_id}/credits", headers=admin, json=bad)
         assert resp.status_code == 422, bad

@@ -16,7 +16,7 @@ from fastapi import APIRouter, Depends, HTTPException, Query, Request, status
 from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, ConfigDict, Field
 
-from marketpulse.accounts.admin_views import require_admin
+from marketpulse.accounts.admin_views import admin_address, require_admin
 from marketpulse.accounts.schemas import UNAUTHORIZED
 from marketpulse.accounts.service import AccountsService, Principal
 from marketpulse.accounts.tables import UserRow
@@ -87,12 +87,13 @@ async def my_credits(request: Request, limit: int = Query(50, ge=1, le=500),
 
 
 @router.post("/api/v1/admin/users/{user_id}/credits", status_code=status.HTTP_201_CREATED,
-             response_model=AdminCreditOut, responses={
+             response_model=AdminCreditOut, dependencies=[Depends(admin_address)], responses={
                  **UNAUTHORIZED, 404: {"description": "No such user"}})
 async def admin_credits(user_id: str, body: AdminCreditBody, request: Request,
                         admin: Principal = Depends(require_admin), ledger: CreditLedger = Depends(get_credits),
                         accounts: AccountsService = Depends(get_accounts)) -> AdminCreditOut:
-    """Grant a user credits, or adjust their balance either way (not below zero); recorded in the audit log."""
+    """Grant a user credits, or adjust their balance either way (not below zero); recorded in the audit log. Like
+    every admin route, only from `PULSE_ADMIN_ALLOWED_IPS` when that is set."""
     kind = Kind(body.kind)
     if body.amount == 0 or (kind == Kind.GRANT and body.amount < 0):
         raise _amount_error("a grant needs a positive amount, an adjustment a non-zero one", body.amount)
