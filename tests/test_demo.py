@@ -17,6 +17,7 @@ from marketpulse.marketdata.replay import ReplaySource
 from marketpulse.marketdata.store import save_candles
 from marketpulse.runtime import Runtime
 from marketpulse.settings import Settings
+from support.accounts import sign_in_user
 
 
 @pytest.mark.slow
@@ -31,10 +32,11 @@ def test_sample_import_is_complete_and_idempotent(tmp_path) -> None:
 
 
 async def test_demo_strategy_is_deployed_once(runtime: Runtime) -> None:
-    await deploy_demo_strategy(runtime)
-    await deploy_demo_strategy(runtime)
+    admin = await sign_in_user(runtime)  # the demo deploys it for its seeded admin
+    await deploy_demo_strategy(runtime, admin.user_id)
+    await deploy_demo_strategy(runtime, admin.user_id)
     deployments = runtime.services.deployments
-    rows = await deployments.for_owner("default")
+    rows = await deployments.for_owner(admin.user_id)
     assert [(r.strategy, r.symbol, r.interval, r.status) for r in rows] == [
         (DEMO_DEPLOYMENT["strategy"], DEMO_DEPLOYMENT["symbol"], DEMO_DEPLOYMENT["interval"], "running")
     ]

@@ -25,6 +25,7 @@ from marketpulse.marketdata.library import CandleLibrary
 from marketpulse.marketdata.store import MarketRecorder, load_candles
 from marketpulse.marketdata.tables import CandleRow
 from marketpulse.runtime import Runtime
+from support.accounts import authorize
 from support.waiting import eventually
 from support.walks import random_walk
 
@@ -45,6 +46,7 @@ async def client(runtime: Runtime) -> AsyncIterator[httpx.AsyncClient]:
     async with lifespan(application), httpx.AsyncClient(
         transport=httpx.ASGITransport(app=application), base_url="http://localhost"
     ) as c:
+        await authorize(c, runtime)  # backtest jobs are a signed-in user's
         yield c
 
 

@@ -1,5 +1,5 @@
 """What `pulse demo` sets up beyond the roles: the bundled real-data sample in the candle library, and one
-strategy deployed to paper so paper trading visibly runs on the replayed market."""
+strategy deployed to paper (the seeded admin's account) so paper trading visibly runs on the replayed market."""
 
 from __future__ import annotations
 
@@ -41,8 +41,9 @@ def import_sample(settings: Settings) -> int:
     return written
 
 
-async def deploy_demo_strategy(runtime: Runtime, owner_id: str = "default") -> None:
-    """Deploy the demo strategy once per database; a restarted demo resumes the one it has."""
+async def deploy_demo_strategy(runtime: Runtime, owner_id: str) -> None:
+    """Deploy the demo strategy for `owner_id` (the seeded admin) once per database; a restarted demo resumes the
+    one it has."""
     from marketpulse.trading.paper.deployments import DeploymentSpec
 
     deployments = runtime.services.deployments
@@ -62,7 +63,9 @@ async def seed(runtime: Runtime) -> None:
           flush=True)
     written = await asyncio.to_thread(import_sample, runtime.settings)
     log.info("bundled sample in the candle library", candles_written=written)
-    await deploy_demo_strategy(runtime)
+    admin = await runtime.services.accounts.find_user(DEMO_ADMIN)
+    assert admin is not None  # just seeded
+    await deploy_demo_strategy(runtime, admin.id)  # signed in as the admin, /paper shows it running
 
 
 # --- a restarted demo carries on its market time -------------------------------------------------------------------

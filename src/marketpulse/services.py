@@ -46,7 +46,7 @@ class Services:
 
     @classmethod
     def build(cls, runtime: Runtime) -> Services:
-        from marketpulse.accounts.service import AccountsService, limit_storage
+        from marketpulse.accounts.service import AccountsService, limit_storage, user_plan
         from marketpulse.backtest.service import BacktestJobs
         from marketpulse.credits.service import CreditLedger
         from marketpulse.delivery.service import DeliveryService
@@ -58,7 +58,8 @@ class Services:
 
         settings = runtime.settings
         clock = EventClock(runtime.clock)
-        paper = PaperTradingService(runtime.sessions, runtime.bus, clock, PaperConfig.from_settings(settings))
+        paper = PaperTradingService(runtime.sessions, runtime.bus, clock, PaperConfig.from_settings(settings),
+                                    plans=user_plan)
         return cls(
             paper=paper,
             deployments=DeploymentService(runtime.sessions, paper, history_bars=settings.paper_history_bars),

@@ -109,11 +109,6 @@ class Settings(BaseSettings):
 
     # --- paper trading, risk manager, backtest jobs ---
     paper_starting_balance: float = Field(10_000.0, gt=0, description="A new paper account's balance, in USDT")
-    paper_plan: str = Field(
-        "pro", pattern="^(free|pro|elite|premium|enterprise)$",
-        description="Plan (from the plan table, GET /api/v1/plans) whose limits every paper account gets, and the "
-        "anonymous owner's backtest jobs (a signed-in user's jobs follow their own plan)",
-    )
     paper_taker_fee_bps: float = Field(
         4.0, ge=0, description="Paper fee for market and stop fills and limits marketable when placed, basis points"
     )
@@ -177,6 +172,10 @@ class Settings(BaseSettings):
     access_token_ttl_s: int = Field(900, ge=30, le=86_400, description="Lifetime of an access token (JWT)")
     refresh_token_ttl_s: int = Field(
         30 * 86_400, ge=300, description="A sign-in session ends this long after its last refresh"
+    )
+    admin_access_ttl_s: int = Field(
+        300, ge=30, le=86_400, description="Lifetime of an administrator's access token (shorter than a user's; the "
+        "smaller of this and PULSE_ACCESS_TOKEN_TTL_S)"
     )
     admin_refresh_token_ttl_s: int = Field(
         8 * 3_600, ge=300, description="An administrator's session ends this long after its last refresh (shorter "

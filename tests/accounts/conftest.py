@@ -19,6 +19,7 @@ from fastapi import FastAPI
 
 from marketpulse.accounts import admin_views, pages, sso_views, views
 from marketpulse.api.errors import install_error_handlers
+from marketpulse.backtest import views as backtest_views
 from marketpulse.runtime import Runtime
 from marketpulse.settings import Settings
 
@@ -80,17 +81,16 @@ def app(runtime: Runtime) -> FastAPI:
     application = FastAPI()
     application.state.runtime = runtime
     install_error_handlers(application)
-    application.include_router(views.router)
-    application.include_router(admin_views.router)
-    application.include_router(pages.router)
-    application.include_router(sso_views.router)
+    for router in (views.router, admin_views.router, pages.router, sso_views.router, backtest_views.router):
+        application.include_router(router)  # backtest jobs: the per-user rows these tests own, export and erase
     return application
 
 
 @pytest.fixture
-async def client(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
+async def client(app: FastAPI, runtime: Runtime) -> AsyncIterator[httpx.AsyncClient]:
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://test") as c:
         yield c
+    await runtime.services.backtests.wait()  # no job outlives its test's database
 
 
 async def signup_verified(client: httpx.AsyncClient, sink: Sink, email: str, password: str = STRONG) -> str:

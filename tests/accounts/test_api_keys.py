@@ -3,34 +3,16 @@ never able to do what needs a signed-in session."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-
 import httpx
 import pytest
-from fastapi import FastAPI
 from sqlalchemy import select
 
-from marketpulse.accounts import admin_views, views
 from marketpulse.accounts.tables import ApiKeyRow, UserRow
-from marketpulse.api.errors import install_error_handlers
-from marketpulse.backtest import views as backtest_views
 from marketpulse.clock import FakeClock
 from marketpulse.runtime import Runtime
 
 from .conftest import STRONG, Sink, bearer, signin, signup_verified
 from .test_owners import ETH_WEEK
-
-
-@pytest.fixture
-async def client(runtime: Runtime) -> AsyncIterator[httpx.AsyncClient]:
-    app = FastAPI()
-    app.state.runtime = runtime
-    install_error_handlers(app)
-    for r in (views.router, admin_views.router, backtest_views.router):
-        app.include_router(r)
-    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://test") as c:
-        yield c
-    await runtime.services.backtests.wait()
 
 
 def key_header(key: str) -> dict[str, str]:

@@ -3,36 +3,20 @@ users' rows untouched; the audit log keeps the fact, not the address."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-
 import httpx
-import pytest
-from fastapi import FastAPI
 from sqlalchemy import func, select
 
-from marketpulse.accounts import admin_views, views
 from marketpulse.accounts.privacy import OWNER_COLUMN, owned_tables
+from marketpulse.accounts.service import RECENT_SIGNIN_S
 from marketpulse.accounts.tables import AuditRow
-from marketpulse.api.errors import install_error_handlers
-from marketpulse.backtest import views as backtest_views
 from marketpulse.backtest.tables import BacktestJobRow
+from marketpulse.clock import FakeClock
 from marketpulse.runtime import Runtime
 from marketpulse.storage.models import metadata
+from support.accounts import sign_in_user
 
 from .conftest import STRONG, Sink, bearer, signin, signup_verified
 from .test_owners import ETH_WEEK
-
-
-@pytest.fixture
-async def client(runtime: Runtime) -> AsyncIterator[httpx.AsyncClient]:
-    app = FastAPI()
-    app.state.runtime = runtime
-    install_error_handlers(app)
-    for r in (views.router, admin_views.router, backtest_views.router):
-        app.include_router(r)
-    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://test") as c:
-        yield c
-    await runtime.services.backtests.wait()
 
 
 def test_every_table_that_belongs_to_someone_names_them_owner_id() -> None:
@@ -51,7 +35,8 @@ async def test_export_holds_what_the_user_owns_and_no_secret(client: httpx.Async
     tokens = await signin(client, "mine@example.com")
     session = bearer(tokens)
     job = (await client.post("/api/v1/backtests", json=ETH_WEEK, headers=session)).json()["id"]
-    await client.post("/api/v1/backtests", json=ETH_WEEK)  # the anonymous owner's: not theirs
+    other = await sign_in_user(runtime)
+    await client.post("/api/v1/backtests", json=ETH_WEEK, headers=other.headers)  # another user's: not theirs
     key = (await client.post("/api/v1/account/api-keys", json={"name": "bot", "scopes": ["read"]},
                              headers=session)).json()["key"]
     await runtime.services.backtests.wait()
@@ -72,7 +57,8 @@ async def test_erasing_the_account_removes_what_it_owns_and_only_that(client: ht
     user_id = await signup_verified(client, sink, "gone@example.com")
     session = bearer(await signin(client, "gone@example.com"))
     await client.post("/api/v1/backtests", json=ETH_WEEK, headers=session)
-    await client.post("/api/v1/backtests", json=ETH_WEEK)  # the anonymous owner's stays
+    other = await sign_in_user(runtime)
+    await client.post("/api/v1/backtests", json=ETH_WEEK, headers=other.headers)  # another user's stays
     await runtime.services.backtests.wait()
 
     wrong = await client.request("DELETE", "/api/v1/account", json={"password": "Not-It-123!"}, headers=session)
@@ -85,9 +71,31 @@ async def test_erasing_the_account_removes_what_it_owns_and_only_that(client: ht
         owners = list((await s.execute(select(BacktestJobRow.owner_id))).scalars())
         [entry] = (await s.execute(select(AuditRow).where(AuditRow.action == "account.erased"))).scalars()
         audited = (await s.execute(select(func.count()).select_from(AuditRow))).scalar_one()
-    assert owners == ["default"]
+    assert owners == [other.user_id]
     assert entry.target_id == user_id and entry.new_values == {"rows_erased": {
         t.name: (1 if t.name == "backtest_jobs" else 0) for t in owned_tables()}}
     assert "gone@example.com" not in str(entry.new_values) and audited == 1
     assert (await client.post("/api/v1/auth/signin", json={"email": "gone@example.com", "password": STRONG})
             ).status_code == 401
+
+
+async def test_an_account_without_a_password_is_erased_by_a_fresh_confirmation(
+    client: httpx.AsyncClient, runtime: Runtime, clock: FakeClock
+) -> None:
+    """A wallet's account has no password to confirm with: `confirm: "DELETE"` from a recent sign-in does."""
+    accounts = runtime.services.accounts
+    user = await accounts.create_user("wallet@example.com", None, verified=True)  # as a wallet sign-in makes one
+    stale = bearer(vars(await accounts.start_session(user)))
+    assert runtime.settings.access_token_ttl_s > RECENT_SIGNIN_S  # the stale session's token still works
+    clock.advance((RECENT_SIGNIN_S + 1) * 1000)
+    for body in ({}, {"password": "Any-Password-1!"}, {"confirm": "delete"}):
+        refused = await client.request("DELETE", "/api/v1/account", json=body, headers=stale)
+        assert refused.status_code == 422, refused.text
+        assert refused.json()["detail"][0]["loc"][:2] == ["body", "confirm"]
+    too_old = await client.request("DELETE", "/api/v1/account", json={"confirm": "DELETE"}, headers=stale)
+    assert too_old.status_code == 422 and "sign in again" in too_old.text  # a session from 10 minutes ago
+    assert await accounts.get_user(user.id) is not None  # nothing erased yet
+    fresh = bearer(vars(await accounts.start_session(user)))
+    ok = await client.request("DELETE", "/api/v1/account", json={"confirm": "DELETE"}, headers=fresh)
+    assert ok.status_code == 204, ok.text
+    assert await accounts.get_user(user.id) is None

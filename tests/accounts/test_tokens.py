@@ -15,14 +15,17 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from marketpulse.accounts.core import (
     AccessClaims,
     InvalidToken,
+    Role,
     decode_access_token,
     email_key,
     encode_access_token,
     hash_token,
     password_problems,
 )
+from marketpulse.clock import FakeClock
+from marketpulse.runtime import Runtime
 
-from .conftest import Sink, bearer, signin, signup_verified
+from .conftest import STRONG, Sink, bearer, signin, signup_verified
 
 pytestmark = pytest.mark.filterwarnings("ignore::jwt.warnings.InsecureKeyLengthWarning")  # the forged HS512
 
@@ -121,3 +124,20 @@ def test_email_keys_and_token_hashes() -> None:
     assert email_key("  Ada@Example.COM ") == email_key("ada@example.com")
     assert hash_token("abc") == hash_token("abc") != hash_token("abd")
     assert len(hash_token("abc")) == 64
+
+
+async def test_an_admins_access_token_expires_sooner(client: httpx.AsyncClient, runtime: Runtime,
+                                                     clock: FakeClock) -> None:
+    accounts, settings = runtime.services.accounts, runtime.settings
+    settings.access_token_ttl_s, settings.admin_access_ttl_s = 900, 120
+    await accounts.create_user("boss@example.com", STRONG, role=Role.ADMIN, verified=True)
+    await accounts.create_user("user@example.com", STRONG, verified=True)
+    admin, user = await signin(client, "boss@example.com"), await signin(client, "user@example.com")
+    assert (admin["expires_in"], user["expires_in"]) == (120, 900)
+    clock.advance(121_000)
+    assert (await client.get("/api/v1/auth/me", headers=bearer(admin))).status_code == 401
+    assert (await client.get("/api/v1/auth/me", headers=bearer(user))).status_code == 200
+    refreshed = await client.post("/api/v1/auth/refresh", json={"refresh_token": admin["refresh_token"]})
+    assert refreshed.status_code == 200 and refreshed.json()["expires_in"] == 120  # refreshed ones too
+    settings.admin_access_ttl_s = 3_600  # never longer than a user's
+    assert (await signin(client, "boss@example.com"))["expires_in"] == 900

@@ -27,6 +27,7 @@ async def enrolled(client: httpx.AsyncClient, sink: Sink, clock: FakeClock) -> t
     """A verified user with two-factor on: the session's header, the secret and the recovery codes."""
     await signup_verified(client, sink, EMAIL)
     session = bearer(await signin(client, EMAIL))
+    assert (await client.get("/api/v1/auth/me", headers=session)).json()["two_factor"] is False
     enrol = await client.post("/api/v1/account/two-factor/enrol", headers=session)
     assert enrol.status_code == 200, enrol.text
     secret = enrol.json()["secret"]
@@ -39,6 +40,7 @@ async def enrolled(client: httpx.AsyncClient, sink: Sink, clock: FakeClock) -> t
     assert confirmed.status_code == 200, confirmed.text
     codes = confirmed.json()["recovery_codes"]
     assert len(set(codes)) == 10
+    assert (await client.get("/api/v1/auth/me", headers=session)).json()["two_factor"] is True
     clock.advance(30_000)  # the confirming code's step is spent
     return session, secret, codes
 

@@ -15,6 +15,7 @@ from marketpulse.bus.memory import MemoryBus
 from marketpulse.clock import FakeClock
 from marketpulse.runtime import Runtime
 from marketpulse.settings import Settings
+from support.accounts import authorize
 
 from .serving import API_KEY, lifespan
 
@@ -34,7 +35,16 @@ async def app(runtime: Runtime) -> AsyncIterator[Any]:
 
 
 @pytest.fixture
-async def client(app: Any) -> AsyncIterator[httpx.AsyncClient]:
+async def client(app: Any, runtime: Runtime) -> AsyncIterator[httpx.AsyncClient]:
+    """Signed in as a pro user (Bearer), so the per-user routes answer; public routes don't mind."""
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://localhost") as c:
+        await authorize(c, runtime)
+        yield c
+
+
+@pytest.fixture
+async def anonymous(app: Any) -> AsyncIterator[httpx.AsyncClient]:
+    """A caller with no credentials at all."""
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://localhost") as c:
         yield c
 

@@ -16,6 +16,7 @@ from marketpulse.bus.memory import MemoryBus
 from marketpulse.clock import FakeClock
 from marketpulse.runtime import Runtime
 from marketpulse.settings import Settings
+from support.accounts import browser_sign_in
 
 from .serving import API_KEY, lifespan, serving
 
@@ -103,6 +104,7 @@ async def test_the_pages_run_in_chromium_under_the_policy(browser_runtime: Runti
         # Each page proves its own script ran: the dashboard connects, /paper and /backtests fill their forms.
         await page.goto(url + "/")
         await expect(page.locator("#conn-status")).to_have_attribute("data-state", "connected")
+        await browser_sign_in(page, url, browser_runtime)  # /paper and /backtests are a signed-in user's
         await page.goto(url + "/paper")
         await expect(page.locator("#conn-status")).to_have_attribute("data-state", "live")
         await page.goto(url + "/backtests")

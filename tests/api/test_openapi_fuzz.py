@@ -1,5 +1,8 @@
-"""Schemathesis over the whole OpenAPI document, in process on SQLite: no 5xx, every answer's status code,
-content type, headers and body documented, and input the schema rules out refused.
+"""Schemathesis over the whole OpenAPI document, in process on SQLite, as a signed-in user: no 5xx, every
+answer's status code, content type, headers and body documented, and input the schema rules out refused.
+
+Each operation gets a user of its own (pro plan), so one that ends its session or erases its account (sign-out,
+DELETE /api/v1/account) leaves the next operations signed in.
 
 Bounded so it stays a unit-test-sized run: a fixed number of examples per operation, derandomized (the same
 cases every run, so a failure reproduces), no shrinking time limit surprises.
@@ -32,6 +35,7 @@ from marketpulse.bus.memory import MemoryBus
 from marketpulse.clock import FakeClock
 from marketpulse.runtime import Runtime
 from marketpulse.settings import Settings
+from support.accounts import sign_in_user
 
 from .serving import API_KEY
 
@@ -43,18 +47,36 @@ CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance,
           response_schema_conformance, negative_data_rejection]
 # Operations allowed to answer a status they don't document (none now: the accounts routes declare theirs).
 UNDOCUMENTED_STATUS_ALLOWED: tuple[str, ...] = ()
+CLOCK_MS = 1_760_130_000_000
+USERS = 120  # one per operation, with room for the routes other capabilities add
 
 
 @pytest.fixture
-def api_schema(sqlite_template: Path, tmp_path: Path) -> Iterator[Any]:
+def fuzz_settings(sqlite_template: Path, tmp_path: Path) -> Settings:
     db = tmp_path / "fuzz.db"
     shutil.copy(sqlite_template, db)
-    runtime = Runtime.open(
-        Settings(database_url=f"sqlite+aiosqlite:///{db}", bus_url="memory://", data_dir=tmp_path / "var",
-                 ingest_api_key=API_KEY, trusted_hosts="testserver", market_debounce_ms=0, max_body_bytes=65_536,
-                 rate_limits="off"),  # thousands of requests a minute from one address: not what is tested here
-        clock=FakeClock(1_760_130_000_000), bus=MemoryBus(),
-    )
+    return Settings(database_url=f"sqlite+aiosqlite:///{db}", bus_url="memory://", data_dir=tmp_path / "var",
+                    ingest_api_key=API_KEY, trusted_hosts="testserver", market_debounce_ms=0, max_body_bytes=65_536,
+                    rate_limits="off")  # thousands of requests a minute from one address: not what is tested here
+
+
+@pytest.fixture
+def tokens(fuzz_settings: Settings) -> list[str]:
+    """Access tokens of users of their own, made in a runtime of their own (the app's runs on another loop)."""
+
+    async def make() -> list[str]:
+        runtime = Runtime.open(fuzz_settings, clock=FakeClock(CLOCK_MS), bus=MemoryBus())
+        try:
+            return [(await sign_in_user(runtime)).access_token for _ in range(USERS)]
+        finally:
+            await runtime.close()
+
+    return asyncio.run(make())
+
+
+@pytest.fixture
+def api_schema(fuzz_settings: Settings) -> Iterator[Any]:
+    runtime = Runtime.open(fuzz_settings, clock=FakeClock(CLOCK_MS), bus=MemoryBus())
     try:
         yield schemathesis.openapi.from_asgi("/openapi.json", create_app(runtime))
     finally:
@@ -62,16 +84,17 @@ def api_schema(sqlite_template: Path, tmp_path: Path) -> Iterator[Any]:
         asyncio.run(runtime.close())
 
 
-def test_every_operation_honours_its_documentation(api_schema: Any) -> None:
+def test_every_operation_honours_its_documentation(api_schema: Any, tokens: list[str]) -> None:
     failures: list[str] = []
-    for result in api_schema.get_all_operations():
-        operation = result.ok()
+    operations = [result.ok() for result in api_schema.get_all_operations()]
+    assert len(operations) <= len(tokens), "more operations than fuzz users: raise USERS"
+    for operation, token in zip(operations, tokens, strict=False):
         for mode in (GenerationMode.POSITIVE, GenerationMode.NEGATIVE):
-            failures += fuzz(operation, mode)
+            failures += fuzz(operation, mode, token)
     assert not failures, "\n\n".join(failures)
 
 
-def fuzz(operation: Any, mode: GenerationMode) -> list[str]:
+def fuzz(operation: Any, mode: GenerationMode, token: str) -> list[str]:
     """Run one operation's cases; the first failure of each (shrunk) is reported, with its reproduction."""
 
     checks = [c for c in CHECKS if c is not status_code_conformance
@@ -81,7 +104,7 @@ def fuzz(operation: Any, mode: GenerationMode) -> list[str]:
     @settings(max_examples=EXAMPLES_PER_OPERATION, derandomize=True, deadline=None, database=None,
               suppress_health_check=list(HealthCheck), phases=[Phase.explicit, Phase.generate, Phase.shrink])
     def run(case: Any) -> None:
-        case.call_and_validate(headers={"X-API-Key": API_KEY}, checks=checks)
+        case.call_and_validate(headers={"X-API-Key": API_KEY, "Authorization": f"Bearer {token}"}, checks=checks)
 
     try:
         run()

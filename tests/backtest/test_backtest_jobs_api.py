@@ -20,7 +20,7 @@ from marketpulse.marketdata.klines_csv import read_klines_frame
 from marketpulse.marketdata.library import CandleLibrary
 from marketpulse.marketdata.sample import usdm_perp_1h_path
 from marketpulse.runtime import Runtime
-from marketpulse.trading.owners import current_owner
+from support.accounts import SignedIn, authorize, session_for, sign_in_user
 
 ETH_WEEK = {"strategy": "ema_cross", "symbol": "ETHUSDT", "interval": "1h", "from": "2025-10-08",
             "to": "2025-10-13T00:00:00Z", "params": {"fast": 5, "slow": 20}, "fee_bps": 4, "cash": 5_000}
@@ -35,8 +35,14 @@ def app(runtime: Runtime) -> FastAPI:
 
 
 @pytest.fixture
-async def client(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://test") as c:
+async def me(runtime: Runtime) -> SignedIn:
+    return await sign_in_user(runtime)  # a pro user: unlimited backtests a day
+
+
+@pytest.fixture
+async def client(app: FastAPI, me: SignedIn) -> AsyncIterator[httpx.AsyncClient]:
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://test",
+                                 headers=me.headers) as c:
         yield c
 
 
@@ -142,17 +148,16 @@ async def test_bad_requests_answer_422_naming_the_field(
     assert (await client.get("/api/v1/backtests")).json() == []  # nothing stored
 
 
-async def test_another_owners_job_is_404(app: FastAPI, client: httpx.AsyncClient, runtime: Runtime) -> None:
-    app.dependency_overrides[current_owner] = lambda: "alice"
+async def test_another_owners_job_is_404(client: httpx.AsyncClient, runtime: Runtime) -> None:
     job = await run_job(client, runtime, ETH_WEEK)
-    app.dependency_overrides[current_owner] = lambda: "bob"
+    await authorize(client, runtime)  # from now on another user
     assert (await client.get(f"/api/v1/backtests/{job['id']}")).status_code == 404
     assert (await client.get(f"/api/v1/backtests/{job['id']}/report")).status_code == 404
     assert (await client.get("/api/v1/backtests")).json() == []
 
 
 async def test_free_plan_runs_three_backtests_a_day(client: httpx.AsyncClient, runtime: Runtime) -> None:
-    runtime.settings.paper_plan = "free"
+    await authorize(client, runtime, plan="free")
     for _ in range(3):
         assert (await client.post("/api/v1/backtests", json={**ETH_WEEK, "symbol": "NOPEUSDT"})).status_code == 202
     resp = await client.post("/api/v1/backtests", json=ETH_WEEK)
@@ -171,21 +176,22 @@ async def test_the_page_offers_every_strategy(client: httpx.AsyncClient) -> None
 
 
 async def test_a_job_cut_off_by_a_restart_reports_failed(
-    client: httpx.AsyncClient, runtime: Runtime, clock: FakeClock
+    client: httpx.AsyncClient, runtime: Runtime, clock: FakeClock, me: SignedIn
 ) -> None:
     from marketpulse.backtest.tables import BacktestJobRow
 
     async with runtime.sessions() as s:  # left "running" by a process that is gone
-        s.add(BacktestJobRow(id="j1", owner_id="default", status="running", progress=0.3, request=ETH_WEEK,
+        s.add(BacktestJobRow(id="j1", owner_id=me.user_id, status="running", progress=0.3, request=ETH_WEEK,
                              created_at_ms=clock.now_ms(), updated_at_ms=clock.now_ms()))
         await s.commit()
     assert (await client.get("/api/v1/backtests/j1")).json()["status"] == "running"  # maybe still working
     clock.advance(2 * 3_600_000)
+    client.headers.update((await session_for(runtime, me.user_id)).headers)  # the old access token expired
     job = (await client.get("/api/v1/backtests/j1")).json()
     assert job["status"] == "failed" and "interrupted" in job["error"]
 
 
-async def _stored_job(runtime: Runtime, job_id: str, *, owner: str = "default", status: str = "running",
+async def _stored_job(runtime: Runtime, job_id: str, *, owner: str, status: str = "running",
                       created_ms: int, report: Path | None = None) -> None:
     from marketpulse.backtest.tables import BacktestJobRow
 
@@ -197,27 +203,29 @@ async def _stored_job(runtime: Runtime, job_id: str, *, owner: str = "default", 
 
 
 async def test_an_owner_may_have_only_so_many_jobs_unfinished(
-    app: FastAPI, client: httpx.AsyncClient, runtime: Runtime, clock: FakeClock
+    client: httpx.AsyncClient, runtime: Runtime, clock: FakeClock, me: SignedIn
 ) -> None:
     runtime.settings.backtest_max_queued_per_owner = 2
-    await _stored_job(runtime, "a", created_ms=clock.now_ms())
-    await _stored_job(runtime, "b", status="queued", created_ms=clock.now_ms())
+    await _stored_job(runtime, "a", owner=me.user_id, created_ms=clock.now_ms())
+    await _stored_job(runtime, "b", owner=me.user_id, status="queued", created_ms=clock.now_ms())
     resp = await client.post("/api/v1/backtests", json=ETH_WEEK)
     assert resp.status_code == 429, resp.text
     detail = resp.json()["detail"]
     assert detail["reason"] == "backtest_queue_full" and detail["limit"] == 2
     assert "2 backtests queued or running" in detail["message"] and "wait for one to finish" in detail["message"]
 
-    app.dependency_overrides[current_owner] = lambda: "bob"  # another owner's queue is their own
+    bob = await sign_in_user(runtime)  # another owner's queue is their own
+    client.headers.update(bob.headers)
     assert (await run_job(client, runtime, ETH_WEEK))["status"] == "done"
-    app.dependency_overrides.pop(current_owner)
+    client.headers.update(me.headers)
 
     clock.advance(2 * 3_600_000)  # their server died long ago: orphans no longer hold the owner's queue
+    client.headers.update((await session_for(runtime, me.user_id)).headers)  # the old access token expired
     assert (await run_job(client, runtime, ETH_WEEK))["status"] == "done"
 
 
 async def test_finished_jobs_past_the_retention_go_with_their_reports(
-    client: httpx.AsyncClient, runtime: Runtime, clock: FakeClock
+    client: httpx.AsyncClient, runtime: Runtime, clock: FakeClock, me: SignedIn
 ) -> None:
     runtime.settings.backtest_retention_days = 30
     reports = runtime.settings.data_dir / "reports"
@@ -227,7 +235,8 @@ async def test_finished_jobs_past_the_retention_go_with_their_reports(
                                      ("recent", 29, "done"), ("old-running", 31, "running")):
         report = reports / f"backtest-{job_id}.html"
         report.write_text("<html></html>")
-        await _stored_job(runtime, job_id, status=status, created_ms=clock.now_ms() - age_days * day, report=report)
+        await _stored_job(runtime, job_id, owner=me.user_id, status=status,
+                          created_ms=clock.now_ms() - age_days * day, report=report)
 
     await run_job(client, runtime, ETH_WEEK)  # retention is applied as jobs are submitted
 

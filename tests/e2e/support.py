@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import re
 import signal
 import socket
 import subprocess
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, TypeVar
+from typing import IO, Any, TypeVar
 
 from support.waiting import eventually as _eventually
 
@@ -127,3 +128,17 @@ class Processes:
         return "\n".join(parts)
 
 
+
+
+async def sign_in(http: Any, email: str, password: str) -> None:
+    """Sign in through the running API's real `POST /api/v1/auth/signin`; `http` (an httpx client) sends the
+    access token from then on."""
+    resp = await http.post("/api/v1/auth/signin", json={"email": email, "password": password})
+    assert resp.status_code == 200, resp.text
+    http.headers["Authorization"] = f"Bearer {resp.json()['access_token']}"
+
+
+def demo_admin_sign_in(log: str) -> tuple[str, str]:
+    """The seeded admin's address and password as `pulse demo` prints them (its newest start's)."""
+    email, password = re.findall(r"demo admin: (\S+) / (\S+)", log)[-1]
+    return email, password

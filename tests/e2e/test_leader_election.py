@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 import redis.asyncio as redis
 
-from e2e.support import Proc, Processes, eventually, free_port
+from e2e.support import Proc, Processes, eventually, free_port, sign_in
 from e2e.test_multiprocess import DEPLOYMENT, REDIS_URL, REPLAY_START, pg_url, redis_client  # noqa: F401  (fixtures)
 from marketpulse.backtest import Backtest
 from marketpulse.marketdata.frame import CandleFrame
@@ -69,6 +69,11 @@ async def test_killing_the_paper_leader_hands_over_without_losing_a_minute(
             ingest = processes.start("ingest", "ingest", "--source", "replay")
             await eventually(lambda: _listed(http, {d["symbol"] for d in DEPLOYMENTS}), deadline_s=90,
                              what="the deployments' symbols in the market table", check=processes.check_alive)
+            trader = ("trader@example.com", "Correct-Horse-9-battery")  # deployments are a signed-in user's
+            made = processes.run("create-user", "admin", "create-user", "--email", trader[0], "--password",
+                                 trader[1], "--plan", "pro")
+            assert made.returncode == 0, made.stdout + made.stderr
+            await sign_in(http, *trader)
             ids = []
             for body in DEPLOYMENTS:
                 created = await http.post("/api/v1/paper/deployments", json=body)

@@ -13,7 +13,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from e2e.support import PULSE, Processes, eventually, free_port
+from e2e.support import PULSE, Processes, demo_admin_sign_in, eventually, free_port, sign_in
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(300)]
 
@@ -102,6 +102,10 @@ def _newest_market_time_ms(db: Path) -> int:
     return newest
 
 
+async def _printed_admin(log: str) -> bool:
+    return "demo admin: " in log
+
+
 def _replay_start_ms(log: str) -> int:
     return int(re.findall(r"replay starting\s+market_time=(\d+)", log)[-1])
 
@@ -123,7 +127,9 @@ async def test_restarted_demo_resumes_market_time_and_logs_plain_text(processes:
                 return bool(body["data"] if isinstance(body, dict) else body)
 
             await eventually(alerts, deadline_s=120, what="a volume alert", check=processes.check_alive)
-            if until == "fills":
+            if until == "fills":  # the demo's strategy trades in the seeded admin's paper account
+                await eventually(lambda: _printed_admin(demo.log_text()), deadline_s=60, what="the admin's sign-in")
+                await sign_in(http, *demo_admin_sign_in(demo.log_text()))
                 await eventually(fills, deadline_s=120, what="a paper fill", check=processes.check_alive)
         demo.stop()
         demo.expected_dead = True  # stopped on purpose: the next run's liveness checks must not count it

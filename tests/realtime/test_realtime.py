@@ -30,8 +30,7 @@ from marketpulse.realtime.market_feed import MarketFeed
 from marketpulse.realtime.server import socketio_channel
 from marketpulse.runtime import Runtime
 from marketpulse.settings import Settings
-from marketpulse.trading.owners import DEFAULT_OWNER
-from support.accounts import token_on_plan
+from support.accounts import sign_in_user, token_on_plan
 from support.redis_ns import new_deployment, unlink_namespace
 
 T0 = 1_760_126_400_000
@@ -277,15 +276,18 @@ def fill(owner: str, fill_id: str) -> PaperFill:
 
 async def test_paper_fills_and_risk_halts_reach_their_owner_only(sqlite_runtime: Runtime) -> None:
     bus = sqlite_runtime.bus
-    halt = RiskHalt(owner_id=DEFAULT_OWNER, reason="daily_loss_limit", equity=9_400.0, day_start_equity=10_000.0,
-                    limit_pct=0.05, halted_until=T0 + 86_400_000, time=T0, account_id=DEFAULT_OWNER)
-    async with serving(create_app(sqlite_runtime)) as url, listening(url) as listener:
+    owner = await sign_in_user(sqlite_runtime)
+    halt = RiskHalt(owner_id=owner.user_id, reason="daily_loss_limit", equity=9_400.0, day_start_equity=10_000.0,
+                    limit_pct=0.05, halted_until=T0 + 86_400_000, time=T0, account_id=owner.user_id)
+    async with serving(create_app(sqlite_runtime)) as url, listening(url, owner.access_token) as listener, \
+            listening(url) as anonymous:
         await bus.publish(topics.PAPER_FILLS, fill("someone-else", "f0"))  # another owner's: not for this client
-        await bus.publish(topics.PAPER_FILLS, fill(DEFAULT_OWNER, "f1"))
+        await bus.publish(topics.PAPER_FILLS, fill(owner.user_id, "f1"))
         await bus.publish(topics.RISK_HALTS, halt)
         got = await asyncio.wait_for(listener.fills.get(), 5)
-        assert got == msgspec.to_builtins(fill(DEFAULT_OWNER, "f1"))  # the first one it gets is its own
+        assert got == msgspec.to_builtins(fill(owner.user_id, "f1"))  # the first one it gets is its own
         assert await asyncio.wait_for(listener.halts.get(), 5) == msgspec.to_builtins(halt)
+        assert anonymous.fills.empty() and anonymous.halts.empty()  # an anonymous connection is nobody's
 
 
 # --- each event pushed once -----------------------------------------------------------------------------------

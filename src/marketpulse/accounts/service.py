@@ -73,8 +73,20 @@ class EmailTaken(AccountError):
     pass
 
 
+# Erasing an account without a password takes a session this fresh: a stolen older one can't erase.
+RECENT_SIGNIN_S = 600
+
+
 class BadCredentials(AccountError):
     pass
+
+
+class EraseRefused(AccountError):
+    """Erasing the account needs proof it is the user asking; `field` names the body field that lacks it."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(message)
+        self.field = field
 
 
 class EmailNotVerified(AccountError):
@@ -295,7 +307,7 @@ class AccountsService:
             refresh = self._new_refresh(s, session.id, now, self._session_ttl_s(user))
             await s.commit()
         log.info("security: signed in", user=user.id, session=session.id)
-        return self._tokens(user.id, session.id, refresh, now)
+        return self._tokens(user, session.id, refresh, now)
 
     async def refresh(self, refresh_token: str) -> Tokens:
         """Spend a refresh token for a new pair. A spent token presented again revokes its whole family."""
@@ -327,7 +339,7 @@ class AccountsService:
             session.expires_at_ms = now + self._session_ttl_s(user) * 1000
             refresh = self._new_refresh(s, session.id, now, self._session_ttl_s(user))
             await s.commit()
-        return self._tokens(user.id, session.id, refresh, now)
+        return self._tokens(user, session.id, refresh, now)
 
     async def principal(self, access_token: str) -> Principal:
         """Who an access token (or personal API key) acts for, checked against the stored session or key and the
@@ -364,11 +376,16 @@ class AccountsService:
                 raise InvalidToken("the account no longer exists")
             return await export_user(s, user)
 
-    async def erase(self, principal: Principal, password: str) -> None:
-        """Delete the account and everything it owns, after the password proves it is the user asking."""
+    async def erase(self, principal: Principal, password: str | None, *, confirmed: bool = False) -> None:
+        """Delete the account and everything it owns, once the user proves it is them asking: the password when
+        the account has one, else an explicit confirmation from a session signed in within
+        RECENT_SIGNIN_S (a wallet-only account has no password to ask for)."""
         user = principal.user
-        if not user.password_hash or not await asyncio.to_thread(self.hasher.verify, password, user.password_hash):
-            raise BadCredentials("the password is wrong")
+        if user.password_hash:
+            if not password or not await asyncio.to_thread(self.hasher.verify, password, user.password_hash):
+                raise EraseRefused("password", "the password is wrong")
+        else:
+            await self._check_recent_signin(principal, confirmed)
         async with self.sessions() as s:
             erased = await erase_user(s, user.id)
             s.add(self.audit.entry("account.erased", actor_id=user.id, target_type="user", target_id=user.id,
@@ -377,13 +394,19 @@ class AccountsService:
         await self.announce_change(user.id, user.plan, DELETED)
         log.info("security: account erased", user=user.id)
 
-    async def owner_of_socket(self, auth: Any) -> str:
-        """The owner a Socket.IO connection acts for: the user its `{"token": …}` signs in as, else the shared
-        default owner (the dashboard is public; a bad token only means the connection is anonymous)."""
-        from marketpulse.trading.owners import DEFAULT_OWNER
+    async def _check_recent_signin(self, principal: Principal, confirmed: bool) -> None:
+        if not confirmed:
+            raise EraseRefused("confirm", 'this account has no password: send confirm: "DELETE"')
+        async with self.sessions() as s:
+            session = await s.get(AuthSessionRow, principal.session_id) if principal.session_id else None
+        if session is None or self.clock.now_ms() - session.created_at_ms > RECENT_SIGNIN_S * 1000:
+            raise EraseRefused("confirm", f"sign in again first: erasing needs a sign-in from the last "
+                                          f"{RECENT_SIGNIN_S // 60} minutes")
 
+    async def owner_of_socket(self, auth: Any) -> str | None:
+        """The user a Socket.IO `auth` payload signs in as; None: anonymous (no shared owner)."""
         principal = await self.principal_of_socket(auth)
-        return principal.user.id if principal is not None else DEFAULT_OWNER
+        return principal.user.id if principal is not None else None
 
     async def principal_of_socket(self, auth: Any, cookie: str | None = None) -> Principal | None:
         """Who a Socket.IO connection signs in as: its `auth` payload's `token` (an access token or API key), else
@@ -478,11 +501,16 @@ class AccountsService:
 
     # --- helpers ---
 
-    def _tokens(self, user_id: str, session_id: str, refresh: str, now: int) -> Tokens:
-        ttl = self.settings.access_token_ttl_s
-        access = encode_access_token(AccessClaims(user_id, session_id, now, now + ttl * 1000),
+    def _tokens(self, user: UserRow, session_id: str, refresh: str, now: int) -> Tokens:
+        ttl = self._access_ttl_s(user)
+        access = encode_access_token(AccessClaims(user.id, session_id, now, now + ttl * 1000),
                                      self.settings.jwt_secret_key.get_secret_value())
         return Tokens(access, refresh, ttl, session_id)
+
+    def _access_ttl_s(self, user: UserRow) -> int:
+        """Administrators' access tokens expire sooner too (PULSE_ADMIN_ACCESS_TTL_S, never longer than a user's)."""
+        s = self.settings
+        return min(s.admin_access_ttl_s, s.access_token_ttl_s) if user.role == Role.ADMIN else s.access_token_ttl_s
 
     def _new_refresh(self, s: AsyncSession, session_id: str, now: int, ttl_s: int) -> str:
         token = new_secret_token()
@@ -582,3 +610,10 @@ def _locks(before: Attempts | None, after: Attempts) -> bool:
 
 def _live(session: AuthSessionRow, now: int) -> bool:
     return session.revoked_at_ms is None and session.expires_at_ms > now
+
+
+async def user_plan(s: AsyncSession, user_id: str) -> str | None:
+    """The user's plan as stored now (None: no such user), read in the caller's transaction; paper trading asks
+    it before each risk check, so an admin's plan change applies to the user's next order."""
+    plan: str | None = await s.scalar(select(UserRow.plan).where(UserRow.id == user_id))
+    return plan

@@ -32,7 +32,7 @@ SameSite) plus a readable CSRF cookie: a state-changing request authenticated by
 from __future__ import annotations
 
 import secrets
-from typing import Any, cast
+from typing import Any, Literal, cast
 
 from fastapi import APIRouter, Depends, HTTPException, Request, Response, status
 from fastapi.exceptions import RequestValidationError
@@ -65,6 +65,7 @@ from marketpulse.accounts.service import (
     BadCredentials,
     EmailNotVerified,
     EmailTaken,
+    EraseRefused,
     InvalidEmailToken,
     InvalidRefreshToken,
     Principal,
@@ -84,7 +85,7 @@ CSRF_HEADER = "X-CSRF-Token"
 SAFE_METHODS = {"GET", "HEAD", "OPTIONS"}
 MAIL_ACCEPTED = "if the address has an account that needs it, a mail is on its way"
 
-_bearer = HTTPBearer(auto_error=False, description="An access token from POST /api/v1/auth/signin")
+BEARER = HTTPBearer(auto_error=False, description="An access token from POST /api/v1/auth/signin")
 
 
 def get_accounts(request: Request) -> AccountsService:
@@ -109,16 +110,26 @@ def _check_csrf(request: Request) -> None:
                                          f"carrying the {CSRF_COOKIE} cookie's value"})
 
 
-async def current_user(request: Request, credentials: HTTPAuthorizationCredentials | None = Depends(_bearer),
+async def current_user(request: Request, credentials: HTTPAuthorizationCredentials | None = Depends(BEARER),
                        accounts: AccountsService = Depends(get_accounts)) -> Principal:
     """FastAPI dependency: the signed-in user (Bearer token, else the access cookie) or 401."""
-    if credentials is not None:
-        token = credentials.credentials
+    return await request_principal(request, credentials.credentials if credentials is not None else None, accounts)
+
+
+async def request_principal(request: Request, bearer: str | None = None,
+                            accounts: AccountsService | None = None) -> Principal:
+    """The user a request acts for: its Bearer token (or API key), else its access cookie (plus the CSRF header on
+    a state-changing method); 401 when it carries neither."""
+    if bearer is None:
+        scheme, value = get_authorization_scheme_param(request.headers.get("Authorization"))
+        bearer = value if value and scheme.lower() == "bearer" else None
+    if bearer is not None:
+        token = bearer
     elif (cookie := request.cookies.get(ACCESS_COOKIE)) is not None:
         _check_csrf(request)
         token = cookie
     else:
-        raise _unauthorized("sign in first: send Authorization: Bearer <access token>")
+        raise _unauthorized("sign in first: send Authorization: Bearer <access token> (or the session cookie)")
     return await principal_for_token(request, token, accounts)
 
 
@@ -178,9 +189,9 @@ async def session_user(principal: Principal = Depends(current_user)) -> Principa
     return principal
 
 
-def require_scope(request: Request, principal: Principal) -> None:
-    """An API key may read with `read` and change things (POST, PATCH, DELETE…) with `trade`."""
-    needed = "read" if request.method in SAFE_METHODS else "trade"
+def require_scope(request: Request, principal: Principal, scope: str | None = None) -> None:
+    """An API key may read with `read` and change things (POST, PATCH, DELETE…) with `scope` (default `trade`)."""
+    needed = "read" if request.method in SAFE_METHODS else (scope or "trade")
     if not principal.allows(needed):
         raise HTTPException(status.HTTP_403_FORBIDDEN, detail={
             "reason": "scope", "message": f"this API key lacks the {needed!r} scope", "scope": needed})
@@ -456,8 +467,9 @@ async def change_password(body: ChangePasswordBody, principal: Principal = Depen
 
 @router.get("/api/v1/auth/me", response_model=Me, tags=["auth"], responses=UNAUTHORIZED)
 async def me(principal: Principal = Depends(current_user), accounts: AccountsService = Depends(get_accounts)) -> Me:
-    return me_json(principal.user, await accounts.wallets.of_user(principal.user.id),
-                   passkeys=await accounts.passkeys.count(principal.user.id))
+    user_id = principal.user.id
+    return me_json(principal.user, await accounts.wallets.of_user(user_id),
+                   passkeys=await accounts.passkeys.count(user_id), two_factor=await accounts.totp.enabled(user_id))
 
 
 class NewApiKey(BaseModel):
@@ -495,9 +507,13 @@ async def revoke_api_key(key_id: str, principal: Principal = Depends(session_use
 
 
 class EraseBody(BaseModel):
+    """An account with a password confirms with it; one without (made by a wallet) with `confirm: "DELETE"` from
+    a session signed in within the last 10 minutes (`RECENT_SIGNIN_S`)."""
+
     model_config = ConfigDict(extra="forbid")
 
-    password: str = Field(min_length=1, max_length=256)
+    password: str | None = Field(None, min_length=1, max_length=256)
+    confirm: Literal["DELETE"] | None = None
 
 
 @router.get("/api/v1/account/export", tags=["account"], responses=UNAUTHORIZED)
@@ -510,11 +526,12 @@ async def export_account(principal: Principal = Depends(session_user),
 @router.delete("/api/v1/account", status_code=status.HTTP_204_NO_CONTENT, tags=["account"], responses=UNAUTHORIZED)
 async def erase_account(body: EraseBody, principal: Principal = Depends(session_user),
                         accounts: AccountsService = Depends(get_accounts)) -> Response:
-    """Delete your account and everything it owns, for good ({password} confirms it is you)."""
+    """Delete your account and everything it owns, for good: `{password}` confirms it is you, or, for an account
+    without a password (a wallet's), `{confirm: "DELETE"}` from a recent sign-in."""
     try:
-        await accounts.erase(principal, body.password)
-    except BadCredentials as exc:
-        raise _field_error("password", str(exc)) from None
+        await accounts.erase(principal, body.password, confirmed=body.confirm == "DELETE")
+    except EraseRefused as exc:
+        raise _field_error(exc.field, str(exc)) from None
     response = Response(status_code=status.HTTP_204_NO_CONTENT)
     _clear_session_cookies(response)
     return response
@@ -558,7 +575,7 @@ class SolanaVerifyBody(BaseModel):
     signature: str = Field(min_length=64, max_length=128, pattern=r"^[1-9A-HJ-NP-Za-km-z]+$")
 
 
-async def linking_user(request: Request, credentials: HTTPAuthorizationCredentials | None = Depends(_bearer),
+async def linking_user(request: Request, credentials: HTTPAuthorizationCredentials | None = Depends(BEARER),
                        accounts: AccountsService = Depends(get_accounts)) -> Principal | None:
     """The signed-in session a wallet verify links to; None when the caller sends no credentials at all."""
     if credentials is None and request.cookies.get(ACCESS_COOKIE) is None:

@@ -84,14 +84,14 @@ class BacktestJobs:
         self._tasks: set[asyncio.Task[None]] = set()
         self._running_here: set[str] = set()
 
-    async def submit(self, owner_id: str, req: BacktestRequest, plan: str | None = None) -> BacktestJobRow:
-        """Queue a job for `owner_id`, whose plan (default: PULSE_PAPER_PLAN, for the shared anonymous owner) sets
-        the daily quota."""
+    async def submit(self, owner_id: str, req: BacktestRequest, plan: str) -> BacktestJobRow:
+        """Queue a job for `owner_id`, whose plan as stored now (the plan table's `backtests_per_day`) sets the
+        daily quota: a plan change applies to the next job."""
         now = self.clock.now_ms()
         async with self.sessions() as s:
             await self._prune_expired(s, now)
             # The day's quota first: it won't clear by waiting.
-            await self._check_daily_limit(s, owner_id, now, plan or self.settings.paper_plan)
+            await self._check_daily_limit(s, owner_id, now, plan)
             await self._check_queue(s, owner_id, now)
             row = BacktestJobRow(
                 id=str(uuid.uuid4()), owner_id=owner_id, status="queued", progress=0.0, request=req.as_json(),

@@ -25,7 +25,7 @@ from marketpulse.backtest.schemas import BacktestRequest, FieldError, job_json
 from marketpulse.backtest.service import BacktestJobs, DailyLimitReached, QueueFull
 from marketpulse.marketdata.intervals import Interval
 from marketpulse.strategies import REGISTRY
-from marketpulse.trading.owners import current_owner, owner_plan
+from marketpulse.trading.owners import OWNER_RESPONSES, current_owner, owner_plan
 
 router = APIRouter()
 templates = Jinja2Templates(directory=Path(__file__).parent / "templates")
@@ -39,8 +39,9 @@ def _jobs(request: Request) -> BacktestJobs:
 
 
 @router.post("/api/v1/backtests", status_code=status.HTTP_202_ACCEPTED, tags=["backtests"],
-             responses=error_responses({429: "The owner's daily backtest limit is reached, or they have "
-                                                    "PULSE_BACKTEST_MAX_QUEUED_PER_OWNER jobs unfinished"}))
+             responses=OWNER_RESPONSES | error_responses({
+                 429: "The owner's daily backtest limit is reached, or they have "
+                      "PULSE_BACKTEST_MAX_QUEUED_PER_OWNER jobs unfinished"}))
 async def start_backtest(body: BacktestRequest, request: Request, owner: str = Depends(current_owner),
                          jobs: BacktestJobs = Depends(_jobs)) -> Any:
     if body.data is not None:
@@ -61,14 +62,14 @@ async def start_backtest(body: BacktestRequest, request: Request, owner: str = D
     return job_json(row)
 
 
-@router.get("/api/v1/backtests", tags=["backtests"])
+@router.get("/api/v1/backtests", tags=["backtests"], responses=OWNER_RESPONSES)
 async def list_backtests(owner: str = Depends(current_owner), jobs: BacktestJobs = Depends(_jobs),
                          limit: int = Query(20, ge=1, le=200)) -> Any:
     return [_summary(r) for r in await jobs.recent(owner, limit)]
 
 
 @router.get("/api/v1/backtests/{job_id}", tags=["backtests"],
-            responses=error_responses({404: "No such backtest of this owner"}))
+            responses=OWNER_RESPONSES | error_responses({404: "No such backtest of this owner"}))
 async def get_backtest(job_id: str, owner: str = Depends(current_owner), jobs: BacktestJobs = Depends(_jobs)) -> Any:
     row = await jobs.get(owner, job_id)
     if row is None:
@@ -77,7 +78,7 @@ async def get_backtest(job_id: str, owner: str = Depends(current_owner), jobs: B
 
 
 @router.get("/api/v1/backtests/{job_id}/report", response_class=FileResponse, tags=["backtests"],
-            responses=error_responses({404: "No such backtest, or its report isn't written yet"}))
+            responses=OWNER_RESPONSES | error_responses({404: "No such backtest, or its report isn't written yet"}))
 async def get_report(job_id: str, owner: str = Depends(current_owner),
                      jobs: BacktestJobs = Depends(_jobs)) -> FileResponse:
     row = await jobs.get(owner, job_id)

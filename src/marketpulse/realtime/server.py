@@ -15,7 +15,6 @@ import structlog
 from marketpulse.realtime import metrics
 from marketpulse.realtime.bridge import RealtimeBridge, user_room
 from marketpulse.settings import Settings
-from marketpulse.trading.owners import DEFAULT_OWNER
 
 log = structlog.get_logger(__name__)
 
@@ -82,9 +81,10 @@ def attach_handlers(sio: socketio.AsyncServer, bridge: RealtimeBridge,
     async def connect(sid: str, environ: dict[str, Any], auth: Any = None) -> None:
         metrics.CLIENTS.inc()
         who = await identify(auth, environ) if identify is not None else ANONYMOUS
-        # The owner's own events (paper fills, risk halts) go to this room: the signed-in user's, else the
-        # shared default owner's.
-        await sio.enter_room(sid, user_room(who.user_id or DEFAULT_OWNER))
+        # The owner's own events (paper fills, risk halts) go to the signed-in user's room; an anonymous
+        # connection sees only the public market and alerts.
+        if who.user_id is not None:
+            await sio.enter_room(sid, user_room(who.user_id))
         await bridge.join(sid, who.user_id, who.plan)  # its tier's room, table and figures
 
     async def disconnect(sid: str, *args: Any) -> None:

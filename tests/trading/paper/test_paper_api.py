@@ -13,6 +13,7 @@ from marketpulse.realtime.market_feed import MarketFeed
 from marketpulse.runtime import Runtime
 from marketpulse.trading.owners import current_owner
 from marketpulse.trading.paper.views import router
+from support.accounts import authorize
 
 from .helpers import MINUTE, T0, candle, listed
 
@@ -31,8 +32,9 @@ async def market(runtime: Runtime) -> None:
 
 
 @pytest.fixture
-async def client(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
+async def client(app: FastAPI, runtime: Runtime) -> AsyncIterator[httpx.AsyncClient]:
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://test") as c:
+        await authorize(c, runtime)  # a signed-in pro user
         yield c
 
 

@@ -25,9 +25,9 @@ from marketpulse.clock import FakeClock
 from marketpulse.realtime.bridge import user_room
 from marketpulse.runtime import Runtime
 from marketpulse.settings import Settings
-from marketpulse.trading.owners import DEFAULT_OWNER
 from marketpulse.trading.paper import page as paper_page
 from marketpulse.trading.paper.runner import PaperRunner
+from support.accounts import browser_sign_in
 
 CHROMIUM = "/usr/bin/chromium"
 pytestmark = [
@@ -98,6 +98,9 @@ async def test_trading_through_the_paper_page(runtime: Runtime, runner: PaperRun
         page = await browser.new_page(viewport={"width": 1400, "height": 1300})
         errors: list[str] = []
         page.on("pageerror", lambda exc: errors.append(str(exc)))
+        await page.goto(url + "/paper")  # signed out: to the sign-in page, which would bring the visitor back
+        assert page.url == url + "/signin?next=%2Fpaper"
+        me = await browser_sign_in(page, url, runtime)  # the session cookies, as the sign-in page leaves them
         await page.goto(url + "/paper")
         await expect(page.locator("#conn-status")).to_have_attribute("data-state", "live")
         await expect(page.locator('#account [data-field="equity"]')).to_have_text("$10,000.00")
@@ -151,7 +154,7 @@ async def test_trading_through_the_paper_page(runtime: Runtime, runner: PaperRun
         order_id = await resting.first.get_attribute("data-key")
         await resting.first.locator("button", has_text="Cancel").click()
         await expect(resting).to_have_count(0)
-        async with httpx.AsyncClient(base_url=url) as http:
+        async with httpx.AsyncClient(base_url=url, headers=me.headers) as http:
             assert (await http.get(f"/api/v1/paper/orders/{order_id}")).json()["status"] == "cancelled"
 
         # Deploy: the strategy's parameters come from the registry; a bad one is refused, then a good one runs.
@@ -215,6 +218,9 @@ async def test_trading_through_the_paper_page(runtime: Runtime, runner: PaperRun
         async with page.expect_request("**/deployments/*/stop") as stopping:
             await running.locator("button", has_text="Stop").click()
         assert (await stopping.value).post_data_json == {"close_position": True}
+        # Every write rode on the cookie with the CSRF cookie's value echoed (double submit).
+        csrf = next(c["value"] for c in await page.context.cookies() if c["name"] == "mp_csrf")
+        assert (await stopping.value).headers["x-csrf-token"] == csrf
         await expect(page.locator("#deployments tbody tr button")).to_have_count(0)
 
         await page.screenshot(path=str(SCREENSHOT), full_page=True)
@@ -225,8 +231,9 @@ async def test_trading_through_the_paper_page(runtime: Runtime, runner: PaperRun
 async def test_a_fill_is_pushed_to_the_page_at_once(
     runtime: Runtime, runner: PaperRunner, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """The page learns of a fill from the server's push (paper.fills → Socket.IO room user-default), not from its
-    next poll: polling is slowed to an hour here, so only the push can show the fill within the test."""
+    """The page learns of a fill from the server's push (paper.fills → Socket.IO room user-{id}, joined by the
+    session cookie), not from its next poll: polling is slowed to an hour here, so only the push can show the fill
+    within the test."""
     from playwright.async_api import async_playwright, expect
 
     monkeypatch.setattr(paper_page, "REFRESH_MS", 3_600_000)
@@ -235,18 +242,19 @@ async def test_a_fill_is_pushed_to_the_page_at_once(
     await runtime.bus.publish(topics.MARKET_TICKERS, ticker(T0, 60_000.0))
     app = create_app(runtime)
     async with serving(app) as url, async_playwright() as pw:
-        async with httpx.AsyncClient(base_url=url) as http:
+        browser = await pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
+        page = await browser.new_page()
+        me = await browser_sign_in(page, url, runtime)
+        async with httpx.AsyncClient(base_url=url, headers=me.headers) as http:
             placed = await http.post("/api/v1/paper/orders", json={"symbol": "BTCUSDT", "side": "buy",
                                                                     "type": "market", "quantity": 0.1})
             assert placed.status_code == 201, placed.text
-        browser = await pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
-        page = await browser.new_page()
         await page.goto(url + "/paper")
         await expect(page.locator("#orders tbody tr")).to_have_count(1)  # from the page's bootstrap snapshot
         sio = app.engineio_server
 
         async def page_in_owner_room() -> bool:
-            return any(True for _ in sio.manager.get_participants("/", user_room(DEFAULT_OWNER)))
+            return any(True for _ in sio.manager.get_participants("/", user_room(me.user_id)))
 
         await eventually(page_in_owner_room)
         await market_until(runtime, [candle(T0, 60_100.0, 60_300.0)])  # the order fills at this open

@@ -18,6 +18,7 @@ from marketpulse.runtime import Runtime
 from marketpulse.strategies import REGISTRY
 from marketpulse.trading.paper.page import INTERVALS
 from marketpulse.trading.paper.views import DeploymentIn
+from support.accounts import authorize
 
 from .helpers import MINUTE, T0, candle  # tests/paper helpers
 
@@ -72,6 +73,7 @@ class Form(HTMLParser):
 async def client(runtime: Runtime) -> AsyncIterator[httpx.AsyncClient]:
     transport = httpx.ASGITransport(app=create_app(runtime))
     async with httpx.AsyncClient(transport=transport, base_url="http://localhost") as c:
+        await authorize(c, runtime)  # the page is the signed-in user's account
         yield c
 
 
@@ -128,17 +130,27 @@ async def test_forms_offer_what_the_api_accepts(client: httpx.AsyncClient) -> No
     assert [v for v, _ in form.options["time_in_force"]] == ["gtc", "day", "ioc"]
 
 
+async def test_a_signed_out_visitor_is_sent_to_sign_in_and_back(runtime: Runtime) -> None:
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=create_app(runtime)),
+                                 base_url="http://localhost") as anonymous:
+        resp = await anonymous.get("/paper")
+        assert resp.status_code == 303 and resp.headers["location"] == "/signin?next=%2Fpaper"
+        expired = await anonymous.get("/paper", headers={"Authorization": "Bearer not-a-token"})
+        assert expired.status_code == 303  # a dead session is signed out too, not an error page
+
+
 async def test_symbol_fields_suggest_the_live_markets_symbols(runtime: Runtime) -> None:
     app = create_app(runtime)
-    assert (await page_of(app)).options["#symbols"] == []  # no tickers yet: nothing to suggest
+    assert (await page_of(app, runtime)).options["#symbols"] == []  # no tickers yet: nothing to suggest
     rows = [MarketRow(symbol, T0, price=1.0, change_pct_24h=0.0, quote_volume_24h=1.0) for symbol in ("ETHUSDT",
                                                                                                     "BTCUSDT")]
     app.other_asgi_app.state.market_feed.apply_rows(rows)
-    assert (await page_of(app)).options["#symbols"] == [("BTCUSDT", False), ("ETHUSDT", False)]
+    assert (await page_of(app, runtime)).options["#symbols"] == [("BTCUSDT", False), ("ETHUSDT", False)]
 
 
-async def page_of(app: Any) -> Form:
+async def page_of(app: Any, runtime: Runtime) -> Form:
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://localhost") as c:
+        await authorize(c, runtime)
         return await page(c)
 
 

@@ -11,9 +11,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlencode
 
-from fastapi import APIRouter, Depends, Request
-from fastapi.responses import FileResponse, HTMLResponse
+from fastapi import APIRouter, HTTPException, Request, Response, status
+from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse
 from fastapi.templating import Jinja2Templates
 
 from marketpulse.marketdata.intervals import Interval
@@ -90,8 +91,19 @@ def known_symbols(request: Request) -> list[str]:
     return sorted({row["symbol"] for row in feed.snapshot()}) if feed is not None else []
 
 
+def signin_redirect(request: Request) -> RedirectResponse:
+    """Where a signed-out visitor of a personal page goes: the sign-in page, then back here."""
+    return RedirectResponse(f"/signin?{urlencode({'next': request.url.path})}", status.HTTP_303_SEE_OTHER)
+
+
 @router.get("/paper", response_class=HTMLResponse)
-async def paper_page(request: Request, owner: str = Depends(current_owner)) -> HTMLResponse:
+async def paper_page(request: Request) -> Response:
+    try:
+        owner = await current_owner(request, None)
+    except HTTPException as exc:
+        if exc.status_code != status.HTTP_401_UNAUTHORIZED:
+            raise
+        return signin_redirect(request)
     bootstrap = {"refreshMs": REFRESH_MS, "fillsShown": FILLS_SHOWN, "snapshot": await _snapshot(request, owner)}
     context = {
         "bootstrap": bootstrap, "strategies": strategy_forms(), "intervals": INTERVALS,

@@ -15,13 +15,14 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections import defaultdict
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import structlog
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from marketpulse.accounts.plans import DEFAULT_PLAN
 from marketpulse.bus import EventBus, topics
 from marketpulse.clock import Clock
 from marketpulse.marketdata.models import Candle
@@ -65,9 +66,14 @@ log = structlog.get_logger(__name__)
 CONSUMER_GROUP = "paper-trading"
 
 
+# The plan an owner has now (the users table's, looked up in the caller's transaction); None for an owner with no
+# user row, whose account keeps the plan it was opened with.
+PlanLookup = Callable[[AsyncSession, str], Awaitable[str | None]]
+
+
 @dataclass(frozen=True)
 class PaperConfig:
-    plan: Plan
+    plan: Plan  # a new account's plan until its owner's plan is known (the plan table's default)
     starting_balance: float
     taker_fee_bps: float
     maker_fee_bps: float
@@ -79,13 +85,13 @@ class PaperConfig:
     @classmethod
     def from_settings(cls, s: Settings) -> PaperConfig:
         return cls(
-            Plan(s.paper_plan), s.paper_starting_balance, s.paper_taker_fee_bps, s.paper_maker_fee_bps,
+            Plan(DEFAULT_PLAN), s.paper_starting_balance, s.paper_taker_fee_bps, s.paper_maker_fee_bps,
             s.paper_slippage_bps, s.paper_max_position_notional, s.paper_daily_loss_limit_pct, s.paper_leverage,
         )
 
     def limits(self, plan: str) -> RiskLimits:
         return limits_for_plan(
-            Plan(plan), max_position_notional=self.max_position_notional,
+            plan, max_position_notional=self.max_position_notional,
             daily_loss_limit_pct=self.daily_loss_limit_pct, leverage=self.leverage,
         )
 
@@ -138,9 +144,10 @@ class BookedFill:
 
 class PaperTradingService:
     def __init__(
-        self, sessions: async_sessionmaker[AsyncSession], bus: EventBus, clock: Clock, config: PaperConfig
+        self, sessions: async_sessionmaker[AsyncSession], bus: EventBus, clock: Clock, config: PaperConfig,
+        plans: PlanLookup | None = None,
     ) -> None:
-        self.sessions, self.bus, self.clock, self.config = sessions, bus, clock, config
+        self.sessions, self.bus, self.clock, self.config, self.plans = sessions, bus, clock, config, plans
         self._locks: defaultdict[str, asyncio.Lock] = defaultdict(asyncio.Lock)
         self._marks: dict[str, float] = {}  # last price seen per symbol, for market-order risk checks
 
@@ -470,10 +477,16 @@ class PaperTradingService:
 
     # --- helpers ----------------------------------------------------------------------------------------------
     async def _account(self, s: AsyncSession, owner_id: str, lock: bool = False) -> PaperAccountRow:
-        return await store.get_or_create_account(
-            s, owner_id, plan=self.config.plan.value, starting_balance=self.config.starting_balance,
+        """The owner's account, its plan brought up to the owner's plan now, so every risk check (at the order and
+        at the fill) follows the plan as it is when it runs."""
+        plan = await self.plans(s, owner_id) if self.plans is not None else None
+        account = await store.get_or_create_account(
+            s, owner_id, plan=plan or self.config.plan.value, starting_balance=self.config.starting_balance,
             now_ms=self.clock.now_ms(), lock=lock,
         )
+        if plan is not None and account.plan != plan:
+            account.plan = plan
+        return account
 
     async def _mark(self, s: AsyncSession, symbol: str) -> float | None:
         return self._marks.get(symbol) or await store.last_close(s, symbol)

@@ -20,7 +20,7 @@ from marketpulse.marketdata.intervals import Interval, IntervalField
 from marketpulse.marketdata.models import normalize_symbol
 from marketpulse.services import get_services
 from marketpulse.strategies import get_strategy
-from marketpulse.trading.owners import current_owner
+from marketpulse.trading.owners import OWNER_RESPONSES, current_owner
 from marketpulse.trading.paper.deployments import DeploymentNotFound, DeploymentService, DeploymentSpec
 from marketpulse.trading.paper.orders import OrderSpec, OrderType, Side, TimeInForce
 from marketpulse.trading.paper.service import (
@@ -34,7 +34,7 @@ from marketpulse.trading.paper.service import (
 )
 from marketpulse.trading.paper.tables import PaperDeploymentRow, PaperFillRow, PaperOrderRow, PaperPositionRow
 
-router = APIRouter(prefix="/api/v1/paper", tags=["paper trading"])
+router = APIRouter(prefix="/api/v1/paper", tags=["paper trading"], responses=OWNER_RESPONSES)
 
 
 class OrderIn(BaseModel):

@@ -59,9 +59,11 @@ class RiskLimits:
 
 
 def limits_for_plan(
-    plan: Plan, *, max_position_notional: float, daily_loss_limit_pct: float, leverage: float = 1.0
+    plan: str, *, max_position_notional: float, daily_loss_limit_pct: float, leverage: float = 1.0
 ) -> RiskLimits:
-    return RiskLimits(PLAN_MAX_CONCURRENT_POSITIONS[plan], max_position_notional, daily_loss_limit_pct, leverage)
+    """The risk limits of a plan named in the plan table (any of its names, `Plan` members included)."""
+    return RiskLimits(plan_named(plan).concurrent_paper_positions, max_position_notional, daily_loss_limit_pct,
+                      leverage)
 
 
 @dataclass(frozen=True)

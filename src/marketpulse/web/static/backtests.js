@@ -113,7 +113,7 @@ function showJob(job) {
 }
 
 async function poll(id) {
-  const resp = await fetch(`/api/v1/backtests/${encodeURIComponent(id)}`);
+  const resp = await window.MP.fetch(`/api/v1/backtests/${encodeURIComponent(id)}`);
   const job = await resp.json();
   if (!resp.ok) { showError(job.detail); $("run").disabled = false; return; }
   showJob(job);
@@ -126,7 +126,7 @@ $("form").addEventListener("submit", async (ev) => {
   $("error").textContent = "";
   $("run").disabled = true;
   try {
-    const resp = await fetch("/api/v1/backtests", {
+    const resp = await window.MP.fetch("/api/v1/backtests", {
       method: "POST", headers: {"Content-Type": "application/json"}, body: JSON.stringify(body()),
     });
     const job = await resp.json();

@@ -38,6 +38,30 @@
     return answer;
   }
 
+  // The signed-out visitor of a personal page goes to sign in, and comes back here afterwards.
+  function signIn() {
+    location.assign("/signin?next=" + encodeURIComponent(location.pathname + location.search + location.hash));
+  }
+
+  // For scripts that work with fetch's own Response (/paper, /backtests): the CSRF header on writes, one refresh
+  // on a 401, and to the sign-in page when the session is gone.
+  async function authFetch(url, init = {}) {
+    const method = (init.method || "GET").toUpperCase();
+    const attempt = () => {
+      const headers = new Headers(init.headers || {});
+      const csrf = cookie(CSRF_COOKIE);
+      if (method !== "GET" && method !== "HEAD" && csrf) headers.set("X-CSRF-Token", csrf);
+      return fetch(url, Object.assign({}, init, { method, headers, credentials: "same-origin" }));
+    };
+    let resp = await attempt();
+    if (resp.status === 401 && cookie(CSRF_COOKIE)) {
+      const refreshed = await send("POST", "/api/v1/auth/refresh");
+      if (refreshed.ok) resp = await attempt();
+    }
+    if (resp.status === 401) signIn();
+    return resp;
+  }
+
   // An error body as one readable line per problem: "email: value is not a valid email address".
   function errorText(answer) {
     const detail = answer && answer.data ? answer.data.detail : null;
@@ -164,6 +188,7 @@
     return ms ? new Date(ms).toISOString().replace("T", " ").slice(0, 16) + " UTC" : "—";
   }
 
-  window.MP = { api, errorText, say, me, nextPath, fromB64url, toB64url, publicKeyOptions, credentialJson, when };
+  window.MP = { api, fetch: authFetch, signIn, errorText, say, me, nextPath, fromB64url, toB64url, publicKeyOptions,
+    credentialJson, when };
   document.addEventListener("DOMContentLoaded", renderNav);
 })();

@@ -258,7 +258,7 @@
   // ---- polling -------------------------------------------------------------------------------------------------
 
   async function getJson(path) {
-    const resp = await fetch(API + path, { headers: { Accept: "application/json" }, cache: "no-store" });
+    const resp = await window.MP.fetch(API + path, { headers: { Accept: "application/json" }, cache: "no-store" });
     if (!resp.ok) throw new Error(`${path}: HTTP ${resp.status}`);
     return resp.json();
   }
@@ -381,7 +381,7 @@
         init.headers["Content-Type"] = "application/json";
         init.body = JSON.stringify(body);
       }
-      const resp = await fetch(url, init);
+      const resp = await window.MP.fetch(url, init);
       const data = await resp.json().catch(() => null);
       return { ok: resp.ok, status: resp.status, data };
     } catch (err) {

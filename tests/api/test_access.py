@@ -1,0 +1,172 @@
+"""Who may call what, proven over the whole OpenAPI document rather than route by route, so a route added later
+without an owner check fails here:
+
+- every state-changing route answers 401 to a caller with no credentials, but the deliberate exceptions listed
+  below (the sign-in flows themselves, and ingest guarded by X-API-Key); the per-user reads do too;
+- with two signed-in users each owning one of everything, every route with a path parameter answers user A 404
+  for user B's object (not 403, not the data) and leaves it as it was; admin routes answer a non-admin 403.
+  A path parameter the walk does not know how to fill fails the walk: teach it below.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+import pytest
+from sqlalchemy import select
+
+from marketpulse.accounts.tables import ApiKeyRow, AuthSessionRow, WalletRow
+from marketpulse.backtest.tables import BacktestJobRow
+from marketpulse.marketdata.models import Candle
+from marketpulse.marketdata.store import save_candles
+from marketpulse.runtime import Runtime
+from marketpulse.trading.paper.tables import PaperDeploymentRow, PaperOrderRow, PaperPositionRow
+from support.accounts import SignedIn, sign_in_user
+
+MUTATING = {"post", "put", "patch", "delete"}
+T0 = 1_760_126_400_000  # the conftest clock's start
+MINUTE = 60_000
+
+# Mutating routes open to a caller without a session, on purpose.
+NO_SESSION_NEEDED = {
+    # the sign-in flows: they are how a caller gets credentials
+    ("post", "/api/v1/auth/signup"), ("post", "/api/v1/auth/signin"), ("post", "/api/v1/auth/signin/second-factor"),
+    ("post", "/api/v1/auth/refresh"), ("post", "/api/v1/auth/verify-email"),
+    ("post", "/api/v1/auth/resend-verification"), ("post", "/api/v1/auth/request-password-reset"),
+    ("post", "/api/v1/auth/reset-password"), ("post", "/api/v1/auth/siwe/nonce"), ("post", "/api/v1/auth/siwe/verify"),
+    ("post", "/api/v1/auth/solana/nonce"), ("post", "/api/v1/auth/solana/verify"),
+}
+# Machine-to-machine ingest: no user, but the X-API-Key shared secret (refused without it).
+INGEST = {("post", "/api/v1/market/open-interest/ingest"), ("post", "/api/v1/volume-alerts/ingest")}
+# Reads that are a user's own: anonymous callers are refused too (market data, plans and alerts stay public).
+PER_USER_READS = ("/api/v1/paper/", "/api/v1/backtests", "/api/v1/account", "/api/v1/auth/me", "/api/v1/admin/")
+# Routes with a path parameter that names public data, not anyone's object.
+PUBLIC_PATHS = {"/api/v1/market/symbol/{symbol}", "/api/v1/market/history/{symbol}"}
+ADMIN_PREFIX = "/api/v1/admin/"
+
+
+def operations(doc: dict[str, Any]) -> list[tuple[str, str, dict[str, Any]]]:
+    return [(method, path, op) for path, ops in doc["paths"].items() for method, op in ops.items()
+            if method in MUTATING | {"get"}]
+
+
+def placeholder_url(path: str) -> str:
+    return path.replace("{", "").replace("}", "")  # /orders/{order_id} → /orders/order_id: some id
+
+
+async def test_every_mutating_route_needs_credentials(app: Any, anonymous: httpx.AsyncClient) -> None:
+    doc = (await anonymous.get("/openapi.json")).json()
+    open_routes = []
+    for method, path, _ in operations(doc):
+        if method not in MUTATING and not path.startswith(PER_USER_READS):
+            continue
+        resp = await anonymous.request(method.upper(), placeholder_url(path), json={})
+        if (method, path) in NO_SESSION_NEEDED:
+            continue
+        if (method, path) in INGEST:
+            assert resp.status_code == 401 and "X-API-Key" in resp.text, (method, path, resp.text)
+            continue
+        if resp.status_code != 401 or resp.headers.get("WWW-Authenticate") != "Bearer":
+            open_routes.append(f"{method.upper()} {path} → {resp.status_code}")
+    assert open_routes == [], "routes a caller without credentials reached (add an owner check, or list the " \
+                              "route as a deliberate exception above)"
+    listed = {(m, p) for m, p, _ in operations(doc)}
+    assert listed >= NO_SESSION_NEEDED | INGEST, "an exception names a route that no longer exists"
+
+
+@dataclass
+class Owned:
+    """One of every object a user owns, by the id its routes take."""
+
+    who: SignedIn
+    symbol: str  # the paper position's
+    order_id: str
+    deployment_id: str
+    job_id: str
+    key_id: str
+    wallet_id: str
+
+
+async def own_everything(client: httpx.AsyncClient, runtime: Runtime, who: SignedIn, symbol: str) -> Owned:
+    as_them = {"headers": who.headers}
+    bought = await client.post("/api/v1/paper/orders", json={"symbol": symbol, "side": "buy", "quantity": 0.01},
+                               **as_them)
+    assert bought.status_code == 201, bought.text
+    await runtime.services.paper.on_candles([Candle(symbol, "1m", T0, 100.0, 100.0, 100.0, 100.0, 1.0, 100.0)])
+    resting = await client.post("/api/v1/paper/orders", json={
+        "symbol": symbol, "side": "buy", "type": "limit", "quantity": 0.01, "limit_price": 50.0}, **as_them)
+    deployed = await client.post("/api/v1/paper/deployments", json={
+        "strategy": "ema_cross", "symbol": symbol, "interval": "1m"}, **as_them)
+    job = await client.post("/api/v1/backtests", json={"strategy": "ema_cross", "symbol": "NOPEUSDT"}, **as_them)
+    key = await client.post("/api/v1/account/api-keys", json={"name": "bot", "scopes": ["read"]}, **as_them)
+    assert (resting.status_code, deployed.status_code, job.status_code, key.status_code) == (201, 201, 202, 201)
+    wallet = WalletRow(id=str(uuid.uuid4()), user_id=who.user_id, chain="solana",
+                       address=uuid.uuid4().hex + uuid.uuid4().hex[:12], created_at_ms=T0, last_used_at_ms=T0)
+    async with runtime.sessions() as s:
+        s.add(wallet)
+        await s.commit()
+    await runtime.services.backtests.wait()
+    return Owned(who, symbol, resting.json()["id"], deployed.json()["id"], job.json()["id"], key.json()["id"],
+                 wallet.id)
+
+
+def fill(path: str, theirs: Owned) -> str:
+    """The path with user B's object in every parameter; an unknown parameter fails the walk."""
+    ids = {"order_id": theirs.order_id, "deployment_id": theirs.deployment_id, "job_id": theirs.job_id,
+           "key_id": theirs.key_id, "wallet_id": theirs.wallet_id, "session_id": theirs.who.session_id,
+           "user_id": theirs.who.user_id, "symbol": theirs.symbol}
+    out = path
+    for name in [seg[1:-1] for seg in path.split("/") if seg.startswith("{")]:
+        if name not in ids:
+            pytest.fail(f"the isolation walk can't fill {{{name}}} in {path}: give user B such an object in "
+                        f"own_everything and its id here")
+        out = out.replace(f"{{{name}}}", ids[name])
+    return out
+
+
+async def snapshot(runtime: Runtime, owned: Owned) -> dict[str, Any]:
+    """What user B has, to compare before and after user A's walk."""
+    who = owned.who.user_id
+    async with runtime.sessions() as s:
+        order = await s.get(PaperOrderRow, owned.order_id)
+        deployment = await s.get(PaperDeploymentRow, owned.deployment_id)
+        key = await s.get(ApiKeyRow, owned.key_id)
+        session = await s.get(AuthSessionRow, owned.who.session_id)
+        positions = (await s.execute(select(PaperPositionRow.symbol, PaperPositionRow.quantity)
+                                     .where(PaperPositionRow.owner_id == who))).all()
+        jobs = (await s.execute(select(BacktestJobRow.id).where(BacktestJobRow.owner_id == who))).scalars().all()
+        wallet = await s.get(WalletRow, owned.wallet_id)
+    assert order and deployment and key and session and wallet
+    return {"order": order.status, "deployment": deployment.status, "key": key.revoked_at_ms,
+            "session": session.revoked_at_ms, "positions": sorted(positions), "jobs": list(jobs),
+            "wallet": wallet.user_id}
+
+
+async def test_user_a_gets_404_for_every_object_of_user_b(app: Any, anonymous: httpx.AsyncClient,
+                                                          runtime: Runtime) -> None:
+    await save_candles(runtime.sessions, "test", [  # market data, so the symbols can be traded
+        Candle(sym, "1m", T0 - MINUTE, 100.0, 100.0, 100.0, 100.0, 1.0, 100.0) for sym in ("BTCUSDT", "ETHUSDT")])
+    alice, bob = await sign_in_user(runtime), await sign_in_user(runtime)
+    mine = await own_everything(anonymous, runtime, alice, "ETHUSDT")
+    theirs = await own_everything(anonymous, runtime, bob, "BTCUSDT")
+    before = await snapshot(runtime, theirs)
+    doc = (await anonymous.get("/openapi.json")).json()
+    walked, leaks = [], []
+    for method, path, _ in operations(doc):
+        if "{" not in path or path in PUBLIC_PATHS:
+            continue
+        resp = await anonymous.request(method.upper(), fill(path, theirs), headers=alice.headers,
+                                       json={} if method in MUTATING else None)
+        walked.append(f"{method.upper()} {path}")
+        expected = 403 if path.startswith(ADMIN_PREFIX) else 404
+        if resp.status_code != expected:
+            leaks.append(f"{method.upper()} {path} → {resp.status_code} {resp.text[:120]}")
+    assert leaks == [], "user A reached user B's objects"
+    assert len(walked) >= 10, walked  # the walk really walked (paper, backtests, keys, admin)
+    assert await snapshot(runtime, theirs) == before  # and changed nothing of B's
+    # The same routes do reach A's own objects (so the 404s above are about ownership, not broken routes).
+    assert (await anonymous.get(f"/api/v1/paper/orders/{mine.order_id}", headers=alice.headers)).status_code == 200
+    assert (await anonymous.get(f"/api/v1/backtests/{mine.job_id}", headers=alice.headers)).status_code == 200
