@@ -7,13 +7,14 @@ from collections.abc import AsyncIterator
 import httpx
 import pytest
 from fastapi import FastAPI
+from sqlalchemy import update
 
+from marketpulse.accounts.tables import UserRow
 from marketpulse.marketdata.models import MarketRow
 from marketpulse.realtime.market_feed import MarketFeed
 from marketpulse.runtime import Runtime
-from marketpulse.trading.owners import current_owner
 from marketpulse.trading.paper.views import router
-from support.accounts import authorize
+from support.accounts import authorize, sign_in_user
 
 from .helpers import MINUTE, T0, candle, listed
 
@@ -97,18 +98,37 @@ async def test_risk_rejection_is_409_with_a_reason(client: httpx.AsyncClient) ->
     assert (await client.get("/api/v1/paper/orders")).json() == []
 
 
-async def test_each_owner_sees_only_their_own(app: FastAPI, client: httpx.AsyncClient) -> None:
-    app.dependency_overrides[current_owner] = lambda: "alice"
-    resp = await client.post("/api/v1/paper/orders", json={
+async def test_each_owner_sees_only_their_own(client: httpx.AsyncClient, runtime: Runtime) -> None:
+    alice, bob = await sign_in_user(runtime), await sign_in_user(runtime)
+    resp = await client.post("/api/v1/paper/orders", headers=alice.headers, json={
         "symbol": "BTCUSDT", "side": "buy", "type": "limit", "quantity": 0.1, "limit_price": 1.0,
     })
     order_id = resp.json()["id"]
-    app.dependency_overrides[current_owner] = lambda: "bob"
-    assert (await client.get("/api/v1/paper/orders")).json() == []
-    assert (await client.get(f"/api/v1/paper/orders/{order_id}")).status_code == 404
-    assert (await client.delete(f"/api/v1/paper/orders/{order_id}")).status_code == 404
-    app.dependency_overrides[current_owner] = lambda: "alice"
-    assert (await client.get(f"/api/v1/paper/orders/{order_id}")).status_code == 200
+    assert (await client.get("/api/v1/paper/orders", headers=bob.headers)).json() == []
+    assert (await client.get(f"/api/v1/paper/orders/{order_id}", headers=bob.headers)).status_code == 404
+    assert (await client.delete(f"/api/v1/paper/orders/{order_id}", headers=bob.headers)).status_code == 404
+    assert (await client.get(f"/api/v1/paper/orders/{order_id}", headers=alice.headers)).status_code == 200
+
+
+async def test_the_users_plan_now_sets_the_position_limit(client: httpx.AsyncClient, runtime: Runtime) -> None:
+    trader = await sign_in_user(runtime, plan="free")  # the plan table's free: 3 concurrent positions
+    symbols = ["AUSDT", "BUSDT", "CUSDT", "DUSDT"]
+    await listed(runtime, *symbols)
+    for symbol in symbols[:3]:
+        placed = await client.post("/api/v1/paper/orders", headers=trader.headers,
+                                   json={"symbol": symbol, "side": "buy", "quantity": 1})
+        assert placed.status_code == 201, placed.text
+    await runtime.services.paper.on_candles([candle(sym, T0, 100.0) for sym in symbols[:3]])  # all three fill
+    assert len((await client.get("/api/v1/paper/positions", headers=trader.headers)).json()) == 3
+    fourth = {"symbol": symbols[3], "side": "buy", "quantity": 1}
+    refused = await client.post("/api/v1/paper/orders", headers=trader.headers, json=fourth)
+    assert refused.status_code == 409 and refused.json()["detail"]["reason"] == "max_concurrent_positions"
+    assert refused.json()["detail"]["limit"] == 3
+    async with runtime.sessions() as s:  # an upgrade, as the admin API stores it; the same token goes on
+        await s.execute(update(UserRow).where(UserRow.id == trader.user_id).values(plan="pro"))
+        await s.commit()
+    assert (await client.post("/api/v1/paper/orders", headers=trader.headers, json=fourth)).status_code == 201
+    assert (await client.get("/api/v1/paper/account", headers=trader.headers)).json()["plan"] == "pro"
 
 
 async def test_deployments_validate_list_and_stop(client: httpx.AsyncClient) -> None:
