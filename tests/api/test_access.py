@@ -46,6 +46,12 @@ PER_USER_READS = ("/api/v1/paper/", "/api/v1/backtests", "/api/v1/account", "/ap
 # Routes with a path parameter that names public data, not anyone's object.
 PUBLIC_PATHS = {"/api/v1/market/symbol/{symbol}", "/api/v1/market/history/{symbol}"}
 ADMIN_PREFIX = "/api/v1/admin/"
+# A valid body for the routes that need one, so the owner check is what answers (not the body's 422).
+BODIES: dict[tuple[str, str], dict[str, Any]] = {
+    ("patch", "/api/v1/watchlist/{list_id}"): {"name": "renamed"},
+    ("post", "/api/v1/watchlist/{list_id}/items"): {"symbol": "SOLUSDT"},
+    ("delete", "/api/v1/watchlist/{list_id}/items"): {"symbol": "BTCUSDT"},
+}
 
 
 def operations(doc: dict[str, Any]) -> list[tuple[str, str, dict[str, Any]]]:
@@ -88,6 +94,8 @@ class Owned:
     job_id: str
     key_id: str
     wallet_id: str
+    list_id: str  # a watchlist
+    sub_id: str  # a volume-alert subscription
 
 
 async def own_everything(client: httpx.AsyncClient, runtime: Runtime, who: SignedIn, symbol: str) -> Owned:
@@ -102,7 +110,10 @@ async def own_everything(client: httpx.AsyncClient, runtime: Runtime, who: Signe
         "strategy": "ema_cross", "symbol": symbol, "interval": "1m"}, **as_them)
     job = await client.post("/api/v1/backtests", json={"strategy": "ema_cross", "symbol": "NOPEUSDT"}, **as_them)
     key = await client.post("/api/v1/account/api-keys", json={"name": "bot", "scopes": ["read"]}, **as_them)
-    assert (resting.status_code, deployed.status_code, job.status_code, key.status_code) == (201, 201, 202, 201)
+    watchlist = await client.post("/api/v1/watchlist", json={"name": "mine", "symbols": [symbol]}, **as_them)
+    sub = await client.post("/api/v1/volume-alerts/subscriptions", json={"symbol": symbol}, **as_them)
+    made = [r.status_code for r in (resting, deployed, job, key, watchlist, sub)]
+    assert made == [201, 201, 202, 201, 201, 201], [r.text for r in (resting, deployed, job, key, watchlist, sub)]
     wallet = WalletRow(id=str(uuid.uuid4()), user_id=who.user_id, chain="solana",
                        address=uuid.uuid4().hex + uuid.uuid4().hex[:12], created_at_ms=T0, last_used_at_ms=T0)
     async with runtime.sessions() as s:
@@ -110,14 +121,15 @@ async def own_everything(client: httpx.AsyncClient, runtime: Runtime, who: Signe
         await s.commit()
     await runtime.services.backtests.wait()
     return Owned(who, symbol, resting.json()["id"], deployed.json()["id"], job.json()["id"], key.json()["id"],
-                 wallet.id)
+                 wallet.id, watchlist.json()["id"], sub.json()["id"])
 
 
 def fill(path: str, theirs: Owned) -> str:
     """The path with user B's object in every parameter; an unknown parameter fails the walk."""
     ids = {"order_id": theirs.order_id, "deployment_id": theirs.deployment_id, "job_id": theirs.job_id,
            "key_id": theirs.key_id, "wallet_id": theirs.wallet_id, "session_id": theirs.who.session_id,
-           "user_id": theirs.who.user_id, "symbol": theirs.symbol}
+           "user_id": theirs.who.user_id, "symbol": theirs.symbol, "list_id": theirs.list_id,
+           "sub_id": theirs.sub_id}
     out = path
     for name in [seg[1:-1] for seg in path.split("/") if seg.startswith("{")]:
         if name not in ids:
@@ -127,7 +139,7 @@ def fill(path: str, theirs: Owned) -> str:
     return out
 
 
-async def snapshot(runtime: Runtime, owned: Owned) -> dict[str, Any]:
+async def snapshot(runtime: Runtime, owned: Owned, client: httpx.AsyncClient) -> dict[str, Any]:
     """What user B has, to compare before and after user A's walk."""
     who = owned.who.user_id
     async with runtime.sessions() as s:
@@ -140,9 +152,11 @@ async def snapshot(runtime: Runtime, owned: Owned) -> dict[str, Any]:
         jobs = (await s.execute(select(BacktestJobRow.id).where(BacktestJobRow.owner_id == who))).scalars().all()
         wallet = await s.get(WalletRow, owned.wallet_id)
     assert order and deployment and key and session and wallet
+    as_them = {"headers": owned.who.headers}
     return {"order": order.status, "deployment": deployment.status, "key": key.revoked_at_ms,
             "session": session.revoked_at_ms, "positions": sorted(positions), "jobs": list(jobs),
-            "wallet": wallet.user_id}
+            "wallet": wallet.user_id, "watchlists": (await client.get("/api/v1/watchlist", **as_them)).json(),
+            "subscriptions": (await client.get("/api/v1/volume-alerts/subscriptions", **as_them)).json()}
 
 
 async def test_user_a_gets_404_for_every_object_of_user_b(app: Any, anonymous: httpx.AsyncClient,
@@ -152,21 +166,21 @@ async def test_user_a_gets_404_for_every_object_of_user_b(app: Any, anonymous: h
     alice, bob = await sign_in_user(runtime), await sign_in_user(runtime)
     mine = await own_everything(anonymous, runtime, alice, "ETHUSDT")
     theirs = await own_everything(anonymous, runtime, bob, "BTCUSDT")
-    before = await snapshot(runtime, theirs)
+    before = await snapshot(runtime, theirs, anonymous)
     doc = (await anonymous.get("/openapi.json")).json()
     walked, leaks = [], []
     for method, path, _ in operations(doc):
         if "{" not in path or path in PUBLIC_PATHS:
             continue
         resp = await anonymous.request(method.upper(), fill(path, theirs), headers=alice.headers,
-                                       json={} if method in MUTATING else None)
+                                       json=BODIES.get((method, path), {}) if method in MUTATING else None)
         walked.append(f"{method.upper()} {path}")
         expected = 403 if path.startswith(ADMIN_PREFIX) else 404
         if resp.status_code != expected:
             leaks.append(f"{method.upper()} {path} → {resp.status_code} {resp.text[:120]}")
     assert leaks == [], "user A reached user B's objects"
     assert len(walked) >= 10, walked  # the walk really walked (paper, backtests, keys, admin)
-    assert await snapshot(runtime, theirs) == before  # and changed nothing of B's
+    assert await snapshot(runtime, theirs, anonymous) == before  # and changed nothing of B's
     # The same routes do reach A's own objects (so the 404s above are about ownership, not broken routes).
     assert (await anonymous.get(f"/api/v1/paper/orders/{mine.order_id}", headers=alice.headers)).status_code == 200
     assert (await anonymous.get(f"/api/v1/backtests/{mine.job_id}", headers=alice.headers)).status_code == 200

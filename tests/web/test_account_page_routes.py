@@ -16,6 +16,7 @@ from marketpulse.api.app import create_app
 from marketpulse.bus.memory import MemoryBus
 from marketpulse.runtime import Runtime
 from marketpulse.settings import Settings
+from support.auth import authorize
 
 PAGES = ["/signup", "/signin", "/verify", "/forgot-password", "/onboarding", "/settings", "/pricing"]
 SITE = [*PAGES, "/", "/paper", "/backtests", "/admin", "/verify-email?token=x", "/reset-password?token=x"]
@@ -32,6 +33,7 @@ async def client(sqlite_template: Path, tmp_path: Path) -> AsyncIterator[httpx.A
     app = create_app(runtime)
     transport = httpx.ASGITransport(app=app)
     async with lifespan(app), httpx.AsyncClient(transport=transport, base_url="http://127.0.0.1") as c:
+        await authorize(c, runtime)  # /paper is a signed-in user's page (signed out, it redirects to /signin)
         yield c
     await runtime.close()
 
