@@ -18,7 +18,7 @@ import httpx
 import pytest
 from sqlalchemy import select
 
-from marketpulse.accounts.tables import ApiKeyRow, AuthSessionRow, WalletRow
+from marketpulse.accounts.tables import ApiKeyRow, AuthSessionRow, PasskeyRow, WalletRow
 from marketpulse.backtest.tables import BacktestJobRow
 from marketpulse.marketdata.models import Candle
 from marketpulse.marketdata.store import save_candles
@@ -38,6 +38,7 @@ NO_SESSION_NEEDED = {
     ("post", "/api/v1/auth/resend-verification"), ("post", "/api/v1/auth/request-password-reset"),
     ("post", "/api/v1/auth/reset-password"), ("post", "/api/v1/auth/siwe/nonce"), ("post", "/api/v1/auth/siwe/verify"),
     ("post", "/api/v1/auth/solana/nonce"), ("post", "/api/v1/auth/solana/verify"),
+    ("post", "/api/v1/auth/passkeys/signin/options"), ("post", "/api/v1/auth/passkeys/signin/verify"),
 }
 # Machine-to-machine ingest: no user, but the X-API-Key shared secret (refused without it).
 INGEST = {("post", "/api/v1/market/open-interest/ingest"), ("post", "/api/v1/volume-alerts/ingest")}
@@ -94,6 +95,7 @@ class Owned:
     job_id: str
     key_id: str
     wallet_id: str
+    passkey_id: str
     list_id: str  # a watchlist
     sub_id: str  # a volume-alert subscription
 
@@ -114,14 +116,17 @@ async def own_everything(client: httpx.AsyncClient, runtime: Runtime, who: Signe
     sub = await client.post("/api/v1/volume-alerts/subscriptions", json={"symbol": symbol}, **as_them)
     made = [r.status_code for r in (resting, deployed, job, key, watchlist, sub)]
     assert made == [201, 201, 202, 201, 201, 201], [r.text for r in (resting, deployed, job, key, watchlist, sub)]
+    # A wallet and a passkey as their sign-ins store them (those flows are proven with real keys elsewhere).
     wallet = WalletRow(id=str(uuid.uuid4()), user_id=who.user_id, chain="solana",
                        address=uuid.uuid4().hex + uuid.uuid4().hex[:12], created_at_ms=T0, last_used_at_ms=T0)
+    passkey = PasskeyRow(id=str(uuid.uuid4()), user_id=who.user_id, credential_id=uuid.uuid4().hex,
+                         public_key=b"key", sign_count=0, name="laptop", transports=None, created_at_ms=T0)
     async with runtime.sessions() as s:
-        s.add(wallet)
+        s.add_all([wallet, passkey])
         await s.commit()
     await runtime.services.backtests.wait()
     return Owned(who, symbol, resting.json()["id"], deployed.json()["id"], job.json()["id"], key.json()["id"],
-                 wallet.id, watchlist.json()["id"], sub.json()["id"])
+                 wallet.id, passkey.id, watchlist.json()["id"], sub.json()["id"])
 
 
 def fill(path: str, theirs: Owned) -> str:
@@ -129,7 +134,7 @@ def fill(path: str, theirs: Owned) -> str:
     ids = {"order_id": theirs.order_id, "deployment_id": theirs.deployment_id, "job_id": theirs.job_id,
            "key_id": theirs.key_id, "wallet_id": theirs.wallet_id, "session_id": theirs.who.session_id,
            "user_id": theirs.who.user_id, "symbol": theirs.symbol, "list_id": theirs.list_id,
-           "sub_id": theirs.sub_id}
+           "sub_id": theirs.sub_id, "passkey_id": theirs.passkey_id}
     out = path
     for name in [seg[1:-1] for seg in path.split("/") if seg.startswith("{")]:
         if name not in ids:
@@ -151,11 +156,13 @@ async def snapshot(runtime: Runtime, owned: Owned, client: httpx.AsyncClient) ->
                                      .where(PaperPositionRow.owner_id == who))).all()
         jobs = (await s.execute(select(BacktestJobRow.id).where(BacktestJobRow.owner_id == who))).scalars().all()
         wallet = await s.get(WalletRow, owned.wallet_id)
-    assert order and deployment and key and session and wallet
+        passkey = await s.get(PasskeyRow, owned.passkey_id)
+    assert order and deployment and key and session and wallet and passkey
     as_them = {"headers": owned.who.headers}
     return {"order": order.status, "deployment": deployment.status, "key": key.revoked_at_ms,
             "session": session.revoked_at_ms, "positions": sorted(positions), "jobs": list(jobs),
-            "wallet": wallet.user_id, "watchlists": (await client.get("/api/v1/watchlist", **as_them)).json(),
+            "wallet": wallet.user_id, "passkey": passkey.user_id,
+            "watchlists": (await client.get("/api/v1/watchlist", **as_them)).json(),
             "subscriptions": (await client.get("/api/v1/volume-alerts/subscriptions", **as_them)).json()}
 
 

@@ -87,8 +87,10 @@ class Accepted(BaseModel):
     detail: str
 
 
-    passkeys: int = 0  # how many passkeys the user has registered
-    two_factor: bool = False  # TOTP confirmed and on
+def me_json(user: UserRow, wallets: Sequence[WalletRow] = (), *, passkeys: int = 0, two_factor: bool = False) -> Me:
+    return Me(id=user.id, email=user.email, plan=plan_named(user.plan).name, role=user.role, status=user.status,
+              email_verified=user.verified_at_ms is not None, created_at_ms=user.created_at_ms,
+              wallets=[wallet_json(w) for w in wallets], passkeys=passkeys, two_factor=two_factor)
 
 
 # Answers the routes give besides their success and 422, for the OpenAPI document (clients and the fuzz test).
