@@ -191,4 +191,6 @@ async def test_script_is_served(client: httpx.AsyncClient) -> None:
 
 async def test_dashboard_links_to_the_paper_page(client: httpx.AsyncClient) -> None:
     resp = await client.get("/")
-    assert resp.status_code == 200 and 'href="/paper"' in resp.text
+    # The nav bar every page carries is drawn by site.js (it knows the sign-in state); it links the paper page.
+    assert resp.status_code == 200 and 'id="site-nav"' in resp.text and "/static/site.js" in resp.text
+    assert 'link("/paper", "Paper")' in (await client.get("/static/site.js")).text
