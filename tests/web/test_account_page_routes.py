@@ -16,7 +16,7 @@ from marketpulse.api.app import create_app
 from marketpulse.bus.memory import MemoryBus
 from marketpulse.runtime import Runtime
 from marketpulse.settings import Settings
-from support.auth import authorize
+from support.accounts import authorize
 
 PAGES = ["/signup", "/signin", "/verify", "/forgot-password", "/onboarding", "/settings", "/pricing"]
 SITE = [*PAGES, "/", "/paper", "/backtests", "/admin", "/verify-email?token=x", "/reset-password?token=x"]
