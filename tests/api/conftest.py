@@ -35,11 +35,16 @@ async def app(runtime: Runtime) -> AsyncIterator[Any]:
 
 
 @pytest.fixture
-async def client(app: Any, runtime: Runtime) -> AsyncIterator[httpx.AsyncClient]:
-    """Signed in as a pro user (Bearer), so the per-user routes answer; public routes don't mind."""
+async def client(app: Any) -> AsyncIterator[httpx.AsyncClient]:
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://localhost") as c:
-        await authorize(c, runtime)
         yield c
+
+
+@pytest.fixture
+async def signed_in(client: httpx.AsyncClient, runtime: Runtime) -> None:
+    """`client` signed in as a pro user (Bearer), for tests of per-user routes (paper, backtests):
+    `pytestmark = pytest.mark.usefixtures("signed_in")`."""
+    await authorize(client, runtime)
 
 
 @pytest.fixture

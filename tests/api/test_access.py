@@ -20,6 +20,7 @@ from sqlalchemy import select
 
 from marketpulse.accounts.tables import ApiKeyRow, AuthSessionRow, PasskeyRow, WalletRow
 from marketpulse.backtest.tables import BacktestJobRow
+from marketpulse.delivery.tables import DestinationRow
 from marketpulse.marketdata.models import Candle
 from marketpulse.marketdata.store import save_candles
 from marketpulse.runtime import Runtime
@@ -52,6 +53,7 @@ BODIES: dict[tuple[str, str], dict[str, Any]] = {
     ("patch", "/api/v1/watchlist/{list_id}"): {"name": "renamed"},
     ("post", "/api/v1/watchlist/{list_id}/items"): {"symbol": "SOLUSDT"},
     ("delete", "/api/v1/watchlist/{list_id}/items"): {"symbol": "BTCUSDT"},
+    ("post", "/api/v1/account/destinations/{dest_id}/verify"): {"code": "123456"},
 }
 
 
@@ -96,6 +98,7 @@ class Owned:
     key_id: str
     wallet_id: str
     passkey_id: str
+    dest_id: str  # a notification destination
     list_id: str  # a watchlist
     sub_id: str  # a volume-alert subscription
 
@@ -121,12 +124,15 @@ async def own_everything(client: httpx.AsyncClient, runtime: Runtime, who: Signe
                        address=uuid.uuid4().hex + uuid.uuid4().hex[:12], created_at_ms=T0, last_used_at_ms=T0)
     passkey = PasskeyRow(id=str(uuid.uuid4()), user_id=who.user_id, credential_id=uuid.uuid4().hex,
                          public_key=b"key", sign_count=0, name="laptop", transports=None, created_at_ms=T0)
+    destination = DestinationRow(id=str(uuid.uuid4()), owner_id=who.user_id, channel="email",
+                                 address=f"{who.user_id}@example.com", state="pending", code_attempts=0,
+                                 created_at_ms=T0)
     async with runtime.sessions() as s:
-        s.add_all([wallet, passkey])
+        s.add_all([wallet, passkey, destination])
         await s.commit()
     await runtime.services.backtests.wait()
     return Owned(who, symbol, resting.json()["id"], deployed.json()["id"], job.json()["id"], key.json()["id"],
-                 wallet.id, passkey.id, watchlist.json()["id"], sub.json()["id"])
+                 wallet.id, passkey.id, destination.id, watchlist.json()["id"], sub.json()["id"])
 
 
 def fill(path: str, theirs: Owned) -> str:
@@ -134,9 +140,11 @@ def fill(path: str, theirs: Owned) -> str:
     ids = {"order_id": theirs.order_id, "deployment_id": theirs.deployment_id, "job_id": theirs.job_id,
            "key_id": theirs.key_id, "wallet_id": theirs.wallet_id, "session_id": theirs.who.session_id,
            "user_id": theirs.who.user_id, "symbol": theirs.symbol, "list_id": theirs.list_id,
-           "sub_id": theirs.sub_id, "passkey_id": theirs.passkey_id}
+           "sub_id": theirs.sub_id, "passkey_id": theirs.passkey_id, "dest_id": theirs.dest_id}
     out = path
     for name in [seg[1:-1] for seg in path.split("/") if seg.startswith("{")]:
+        if name not in ids and path.startswith(ADMIN_PREFIX):
+            ids[name] = "any-id"  # a non-admin is refused before any id is looked at
         if name not in ids:
             pytest.fail(f"the isolation walk can't fill {{{name}}} in {path}: give user B such an object in "
                         f"own_everything and its id here")
@@ -157,11 +165,13 @@ async def snapshot(runtime: Runtime, owned: Owned, client: httpx.AsyncClient) ->
         jobs = (await s.execute(select(BacktestJobRow.id).where(BacktestJobRow.owner_id == who))).scalars().all()
         wallet = await s.get(WalletRow, owned.wallet_id)
         passkey = await s.get(PasskeyRow, owned.passkey_id)
-    assert order and deployment and key and session and wallet and passkey
+        destination = await s.get(DestinationRow, owned.dest_id)
+    assert order and deployment and key and session and wallet and passkey and destination
     as_them = {"headers": owned.who.headers}
     return {"order": order.status, "deployment": deployment.status, "key": key.revoked_at_ms,
             "session": session.revoked_at_ms, "positions": sorted(positions), "jobs": list(jobs),
             "wallet": wallet.user_id, "passkey": passkey.user_id,
+            "destination": (destination.state, destination.code_attempts),
             "watchlists": (await client.get("/api/v1/watchlist", **as_them)).json(),
             "subscriptions": (await client.get("/api/v1/volume-alerts/subscriptions", **as_them)).json()}
 

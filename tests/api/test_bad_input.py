@@ -25,6 +25,8 @@ from marketpulse.trading.paper.tables import PaperDeploymentRow, PaperOrderRow
 
 from .serving import API_KEY
 
+pytestmark = pytest.mark.usefixtures("signed_in")  # paper and backtests are a signed-in user's
+
 KEY = {"X-API-Key": API_KEY, "content-type": "application/json"}
 JSON = {"content-type": "application/json"}
 ORDER = '{"symbol": "BTCUSDT", "side": "buy", "type": "market", "quantity": %s}'

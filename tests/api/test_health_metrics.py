@@ -24,6 +24,8 @@ from marketpulse.storage.database import create_engine
 
 from .serving import API_KEY, eventually, free_port
 
+pytestmark = pytest.mark.usefixtures("signed_in")  # paper and backtests are a signed-in user's
+
 
 async def test_live_and_ready(client: httpx.AsyncClient) -> None:
     assert (await client.get("/health/live")).json() == {"status": "ok"}
