@@ -48,12 +48,16 @@ PER_USER_READS = ("/api/v1/paper/", "/api/v1/backtests", "/api/v1/account", "/ap
 # Routes with a path parameter that names public data, not anyone's object.
 PUBLIC_PATHS = {"/api/v1/market/symbol/{symbol}", "/api/v1/market/history/{symbol}"}
 ADMIN_PREFIX = "/api/v1/admin/"
+RULE: dict[str, Any] = {"name": "above 100k", "symbols": ["BTCUSDT"], "frequency": "once_per_bar", "interval": "1m",
+                        "conditions": {"all": [{"field": "price", "op": "crosses_above", "value": 100000}]},
+                        "cooldown_s": 300}
 # A valid body for the routes that need one, so the owner check is what answers (not the body's 422).
 BODIES: dict[tuple[str, str], dict[str, Any]] = {
     ("patch", "/api/v1/watchlist/{list_id}"): {"name": "renamed"},
     ("post", "/api/v1/watchlist/{list_id}/items"): {"symbol": "SOLUSDT"},
     ("delete", "/api/v1/watchlist/{list_id}/items"): {"symbol": "BTCUSDT"},
     ("post", "/api/v1/account/destinations/{dest_id}/verify"): {"code": "123456"},
+    ("put", "/api/v1/alerts/rules/{rule_id}"): RULE,
 }
 
 
@@ -99,6 +103,7 @@ class Owned:
     wallet_id: str
     passkey_id: str
     dest_id: str  # a notification destination
+    rule_id: str  # an alert rule
     list_id: str  # a watchlist
     sub_id: str  # a volume-alert subscription
 
@@ -117,8 +122,9 @@ async def own_everything(client: httpx.AsyncClient, runtime: Runtime, who: Signe
     key = await client.post("/api/v1/account/api-keys", json={"name": "bot", "scopes": ["read"]}, **as_them)
     watchlist = await client.post("/api/v1/watchlist", json={"name": "mine", "symbols": [symbol]}, **as_them)
     sub = await client.post("/api/v1/volume-alerts/subscriptions", json={"symbol": symbol}, **as_them)
-    made = [r.status_code for r in (resting, deployed, job, key, watchlist, sub)]
-    assert made == [201, 201, 202, 201, 201, 201], [r.text for r in (resting, deployed, job, key, watchlist, sub)]
+    rule = await client.post("/api/v1/alerts/rules", json=RULE | {"symbols": [symbol]}, **as_them)
+    made = [resting, deployed, job, key, watchlist, sub, rule]
+    assert [r.status_code for r in made] == [201, 201, 202, 201, 201, 201, 201], [r.text for r in made]
     # A wallet and a passkey as their sign-ins store them (those flows are proven with real keys elsewhere).
     wallet = WalletRow(id=str(uuid.uuid4()), user_id=who.user_id, chain="solana",
                        address=uuid.uuid4().hex + uuid.uuid4().hex[:12], created_at_ms=T0, last_used_at_ms=T0)
@@ -132,7 +138,7 @@ async def own_everything(client: httpx.AsyncClient, runtime: Runtime, who: Signe
         await s.commit()
     await runtime.services.backtests.wait()
     return Owned(who, symbol, resting.json()["id"], deployed.json()["id"], job.json()["id"], key.json()["id"],
-                 wallet.id, passkey.id, destination.id, watchlist.json()["id"], sub.json()["id"])
+                 wallet.id, passkey.id, destination.id, rule.json()["id"], watchlist.json()["id"], sub.json()["id"])
 
 
 def fill(path: str, theirs: Owned) -> str:
@@ -140,7 +146,8 @@ def fill(path: str, theirs: Owned) -> str:
     ids = {"order_id": theirs.order_id, "deployment_id": theirs.deployment_id, "job_id": theirs.job_id,
            "key_id": theirs.key_id, "wallet_id": theirs.wallet_id, "session_id": theirs.who.session_id,
            "user_id": theirs.who.user_id, "symbol": theirs.symbol, "list_id": theirs.list_id,
-           "sub_id": theirs.sub_id, "passkey_id": theirs.passkey_id, "dest_id": theirs.dest_id}
+           "sub_id": theirs.sub_id, "passkey_id": theirs.passkey_id, "dest_id": theirs.dest_id,
+           "rule_id": theirs.rule_id}
     out = path
     for name in [seg[1:-1] for seg in path.split("/") if seg.startswith("{")]:
         if name not in ids and path.startswith(ADMIN_PREFIX):
@@ -173,7 +180,8 @@ async def snapshot(runtime: Runtime, owned: Owned, client: httpx.AsyncClient) ->
             "wallet": wallet.user_id, "passkey": passkey.user_id,
             "destination": (destination.state, destination.code_attempts),
             "watchlists": (await client.get("/api/v1/watchlist", **as_them)).json(),
-            "subscriptions": (await client.get("/api/v1/volume-alerts/subscriptions", **as_them)).json()}
+            "subscriptions": (await client.get("/api/v1/volume-alerts/subscriptions", **as_them)).json(),
+            "rules": (await client.get("/api/v1/alerts/rules", **as_them)).json()}
 
 
 async def test_user_a_gets_404_for_every_object_of_user_b(app: Any, anonymous: httpx.AsyncClient,
