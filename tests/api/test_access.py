@@ -40,6 +40,7 @@ NO_SESSION_NEEDED = {
     ("post", "/api/v1/auth/reset-password"), ("post", "/api/v1/auth/siwe/nonce"), ("post", "/api/v1/auth/siwe/verify"),
     ("post", "/api/v1/auth/solana/nonce"), ("post", "/api/v1/auth/solana/verify"),
     ("post", "/api/v1/auth/passkeys/signin/options"), ("post", "/api/v1/auth/passkeys/signin/verify"),
+    ("post", "/api/v1/auth/unlock"),  # the mailed link that lifts a brute-force lock: its token is the proof
 }
 # Machine-to-machine ingest: no user, but the X-API-Key shared secret (refused without it).
 INGEST = {("post", "/api/v1/market/open-interest/ingest"), ("post", "/api/v1/volume-alerts/ingest")}
