@@ -337,18 +337,22 @@ class RuleEngine:
         """For all-of-levels groups: does every condition hold now? (The one that just became true does; whether
         the group was false before needs no check: that condition was false before.) True for single conditions."""
         ok: B = np.ones(len(slots), np.bool_)
-        if not len(slots):
+        groups = np.flatnonzero(self.checks[slots, 0] >= 0)
+        if not len(groups):
             return ok
-        kids, ops, lines = self.checks[slots], self.check_op[slots], self.check_a[slots]
+        g_slots, g_syms = slots[groups], syms[groups]
+        kids, ops, lines = self.checks[g_slots], self.check_op[g_slots], self.check_a[g_slots]
+        holds_all: B = np.ones(len(groups), np.bool_)
         for j in range(MAX_CHECKS):
             for kid in np.unique(kids[:, j]).tolist():
                 if kid < 0:
                     continue
                 rows = kids[:, j] == kid
                 store = self._store(self.key_names[kid])
-                x, a, op = store[syms[rows]], lines[rows, j], ops[rows, j]
+                x, a, op = store[g_syms[rows]], lines[rows, j], ops[rows, j]
                 holds = np.where(op == 0, x > a, np.where(op == 1, x >= a, np.where(op == 2, x < a, x <= a)))
-                ok[rows] &= holds  # NaN (no value yet) compares false: not holding
+                holds_all[rows] &= holds  # NaN (no value yet) compares false: not holding
+        ok[groups] = holds_all
         return ok
 
     def _fire_slow(self, key: str, now_ms: int, slots: I64, rows: I64, syms: npt.NDArray[np.integer],
