@@ -84,3 +84,21 @@ def test_compound_rules_fire_when_the_group_becomes_true() -> None:
     assert not len(engine.update("price", T0 + 1, sym, np.array([101.0])))  # funding in between: group false
     fired = list(engine.update("funding_rate", T0 + 2, sym, np.array([-0.0001])))  # now the whole is true
     assert [(m.rule_id, m.key, m.value) for m in fired] == [("r", "funding_rate", -0.0001)]
+
+
+def test_events_fire_their_rules_and_fills_only_their_owners() -> None:
+    engine = RuleEngine()
+    spike = {"name": "spike", "symbols": "*", "frequency": "every_time",
+             "conditions": {"all": [{"event": "volume_spike", "alert_type": "SPIKE"}]}}
+    fill = {"name": "fill", "symbol": "BTCUSDT", "frequency": "every_time",
+            "conditions": {"all": [{"event": "paper_fill"}]}}
+    engine.add(compile_rule_for("spike", "ana", RuleIn.model_validate(spike)))
+    engine.add(compile_rule_for("fill", "ana", RuleIn.model_validate(fill)))
+    from marketpulse.rules.conditions import EventLeaf
+
+    hits = engine.on_event(EventLeaf("volume_spike", "SPIKE"), "ETHUSDT", T0, "a1")
+    assert [(m.rule_id, m.symbol, m.event_key) for m in hits] == [("spike", "ETHUSDT", "volume_spike:a1")]
+    assert engine.on_event(EventLeaf("volume_spike", "HALF_UPDATE"), "ETHUSDT", T0, "a2") == []
+    assert engine.on_event(EventLeaf("paper_fill"), "BTCUSDT", T0, "f1", owner_id="bob") == []
+    assert [m.rule_id for m in engine.on_event(EventLeaf("paper_fill"), "BTCUSDT", T0, "f2", owner_id="ana")] \
+        == ["fill"]
