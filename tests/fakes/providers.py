@@ -67,6 +67,7 @@ class FakeProviders:
     received: dict[str, list[Received]] = field(default_factory=dict)
     scripts: dict[str, list[Fail | Hang]] = field(default_factory=dict)
     arrived: asyncio.Event = field(default_factory=asyncio.Event)
+    webhook_delay_s: float = 0.0  # a slower receiver (so a crash lands mid-batch)
 
     @property
     def base(self) -> str:
@@ -125,6 +126,8 @@ class FakeProviders:
         return got, answer if isinstance(answer, Fail) else None
 
     async def _webhook(self, request: web.Request) -> web.Response:
+        if self.webhook_delay_s:
+            await asyncio.sleep(self.webhook_delay_s)
         _, fail = await self._take("webhook", request)
         if fail:
             headers = {"Retry-After": f"{fail.retry_after:g}"} if fail.retry_after is not None else {}

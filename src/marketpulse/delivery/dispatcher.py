@@ -26,9 +26,8 @@ from typing import Any
 
 import httpx
 import structlog
-from sqlalchemy import Select, exists, select, text, update
+from sqlalchemy import Select, func, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
-from sqlalchemy.orm import aliased
 
 from marketpulse.bus import EventBus
 from marketpulse.clock import Clock
@@ -232,18 +231,20 @@ class _Tried:
 
 
 def _due_ids(now: int, limit: int, postgres: bool) -> Select[Any]:
-    """The ids a claim may take: due, not leased (or the lease expired), no earlier row of the destination held
-    up (leased elsewhere or waiting for its retry); oldest first."""
-    n, earlier = NotificationRow, aliased(NotificationRow)
-    held_up = exists().where(
-        earlier.destination_id == n.destination_id, earlier.id < n.id,
-        earlier.status.in_(core.PENDING_STATUSES),
-        (earlier.next_attempt_at_ms > now) | (earlier.lease_expires_at_ms > now))
-    query = (select(n.id).where(
+    """The ids a claim may take: due, not leased (or the lease expired), and before the first held-up row of
+    their destination (one leased to a dispatcher or waiting for its retry); oldest first. Held-up rows are found
+    once per claim (grouped by destination), so a claim costs O(pending rows), not O(pending × per destination)."""
+    n = NotificationRow
+    held = (select(n.destination_id.label("destination_id"), func.min(n.id).label("first_held"))
+            .where(n.status.in_(core.PENDING_STATUSES),
+                   (n.next_attempt_at_ms > now) | (n.lease_expires_at_ms > now))
+            .group_by(n.destination_id).cte("held"))
+    query = (select(n.id).outerjoin(held, held.c.destination_id == n.destination_id).where(
         n.status.in_(core.PENDING_STATUSES), n.next_attempt_at_ms <= now,
-        (n.lease_expires_at_ms.is_(None)) | (n.lease_expires_at_ms <= now), ~held_up)
+        (n.lease_expires_at_ms.is_(None)) | (n.lease_expires_at_ms <= now),
+        (held.c.first_held.is_(None)) | (n.id < held.c.first_held))
         .order_by(n.id).limit(limit))
-    return query.with_for_update(skip_locked=True) if postgres else query
+    return query.with_for_update(of=n, skip_locked=True) if postgres else query
 
 
 def _row_values(r: Result, now: int) -> dict[str, Any]:
