@@ -91,7 +91,8 @@ def start_dispatcher(runtime: Runtime) -> Stopper:
     `delivery.dispatcher`); its times are wall-clock times (retries, leases), not the market's."""
     from marketpulse.delivery.dispatcher import Dispatcher
 
-    dispatcher = Dispatcher(runtime.sessions, runtime.clock, runtime.settings, bus=runtime.bus)
+    dispatcher = Dispatcher(runtime.sessions, runtime.clock, runtime.settings, bus=runtime.bus,
+                            credits=runtime.services.credits)
     task = asyncio.create_task(dispatcher.run(), name="dispatcher")
 
     async def stop() -> None:

@@ -179,3 +179,31 @@ async def test_a_killed_dispatchers_claim_is_taken_over_when_its_lease_expires(
     titles = [r.json()["title"] for r in fake.of("webhook")]
     assert [t for t in titles if "a" in t.split()[-1]] == ["alert a0", "alert a1"]
     assert [t for t in titles if "b" in t.split()[-1]] == ["alert b0", "alert b1"]
+
+
+async def test_each_delivery_is_charged_once_and_a_short_balance_skips_it(
+        runtime: Runtime, fake: FakeProviders, clock: FakeClock) -> None:
+    from marketpulse.credits.service import CreditLedger
+
+    ledger = CreditLedger(runtime.sessions, clock)
+    async with runtime.sessions.begin() as s:
+        await ledger.grant(s, owner_id="alice", amount=6, idempotency_key="grant-1", reason="test")
+    await add_destination(runtime, "sms", "alice", channel="sms", address="+15005550006")  # 5 credits each
+    await add_destination(runtime, "hook", "alice", address=fake.url("/hook/a"))  # 1 credit each
+    await add_destination(runtime, "app", "alice", channel="in_app", address="alice")  # free
+    fake.script("twilio", [Fail(500)])  # the first SMS is retried: still charged once
+    await notify(runtime, "alice", ["sms", "hook", "app"], "e1")
+    await notify(runtime, "alice", ["sms", "hook", "app"], "e2")
+    d = dispatcher(runtime, credits=ledger)
+    await d.run_once()
+    clock.advance(1000)
+    await d.run_once()
+    await d.close()
+    rows = await notifications(runtime)
+    assert [(r.event_key, r.channel, r.status, r.credits_charged, r.last_error if r.status == "skipped" else None)
+            for r in rows] == [
+        ("e1", "sms", "sent", 5, None), ("e1", "webhook", "sent", 1, None), ("e1", "in_app", "sent", 0, None),
+        ("e2", "sms", "skipped", 0, "insufficient_credits"), ("e2", "webhook", "skipped", 0, "insufficient_credits"),
+        ("e2", "in_app", "sent", 0, None)]
+    async with runtime.sessions() as s:
+        assert await ledger.balance(s, "alice") == 0

@@ -6,6 +6,9 @@ rows are picked `FOR UPDATE SKIP LOCKED` and claims are serialised by a transact
 head-of-line check below sees every other claim); on SQLite the statement runs under the database's single
 writer. A dispatcher killed mid-batch leaves its rows leased; once the lease expires another claims them.
 
+Credits: before its first send a notification is charged its channel's cost (`accounts.plans`), keyed by its
+idempotency key; a balance too short makes it `skipped` with `insufficient_credits`.
+
 Order: a user's notifications on one destination arrive in the order they were enqueued. A row is claimable only
 when no earlier pending row of its destination is leased to someone else or waiting for a retry; a dispatcher sends
 one destination's rows one after another, and when one fails (to be retried) it hands the rest back.
@@ -29,8 +32,10 @@ import structlog
 from sqlalchemy import Select, func, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from marketpulse.accounts.plans import CHANNEL_CREDIT_COSTS
 from marketpulse.bus import EventBus
 from marketpulse.clock import Clock
+from marketpulse.credits.service import CreditLedger
 from marketpulse.delivery import core
 from marketpulse.delivery.breaker import CircuitBreaker
 from marketpulse.delivery.channels.base import Context, Delivery, Provider
@@ -71,6 +76,7 @@ class Dispatcher:
     name: str = field(default_factory=lambda: uuid.uuid4().hex[:12])
     http: httpx.AsyncClient | None = None
     on_result: Callable[[Result], None] | None = None  # tests and the benchmark watch outcomes
+    credits: CreditLedger | None = None  # None: deliveries are free (tests of sending alone)
     breakers: dict[str, CircuitBreaker] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -157,8 +163,8 @@ class Dispatcher:
         row, dest = c.row, c.destination
         if dest is None or dest.state != "verified":
             return Result(row.id, Outcome(status=SKIPPED, error="destination_removed", permanent=True), row.attempts)
-        # CREDITS: charge the channel's cost here (marketpulse.credits.CreditLedger.charge, idempotency key =
-        # row.idempotency_key) once the credits capability is on main; short → Outcome(SKIPPED, "insufficient_credits").
+        if not await self._charge(row):
+            return Result(row.id, Outcome(status=SKIPPED, error="insufficient_credits"), row.attempts)
         delivery = Delivery(notification_id=row.id, idempotency_key=row.idempotency_key, owner_id=row.owner_id,
                             channel=row.channel, address=dest.address, secret=dest.signing_secret,
                             message=row.message, created_at_ms=row.created_at_ms)
@@ -166,6 +172,22 @@ class Dispatcher:
         if outcome is not None:
             return Result(row.id, outcome, row.attempts + 1)
         return self._retry_or_give_up(row, tried)
+
+    async def _charge(self, row: NotificationRow) -> bool:
+        """Take the channel's credits once per notification (the ledger keys usage by the notification's
+        idempotency key, so a retry or a takeover never charges again); False when the balance is short."""
+        cost = CHANNEL_CREDIT_COSTS.get(row.channel, CHANNEL_CREDIT_COSTS["webhook"])  # apprise: as a webhook
+        if self.credits is None or cost == 0 or row.credits_charged:
+            return True
+        async with self.sessions.begin() as s:
+            result = await self.credits.charge(s, owner_id=row.owner_id, amount=cost,
+                                               idempotency_key=f"delivery:{row.idempotency_key}",
+                                               reason=f"{row.channel} notification {row.id}")
+            if result.insufficient:
+                return False
+            await s.execute(update(NotificationRow).where(NotificationRow.id == row.id).values(credits_charged=cost))
+        row.credits_charged = cost
+        return True
 
     async def _through_providers(self, delivery: Delivery,
                                  providers: list[Provider]) -> tuple[Outcome | None, _Tried]:
