@@ -14,16 +14,13 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from marketpulse.accounts.plans import CHANNEL_CREDIT_COSTS
 from marketpulse.marketdata.frame import CandleFrame
 from marketpulse.marketdata.models import Candle
 from marketpulse.rules.engine import Match, RuleEngine, compile_rule_for
 from marketpulse.rules.feeds import MarketFeed
 from marketpulse.rules.model import INDICATORS, EventCondition, RuleIn, leaves
 
-# Credits per notification by channel (the issue's table). TODO(ratelimit lane): read the plan table's channel-cost
-# mapping once it is on main; this is the one place to change.
-CHANNEL_CREDIT_COSTS: Mapping[str, int] = {"email": 1, "telegram": 1, "discord": 1, "slack": 1, "webhook": 1,
-                                           "apprise": 1, "sms": 5, "push": 0, "in_app": 0}
 REPLAYABLE = frozenset({"price", "mark_price", "change_pct_1h", "change_pct_4h", "volume_ratio_1h", *INDICATORS})
 
 
@@ -39,7 +36,9 @@ class Preview:
 
 
 def credits_per_fire(channel_kinds: Sequence[str]) -> int:
-    return sum(CHANNEL_CREDIT_COSTS.get(kind, 1) for kind in channel_kinds)
+    """What one fire costs on these channels: the plan table's costs, as the dispatcher charges them (a channel the
+    table doesn't list, apprise, costs what a webhook does)."""
+    return sum(CHANNEL_CREDIT_COSTS.get(kind, CHANNEL_CREDIT_COSTS["webhook"]) for kind in channel_kinds)
 
 
 def not_replayable(rule: RuleIn) -> list[str]:
