@@ -104,7 +104,12 @@ def fuzz(operation: Any, mode: GenerationMode, token: str) -> list[str]:
     @settings(max_examples=EXAMPLES_PER_OPERATION, derandomize=True, deadline=None, database=None,
               suppress_health_check=list(HealthCheck), phases=[Phase.explicit, Phase.generate, Phase.shrink])
     def run(case: Any) -> None:
-        case.call_and_validate(headers={"X-API-Key": API_KEY, "Authorization": f"Bearer {token}"}, checks=checks)
+        headers = {"X-API-Key": API_KEY}
+        # A secured operation's cases carry a (random) Authorization header: it becomes the user's real token. A
+        # negative case leaves it out on purpose (the security requirement negated) and must be refused: no token.
+        if case.headers and "Authorization" in case.headers:
+            headers["Authorization"] = f"Bearer {token}"
+        case.call_and_validate(headers=headers, checks=checks)
 
     try:
         run()
