@@ -34,6 +34,7 @@ PASSKEYS = "tests/accounts/test_passkeys.py"
 DELIVERY = "tests/delivery/test_dispatcher.py"
 BREAKER = f"{DELIVERY}::test_the_breaker_opens_the_fallback_delivers_and_a_half_open_probe_closes_it"
 CHANNELS = "tests/delivery/test_channels.py"
+WEBHOOK = "tests/signals/test_webhook.py"
 
 PROOF: dict[str, str] = {
     "delivery_timeout_s": f"{DELIVERY}::test_500s_timeouts_and_429s_are_retried_at_the_schedules_delays_then_dead",
@@ -61,6 +62,9 @@ PROOF: dict[str, str] = {
     "admin_require_two_factor": "tests/accounts/test_two_factor.py::test_admins_can_be_required_to_use_two_factor",
     "admin_allowed_ips": "tests/accounts/test_admin_console.py::"
                          "test_the_admin_allowlist_refuses_other_addresses_before_anything_else",
+    "webhook_allowed_ips": f"{WEBHOOK}::test_the_allowlist_believes_forwarded_for_only_from_configured_proxies",
+    "webhook_trusted_proxies": f"{WEBHOOK}::test_the_allowlist_believes_forwarded_for_only_from_configured_proxies",
+    "webhook_rate_per_minute": f"{WEBHOOK}::test_a_flood_on_one_token_is_429",
     "siwe_domain": f"{WALLETS}::test_siwe_accepts_the_chains_and_domain_the_settings_name",
     "siwe_uri": f"{WALLETS}::test_siwe_accepts_the_chains_and_domain_the_settings_name",
     "siwe_chain_ids": f"{WALLETS}::test_siwe_accepts_the_chains_and_domain_the_settings_name",

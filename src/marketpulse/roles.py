@@ -2,7 +2,8 @@
 
 - ingest: a market source (replay or Binance) publishing to the bus
 - worker: market recorder, spike scanner, paper-trading runner, rule alerts (bus consumers that write the store),
-          a notification dispatcher and monthly credit grants
+          strategy signals (stored webhook signals processed, computed ones under a lease), a notification
+          dispatcher and monthly credit grants
 - api:    FastAPI + Socket.IO (reads the store, subscribes to the bus)
 `pulse demo` runs all three in one process; `pulse api|worker|ingest` run one each, sharing PostgreSQL and Redis.
 """
@@ -73,6 +74,16 @@ async def start_worker(runtime: Runtime, market_clock: Clock, *, follows_bus_tim
     rule_worker = RuleWorker(runtime.services.rules, runtime.bus)
     await rule_worker.start()
     stoppers.append(rule_worker.stop)
+    # Strategy signals: every worker processes stored webhook signals; the lease holder computes the live ones.
+    from marketpulse.signals.worker import ComputedSignals, SignalWorker
+
+    signal_worker = SignalWorker(runtime.services.signals, runtime.bus)
+    await signal_worker.start()
+    stoppers.append(signal_worker.stop)
+    computed = ComputedSignals(runtime.services.signals, runtime.bus, runtime.leases,
+                               ttl_ms=int(runtime.settings.lease_ttl_s * 1000), clock=runtime.clock)
+    await computed.start()
+    stoppers.append(computed.stop)
     stoppers.append(start_dispatcher(runtime))
     # Monthly credit grants: another singleton duty, under a lease of its own.
     from marketpulse.credits.grants import GrantRunner, MonthlyGrants

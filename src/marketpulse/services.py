@@ -1,7 +1,7 @@
 """The process's long-lived services, built once from its Runtime, handed to routes and roles, and shut down.
 
     runtime.services.paper / .deployments / .paper_clock / .backtests / .accounts / .watchlists / .delivery
-                    / .rate_limits / .credits
+                    / .rate_limits / .credits / .signals
 
 Built on first use (a `pulse ingest` process never builds them, so it never loads the engine); `Runtime.close`
 stops them. HTTP routes get them through FastAPI dependencies (`get_services` and the views' own small ones), and
@@ -26,6 +26,7 @@ if TYPE_CHECKING:
     from marketpulse.ratelimit.service import ApiRateLimiter
     from marketpulse.rules.service import RulesService
     from marketpulse.runtime import Runtime
+    from marketpulse.signals.service import SignalsService
     from marketpulse.trading.paper.deployments import DeploymentService
     from marketpulse.trading.paper.service import PaperTradingService
     from marketpulse.watchlists.service import WatchlistService
@@ -43,6 +44,7 @@ class Services:
     rules: RulesService  # alert rules (not the volume-spike alerts)
     rate_limits: ApiRateLimiter
     credits: CreditLedger  # the contract other capabilities charge through, inside their own transactions
+    signals: SignalsService  # strategy signals: configs, webhook ingest, subscriptions
 
     @classmethod
     def build(cls, runtime: Runtime) -> Services:
@@ -52,6 +54,7 @@ class Services:
         from marketpulse.delivery.service import DeliveryService
         from marketpulse.ratelimit.service import ApiRateLimiter
         from marketpulse.rules.service import RulesService
+        from marketpulse.signals.service import SignalsService
         from marketpulse.trading.paper.deployments import DeploymentService
         from marketpulse.trading.paper.service import PaperConfig, PaperTradingService
         from marketpulse.watchlists.service import WatchlistService
@@ -71,6 +74,7 @@ class Services:
             rules=RulesService(runtime.sessions, runtime.bus, runtime.clock),
             rate_limits=ApiRateLimiter(limit_storage(settings.rate_limit_storage, settings.deployment)),
             credits=CreditLedger(runtime.sessions, runtime.clock),
+            signals=SignalsService(runtime.sessions, runtime.bus, runtime.clock, settings),
         )
 
     async def close(self) -> None:

@@ -214,6 +214,18 @@ class Settings(BaseSettings):
         "X-Forwarded-For's when the connection comes from a proxy uvicorn trusts (FORWARDED_ALLOW_IPS, default "
         "127.0.0.1)"
     )
+    webhook_allowed_ips: str = Field(
+        "", description="Client addresses allowed to POST /webhook/tradingview/{token}, comma-separated IPs or CIDRs "
+        "(TradingView sends from 52.89.214.238,34.212.75.30,54.218.53.128,52.32.178.7); empty: any. Others get 403"
+    )
+    webhook_trusted_proxies: str = Field(
+        "", description="Proxies (IPs or CIDRs) whose X-Forwarded-For the webhook allowlist believes: the client is "
+        "the last address before them; from any other peer the header is ignored"
+    )
+    webhook_rate_per_minute: int = Field(
+        120, ge=1, le=1_000_000, description="Webhook requests one signal config takes per minute (a moving "
+        "window); past it 429 with Retry-After"
+    )
     siwe_domain: str = Field(
         "127.0.0.1:8000", description="The domain a Sign-In with Ethereum message must name (host[:port] users reach)"
     )
@@ -288,6 +300,12 @@ class Settings(BaseSettings):
     @classmethod
     def _admin_allowed_ips(cls, value: str) -> str:
         ip_networks(value)  # refuse a typo at start-up rather than lock every administrator out
+        return value
+
+    @field_validator("webhook_allowed_ips", "webhook_trusted_proxies")
+    @classmethod
+    def _webhook_networks(cls, value: str) -> str:
+        ip_networks(value)
         return value
 
     def admin_networks(self) -> list[IPNetwork]:

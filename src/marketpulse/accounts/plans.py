@@ -3,7 +3,7 @@
 Figures come from the seeds where they give one (000: symbols, refresh, alerts listed, delivery cadence, channels;
 003: prices, backtests per day, concurrent trades; 002 §7.3 and 003: API rate and quota) and are our choice where
 they are silent (active alert rules, monthly credits, free paper positions, watchlists and their symbols,
-volume-alert subscriptions); `None` means unlimited. Seed 003 calls
+volume-alert and signal subscriptions); `None` means unlimited. Seed 003 calls
 the third plan "premium": `plan_named` accepts both names and answers the one canonical plan.
 """
 
@@ -40,6 +40,7 @@ class Plan:
     watchlists: int | None  # watchlists a user may keep
     watchlist_symbols: int | None  # symbols in each watchlist
     volume_alert_subscriptions: int | None  # 0: the plan has none (subscriptions start at pro)
+    signal_subscriptions: int | None  # strategy signal configs a user may subscribe to
     aliases: tuple[str, ...] = ()
 
     def to_json(self) -> dict[str, Any]:
@@ -56,7 +57,7 @@ PLANS: tuple[Plan, ...] = (
         alert_batch_minutes=15, alert_channels=("email",), active_alert_rules=5,
         backtests_per_day=3, concurrent_paper_positions=3,
         api_requests_per_minute=100, api_requests_per_day=1_000, monthly_credits=100,
-        watchlists=3, watchlist_symbols=20, volume_alert_subscriptions=0,
+        watchlists=3, watchlist_symbols=20, volume_alert_subscriptions=0, signal_subscriptions=1,
     ),
     Plan(
         name="pro", title="Pro", price_per_month_usd=29.0,
@@ -64,7 +65,7 @@ PLANS: tuple[Plan, ...] = (
         alert_batch_minutes=5, alert_channels=("email", "telegram", "discord", "webhook"), active_alert_rules=50,
         backtests_per_day=None, concurrent_paper_positions=10,
         api_requests_per_minute=1_000, api_requests_per_day=10_000, monthly_credits=1_000,
-        watchlists=10, watchlist_symbols=100, volume_alert_subscriptions=50,
+        watchlists=10, watchlist_symbols=100, volume_alert_subscriptions=50, signal_subscriptions=10,
     ),
     Plan(
         name="elite", title="Elite", price_per_month_usd=99.0,
@@ -72,7 +73,7 @@ PLANS: tuple[Plan, ...] = (
         alert_batch_minutes=0, alert_channels=("email", "telegram", "discord", "webhook", "sms"),
         active_alert_rules=200, backtests_per_day=None, concurrent_paper_positions=50,
         api_requests_per_minute=5_000, api_requests_per_day=100_000, monthly_credits=5_000,
-        watchlists=50, watchlist_symbols=500, volume_alert_subscriptions=200,
+        watchlists=50, watchlist_symbols=500, volume_alert_subscriptions=200, signal_subscriptions=50,
         aliases=("premium",),
     ),
     Plan(
@@ -81,7 +82,7 @@ PLANS: tuple[Plan, ...] = (
         alert_batch_minutes=0, alert_channels=ALL_CHANNELS, active_alert_rules=None,
         backtests_per_day=None, concurrent_paper_positions=None,
         api_requests_per_minute=10_000, api_requests_per_day=None, monthly_credits=20_000,
-        watchlists=None, watchlist_symbols=None, volume_alert_subscriptions=None,
+        watchlists=None, watchlist_symbols=None, volume_alert_subscriptions=None, signal_subscriptions=None,
     ),
 )
 

@@ -26,6 +26,9 @@ ROUTERS: list[str] = [
     "marketpulse.delivery.views:router",
     "marketpulse.rules.views:router",
     "marketpulse.credits.views:router",
+    "marketpulse.signals.views:webhook_router",
+    "marketpulse.signals.views:admin_router",
+    "marketpulse.signals.views:router",
 ]
 
 

@@ -240,5 +240,24 @@ ACCOUNT_CHANGED: Topic[AccountChanged] = Topic("accounts.changed", AccountChange
 # Alert rules changed (rule engines in every worker follow them).
 RULES_CHANGED: Topic[RulesChanged] = Topic("rules.changed", RulesChanged)
 
+
+class SignalReceived(msgspec.Struct, frozen=True):
+    """A signal was durably stored (`signal_history`, status received): a nudge for the signal workers, which also
+    find waiting rows by polling, so a lost nudge only delays a signal."""
+
+    signal_id: str
+    config_id: str
+
+
+class SignalConfigChanged(msgspec.Struct, frozen=True):
+    """A signal config was created, changed or deleted: the computed-signal runner reloads it from the store."""
+
+    config_id: str
+
+
+SIGNALS_RECEIVED: Topic[SignalReceived] = Topic("signals.received", SignalReceived)
+SIGNAL_CONFIGS_CHANGED: Topic[SignalConfigChanged] = Topic("signals.configs_changed", SignalConfigChanged)
+
 ALL: tuple[Topic[Any], ...] = (MARKET_TICKERS, MARKET_CANDLES, MARKET_OPEN_INTEREST, ALERTS_VOLUME, PAPER_FILLS,
-                                RISK_HALTS, NOTIFICATIONS_USER, ACCOUNT_CHANGED, RULES_CHANGED)
+                                RISK_HALTS, NOTIFICATIONS_USER, ACCOUNT_CHANGED, RULES_CHANGED,
+                                SIGNALS_RECEIVED, SIGNAL_CONFIGS_CHANGED)

@@ -15,8 +15,9 @@ from dataclasses import dataclass
 from marketpulse.accounts.plans import PLANS, Plan
 
 # Served without counting: files the pages need, the probes and scrapes operators run, and Socket.IO (which has a
-# connection per browser, not a request per action).
-EXEMPT_PREFIXES = ("/static/", "/vendor/", "/health/", "/socket.io")
+# connection per browser, not a request per action). Webhooks come from a few shared senders (TradingView's four
+# addresses) and are limited per signal config instead (PULSE_WEBHOOK_RATE_PER_MINUTE).
+EXEMPT_PREFIXES = ("/static/", "/vendor/", "/health/", "/socket.io", "/webhook/")
 EXEMPT_PATHS = frozenset({"/health", "/metrics", "/favicon.ico"})
 
 

@@ -7,6 +7,7 @@ from marketpulse.delivery import tables as _delivery_tables  # noqa: F401
 from marketpulse.detection import tables as _detection_tables  # noqa: F401
 from marketpulse.marketdata import tables as _marketdata_tables  # noqa: F401
 from marketpulse.rules import tables as _rules_tables  # noqa: F401
+from marketpulse.signals import tables as _signals_tables  # noqa: F401
 from marketpulse.storage.database import Base
 from marketpulse.trading.paper import tables as _paper_tables  # noqa: F401
 from marketpulse.watchlists import tables as _watchlist_tables  # noqa: F401

@@ -1,0 +1,1 @@
+"""Strategy signals: TradingView webhooks in, UT Bot (and other strategies) computed in-house, subscriptions."""
