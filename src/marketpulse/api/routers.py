@@ -12,6 +12,7 @@ ROUTERS: list[str] = [
     "marketpulse.api.metrics:router",
     "marketpulse.marketdata.views:router",
     "marketpulse.web.views:router",
+    "marketpulse.charts.views:router",
     "marketpulse.detection.views:router",
     "marketpulse.trading.paper.views:router",
     "marketpulse.backtest.views:router",

@@ -30,11 +30,12 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from marketpulse.clock import Clock
 from marketpulse.marketdata.models import exchange_symbol, normalize_symbol
-from marketpulse.marketdata.tables import OpenInterestRow
+from marketpulse.marketdata.tables import OpenInterestHistoryRow, OpenInterestRow
 from marketpulse.times import parse_time_ms
 from marketpulse.wire import camel
 
 FUTURE_TOLERANCE_MS = 60_000  # clock skew tolerated between a monitor and this server
+SNAPSHOT_MS = 5 * 60_000  # the refresher's cycle: the history keeps one figure per symbol per 5 minutes
 
 # --- pure core -----------------------------------------------------------------------------------------------
 
@@ -193,10 +194,12 @@ async def load_open_interest(sessions: async_sessionmaker[AsyncSession]) -> list
 async def save_open_interest(
     sessions: async_sessionmaker[AsyncSession], values: Mapping[str, float], as_of: int
 ) -> None:
-    """Upsert, newer-wins per symbol (same rule as the cache), on SQLite and PostgreSQL alike."""
+    """Upsert, newer-wins per symbol (same rule as the cache), on SQLite and PostgreSQL alike; the same figures go
+    into the history under their 5-minute snapshot (newer-wins inside it), in the same transaction."""
     if not values:
         return
     rows = [{"symbol": s, "usd": u, "as_of": as_of} for s, u in values.items()]
+    snapshot = as_of // SNAPSHOT_MS * SNAPSHOT_MS
     async with sessions.begin() as session:
         insert = postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
         stmt = insert(OpenInterestRow).values(rows)
@@ -206,5 +209,43 @@ async def save_open_interest(
             where=OpenInterestRow.as_of <= stmt.excluded.as_of,
         )
         await session.execute(stmt)
+        history = insert(OpenInterestHistoryRow).values([dict(r, time=snapshot) for r in rows])
+        history = history.on_conflict_do_update(
+            index_elements=[OpenInterestHistoryRow.symbol, OpenInterestHistoryRow.time],
+            set_={"usd": history.excluded.usd, "as_of": history.excluded.as_of},
+            where=OpenInterestHistoryRow.as_of <= history.excluded.as_of,
+        )
+        await session.execute(history)
+
+
+async def load_open_interest_history(
+    sessions: async_sessionmaker[AsyncSession], symbol: str, step_ms: int, start_ms: int | None, end_ms: int | None,
+    limit: int,
+) -> list[tuple[int, float]]:
+    """(bucket time, USD) oldest first, the newest `limit` buckets in [start_ms, end_ms): at 5 minutes each stored
+    snapshot, at coarser steps the last snapshot of each bucket (open interest is a level, not a flow)."""
+    query = select(OpenInterestHistoryRow.time, OpenInterestHistoryRow.usd).where(
+        OpenInterestHistoryRow.symbol == symbol)
+    if start_ms is not None:
+        query = query.where(OpenInterestHistoryRow.time >= start_ms)
+    if end_ms is not None:
+        query = query.where(OpenInterestHistoryRow.time < end_ms)
+    async with sessions() as session:
+        rows = (await session.execute(query.order_by(OpenInterestHistoryRow.time))).all()
+    return last_per_bucket([(t, u) for t, u in rows], step_ms)[-limit:]
+
+
+def last_per_bucket(points: list[tuple[int, float]], step_ms: int) -> list[tuple[int, float]]:
+    """Pure: time-sorted (time, value) → the last value of each `step_ms` bucket, stamped at the bucket start."""
+    out: dict[int, float] = {}
+    for t, value in points:
+        out[t // step_ms * step_ms] = value
+    return list(out.items())
+
+
+async def has_open_interest_history(sessions: async_sessionmaker[AsyncSession], symbol: str) -> bool:
+    async with sessions() as session:
+        query = select(OpenInterestHistoryRow.time).where(OpenInterestHistoryRow.symbol == symbol).limit(1)
+        return (await session.scalar(query)) is not None
 
 

@@ -21,7 +21,7 @@ from marketpulse.bus.topics import CandlesEvent, TickersEvent
 from marketpulse.marketdata.intervals import DAY_MS, HOUR_MS, MINUTE_MS, Interval
 from marketpulse.marketdata.models import Candle, MarketRow
 from marketpulse.marketdata.resample import Buckets
-from marketpulse.marketdata.tables import CandleRow, MarketSnapshotRow
+from marketpulse.marketdata.tables import CandleRow, MarketSnapshotRow, OpenInterestHistoryRow
 from marketpulse.runtime import Runtime
 
 log = structlog.get_logger(__name__)
@@ -76,12 +76,16 @@ async def save_snapshots(sessions: Sessions, time_ms: int, rows: Sequence[Market
 
 
 async def prune(sessions: Sessions, now_ms: int, retention_days: int) -> int:
-    """Delete candles and snapshots older than `retention_days` before `now_ms`; returns the rows deleted."""
+    """Delete candles, snapshots and open-interest history older than `retention_days` before `now_ms`; returns
+    the rows deleted."""
     cutoff = now_ms - retention_days * DAY_MS
     async with sessions.begin() as session:
-        candles = await session.execute(delete(CandleRow).where(CandleRow.open_time < cutoff))
-        snapshots = await session.execute(delete(MarketSnapshotRow).where(MarketSnapshotRow.time < cutoff))
-    return int(getattr(candles, "rowcount", 0) or 0) + int(getattr(snapshots, "rowcount", 0) or 0)
+        results = [
+            await session.execute(delete(CandleRow).where(CandleRow.open_time < cutoff)),
+            await session.execute(delete(MarketSnapshotRow).where(MarketSnapshotRow.time < cutoff)),
+            await session.execute(delete(OpenInterestHistoryRow).where(OpenInterestHistoryRow.time < cutoff)),
+        ]
+    return sum(int(getattr(r, "rowcount", 0) or 0) for r in results)
 
 
 # --- reads -------------------------------------------------------------------------------------------------------

@@ -48,3 +48,15 @@ class OpenInterestRow(Base):
     symbol: Mapped[str] = mapped_column(String(64), primary_key=True)
     usd: Mapped[float] = mapped_column(Float)
     as_of: Mapped[int] = mapped_column(BigInteger)
+
+
+class OpenInterestHistoryRow(Base):
+    """Open interest per symbol per 5-minute snapshot (the refresher's cycle), USD notional; the last figure
+    received in a snapshot's 5 minutes is kept. Pruned after PULSE_RETENTION_DAYS like candles and snapshots."""
+
+    __tablename__ = "open_interest_history"
+
+    symbol: Mapped[str] = mapped_column(String(64), primary_key=True)
+    time: Mapped[int] = mapped_column(BigInteger, primary_key=True)  # start of the 5-minute snapshot, epoch ms
+    usd: Mapped[float] = mapped_column(Float)
+    as_of: Mapped[int] = mapped_column(BigInteger)  # the figure's own time: a redelivered older one never wins

@@ -17,6 +17,8 @@ from marketpulse.marketdata.models import Candle, normalize_symbol
 from marketpulse.marketdata.open_interest import (
     InvalidOpenInterest,
     OpenInterestCache,
+    has_open_interest_history,
+    load_open_interest_history,
     parse_ingest_body,
     save_open_interest,
 )
@@ -217,3 +219,44 @@ async def ingest_open_interest(request: Request) -> dict[str, Any]:
     # Every API process's cache, the table and the dashboards pick it up from the bus.
     await runtime.bus.publish(topics.MARKET_OPEN_INTEREST, topics.OpenInterestEvent(as_of, values))
     return {"accepted": len(values), "as_of": as_of}
+
+
+class OpenInterestInterval(StrEnum):
+    m5 = "5m"
+    h1 = "1h"
+
+
+class OpenInterestPointOut(BaseModel):
+    time: int = Field(description="Start of the 5-minute snapshot or the hour, epoch ms")
+    usd: float = Field(description="Open interest, USD notional (the bucket's last snapshot)")
+
+
+class OpenInterestHistoryOut(BaseModel):
+    symbol: str
+    interval: str
+    data: list[OpenInterestPointOut] = Field(description="Oldest first")
+
+
+@router.get("/open-interest/history/{symbol}", response_model=OpenInterestHistoryOut, tags=["open interest"],
+            responses={404: {"description": "Symbol neither in the table nor in the history"}})
+async def open_interest_history(
+    request: Request,
+    symbol: Annotated[Symbol, Path()],
+    interval: Annotated[OpenInterestInterval, Query(description="5m: every snapshot; 1h: each hour's last")] = (
+        OpenInterestInterval.m5
+    ),
+    start: Annotated[EpochMs | None, Query(alias="from", description="Time ≥ this: ISO 8601 (UTC) or epoch ms")] = (
+        None
+    ),
+    end: Annotated[EpochMs | None, Query(alias="to", description="Time < this: ISO 8601 (UTC) or epoch ms")] = None,
+    limit: Annotated[int, Query(ge=1, le=5000)] = 1000,
+) -> dict[str, Any]:
+    """The 5-minute open-interest snapshots (kept for PULSE_RETENTION_DAYS), at 5m or hourly (each hour's last)."""
+    runtime = request.app.state.runtime
+    wanted = normalize_symbol(symbol)
+    step = Interval.parse(interval.value).ms
+    points = await load_open_interest_history(runtime.sessions, wanted, step, start, end, limit)
+    if not points and _feed(request).get(wanted) is None and not await has_open_interest_history(
+            runtime.sessions, wanted):
+        raise HTTPException(status.HTTP_404_NOT_FOUND, detail=f"unknown symbol {wanted}")
+    return {"symbol": wanted, "interval": interval.value, "data": [{"time": t, "usd": u} for t, u in points]}

@@ -19,7 +19,10 @@ from marketpulse.settings import Settings
 log = structlog.get_logger(__name__)
 
 # Front-end files served from node_modules (installed by `npm ci`, never committed): URL name → path inside it.
-VENDOR_FILES = {"socket.io.min.js": Path("socket.io-client/dist/socket.io.min.js")}
+VENDOR_FILES = {
+    "socket.io.min.js": Path("socket.io-client/dist/socket.io.min.js"),
+    "lightweight-charts.js": Path("lightweight-charts/dist/lightweight-charts.standalone.production.js"),
+}
 HINT = ("front-end libraries are not installed there: run `npm ci` in the repository root (or `make run`), and start "
         "from that directory or set PULSE_NODE_MODULES_DIR")
 

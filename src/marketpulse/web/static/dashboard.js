@@ -153,6 +153,8 @@
   function createView(symbol) {
     const tr = el("tr");
     tr.dataset.symbol = symbol;
+    tr.tabIndex = 0;  // keyboard: Enter opens the chart
+    tr.title = "Open the chart";
     const cells = {};
     for (const col of COLUMNS) {
       const td = el("td", col === "symbol" ? "sym" : "");
@@ -388,6 +390,7 @@
     const direction = String(a.candleDirection || "").toLowerCase() === "bullish" ? "bullish" : "bearish";
     const card = el("article", "alert-card " + direction);
     card.dataset.symbol = a.symbol || "";
+    card.tabIndex = 0;
     card.dataset.direction = direction;
     card.dataset.type = a.alertType || "SPIKE";
     const ts = epochMs(a.timestamp);
@@ -515,6 +518,18 @@
     conn.dataset.state = state;
     conn.querySelector(".label").textContent = state;
     conn.title = detail || "Live connection: " + state;
+  }
+
+  // A row or an alert card opens the symbol's chart page (not when the click was on a control inside it).
+  function openSymbol(event) {
+    if (event.target.closest("button, a, input, select")) return;
+    const holder = event.target.closest("[data-symbol]");
+    if (holder && holder.dataset.symbol) location.assign("/market/" + encodeURIComponent(holder.dataset.symbol));
+  }
+  for (const id of ["market-body", "alerts"]) {
+    const box = document.getElementById(id);
+    box.addEventListener("click", openSymbol);
+    box.addEventListener("keydown", (event) => { if (event.key === "Enter") openSymbol(event); });
   }
 
   function connect() {

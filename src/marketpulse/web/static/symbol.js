@@ -1,0 +1,270 @@
+// The symbol page: candles + volume (lightweight-charts), indicator studies computed by the server
+// (GET /api/v1/charts/{symbol}), volume-alert and paper-fill markers, an open-interest pane, and the forming candle
+// kept live from the Socket.IO "market" feed. The chart's state is mirrored in data attributes for tests.
+"use strict";
+
+(function () {
+  const root = document.getElementById("symbol-page");
+  const SYMBOL = root.dataset.symbol;
+  const chartEl = document.getElementById("chart");
+  const statusEl = document.getElementById("chart-status");
+  const INTERVAL_MS = { "1m": 6e4, "3m": 18e4, "5m": 3e5, "15m": 9e5, "30m": 18e5, "1h": 36e5, "2h": 72e5,
+    "4h": 144e5, "6h": 216e5, "8h": 288e5, "12h": 432e5, "1d": 864e5 };
+  const COLORS = ["#f0b90b", "#5b8cff", "#c77dff", "#00c2d1", "#ff8c42", "#9be564", "#ff5d8f", "#e6e9ef"];
+  const LINE_COLORS = { up: "#16c784", down: "#ea3943", histogram: "#8a93a6", signal: "#ff8c42" };
+  const STORE_KEY = "mp.symbol.studies";
+  const params = new URLSearchParams(location.search);
+  const state = {
+    interval: INTERVAL_MS[params.get("interval")] ? params.get("interval") : "1h",
+    studies: loadStudies(),
+    chart: null, candles: null, bars: [], markers: [],
+  };
+
+  function loadStudies() {
+    try {
+      const saved = JSON.parse(localStorage.getItem(STORE_KEY) || "[]");
+      return Array.isArray(saved) ? saved.filter((s) => typeof s === "string") : [];
+    } catch (e) { return []; }
+  }
+
+  function saveStudies() {
+    try { localStorage.setItem(STORE_KEY, JSON.stringify(state.studies)); } catch (e) { /* private mode */ }
+  }
+
+  const sec = (ms) => Math.floor(ms / 1000);
+
+  async function getJson(url) {
+    const resp = await fetch(url, { credentials: "same-origin", headers: { Accept: "application/json" } });
+    let body = null;
+    try { body = await resp.json(); } catch (e) { body = null; }
+    return { ok: resp.ok, status: resp.status, body };
+  }
+
+  function problem(answer) {
+    const d = answer.body && answer.body.detail;
+    if (Array.isArray(d)) return d.map((e) => `${(e.loc || []).slice(1).join(".")}: ${e.msg}`).join("; ");
+    return typeof d === "string" ? d : `the server answered ${answer.status}`;
+  }
+
+  // ---- layout: the price area on top, then one band per pane (studies' own panes, then open interest) ----------
+
+  function bands(paneNames) {
+    const n = paneNames.length;
+    const h = n ? Math.min(0.17, 0.5 / n) : 0;
+    const out = { price: { top: 0.04, bottom: n * h + 0.2 }, volume: { top: 1 - n * h - 0.18, bottom: n * h } };
+    paneNames.forEach((name, i) => {
+      out[name] = { top: 1 - (n - i) * h + 0.015, bottom: (n - i - 1) * h };
+    });
+    return out;
+  }
+
+  function newChart() {
+    if (state.chart) state.chart.remove();
+    const css = getComputedStyle(document.documentElement);
+    const chart = LightweightCharts.createChart(chartEl, {
+      autoSize: true,
+      layout: { background: { type: "solid", color: css.getPropertyValue("--panel").trim() || "#121722" },
+        textColor: css.getPropertyValue("--muted").trim() || "#8a93a6" },
+      grid: { vertLines: { color: "#1b2231" }, horzLines: { color: "#1b2231" } },
+      timeScale: { timeVisible: true, secondsVisible: false },
+      crosshair: { mode: 0 },
+    });
+    state.chart = chart;
+    return chart;
+  }
+
+  function lineData(points) {
+    return points.map(([t, v]) => (v === null ? { time: sec(t) } : { time: sec(t), value: v }));
+  }
+
+  function drawStudies(chart, studies, place) {
+    let colour = 0;
+    const markers = [];
+    for (const study of studies) {
+      const scaleId = study.pane === "price" ? "right" : study.pane;
+      for (const line of study.lines) {
+        const color = LINE_COLORS[line.name] || COLORS[colour++ % COLORS.length];
+        const series = line.name === "histogram"
+          ? chart.addHistogramSeries({ color, priceScaleId: scaleId, lastValueVisible: false, priceLineVisible: false })
+          : chart.addLineSeries({ color, lineWidth: 1, priceScaleId: scaleId, lastValueVisible: false,
+            priceLineVisible: false, title: `${study.id} ${line.name}` });
+        series.setData(lineData(line.points));
+      }
+      if (study.pane !== "price") chart.priceScale(scaleId).applyOptions({ scaleMargins: place[study.pane] });
+      for (const m of study.markers) {
+        markers.push({ time: sec(m.time), position: m.side === "buy" ? "belowBar" : "aboveBar",
+          color: m.side === "buy" ? "#16c784" : "#ea3943", shape: m.side === "buy" ? "arrowUp" : "arrowDown",
+          text: m.side === "buy" ? "Buy" : "Sell" });
+      }
+    }
+    return markers;
+  }
+
+  async function load() {
+    statusEl.textContent = "Loading…";
+    const q = new URLSearchParams({ interval: state.interval, limit: "500", studies: state.studies.join(",") });
+    const answer = await getJson(`/api/v1/charts/${encodeURIComponent(SYMBOL)}?${q}`);
+    if (!answer.ok) {
+      statusEl.textContent = `Chart unavailable: ${problem(answer)}`;
+      return;
+    }
+    const data = answer.body;
+    const panes = [...new Set(data.studies.filter((s) => s.pane !== "price").map((s) => s.pane)), "oi"];
+    const place = bands(panes);
+    const chart = newChart();
+    const candles = chart.addCandlestickSeries({ upColor: "#16c784", downColor: "#ea3943", borderVisible: false,
+      wickUpColor: "#16c784", wickDownColor: "#ea3943" });
+    candles.priceScale().applyOptions({ scaleMargins: place.price });
+    const volume = chart.addHistogramSeries({ priceFormat: { type: "volume" }, priceScaleId: "volume",
+      lastValueVisible: false, priceLineVisible: false });
+    chart.priceScale("volume").applyOptions({ scaleMargins: place.volume });
+    state.bars = data.candles.map((c) => ({ time: sec(c.openTime), open: c.open, high: c.high, low: c.low,
+      close: c.close, volume: c.volume }));
+    candles.setData(state.bars);
+    volume.setData(state.bars.map((b) => ({ time: b.time, value: b.volume,
+      color: b.close >= b.open ? "rgba(22,199,132,.45)" : "rgba(234,57,67,.45)" })));
+    state.candles = candles;
+    state.volume = volume;
+    const studyMarkers = drawStudies(chart, data.studies, place);
+    chartEl.dataset.candles = String(state.bars.length);
+    chartEl.dataset.studies = data.studies.map((s) => s.id).join(",");
+    statusEl.textContent = `${data.candles.length} candles (store ${data.sources.store}, library ` +
+      `${data.sources.library})`;
+    const [alerts, fills] = await Promise.all([alertMarkers(), fillMarkers(), drawOpenInterest(chart, place.oi)]);
+    setMarkers([...studyMarkers, ...alerts, ...fills]);
+    chart.timeScale().fitContent();
+  }
+
+  function onBar(ms) {
+    // A marker sits on the candle holding its time (lightweight-charts places markers on bar times).
+    const step = INTERVAL_MS[state.interval];
+    return sec(Math.floor(ms / step) * step);
+  }
+
+  async function alertMarkers() {
+    const answer = await getJson(`/api/v1/volume-alerts?symbol=${encodeURIComponent(SYMBOL)}&limit=500`);
+    if (!answer.ok || !answer.body) return [];
+    return answer.body.data.map((a) => {
+      const bullish = String(a.candleDirection || "").toLowerCase() === "bullish";
+      return { time: onBar(Number(a.timestamp)), position: bullish ? "belowBar" : "aboveBar",
+        color: bullish ? "#5b8cff" : "#f0b90b", shape: "circle", text: `A ${a.alertType || "SPIKE"}`,
+        kind: "alert" };
+    });
+  }
+
+  async function fillMarkers() {
+    const answer = await getJson("/api/v1/paper/fills?limit=1000");
+    if (!answer.ok || !Array.isArray(answer.body)) return [];  // signed out: no fills to show
+    return answer.body.filter((f) => f.symbol === SYMBOL).map((f) => ({
+      time: onBar(Number(f.time)), position: f.side === "buy" ? "belowBar" : "aboveBar",
+      color: f.side === "buy" ? "#9be564" : "#ff5d8f", shape: "square", text: `F ${f.side} ${f.quantity}`,
+      kind: "fill" }));
+  }
+
+  function setMarkers(markers) {
+    const first = state.bars.length ? state.bars[0].time : 0;
+    state.markers = markers.filter((m) => m.time >= first).sort((a, b) => a.time - b.time);
+    state.candles.setMarkers(state.markers.map(({ kind, ...m }) => m));
+    chartEl.dataset.markers = String(state.markers.length);
+    chartEl.dataset.alertMarkers = String(state.markers.filter((m) => m.kind === "alert").length);
+    chartEl.dataset.fillMarkers = String(state.markers.filter((m) => m.kind === "fill").length);
+  }
+
+  async function drawOpenInterest(chart, margins) {
+    const oiInterval = INTERVAL_MS[state.interval] >= INTERVAL_MS["1h"] ? "1h" : "5m";
+    const answer = await getJson(`/api/v1/market/open-interest/history/${encodeURIComponent(SYMBOL)}` +
+      `?interval=${oiInterval}`);
+    if (!answer.ok || !answer.body) return;
+    const series = chart.addLineSeries({ color: "#c77dff", lineWidth: 1, priceScaleId: "oi", title: "OI $",
+      priceFormat: { type: "volume" }, priceLineVisible: false });
+    chart.priceScale("oi").applyOptions({ scaleMargins: margins });
+    series.setData(answer.body.data.map((p) => ({ time: sec(p.time), value: p.usd })));
+    chartEl.dataset.oi = String(answer.body.data.length);
+  }
+
+  // ---- live: the forming candle follows the table's price for this symbol -------------------------------------
+
+  function onMarket(payload) {
+    if (!payload || !Array.isArray(payload.rows) || !state.candles) return;
+    const row = payload.rows.find((r) => r && r.symbol === SYMBOL && typeof r.price === "number");
+    if (!row) return;
+    const time = onBar(Number(row.time || payload.time));
+    const last = state.bars[state.bars.length - 1];
+    if (last && time < last.time) return;  // an older tick than the newest bar: history wins
+    const bar = last && last.time === time
+      ? Object.assign(last, { high: Math.max(last.high, row.price), low: Math.min(last.low, row.price),
+        close: row.price })
+      : { time, open: last ? last.close : row.price, high: row.price, low: row.price, close: row.price, volume: 0 };
+    if (bar !== last) state.bars.push(bar);
+    state.candles.update(bar);
+    chartEl.dataset.candles = String(state.bars.length);
+    chartEl.dataset.lastClose = String(bar.close);
+    document.getElementById("live").textContent = `Live ${row.price}`;
+  }
+
+  function connect() {
+    if (typeof io !== "function") return;
+    const socket = io({ transports: ["websocket", "polling"], reconnectionDelay: 1000, reconnectionDelayMax: 30000 });
+    socket.on("market", onMarket);
+  }
+
+  // ---- controls -----------------------------------------------------------------------------------------------
+
+  function renderControls() {
+    for (const b of document.querySelectorAll(".iv")) {
+      b.setAttribute("aria-pressed", String(b.dataset.interval === state.interval));
+    }
+    const chips = document.getElementById("studies");
+    chips.replaceChildren(...state.studies.map((id) => {
+      const chip = document.createElement("span");
+      chip.className = "chip";
+      chip.dataset.study = id;
+      const remove = document.createElement("button");
+      remove.type = "button";
+      remove.textContent = "×";
+      remove.setAttribute("aria-label", `Remove ${id}`);
+      remove.addEventListener("click", () => {
+        state.studies = state.studies.filter((s) => s !== id);
+        saveStudies();
+        renderControls();
+        load();
+      });
+      chip.append(id, remove);
+      return chip;
+    }));
+  }
+
+  for (const b of document.querySelectorAll(".iv")) {
+    b.addEventListener("click", () => {
+      state.interval = b.dataset.interval;
+      const url = new URL(location.href);
+      url.searchParams.set("interval", state.interval);
+      history.replaceState(null, "", url);
+      renderControls();
+      load();
+    });
+  }
+
+  document.getElementById("study-form").addEventListener("submit", (event) => {
+    event.preventDefault();
+    const kind = document.getElementById("study-kind").value;
+    const extra = document.getElementById("study-params").value.trim().replace(/[\s,]+/g, ":");
+    const id = extra ? `${kind}:${extra}` : kind;
+    if (!state.studies.includes(id)) state.studies.push(id);
+    saveStudies();
+    renderControls();
+    load().then(() => {
+      // The server names studies with their defaults filled in: keep its spelling so chips match the chart.
+      const shown = (chartEl.dataset.studies || "").split(",").filter(Boolean);
+      if (shown.length === state.studies.length) { state.studies = shown; saveStudies(); renderControls(); }
+    });
+  });
+
+  if (typeof LightweightCharts === "undefined") {
+    statusEl.textContent = "The chart library is missing: run `npm ci` in the repository root.";
+    return;
+  }
+  renderControls();
+  load();
+  connect();
+})();

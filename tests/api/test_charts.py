@@ -1,0 +1,77 @@
+"""GET /api/v1/charts/{symbol}: candles from the candle library and the store merged, studies computed server-side,
+bad studies a 422 naming the field, an unknown symbol a 404; and the symbol page is served."""
+
+from __future__ import annotations
+
+import httpx
+import numpy as np
+
+from marketpulse.marketdata.frame import CandleFrame
+from marketpulse.marketdata.library import CandleLibrary
+from marketpulse.marketdata.models import Candle
+from marketpulse.marketdata.store import save_candles
+from marketpulse.runtime import Runtime
+
+HOUR = 3_600_000
+T0 = 1_760_126_400_000  # 2025-10-10 20:00 UTC, the clock fixture's now
+
+
+def library_hours(runtime: Runtime, symbol: str, first: int, n: int) -> None:
+    """n hourly candles in the library opening at `first`, closes 100, 101, …"""
+    close = 100.0 + np.arange(n, dtype=np.float64)
+    frame = CandleFrame(first + np.arange(n, dtype=np.int64) * HOUR, close - 0.5, close + 1, close - 1, close,
+                        np.full(n, 10.0), symbol, "1h")
+    CandleLibrary(runtime.settings.data_dir / "library").append("binance", symbol, "1h", frame)
+
+
+async def test_library_history_and_the_store_are_merged_with_the_store_winning(
+        client: httpx.AsyncClient, runtime: Runtime) -> None:
+    library_hours(runtime, "BTCUSDT", T0 - 168 * HOUR, 166)  # a week, up to 2 hours ago
+    await save_candles(runtime.sessions, "binance", [  # the store's newest two hours; one overlaps the library
+        Candle("BTCUSDT", "1h", T0 - 3 * HOUR, 1, 2, 0.5, 1.5, 7, 70),
+        Candle("BTCUSDT", "1h", T0 - 2 * HOUR, 1, 2, 0.5, 1.6, 7, 70),
+        Candle("BTCUSDT", "1h", T0 - HOUR, 1, 2, 0.5, 1.7, 7, 70)])
+    r = await client.get("/api/v1/charts/btc-usdt", params={"interval": "1h", "limit": 1000})
+    assert r.status_code == 200, r.text
+    body = r.json()
+    times = [c["openTime"] for c in body["candles"]]
+    assert times == [T0 - 168 * HOUR + i * HOUR for i in range(168)]  # 165 from the library + 3 from the store
+    assert body["sources"] == {"store": 3, "library": 165}
+    assert body["candles"][-3]["close"] == 1.5  # the store's figure where both hold the hour
+    assert body["candles"][0]["close"] == 100.0
+
+
+async def test_studies_are_computed_over_the_candles(client: httpx.AsyncClient, runtime: Runtime) -> None:
+    library_hours(runtime, "ETHUSDT", T0 - 40 * HOUR, 40)
+    r = await client.get("/api/v1/charts/ETHUSDT", params={"studies": "sma:3,rsi,bb:5:2,utbot,macd"})
+    assert r.status_code == 200, r.text
+    studies = {s["id"]: s for s in r.json()["studies"]}
+    assert list(studies) == ["sma:3", "rsi:14", "bb:5:2", "utbot:1:10", "macd:12:26:9"]
+    sma = studies["sma:3"]["lines"][0]["points"]
+    assert sma[0] == [T0 - 40 * HOUR, None] and sma[1][1] is None  # warming up
+    assert sma[2] == [T0 - 38 * HOUR, 101.0]  # (100 + 101 + 102) / 3
+    assert studies["rsi:14"]["pane"] == "rsi" and studies["sma:3"]["pane"] == "price"
+    assert studies["rsi:14"]["lines"][0]["points"][-1][1] == 100.0  # every close higher than the last
+    assert [line["name"] for line in studies["bb:5:2"]["lines"]] == ["upper", "middle", "lower"]
+    assert [line["name"] for line in studies["macd:12:26:9"]["lines"]] == ["macd", "signal", "histogram"]
+
+
+async def test_bad_studies_are_a_422_naming_the_field(client: httpx.AsyncClient, runtime: Runtime) -> None:
+    library_hours(runtime, "ETHUSDT", T0 - 10 * HOUR, 10)
+    for bad in ("wma:3", "ema:0", "ema:2.5", "bb:20:-1", "ema:x", "ema:1:2"):
+        r = await client.get("/api/v1/charts/ETHUSDT", params={"studies": bad})
+        assert r.status_code == 422, bad
+        assert r.json()["detail"][0]["loc"] == ["query", "studies"], bad
+
+
+async def test_unknown_symbol_is_a_404(client: httpx.AsyncClient) -> None:
+    r = await client.get("/api/v1/charts/FOOUSDT")
+    assert r.status_code == 404 and "FOOUSDT" in r.json()["detail"]
+
+
+async def test_the_symbol_page_loads_the_chart_library_and_its_script(client: httpx.AsyncClient) -> None:
+    r = await client.get("/market/btc-usdt")
+    assert r.status_code == 200
+    assert 'data-symbol="BTCUSDT"' in r.text
+    assert '<script src="/vendor/lightweight-charts.js">' in r.text and "/static/symbol.js" in r.text
+    assert "<script>" not in r.text  # nothing inline (CSP)
