@@ -1,7 +1,7 @@
 """Open-interest history: one USD figure per symbol per 5-minute snapshot, pruned with the market data.
 
 Revision ID: 0024
-Revises: 0017
+Revises: 0022
 Create Date: 2026-11-29
 """
 
@@ -9,7 +9,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0024"
-down_revision = "0017"
+down_revision = "0022"
 branch_labels = None
 depends_on = None
 
