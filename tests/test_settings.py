@@ -35,8 +35,20 @@ DELIVERY = "tests/delivery/test_dispatcher.py"
 BREAKER = f"{DELIVERY}::test_the_breaker_opens_the_fallback_delivers_and_a_half_open_probe_closes_it"
 CHANNELS = "tests/delivery/test_channels.py"
 WEBHOOK = "tests/signals/test_webhook.py"
+PAYMENTS = "tests/payments/test_views.py"
+UPGRADE = f"{PAYMENTS}::test_upgrading_to_pro_by_card_changes_the_plan_at_once_and_tells_live_connections"
 
 PROOF: dict[str, str] = {
+    "stripe_secret_key": f"{PAYMENTS}::test_without_a_secret_key_card_payments_answer_503",
+    "stripe_api_base": UPGRADE,
+    "stripe_webhook_secret": f"{PAYMENTS}::test_a_bad_signature_is_a_400_and_changes_nothing",
+    "stripe_price_pro": f"{PAYMENTS}::test_each_plans_price_setting_sells_that_plan",
+    "stripe_price_elite": f"{PAYMENTS}::test_each_plans_price_setting_sells_that_plan",
+    "stripe_price_credits_100": f"{PAYMENTS}::test_checkout_refusals_name_the_field",
+    "stripe_price_credits_1000": f"{PAYMENTS}::"
+                                 "test_a_credit_pack_adds_credits_once_and_a_refund_takes_them_back_or_shows_the_debt",
+    "stripe_grace_period_s": "tests/payments/test_service.py::"
+                             "test_a_failed_renewal_keeps_the_plan_through_the_grace_period_then_drops_to_free",
     "delivery_timeout_s": f"{DELIVERY}::test_500s_timeouts_and_429s_are_retried_at_the_schedules_delays_then_dead",
     "delivery_lease_s": f"{DELIVERY}::test_a_killed_dispatchers_claim_is_taken_over_when_its_lease_expires",
     "delivery_batch_size": f"{DELIVERY}::test_a_killed_dispatchers_claim_is_taken_over_when_its_lease_expires",

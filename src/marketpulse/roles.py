@@ -92,6 +92,15 @@ async def start_worker(runtime: Runtime, market_clock: Clock, *, follows_bus_tim
                          ttl_ms=int(runtime.settings.lease_ttl_s * 1000), clock=runtime.clock)
     await grants.start()
     stoppers.append(grants.stop)
+    # Card payments: a failed renewal's grace period ends on the holder of its lease (plan → free, user told).
+    from marketpulse.coordination.lease import PeriodicDuty
+    from marketpulse.payments.service import GRACE_CHECK_EVERY_MS, GRACE_LEASE
+
+    grace = PeriodicDuty(runtime.leases, GRACE_LEASE, runtime.services.payments.expire_grace,
+                         every_ms=GRACE_CHECK_EVERY_MS, ttl_ms=int(runtime.settings.lease_ttl_s * 1000),
+                         clock=runtime.clock)
+    await grace.start()
+    stoppers.append(grace.stop)
     # After the last subscription (a leader's paper groups included): safe to start publishing.
     log.info("worker consumers subscribed", paper_leader=runner.lease.held)
     return stoppers

@@ -1,7 +1,7 @@
 """The process's long-lived services, built once from its Runtime, handed to routes and roles, and shut down.
 
     runtime.services.paper / .deployments / .paper_clock / .backtests / .accounts / .watchlists / .delivery
-                    / .rate_limits / .credits / .signals
+                    / .rate_limits / .credits / .signals / .payments
 
 Built on first use (a `pulse ingest` process never builds them, so it never loads the engine); `Runtime.close`
 stops them. HTTP routes get them through FastAPI dependencies (`get_services` and the views' own small ones), and
@@ -23,6 +23,7 @@ if TYPE_CHECKING:
     from marketpulse.backtest.service import BacktestJobs
     from marketpulse.credits.service import CreditLedger
     from marketpulse.delivery.service import DeliveryService
+    from marketpulse.payments.service import PaymentsService
     from marketpulse.ratelimit.service import ApiRateLimiter
     from marketpulse.rules.service import RulesService
     from marketpulse.runtime import Runtime
@@ -45,6 +46,7 @@ class Services:
     rate_limits: ApiRateLimiter
     credits: CreditLedger  # the contract other capabilities charge through, inside their own transactions
     signals: SignalsService  # strategy signals: configs, webhook ingest, subscriptions
+    payments: PaymentsService  # Stripe: checkout, portal, webhooks, the grace period
 
     @classmethod
     def build(cls, runtime: Runtime) -> Services:
@@ -52,6 +54,7 @@ class Services:
         from marketpulse.backtest.service import BacktestJobs
         from marketpulse.credits.service import CreditLedger
         from marketpulse.delivery.service import DeliveryService
+        from marketpulse.payments.service import PaymentsService
         from marketpulse.ratelimit.service import ApiRateLimiter
         from marketpulse.rules.service import RulesService
         from marketpulse.signals.service import SignalsService
@@ -63,18 +66,21 @@ class Services:
         clock = EventClock(runtime.clock)
         paper = PaperTradingService(runtime.sessions, runtime.bus, clock, PaperConfig.from_settings(settings),
                                     plans=user_plan)
+        accounts = AccountsService(runtime.sessions, runtime.clock, settings, bus=runtime.bus)
+        credits = CreditLedger(runtime.sessions, runtime.clock)
         return cls(
             paper=paper,
             deployments=DeploymentService(runtime.sessions, paper, history_bars=settings.paper_history_bars),
             paper_clock=clock,
             backtests=BacktestJobs(runtime.sessions, runtime.clock, settings),
-            accounts=AccountsService(runtime.sessions, runtime.clock, settings, bus=runtime.bus),
+            accounts=accounts,
             watchlists=WatchlistService(runtime.sessions, runtime.clock),
             delivery=DeliveryService(runtime.sessions, runtime.clock, settings, runtime.bus),
             rules=RulesService(runtime.sessions, runtime.bus, runtime.clock),
             rate_limits=ApiRateLimiter(limit_storage(settings.rate_limit_storage, settings.deployment)),
-            credits=CreditLedger(runtime.sessions, runtime.clock),
+            credits=credits,
             signals=SignalsService(runtime.sessions, runtime.bus, runtime.clock, settings),
+            payments=PaymentsService(runtime.sessions, runtime.clock, settings, accounts, credits),
         )
 
     async def close(self) -> None:

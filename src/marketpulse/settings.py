@@ -293,6 +293,24 @@ class Settings(BaseSettings):
     vapid_public_key: str | None = Field(None, description="VAPID public key browsers subscribe with")
     vapid_subject: str = Field("mailto:admin@localhost", description="VAPID `sub` claim: a contact for push services")
 
+    # --- payments (Stripe) ---
+    stripe_secret_key: SecretStr | None = Field(
+        None, description="Stripe secret API key (sk_…); unset: the card payment endpoints answer 503")
+    stripe_api_base: str = Field(
+        "https://api.stripe.com", description="Stripe API base URL (a local fake Stripe in tests and `pulse demo`)")
+    stripe_webhook_secret: SecretStr | None = Field(
+        None, description="Webhook signing secret(s) (whsec_…), comma-separated while one is rotated: an event "
+        "signed with any of them is accepted; unset: the webhook answers 400")
+    stripe_price_pro: str | None = Field(None, description="Stripe Price id of the pro plan's monthly subscription")
+    stripe_price_elite: str | None = Field(
+        None, description="Stripe Price id of the elite plan's monthly subscription")
+    stripe_price_credits_100: str | None = Field(None, description="Stripe Price id of the 100-credit pack ($10)")
+    stripe_price_credits_1000: str | None = Field(
+        None, description="Stripe Price id of the 1,000-credit pack ($100)")
+    stripe_grace_period_s: int = Field(
+        259_200, ge=0, le=60 * 86_400, description="After a failed renewal payment the plan is kept this long (for "
+        "Stripe's retries and a card change); then it drops to free and the user is told")
+
     log_level: str = Field("INFO", description="DEBUG, INFO, WARNING or ERROR")
     log_json: bool = Field(False, description="One JSON object per log line instead of the console format")
 

@@ -114,19 +114,12 @@ class Admin:
             user = await s.get(UserRow, user_id)
             if user is None:
                 raise UserNotFound(user_id)
-            old = {k: getattr(user, k) for k in changes if getattr(user, k) != changes[k]}
-            new = {k: changes[k] for k in old}
-            for k, v in new.items():
-                setattr(user, k, v)
-            if new:
-                user.updated_at_ms = self.accounts.clock.now_ms()
-                s.add(self.audit.entry("admin.user_updated", actor_id=actor.user.id, target_type="user",
-                                       target_id=user_id, old=old, new=new, client=client))
+            new = self.accounts.change_user(s, user, changes, action="admin.user_updated",
+                                            actor_id=actor.user.id, client=client)
             await s.commit()
         if new.get("status", Status.ACTIVE) != Status.ACTIVE:
             await self.accounts.end_sessions(user_id, reason=f"user_{new['status']}")
-        if {"plan", "status"} & set(new):  # after the commit: a listener reading the user sees the change
-            await self.accounts.announce_change(user_id, user.plan, user.status)
+        await self.accounts.announce_user_change(user, new)  # after the commit: a listener sees the change
         return user
 
     async def sign_out_everywhere(self, actor: Principal, user_id: str, client: str | None) -> int:

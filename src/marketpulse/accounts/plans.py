@@ -86,6 +86,36 @@ PLANS: tuple[Plan, ...] = (
     ),
 )
 
+
+@dataclass(frozen=True)
+class CreditPack:
+    """Credits bought once (seed 004: 1 credit = $0.10, so $100 buys 1,000 credits)."""
+
+    name: str
+    credits: int
+    price_usd: float
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+CREDIT_PACKS: tuple[CreditPack, ...] = (
+    CreditPack(name="credits_100", credits=100, price_usd=10.0),
+    CreditPack(name="credits_1000", credits=1_000, price_usd=100.0),
+)
+
+# The setting holding the Stripe Price id of each paid plan and credit pack (unset: not sold by card).
+STRIPE_PRICE_SETTINGS: dict[str, str] = {
+    "pro": "stripe_price_pro", "elite": "stripe_price_elite",
+    "credits_100": "stripe_price_credits_100", "credits_1000": "stripe_price_credits_1000",
+}
+
+
+def stripe_prices(settings: object) -> dict[str, str | None]:
+    """Each paid plan's and credit pack's Stripe Price id, as the settings give them."""
+    return {name: getattr(settings, attr) for name, attr in STRIPE_PRICE_SETTINGS.items()}
+
+
 _BY_NAME: dict[str, Plan] = {alias: p for p in PLANS for alias in (p.name, *p.aliases)}
 PLAN_NAMES: tuple[str, ...] = tuple(p.name for p in PLANS) + tuple(a for p in PLANS for a in p.aliases)
 DEFAULT_PLAN = "free"

@@ -189,6 +189,28 @@ class AccountsService:
         await self._mail_verification(user)
         return user
 
+    def change_user(self, s: AsyncSession, user: UserRow, changes: dict[str, str], *, action: str,
+                    actor_id: str | None, client: str | None = None,
+                    note: dict[str, Any] | None = None) -> dict[str, str]:
+        """THE one way a user's plan (or status, role) changes, whoever changes it (an administrator, Stripe, a
+        refund): the fields that differ are set and the audit entry added in the caller's transaction; the fields
+        that changed are returned. After the commit the caller passes them to `announce_user_change`, which moves
+        the user's live connections (their table and cadence change without a reload)."""
+        old = {k: getattr(user, k) for k in changes if getattr(user, k) != changes[k]}
+        new = {k: changes[k] for k in old}
+        for k, v in new.items():
+            setattr(user, k, v)
+        if new:
+            user.updated_at_ms = self.clock.now_ms()
+            s.add(self.audit.entry(action, actor_id=actor_id, target_type="user", target_id=user.id, old=old,
+                                   new={**new, **(note or {})}, client=client))
+        return new
+
+    async def announce_user_change(self, user: UserRow, changed: dict[str, str]) -> None:
+        """After `change_user`'s commit: tell every API process when the plan or status changed."""
+        if {"plan", "status"} & set(changed):
+            await self.announce_change(user.id, user.plan, user.status)
+
     async def announce_change(self, user_id: str, plan: str, status: str) -> None:
         """Tell every API process that a user's plan or status changed (or the user is gone: status `deleted`), so
         their live connections move to the new tier or are closed (`realtime/bridge.py`)."""

@@ -30,6 +30,7 @@ ROUTERS: list[str] = [
     "marketpulse.signals.views:webhook_router",
     "marketpulse.signals.views:admin_router",
     "marketpulse.signals.views:router",
+    "marketpulse.payments.views:router",
 ]
 
 

@@ -230,3 +230,45 @@ class LeaseKeeper:
             await self.on_lost()
         except Exception:
             log.warning("lease duty did not stop cleanly", lease=self.name, exc_info=True)
+
+
+class PeriodicDuty:
+    """A check repeated every `every_ms` of the injected clock, on whichever process holds the lease `name`.
+
+        duty = PeriodicDuty(leases, "payments-grace", service.expire_grace, every_ms=60_000, ttl_ms=15_000,
+                            clock=clock)
+        await duty.start() … await duty.stop()
+
+    `step` must be idempotent (keyed effects): a takeover may repeat the last check. A failed step is logged and
+    the next check does what it missed."""
+
+    def __init__(self, store: LeaseStore, name: str, step: Callable[[], Awaitable[Any]], *, every_ms: int,
+                 ttl_ms: int, clock: Clock) -> None:
+        self.name, self.step, self.every_ms, self.clock = name, step, every_ms, clock
+        self._task: asyncio.Task[None] | None = None
+        self.lease = LeaseKeeper(store, name, ttl_ms=ttl_ms, clock=clock, on_acquired=self._run_here,
+                                 on_lost=self._stop_here)
+
+    async def start(self) -> None:
+        await self.lease.start()
+
+    async def stop(self) -> None:
+        await self.lease.stop()
+
+    async def _run_here(self) -> None:
+        self._task = asyncio.create_task(self._loop(), name=self.name)
+
+    async def _stop_here(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+
+    async def _loop(self) -> None:
+        while True:
+            try:
+                await self.step()
+            except Exception:  # a database hiccup: the next check does what this one missed
+                log.exception("periodic duty failed; retrying at the next check", duty=self.name)
+            await self.clock.sleep_until(self.clock.now_ms() + self.every_ms)

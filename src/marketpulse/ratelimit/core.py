@@ -18,7 +18,9 @@ from marketpulse.accounts.plans import PLANS, Plan
 # connection per browser, not a request per action). Webhooks come from a few shared senders (TradingView's four
 # addresses) and are limited per signal config instead (PULSE_WEBHOOK_RATE_PER_MINUTE).
 EXEMPT_PREFIXES = ("/static/", "/vendor/", "/health/", "/socket.io", "/webhook/")
-EXEMPT_PATHS = frozenset({"/health", "/metrics", "/favicon.ico"})
+# Stripe's webhook: signed (so not anonymous traffic), sent from a few addresses in bursts; a 429 would only make
+# Stripe back off and deliver plan changes late.
+EXEMPT_PATHS = frozenset({"/health", "/metrics", "/favicon.ico", "/api/v1/payments/webhook"})
 
 
 @dataclass(frozen=True)
