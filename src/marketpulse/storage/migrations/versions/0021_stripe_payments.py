@@ -2,7 +2,7 @@
 so each applies once).
 
 Revision ID: 0021
-Revises: 0022
+Revises: 0024
 Create Date: 2026-11-29
 """
 
@@ -10,7 +10,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0021"
-down_revision = "0022"
+down_revision = "0024"
 branch_labels = None
 depends_on = None
 
