@@ -44,10 +44,14 @@ NO_SESSION_NEEDED = {
 }
 # Machine-to-machine ingest: no user, but the X-API-Key shared secret (refused without it).
 INGEST = {("post", "/api/v1/market/open-interest/ingest"), ("post", "/api/v1/volume-alerts/ingest")}
+# Webhooks a third party calls (TradingView alerts): no user, the secret token in the URL is the credential.
+WEBHOOKS = {("post", "/webhook/tradingview/{token}")}
 # Reads that are a user's own: anonymous callers are refused too (market data, plans and alerts stay public).
 PER_USER_READS = ("/api/v1/paper/", "/api/v1/backtests", "/api/v1/account", "/api/v1/auth/me", "/api/v1/admin/")
-# Routes with a path parameter that names public data, not anyone's object.
-PUBLIC_PATHS = {"/api/v1/market/symbol/{symbol}", "/api/v1/market/history/{symbol}"}
+# Routes with a path parameter that names public data, not anyone's object: they answer, but nothing of B's
+# (a chart's fill markers are the caller's own).
+PUBLIC_PATHS = {"/api/v1/market/symbol/{symbol}", "/api/v1/market/history/{symbol}", "/api/v1/charts/{symbol}",
+                "/api/v1/market/open-interest/history/{symbol}"}
 ADMIN_PREFIX = "/api/v1/admin/"
 RULE: dict[str, Any] = {"name": "above 100k", "symbols": ["BTCUSDT"], "frequency": "once_per_bar", "interval": "1m",
                         "conditions": {"all": [{"field": "price", "op": "crosses_above", "value": 100000}]},
@@ -78,7 +82,7 @@ async def test_every_mutating_route_needs_credentials(app: Any, anonymous: httpx
         if method not in MUTATING and not path.startswith(PER_USER_READS):
             continue
         resp = await anonymous.request(method.upper(), placeholder_url(path), json={})
-        if (method, path) in NO_SESSION_NEEDED:
+        if (method, path) in NO_SESSION_NEEDED | WEBHOOKS:
             continue
         if (method, path) in INGEST:
             assert resp.status_code == 401 and "X-API-Key" in resp.text, (method, path, resp.text)
@@ -97,6 +101,7 @@ class Owned:
 
     who: SignedIn
     symbol: str  # the paper position's
+    filled_order_id: str  # the order that opened it
     order_id: str
     deployment_id: str
     job_id: str
@@ -138,8 +143,9 @@ async def own_everything(client: httpx.AsyncClient, runtime: Runtime, who: Signe
         s.add_all([wallet, passkey, destination])
         await s.commit()
     await runtime.services.backtests.wait()
-    return Owned(who, symbol, resting.json()["id"], deployed.json()["id"], job.json()["id"], key.json()["id"],
-                 wallet.id, passkey.id, destination.id, rule.json()["id"], watchlist.json()["id"], sub.json()["id"])
+    return Owned(who, symbol, bought.json()["id"], resting.json()["id"], deployed.json()["id"], job.json()["id"],
+                 key.json()["id"], wallet.id, passkey.id, destination.id, rule.json()["id"], watchlist.json()["id"],
+                 sub.json()["id"])
 
 
 def fill(path: str, theirs: Owned) -> str:
@@ -196,7 +202,12 @@ async def test_user_a_gets_404_for_every_object_of_user_b(app: Any, anonymous: h
     doc = (await anonymous.get("/openapi.json")).json()
     walked, leaks = [], []
     for method, path, _ in operations(doc):
-        if "{" not in path or path in PUBLIC_PATHS:
+        if "{" not in path or (method, path) in WEBHOOKS:
+            continue
+        if path in PUBLIC_PATHS:
+            public = await anonymous.get(fill(path, theirs), headers=alice.headers)
+            if any(i in public.text for i in (theirs.filled_order_id, theirs.order_id, theirs.deployment_id)):
+                leaks.append(f"GET {path} shows user B's trading")
             continue
         resp = await anonymous.request(method.upper(), fill(path, theirs), headers=alice.headers,
                                        json=BODIES.get((method, path), {}) if method in MUTATING else None)
