@@ -1,0 +1,146 @@
+"""The tax vocabulary: transactions in, disposals and income out. Pure data on `Decimal` (no floats, no I/O).
+
+A transaction is one row of the generic CSV (see `csv_formats`). The engine (`lots.compute`) turns an owner's whole
+history into `Disposal`s (each explaining the lots it consumed) and `IncomeEvent`s; reports then pick a tax year.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from decimal import Context, Decimal
+from enum import StrEnum
+
+from marketpulse.times import datetime_ms, ms_datetime
+
+ZERO = Decimal(0)
+CENT = Decimal("0.01")
+# Shares of a lot's basis (and of a sale's proceeds) are rounded to QUANTUM, a billionth of a billionth of a dollar;
+# every other figure is a sum or difference of such numbers, exact under EXACT's 60 digits (up to 10^40 USD), so
+# Σ gains = Σ proceeds − Σ basis and basis conservation hold to the last digit, whatever the history's length.
+QUANTUM = Decimal("1e-18")
+EXACT = Context(prec=60)
+
+
+def share(total: Decimal, part: Decimal, whole: Decimal) -> Decimal:
+    """total × part / whole, rounded to QUANTUM (the rest of `total` is always found by subtraction)."""
+    return (total * part / whole).quantize(QUANTUM)
+
+
+class TxType(StrEnum):
+    BUY = "buy"
+    SELL = "sell"
+    DEPOSIT = "deposit"
+    WITHDRAWAL = "withdrawal"
+    INCOME = "income"
+    FEE = "fee"
+    TRANSFER_IN = "transfer_in"
+    TRANSFER_OUT = "transfer_out"
+
+
+class Method(StrEnum):
+    FIFO = "fifo"
+    LIFO = "lifo"
+    HIFO = "hifo"
+    LOFO = "lofo"
+
+
+class Term(StrEnum):
+    SHORT = "short"
+    LONG = "long"
+
+
+# Types whose USD value is the tax figure itself: without a price the row cannot be taxed honestly.
+PRICED_TYPES = frozenset({TxType.BUY, TxType.SELL, TxType.INCOME, TxType.FEE})
+
+
+@dataclass(frozen=True, slots=True)
+class Transaction:
+    timestamp_ms: int
+    type: TxType
+    asset: str
+    amount: Decimal  # > 0; the direction comes from the type
+    price_usd: Decimal | None  # per unit; None = unknown (allowed only outside PRICED_TYPES)
+    fee_usd: Decimal
+    account: str
+    tx_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class LotUse:
+    """The part of one lot a disposal consumed."""
+
+    lot_id: int
+    acquired_ms: int
+    account: str
+    amount: Decimal
+    basis: Decimal
+    basis_known: bool
+    term: Term
+
+
+@dataclass(frozen=True, slots=True)
+class Disposal:
+    disposed_ms: int
+    type: TxType
+    asset: str
+    account: str
+    tx_id: str
+    amount: Decimal
+    proceeds: Decimal  # market value minus the fee
+    lots: tuple[LotUse, ...]
+    unmatched_amount: Decimal = ZERO  # sold beyond every known lot: reported at zero basis
+    basis: Decimal = field(init=False)
+    gain: Decimal = field(init=False)
+
+    def __post_init__(self) -> None:
+        basis = sum((use.basis for use in self.lots), ZERO)
+        object.__setattr__(self, "basis", basis)
+        object.__setattr__(self, "gain", self.proceeds - basis)
+
+    @property
+    def missing_basis(self) -> bool:
+        """True when part of what was sold has no known cost (no acquisition, or one without a price)."""
+        return self.unmatched_amount > 0 or any(not use.basis_known for use in self.lots)
+
+
+@dataclass(frozen=True, slots=True)
+class IncomeEvent:
+    received_ms: int
+    asset: str
+    amount: Decimal
+    value_usd: Decimal
+    account: str
+    tx_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class TaxResult:
+    disposals: tuple[Disposal, ...]
+    income: tuple[IncomeEvent, ...]
+
+
+def utc_date(ms: int) -> date:
+    return ms_datetime(ms).date()
+
+
+def anniversary(day: date) -> date:
+    """The same calendar day one year later (29 February → 28 February)."""
+    try:
+        return day.replace(year=day.year + 1)
+    except ValueError:
+        return day.replace(year=day.year + 1, day=28)
+
+
+def holding_term(acquired_ms: int, disposed_ms: int) -> Term:
+    """IRS rule: the holding period starts the day after acquisition, and long-term means more than one year,
+    so a lot sold on the same calendar day a year later is still short-term; the day after is long-term."""
+    return Term.LONG if utc_date(disposed_ms) > anniversary(utc_date(acquired_ms)) else Term.SHORT
+
+
+def cents(value: Decimal) -> Decimal:
+    return value.quantize(CENT)
+
+
+def year_bounds_ms(year: int) -> tuple[int, int]:
+    return datetime_ms(datetime(year, 1, 1)), datetime_ms(datetime(year + 1, 1, 1))
