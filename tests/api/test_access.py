@@ -44,8 +44,8 @@ NO_SESSION_NEEDED = {
 }
 # Machine-to-machine ingest: no user, but the X-API-Key shared secret (refused without it).
 INGEST = {("post", "/api/v1/market/open-interest/ingest"), ("post", "/api/v1/volume-alerts/ingest")}
-# Webhooks a third party calls (TradingView alerts): no user, the secret token in the URL is the credential.
-WEBHOOKS = {("post", "/webhook/tradingview/{token}")}
+# Webhooks a third party calls: no user; TradingView's secret token in the URL, Stripe's signature header.
+WEBHOOKS = {("post", "/webhook/tradingview/{token}"), ("post", "/api/v1/payments/webhook")}
 # Reads that are a user's own: anonymous callers are refused too (market data, plans and alerts stay public).
 PER_USER_READS = ("/api/v1/paper/", "/api/v1/backtests", "/api/v1/account", "/api/v1/auth/me", "/api/v1/admin/")
 # Routes with a path parameter that names public data, not anyone's object: they answer, but nothing of B's
