@@ -75,3 +75,12 @@ async def test_the_symbol_page_loads_the_chart_library_and_its_script(client: ht
     assert 'data-symbol="BTCUSDT"' in r.text
     assert '<script src="/vendor/lightweight-charts.js">' in r.text and "/static/symbol.js" in r.text
     assert "<script>" not in r.text  # nothing inline (CSP)
+
+
+async def test_coarser_intervals_are_built_from_stored_hours(client: httpx.AsyncClient, runtime: Runtime) -> None:
+    await save_candles(runtime.sessions, "binance", [
+        Candle("SOLUSDT", "1h", T0 - (8 - i) * HOUR, 10 + i, 20 + i, 5 + i, 11 + i, 1, 10) for i in range(8)])
+    body = (await client.get("/api/v1/charts/SOLUSDT", params={"interval": "4h"})).json()
+    assert [(c["openTime"], c["open"], c["high"], c["low"], c["close"], c["volume"]) for c in body["candles"]] == [
+        (T0 - 8 * HOUR, 10, 23, 5, 14, 4), (T0 - 4 * HOUR, 14, 27, 9, 18, 4)]
+    assert body["sources"] == {"store": 2, "library": 0}

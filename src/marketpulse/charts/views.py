@@ -17,7 +17,7 @@ from marketpulse.charts.core import KINDS, Columns, compute, merge_candles, pars
 from marketpulse.marketdata.frame import CandleFrame
 from marketpulse.marketdata.intervals import Interval, IntervalField
 from marketpulse.marketdata.models import Candle, normalize_symbol
-from marketpulse.marketdata.store import load_candles
+from marketpulse.marketdata.store import Sessions, aggregate, load_candles
 from marketpulse.marketdata.views import CandleOut, candle_to_wire
 from marketpulse.times import EpochMs
 from marketpulse.web.account_pages import render
@@ -73,7 +73,7 @@ async def chart(
                                        "input": studies}]) from None
     runtime = request.app.state.runtime
     wanted = normalize_symbol(symbol)
-    stored = await load_candles(runtime.sessions, wanted, interval, None, end, limit)
+    stored = await stored_candles(runtime.sessions, wanted, interval, end, limit)
     anchor = end if end is not None else runtime.market_now_ms() + interval.ms
     library_root = runtime.settings.data_dir / "library"
     library = await asyncio.to_thread(library_candles, library_root, wanted, interval, anchor - limit * interval.ms,
@@ -86,6 +86,19 @@ async def chart(
     return {"symbol": wanted, "interval": interval.value, "candles": [candle_to_wire(c) for c in candles],
             "studies": compute(Columns.of(candles), chosen),
             "sources": {"store": from_store, "library": len(candles) - from_store}}
+
+
+async def stored_candles(sessions: Sessions, symbol: str, interval: Interval, end: int | None,
+                         limit: int) -> list[Candle]:
+    """The store's candles at `interval` (stored, else built from its minutes), else, for the intervals made of
+    hours, from its hourly candles: a process whose source sends hourly candles still charts 4h and 1d."""
+    candles = await load_candles(sessions, symbol, interval, None, end, limit)
+    if candles or interval.ms <= Interval.H1.ms:
+        return candles
+    hours = interval.holds(Interval.H1)
+    start = None if end is None else end - limit * interval.ms
+    hourly = await load_candles(sessions, symbol, Interval.H1, start, end, limit * hours)
+    return aggregate(hourly, interval, source=Interval.H1)[-limit:]
 
 
 def library_candles(root: FilePath, symbol: str, interval: Interval, start: int, end: int) -> list[Candle]:

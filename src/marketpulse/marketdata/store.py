@@ -158,15 +158,15 @@ async def _minute_window(
     return lo, end_ms
 
 
-def aggregate(minutes: Sequence[Candle], interval: Interval) -> list[Candle]:
-    """Pure: 1-minute candles (sorted by time) into `interval` buckets aligned to UTC (the library's `Buckets`);
-    a bucket missing minutes comes back with `closed=False`."""
+def aggregate(minutes: Sequence[Candle], interval: Interval, source: Interval = Interval.M1) -> list[Candle]:
+    """Pure: `source` candles (1-minute by default; sorted by time) into `interval` buckets aligned to UTC (the
+    library's `Buckets`); a bucket missing source candles comes back with `closed=False`."""
     if not minutes:
         return []
     time = np.fromiter((c.open_time for c in minutes), dtype=np.int64, count=len(minutes))
     columns = {name: np.fromiter((getattr(c, name) for c in minutes), dtype=np.float64, count=len(minutes))
                for name in ("open", "high", "low", "close", "volume", "quote_volume")}
-    b = Buckets(time, Interval.M1, interval)
+    b = Buckets(time, source, interval)
     rows = zip(b.time.tolist(), b.first(columns["open"]).tolist(), b.max(columns["high"]).tolist(),
                b.min(columns["low"]).tolist(), b.last(columns["close"]).tolist(), b.sum(columns["volume"]).tolist(),
                b.sum(columns["quote_volume"]).tolist(), b.complete.tolist(), strict=True)

@@ -101,11 +101,13 @@
   }
 
   async function load() {
+    chartEl.dataset.state = "loading";
     statusEl.textContent = "Loading…";
     const q = new URLSearchParams({ interval: state.interval, limit: "500", studies: state.studies.join(",") });
     const answer = await getJson(`/api/v1/charts/${encodeURIComponent(SYMBOL)}?${q}`);
     if (!answer.ok) {
       statusEl.textContent = `Chart unavailable: ${problem(answer)}`;
+      chartEl.dataset.state = "error";
       return;
     }
     const data = answer.body;
@@ -133,6 +135,8 @@
     const [alerts, fills] = await Promise.all([alertMarkers(), fillMarkers(), drawOpenInterest(chart, place.oi)]);
     setMarkers([...studyMarkers, ...alerts, ...fills]);
     chart.timeScale().fitContent();
+    if (!data.candles.length) statusEl.textContent = `No ${state.interval} candles stored for ${SYMBOL} yet.`;
+    chartEl.dataset.state = "ready";
   }
 
   function onBar(ms) {
