@@ -61,6 +61,11 @@ async def seed(runtime: Runtime) -> None:
     password = await start_demo_accounts(runtime.services.accounts, s.host, s.port)
     print(f"demo admin: {DEMO_ADMIN} / {password}   (mail the demo sends: http://{s.host}:{s.port}/dev/mail)",
           flush=True)
+    from marketpulse.payments.demo import start_demo_payments
+
+    if await start_demo_payments(runtime.services.payments, s.host, s.port) is not None:
+        print(f"card payments go to a local fake Stripe at {s.stripe_api_base} (its checkout page has a Pay button)",
+              flush=True)
     written = await asyncio.to_thread(import_sample, runtime.settings)
     log.info("bundled sample in the candle library", candles_written=written)
     admin = await runtime.services.accounts.find_user(DEMO_ADMIN)

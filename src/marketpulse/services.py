@@ -86,6 +86,7 @@ class Services:
     async def close(self) -> None:
         await self.backtests.close()
         await self.accounts.close()
+        await self.payments.close()
 
 
 def get_services(request: Request) -> Services:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import uuid
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import structlog
 from sqlalchemy import select
@@ -35,6 +35,9 @@ from marketpulse.payments.tables import (
 )
 from marketpulse.settings import Settings
 from marketpulse.times import utc_text
+
+if TYPE_CHECKING:
+    from marketpulse.payments.devstripe import FakeStripe
 
 log = structlog.get_logger(__name__)
 
@@ -75,6 +78,12 @@ class PaymentsService:
         self.sessions, self.clock, self.settings = sessions, clock, settings
         self.accounts, self.credits = accounts, credits
         self.gateway = gateway or StripeGateway(settings)
+        self.dev_stripe: FakeStripe | None = None  # `pulse demo`'s local fake Stripe, stopped with the service
+
+    async def close(self) -> None:
+        if self.dev_stripe is not None:
+            await self.dev_stripe.stop()
+            self.dev_stripe = None
 
     @property
     def catalog(self) -> core.Catalog:

@@ -1,4 +1,5 @@
-"""The account pages: sign-up, sign-in, "check your mail", forgot password, onboarding, settings and pricing.
+"""The account pages: sign-up, sign-in, "check your mail", forgot password, onboarding, settings (with billing),
+pricing (with paying by card or USDT), and the pages Stripe Checkout returns to (/checkout/success, /cancel).
 
 Each is a template over `base.html` (the dashboard's theme plus `site.css`, the nav bar from `site.js`) and a
 script under /static: the pages hold no data and no inline script (the CSP forbids it); their scripts call the
@@ -61,10 +62,21 @@ async def onboarding_page() -> HTMLResponse:
 
 @router.get("/settings", response_class=HTMLResponse)
 async def settings_page() -> HTMLResponse:
-    return render("Settings", template="settings.html", scripts=("wallet.js", "prefs.js", "settings.js"),
-                  narrow=False)
+    return render("Settings", template="settings.html",
+                  scripts=("wallet.js", "prefs.js", "settings.js", "pay.js", "billing.js"), narrow=False)
 
 
 @router.get("/pricing", response_class=HTMLResponse)
 async def pricing_page() -> HTMLResponse:
-    return render("Plans and pricing", template="pricing.html", scripts=("pricing.js",), narrow=False)
+    return render("Plans and pricing", template="pricing.html", scripts=("pricing.js", "pay.js"), narrow=False)
+
+
+@router.get("/checkout/success", response_class=HTMLResponse)
+async def checkout_success() -> HTMLResponse:
+    """Where Stripe Checkout returns the browser after paying (the plan changes when the webhook lands)."""
+    return render("Payment received", template="checkout.html", scripts=("billing.js",), outcome="success")
+
+
+@router.get("/checkout/cancel", response_class=HTMLResponse)
+async def checkout_cancel() -> HTMLResponse:
+    return render("Payment cancelled", template="checkout.html", outcome="cancel")
