@@ -185,6 +185,8 @@ async def test_two_factor_set_up_in_settings_is_asked_at_the_next_sign_in(browse
     page = await new_page(browser, errors)
     await sign_in(page, site, "careful@example.com", "/settings")
     await expect(page).to_have_url(site + "/settings")
+    await expect(page.locator("#two-factor-state")).to_have_text("off")
+    await expect(page.locator("#totp-disable-form")).to_be_hidden()  # nothing to turn off yet
     await page.click("#totp-enrol")
     await expect(page.locator("#totp-secret")).to_have_text(re.compile(r"^[A-Z2-7]{16,}$"))
     secret = (await page.locator("#totp-secret").text_content() or "").strip()
@@ -196,6 +198,9 @@ async def test_two_factor_set_up_in_settings_is_asked_at_the_next_sign_in(browse
     await expect(page.locator("#recovery-box")).to_be_visible()
     codes = (await page.locator("#recovery-codes").text_content() or "").split()
     assert len(codes) == 10
+    await expect(page.locator("#two-factor-state")).to_have_text("on")  # the page re-read /auth/me
+    await expect(page.locator("#totp-enrol")).to_be_hidden()
+    await expect(page.locator("#totp-disable-form")).to_be_visible()
 
     await page.click("#site-nav [data-nav=signout]")
     await expect(page).to_have_url(site + "/signin")
@@ -211,6 +216,18 @@ async def test_two_factor_set_up_in_settings_is_asked_at_the_next_sign_in(browse
     await page.click("#second-factor-form button[type=submit]")
     await expect(page).to_have_url(site + "/")
     await expect(page.locator("#site-nav .who")).to_have_text("careful@example.com")
+
+    await page.goto(site + "/settings")  # a fresh load shows the stored state, then turning it off flips it back
+    await expect(page.locator("#two-factor-state")).to_have_text("on")
+    await expect(page.locator("#totp-enrol")).to_be_hidden()
+    await page.fill("#totp-disable-form [name=code]", codes[0])
+    await page.click("#totp-disable-form button[type=submit]")
+    await expect(page.locator("#totp-msg")).to_have_text("Two-factor is off.")
+    await expect(page.locator("#two-factor-state")).to_have_text("off")
+    await expect(page.locator("#totp-enrol")).to_be_visible()
+    await expect(page.locator("#totp-disable-form")).to_be_hidden()
+    user = await runtime.services.accounts.find_user("careful@example.com")
+    assert user is not None and not await runtime.services.accounts.totp.enabled(user.id)
     assert errors == []
 
 
@@ -454,11 +471,13 @@ async def test_a_passkey_registered_in_settings_signs_in_without_a_password(brow
 
     await sign_in(page, local, "keyholder@example.com", "/settings")
     await expect(page).to_have_url(local + "/settings")
+    await expect(page.locator("#passkey-state")).to_have_text("No passkeys registered.")
     await page.fill("#passkey-name", "laptop")
     await page.click("#passkey-register")
     await expect(page.locator("#passkey-msg")).to_have_text("Passkey added.")
     await expect(page.locator("#passkey-list tbody tr")).to_have_count(1)
     await expect(page.locator("#passkey-list tbody tr")).to_contain_text("laptop")
+    await expect(page.locator("#passkey-state")).to_have_text("1 passkey registered.")
     stored = (await cdp.send("WebAuthn.getCredentials", {"authenticatorId": authenticator["authenticatorId"]}))
     assert len(stored["credentials"]) == 1
 
@@ -485,6 +504,7 @@ async def test_a_passkey_registered_in_settings_signs_in_without_a_password(brow
     await page.goto(local + "/settings")
     await page.locator("#passkey-list tbody tr button:has-text('Delete')").click()
     await expect(page.locator("#passkey-list tbody tr")).to_have_count(0)
+    await expect(page.locator("#passkey-state")).to_have_text("No passkeys registered.")
     assert await accounts.passkeys.of_user(user.id) == []
     assert errors == []
     await context.close()

@@ -37,7 +37,19 @@
     $("profile-status").textContent = me.status;
     $("profile-wallets").textContent = me.wallets.length
       ? me.wallets.map((w) => `${w.chain}: ${w.address}`).join("\n") : "none linked";
+    showSecurity(me);
     return me;
+  }
+
+  // Offer only the action that applies: "set up" while two-factor is off, "turn off" while it is on.
+  function showSecurity(me) {
+    $("two-factor-state").textContent = me.two_factor ? "on" : "off";
+    $("two-factor-state").dataset.on = String(Boolean(me.two_factor));
+    $("totp-enrol").classList.toggle("hidden", Boolean(me.two_factor));
+    $("totp-off").classList.toggle("hidden", !me.two_factor);
+    const n = me.passkeys || 0;
+    $("passkey-state").textContent = n ? `${n} passkey${n === 1 ? "" : "s"} registered.` : "No passkeys registered.";
+    $("passkey-state").dataset.count = String(n);
   }
 
   for (const chain of ["ethereum", "solana"]) {
@@ -111,6 +123,7 @@
     $("recovery-codes").textContent = answer.data.recovery_codes.join("\n");
     $("recovery-box").classList.remove("hidden");
     MP.say("totp-msg", "Two-factor is on.", "ok");
+    profile();
   });
 
   $("totp-disable-form").addEventListener("submit", async (ev) => {
@@ -118,7 +131,7 @@
     const answer = await MP.api("POST", "/api/v1/account/two-factor/disable",
       { code: String(new FormData(ev.target).get("code")).trim() });
     MP.say("totp-msg", answer.ok ? "Two-factor is off." : MP.errorText(answer), answer.ok ? "ok" : "bad");
-    if (answer.ok) ev.target.reset();
+    if (answer.ok) { ev.target.reset(); $("recovery-box").classList.add("hidden"); profile(); }
   });
 
   // --- passkeys ---
@@ -137,6 +150,7 @@
           const gone = await MP.api("DELETE", `/api/v1/account/passkeys/${encodeURIComponent(p.id)}`);
           MP.say("passkey-msg", gone.ok ? "Passkey deleted." : MP.errorText(gone), gone.ok ? "ok" : "bad");
           passkeys();
+          profile();
         }, "danger")]);
     }));
   }
@@ -152,6 +166,7 @@
         { credential: MP.credentialJson(cred), name });
       MP.say("passkey-msg", answer.ok ? "Passkey added." : MP.errorText(answer), answer.ok ? "ok" : "bad");
       passkeys();
+      profile();
     } catch (err) {
       MP.say("passkey-msg", `No passkey was made: ${err.message || err}`);
     }
