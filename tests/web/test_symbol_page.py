@@ -78,8 +78,12 @@ async def test_row_click_opens_the_chart_with_indicators_alert_markers_and_live_
         page.on("pageerror", lambda exc: errors.append(str(exc)))
         await page.goto(url + "/")
         await expect(page.locator("#conn-status")).to_have_attribute("data-state", "connected")
-        await runtime.bus.publish(topics.MARKET_TICKERS, {"time": T0, "rows": [
-            row("BTCUSDT", 60_000.5, 2.31, 12.7e9, 0.0001, 1), row("SOLUSDT", 151.5, 5.5, 3.4e9, 0.0002, 3)]})
+        # Inside the last stored hour: the table's price, which the chart page may receive before or after its
+        # history (Socket.IO sends the table on connect), moves that hour's close and never adds a candle.
+        before = T0 - 60_000
+        await runtime.bus.publish(topics.MARKET_TICKERS, {"time": before, "rows": [
+            row("BTCUSDT", 60_000.5, 2.31, 12.7e9, 0.0001, 1) | {"time": before},
+            row("SOLUSDT", 151.5, 5.5, 3.4e9, 0.0002, 3) | {"time": before}]})
 
         await page.locator("tr[data-symbol='SOLUSDT'] td[data-col=price]").click()
         await page.wait_for_url(url + "/market/SOLUSDT")
