@@ -16,12 +16,13 @@ HOUR = 3_600_000
 T0 = 1_760_126_400_000  # 2025-10-10 20:00 UTC, the clock fixture's now
 
 
-def library_hours(runtime: Runtime, symbol: str, first: int, n: int) -> None:
-    """n hourly candles in the library opening at `first`, closes 100, 101, …"""
-    close = 100.0 + np.arange(n, dtype=np.float64)
+def library_hours(runtime: Runtime, symbol: str, first: int, n: int, exchange: str = "binance_swap",
+                  start: float = 100.0) -> None:
+    """n hourly candles in the library opening at `first`, closes `start`, `start` + 1, …"""
+    close = start + np.arange(n, dtype=np.float64)
     frame = CandleFrame(first + np.arange(n, dtype=np.int64) * HOUR, close - 0.5, close + 1, close - 1, close,
                         np.full(n, 10.0), symbol, "1h")
-    CandleLibrary(runtime.settings.data_dir / "library").append("binance", symbol, "1h", frame)
+    CandleLibrary(runtime.settings.data_dir / "library").append(exchange, symbol, "1h", frame)
 
 
 async def test_library_history_and_the_store_are_merged_with_the_store_winning(
@@ -84,3 +85,14 @@ async def test_coarser_intervals_are_built_from_stored_hours(client: httpx.Async
     assert [(c["openTime"], c["open"], c["high"], c["low"], c["close"], c["volume"]) for c in body["candles"]] == [
         (T0 - 8 * HOUR, 10, 23, 5, 14, 4), (T0 - 4 * HOUR, 14, 27, 9, 18, 4)]
     assert body["sources"] == {"store": 2, "library": 0}
+
+
+async def test_the_perpetuals_library_comes_before_spot_and_spot_fills_in(
+        client: httpx.AsyncClient, runtime: Runtime) -> None:
+    library_hours(runtime, "BTCUSDT", T0 - 10 * HOUR, 10, exchange="binance", start=500.0)  # spot
+    library_hours(runtime, "BTCUSDT", T0 - 10 * HOUR, 10, exchange="binance_swap", start=100.0)  # perpetual
+    library_hours(runtime, "DOGEUSDT", T0 - 10 * HOUR, 10, exchange="binance", start=7.0)  # spot only
+    btc = (await client.get("/api/v1/charts/BTCUSDT")).json()["candles"]
+    doge = (await client.get("/api/v1/charts/DOGEUSDT")).json()["candles"]
+    assert [c["close"] for c in btc][:2] == [100.0, 101.0]
+    assert [c["close"] for c in doge][:2] == [7.0, 8.0]

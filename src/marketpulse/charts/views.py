@@ -23,7 +23,9 @@ from marketpulse.times import EpochMs
 from marketpulse.web.account_pages import render
 
 router = APIRouter()
-LIBRARY_EXCHANGE = "binance"  # the library's downloads (`pulse data download`) are Binance's
+# The library's exchanges, in order: USD-M perpetuals (the table's markets; `pulse demo` imports its sample there),
+# then Binance spot (`pulse data download`'s default), whose prices track the perpetual's closely enough to chart.
+LIBRARY_EXCHANGES = ("binance_swap", "binance")
 
 
 class LineOut(BaseModel):
@@ -102,19 +104,22 @@ async def stored_candles(sessions: Sessions, symbol: str, interval: Interval, en
 
 
 def library_candles(root: FilePath, symbol: str, interval: Interval, start: int, end: int) -> list[Candle]:
-    """The library's candles at `interval` in [start, end), else its 1m candles resampled (complete buckets only);
-    none when the library holds neither."""
+    """The library's candles at `interval` in [start, end), else its 1m candles resampled (complete buckets only),
+    from the first exchange in LIBRARY_EXCHANGES holding either; none when no exchange does."""
     from marketpulse.marketdata.library import CandleLibrary
     from marketpulse.marketdata.resample import resample
 
     if not root.is_dir():
         return []
     library = CandleLibrary(root)
-    frame = library.read(LIBRARY_EXCHANGE, symbol, interval, start, end)
-    if not len(frame) and interval is not Interval.M1:
-        minutes = library.read(LIBRARY_EXCHANGE, symbol, Interval.M1, start, end)
-        frame = resample(minutes, interval) if len(minutes) else minutes
-    return frame_candles(frame, symbol, interval)
+    for exchange in LIBRARY_EXCHANGES:
+        frame = library.read(exchange, symbol, interval, start, end)
+        if not len(frame) and interval is not Interval.M1:
+            minutes = library.read(exchange, symbol, Interval.M1, start, end)
+            frame = resample(minutes, interval) if len(minutes) else minutes
+        if len(frame):
+            return frame_candles(frame, symbol, interval)
+    return []
 
 
 def frame_candles(frame: CandleFrame, symbol: str, interval: Interval) -> list[Candle]:
