@@ -22,7 +22,7 @@ from marketpulse.marketdata.open_interest import save_open_interest
 from marketpulse.marketdata.store import save_candles
 from marketpulse.runtime import Runtime
 from marketpulse.settings import Settings
-from support.accounts import token_on_plan
+from support.accounts import user_on_plan
 
 from .test_dashboard import CHROMIUM, CHROMIUM_ARGS, alert, row
 
@@ -72,7 +72,7 @@ async def test_row_click_opens_the_chart_with_indicators_alert_markers_and_live_
         browser = await pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
         page = await browser.new_page(viewport={"width": 1400, "height": 900})
         # An elite session: the live table at once (free views arrive in batches, tests/web/test_plans_live.py).
-        token = await token_on_plan(runtime, "elite")
+        user, token = await user_on_plan(runtime, "elite")
         await page.context.add_cookies([{"name": "mp_access", "value": token, "url": url}])
         errors: list[str] = []
         page.on("pageerror", lambda exc: errors.append(str(exc)))
@@ -124,6 +124,15 @@ async def test_row_click_opens_the_chart_with_indicators_alert_markers_and_live_
              "quote_volume_24h": 3.4e9}]})
         await expect(chart).to_have_attribute("data-candles", str(HOURS + 1))
         await expect(chart).to_have_attribute("data-last-close", "152.25")
+
+        # The user's paper fill and a new volume alert on this symbol arrive over Socket.IO and become markers.
+        await runtime.bus.publish(topics.PAPER_FILLS, topics.PaperFill(
+            user.id, "order-1", "fill-1", "SOLUSDT", "buy", 2.0, 151.0, 0.1, 0.0, T0 - 3 * HOUR + 60_000))
+        await runtime.bus.publish(topics.PAPER_FILLS, topics.PaperFill(  # another symbol's: not on this chart
+            user.id, "order-2", "fill-2", "BTCUSDT", "buy", 1.0, 60_000.0, 0.1, 0.0, T0 - 3 * HOUR))
+        await expect(chart).to_have_attribute("data-fill-markers", "1")
+        await runtime.bus.publish(topics.ALERTS_VOLUME, alert("SOLUSDT", "bearish", 10, 8e6, 2e6))
+        await expect(chart).to_have_attribute("data-alert-markers", "2")
 
         # Another interval reloads: 4h built from the stored hours, then back to 1h.
         await page.click(".iv[data-interval='4h']")

@@ -148,21 +148,32 @@
   async function alertMarkers() {
     const answer = await getJson(`/api/v1/volume-alerts?symbol=${encodeURIComponent(SYMBOL)}&limit=500`);
     if (!answer.ok || !answer.body) return [];
-    return answer.body.data.map((a) => {
-      const bullish = String(a.candleDirection || "").toLowerCase() === "bullish";
-      return { time: onBar(Number(a.timestamp)), position: bullish ? "belowBar" : "aboveBar",
-        color: bullish ? "#5b8cff" : "#f0b90b", shape: "circle", text: `A ${a.alertType || "SPIKE"}`,
-        kind: "alert" };
-    });
+    return answer.body.data.map(alertMarker);
+  }
+
+  function alertMarker(a) {
+    const bullish = String(a.candleDirection || "").toLowerCase() === "bullish";
+    return { time: onBar(Number(a.timestamp)), position: bullish ? "belowBar" : "aboveBar",
+      color: bullish ? "#5b8cff" : "#f0b90b", shape: "circle", text: `A ${a.alertType || "SPIKE"}`,
+      kind: "alert" };
+  }
+
+  function fillMarker(f) {
+    return { time: onBar(Number(f.time)), position: f.side === "buy" ? "belowBar" : "aboveBar",
+      color: f.side === "buy" ? "#9be564" : "#ff5d8f", shape: "square", text: `F ${f.side} ${f.quantity}`,
+      kind: "fill" };
   }
 
   async function fillMarkers() {
     const answer = await getJson("/api/v1/paper/fills?limit=1000");
     if (!answer.ok || !Array.isArray(answer.body)) return [];  // signed out: no fills to show
-    return answer.body.filter((f) => f.symbol === SYMBOL).map((f) => ({
-      time: onBar(Number(f.time)), position: f.side === "buy" ? "belowBar" : "aboveBar",
-      color: f.side === "buy" ? "#9be564" : "#ff5d8f", shape: "square", text: `F ${f.side} ${f.quantity}`,
-      kind: "fill" }));
+    return answer.body.filter((f) => f.symbol === SYMBOL).map(fillMarker);
+  }
+
+  // The owner's fills arrive live in their Socket.IO room; one on this symbol joins the markers at once.
+  function onFill(f) {
+    if (!f || f.symbol !== SYMBOL || !state.candles) return;
+    setMarkers([...state.markers, fillMarker(f)]);
   }
 
   function setMarkers(markers) {
@@ -210,6 +221,10 @@
     if (typeof io !== "function") return;
     const socket = io({ transports: ["websocket", "polling"], reconnectionDelay: 1000, reconnectionDelayMax: 30000 });
     socket.on("market", onMarket);
+    socket.on("paper-fill", onFill);
+    socket.on("volume-alert", (a) => {
+      if (a && a.symbol === SYMBOL && state.candles) setMarkers([...state.markers, alertMarker(a)]);
+    });
   }
 
   // ---- controls -----------------------------------------------------------------------------------------------
