@@ -15,7 +15,7 @@ from marketpulse.clock import FakeClock
 from marketpulse.marketdata.open_interest import OpenInterestCache
 from marketpulse.marketdata.tables import OpenInterestRow
 from marketpulse.runtime import Runtime
-from support.accounts import token_on_plan
+from support.accounts import SignedIn, authorize, sign_in_user, token_on_plan
 
 from .serving import API_KEY, eventually, lifespan
 
@@ -81,20 +81,48 @@ def test_old_data_is_stale_from_its_as_of_and_an_echo_is_not_a_refresh(clock: Fa
 # --- the endpoints ----------------------------------------------------------------------------------------------
 
 
-async def test_ingest_then_get_normalizes_and_reports_staleness(client: httpx.AsyncClient, clock: FakeClock) -> None:
+@pytest.fixture
+async def as_pro(client: httpx.AsyncClient, runtime: Runtime) -> SignedIn:
+    """The client reads as a pro user: the plans with the open-interest column are the ones that see its figures."""
+    return await authorize(client, runtime, plan="pro")
+
+
+@pytest.mark.parametrize("plan", [None, "free", "pro", "elite"])
+async def test_the_figures_follow_the_plan_and_the_freshness_is_told_to_all(
+    client: httpx.AsyncClient, runtime: Runtime, clock: FakeClock, plan: str | None
+) -> None:
+    assert (await client.post(INGEST, json={"data": {"BTCUSDT": 3e9}}, headers=KEY)).status_code == 200
+    clock.advance(7 * MIN)  # stale: every plan is told, whether or not it sees the figures
+    headers = {} if plan is None else (await sign_in_user(runtime, plan=plan)).headers
+    r = await client.get(URL, headers=headers)
+    assert r.status_code == 200, r.text
+    shown = plan in ("pro", "elite")  # the plan table's open_interest_column
+    assert r.json() == {"data": {"BTCUSDT": 3e9} if shown else {}, "plan": plan or "free",
+                        "asOf": clock.now_ms() - 7 * MIN, "stale": True, "dangerouslyStale": False}
+
+
+async def test_a_bad_bearer_token_is_refused_not_served_as_anonymous(client: httpx.AsyncClient) -> None:
+    r = await client.get(URL, headers={"Authorization": "Bearer not-a-token"})
+    assert r.status_code == 401
+
+
+@pytest.mark.usefixtures("as_pro")
+async def test_ingest_then_get_normalizes_and_reports_staleness(client: httpx.AsyncClient, runtime: Runtime,
+                                                                clock: FakeClock) -> None:
     body = {"data": {"btc-usdt": 12_700_000_000.5, "ETH_USDT": 8.5e9, "sol/usdt": 0}}
     r = await client.post(INGEST, json=body, headers=KEY)
     assert r.status_code == 200, r.text
     assert r.json() == {"accepted": 3, "asOf": clock.now_ms()}
 
     got = (await client.get(URL)).json()
-    assert got == {"data": {"BTCUSDT": 12_700_000_000.5, "ETHUSDT": 8.5e9, "SOLUSDT": 0.0},
+    assert got == {"data": {"BTCUSDT": 12_700_000_000.5, "ETHUSDT": 8.5e9, "SOLUSDT": 0.0}, "plan": "pro",
                    "asOf": clock.now_ms(), "stale": False, "dangerouslyStale": False}
 
     clock.advance(6 * MIN)
     got = (await client.get(URL)).json()
     assert (got["stale"], got["dangerouslyStale"], got["data"]["BTCUSDT"]) == (True, False, 12_700_000_000.5)
     clock.advance(24 * MIN)
+    await authorize(client, runtime)  # 30 minutes on, the first access token has expired
     got = (await client.get(URL)).json()
     assert (got["stale"], got["dangerouslyStale"]) == (True, True)
 
@@ -118,6 +146,7 @@ async def test_missing_or_wrong_key_is_401_even_with_an_invalid_body(
         ({"---": 1.0}, "---"),
     ],
 )
+@pytest.mark.usefixtures("as_pro")
 async def test_invalid_values_are_422_naming_the_key_and_nothing_is_stored(
     client: httpx.AsyncClient, runtime: Runtime, data: dict[str, Any], bad_key: str
 ) -> None:
@@ -129,6 +158,7 @@ async def test_invalid_values_are_422_naming_the_key_and_nothing_is_stored(
         assert (await s.execute(select(OpenInterestRow))).all() == []
 
 
+@pytest.mark.usefixtures("as_pro")
 async def test_out_of_range_number_is_422(client: httpx.AsyncClient) -> None:
     # JSON has no literal for infinity; an overflowing number is the way one would arrive, and is refused.
     r = await client.post(INGEST, content=b'{"data": {"BTCUSDT": 1e999}}', headers=KEY)
@@ -158,6 +188,7 @@ async def test_as_of_in_the_future_is_rejected(client: httpx.AsyncClient, clock:
     assert r.json()["detail"][0]["loc"] == ["body", "asOf"]
 
 
+@pytest.mark.usefixtures("as_pro")
 async def test_body_over_the_limit_is_413(client: httpx.AsyncClient) -> None:
     data = {f"SYM{i}USDT": 1.0 for i in range(400)}  # > 4096 bytes (the test limit)
     r = await client.post(INGEST, json={"data": data}, headers=KEY)
@@ -180,18 +211,20 @@ async def test_ingest_publishes_on_the_bus(client: httpx.AsyncClient, runtime: R
     await sub.close()
 
 
+@pytest.mark.usefixtures("as_pro")
 async def test_ingested_figures_survive_a_restart(client: httpx.AsyncClient, runtime: Runtime,
-                                                  clock: FakeClock) -> None:
+                                                  clock: FakeClock, as_pro: SignedIn) -> None:
     as_of = clock.now_ms() - MIN
     assert (await client.post(INGEST, json={"data": {"BTCUSDT": 7.0}, "asOf": as_of}, headers=KEY)).status_code == 200
 
     restarted = create_app(runtime)  # a new process: empty memory, same database
     async with lifespan(restarted), httpx.AsyncClient(transport=httpx.ASGITransport(app=restarted),
                                                       base_url="http://localhost") as c2:
-        got = (await c2.get(URL)).json()
+        got = (await c2.get(URL, headers=as_pro.headers)).json()
     assert got["data"] == {"BTCUSDT": 7.0} and got["asOf"] == as_of and got["stale"] is False
 
 
+@pytest.mark.usefixtures("as_pro")
 async def test_bus_updates_reach_the_cache_and_the_table(client: httpx.AsyncClient, runtime: Runtime) -> None:
     await runtime.bus.publish(topics.MARKET_TICKERS, {"time": 1, "rows": [
         {"symbol": "BTCUSDT", "time": 1, "price": 60_000.0, "change_pct_24h": 1.0, "quote_volume_24h": 1e9}]})

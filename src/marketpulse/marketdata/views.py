@@ -166,7 +166,9 @@ def candle_to_wire(c: Candle) -> dict[str, Any]:
 class OpenInterestOut(BaseModel):
     model_config = WIRE_MODEL
 
-    data: dict[str, float] = Field(description="USD notional (contracts × mark price) per normalized symbol")
+    data: dict[str, float] = Field(description="USD notional (contracts × mark price) per normalized symbol; empty "
+                                   "on plans without the open-interest column (free, anonymous)")
+    plan: str = Field(description="The caller's plan (anonymous: free), which decides whether `data` is filled")
     as_of: int | None = Field(description="Newest data time held, epoch ms; null when nothing is cached")
     stale: bool = Field(description="Last refresh ≥ PULSE_OPEN_INTEREST_STALE_S ago (6 min); still served")
     dangerously_stale: bool = Field(description="Last refresh ≥ PULSE_OPEN_INTEREST_DANGEROUSLY_STALE_S ago (30 min)")
@@ -188,11 +190,16 @@ class IngestOut(BaseModel):
     as_of: int
 
 
-@router.get("/open-interest", response_model=OpenInterestOut, tags=["open interest"])
-async def open_interest(request: Request) -> dict[str, Any]:
-    """Served from memory whatever its age (stale-while-revalidate); the flags say how old it is."""
+@router.get("/open-interest", response_model=OpenInterestOut, tags=["open interest"], responses=CALLER_REFUSALS)
+async def open_interest(request: Request, plan: Annotated[str | None, Depends(caller_plan)]) -> dict[str, Any]:
+    """Served from memory whatever its age (stale-while-revalidate); the flags say how old it is. The figures
+    follow the plan as `/data` does: plans without the open-interest column get no values, but the freshness
+    (`asOf`, `stale`, `dangerouslyStale`) is still told, so a dashboard can say how old the column would be."""
     cache: OpenInterestCache = request.app.state.open_interest
-    return cache.snapshot().to_wire()
+    out = cache.snapshot().to_wire()
+    if not tier_of(plan).open_interest:
+        out["data"] = {}
+    return {**out, "plan": plan_of(plan).name}
 
 
 @router.post(
