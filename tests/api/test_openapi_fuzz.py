@@ -48,7 +48,7 @@ CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance,
 # Operations allowed to answer a status they don't document (none now: the accounts routes declare theirs).
 UNDOCUMENTED_STATUS_ALLOWED: tuple[str, ...] = ()
 CLOCK_MS = 1_760_130_000_000
-USERS = 120  # one per operation, with room for the routes other capabilities add
+USERS = 200  # one per operation, with room for the routes other capabilities add
 
 
 @pytest.fixture
