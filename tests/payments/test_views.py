@@ -247,3 +247,29 @@ async def test_each_plans_price_setting_sells_that_plan(client: httpx.AsyncClien
     setattr(runtime.settings, f"stripe_price_{price}", None)  # unset: no longer sold
     resp = await client.post("/api/v1/payments/checkout", json={"plan": price}, headers=headers)
     assert resp.status_code == 422
+
+
+async def test_an_admin_refunds_a_credit_pack_at_stripe_and_the_credits_leave(
+        client: httpx.AsyncClient, sink: Sink, runtime: Runtime, stripe_fake: FakeStripe) -> None:
+    user_id, headers = await user_headers(client, sink, "refunded@example.com")
+    session_id = await pay(client, headers, {"credit_pack": "credits_100"})
+    admin = {"Authorization": await signed_in_admin(client, runtime)}
+    seen = (await client.get(f"/api/v1/admin/users/{user_id}/payments", headers=admin)).json()
+    assert [(p["session_id"], p["credits"]) for p in seen["purchases"]] == [(session_id, 100)]
+    assert seen["billing"]["credit_balance"] == 100
+
+    resp = await client.post(f"/api/v1/admin/users/{user_id}/payments/{session_id}/refund", headers=admin)
+    assert resp.status_code == 200, resp.text
+    assert [r for r in stripe_fake.requests if r[1] == "/v1/refunds"][0][2] == {
+        "payment_intent": stripe_fake.sessions[session_id]["payment_intent"]}
+    assert (await billing(client, headers))["credit_balance"] == 0
+    log = (await client.get("/api/v1/admin/audit-log", params={"action": "admin.payment_refunded"},
+                            headers=admin)).json()["entries"]
+    assert [(e["target_id"], e["new_values"]["refund"]) for e in log] == [(user_id, resp.json()["refund_id"])]
+    again = await client.post(f"/api/v1/admin/users/{user_id}/payments/{session_id}/refund", headers=admin)
+    assert again.status_code == 200 and again.json() == resp.json()  # the same refund (its idempotency key)
+    other, _ = await user_headers(client, sink, "other@example.com")
+    assert (await client.post(f"/api/v1/admin/users/{other}/payments/{session_id}/refund",
+                              headers=admin)).status_code == 404
+    assert (await client.post(f"/api/v1/admin/users/{user_id}/payments/{session_id}/refund",
+                              headers=headers)).status_code == 403

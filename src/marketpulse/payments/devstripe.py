@@ -154,7 +154,8 @@ class FakeStripe:
                Route("/v1/subscriptions/{id}", self._get("subscriptions"), methods=["GET"]),
                Route("/v1/billing_portal/sessions", self._create_portal, methods=["POST"]),
                Route("/v1/invoices", self._list_invoices, methods=["GET"]),
-               Route("/v1/billing/meter_events", self._meter_event, methods=["POST"])]
+               Route("/v1/billing/meter_events", self._meter_event, methods=["POST"]),
+               Route("/v1/refunds", self._create_refund, methods=["POST"])]
         pages = [Route("/pay/{id}", self._pay_page, methods=["GET"]),
                  Route("/pay/{id}", self._pay, methods=["POST"]),
                  Route("/portal/{id}", self._portal_page, methods=["GET"]),
@@ -258,6 +259,22 @@ class FakeStripe:
         found.sort(key=lambda i: i["created"], reverse=True)
         limit = int(params.get("limit") or 10)
         return {"object": "list", "data": found[:limit], "has_more": len(found) > limit, "url": "/v1/invoices"}
+
+    async def _create_refund(self, request: Request, params: dict[str, Any]) -> dict[str, Any]:
+        pi = str(params.get("payment_intent") or "")
+        charge = self.charges.get(pi)
+        if charge is None:
+            raise StripeError(400, f"No such payment_intent: '{pi}'", code="resource_missing", param="payment_intent")
+        if charge["refunded"]:
+            raise StripeError(400, f"Charge {charge['id']} has already been refunded.",
+                              code="charge_already_refunded")
+        amount = int(params.get("amount") or charge["amount"] - charge["amount_refunded"])
+        refund = {"id": _id("re"), "object": "refund", "amount": amount, "charge": charge["id"],
+                  "payment_intent": pi, "currency": charge["currency"], "status": "succeeded",
+                  "created": self._now()}
+        # Stripe's webhook may arrive before its answer does: sent first here, so tests need not wait for it.
+        await self.refund(pi, amount)
+        return refund
 
     async def _meter_event(self, request: Request, params: dict[str, Any]) -> dict[str, Any]:
         for name in ("event_name", "payload"):

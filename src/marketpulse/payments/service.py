@@ -58,6 +58,10 @@ class NoCustomer(Exception):
     """The user has never paid by card: there is no Stripe customer to open the portal for."""
 
 
+class UnknownPurchase(LookupError):
+    """No such card purchase of this user."""
+
+
 class BadEvent(ValueError):
     """The webhook's body is not a Stripe event."""
 
@@ -398,6 +402,25 @@ class PaymentsService:
         return len(effects.changed)
 
     # --- for administrators ---
+
+    async def purchases(self, owner_id: str) -> list[CreditPurchaseRow]:
+        async with self.sessions() as s:
+            return list((await s.execute(select(CreditPurchaseRow).where(CreditPurchaseRow.owner_id == owner_id)
+                                         .order_by(CreditPurchaseRow.created_at_ms.desc()))).scalars())
+
+    async def refund_purchase(self, admin_id: str, owner_id: str, session_id: str, client: str | None) -> str:
+        """An administrator refunds a user's credit pack in full at Stripe (audited); the `charge.refunded` event
+        that follows takes the credits back. The refund's id."""
+        async with self.sessions() as s:
+            bought = await s.get(CreditPurchaseRow, session_id)
+        if bought is None or bought.owner_id != owner_id or not bought.payment_intent:
+            raise UnknownPurchase(session_id)
+        refund_id = await self.gateway.refund(payment_intent=bought.payment_intent,
+                                              idempotency_key=f"refund:{session_id}")
+        await self.accounts.audit.record("admin.payment_refunded", actor_id=admin_id, target_type="user",
+                                         target_id=owner_id, new={"purchase": session_id, "pack": bought.pack,
+                                                                  "refund": refund_id}, client=client)
+        return refund_id
 
     async def events(self, outcome: str | None, limit: int, offset: int) -> tuple[list[StripeEventRow], int]:
         from marketpulse.storage.database import page

@@ -57,6 +57,12 @@ class StripeGateway:
         found = await self.client().v1.invoices.list_async({"customer": customer_id, "limit": limit})
         return [inv.to_dict() for inv in found.data]
 
+    async def refund(self, *, payment_intent: str, idempotency_key: str) -> str:
+        """Refund a payment in full; Stripe then sends `charge.refunded`, which takes the credits back."""
+        refund = await self.client().v1.refunds.create_async({"payment_intent": payment_intent},
+                                                             {"idempotency_key": idempotency_key})
+        return str(refund.id)
+
     async def meter_event(self, *, event_name: str, customer_id: str, value: int, identifier: str,
                           timestamp_s: int) -> None:
         """One usage report (Billing Meter Events); `identifier` makes a repeat of it count once at Stripe."""

@@ -7,6 +7,8 @@
     POST /api/v1/payments/webhook          Stripe's events (Stripe-Signature verified; each event id once)
     GET  /api/v1/admin/payments/events     administrators: events received (`outcome=unknown_customer`: events
                                            naming no user of ours, kept whole)
+    GET  /api/v1/admin/users/{id}/payments                      administrators: a user's billing and purchases
+    POST /api/v1/admin/users/{id}/payments/{session_id}/refund  administrators: refund a credit pack at Stripe
 """
 
 from __future__ import annotations
@@ -24,7 +26,14 @@ from marketpulse.accounts.schemas import UNAUTHORIZED
 from marketpulse.accounts.service import Principal
 from marketpulse.accounts.views import current_user, require_scope
 from marketpulse.payments.core import SignatureError
-from marketpulse.payments.service import AlreadySubscribed, BadEvent, NoCustomer, PaymentsService, UnknownProduct
+from marketpulse.payments.service import (
+    AlreadySubscribed,
+    BadEvent,
+    NoCustomer,
+    PaymentsService,
+    UnknownProduct,
+    UnknownPurchase,
+)
 from marketpulse.payments.stripe_client import PaymentsNotConfigured
 
 router = APIRouter(tags=["payments"])
@@ -224,3 +233,50 @@ async def payment_events(outcome: str | None = Query(None, pattern=r"^(applied|s
     return PaymentEventsOut(total=total, events=[PaymentEventOut(
         event_id=r.event_id, type=r.type, created_s=r.created_s, owner_id=r.owner_id, outcome=r.outcome,
         customer_id=r.customer_id, received_at_ms=r.received_at_ms, payload=r.payload) for r in rows])
+
+
+class AdminRefundOut(BaseModel):
+    refund_id: str
+
+
+class AdminPurchaseOut(PurchaseOut):
+    session_id: str
+    payment_intent: str | None
+    debt: int
+
+
+class AdminPaymentsOut(BaseModel):
+    billing: SubscriptionOut
+    purchases: list[AdminPurchaseOut]
+
+
+@router.get("/api/v1/admin/users/{user_id}/payments", response_model=AdminPaymentsOut, responses={
+    **UNAUTHORIZED, 404: {"description": "No such user"}})
+async def admin_user_payments(user_id: str, admin: Principal = Depends(require_admin),
+                              payments: PaymentsService = Depends(get_payments)) -> AdminPaymentsOut:
+    """A user's plan, subscription, invoices and card purchases."""
+    user = await payments.accounts.get_user(user_id)
+    if user is None:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, detail=f"no user {user_id}")
+    rows = await payments.purchases(user_id)
+    return AdminPaymentsOut(billing=SubscriptionOut(**await payments.billing(user)), purchases=[AdminPurchaseOut(
+        session_id=r.session_id, payment_intent=r.payment_intent, pack=r.pack, credits=r.credits,
+        taken_back=r.taken_back, debt=r.debt, created_at_ms=r.created_at_ms) for r in rows])
+
+
+@router.post("/api/v1/admin/users/{user_id}/payments/{session_id}/refund", response_model=AdminRefundOut,
+             responses={**UNAUTHORIZED, 404: {"description": "No such purchase of this user"}, **NOT_CONFIGURED})
+async def admin_refund(user_id: str, session_id: str, request: Request, admin: Principal = Depends(require_admin),
+                       payments: PaymentsService = Depends(get_payments)) -> AdminRefundOut:
+    """Refund a user's credit pack in full at Stripe (audited); the credits leave the balance when Stripe's
+    `charge.refunded` arrives (what the balance can't give back shows as the user's credit debt)."""
+    try:
+        refund_id = await payments.refund_purchase(admin.user.id, user_id, session_id,
+                                                   request.client.host if request.client else None)
+    except UnknownPurchase:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, detail=f"no purchase {session_id} of user {user_id}") from None
+    except PaymentsNotConfigured as exc:
+        raise _unavailable(str(exc)) from None
+    except stripe.StripeError as exc:
+        raise _unavailable(f"Stripe refused or could not be reached ({type(exc).__name__})") from None
+    return AdminRefundOut(refund_id=refund_id)
