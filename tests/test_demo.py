@@ -7,7 +7,13 @@ from datetime import UTC, datetime
 
 import pytest
 
-from marketpulse.demo import DEMO_DEPLOYMENT, deploy_demo_strategy, import_sample, resume_market_time
+from marketpulse.demo import (
+    DEMO_DEPLOYMENT,
+    deploy_demo_strategy,
+    import_sample,
+    resume_market_time,
+    seed_signal_config,
+)
 from marketpulse.detection.models import VolumeAlert
 from marketpulse.detection.service import VolumeAlertStore
 from marketpulse.marketdata.intervals import HOUR_MS, MINUTE_MS
@@ -40,6 +46,18 @@ async def test_demo_strategy_is_deployed_once(runtime: Runtime) -> None:
     assert [(r.strategy, r.symbol, r.interval, r.status) for r in rows] == [
         (DEMO_DEPLOYMENT["strategy"], DEMO_DEPLOYMENT["symbol"], DEMO_DEPLOYMENT["interval"], "running")
     ]
+
+
+async def test_demo_signal_config_is_computed_and_subscribed_once(runtime: Runtime) -> None:
+    admin = await sign_in_user(runtime)
+    first = await seed_signal_config(runtime, admin.user_id, "pro")
+    again = await seed_signal_config(runtime, admin.user_id, "pro")
+    signals = runtime.services.signals
+    configs = await signals.list_configs()
+    assert [(c.symbol, c.timeframe, c.strategy, c.computed) for c in configs] == [("BTCUSDT", "5m", "ut_bot", True)]
+    assert first == again and first.endswith(f"/webhook/tradingview/{configs[0].token}")
+    subs = await signals.subscriptions(admin.user_id)
+    assert [s.config_id for s in subs] == [configs[0].id] and len(subs[0].channels) == 1
 
 
 # --- a restarted demo carries on its market time ----------------------------------------------------------------

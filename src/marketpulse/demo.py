@@ -1,5 +1,6 @@
-"""What `pulse demo` sets up beyond the roles: the bundled real-data sample in the candle library, and one
-strategy deployed to paper (the seeded admin's account) so paper trading visibly runs on the replayed market."""
+"""What `pulse demo` sets up beyond the roles: the bundled real-data sample in the candle library, one strategy
+deployed to paper (the seeded admin's account) so paper trading visibly runs on the replayed market, and one UT Bot
+signal config computed live, which the admin subscribes to in-app (its webhook URL is printed for a curl)."""
 
 from __future__ import annotations
 
@@ -71,6 +72,31 @@ async def seed(runtime: Runtime) -> None:
     admin = await runtime.services.accounts.find_user(DEMO_ADMIN)
     assert admin is not None  # just seeded
     await deploy_demo_strategy(runtime, admin.id)  # signed in as the admin, /paper shows it running
+    url = await seed_signal_config(runtime, admin.id, admin.plan)
+    print(f"demo signal config: UT Bot BTCUSDT 5m, computed live; TradingView webhook: {url}", flush=True)
+
+
+DEMO_SIGNAL_CONFIG = {"symbol": "BTCUSDT", "timeframe": "5m", "strategy": "ut_bot"}
+DEMO_SIGNAL_PARAMS = {"key_value": 1.0, "atr_period": 10}
+
+
+async def seed_signal_config(runtime: Runtime, owner_id: str, plan: str) -> str:
+    """Once per database: a computed UT Bot config and the admin's in-app subscription to it; its webhook URL."""
+    from marketpulse.signals.core import config_params
+
+    signals = runtime.services.signals
+    found = [c for c in await signals.list_configs() if c.symbol == DEMO_SIGNAL_CONFIG["symbol"]
+             and c.timeframe == DEMO_SIGNAL_CONFIG["timeframe"] and c.strategy == DEMO_SIGNAL_CONFIG["strategy"]]
+    if found:
+        row = found[0]
+    else:
+        params = config_params("ut_bot", dict(DEMO_SIGNAL_PARAMS))
+        row = await signals.create_config(symbol="BTCUSDT", timeframe="5m", strategy="ut_bot", params=params,
+                                          computed=True)
+        in_app = await runtime.services.delivery.add(owner_id, plan, "in_app", "")
+        await signals.subscribe(owner_id, plan, row.id, [in_app.row.id])
+        log.info("demo signal config computed live", config=row.id)
+    return f"{runtime.settings.public_url.rstrip('/')}/webhook/tradingview/{row.token}"
 
 
 # --- a restarted demo carries on its market time -------------------------------------------------------------------

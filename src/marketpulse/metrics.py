@@ -28,3 +28,22 @@ BUS_PENDING = Gauge(
     "marketpulse_bus_group_pending", "Messages delivered to a consumer group and not yet acknowledged",
     ["topic", "group"],
 )
+
+# Strategy signals (deploy/prometheus/signals.rules.yml alerts on these).
+WEBHOOK_REQUESTS = Counter(
+    "marketpulse_webhook_requests_total", "TradingView webhook requests by outcome (accepted, duplicate, stale; "
+    "bad_token, malformed, unknown_market, flood, forbidden are failed webhooks)", ["outcome"],
+)
+WEBHOOK_ACK_SECONDS = Histogram(
+    "marketpulse_webhook_ack_seconds", "Webhook request to acknowledgement (the durable write included)",
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.2, 0.5, 1, 2, 3, 5),
+)
+SIGNALS_PROCESSED = Counter("marketpulse_signals_processed_total", "Signals whose notifications were queued",
+                            ["source"])
+SIGNAL_PROCESSING_ERRORS = Counter("marketpulse_signal_processing_errors_total",
+                                   "Signal processing attempts that failed (the signal waits for the next poll)")
+SIGNAL_LATENCY_SECONDS = Histogram(
+    "marketpulse_signal_processing_seconds", "A signal's receipt to its notifications queued",
+    buckets=(0.01, 0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60),
+)
+SIGNAL_QUEUE_DEPTH = Gauge("marketpulse_signal_queue_depth", "Signals stored and waiting for processing")

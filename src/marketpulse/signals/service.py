@@ -31,6 +31,7 @@ from marketpulse.clock import Clock
 from marketpulse.delivery.core import channel_allowed
 from marketpulse.delivery.outbox import enqueue
 from marketpulse.delivery.tables import DestinationRow, NotificationRow
+from marketpulse.metrics import SIGNAL_LATENCY_SECONDS, SIGNALS_PROCESSED
 from marketpulse.settings import Settings
 from marketpulse.signals.core import Accepted, params_key
 from marketpulse.signals.tables import SignalConfigRow, SignalHistoryRow, SignalRejectRow, SignalSubscriptionRow
@@ -277,6 +278,8 @@ class SignalsService:
                 users += added > 0
                 deliveries += added
             signal.users_notified, signal.deliveries = users, deliveries
+        SIGNALS_PROCESSED.labels(signal.source).inc()
+        SIGNAL_LATENCY_SECONDS.observe(max(0, now - signal.received_at_ms) / 1000)
         return True
 
     # --- subscriptions (users) ------------------------------------------------------------------------------------

@@ -17,6 +17,7 @@ Users (signed in, or an API key with the `alerts` scope):
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import structlog
@@ -29,6 +30,7 @@ from marketpulse.accounts.schemas import UNAUTHORIZED
 from marketpulse.accounts.service import Principal
 from marketpulse.accounts.views import current_user, get_accounts
 from marketpulse.api.errors import error_responses
+from marketpulse.metrics import WEBHOOK_ACK_SECONDS, WEBHOOK_REQUESTS
 from marketpulse.settings import ip_networks
 from marketpulse.signals.core import (
     PayloadError,
@@ -84,6 +86,24 @@ _WEBHOOK_ERRORS = error_responses({
                      responses=_WEBHOOK_ERRORS)
 async def tradingview_webhook(request: Request, token: str = Path(min_length=1, max_length=100),
                               signals: SignalsService = Depends(get_signals)) -> WebhookAck:
+    started = time.perf_counter()
+    try:
+        ack = await _receive(request, token, signals)
+    except HTTPException as exc:
+        WEBHOOK_REQUESTS.labels(_FAILED.get(exc.status_code, "error")).inc()
+        raise
+    except RequestValidationError:
+        WEBHOOK_REQUESTS.labels("unknown_market").inc()
+        raise
+    WEBHOOK_REQUESTS.labels(ack.status).inc()
+    WEBHOOK_ACK_SECONDS.observe(time.perf_counter() - started)
+    return ack
+
+
+_FAILED = {400: "malformed", 401: "bad_token", 403: "forbidden", 429: "flood"}  # metric outcomes of refusals
+
+
+async def _receive(request: Request, token: str, signals: SignalsService) -> WebhookAck:
     settings = request.app.state.runtime.settings
     peer = request.client.host if request.client else None
     sender = client_address(peer, request.headers.get("x-forwarded-for"), ip_networks(settings.webhook_trusted_proxies))

@@ -24,6 +24,7 @@ from marketpulse.clock import Clock
 from marketpulse.coordination.lease import LeaseKeeper, LeaseStore
 from marketpulse.marketdata.intervals import Interval
 from marketpulse.marketdata.models import Candle
+from marketpulse.metrics import SIGNAL_PROCESSING_ERRORS, SIGNAL_QUEUE_DEPTH
 from marketpulse.signals.core import Accepted, dedupe_key
 from marketpulse.signals.live import LiveSignals
 from marketpulse.signals.service import SignalsService
@@ -60,6 +61,7 @@ class SignalWorker:
         try:
             self.processed += await self.signals.process(msg.data.signal_id)
         except Exception:  # the row stays `received`: the next poll takes it
+            SIGNAL_PROCESSING_ERRORS.inc()
             log.warning("processing a signal failed; the poll retries it", signal=msg.data.signal_id, exc_info=True)
 
     async def drain(self) -> int:
@@ -78,8 +80,10 @@ class SignalWorker:
     async def _poll(self) -> None:
         while True:
             try:
+                SIGNAL_QUEUE_DEPTH.set((await self.signals.queue())["depth"])
                 await self.drain()
             except Exception:
+                SIGNAL_PROCESSING_ERRORS.inc()
                 log.warning("signal poll failed; retrying", exc_info=True)
             await asyncio.sleep(self.poll_s)  # a worker loop's cadence (wall time), not market logic
 
