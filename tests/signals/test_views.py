@@ -87,3 +87,19 @@ async def test_subscriptions_follow_the_plan_and_the_owner(client: httpx.AsyncCl
     assert unknown.status_code == 404
     assert (await client.delete(f"{SUBS}/{sid}", headers=ana_auth)).status_code == 204
     assert (await client.get(SUBS, headers=ana_auth)).json() == []
+
+
+async def test_a_configs_backtest_over_the_last_year(client: httpx.AsyncClient, runtime: Runtime) -> None:
+    auth = await admin(client, runtime)
+    made = await config(client, auth, symbol="BTCUSDT", timeframe="1h")
+    _, user_auth = await user(client, runtime, "ana@example.com")
+    resp = await client.get(f"/api/v1/signals/configs/{made['id']}/backtest", headers=user_auth)
+    assert resp.status_code == 200, resp.text
+    got = resp.json()
+    now = runtime.market_now_ms()
+    assert now - 365 * 86_400_000 <= got["start"] < got["end"] < now
+    assert got["bars"] >= 72 and got["trades"] >= 1  # the bundled sample: days of real BTCUSDT hours before now
+    assert 0 <= got["win_rate"] <= 1 and got["source"]
+    nowhere = await config(client, auth, symbol="ZZZUSDT")
+    assert (await client.get(f"/api/v1/signals/configs/{nowhere['id']}/backtest", headers=user_auth)).status_code == 404
+    assert (await client.get("/api/v1/signals/configs/nope/backtest", headers=user_auth)).status_code == 404

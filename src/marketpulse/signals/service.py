@@ -376,6 +376,14 @@ class SignalsService:
             deliveries_failed=sum(1 for r in outbox if r.status in ("failed", "dead")),
             median_processing_ms=_median(processing), median_delivery_ms=_median(delivered), rejected=rejected)
 
+    async def backtest(self, config_id: str, end_ms: int) -> dict[str, Any]:
+        """The config's strategy over the last year of candles before `end_ms` (the backtest engine, long on a buy,
+        flat on a sell): trades, win rate, return. NoCandles when there are none."""
+        import asyncio
+
+        config = await self.config(config_id)
+        return await asyncio.to_thread(_backtest, config, end_ms, self.settings.data_dir / "library")
+
     async def queue(self) -> dict[str, int]:
         """Signals waiting for the worker, and those processed in the last minute (the live rate)."""
         now = self.clock.now_ms()
@@ -385,6 +393,32 @@ class SignalsService:
             recent = await s.scalar(select(func.count()).select_from(SignalHistoryRow).where(
                 SignalHistoryRow.processed_at_ms >= now - 60_000)) or 0
         return {"depth": waiting, "processed_last_minute": recent}
+
+
+YEAR_MS = 365 * 86_400_000
+
+
+def _backtest(config: SignalConfigRow, end_ms: int, library: Any) -> dict[str, Any]:
+    import math
+
+    import numpy as np
+
+    from marketpulse.backtest.candles import CandleQuery, load_candles
+    from marketpulse.backtest.engine import Backtest
+    from marketpulse.marketdata.intervals import Interval
+    from marketpulse.signals.live import strategy_actions
+    from marketpulse.strategies import Signals
+
+    loaded = load_candles(CandleQuery(config.symbol, Interval.parse(config.timeframe), start=end_ms - YEAR_MS,
+                                      end=end_ms), library)
+    buy, sell = strategy_actions(config.strategy, dict(config.params), loaded.frame)
+    none = np.zeros(len(buy), dtype=np.bool_)
+    result = Backtest(loaded.frame, Signals(long_entries=buy, long_exits=sell, short_entries=none,
+                                            short_exits=none.copy())).run()
+    stats = result.stats
+    return {"trades": stats.trades, "win_rate": None if math.isnan(stats.win_rate) else stats.win_rate,
+            "total_return": stats.total_return, "start": int(loaded.frame.time[0]),
+            "end": int(loaded.frame.time[-1]), "bars": len(loaded.frame), "source": loaded.source}
 
 
 def notification(signal: SignalHistoryRow, config: SignalConfigRow | None) -> dict[str, Any]:

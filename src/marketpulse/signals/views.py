@@ -478,6 +478,31 @@ async def browse_configs(_: Principal = Depends(signals_user),
     return out
 
 
+class BacktestOut(BaseModel):
+    trades: int = Field(description="closed trades (long on a buy, flat on a sell)")
+    win_rate: float | None = Field(description="winning share of closed trades (None without any)")
+    total_return: float = Field(description="fraction of the starting equity")
+    start: int
+    end: int
+    bars: int
+    source: str = Field(description="where the candles came from")
+
+
+@router.get("/configs/{config_id}/backtest", response_model=BacktestOut,
+            responses=error_responses({404: "No such signal config, or no candles for its market"}))
+async def config_backtest(config_id: str, request: Request, _: Principal = Depends(signals_user),
+                          signals: SignalsService = Depends(get_signals)) -> BacktestOut:
+    """The config's strategy over the last year of candles (the existing backtest engine)."""
+    from marketpulse.backtest.candles import NoCandles
+
+    try:
+        return BacktestOut(**await signals.backtest(config_id, request.app.state.runtime.market_now_ms()))
+    except NotFound:
+        raise _config_404(config_id) from None
+    except NoCandles as exc:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, detail=f"no candles to backtest: {exc}") from None
+
+
 class SubscriptionIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
