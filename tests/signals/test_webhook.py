@@ -215,3 +215,20 @@ async def test_a_busy_webhook_loses_nothing(client: httpx.AsyncClient, runtime: 
     assert {a.status_code for a in answers} == {200}
     async with runtime.sessions() as s:
         assert await s.scalar(select(func.count()).select_from(SignalHistoryRow)) == 40
+
+
+async def test_a_store_out_of_connections_is_503_not_a_traceback(client: httpx.AsyncClient, runtime: Runtime,
+                                                                 clock: FakeClock,
+                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    from sqlalchemy.exc import TimeoutError as PoolTimeout
+
+    made = await config(client, await admin(client, runtime))
+
+    async def no_connection(*_: Any, **__: Any) -> None:
+        raise PoolTimeout("QueuePool limit of size 10 overflow 10 reached")
+
+    monkeypatch.setattr(runtime.services.signals, "ingest", no_connection)
+    resp = await client.post(hook(made), json=alert(clock))
+    assert resp.status_code == 503 and resp.headers["Retry-After"] == "1"
+    assert resp.json()["detail"]["reason"] == "busy"
+    assert await signal_rows(runtime) == []

@@ -24,6 +24,7 @@ import structlog
 from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request, Response, status
 from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, ConfigDict, Field
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 
 from marketpulse.accounts.admin_views import admin_address, require_admin
 from marketpulse.accounts.schemas import UNAUTHORIZED
@@ -79,7 +80,8 @@ _BODY = {"requestBody": {"required": True, "content": {
 _WEBHOOK_ERRORS = error_responses({
     400: "Malformed payload (kept for review with the raw body)", 401: "No active config has this token",
     403: "The sender's address is outside PULSE_WEBHOOK_ALLOWED_IPS",
-    422: "Unknown symbol or timeframe (kept for review)", 429: "Too many requests for this config"})
+    422: "Unknown symbol or timeframe (kept for review)", 429: "Too many requests for this config",
+    503: "No database connection came free in time: nothing stored, retry"})
 
 
 @webhook_router.post("/webhook/tradingview/{token}", response_model=WebhookAck, openapi_extra=_BODY,
@@ -89,8 +91,16 @@ async def tradingview_webhook(request: Request, token: str = Path(min_length=1, 
     started = time.perf_counter()
     try:
         ack = await _receive(request, token, signals)
+    except PoolTimeout:
+        # Every database connection stayed busy past the pool's timeout (a burst beyond what the store takes):
+        # nothing was stored, so say so plainly rather than with a traceback; the sender may retry.
+        WEBHOOK_REQUESTS.labels("busy").inc()
+        log.warning("webhook refused: no database connection came free in time")
+        raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, headers={"Retry-After": "1"}, detail={
+            "reason": "busy", "message": "too busy to store the signal now; nothing was stored, retry"}) from None
     except HTTPException as exc:
-        WEBHOOK_REQUESTS.labels(_FAILED.get(exc.status_code, "error")).inc()
+        if exc.status_code != status.HTTP_503_SERVICE_UNAVAILABLE:
+            WEBHOOK_REQUESTS.labels(_FAILED.get(exc.status_code, "error")).inc()
         raise
     except RequestValidationError:
         WEBHOOK_REQUESTS.labels("unknown_market").inc()
