@@ -24,6 +24,7 @@ from marketpulse.delivery.tables import DestinationRow
 from marketpulse.marketdata.models import Candle
 from marketpulse.marketdata.store import save_candles
 from marketpulse.runtime import Runtime
+from marketpulse.signals.core import config_params
 from marketpulse.trading.paper.tables import PaperDeploymentRow, PaperOrderRow, PaperPositionRow
 from support.accounts import SignedIn, sign_in_user
 
@@ -51,7 +52,8 @@ PER_USER_READS = ("/api/v1/paper/", "/api/v1/backtests", "/api/v1/account", "/ap
 # Routes with a path parameter that names public data, not anyone's object: they answer, but nothing of B's
 # (a chart's fill markers are the caller's own).
 PUBLIC_PATHS = {"/api/v1/market/symbol/{symbol}", "/api/v1/market/history/{symbol}", "/api/v1/charts/{symbol}",
-                "/api/v1/market/open-interest/history/{symbol}"}
+                "/api/v1/market/open-interest/history/{symbol}",
+                "/api/v1/signals/configs/{config_id}/backtest"}  # signal configs are the platform's, not a user's
 ADMIN_PREFIX = "/api/v1/admin/"
 RULE: dict[str, Any] = {"name": "above 100k", "symbols": ["BTCUSDT"], "frequency": "once_per_bar", "interval": "1m",
                         "conditions": {"all": [{"field": "price", "op": "crosses_above", "value": 100000}]},
@@ -63,6 +65,7 @@ BODIES: dict[tuple[str, str], dict[str, Any]] = {
     ("delete", "/api/v1/watchlist/{list_id}/items"): {"symbol": "BTCUSDT"},
     ("post", "/api/v1/account/destinations/{dest_id}/verify"): {"code": "123456"},
     ("put", "/api/v1/alerts/rules/{rule_id}"): RULE,
+    ("patch", "/api/v1/signals/subscriptions/{subscription_id}"): {"active": False},
 }
 
 
@@ -112,6 +115,8 @@ class Owned:
     rule_id: str  # an alert rule
     list_id: str  # a watchlist
     sub_id: str  # a volume-alert subscription
+    config_id: str  # a signal config (the platform's) the user subscribes to
+    signal_sub_id: str  # that signal subscription
 
 
 async def own_everything(client: httpx.AsyncClient, runtime: Runtime, who: SignedIn, symbol: str) -> Owned:
@@ -142,10 +147,14 @@ async def own_everything(client: httpx.AsyncClient, runtime: Runtime, who: Signe
     async with runtime.sessions() as s:
         s.add_all([wallet, passkey, destination])
         await s.commit()
+    signals = runtime.services.signals
+    config = await signals.create_config(symbol=symbol, timeframe="1h", strategy="ut_bot", computed=False,
+                                         params=config_params("ut_bot", {}))
+    signal_sub = await signals.subscribe(who.user_id, "pro", config.id, [destination.id])
     await runtime.services.backtests.wait()
     return Owned(who, symbol, bought.json()["id"], resting.json()["id"], deployed.json()["id"], job.json()["id"],
                  key.json()["id"], wallet.id, passkey.id, destination.id, rule.json()["id"], watchlist.json()["id"],
-                 sub.json()["id"])
+                 sub.json()["id"], config.id, signal_sub.id)
 
 
 def fill(path: str, theirs: Owned) -> str:
@@ -154,7 +163,7 @@ def fill(path: str, theirs: Owned) -> str:
            "key_id": theirs.key_id, "wallet_id": theirs.wallet_id, "session_id": theirs.who.session_id,
            "user_id": theirs.who.user_id, "symbol": theirs.symbol, "list_id": theirs.list_id,
            "sub_id": theirs.sub_id, "passkey_id": theirs.passkey_id, "dest_id": theirs.dest_id,
-           "rule_id": theirs.rule_id}
+           "rule_id": theirs.rule_id, "config_id": theirs.config_id, "subscription_id": theirs.signal_sub_id}
     out = path
     for name in [seg[1:-1] for seg in path.split("/") if seg.startswith("{")]:
         if name not in ids and path.startswith(ADMIN_PREFIX):
@@ -188,7 +197,8 @@ async def snapshot(runtime: Runtime, owned: Owned, client: httpx.AsyncClient) ->
             "destination": (destination.state, destination.code_attempts),
             "watchlists": (await client.get("/api/v1/watchlist", **as_them)).json(),
             "subscriptions": (await client.get("/api/v1/volume-alerts/subscriptions", **as_them)).json(),
-            "rules": (await client.get("/api/v1/alerts/rules", **as_them)).json()}
+            "rules": (await client.get("/api/v1/alerts/rules", **as_them)).json(),
+            "signal_subscriptions": (await client.get("/api/v1/signals/subscriptions", **as_them)).json()}
 
 
 async def test_user_a_gets_404_for_every_object_of_user_b(app: Any, anonymous: httpx.AsyncClient,

@@ -569,27 +569,28 @@ async def list_subscriptions(principal: Principal = Depends(signals_user),
     return [subscription_json(r) for r in await signals.subscriptions(principal.user.id)]
 
 
-@router.patch("/subscriptions/{sub_id}", response_model=SubscriptionOut, responses=_SUB_ERRORS)
-async def update_subscription(sub_id: str, body: SubscriptionPatch, principal: Principal = Depends(signals_user),
+@router.patch("/subscriptions/{subscription_id}", response_model=SubscriptionOut, responses=_SUB_ERRORS)
+async def update_subscription(subscription_id: str, body: SubscriptionPatch,
+                              principal: Principal = Depends(signals_user),
                               signals: SignalsService = Depends(get_signals)) -> SubscriptionOut:
     try:
-        row = await signals.update_subscription(principal.user.id, principal.user.plan, sub_id,
+        row = await signals.update_subscription(principal.user.id, principal.user.plan, subscription_id,
                                                 channels=body.channels, active=body.active)
     except NotFound:
-        raise HTTPException(status.HTTP_404_NOT_FOUND, detail=f"no subscription {sub_id}") from None
+        raise HTTPException(status.HTTP_404_NOT_FOUND, detail=f"no subscription {subscription_id}") from None
     except BadChannels as exc:
         raise RequestValidationError(exc.errors) from None
     return subscription_json(row)
 
 
-@router.delete("/subscriptions/{sub_id}", status_code=status.HTTP_204_NO_CONTENT, response_class=Response,
+@router.delete("/subscriptions/{subscription_id}", status_code=status.HTTP_204_NO_CONTENT, response_class=Response,
                responses=error_responses({404: "No such subscription of yours"}))
-async def unsubscribe(sub_id: str, principal: Principal = Depends(signals_user),
+async def unsubscribe(subscription_id: str, principal: Principal = Depends(signals_user),
                       signals: SignalsService = Depends(get_signals)) -> Response:
     try:
-        await signals.unsubscribe(principal.user.id, sub_id)
+        await signals.unsubscribe(principal.user.id, subscription_id)
     except NotFound:
-        raise HTTPException(status.HTTP_404_NOT_FOUND, detail=f"no subscription {sub_id}") from None
+        raise HTTPException(status.HTTP_404_NOT_FOUND, detail=f"no subscription {subscription_id}") from None
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
