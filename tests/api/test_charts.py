@@ -8,8 +8,8 @@ import numpy as np
 
 from marketpulse.marketdata.frame import CandleFrame
 from marketpulse.marketdata.library import CandleLibrary
-from marketpulse.marketdata.models import Candle
-from marketpulse.marketdata.store import save_candles
+from marketpulse.marketdata.models import Candle, MarketRow
+from marketpulse.marketdata.store import save_candles, save_snapshots
 from marketpulse.runtime import Runtime
 
 HOUR = 3_600_000
@@ -96,3 +96,14 @@ async def test_the_perpetuals_library_comes_before_spot_and_spot_fills_in(
     doge = (await client.get("/api/v1/charts/DOGEUSDT")).json()["candles"]
     assert [c["close"] for c in btc][:2] == [100.0, 101.0]
     assert [c["close"] for c in doge][:2] == [7.0, 8.0]
+
+
+async def test_funding_history_comes_from_the_snapshots_last_rate_per_candle(
+        client: httpx.AsyncClient, runtime: Runtime) -> None:
+    library_hours(runtime, "SOLUSDT", T0 - 3 * HOUR, 3)
+    for minute, rate in ((0, 0.0001), (30, 0.0002), (70, None), (130, -0.0001)):  # minutes after T0 - 3h
+        await save_snapshots(runtime.sessions, T0 - 3 * HOUR + minute * 60_000, [
+            MarketRow("SOLUSDT", T0, 150.0, 1.0, 1e9, rate, None)])
+    body = (await client.get("/api/v1/charts/SOLUSDT")).json()
+    # hour 1: its last rate; hour 2: no rate known (left out); hour 3: its rate
+    assert body["funding"] == [[T0 - 3 * HOUR, 0.0002], [T0 - HOUR, -0.0001]]

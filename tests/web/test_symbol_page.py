@@ -92,6 +92,10 @@ async def test_row_click_opens_the_chart_with_indicators_alert_markers_and_live_
         await expect(chart).to_have_attribute("data-alert-markers", "1")
         await expect(chart).to_have_attribute("data-oi", "12")
         assert await page.locator("#chart canvas").count() > 0
+        # The quote line: the table's row, and the next funding (16:00 UTC funding passed; 00:00 is 4 h after T0
+        # = 20:00 minus the minute the row is stamped before it).
+        await expect(page.locator("#q-funding")).to_have_text("0.0200%")
+        await expect(page.locator("#q-countdown")).to_contain_text("4:0")
         assert await page.locator("h1").inner_text() == "SOLUSDT"
         # The candle canvas is really drawn on: some pixel is not the background.
         painted = await page.evaluate("""() => [...document.querySelectorAll('#chart canvas')].some(c => {

@@ -17,7 +17,8 @@ from marketpulse.charts.core import KINDS, Columns, compute, merge_candles, pars
 from marketpulse.marketdata.frame import CandleFrame
 from marketpulse.marketdata.intervals import Interval, IntervalField
 from marketpulse.marketdata.models import Candle, normalize_symbol
-from marketpulse.marketdata.store import Sessions, aggregate, load_candles
+from marketpulse.marketdata.open_interest import last_per_bucket
+from marketpulse.marketdata.store import Sessions, aggregate, load_candles, load_funding
 from marketpulse.marketdata.views import CandleOut, candle_to_wire
 from marketpulse.times import EpochMs
 from marketpulse.web.account_pages import render
@@ -52,6 +53,8 @@ class ChartOut(BaseModel):
     candles: list[CandleOut] = Field(description="Oldest first: the candle library's, then the store's")
     studies: list[StudyOut]
     sources: dict[str, int] = Field(description="Candles taken from each source (store, library)")
+    funding: list[tuple[int, float]] = Field(
+        description="[candle open time, funding rate] from the per-minute snapshots: each candle's last known rate")
 
 
 @router.get("/api/v1/charts/{symbol}", response_model=ChartOut, tags=["market"],
@@ -83,11 +86,13 @@ async def chart(
     candles = merge_candles(library, stored, limit)
     if not candles and request.app.state.market_feed.get(wanted) is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, detail=f"unknown symbol {wanted}")
+    funding = await load_funding(runtime.sessions, wanted, candles[0].open_time, end) if candles else []
     stored_times = {c.open_time for c in stored}
     from_store = sum(1 for c in candles if c.open_time in stored_times)
     return {"symbol": wanted, "interval": interval.value, "candles": [candle_to_wire(c) for c in candles],
             "studies": compute(Columns.of(candles), chosen),
-            "sources": {"store": from_store, "library": len(candles) - from_store}}
+            "sources": {"store": from_store, "library": len(candles) - from_store},
+            "funding": last_per_bucket(funding, interval.ms)}
 
 
 async def stored_candles(sessions: Sessions, symbol: str, interval: Interval, end: int | None,

@@ -116,6 +116,22 @@ async def load_candles(
     return buckets[-limit:] if limit else buckets
 
 
+async def load_funding(
+    sessions: Sessions, symbol: str, start_ms: int | None, end_ms: int | None
+) -> list[tuple[int, float]]:
+    """(minute, funding rate) from the per-minute snapshots in [start_ms, end_ms), oldest first; minutes without a
+    known rate are left out."""
+    query = select(MarketSnapshotRow.time, MarketSnapshotRow.funding_rate).where(
+        MarketSnapshotRow.symbol == symbol, MarketSnapshotRow.funding_rate.is_not(None))
+    if start_ms is not None:
+        query = query.where(MarketSnapshotRow.time >= start_ms)
+    if end_ms is not None:
+        query = query.where(MarketSnapshotRow.time < end_ms)
+    async with sessions() as session:
+        rows = (await session.execute(query.order_by(MarketSnapshotRow.time))).all()
+    return [(t, float(rate)) for t, rate in rows if rate is not None]
+
+
 async def _select(
     session: AsyncSession, symbol: str, interval: str, start_ms: int | None, end_ms: int | None, limit: int | None,
     exchange: str | None,

@@ -111,7 +111,7 @@
       return;
     }
     const data = answer.body;
-    const panes = [...new Set(data.studies.filter((s) => s.pane !== "price").map((s) => s.pane)), "oi"];
+    const panes = [...new Set(data.studies.filter((s) => s.pane !== "price").map((s) => s.pane)), "funding", "oi"];
     const place = bands(panes);
     const chart = newChart();
     const candles = chart.addCandlestickSeries({ upColor: "#16c784", downColor: "#ea3943", borderVisible: false,
@@ -128,6 +128,7 @@
     state.candles = candles;
     state.volume = volume;
     const studyMarkers = drawStudies(chart, data.studies, place);
+    drawFunding(chart, data.funding, place.funding);
     chartEl.dataset.candles = String(state.bars.length);
     chartEl.dataset.studies = data.studies.map((s) => s.id).join(",");
     statusEl.textContent = `${data.candles.length} candles (store ${data.sources.store}, library ` +
@@ -185,6 +186,15 @@
     chartEl.dataset.fillMarkers = String(state.markers.filter((m) => m.kind === "fill").length);
   }
 
+  function drawFunding(chart, points, margins) {
+    const series = chart.addHistogramSeries({ priceScaleId: "funding", title: "Funding %", priceLineVisible: false,
+      priceFormat: { type: "price", precision: 4, minMove: 0.0001 } });
+    chart.priceScale("funding").applyOptions({ scaleMargins: margins });
+    series.setData(points.map(([t, rate]) => ({ time: sec(t), value: rate * 100,
+      color: rate >= 0 ? "rgba(22,199,132,.7)" : "rgba(234,57,67,.7)" })));
+    chartEl.dataset.funding = String(points.length);
+  }
+
   async function drawOpenInterest(chart, margins) {
     const oiInterval = INTERVAL_MS[state.interval] >= INTERVAL_MS["1h"] ? "1h" : "5m";
     const answer = await getJson(`/api/v1/market/open-interest/history/${encodeURIComponent(SYMBOL)}` +
@@ -197,12 +207,50 @@
     chartEl.dataset.oi = String(answer.body.data.length);
   }
 
+  // ---- the quote line: the table's row for this symbol, and the countdown to the next funding ----------------
+
+  const FUNDING_MS = 8 * 3600e3;  // Binance's USDT perpetuals settle at 00:00, 08:00 and 16:00 UTC
+  const quote = { marketTime: null, seenAt: null };
+
+  function showRow(r) {
+    if (!r || r.symbol !== SYMBOL) return;
+    if (typeof r.price === "number") document.getElementById("q-price").textContent = String(r.price);
+    if (typeof r.changePct24h === "number") {
+      const el = document.getElementById("q-change");
+      el.textContent = (r.changePct24h > 0 ? "+" : "") + r.changePct24h.toFixed(2) + "%";
+      el.className = r.changePct24h >= 0 ? "pos" : "neg";
+    }
+    if (typeof r.fundingRate === "number") {
+      document.getElementById("q-funding").textContent = (r.fundingRate * 100).toFixed(4) + "%";
+    }
+    if (typeof r.time === "number") { quote.marketTime = r.time; quote.seenAt = Date.now(); }
+    tick();
+  }
+
+  // Market time moves on from the last row's time at wall-clock pace (a replay's may run faster: the next row
+  // corrects it).
+  function tick() {
+    if (quote.marketTime === null) return;
+    const now = quote.marketTime + (Date.now() - quote.seenAt);
+    const left = FUNDING_MS - (now % FUNDING_MS);
+    const h = Math.floor(left / 3600e3), m = Math.floor((left % 3600e3) / 6e4), s = Math.floor((left % 6e4) / 1e3);
+    document.getElementById("q-countdown").textContent =
+      `${h}:${String(m).padStart(2, "0")}:${String(s).padStart(2, "0")}`;
+  }
+
+  async function loadQuote() {
+    const answer = await getJson(`/api/v1/market/symbol/${encodeURIComponent(SYMBOL)}`);
+    if (answer.ok && answer.body) showRow(answer.body.data);
+  }
+
   // ---- live: the forming candle follows the table's price for this symbol -------------------------------------
 
   function onMarket(payload) {
-    if (!payload || !Array.isArray(payload.rows) || !state.candles) return;
+    if (!payload || !Array.isArray(payload.rows)) return;
     const row = payload.rows.find((r) => r && r.symbol === SYMBOL && typeof r.price === "number");
     if (!row) return;
+    showRow(row);
+    if (!state.candles) return;
     const time = onBar(Number(row.time || payload.time));
     const last = state.bars[state.bars.length - 1];
     if (last && time < last.time) return;  // an older tick than the newest bar: history wins
@@ -285,5 +333,7 @@
   }
   renderControls();
   load();
+  loadQuote();
+  setInterval(tick, 1000);
   connect();
 })();
