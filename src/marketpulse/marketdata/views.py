@@ -241,14 +241,17 @@ class OpenInterestPointOut(BaseModel):
 class OpenInterestHistoryOut(BaseModel):
     symbol: str
     interval: str
-    data: list[OpenInterestPointOut] = Field(description="Oldest first")
+    data: list[OpenInterestPointOut] = Field(
+        description="Oldest first; empty on plans without the open-interest column (free, anonymous)")
+    plan: str = Field(description="The caller's plan (anonymous: free), which decides whether `data` is filled")
 
 
 @router.get("/open-interest/history/{symbol}", response_model=OpenInterestHistoryOut, tags=["open interest"],
-            responses={404: {"description": "Symbol neither in the table nor in the history"}})
+            responses={404: {"description": "Symbol neither in the table nor in the history"}, **CALLER_REFUSALS})
 async def open_interest_history(
     request: Request,
     symbol: Annotated[Symbol, Path()],
+    plan: Annotated[str | None, Depends(caller_plan)],
     interval: Annotated[OpenInterestInterval, Query(description="5m: every snapshot; 1h: each hour's last")] = (
         OpenInterestInterval.m5
     ),
@@ -258,7 +261,8 @@ async def open_interest_history(
     end: Annotated[EpochMs | None, Query(alias="to", description="Time < this: ISO 8601 (UTC) or epoch ms")] = None,
     limit: Annotated[int, Query(ge=1, le=5000)] = 1000,
 ) -> dict[str, Any]:
-    """The 5-minute open-interest snapshots (kept for PULSE_RETENTION_DAYS), at 5m or hourly (each hour's last)."""
+    """The 5-minute open-interest snapshots (kept for PULSE_RETENTION_DAYS), at 5m or hourly (each hour's last).
+    The figures follow the plan as `/data` and `/open-interest` do: none without the open-interest column."""
     runtime = request.app.state.runtime
     wanted = normalize_symbol(symbol)
     step = Interval.parse(interval.value).ms
@@ -266,4 +270,6 @@ async def open_interest_history(
     if not points and _feed(request).get(wanted) is None and not await has_open_interest_history(
             runtime.sessions, wanted):
         raise HTTPException(status.HTTP_404_NOT_FOUND, detail=f"unknown symbol {wanted}")
-    return {"symbol": wanted, "interval": interval.value, "data": [{"time": t, "usd": u} for t, u in points]}
+    shown = points if tier_of(plan).open_interest else []
+    return {"symbol": wanted, "interval": interval.value, "data": [{"time": t, "usd": u} for t, u in shown],
+            "plan": plan_of(plan).name}
