@@ -206,7 +206,8 @@ class Settings(BaseSettings):
         "http://127.0.0.1:8000", description="The site's address as users reach it: the base of links in mail"
     )
     admin_require_two_factor: bool = Field(
-        False, description="Administrators can use the admin API only once their TOTP second factor is on"
+        False, description="Administrators can use the admin API only once they have a second factor: TOTP turned on "
+        "or a passkey registered"
     )
     admin_allowed_ips: str = Field(
         "", description="Client addresses allowed to reach /api/v1/admin/* and the /admin pages, comma-separated IPs "

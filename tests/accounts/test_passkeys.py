@@ -17,7 +17,7 @@ from marketpulse.runtime import Runtime
 from marketpulse.settings import Settings
 from support.authenticator import SoftAuthenticator, b64url
 
-from .conftest import STRONG, Sink, bearer, signin, signup_verified
+from .conftest import STRONG, Sink, bearer, signed_in_admin, signin, signup_verified
 
 ORIGIN = "http://test"
 
@@ -205,6 +205,38 @@ async def test_a_passkey_is_a_second_factor_after_the_password(client: httpx.Asy
 
     await client.delete(f"/api/v1/account/passkeys/{passkey['id']}", headers=session)
     await signin(client, "second@example.com")  # without a passkey the password is enough again
+
+
+async def test_a_passkey_is_an_admins_second_factor_when_one_is_required(client: httpx.AsyncClient, sink: Sink,
+                                                                         runtime: Runtime) -> None:
+    runtime.services.accounts.settings.admin_require_two_factor = True
+    try:
+        admin = {"Authorization": await signed_in_admin(client, runtime, "keyed-root@example.com")}
+        refused_admin = await client.get("/api/v1/admin/users", headers=admin)
+        assert refused_admin.status_code == 403, refused_admin.text
+        assert refused_admin.json()["detail"]["reason"] == "two_factor_required"
+
+        device = SoftAuthenticator(origin=ORIGIN)  # no TOTP: a passkey is the only second factor
+        options = await client.post("/api/v1/account/passkeys/register/options", headers=admin)
+        done = await client.post("/api/v1/account/passkeys/register/verify", headers=admin,
+                                 json={"credential": device.create(options.json()), "name": "key"})
+        assert done.status_code == 201, done.text
+        assert (await client.get("/api/v1/admin/users", headers=admin)).status_code == 200
+
+        # and it is really asked: a new password sign-in needs the passkey before the admin API answers
+        first = await client.post("/api/v1/auth/signin", json={"email": "keyed-root@example.com", "password": STRONG})
+        assert first.status_code == 403 and first.json()["detail"]["methods"] == ["passkey"], first.text
+        detail = first.json()["detail"]
+        second = await client.post("/api/v1/auth/signin/second-factor", json={
+            "challenge": detail["challenge"], "credential": device.get(detail["passkey_options"])})
+        assert second.status_code == 200, second.text
+        assert (await client.get("/api/v1/admin/users", headers=bearer(second.json()))).status_code == 200
+
+        await client.delete(f"/api/v1/account/passkeys/{done.json()['id']}", headers=admin)
+        again = await client.get("/api/v1/admin/users", headers=bearer(second.json()))
+        assert again.status_code == 403 and again.json()["detail"]["reason"] == "two_factor_required"
+    finally:
+        runtime.services.accounts.settings.admin_require_two_factor = False
 
 
 async def test_malformed_answers_are_4xx(client: httpx.AsyncClient, sink: Sink) -> None:

@@ -77,11 +77,13 @@ async def require_admin(principal: Principal = Depends(session_user),
     if principal.user.role != Role.ADMIN:
         raise HTTPException(status.HTTP_403_FORBIDDEN, detail={"reason": "admin_only",
                                                                "message": "this needs an administrator"})
-    # The admin still signs in (so they can enrol); only the admin powers wait for the second factor.
-    if accounts.settings.admin_require_two_factor and not await accounts.totp.enabled(principal.user.id):
+    # The admin still signs in (so they can enrol); only the admin powers wait for the second factor. Either kind
+    # counts (TOTP or a registered passkey): each makes every later sign-in ask for it (`needs_second_factor`).
+    if accounts.settings.admin_require_two_factor and not await accounts.needs_second_factor(principal.user.id):
         raise HTTPException(status.HTTP_403_FORBIDDEN, detail={
-            "reason": "two_factor_required", "message": "administrators must turn on two-factor first: "
-                                                        "POST /api/v1/account/two-factor/enrol"})
+            "reason": "two_factor_required", "message": "administrators must set up a second factor first: "
+                                                        "POST /api/v1/account/two-factor/enrol (TOTP) or "
+                                                        "POST /api/v1/account/passkeys/register/options (passkey)"})
     return principal
 
 
