@@ -27,6 +27,7 @@ ROOT = Path(__file__).resolve().parents[1]
 HERE = "tests/test_settings.py"
 ACCOUNTS = "tests/accounts/test_auth_api.py"
 ACCOUNT_SETTINGS = "tests/accounts/test_account_settings.py"
+USDT = "tests/onchain/test_usdt_payments.py"
 
 WALLETS = "tests/accounts/test_wallets.py"
 GOOGLE = "tests/accounts/test_google.py"
@@ -156,6 +157,9 @@ PROOF: dict[str, str] = {
     "smtp_username": f"{ACCOUNT_SETTINGS}::test_smtp_login_and_starttls_follow_the_settings",
     "smtp_password": f"{ACCOUNT_SETTINGS}::test_smtp_login_and_starttls_follow_the_settings",
     "smtp_starttls": f"{ACCOUNT_SETTINGS}::test_smtp_login_and_starttls_follow_the_settings",
+    "usdt_chains": f"{USDT}::test_an_invoice_names_address_unique_amount_chain_and_expiry",
+    "usdt_invoice_ttl_s": f"{USDT}::test_an_invoice_names_address_unique_amount_chain_and_expiry",
+    "usdt_watch_interval_s": f"{USDT}::test_the_watcher_under_its_lease_finds_unsubmitted_payments",
     "lease_ttl_s": "tests/coordination/test_lease.py::test_paper_trading_runs_under_a_lease_of_the_configured_ttl",
     "log_level": f"{HERE}::test_log_level_and_json_shape_the_log",
     "log_json": f"{HERE}::test_log_level_and_json_shape_the_log",

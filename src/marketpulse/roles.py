@@ -101,6 +101,13 @@ async def start_worker(runtime: Runtime, market_clock: Clock, *, follows_bus_tim
                          clock=runtime.clock)
     await grace.start()
     stoppers.append(grace.stop)
+    # The USDT watcher: payments found on-chain without a submitted hash, under a lease of its own.
+    if runtime.settings.usdt_chains:
+        from marketpulse.onchain.watcher import usdt_watcher
+
+        watcher = usdt_watcher(runtime)
+        await watcher.start()
+        stoppers.append(watcher.stop)
     # After the last subscription (a leader's paper groups included): safe to start publishing.
     log.info("worker consumers subscribed", paper_leader=runner.lease.held)
     return stoppers

@@ -1,7 +1,7 @@
 """The process's long-lived services, built once from its Runtime, handed to routes and roles, and shut down.
 
     runtime.services.paper / .deployments / .paper_clock / .backtests / .accounts / .watchlists / .delivery
-                    / .rate_limits / .credits / .signals / .payments
+                    / .rate_limits / .credits / .signals / .payments / .usdt
 
 Built on first use (a `pulse ingest` process never builds them, so it never loads the engine); `Runtime.close`
 stops them. HTTP routes get them through FastAPI dependencies (`get_services` and the views' own small ones), and
@@ -23,6 +23,7 @@ if TYPE_CHECKING:
     from marketpulse.backtest.service import BacktestJobs
     from marketpulse.credits.service import CreditLedger
     from marketpulse.delivery.service import DeliveryService
+    from marketpulse.onchain.service import UsdtPayments
     from marketpulse.payments.service import PaymentsService
     from marketpulse.ratelimit.service import ApiRateLimiter
     from marketpulse.rules.service import RulesService
@@ -47,6 +48,7 @@ class Services:
     credits: CreditLedger  # the contract other capabilities charge through, inside their own transactions
     signals: SignalsService  # strategy signals: configs, webhook ingest, subscriptions
     payments: PaymentsService  # Stripe: checkout, portal, webhooks, the grace period
+    usdt: UsdtPayments  # USDT invoices paid on-chain (one web3 client per configured chain)
 
     @classmethod
     def build(cls, runtime: Runtime) -> Services:
@@ -54,6 +56,7 @@ class Services:
         from marketpulse.backtest.service import BacktestJobs
         from marketpulse.credits.service import CreditLedger
         from marketpulse.delivery.service import DeliveryService
+        from marketpulse.onchain.service import UsdtPayments
         from marketpulse.payments.service import PaymentsService
         from marketpulse.ratelimit.service import ApiRateLimiter
         from marketpulse.rules.service import RulesService
@@ -81,12 +84,14 @@ class Services:
             credits=credits,
             signals=SignalsService(runtime.sessions, runtime.bus, runtime.clock, settings),
             payments=PaymentsService(runtime.sessions, runtime.clock, settings, accounts, credits),
+            usdt=UsdtPayments(runtime.sessions, runtime.clock, settings, accounts, credits),
         )
 
     async def close(self) -> None:
         await self.backtests.close()
         await self.accounts.close()
         await self.payments.close()
+        await self.usdt.close()
 
 
 def get_services(request: Request) -> Services:

@@ -8,7 +8,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 # Known to everyone who reads this file: only for development (PULSE_ENV=dev), see `uses_dev_ingest_key`.
@@ -27,6 +27,18 @@ def ip_networks(text: str) -> list[IPNetwork]:
         except ValueError:
             raise ValueError(f"{entry!r} is not an IP address or CIDR network (like 10.0.0.0/8)") from None
     return out
+
+
+class UsdtChain(BaseModel):
+    """One EVM chain USDT is accepted on (an entry of `PULSE_USDT_CHAINS`)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    chain_id: int = Field(ge=1, description="EIP-155 chain id the RPC must answer (1 Ethereum, 42161 Arbitrum, …)")
+    rpc_url: str = Field(min_length=1, description="JSON-RPC HTTP URL of a node of that chain")
+    token: str = Field(pattern=r"^0x[0-9a-fA-F]{40}$", description="the USDT contract's address")
+    receiving_address: str = Field(pattern=r"^0x[0-9a-fA-F]{40}$", description="the platform's address paid to")
+    confirmations: int = Field(12, ge=1, le=10_000, description="blocks a transfer must be buried under")
 
 
 class Settings(BaseSettings):
@@ -311,6 +323,14 @@ class Settings(BaseSettings):
     stripe_grace_period_s: int = Field(
         259_200, ge=0, le=60 * 86_400, description="After a failed renewal payment the plan is kept this long (for "
         "Stripe's retries and a card change); then it drops to free and the user is told")
+    # --- USDT paid on-chain ---
+    usdt_chains: dict[str, UsdtChain] = Field(
+        {}, description="JSON: chain name → {chain_id, rpc_url, token, receiving_address, "
+        "confirmations}, e.g. {\"ethereum\": {\"chain_id\": 1, …}}; empty: USDT is not offered")
+    usdt_invoice_ttl_s: int = Field(
+        3600, ge=60, le=7 * 86_400, description="A USDT invoice must be paid within this; later: credits instead")
+    usdt_watch_interval_s: float = Field(
+        15.0, gt=0, le=3600, description="The USDT watcher reads new blocks' Transfer logs this often")
 
     log_level: str = Field("INFO", description="DEBUG, INFO, WARNING or ERROR")
     log_json: bool = Field(False, description="One JSON object per log line instead of the console format")
@@ -325,6 +345,14 @@ class Settings(BaseSettings):
     @classmethod
     def _webhook_networks(cls, value: str) -> str:
         ip_networks(value)
+        return value
+
+    @field_validator("usdt_chains")
+    @classmethod
+    def _usdt_chains(cls, value: dict[str, UsdtChain]) -> dict[str, UsdtChain]:
+        for name in value:
+            if not name.isidentifier() or not name.islower():
+                raise ValueError(f"chain name {name!r}: lower-case letters, digits and _ (like ethereum, bsc)")
         return value
 
     def admin_networks(self) -> list[IPNetwork]:

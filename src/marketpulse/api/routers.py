@@ -31,6 +31,7 @@ ROUTERS: list[str] = [
     "marketpulse.signals.views:admin_router",
     "marketpulse.signals.views:router",
     "marketpulse.payments.views:router",
+    "marketpulse.onchain.views:router",
 ]
 
 

@@ -6,6 +6,7 @@ from marketpulse.credits import tables as _credits_tables  # noqa: F401
 from marketpulse.delivery import tables as _delivery_tables  # noqa: F401
 from marketpulse.detection import tables as _detection_tables  # noqa: F401
 from marketpulse.marketdata import tables as _marketdata_tables  # noqa: F401
+from marketpulse.onchain import tables as _onchain_tables  # noqa: F401
 from marketpulse.payments import tables as _payments_tables  # noqa: F401
 from marketpulse.rules import tables as _rules_tables  # noqa: F401
 from marketpulse.signals import tables as _signals_tables  # noqa: F401
