@@ -23,6 +23,7 @@ from marketpulse.backtest.tables import BacktestJobRow
 from marketpulse.delivery.tables import DestinationRow
 from marketpulse.marketdata.models import Candle
 from marketpulse.marketdata.store import save_candles
+from marketpulse.onchain.tables import UsdtInvoiceRow
 from marketpulse.runtime import Runtime
 from marketpulse.signals.core import config_params
 from marketpulse.trading.paper.tables import PaperDeploymentRow, PaperOrderRow, PaperPositionRow
@@ -48,7 +49,8 @@ INGEST = {("post", "/api/v1/market/open-interest/ingest"), ("post", "/api/v1/vol
 # Webhooks a third party calls: no user; TradingView's secret token in the URL, Stripe's signature header.
 WEBHOOKS = {("post", "/webhook/tradingview/{token}"), ("post", "/api/v1/payments/webhook")}
 # Reads that are a user's own: anonymous callers are refused too (market data, plans and alerts stay public).
-PER_USER_READS = ("/api/v1/paper/", "/api/v1/backtests", "/api/v1/account", "/api/v1/auth/me", "/api/v1/admin/")
+PER_USER_READS = ("/api/v1/paper/", "/api/v1/backtests", "/api/v1/account", "/api/v1/auth/me", "/api/v1/admin/",
+                  "/api/v1/payments/usdt/invoice")
 # Routes with a path parameter that names public data, not anyone's object: they answer, but nothing of B's
 # (a chart's fill markers are the caller's own).
 PUBLIC_PATHS = {"/api/v1/market/symbol/{symbol}", "/api/v1/market/history/{symbol}", "/api/v1/charts/{symbol}",
@@ -64,6 +66,7 @@ BODIES: dict[tuple[str, str], dict[str, Any]] = {
     ("post", "/api/v1/watchlist/{list_id}/items"): {"symbol": "SOLUSDT"},
     ("delete", "/api/v1/watchlist/{list_id}/items"): {"symbol": "BTCUSDT"},
     ("post", "/api/v1/account/destinations/{dest_id}/verify"): {"code": "123456"},
+    ("post", "/api/v1/payments/usdt/invoice/{invoice_id}/tx"): {"tx_hash": "0x" + "ab" * 32},
     ("put", "/api/v1/alerts/rules/{rule_id}"): RULE,
     ("patch", "/api/v1/signals/subscriptions/{subscription_id}"): {"active": False},
 }
@@ -117,6 +120,7 @@ class Owned:
     sub_id: str  # a volume-alert subscription
     config_id: str  # a signal config (the platform's) the user subscribes to
     signal_sub_id: str  # that signal subscription
+    invoice_id: str  # a USDT invoice
 
 
 async def own_everything(client: httpx.AsyncClient, runtime: Runtime, who: SignedIn, symbol: str) -> Owned:
@@ -144,8 +148,14 @@ async def own_everything(client: httpx.AsyncClient, runtime: Runtime, who: Signe
     destination = DestinationRow(id=str(uuid.uuid4()), owner_id=who.user_id, channel="email",
                                  address=f"{who.user_id}@example.com", state="pending", code_attempts=0,
                                  created_at_ms=T0)
+    # A USDT invoice as the invoice route stores it (made through the API against a real chain in tests/onchain).
+    invoice = UsdtInvoiceRow(id=str(uuid.uuid4()), owner_id=who.user_id, chain="ethereum", chain_id=1, kind="credits",
+                             product="credits_100", price_cents=1_000, pack_credits=100, token="0x" + "aa" * 20,
+                             receiving_address="0x" + "bb" * 20, decimals=6,
+                             amount=str(10_000_000 + int(uuid.uuid4().int % 9_999) + 1), status="pending",
+                             credits_granted=0, note="", created_at_ms=T0, expires_at_ms=T0 + 3_600_000)
     async with runtime.sessions() as s:
-        s.add_all([wallet, passkey, destination])
+        s.add_all([wallet, passkey, destination, invoice])
         await s.commit()
     signals = runtime.services.signals
     config = await signals.create_config(symbol=symbol, timeframe="1h", strategy="ut_bot", computed=False,
@@ -154,7 +164,7 @@ async def own_everything(client: httpx.AsyncClient, runtime: Runtime, who: Signe
     await runtime.services.backtests.wait()
     return Owned(who, symbol, bought.json()["id"], resting.json()["id"], deployed.json()["id"], job.json()["id"],
                  key.json()["id"], wallet.id, passkey.id, destination.id, rule.json()["id"], watchlist.json()["id"],
-                 sub.json()["id"], config.id, signal_sub.id)
+                 sub.json()["id"], config.id, signal_sub.id, invoice.id)
 
 
 def fill(path: str, theirs: Owned) -> str:
@@ -163,7 +173,8 @@ def fill(path: str, theirs: Owned) -> str:
            "key_id": theirs.key_id, "wallet_id": theirs.wallet_id, "session_id": theirs.who.session_id,
            "user_id": theirs.who.user_id, "symbol": theirs.symbol, "list_id": theirs.list_id,
            "sub_id": theirs.sub_id, "passkey_id": theirs.passkey_id, "dest_id": theirs.dest_id,
-           "rule_id": theirs.rule_id, "config_id": theirs.config_id, "subscription_id": theirs.signal_sub_id}
+           "rule_id": theirs.rule_id, "config_id": theirs.config_id, "subscription_id": theirs.signal_sub_id,
+           "invoice_id": theirs.invoice_id}
     out = path
     for name in [seg[1:-1] for seg in path.split("/") if seg.startswith("{")]:
         if name not in ids and path.startswith(ADMIN_PREFIX):
@@ -189,12 +200,14 @@ async def snapshot(runtime: Runtime, owned: Owned, client: httpx.AsyncClient) ->
         wallet = await s.get(WalletRow, owned.wallet_id)
         passkey = await s.get(PasskeyRow, owned.passkey_id)
         destination = await s.get(DestinationRow, owned.dest_id)
-    assert order and deployment and key and session and wallet and passkey and destination
+        invoice = await s.get(UsdtInvoiceRow, owned.invoice_id)
+    assert order and deployment and key and session and wallet and passkey and destination and invoice
     as_them = {"headers": owned.who.headers}
     return {"order": order.status, "deployment": deployment.status, "key": key.revoked_at_ms,
             "session": session.revoked_at_ms, "positions": sorted(positions), "jobs": list(jobs),
             "wallet": wallet.user_id, "passkey": passkey.user_id,
             "destination": (destination.state, destination.code_attempts),
+            "invoice": (invoice.status, invoice.tx_hash),
             "watchlists": (await client.get("/api/v1/watchlist", **as_them)).json(),
             "subscriptions": (await client.get("/api/v1/volume-alerts/subscriptions", **as_them)).json(),
             "rules": (await client.get("/api/v1/alerts/rules", **as_them)).json(),

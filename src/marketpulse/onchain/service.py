@@ -107,7 +107,7 @@ class UsdtPayments:
                 if not free:
                     continue
                 row = UsdtInvoiceRow(
-                    id=str(uuid.uuid4()), user_id=user_id, chain=chain, chain_id=client.config.chain_id,
+                    id=str(uuid.uuid4()), owner_id=user_id, chain=chain, chain_id=client.config.chain_id,
                     kind=product.kind, product=product.name, price_cents=product.price_cents,
                     pack_credits=product.credits, token=client.config.token.lower(),
                     receiving_address=client.config.receiving_address.lower(), decimals=decimals,
@@ -123,13 +123,13 @@ class UsdtPayments:
 
     async def invoices(self, user_id: str, limit: int, offset: int) -> list[UsdtInvoiceRow]:
         async with self.sessions() as s:
-            return list((await s.execute(select(UsdtInvoiceRow).where(UsdtInvoiceRow.user_id == user_id).order_by(
+            return list((await s.execute(select(UsdtInvoiceRow).where(UsdtInvoiceRow.owner_id == user_id).order_by(
                 UsdtInvoiceRow.created_at_ms.desc(), UsdtInvoiceRow.id).limit(limit).offset(offset))).scalars())
 
     async def get(self, user_id: str, invoice_id: str) -> UsdtInvoiceRow:
         async with self.sessions() as s:
             row = await s.get(UsdtInvoiceRow, invoice_id)
-        if row is None or row.user_id != user_id:
+        if row is None or row.owner_id != user_id:
             raise InvoiceNotFound(invoice_id)
         return row
 
@@ -192,17 +192,17 @@ class UsdtPayments:
         receipt = await client.receipt(row.tx_hash)
         if receipt is None:  # reorganised away before it was buried deep enough
             await self._reopen(row, "the transaction left the chain (reorganisation): waiting for a payment")
-            return await self.get(row.user_id, row.id)
+            return await self.get(row.owner_id, row.id)
         try:
             found = self._found(row, receipt)
         except Refused as exc:  # a reorganisation re-mined something else under this hash: unlikely, but honest
             await self._reopen(row, str(exc))
-            return await self.get(row.user_id, row.id)
+            return await self.get(row.owner_id, row.id)
         if await client.latest() - found.block_number + 1 < client.config.confirmations:
             await self._update(row.id, block_number=found.block_number, paid_units=str(found.value))
-            return await self.get(row.user_id, row.id)
+            return await self.get(row.owner_id, row.id)
         await self._finish(row, found, await client.block_time_ms(found.block_number))
-        return await self.get(row.user_id, row.id)
+        return await self.get(row.owner_id, row.id)
 
     async def settle_all(self, chain: str) -> None:
         async with self.sessions() as s:
@@ -235,10 +235,10 @@ class UsdtPayments:
             if done.rowcount != 1:  # type: ignore[attr-defined]  # settled by another check meanwhile
                 return
             if outcome.grant_credits:
-                await self.credits.grant(s, owner_id=row.user_id, amount=outcome.grant_credits, kind=Kind.PURCHASE,
+                await self.credits.grant(s, owner_id=row.owner_id, amount=outcome.grant_credits, kind=Kind.PURCHASE,
                                          idempotency_key=f"usdt:{row.id}",
                                          reason=f"USDT invoice {row.id} ({row.product}): {outcome.status}")
-            user = await s.get(UserRow, row.user_id)
+            user = await s.get(UserRow, row.owner_id)
             if outcome.change_plan and user is not None:  # the one plan-change function: audited, announced
                 changed = self.accounts.change_user(
                     s, user, {"plan": outcome.change_plan}, action="payments.usdt_plan_changed", actor_id=None,

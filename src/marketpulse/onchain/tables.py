@@ -19,7 +19,7 @@ class UsdtInvoiceRow(Base):
     __tablename__ = "usdt_invoices"
 
     id: Mapped[str] = mapped_column(String(36), primary_key=True)
-    user_id: Mapped[str] = mapped_column(String(36), ForeignKey("users.id", ondelete="CASCADE"))
+    owner_id: Mapped[str] = mapped_column(String(36), ForeignKey("users.id", ondelete="CASCADE"))
     chain: Mapped[str] = mapped_column(String(32))
     chain_id: Mapped[int] = mapped_column(BigInteger)
     kind: Mapped[str] = mapped_column(String(8))  # plan | credits
@@ -42,7 +42,7 @@ class UsdtInvoiceRow(Base):
 
     __table_args__ = (
         UniqueConstraint("chain", "tx_hash", name="uq_usdt_invoices_chain_tx_hash"),
-        Index("ix_usdt_invoices_user_id", "user_id", "created_at_ms"),
+        Index("ix_usdt_invoices_owner_id", "owner_id", "created_at_ms"),
         Index("uq_usdt_invoices_open_amount", "chain", "amount", unique=True, sqlite_where=text(OPEN),
               postgresql_where=text(OPEN)),
     )

@@ -20,7 +20,7 @@ def upgrade() -> None:
     op.create_table(
         "usdt_invoices",
         sa.Column("id", sa.String(36), nullable=False),
-        sa.Column("user_id", sa.String(36), nullable=False),
+        sa.Column("owner_id", sa.String(36), nullable=False),
         sa.Column("chain", sa.String(32), nullable=False),
         sa.Column("chain_id", sa.BigInteger(), nullable=False),
         sa.Column("kind", sa.String(8), nullable=False),
@@ -41,11 +41,11 @@ def upgrade() -> None:
         sa.Column("expires_at_ms", sa.BigInteger(), nullable=False),
         sa.Column("settled_at_ms", sa.BigInteger(), nullable=True),
         sa.PrimaryKeyConstraint("id", name="pk_usdt_invoices"),
-        sa.ForeignKeyConstraint(["user_id"], ["users.id"], name="fk_usdt_invoices_user_id_users",
+        sa.ForeignKeyConstraint(["owner_id"], ["users.id"], name="fk_usdt_invoices_owner_id_users",
                                 ondelete="CASCADE"),
         sa.UniqueConstraint("chain", "tx_hash", name="uq_usdt_invoices_chain_tx_hash"),
     )
-    op.create_index("ix_usdt_invoices_user_id", "usdt_invoices", ["user_id", "created_at_ms"])
+    op.create_index("ix_usdt_invoices_owner_id", "usdt_invoices", ["owner_id", "created_at_ms"])
     op.create_index("uq_usdt_invoices_open_amount", "usdt_invoices", ["chain", "amount"], unique=True,
                     sqlite_where=sa.text(OPEN), postgresql_where=sa.text(OPEN))
     op.create_table(
@@ -59,5 +59,5 @@ def upgrade() -> None:
 def downgrade() -> None:
     op.drop_table("usdt_watch_cursors")
     op.drop_index("uq_usdt_invoices_open_amount", table_name="usdt_invoices")
-    op.drop_index("ix_usdt_invoices_user_id", table_name="usdt_invoices")
+    op.drop_index("ix_usdt_invoices_owner_id", table_name="usdt_invoices")
     op.drop_table("usdt_invoices")
