@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -25,9 +26,12 @@ from marketpulse.marketdata.models import Candle
 from marketpulse.marketdata.store import save_candles
 from marketpulse.onchain.tables import UsdtInvoiceRow
 from marketpulse.runtime import Runtime
+from marketpulse.settings import Settings
 from marketpulse.signals.core import config_params
 from marketpulse.trading.paper.tables import PaperDeploymentRow, PaperOrderRow, PaperPositionRow
 from support.accounts import SignedIn, sign_in_user
+
+from .serving import API_KEY
 
 MUTATING = {"post", "put", "patch", "delete"}
 T0 = 1_760_126_400_000  # the conftest clock's start
@@ -80,6 +84,14 @@ def operations(doc: dict[str, Any]) -> list[tuple[str, str, dict[str, Any]]]:
 def placeholder_url(path: str) -> str:
     return path.replace("{", "").replace("}", "")  # /orders/{order_id} → /orders/order_id: some id
 
+
+
+@pytest.fixture
+def settings(db_url: str, tmp_path: Path) -> Settings:
+    # The walks send one anonymous request per route, more than an anonymous caller's minute allows: a 429 would
+    # hide the 401 under test (rate limits are proven in tests/ratelimit).
+    return Settings(database_url=db_url, bus_url="memory://", data_dir=tmp_path / "var", ingest_api_key=API_KEY,
+                    max_body_bytes=4096, market_debounce_ms=0, rate_limits="off")
 
 async def test_every_mutating_route_needs_credentials(app: Any, anonymous: httpx.AsyncClient) -> None:
     doc = (await anonymous.get("/openapi.json")).json()
