@@ -2,6 +2,7 @@
 
     runtime.services.paper / .deployments / .paper_clock / .backtests / .accounts / .watchlists / .delivery
                     / .rate_limits / .credits / .signals / .payments / .usdt
+                    / .rate_limits / .credits / .signals / .payments / .tax
 
 Built on first use (a `pulse ingest` process never builds them, so it never loads the engine); `Runtime.close`
 stops them. HTTP routes get them through FastAPI dependencies (`get_services` and the views' own small ones), and
@@ -29,6 +30,7 @@ if TYPE_CHECKING:
     from marketpulse.rules.service import RulesService
     from marketpulse.runtime import Runtime
     from marketpulse.signals.service import SignalsService
+    from marketpulse.tax.service import TaxService
     from marketpulse.trading.paper.deployments import DeploymentService
     from marketpulse.trading.paper.service import PaperTradingService
     from marketpulse.watchlists.service import WatchlistService
@@ -49,6 +51,7 @@ class Services:
     signals: SignalsService  # strategy signals: configs, webhook ingest, subscriptions
     payments: PaymentsService  # Stripe: checkout, portal, webhooks, the grace period
     usdt: UsdtPayments  # USDT invoices paid on-chain (one web3 client per configured chain)
+    tax: TaxService  # tax transactions and report jobs
 
     @classmethod
     def build(cls, runtime: Runtime) -> Services:
@@ -61,6 +64,7 @@ class Services:
         from marketpulse.ratelimit.service import ApiRateLimiter
         from marketpulse.rules.service import RulesService
         from marketpulse.signals.service import SignalsService
+        from marketpulse.tax.service import TaxService
         from marketpulse.trading.paper.deployments import DeploymentService
         from marketpulse.trading.paper.service import PaperConfig, PaperTradingService
         from marketpulse.watchlists.service import WatchlistService
@@ -85,10 +89,12 @@ class Services:
             signals=SignalsService(runtime.sessions, runtime.bus, runtime.clock, settings),
             payments=PaymentsService(runtime.sessions, runtime.clock, settings, accounts, credits),
             usdt=UsdtPayments(runtime.sessions, runtime.clock, settings, accounts, credits),
+            tax=TaxService(runtime.sessions, runtime.clock),
         )
 
     async def close(self) -> None:
         await self.backtests.close()
+        await self.tax.close()
         await self.accounts.close()
         await self.payments.close()
         await self.usdt.close()

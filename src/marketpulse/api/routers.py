@@ -32,6 +32,7 @@ ROUTERS: list[str] = [
     "marketpulse.signals.views:router",
     "marketpulse.payments.views:router",
     "marketpulse.onchain.views:router",
+    "marketpulse.tax.views:router",
 ]
 
 

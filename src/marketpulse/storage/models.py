@@ -11,6 +11,7 @@ from marketpulse.payments import tables as _payments_tables  # noqa: F401
 from marketpulse.rules import tables as _rules_tables  # noqa: F401
 from marketpulse.signals import tables as _signals_tables  # noqa: F401
 from marketpulse.storage.database import Base
+from marketpulse.tax import tables as _tax_tables  # noqa: F401
 from marketpulse.trading.paper import tables as _paper_tables  # noqa: F401
 from marketpulse.watchlists import tables as _watchlist_tables  # noqa: F401
 

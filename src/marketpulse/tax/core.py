@@ -6,6 +6,7 @@ history into `Disposal`s (each explaining the lots it consumed) and `IncomeEvent
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from decimal import Context, Decimal
@@ -118,6 +119,18 @@ class IncomeEvent:
 class TaxResult:
     disposals: tuple[Disposal, ...]
     income: tuple[IncomeEvent, ...]
+
+
+def dedupe_key(tx: Transaction) -> str:
+    """The identity of a transaction for imports: every field, numbers normalised (1.50 = 1.5), hashed."""
+    price = "" if tx.price_usd is None else _canonical(tx.price_usd)
+    fields = (str(tx.timestamp_ms), tx.type.value, tx.asset, _canonical(tx.amount), price, _canonical(tx.fee_usd),
+              tx.account, tx.tx_id)
+    return hashlib.sha256("\x1f".join(fields).encode()).hexdigest()
+
+
+def _canonical(value: Decimal) -> str:
+    return format(value.normalize(), "f")
 
 
 def utc_date(ms: int) -> date:

@@ -94,6 +94,30 @@ def _rows(text: str) -> Iterator[tuple[int, dict[str, str]]]:
         yield reader.line_num, {key: (row.get(key) or "").strip() for key in GENERIC_COLUMNS}
 
 
+@dataclass(frozen=True, slots=True)
+class ReadResult:
+    """A whole file read leniently (the import's way): good rows, and each bad one with its line and reason."""
+
+    rows: list[ParsedRow]
+    rejected: list[RowError]
+
+    @property
+    def read(self) -> int:
+        return len(self.rows) + len(self.rejected)
+
+
+def read_generic_all(text: str) -> ReadResult:
+    """Every row of a generic CSV, bad ones set aside (a bad header still raises RowError: nothing is readable)."""
+    good: list[ParsedRow] = []
+    bad: list[RowError] = []
+    for line, row in _rows(text):
+        try:
+            good.append(ParsedRow(line, parse_row(row, line)))
+        except RowError as exc:
+            bad.append(exc)
+    return ReadResult(good, bad)
+
+
 def parse_row(row: dict[str, str], line: int) -> Transaction:
     try:
         timestamp = parse_time_ms(row["timestamp"])

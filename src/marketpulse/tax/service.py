@@ -1,0 +1,188 @@
+"""Tax in the database: imports (deduplicated, so a file imported twice changes nothing) and report jobs.
+
+Every method takes the owner and filters by it: another user's report id is simply not found. A report runs as a
+background task (the engine in a worker thread, so the event loop keeps serving), its progress and result stored on
+its row; a job still running when the process stops is stored as failed, to be started again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any
+
+import structlog
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from marketpulse.clock import Clock
+from marketpulse.tax.core import Method, Term, Transaction, TxType, cents, dedupe_key, year_bounds_ms
+from marketpulse.tax.csv_formats import (
+    form_8949_csv,
+    gains_csv,
+    in_year,
+    income_csv,
+    read_generic_all,
+    schedule_d_csv,
+    schedule_d_totals,
+)
+from marketpulse.tax.lots import compute
+from marketpulse.tax.tables import TaxReportRow, TaxTransactionRow
+
+log = structlog.get_logger(__name__)
+ARTIFACTS = {"form8949.csv": "form8949_csv", "schedule-d.csv": "schedule_d_csv", "gains.csv": "gains_csv",
+             "income.csv": "income_csv"}
+
+
+@dataclass(frozen=True)
+class Rejected:
+    line: int
+    field: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class ImportSummary:
+    rows_read: int
+    imported: int
+    duplicates: int
+    rejected: list[Rejected]
+
+
+class TaxService:
+    def __init__(self, sessions: async_sessionmaker[AsyncSession], clock: Clock) -> None:
+        self.sessions = sessions
+        self.clock = clock
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._running: set[str] = set()
+
+    # ---- transactions -------------------------------------------------------------------------------------------
+
+    async def import_generic(self, owner: str, text: str) -> ImportSummary:
+        """Import a generic CSV (RowError on a bad header). Rows already stored for this owner, or repeated within
+        the file, count as duplicates; bad rows are rejected with their line and reason; the rest are stored."""
+        result = read_generic_all(text)
+        rejected = [Rejected(e.line, e.field, e.message) for e in result.rejected]
+        now = self.clock.now_ms()
+        async with self.sessions() as s:
+            seen = set((await s.execute(select(TaxTransactionRow.dedupe_key)
+                                        .where(TaxTransactionRow.owner_id == owner))).scalars())
+            fresh = []
+            for parsed in result.rows:
+                key = dedupe_key(parsed.tx)
+                if key in seen:
+                    continue
+                seen.add(key)
+                fresh.append(_row(owner, parsed.tx, key, "generic", now, parsed.line))
+            s.add_all(fresh)
+            await s.commit()
+        return ImportSummary(result.read, len(fresh), len(result.rows) - len(fresh), rejected)
+
+    async def transactions(self, owner: str) -> list[Transaction]:
+        async with self.sessions() as s:
+            rows = (await s.execute(select(TaxTransactionRow).where(TaxTransactionRow.owner_id == owner)
+                                    .order_by(TaxTransactionRow.timestamp_ms, TaxTransactionRow.imported_at_ms,
+                                              TaxTransactionRow.line))).scalars().all()
+        return [_transaction(r) for r in rows]
+
+    # ---- reports ------------------------------------------------------------------------------------------------
+
+    async def submit(self, owner: str, year: int, method: Method, per_wallet: bool) -> TaxReportRow:
+        row = TaxReportRow(id=str(uuid.uuid4()), owner_id=owner, year=year, method=method.value,
+                           per_wallet=per_wallet, status="queued", progress=0, created_at_ms=self.clock.now_ms())
+        async with self.sessions() as s:
+            s.add(row)
+            await s.commit()
+        self._running.add(row.id)
+        task = asyncio.create_task(self._run(row.id, owner, year, method, per_wallet), name=f"tax-report:{row.id}")
+        self._tasks.add(task)  # keep a reference: the loop only holds weak ones
+        task.add_done_callback(self._tasks.discard)
+        return row
+
+    async def reports(self, owner: str, limit: int = 50) -> Sequence[TaxReportRow]:
+        async with self.sessions() as s:
+            return (await s.execute(select(TaxReportRow).where(TaxReportRow.owner_id == owner)
+                                    .order_by(TaxReportRow.created_at_ms.desc()).limit(limit))).scalars().all()
+
+    async def report(self, owner: str, report_id: str) -> TaxReportRow | None:
+        async with self.sessions() as s:
+            stmt = select(TaxReportRow).where(TaxReportRow.owner_id == owner, TaxReportRow.id == report_id)
+            return (await s.execute(stmt)).scalar_one_or_none()
+
+    async def wait(self) -> None:
+        """Until every report started here has finished (tests)."""
+        while self._tasks:
+            await asyncio.gather(*list(self._tasks), return_exceptions=True)
+
+    async def close(self) -> None:
+        interrupted = set(self._running)
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.gather(*list(self._tasks), return_exceptions=True)
+        for report_id in interrupted:
+            await self._update(report_id, status="failed", error="interrupted: the server stopped; start it again",
+                               finished_at_ms=self.clock.now_ms())
+
+    async def _run(self, report_id: str, owner: str, year: int, method: Method, per_wallet: bool) -> None:
+        try:
+            await self._update(report_id, status="running", progress=5)
+            history = await self.transactions(owner)
+            await self._update(report_id, progress=30)
+            values = await asyncio.to_thread(build_report, history, year, method, per_wallet)
+            await self._update(report_id, status="done", progress=100, finished_at_ms=self.clock.now_ms(), **values)
+            log.info("tax report done", report=report_id, transactions=len(history))
+        except Exception as exc:  # a job's failure is its result: stored for the owner, never lost
+            log.warning("tax report failed", report=report_id, error=str(exc))
+            await self._update(report_id, status="failed", error=str(exc)[:500], finished_at_ms=self.clock.now_ms())
+        finally:
+            self._running.discard(report_id)
+
+    async def _update(self, report_id: str, **values: Any) -> None:
+        async with self.sessions() as s:
+            row = await s.get(TaxReportRow, report_id)
+            if row is None:
+                return
+            for key, value in values.items():
+                setattr(row, key, value)
+            await s.commit()
+
+
+def build_report(history: list[Transaction], year: int, method: Method, per_wallet: bool) -> dict[str, Any]:
+    """The stored result of a report: summary and the four CSVs (pure; runs in a worker thread)."""
+    result = compute(history, method, per_wallet)
+    start, end = year_bounds_ms(year)
+    sold = in_year(result.disposals, start, end)
+    income = [e for e in result.income if start <= e.received_ms < end]
+    totals = schedule_d_totals(sold)
+    summary = {
+        "transactions": len(history),
+        "disposals": len(sold),
+        "disposals_missing_basis": sum(1 for d in sold if d.missing_basis),
+        **{term.value: _money(totals[term]) for term in Term},
+        "total": _money(tuple(a + b for a, b in zip(totals[Term.SHORT], totals[Term.LONG], strict=True))),
+        "income_usd": str(cents(sum((e.value_usd for e in income), Decimal(0)))),
+        "income_events": len(income),
+    }
+    return {"summary": summary, "form8949_csv": form_8949_csv(sold), "schedule_d_csv": schedule_d_csv(sold),
+            "gains_csv": gains_csv(sold), "income_csv": income_csv(income)}
+
+
+def _money(values: tuple[Decimal, ...]) -> dict[str, str]:
+    proceeds, basis, gain = values
+    return {"proceeds": str(proceeds), "cost_basis": str(basis), "gain_loss": str(gain)}
+
+
+def _row(owner: str, tx: Transaction, key: str, source: str, now: int, line: int) -> TaxTransactionRow:
+    return TaxTransactionRow(
+        id=str(uuid.uuid4()), owner_id=owner, dedupe_key=key, timestamp_ms=tx.timestamp_ms, type=tx.type.value,
+        asset=tx.asset, amount=str(tx.amount), price_usd=None if tx.price_usd is None else str(tx.price_usd),
+        fee_usd=str(tx.fee_usd), account=tx.account, tx_id=tx.tx_id, source=source, imported_at_ms=now, line=line,
+    )
+
+
+def _transaction(r: TaxTransactionRow) -> Transaction:
+    return Transaction(r.timestamp_ms, TxType(r.type), r.asset, Decimal(r.amount),
+                       None if r.price_usd is None else Decimal(r.price_usd), Decimal(r.fee_usd), r.account, r.tx_id)

@@ -1,0 +1,155 @@
+"""Tax over HTTP; every route needs a signed-in user (Bearer token, cookies with the CSRF header, or an API key with
+`read` to look and `trade` to change) and sees that user's rows only: another user's report id answers 404.
+
+    POST /api/v1/tax/transactions/import              multipart form, field `file`: a generic transactions CSV
+    POST /api/v1/tax/reports                          {year, method, per_wallet} → 202, a job
+    GET  /api/v1/tax/reports                          the user's reports, newest first
+    GET  /api/v1/tax/reports/{id}                     status, progress and summary
+    GET  /api/v1/tax/reports/{id}/form8949.csv        (also schedule-d.csv, gains.csv, income.csv) once done
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from fastapi import APIRouter, Depends, HTTPException, Request, Response, status
+from fastapi.exceptions import RequestValidationError
+from pydantic import BaseModel, ConfigDict, Field
+
+from marketpulse.accounts.schemas import UNAUTHORIZED
+from marketpulse.accounts.service import Principal
+from marketpulse.accounts.views import current_user, require_scope
+from marketpulse.api.multipart import MultipartError, file_part
+from marketpulse.api.security import read_limited_body
+from marketpulse.services import Services, get_services
+from marketpulse.tax.core import Method
+from marketpulse.tax.csv_formats import RowError
+from marketpulse.tax.service import ARTIFACTS, TaxService
+from marketpulse.tax.tables import TaxReportRow
+
+router = APIRouter(prefix="/api/v1/tax", tags=["tax"],
+                   responses={**UNAUTHORIZED, 403: {"description": "The account or API key may not"}})
+NOT_FOUND: dict[int | str, dict[str, Any]] = {404: {"description": "No such report of yours"}}
+
+
+class RejectedOut(BaseModel):
+    line: int
+    field: str
+    reason: str
+
+
+class ImportOut(BaseModel):
+    rows_read: int
+    imported: int
+    duplicates: int = Field(description="rows already imported (or repeated in the file): skipped")
+    rejected: list[RejectedOut]
+
+
+class ReportIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    year: int = Field(ge=2000, le=2099)
+    method: Literal["fifo", "lifo", "hifo", "lofo"] = "fifo"
+    per_wallet: bool = False
+
+
+class ReportOut(BaseModel):
+    id: str
+    year: int
+    method: str
+    per_wallet: bool
+    status: str = Field(description="queued, running, done or failed")
+    progress: int = Field(description="percent")
+    summary: dict[str, Any] | None
+    error: str | None
+    created_at_ms: int
+    finished_at_ms: int | None
+    files: list[str] = Field(description="downloads under this report's path once done")
+
+
+class ReportsOut(BaseModel):
+    reports: list[ReportOut]
+
+
+async def signed_in(request: Request, principal: Principal = Depends(current_user)) -> Principal:
+    require_scope(request, principal)
+    return principal
+
+
+def get_tax(services: Services = Depends(get_services)) -> TaxService:
+    return services.tax
+
+
+def _out(row: TaxReportRow) -> ReportOut:
+    return ReportOut(id=row.id, year=row.year, method=row.method, per_wallet=row.per_wallet, status=row.status,
+                     progress=row.progress, summary=row.summary, error=row.error, created_at_ms=row.created_at_ms,
+                     finished_at_ms=row.finished_at_ms, files=list(ARTIFACTS) if row.status == "done" else [])
+
+
+def _invalid(field: str, message: str) -> RequestValidationError:
+    return RequestValidationError([{"loc": ("body", field), "type": "value_error", "msg": message, "input": None}])
+
+
+@router.post("/transactions/import", response_model=ImportOut,
+             openapi_extra={"requestBody": {"required": True, "content": {"multipart/form-data": {"schema": {
+                 "type": "object", "required": ["file"],
+                 "properties": {"file": {"type": "string", "format": "binary"}}}}}}})
+async def import_transactions(request: Request, principal: Principal = Depends(signed_in),
+                              tax: TaxService = Depends(get_tax)) -> ImportOut:
+    """Rows read, imported, skipped as duplicates, and rejected with line and reason; importing the same file
+    twice changes nothing."""
+    body = await read_limited_body(request)
+    try:
+        data = file_part(request.headers.get("content-type", ""), body, "file")
+        text = data.decode("utf-8")
+    except MultipartError as exc:
+        raise _invalid("file", str(exc)) from None
+    except UnicodeDecodeError:
+        raise _invalid("file", "the file is not UTF-8 text") from None
+    try:
+        summary = await tax.import_generic(principal.user.id, text)
+    except RowError as exc:
+        raise _invalid("file", f"line {exc.line}: {exc.field}: {exc.message}") from None
+    return ImportOut(rows_read=summary.rows_read, imported=summary.imported, duplicates=summary.duplicates,
+                     rejected=[RejectedOut(line=r.line, field=r.field, reason=r.reason) for r in summary.rejected])
+
+
+@router.post("/reports", response_model=ReportOut, status_code=status.HTTP_202_ACCEPTED)
+async def create_report(body: ReportIn, principal: Principal = Depends(signed_in),
+                        tax: TaxService = Depends(get_tax)) -> ReportOut:
+    return _out(await tax.submit(principal.user.id, body.year, Method(body.method), body.per_wallet))
+
+
+@router.get("/reports", response_model=ReportsOut)
+async def list_reports(principal: Principal = Depends(signed_in), tax: TaxService = Depends(get_tax)) -> ReportsOut:
+    return ReportsOut(reports=[_out(r) for r in await tax.reports(principal.user.id)])
+
+
+@router.get("/reports/{report_id}", response_model=ReportOut, responses=NOT_FOUND)
+async def get_report(report_id: str, principal: Principal = Depends(signed_in),
+                     tax: TaxService = Depends(get_tax)) -> ReportOut:
+    row = await tax.report(principal.user.id, report_id)
+    if row is None:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, detail=f"no report {report_id}")
+    return _out(row)
+
+
+CSV_RESPONSE: dict[int | str, dict[str, Any]] = {
+    200: {"content": {"text/csv": {"schema": {"type": "string"}}}, "description": "The CSV"},
+    409: {"description": "The report is not done yet (or failed)"},
+    **NOT_FOUND,
+}
+
+
+@router.get("/reports/{report_id}/{name}", response_class=Response, responses=CSV_RESPONSE)
+async def download(report_id: str, name: Literal["form8949.csv", "schedule-d.csv", "gains.csv", "income.csv"],
+                   principal: Principal = Depends(signed_in), tax: TaxService = Depends(get_tax)) -> Response:
+    row = await tax.report(principal.user.id, report_id)
+    if row is None:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, detail=f"no report {report_id}")
+    text = getattr(row, ARTIFACTS[name])
+    if row.status != "done" or text is None:
+        raise HTTPException(status.HTTP_409_CONFLICT, detail=f"report {report_id} is {row.status}")
+    filename = f"tax-{row.year}-{row.method}-{name}"
+    return Response(text, media_type="text/csv",
+                    headers={"Content-Disposition": f'attachment; filename="{filename}"'})
