@@ -133,6 +133,7 @@ class Owned:
     config_id: str  # a signal config (the platform's) the user subscribes to
     signal_sub_id: str  # that signal subscription
     invoice_id: str  # a USDT invoice
+    report_id: str  # a tax report
 
 
 async def own_everything(client: httpx.AsyncClient, runtime: Runtime, who: SignedIn, symbol: str) -> Owned:
@@ -150,8 +151,9 @@ async def own_everything(client: httpx.AsyncClient, runtime: Runtime, who: Signe
     watchlist = await client.post("/api/v1/watchlist", json={"name": "mine", "symbols": [symbol]}, **as_them)
     sub = await client.post("/api/v1/volume-alerts/subscriptions", json={"symbol": symbol}, **as_them)
     rule = await client.post("/api/v1/alerts/rules", json=RULE | {"symbols": [symbol]}, **as_them)
-    made = [resting, deployed, job, key, watchlist, sub, rule]
-    assert [r.status_code for r in made] == [201, 201, 202, 201, 201, 201, 201], [r.text for r in made]
+    report = await client.post("/api/v1/tax/reports", json={"year": 2024}, **as_them)
+    made = [resting, deployed, job, key, watchlist, sub, rule, report]
+    assert [r.status_code for r in made] == [201, 201, 202, 201, 201, 201, 201, 202], [r.text for r in made]
     # A wallet and a passkey as their sign-ins store them (those flows are proven with real keys elsewhere).
     wallet = WalletRow(id=str(uuid.uuid4()), user_id=who.user_id, chain="solana",
                        address=uuid.uuid4().hex + uuid.uuid4().hex[:12], created_at_ms=T0, last_used_at_ms=T0)
@@ -174,9 +176,10 @@ async def own_everything(client: httpx.AsyncClient, runtime: Runtime, who: Signe
                                          params=config_params("ut_bot", {}))
     signal_sub = await signals.subscribe(who.user_id, "pro", config.id, [destination.id])
     await runtime.services.backtests.wait()
+    await runtime.services.tax.wait()
     return Owned(who, symbol, bought.json()["id"], resting.json()["id"], deployed.json()["id"], job.json()["id"],
                  key.json()["id"], wallet.id, passkey.id, destination.id, rule.json()["id"], watchlist.json()["id"],
-                 sub.json()["id"], config.id, signal_sub.id, invoice.id)
+                 sub.json()["id"], config.id, signal_sub.id, invoice.id, report.json()["id"])
 
 
 def fill(path: str, theirs: Owned) -> str:
@@ -186,7 +189,7 @@ def fill(path: str, theirs: Owned) -> str:
            "user_id": theirs.who.user_id, "symbol": theirs.symbol, "list_id": theirs.list_id,
            "sub_id": theirs.sub_id, "passkey_id": theirs.passkey_id, "dest_id": theirs.dest_id,
            "rule_id": theirs.rule_id, "config_id": theirs.config_id, "subscription_id": theirs.signal_sub_id,
-           "invoice_id": theirs.invoice_id}
+           "invoice_id": theirs.invoice_id, "report_id": theirs.report_id}
     out = path
     for name in [seg[1:-1] for seg in path.split("/") if seg.startswith("{")]:
         if name not in ids and path.startswith(ADMIN_PREFIX):
@@ -223,7 +226,8 @@ async def snapshot(runtime: Runtime, owned: Owned, client: httpx.AsyncClient) ->
             "watchlists": (await client.get("/api/v1/watchlist", **as_them)).json(),
             "subscriptions": (await client.get("/api/v1/volume-alerts/subscriptions", **as_them)).json(),
             "rules": (await client.get("/api/v1/alerts/rules", **as_them)).json(),
-            "signal_subscriptions": (await client.get("/api/v1/signals/subscriptions", **as_them)).json()}
+            "signal_subscriptions": (await client.get("/api/v1/signals/subscriptions", **as_them)).json(),
+            "tax_reports": (await client.get("/api/v1/tax/reports", **as_them)).json()}
 
 
 async def test_user_a_gets_404_for_every_object_of_user_b(app: Any, anonymous: httpx.AsyncClient,

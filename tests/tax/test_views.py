@@ -80,7 +80,7 @@ async def test_a_report_runs_as_a_job_and_its_csvs_download(client: httpx.AsyncC
     assert income.text.splitlines()[1] == "2024-02-01,ETH,2,4000.00,lido,i1"
     assert (await client.get(f"{REPORTS}/{report_id}/schedule-d.csv", headers=me)).status_code == 200
     assert (await client.get(f"{REPORTS}/{report_id}/gains.csv", headers=me)).status_code == 200
-    assert (await client.get(f"{REPORTS}/{report_id}/other.csv", headers=me)).status_code == 422
+    assert (await client.get(f"{REPORTS}/{report_id}/other.csv", headers=me)).status_code == 404
     listed = (await client.get(REPORTS, headers=me)).json()["reports"]
     assert [r["id"] for r in listed] == [report_id]
 

@@ -141,10 +141,8 @@ CSV_RESPONSE: dict[int | str, dict[str, Any]] = {
 }
 
 
-@router.get("/reports/{report_id}/{name}", response_class=Response, responses=CSV_RESPONSE)
-async def download(report_id: str, name: Literal["form8949.csv", "schedule-d.csv", "gains.csv", "income.csv"],
-                   principal: Principal = Depends(signed_in), tax: TaxService = Depends(get_tax)) -> Response:
-    row = await tax.report(principal.user.id, report_id)
+async def _download(name: str, report_id: str, owner: str, tax: TaxService) -> Response:
+    row = await tax.report(owner, report_id)
     if row is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, detail=f"no report {report_id}")
     text = getattr(row, ARTIFACTS[name])
@@ -153,3 +151,31 @@ async def download(report_id: str, name: Literal["form8949.csv", "schedule-d.csv
     filename = f"tax-{row.year}-{row.method}-{name}"
     return Response(text, media_type="text/csv",
                     headers={"Content-Disposition": f'attachment; filename="{filename}"'})
+
+
+@router.get("/reports/{report_id}/form8949.csv", response_class=Response, responses=CSV_RESPONSE)
+async def form_8949(report_id: str, principal: Principal = Depends(signed_in),
+                    tax: TaxService = Depends(get_tax)) -> Response:
+    """IRS Form 8949 lines: one per lot a disposal consumed, short-term part first."""
+    return await _download("form8949.csv", report_id, principal.user.id, tax)
+
+
+@router.get("/reports/{report_id}/schedule-d.csv", response_class=Response, responses=CSV_RESPONSE)
+async def schedule_d(report_id: str, principal: Principal = Depends(signed_in),
+                     tax: TaxService = Depends(get_tax)) -> Response:
+    """Schedule D totals per term, summed from the Form 8949 lines as printed."""
+    return await _download("schedule-d.csv", report_id, principal.user.id, tax)
+
+
+@router.get("/reports/{report_id}/gains.csv", response_class=Response, responses=CSV_RESPONSE)
+async def gains(report_id: str, principal: Principal = Depends(signed_in),
+                tax: TaxService = Depends(get_tax)) -> Response:
+    """Every disposal of the year with each lot it consumed (dates, amounts, bases), at full precision."""
+    return await _download("gains.csv", report_id, principal.user.id, tax)
+
+
+@router.get("/reports/{report_id}/income.csv", response_class=Response, responses=CSV_RESPONSE)
+async def income(report_id: str, principal: Principal = Depends(signed_in),
+                 tax: TaxService = Depends(get_tax)) -> Response:
+    """The year's income events at market value."""
+    return await _download("income.csv", report_id, principal.user.id, tax)
