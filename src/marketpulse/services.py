@@ -1,8 +1,7 @@
 """The process's long-lived services, built once from its Runtime, handed to routes and roles, and shut down.
 
     runtime.services.paper / .deployments / .paper_clock / .backtests / .accounts / .watchlists / .delivery
-                    / .rate_limits / .credits / .signals / .payments / .usdt
-                    / .rate_limits / .credits / .signals / .payments / .tax
+                    / .rate_limits / .credits / .signals / .payments / .usdt / .tax
 
 Built on first use (a `pulse ingest` process never builds them, so it never loads the engine); `Runtime.close`
 stops them. HTTP routes get them through FastAPI dependencies (`get_services` and the views' own small ones), and
