@@ -18,9 +18,10 @@ from sqlalchemy import select
 from marketpulse.accounts.tables import AuditRow
 from marketpulse.api.app import create_app
 from marketpulse.clock import FakeClock
+from marketpulse.onchain.chain import ChainClient, ChainUnavailable
 from marketpulse.onchain.watcher import usdt_watcher
 from marketpulse.runtime import Runtime
-from marketpulse.settings import Settings
+from marketpulse.settings import Settings, UsdtChain
 from support.accounts import SignedIn, sign_in_user
 from support.chain import Anvil, json_chain
 from support.waiting import eventually
@@ -262,3 +263,17 @@ async def test_the_watcher_under_its_lease_finds_unsubmitted_payments(
 
 async def _is(read: Any, wanted: str) -> bool:
     return bool(await read() == wanted)
+
+
+async def test_a_node_of_another_chain_or_none_at_all_is_unavailable_not_a_crash(chain: Chain) -> None:
+    config = {"token": chain.token, "receiving_address": chain.receiving}
+    mainnet = ChainClient("ethereum", UsdtChain(chain_id=1, rpc_url=chain.anvil.url, **config))
+    dead = ChainClient("dead", UsdtChain(chain_id=31337, rpc_url="http://127.0.0.1:9", **config))
+    try:
+        with pytest.raises(ChainUnavailable, match="serves chain 31337, not 1"):
+            await mainnet.decimals()
+        with pytest.raises(ChainUnavailable, match="failed to answer"):
+            await dead.receipt("0x" + "ab" * 32)
+    finally:
+        await mainnet.close()
+        await dead.close()

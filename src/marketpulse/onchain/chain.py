@@ -6,7 +6,9 @@ see web3's types.
 
 from __future__ import annotations
 
+from collections.abc import Awaitable
 from dataclasses import dataclass
+from typing import TypeVar
 
 from eth_typing import HexStr
 from eth_utils import to_checksum_address
@@ -19,6 +21,7 @@ from marketpulse.settings import UsdtChain
 
 DECIMALS_CALL = "0x313ce567"  # decimals()
 RPC_TIMEOUT_S = 10
+T = TypeVar("T")
 
 
 class ChainUnavailable(RuntimeError):
@@ -50,6 +53,15 @@ class ChainClient:
         self._decimals: int | None = None
         self._chain_checked = False
 
+    async def _ask(self, call: Awaitable[T]) -> T:
+        """One JSON-RPC call; a node that fails to answer is ChainUnavailable (a 503), never a 500."""
+        try:
+            return await call
+        except TransactionNotFound:
+            raise
+        except Exception as exc:
+            raise ChainUnavailable(f"{self.name}: the node failed to answer ({type(exc).__name__})") from exc
+
     async def close(self) -> None:
         await self.w3.provider.disconnect()
 
@@ -57,10 +69,7 @@ class ChainClient:
         """Refuse a node of another chain (a misconfigured URL must not accept foreign transfers)."""
         if self._chain_checked:
             return
-        try:
-            got = await self.w3.eth.chain_id
-        except Exception as exc:
-            raise ChainUnavailable(f"{self.name}: the node does not answer ({type(exc).__name__})") from exc
+        got = await self._ask(self.w3.eth.chain_id)
         if got != self.config.chain_id:
             raise ChainUnavailable(f"{self.name}: the node serves chain {got}, not {self.config.chain_id}")
         self._chain_checked = True
@@ -69,7 +78,8 @@ class ChainClient:
         """The token's decimals, read from the contract once (6 on most chains, 18 for BNB Chain's USDT)."""
         if self._decimals is None:
             await self.check_chain()
-            raw = await self.w3.eth.call({"to": to_checksum_address(self.config.token), "data": HexStr(DECIMALS_CALL)})
+            call = {"to": to_checksum_address(self.config.token), "data": HexStr(DECIMALS_CALL)}
+            raw = await self._ask(self.w3.eth.call(call))  # type: ignore[arg-type]
             if len(raw) != 32:
                 raise ChainUnavailable(f"{self.name}: {self.config.token} answers no decimals(): not a token")
             self._decimals = int.from_bytes(raw, "big")
@@ -77,20 +87,20 @@ class ChainClient:
 
     async def latest(self) -> int:
         await self.check_chain()
-        return int(await self.w3.eth.block_number)
+        return int(await self._ask(self.w3.eth.block_number))
 
     async def receipt(self, tx_hash: str) -> Receipt | None:
         """The mined transaction's receipt; None while it is unknown or not mined (or reorganised away)."""
         await self.check_chain()
         try:
-            r = await self.w3.eth.get_transaction_receipt(tx_hash)  # type: ignore[arg-type]
+            r = await self._ask(self.w3.eth.get_transaction_receipt(tx_hash))  # type: ignore[arg-type]
         except TransactionNotFound:
             return None
         return Receipt(succeeded=r["status"] == 1, block_number=int(r["blockNumber"]),
                        logs=[_entry(log) for log in r["logs"]])
 
     async def block_time_ms(self, number: int) -> int:
-        block = await self.w3.eth.get_block(number)
+        block = await self._ask(self.w3.eth.get_block(number))
         return int(block["timestamp"]) * 1000
 
     async def transfers_in(self, from_block: int, to_block: int) -> list[LogEntry]:
@@ -99,4 +109,4 @@ class ChainClient:
             "address": to_checksum_address(self.config.token), "fromBlock": from_block, "toBlock": to_block,
             "topics": [TRANSFER_TOPIC, None, address_topic(self.config.receiving_address)],  # type: ignore[list-item]
         }
-        return [_entry(log) for log in await self.w3.eth.get_logs(params)]
+        return [_entry(log) for log in await self._ask(self.w3.eth.get_logs(params))]
