@@ -22,13 +22,16 @@ from marketpulse.marketdata.open_interest import save_open_interest
 from marketpulse.marketdata.store import save_candles
 from marketpulse.runtime import Runtime
 from marketpulse.settings import Settings
+from marketpulse.web.assets import VENDOR_FILES
 from support.accounts import user_on_plan
 
 from .test_dashboard import CHROMIUM, CHROMIUM_ARGS, alert, row
 
+CHART_LIBRARY = Path.cwd() / "node_modules" / VENDOR_FILES["lightweight-charts.js"]  # where the app looks
 pytestmark = [
     pytest.mark.browser,
     pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="Debian's chromium is missing (make test installs it)"),
+    pytest.mark.skipif(not CHART_LIBRARY.is_file(), reason="lightweight-charts is not installed: run `npm ci`"),
 ]
 HOUR = 3_600_000
 T0 = 1_760_126_400_000  # 2025-10-10 20:00 UTC
