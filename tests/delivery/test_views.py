@@ -140,3 +140,55 @@ async def test_history_lists_the_users_notifications_and_admins_retry_dead_ones(
     assert [r.status for r in await notifications(runtime)] == ["sent"]
     log = (await client.get("/api/v1/admin/audit-log?action=admin.notification_retried", headers=admin)).json()
     assert log["total"] == 1
+
+
+async def test_the_notification_centre_counts_unread_in_app_ones_and_marks_them_read_owner_scoped(
+        client: httpx.AsyncClient, runtime: Runtime, fake: FakeProviders) -> None:
+    from .helpers import add_destination
+
+    alice = await user(client, runtime, "alice@example.com")
+    bob = await user(client, runtime, "bob@example.com")
+    alice_id = (await client.get("/api/v1/auth/me", headers=alice)).json()["id"]
+    bob_id = (await client.get("/api/v1/auth/me", headers=bob)).json()["id"]
+    await add_destination(runtime, "app-a", alice_id, channel="in_app", address=alice_id)
+    await add_destination(runtime, "hook-a", alice_id, address=fake.url("/hook/a"))
+    await add_destination(runtime, "app-b", bob_id, channel="in_app", address=bob_id)
+    for event in ("e1", "e2", "e3"):
+        await notify(runtime, alice_id, ["app-a", "hook-a"], event)
+    await notify(runtime, bob_id, ["app-b"], "b1")
+    d = dispatcher(runtime)
+    await d.run_once()
+    await d.close()
+
+    centre = (await client.get("/api/v1/account/notifications?channel=in_app", headers=alice)).json()
+    assert centre["total"] == 3 and centre["unread"] == 3  # the webhook copies aren't the bell's
+    assert {n["channel"] for n in centre["notifications"]} == {"in_app"}
+    assert [n["title"] for n in centre["notifications"]] == ["alert e3", "alert e2", "alert e1"]  # newest first
+    ids = [n["id"] for n in centre["notifications"]]
+    bobs = (await client.get("/api/v1/account/notifications?channel=in_app", headers=bob)).json()
+    bob_note = bobs["notifications"][0]["id"]
+
+    # Bob's id in Alice's request: 404, and none of hers is marked either
+    mixed = await client.post("/api/v1/account/notifications/read", headers=alice, json={"ids": [ids[0], bob_note]})
+    assert mixed.status_code == 404
+    one = await client.post("/api/v1/account/notifications/read", headers=alice, json={"ids": [ids[0]]})
+    assert one.status_code == 200 and one.json() == {"marked": 1}
+    again = await client.post("/api/v1/account/notifications/read", headers=alice, json={"ids": [ids[0]]})
+    assert again.json() == {"marked": 0}  # already read
+    after = (await client.get("/api/v1/account/notifications?channel=in_app&unread=true", headers=alice)).json()
+    assert after["unread"] == 2 and [n["id"] for n in after["notifications"]] == ids[1:]
+    assert after["notifications"][0]["read_at_ms"] is None
+
+    everything = await client.post("/api/v1/account/notifications/read", headers=alice, json={"all": True})
+    assert everything.json() == {"marked": 2}
+    assert (await client.get("/api/v1/account/notifications", headers=alice)).json()["unread"] == 0
+    assert (await client.get("/api/v1/account/notifications", headers=bob)).json()["unread"] == 1  # Bob's untouched
+
+
+@pytest.mark.parametrize("body", [{}, {"ids": []}, {"ids": [1], "all": True}, {"all": False}, {"ids": ["x"]},
+                                  {"ids": [1], "extra": 1}])
+async def test_marking_read_needs_ids_or_all(client: httpx.AsyncClient, runtime: Runtime,
+                                             body: dict[str, object]) -> None:
+    alice = await user(client, runtime, "alice@example.com")
+    resp = await client.post("/api/v1/account/notifications/read", headers=alice, json=body)
+    assert resp.status_code == 422, resp.text

@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import httpx
-from sqlalchemy import ColumnElement, delete, select, update
+from sqlalchemy import ColumnElement, delete, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from marketpulse.accounts.audit import AuditLog
@@ -153,16 +153,48 @@ class DeliveryService:
 
     # --- notifications ----------------------------------------------------------------------------------------
 
-    async def history(self, owner_id: str | None, status: str | None, *, limit: int,
-                      offset: int) -> tuple[list[NotificationRow], int]:
-        """Newest first; `owner_id` None: everyone's (the admin view)."""
+    async def history(self, owner_id: str | None, status: str | None, *, limit: int, offset: int,
+                      channel: str | None = None, unread: bool = False) -> tuple[list[NotificationRow], int]:
+        """Newest first; `owner_id` None: everyone's (the admin view). `unread`: only those not marked read."""
         where: list[ColumnElement[bool]] = []
         if owner_id is not None:
             where.append(NotificationRow.owner_id == owner_id)
         if status is not None:
             where.append(NotificationRow.status == status)
+        if channel is not None:
+            where.append(NotificationRow.channel == channel)
+        if unread:
+            where.append(NotificationRow.read_at_ms.is_(None))
         return await page(self.sessions, NotificationRow, where, [NotificationRow.id.desc()], limit=limit,
                           offset=offset)
+
+    async def unread_in_app(self, owner_id: str) -> int:
+        """The bell's count: the owner's in-app notifications delivered and not yet read."""
+        async with self.sessions() as s:
+            return int((await s.execute(select(func.count()).select_from(NotificationRow).where(
+                *self._unread_in_app(owner_id)))).scalar_one())
+
+    async def mark_read(self, owner_id: str, ids: Sequence[int] | None) -> int:
+        """Mark the owner's in-app notifications read: `ids`, or every unread one (None). An id that isn't the
+        owner's (or isn't in-app) raises NotFound and nothing is marked; ids already read count as done."""
+        now = self.clock.now_ms()
+        async with self.sessions.begin() as s:
+            where = [NotificationRow.owner_id == owner_id, NotificationRow.channel == "in_app"]
+            if ids is not None:
+                wanted = set(ids)
+                found = set((await s.execute(select(NotificationRow.id).where(
+                    *where, NotificationRow.id.in_(wanted)))).scalars())
+                if found != wanted:
+                    raise NotFound(f"no such notification: {min(wanted - found)}")
+                where.append(NotificationRow.id.in_(wanted))
+            result = await s.execute(update(NotificationRow).where(*where, NotificationRow.read_at_ms.is_(None))
+                                     .values(read_at_ms=now))
+            return int(result.rowcount)  # type: ignore[attr-defined]
+
+    @staticmethod
+    def _unread_in_app(owner_id: str) -> list[ColumnElement[bool]]:
+        return [NotificationRow.owner_id == owner_id, NotificationRow.channel == "in_app",
+                NotificationRow.status == "sent", NotificationRow.read_at_ms.is_(None)]
 
     async def destinations_named(self, ids: Sequence[str | None]) -> dict[str, DestinationRow]:
         wanted = {i for i in ids if i}

@@ -59,6 +59,7 @@ class NotificationRow(Base):
     created_at_ms: Mapped[int] = mapped_column(BigInteger)
     updated_at_ms: Mapped[int] = mapped_column(BigInteger)
     sent_at_ms: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    read_at_ms: Mapped[int | None] = mapped_column(BigInteger, nullable=True)  # the owner read it (in-app centre)
 
     __table_args__ = (
         Index("ix_notifications_due", "status", "next_attempt_at_ms"),

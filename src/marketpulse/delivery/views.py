@@ -7,7 +7,9 @@
     POST   /api/v1/account/destinations/{id}/verify   {code} → the destination, verified
     GET    /api/v1/account/destinations               the user's destinations with their state and last error
     DELETE /api/v1/account/destinations/{id}          204; its queued notifications are skipped
-    GET    /api/v1/account/notifications              ?status=&limit=&offset= the user's notification history
+    GET    /api/v1/account/notifications              ?status=&channel=&unread=&limit=&offset= the user's notification
+                                                      history, and `unread`: their unread in-app count (the bell)
+    POST   /api/v1/account/notifications/read         {ids: [...]} or {all: true}: in-app notifications marked read
     GET    /api/v1/admin/notifications                ?status=dead&limit=&offset= everyone's (administrators)
     POST   /api/v1/admin/notifications/{id}/retry     a dead or skipped notification back in the outbox
 
@@ -20,7 +22,7 @@ from typing import Any, Literal
 
 from fastapi import APIRouter, Depends, HTTPException, Query, Request, Response, status
 from fastapi.exceptions import RequestValidationError
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from marketpulse.accounts.admin_views import require_admin
 from marketpulse.accounts.schemas import UNAUTHORIZED
@@ -98,11 +100,34 @@ class NotificationOut(BaseModel):
     updated_at_ms: int
     sent_at_ms: int | None
     next_attempt_at_ms: int | None
+    text: str | None = None
+    url: str | None = None
+    read_at_ms: int | None = None
 
 
 class Notifications(BaseModel):
     notifications: list[NotificationOut]
     total: int
+    unread: int | None = Field(None, description="The caller's unread in-app notifications (null in the admin view)")
+
+
+class MarkRead(BaseModel):
+    """Either `ids` (the caller's in-app notifications) or `all: true` (every unread one)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    ids: list[int] | None = Field(None, min_length=1, max_length=500)
+    all: bool = False
+
+    @model_validator(mode="after")
+    def _one(self) -> MarkRead:
+        if (self.ids is None) == (not self.all):
+            raise ValueError("send either ids or all: true, not both or neither")
+        return self
+
+
+class Marked(BaseModel):
+    marked: int = Field(description="How many were unread and are now read")
 
 
 def _destination_json(row: DestinationRow, secret: str | None = None) -> DestinationOut:
@@ -119,7 +144,8 @@ def _notification_json(row: NotificationRow, dests: dict[str, DestinationRow]) -
         title=(row.message or {}).get("title"), status=row.status, attempts=row.attempts, provider=row.provider,
         error=row.last_error, credits_charged=row.credits_charged, created_at_ms=row.created_at_ms,
         updated_at_ms=row.updated_at_ms, sent_at_ms=row.sent_at_ms,
-        next_attempt_at_ms=row.next_attempt_at_ms if row.status in core.PENDING_STATUSES else None)
+        next_attempt_at_ms=row.next_attempt_at_ms if row.status in core.PENDING_STATUSES else None,
+        text=(row.message or {}).get("text"), url=(row.message or {}).get("url"), read_at_ms=row.read_at_ms)
 
 
 def _field_error(field: str, message: str, value: Any = None) -> RequestValidationError:
@@ -173,12 +199,27 @@ async def delete_destination(dest_id: str, principal: Principal = Depends(alerts
 
 @router.get("/api/v1/account/notifications", response_model=Notifications)
 async def my_notifications(status_: Status | None = Query(None, alias="status"),
+                           channel: Channel | None = Query(None, description="in_app: the notification centre's"),
+                           unread: bool = Query(False, description="Only those not marked read"),
                            limit: int = Query(50, ge=1, le=500), offset: int = Query(0, ge=0, le=1_000_000),
                            principal: Principal = Depends(alerts_user),
                            delivery: DeliveryService = Depends(get_delivery)) -> Notifications:
-    rows, total = await delivery.history(principal.user.id, status_, limit=limit, offset=offset)
+    user_id = principal.user.id
+    rows, total = await delivery.history(user_id, status_, limit=limit, offset=offset, channel=channel,
+                                         unread=unread)
     dests = await delivery.destinations_named([r.destination_id for r in rows])
-    return Notifications(notifications=[_notification_json(r, dests) for r in rows], total=total)
+    return Notifications(notifications=[_notification_json(r, dests) for r in rows], total=total,
+                         unread=await delivery.unread_in_app(user_id))
+
+
+@router.post("/api/v1/account/notifications/read", response_model=Marked,
+             responses={404: {"description": "An id that isn't one of the caller's in-app notifications"}})
+async def mark_notifications_read(body: MarkRead, principal: Principal = Depends(alerts_user),
+                                  delivery: DeliveryService = Depends(get_delivery)) -> Marked:
+    try:
+        return Marked(marked=await delivery.mark_read(principal.user.id, None if body.all else body.ids))
+    except NotFound:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, detail="no such notification") from None
 
 
 @router.get("/api/v1/admin/notifications", response_model=Notifications, tags=["admin"])
