@@ -1,7 +1,7 @@
 """Notification centre: when the owner read an in-app notification (null: unread), so the bell can count.
 
 Revision ID: 0026
-Revises: 0021
+Revises: 0025
 Create Date: 2026-11-29
 """
 
@@ -9,7 +9,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0026"
-down_revision = "0021"
+down_revision = "0025"
 branch_labels = None
 depends_on = None
 
