@@ -205,6 +205,7 @@
     chart.priceScale("oi").applyOptions({ scaleMargins: margins });
     series.setData(answer.body.data.map((p) => ({ time: sec(p.time), value: p.usd })));
     chartEl.dataset.oi = String(answer.body.data.length);
+    if (answer.body.plan === "free") statusEl.textContent += " · open interest: on plans with its column (see Pricing)";
   }
 
   // ---- the quote line: the table's row for this symbol, and the countdown to the next funding ----------------
