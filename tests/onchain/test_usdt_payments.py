@@ -22,7 +22,7 @@ from marketpulse.onchain.chain import ChainClient, ChainUnavailable
 from marketpulse.onchain.watcher import usdt_watcher
 from marketpulse.runtime import Runtime
 from marketpulse.settings import Settings, UsdtChain
-from support.accounts import SignedIn, sign_in_user
+from support.accounts import SignedIn, session_for, sign_in_user
 from support.chain import Anvil, json_chain
 from support.waiting import eventually
 
@@ -110,6 +110,10 @@ async def test_an_invoice_names_address_unique_amount_chain_and_expiry(
     assert first["amount_units"] != second["amount_units"]
     listed = (await client.get("/api/v1/payments/usdt/invoices", headers=who.headers)).json()["invoices"]
     assert {i["id"] for i in listed} == {first["id"], second["id"]}
+    clock.advance(TTL_S * 1000 + 1)  # unpaid past its expiry: shown expired (a late payment may still come)
+    again = await session_for(runtime, who.user_id)  # the first access token has expired meanwhile
+    listed = (await client.get("/api/v1/payments/usdt/invoices", headers=again.headers)).json()["invoices"]
+    assert [i["status"] for i in listed] == ["expired", "expired"]
     chains = (await client.get("/api/v1/payments/usdt/chains")).json()
     assert chains == [{"name": "local", "chain_id": 31337, "token": chain.token,
                        "receiving_address": chain.receiving, "confirmations": CONFIRMATIONS}]
