@@ -69,3 +69,22 @@ async def test_live_ut_bot_gives_the_offline_indicators_signals(runtime: Runtime
     assert len(expected_15m) > 3
     assert got[fifteen.id] == expected_15m
     assert len(stored) == len(expected_1m) + len(expected_15m)
+
+
+async def test_a_worker_taking_over_starts_from_the_stored_candles(runtime: Runtime, shared_data: Path) -> None:
+    from marketpulse.marketdata.store import save_candles
+
+    frame = btc_candles(shared_data, rows=1_500)
+    stored, fresh = candles(frame)[:900], candles(frame)[900:]
+    await save_candles(runtime.sessions, "binance", stored)  # what the recorder kept before the takeover
+    signals = runtime.services.signals
+    row = await signals.create_config(symbol="BTCUSDT", timeframe="1m", strategy="ut_bot", computed=True,
+                                      params=config_params("ut_bot", {"key_value": 1.0, "atr_period": 10}))
+    computed = ComputedSignals(signals, runtime.bus, runtime.leases, ttl_ms=15_000, clock=runtime.clock)
+    await computed.reload()
+    assert len(computed.live[row.id][1].bars) == 900
+    await computed.on_candles(fresh)
+    async with runtime.sessions() as s:
+        got = sorted((r.bar_time_ms, r.action) for r in await s.scalars(select(SignalHistoryRow)))
+    expected = [(t, a) for t, a in offline(frame, 1.0, 10, False) if t >= fresh[0].open_time]
+    assert len(expected) > 5 and got == expected

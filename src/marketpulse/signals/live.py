@@ -79,6 +79,13 @@ class LiveSignals:
         self.building = None
         return self._last_action()
 
+    def warm(self, candles: list[Candle]) -> None:
+        """Start from stored closed bars of this interval (a worker taking the lease over): the strategy then runs
+        over the same history as offline, and nothing is raised for them."""
+        self.bars = [(c.open_time, c.open, c.high, c.low, c.close, c.volume) for c in candles
+                     if c.closed and c.interval == self.interval.value][-MAX_BARS:]
+        self.building = None
+
     def frame(self) -> CandleFrame:
         cols = np.array(self.bars, dtype=np.float64).T
         return CandleFrame(cols[0].astype(np.int64), cols[1], cols[2], cols[3], cols[4], cols[5], self.symbol,

@@ -5,7 +5,8 @@
 ran). `SignalsService.process` claims each row in the transaction that queues its notifications, so several
 workers, a repeated nudge or a restart notify nothing twice, and a failed transaction leaves the row waiting.
 
-`ComputedSignals` (the worker holding the `signals-computed` lease): every active config marked `computed` is
+`ComputedSignals` (the worker holding the `signals-computed` lease): every active config marked `computed` starts
+from the stored candles (the last WARM_BARS bars, so a worker taking over computes over the same history) and is
 followed on closed candles from the bus (`live.LiveSignals`), and each signal it raises goes through the same
 durable write as a webhook's (source `computed`), so the same dedupe, history and delivery apply.
 """
@@ -24,6 +25,7 @@ from marketpulse.clock import Clock
 from marketpulse.coordination.lease import LeaseKeeper, LeaseStore
 from marketpulse.marketdata.intervals import Interval
 from marketpulse.marketdata.models import Candle
+from marketpulse.marketdata.store import load_candles
 from marketpulse.metrics import SIGNAL_PROCESSING_ERRORS, SIGNAL_QUEUE_DEPTH
 from marketpulse.signals.core import Accepted, dedupe_key
 from marketpulse.signals.live import LiveSignals
@@ -34,6 +36,7 @@ log = structlog.get_logger(__name__)
 POLL_S = 1.0
 GROUP = "signal-processing"  # shared: a nudge goes to one worker
 LEASE = "signals-computed"
+WARM_BARS = 2_000  # stored bars a computed config starts from (the ATR's RMA has long forgotten its seed by then)
 
 
 class SignalWorker:
@@ -129,8 +132,9 @@ class ComputedSignals:
             if known is not None and known[0].updated_at_ms == row.updated_at_ms:
                 kept[row.id] = known
             else:
-                kept[row.id] = (row, LiveSignals(row.symbol, Interval.parse(row.timeframe), row.strategy,
-                                                 dict(row.params)))
+                live = LiveSignals(row.symbol, Interval.parse(row.timeframe), row.strategy, dict(row.params))
+                live.warm(await load_candles(self.signals.sessions, row.symbol, row.timeframe, limit=WARM_BARS))
+                kept[row.id] = (row, live)
         self.live = kept
 
     async def _on_change(self, msg: Message[topics.SignalConfigChanged]) -> None:
