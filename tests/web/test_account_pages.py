@@ -508,3 +508,43 @@ async def test_a_passkey_registered_in_settings_signs_in_without_a_password(brow
     assert await accounts.passkeys.of_user(user.id) == []
     assert errors == []
     await context.close()
+
+
+async def test_an_in_app_notification_rings_the_bell_live_and_marking_read_clears_it(browser: Any, site: str,
+                                                                                     runtime: Runtime) -> None:
+    from playwright.async_api import expect
+
+    from delivery.helpers import add_destination, dispatcher, notify
+
+    user = await runtime.services.accounts.create_user("bell@example.com", STRONG, verified=True)
+    await add_destination(runtime, "app-bell", user.id, channel="in_app", address=user.id)
+    await notify(runtime, user.id, ["app-bell"], "earlier")
+    deliver = dispatcher(runtime)
+    await deliver.run_once()  # one delivered before the page opens: the count comes from the history
+    errors: list[str] = []
+    page = await new_page(browser, errors)
+    await sign_in(page, site, "bell@example.com", "/pricing")
+    await expect(page).to_have_url(site + "/pricing")
+    await expect(page.locator("#nav-bell-count")).to_have_text("1")
+    await expect(page.locator("#nav-bell")).to_have_attribute("data-live", "connected")
+
+    await notify(runtime, user.id, ["app-bell"], "live", text="BTCUSDT crossed 100k")
+    await deliver.run_once()  # published on the bus → the bridge → the user's room: no reload
+    await deliver.close()
+    await expect(page.locator("#nav-bell-count")).to_have_text("2")
+    await page.click("#nav-bell-button")
+    items = page.locator("#nav-bell-menu li[data-notification-id]")
+    await expect(items).to_have_count(2)
+    await expect(items.first).to_contain_text("alert live")
+    await expect(items.first).to_contain_text("BTCUSDT crossed 100k")
+
+    await items.last.click()  # one read: the count drops by one
+    await expect(page.locator("#nav-bell-count")).to_have_text("1")
+    await page.click("#nav-bell-read-all")
+    await expect(page.locator("#nav-bell-count")).to_have_attribute("data-count", "0")
+    await expect(page.locator("#nav-bell-count")).to_have_text("")
+    rows, _ = await runtime.services.delivery.history(user.id, None, limit=10, offset=0, channel="in_app")
+    assert [r.read_at_ms is not None for r in rows] == [True, True]
+    await page.reload()  # and it stays read
+    await expect(page.locator("#nav-bell-count")).to_have_attribute("data-count", "0")
+    assert errors == []

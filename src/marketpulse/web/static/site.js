@@ -133,6 +133,7 @@
     nav.append(who);
     if (!document.getElementById("plan-name")) nav.append(plan);  // the dashboard shows the plan itself
     if (user.role === "admin") nav.append(link("/admin", "Admin", { nav: "admin" }));
+    nav.append(bell());
     nav.append(link("/settings", "Settings", { nav: "settings" }));
     const out = document.createElement("button");
     out.className = "linklike";
@@ -145,6 +146,120 @@
     });
     nav.append(out);
     nav.dataset.state = "signed-in";
+  }
+
+  // --- the notification centre: a bell with the unread in-app count, a dropdown of the latest, mark as read ---
+  // The count and list come from GET /api/v1/account/notifications?channel=in_app; new ones arrive live as the
+  // Socket.IO `notification` event in the user's room, and are added from the event itself (the row may not be
+  // marked sent yet when the event lands, so a re-read could miss it).
+  const BELL_LATEST = 10;
+  const bellState = { unread: 0, items: [] };
+
+  function bell() {
+    const wrap = document.createElement("span");
+    wrap.className = "bell";
+    wrap.id = "nav-bell";
+    const btn = document.createElement("button");
+    btn.type = "button";
+    btn.className = "linklike";
+    btn.id = "nav-bell-button";
+    btn.setAttribute("aria-label", "Notifications");
+    btn.append("\u{1F514} ");
+    const count = document.createElement("span");
+    count.className = "bell-count";
+    count.id = "nav-bell-count";
+    btn.append(count);
+    const menu = document.createElement("div");
+    menu.className = "bell-menu hidden";
+    menu.id = "nav-bell-menu";
+    btn.addEventListener("click", () => menu.classList.toggle("hidden"));
+    wrap.append(btn, menu);
+    loadBell().then(listenBell);
+    return wrap;
+  }
+
+  async function loadBell() {
+    const answer = await api("GET", `/api/v1/account/notifications?channel=in_app&limit=${BELL_LATEST}`);
+    if (!answer.ok) return;
+    bellState.unread = answer.data.unread || 0;
+    bellState.items = answer.data.notifications.filter((n) => n.status === "sent").map((n) => ({
+      id: n.id, title: n.title, text: n.text, url: n.url, time: n.sent_at_ms || n.created_at_ms,
+      read: n.read_at_ms !== null,
+    }));
+    drawBell();
+  }
+
+  function drawBell() {
+    const count = document.getElementById("nav-bell-count");
+    const menu = document.getElementById("nav-bell-menu");
+    if (!count || !menu) return;
+    count.textContent = bellState.unread > 0 ? String(bellState.unread) : "";
+    count.dataset.count = String(bellState.unread);
+    const head = document.createElement("div");
+    head.className = "bell-head";
+    const all = document.createElement("button");
+    all.type = "button";
+    all.className = "linklike";
+    all.id = "nav-bell-read-all";
+    all.textContent = "Mark all read";
+    all.disabled = bellState.unread === 0;
+    all.addEventListener("click", () => markRead({ all: true }));
+    head.append("Notifications", all);
+    const list = document.createElement("ul");
+    list.className = "bell-list";
+    for (const n of bellState.items) {
+      const li = document.createElement("li");
+      li.dataset.notificationId = String(n.id);
+      li.className = n.read ? "read" : "unread";
+      const title = document.createElement(n.url ? "a" : "strong");
+      if (n.url) title.href = n.url;
+      title.textContent = n.title || "Notification";
+      const text = document.createElement("div");
+      text.className = "muted";
+      text.textContent = [n.text || "", n.time ? new Date(n.time).toLocaleString() : ""].filter(Boolean).join(" · ");
+      li.append(title, text);
+      if (!n.read) li.addEventListener("click", () => markRead({ ids: [n.id] }));
+      list.append(li);
+    }
+    if (!bellState.items.length) {
+      const li = document.createElement("li");
+      li.className = "muted";
+      li.textContent = "Nothing yet.";
+      list.append(li);
+    }
+    menu.replaceChildren(head, list);
+  }
+
+  async function markRead(body) {
+    const answer = await api("POST", "/api/v1/account/notifications/read", body);
+    if (!answer.ok) return;
+    await loadBell();
+  }
+
+  function onNotification(n) {
+    if (!n || bellState.items.some((x) => x.id === n.id)) return;  // each once, however often it is pushed
+    bellState.items.unshift({ id: n.id, title: n.title, text: n.text, url: n.url, time: n.time, read: false });
+    bellState.items.length = Math.min(bellState.items.length, BELL_LATEST);
+    bellState.unread += 1;
+    drawBell();
+  }
+
+  // The Socket.IO client is vendored; pages that don't load it themselves get it here (a same-origin script,
+  // which the CSP allows).
+  function listenBell() {
+    const connect = () => {
+      const socket = window.io({ transports: ["websocket", "polling"], reconnectionDelay: 1000,
+        reconnectionDelayMax: 30000 });
+      socket.on("notification", onNotification);
+      const wrap = document.getElementById("nav-bell");
+      socket.on("connect", () => { if (wrap) wrap.dataset.live = "connected"; });
+      socket.on("disconnect", () => { if (wrap) wrap.dataset.live = "off"; });
+    };
+    if (window.io) return connect();
+    const script = document.createElement("script");
+    script.src = "/vendor/socket.io.min.js";
+    script.addEventListener("load", connect);
+    document.head.append(script);
   }
 
   // --- WebAuthn: the JSON options the server sends (base64url strings) ⇄ the browser's ArrayBuffers ---
