@@ -8,9 +8,6 @@ overlapping for a moment grant each user once a month.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-
 import structlog
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -19,7 +16,7 @@ from marketpulse.accounts.core import Status
 from marketpulse.accounts.plans import plan_named
 from marketpulse.accounts.tables import UserRow
 from marketpulse.clock import Clock
-from marketpulse.coordination.lease import LeaseKeeper, LeaseStore
+from marketpulse.coordination.lease import LeaseStore, PeriodicDuty
 from marketpulse.credits.core import Kind, current_period, grant_key
 from marketpulse.credits.service import CreditLedger
 
@@ -68,36 +65,9 @@ class MonthlyGrants:
         return 1
 
 
-class GrantRunner:
-    """Runs `MonthlyGrants` on the worker holding the `credit-grants` lease."""
+class GrantRunner(PeriodicDuty):
+    """Runs `MonthlyGrants` on the worker holding the `credit-grants` lease, every `CHECK_EVERY_MS`."""
 
     def __init__(self, grants: MonthlyGrants, leases: LeaseStore, *, ttl_ms: int, clock: Clock) -> None:
+        super().__init__(leases, LEASE, grants.grant_due, every_ms=CHECK_EVERY_MS, ttl_ms=ttl_ms, clock=clock)
         self.grants = grants
-        self.clock = clock
-        self._task: asyncio.Task[None] | None = None
-        self.lease = LeaseKeeper(leases, LEASE, ttl_ms=ttl_ms, clock=clock, on_acquired=self._run_here,
-                                 on_lost=self._stop_here)
-
-    async def start(self) -> None:
-        await self.lease.start()
-
-    async def stop(self) -> None:
-        await self.lease.stop()
-
-    async def _run_here(self) -> None:
-        self._task = asyncio.create_task(self._loop(), name="credit-grants")
-
-    async def _stop_here(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
-
-    async def _loop(self) -> None:
-        while True:
-            try:
-                await self.grants.grant_due()
-            except Exception:  # a database hiccup: the next check grants what this one missed
-                log.exception("monthly credit grants failed; retrying at the next check")
-            await self.clock.sleep_until(self.clock.now_ms() + CHECK_EVERY_MS)
