@@ -1,7 +1,8 @@
 """Upgrading to pro by card in headless Chromium against the local fake Stripe, as in `pulse demo`: /pricing's
 "Pay by card" opens the fake's checkout page, its "Pay" sends the signed webhooks to the server under test, the
 browser lands on /checkout/success, and a dashboard open in another tab turns pro without reloading; the billing
-section of /settings shows the subscription and its invoice. Buying credits shows the new balance."""
+section of /settings shows the subscription and its invoice. Buying credits shows the new balance; the admin
+console shows the purchase and refunds it, and the credits leave."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from api.serving import API_KEY, serving  # noqa: I001 (tests/api helpers)
+from marketpulse.accounts.core import Role
 from marketpulse.api.app import create_app
 from marketpulse.bus.memory import MemoryBus
 from marketpulse.clock import FakeClock
@@ -43,6 +45,7 @@ async def test_a_user_upgrades_to_pro_by_card_and_buys_credits(runtime: Runtime)
     from playwright.async_api import async_playwright, expect
 
     await runtime.services.accounts.create_user("card@example.com", PASSWORD, verified=True)
+    await runtime.services.accounts.create_user("ops@example.com", PASSWORD, role=Role.ADMIN, verified=True)
     app = create_app(runtime)
     async with serving(app) as url, async_playwright() as pw:
         port = int(url.rsplit(":", 1)[1])
@@ -89,5 +92,28 @@ async def test_a_user_upgrades_to_pro_by_card_and_buys_credits(runtime: Runtime)
 
         await page.goto(url + "/checkout/cancel")
         await expect(page.locator("#checkout")).to_contain_text("nothing was charged")
+
+        # The administrator sees the purchase in the user's details and refunds it: the credits leave.
+        admin = await browser.new_page(viewport={"width": 1400, "height": 900})
+        admin.on("pageerror", lambda exc: errors.append(str(exc)))
+        admin.on("dialog", lambda dialog: dialog.accept())
+        await admin.goto(url + "/admin")
+        await admin.fill("#signin-form [name=email]", "ops@example.com")
+        await admin.fill("#signin-form [name=password]", PASSWORD)
+        await admin.click("#signin-form button[type=submit]")
+        await admin.fill("#user-filters [name=q]", "card@")
+        await admin.click("#user-filters button[type=submit]")
+        await expect(admin.locator("#users-table tbody tr")).to_have_count(1)
+        await admin.locator("#users-table tbody tr").first.click()
+        await expect(admin.locator("#detail-billing")).to_contain_text("active (pro)")
+        await expect(admin.locator("#detail-billing")).to_contain_text("credits 1000")
+        purchase = admin.locator("#detail-purchases tbody tr")
+        await expect(purchase).to_have_count(1)
+        await purchase.locator("button").click()
+        await expect(admin.locator("#detail-billing")).to_contain_text("credits 0")
+        await expect(purchase.locator("button")).to_be_disabled()
+        await page.goto(url + "/settings#billing")
+        await expect(page.locator("#billing-credits")).to_have_text("0")
+        await expect(page.locator("#purchase-list tbody tr")).to_contain_text("1,000")
         assert errors == []
         await browser.close()
