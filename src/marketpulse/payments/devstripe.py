@@ -136,7 +136,7 @@ class FakeStripe:
         sock.bind((self.host, 0))
         sock.listen(128)
         self.port = int(sock.getsockname()[1])
-        config = uvicorn.Config(self.app(), log_level="warning", lifespan="off")
+        config = uvicorn.Config(self.app(), log_level="warning", lifespan="off", timeout_graceful_shutdown=2)
         self._server = _QuietServer(config)
         self._task = asyncio.create_task(self._server.serve(sockets=[sock]), name="fake-stripe")
 

@@ -85,6 +85,7 @@ class PaymentsService:
         self.dev_stripe: FakeStripe | None = None  # `pulse demo`'s local fake Stripe, stopped with the service
 
     async def close(self) -> None:
+        await self.gateway.close()
         if self.dev_stripe is not None:
             await self.dev_stripe.stop()
             self.dev_stripe = None

@@ -22,6 +22,7 @@ class StripeGateway:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self._client: stripe.StripeClient | None = None
+        self._http: stripe.HTTPXClient | None = None
 
     @property
     def configured(self) -> bool:
@@ -32,10 +33,17 @@ class StripeGateway:
             raise PaymentsNotConfigured("card payments are not configured (PULSE_STRIPE_SECRET_KEY)")
         if self._client is None:
             base = self.settings.stripe_api_base.rstrip("/")
+            self._http = stripe.HTTPXClient()
             self._client = stripe.StripeClient(
                 self.settings.stripe_secret_key.get_secret_value(),
-                base_addresses={"api": base}, http_client=stripe.HTTPXClient(), max_network_retries=2)
+                base_addresses={"api": base}, http_client=self._http, max_network_retries=2)
         return self._client
+
+    async def close(self) -> None:
+        """Close the pooled connections (at shutdown)."""
+        if self._http is not None:
+            await self._http.close_async()
+            self._http = self._client = None
 
     async def create_customer(self, *, email: str, user_id: str, idempotency_key: str) -> str:
         customer = await self.client().v1.customers.create_async(
