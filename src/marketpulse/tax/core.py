@@ -11,11 +11,13 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 from decimal import Context, Decimal
 from enum import StrEnum
+from functools import lru_cache
 
 from marketpulse.times import datetime_ms, ms_datetime
 
 ZERO = Decimal(0)
 CENT = Decimal("0.01")
+_EPOCH_DATE = date(1970, 1, 1)
 # Shares of a lot's basis (and of a sale's proceeds) are rounded to QUANTUM, a billionth of a billionth of a dollar;
 # every other figure is a sum or difference of such numbers, exact under EXACT's 60 digits (up to 10^40 USD), so
 # Σ gains = Σ proceeds − Σ basis and basis conservation hold to the last digit, whatever the history's length.
@@ -145,10 +147,19 @@ def anniversary(day: date) -> date:
         return day.replace(year=day.year + 1, day=28)
 
 
+DAY_MS = 86_400_000
+
+
 def holding_term(acquired_ms: int, disposed_ms: int) -> Term:
     """IRS rule: the holding period starts the day after acquisition, and long-term means more than one year,
     so a lot sold on the same calendar day a year later is still short-term; the day after is long-term."""
-    return Term.LONG if utc_date(disposed_ms) > anniversary(utc_date(acquired_ms)) else Term.SHORT
+    return Term.LONG if disposed_ms // DAY_MS > _anniversary_day(acquired_ms // DAY_MS) else Term.SHORT
+
+
+@lru_cache(maxsize=4096)
+def _anniversary_day(day: int) -> int:
+    """The UTC day number (days since 1970) of a day's anniversary: cached, as millions of lots share few days."""
+    return (anniversary(utc_date(day * DAY_MS)) - _EPOCH_DATE).days
 
 
 def cents(value: Decimal) -> Decimal:
