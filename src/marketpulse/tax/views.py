@@ -90,7 +90,12 @@ def _invalid(field: str, message: str) -> RequestValidationError:
     return RequestValidationError([{"loc": ("body", field), "type": "value_error", "msg": message, "input": None}])
 
 
-@router.post("/transactions/import", response_model=ImportOut,
+INVALID_FILE: dict[int | str, dict[str, Any]] = {422: {
+    "description": "No multipart `file` field, not UTF-8, or without the generic CSV's columns (names `file`)",
+    "content": {"application/json": {"schema": {"$ref": "#/components/schemas/HTTPValidationError"}}}}}
+
+
+@router.post("/transactions/import", response_model=ImportOut, responses=INVALID_FILE,
              openapi_extra={"requestBody": {"required": True, "content": {"multipart/form-data": {"schema": {
                  "type": "object", "required": ["file"],
                  "properties": {"file": {"type": "string", "format": "binary"}}}}}}})
