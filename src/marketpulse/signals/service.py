@@ -272,7 +272,7 @@ class SignalsService:
             message = notification(signal, config)
             for sub in subs:
                 before = await _outbox_count(s, signal_id)
-                await enqueue(s, owner_id=sub.user_id, rule_id=None, event_key=f"{EVENT_PREFIX}{signal_id}",
+                await enqueue(s, owner_id=sub.owner_id, rule_id=None, event_key=f"{EVENT_PREFIX}{signal_id}",
                               destination_ids=list(sub.channels), message=message, source="signal", now_ms=now)
                 added = await _outbox_count(s, signal_id) - before
                 users += added > 0
@@ -293,10 +293,10 @@ class SignalsService:
             await _check_channels(s, user_id, plan, channels)
             limit = plan_named(plan).signal_subscriptions
             count = await s.scalar(select(func.count()).select_from(SignalSubscriptionRow).where(
-                SignalSubscriptionRow.user_id == user_id)) or 0
+                SignalSubscriptionRow.owner_id == user_id)) or 0
             if limit is not None and count >= limit:
                 raise PlanLimit(plan_named(plan).name, limit)
-            row = SignalSubscriptionRow(id=str(uuid.uuid4()), user_id=user_id, config_id=config_id,
+            row = SignalSubscriptionRow(id=str(uuid.uuid4()), owner_id=user_id, config_id=config_id,
                                         channels=list(dict.fromkeys(channels)), active=True, created_at_ms=now,
                                         updated_at_ms=now)
             s.add(row)
@@ -308,7 +308,7 @@ class SignalsService:
 
     async def subscriptions(self, user_id: str) -> list[SignalSubscriptionRow]:
         async with self.sessions() as s:
-            return list(await s.scalars(select(SignalSubscriptionRow).where(SignalSubscriptionRow.user_id == user_id)
+            return list(await s.scalars(select(SignalSubscriptionRow).where(SignalSubscriptionRow.owner_id == user_id)
                                         .order_by(SignalSubscriptionRow.created_at_ms, SignalSubscriptionRow.id)))
 
     async def update_subscription(self, user_id: str, plan: str, sub_id: str, *, channels: list[str] | None,
@@ -332,7 +332,7 @@ class SignalsService:
     async def history(self, user_id: str, *, config_id: str | None, limit: int,
                       offset: int) -> list[SignalHistoryRow]:
         """Signals of the configs the user subscribes to, newest first (stale ones included, marked)."""
-        subscribed = select(SignalSubscriptionRow.config_id).where(SignalSubscriptionRow.user_id == user_id)
+        subscribed = select(SignalSubscriptionRow.config_id).where(SignalSubscriptionRow.owner_id == user_id)
         query = select(SignalHistoryRow).where(SignalHistoryRow.config_id.in_(subscribed),
                                                SignalHistoryRow.status != "received")
         if config_id is not None:
@@ -437,7 +437,7 @@ async def _outbox_count(s: AsyncSession, signal_id: str) -> int:
 
 async def _owned(s: AsyncSession, user_id: str, sub_id: str) -> SignalSubscriptionRow:
     row = await s.scalar(select(SignalSubscriptionRow).where(SignalSubscriptionRow.id == sub_id,
-                                                             SignalSubscriptionRow.user_id == user_id))
+                                                             SignalSubscriptionRow.owner_id == user_id))
     if row is None:
         raise NotFound(sub_id)
     return row

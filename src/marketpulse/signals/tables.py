@@ -36,14 +36,14 @@ class SignalSubscriptionRow(Base):
     __tablename__ = "signal_subscriptions"
 
     id: Mapped[str] = mapped_column(String(36), primary_key=True)
-    user_id: Mapped[str] = mapped_column(String(36))
+    owner_id: Mapped[str] = mapped_column(String(36))
     config_id: Mapped[str] = mapped_column(String(36))
     channels: Mapped[list[str]] = mapped_column(JSON)  # the user's destination ids
     active: Mapped[bool] = mapped_column(Boolean)
     created_at_ms: Mapped[int] = mapped_column(BigInteger)
     updated_at_ms: Mapped[int] = mapped_column(BigInteger)
 
-    __table_args__ = (UniqueConstraint("user_id", "config_id", name="uq_signal_subscriptions_user_config"),
+    __table_args__ = (UniqueConstraint("owner_id", "config_id", name="uq_signal_subscriptions_user_config"),
                       Index("ix_signal_subscriptions_config", "config_id", "active"))
 
 

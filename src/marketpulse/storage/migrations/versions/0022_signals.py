@@ -38,14 +38,14 @@ def upgrade() -> None:
     op.create_table(
         "signal_subscriptions",
         sa.Column("id", sa.String(36), nullable=False),
-        sa.Column("user_id", sa.String(36), nullable=False),
+        sa.Column("owner_id", sa.String(36), nullable=False),
         sa.Column("config_id", sa.String(36), nullable=False),
         sa.Column("channels", sa.JSON(), nullable=False),
         sa.Column("active", sa.Boolean(), nullable=False),
         sa.Column("created_at_ms", sa.BigInteger(), nullable=False),
         sa.Column("updated_at_ms", sa.BigInteger(), nullable=False),
         sa.PrimaryKeyConstraint("id", name="pk_signal_subscriptions"),
-        sa.UniqueConstraint("user_id", "config_id", name="uq_signal_subscriptions_user_config"),
+        sa.UniqueConstraint("owner_id", "config_id", name="uq_signal_subscriptions_user_config"),
     )
     op.create_index("ix_signal_subscriptions_config", "signal_subscriptions", ["config_id", "active"])
     op.create_table(
