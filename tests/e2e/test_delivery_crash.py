@@ -14,6 +14,8 @@ from sqlalchemy import func, select
 
 from e2e.support import Processes, eventually
 from fakes.providers import FakeProviders
+from marketpulse.clock import SystemClock
+from marketpulse.credits.service import CreditLedger
 from marketpulse.delivery.outbox import enqueue, idempotency_key
 from marketpulse.delivery.tables import DestinationRow, NotificationRow
 from marketpulse.storage.database import create_engine, session_factory
@@ -37,10 +39,14 @@ async def _fill(url: str, receiver: FakeProviders) -> list[list[str]]:
     engine = create_engine(url)
     sessions = session_factory(engine)
     keys: list[list[str]] = []
+    ledger = CreditLedger(sessions, SystemClock())
     async with sessions.begin() as s:
         for u in range(USERS):
             s.add(DestinationRow(id=f"dest-{u}", owner_id=f"user-{u}", channel="webhook", state="verified",
                                  address=receiver.url(f"/hook/{u}"), code_attempts=0, created_at_ms=1))
+            # A worker charges each delivery its channel's credits: enough for every one (a webhook costs 1).
+            await ledger.grant(s, owner_id=f"user-{u}", amount=10 * PER_USER, idempotency_key=f"grant-{u}",
+                               reason="test")
     for i in range(PER_USER):
         async with sessions.begin() as s:
             for u in range(USERS):
