@@ -61,6 +61,7 @@ lint: install
 	$(BIN)/mypy
 
 bench: install
+	./scripts/wrk.sh
 	$(BIN)/pip install -q -e '.[bench]'
 	$(BIN)/python -m bench
 
