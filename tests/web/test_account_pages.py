@@ -29,15 +29,10 @@ from marketpulse.bus.memory import MemoryBus
 from marketpulse.clock import FakeClock
 from marketpulse.runtime import Runtime
 from marketpulse.settings import Settings
+from support.browser import BROWSER_MARKS, new_page, sign_in
 from support.waiting import eventually
 
-CHROMIUM = "/usr/bin/chromium"
-pytestmark = [
-    pytest.mark.browser,
-    pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="Debian's chromium is missing (make test installs it)"),
-]
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync", "--no-first-run"]
+pytestmark = BROWSER_MARKS
 T0 = 1_760_126_400_000
 LINK = re.compile(r"https?://\S+/verify-email\?token=\S+")
 
@@ -73,29 +68,6 @@ async def site(runtime: Runtime, app: Any) -> AsyncIterator[str]:
     async with serving(app) as url:
         runtime.settings.public_url = url  # mailed links lead back to this server
         yield url
-
-
-@pytest.fixture
-async def browser() -> AsyncIterator[Any]:
-    from playwright.async_api import async_playwright
-
-    async with async_playwright() as pw:
-        chromium = await pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
-        yield chromium
-        await chromium.close()
-
-
-async def new_page(browser: Any, errors: list[str]) -> Any:
-    page = await (await browser.new_context(viewport={"width": 1280, "height": 900})).new_page()
-    page.on("pageerror", lambda exc: errors.append(str(exc)))
-    return page
-
-
-async def sign_in(page: Any, url: str, email: str, next_path: str = "/") -> None:
-    await page.goto(f"{url}/signin?next={next_path}")
-    await page.fill("#signin-form [name=email]", email)
-    await page.fill("#signin-form [name=password]", STRONG)
-    await page.click("#signin-form button[type=submit]")
 
 
 def market(symbols: int) -> list[dict[str, Any]]:
@@ -183,7 +155,7 @@ async def test_two_factor_set_up_in_settings_is_asked_at_the_next_sign_in(browse
     await runtime.services.accounts.create_user("careful@example.com", STRONG, verified=True)
     errors: list[str] = []
     page = await new_page(browser, errors)
-    await sign_in(page, site, "careful@example.com", "/settings")
+    await sign_in(page, site, "careful@example.com", STRONG, "/settings")
     await expect(page).to_have_url(site + "/settings")
     await expect(page.locator("#two-factor-state")).to_have_text("off")
     await expect(page.locator("#totp-disable-form")).to_be_hidden()  # nothing to turn off yet
@@ -204,7 +176,7 @@ async def test_two_factor_set_up_in_settings_is_asked_at_the_next_sign_in(browse
 
     await page.click("#site-nav [data-nav=signout]")
     await expect(page).to_have_url(site + "/signin")
-    await sign_in(page, site, "careful@example.com")
+    await sign_in(page, site, "careful@example.com", STRONG)
     await expect(page.locator("#second-factor-step")).to_be_visible()
     await page.fill("#second-factor-form [name=code]", "000000" if totp.at(clock.now_ms() // 1000) != "000000"
                     else "111111")
@@ -238,7 +210,7 @@ async def test_api_keys_are_created_shown_once_and_revoked_in_settings(browser: 
     await runtime.services.accounts.create_user("bot@example.com", STRONG, verified=True)
     errors: list[str] = []
     page = await new_page(browser, errors)
-    await sign_in(page, site, "bot@example.com", "/settings")
+    await sign_in(page, site, "bot@example.com", STRONG, "/settings")
     await expect(page).to_have_url(site + "/settings")
     await page.fill("#key-form [name=name]", "my bot")
     await page.check("#key-form input[value=trade]")
@@ -295,7 +267,7 @@ async def test_every_page_has_the_nav_with_the_sign_in_state(browser: Any, site:
         await expect(nav).to_have_attribute("data-state", "anonymous")
         await expect(nav.locator("a")).to_have_text(["Dashboard", "Backtests", "Paper", "Pricing", "Sign in",
                                                      "Sign up"])
-    await sign_in(page, site, "boss@example.com")
+    await sign_in(page, site, "boss@example.com", STRONG)
     await expect(page).to_have_url(site + "/")
     for path in ["/", "/paper", "/backtests", "/pricing", "/settings", "/admin"]:
         await page.goto(site + path)
@@ -469,7 +441,7 @@ async def test_a_passkey_registered_in_settings_signs_in_without_a_password(brow
     await cdp.send("WebAuthn.enable")
     authenticator = await cdp.send("WebAuthn.addVirtualAuthenticator", {"options": VIRTUAL_AUTHENTICATOR})
 
-    await sign_in(page, local, "keyholder@example.com", "/settings")
+    await sign_in(page, local, "keyholder@example.com", STRONG, "/settings")
     await expect(page).to_have_url(local + "/settings")
     await expect(page.locator("#passkey-state")).to_have_text("No passkeys registered.")
     await page.fill("#passkey-name", "laptop")
@@ -495,7 +467,7 @@ async def test_a_passkey_registered_in_settings_signs_in_without_a_password(brow
     await accounts.totp.confirm(user.id, pyotp.TOTP(secret).at(clock.now_ms() // 1000))
     await page.click("#site-nav [data-nav=signout]")
     await expect(page).to_have_url(local + "/signin")
-    await sign_in(page, local, "keyholder@example.com")
+    await sign_in(page, local, "keyholder@example.com", STRONG)
     await expect(page.locator("#second-factor-step")).to_be_visible()
     await page.click("#second-factor-passkey")
     await expect(page).to_have_url(local + "/")
@@ -523,7 +495,7 @@ async def test_an_in_app_notification_rings_the_bell_live_and_marking_read_clear
     await deliver.run_once()  # one delivered before the page opens: the count comes from the history
     errors: list[str] = []
     page = await new_page(browser, errors)
-    await sign_in(page, site, "bell@example.com", "/pricing")
+    await sign_in(page, site, "bell@example.com", STRONG, "/pricing")
     await expect(page).to_have_url(site + "/pricing")
     await expect(page.locator("#nav-bell-count")).to_have_text("1")
     await expect(page.locator("#nav-bell")).to_have_attribute("data-live", "connected")

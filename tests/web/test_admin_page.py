@@ -6,6 +6,7 @@ from __future__ import annotations
 import shutil
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -16,13 +17,11 @@ from marketpulse.bus.memory import MemoryBus
 from marketpulse.clock import FakeClock
 from marketpulse.runtime import Runtime
 from marketpulse.settings import Settings
+from support.browser import BROWSER_MARKS, new_page, submit_sign_in
 
-from .test_dashboard import CHROMIUM, CHROMIUM_ARGS, T0
+from .test_dashboard import T0
 
-pytestmark = [
-    pytest.mark.browser,
-    pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="Debian's chromium is missing (make test installs it)"),
-]
+pytestmark = BROWSER_MARKS
 PASSWORD = "Correct-Horse-9-battery"
 
 
@@ -37,8 +36,8 @@ async def runtime(sqlite_template: Path, tmp_path: Path) -> AsyncIterator[Runtim
     await rt.close()
 
 
-async def test_an_admin_finds_a_user_changes_the_plan_and_sees_it_audited(runtime: Runtime) -> None:
-    from playwright.async_api import async_playwright, expect
+async def test_an_admin_finds_a_user_changes_the_plan_and_sees_it_audited(runtime: Runtime, browser: Any) -> None:
+    from playwright.async_api import expect
 
     accounts = runtime.services.accounts
     await accounts.create_user("ops@example.com", PASSWORD, role=Role.ADMIN, verified=True)
@@ -46,20 +45,13 @@ async def test_an_admin_finds_a_user_changes_the_plan_and_sees_it_audited(runtim
         await accounts.create_user(f"{name}@traders.example", PASSWORD, verified=True)
     target = await accounts.create_user("zoe.target@traders.example", PASSWORD, verified=True)
 
-    async with serving(create_app(runtime)) as url, async_playwright() as pw:
-        browser = await pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
-        page = await browser.new_page(viewport={"width": 1400, "height": 900})
+    async with serving(create_app(runtime)) as url:
         errors: list[str] = []
-        page.on("pageerror", lambda exc: errors.append(str(exc)))
-        # CSP refusals show as console errors; the 401 of /auth/me before signing in is the page asking, not a fault.
-        page.on("console", lambda m: errors.append(m.text) if m.type == "error" and "(Unauthorized)" not in m.text
-                else None)
+        page = await new_page(browser, errors, width=1400, console_errors=True)  # CSP refusals are console errors
 
         await page.goto(url + "/admin")
         await expect(page.locator("#signin")).to_be_visible()
-        await page.fill("#signin-form [name=email]", "ops@example.com")
-        await page.fill("#signin-form [name=password]", PASSWORD)
-        await page.click("#signin-form button[type=submit]")
+        await submit_sign_in(page, "ops@example.com", PASSWORD)
         await expect(page.locator("#tabs")).to_be_visible()
         await expect(page.locator("#users-table tbody tr")).to_have_count(5)  # every user, the admin too
 
@@ -91,5 +83,4 @@ async def test_an_admin_finds_a_user_changes_the_plan_and_sees_it_audited(runtim
         await page.click("#tabs button[data-tab=metrics]")
         await expect(page.locator("#active-sessions")).to_have_text("1")
         await expect(page.locator("#health")).to_contain_text("database")
-        await browser.close()
     assert errors == []

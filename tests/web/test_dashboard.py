@@ -23,14 +23,9 @@ from marketpulse.clock import FakeClock
 from marketpulse.runtime import Runtime
 from marketpulse.settings import Settings
 from support.accounts import token_on_plan
+from support.browser import BROWSER_MARKS, CHROMIUM, CHROMIUM_ARGS  # noqa: F401 (other browser tests import them from here)
 
-CHROMIUM = "/usr/bin/chromium"
-pytestmark = [
-    pytest.mark.browser,
-    pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="Debian's chromium is missing (make test installs it)"),
-]
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync", "--no-first-run"]
+pytestmark = BROWSER_MARKS
 SCREENSHOT = Path(tempfile.gettempdir()) / "marketpulse-dashboard.png"
 T0 = 1_760_126_400_000
 GREEN, RED = "rgb(22, 199, 132)", "rgb(234, 57, 67)"

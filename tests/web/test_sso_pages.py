@@ -26,14 +26,9 @@ from marketpulse.bus.memory import MemoryBus
 from marketpulse.clock import FakeClock
 from marketpulse.runtime import Runtime
 from marketpulse.settings import Settings
+from support.browser import BROWSER_MARKS, new_page, submit_sign_in
 
-CHROMIUM = "/usr/bin/chromium"
-pytestmark = [
-    pytest.mark.browser,
-    pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="Debian's chromium is missing (make test installs it)"),
-]
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync", "--no-first-run"]
+pytestmark = BROWSER_MARKS
 T0 = 1_760_126_400_000
 CLIENT_ID = "pages-test.apps.googleusercontent.com"
 
@@ -63,22 +58,6 @@ async def site(runtime: Runtime) -> AsyncIterator[str]:
         url = url.replace("127.0.0.1", "localhost")
         runtime.settings.public_url = url  # the Google redirect URI and the passkeys' origin and RP id
         yield url
-
-
-@pytest.fixture
-async def browser() -> AsyncIterator[Any]:
-    from playwright.async_api import async_playwright
-
-    async with async_playwright() as pw:
-        chromium = await pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
-        yield chromium
-        await chromium.close()
-
-
-async def new_page(browser: Any, errors: list[str]) -> Any:
-    page = await (await browser.new_context(viewport={"width": 1280, "height": 900})).new_page()
-    page.on("pageerror", lambda exc: errors.append(str(exc)))
-    return page
 
 
 async def test_google_button_signs_a_new_user_in_through_the_provider(browser: Any, site: str, runtime: Runtime,
@@ -112,9 +91,7 @@ async def test_a_passkey_made_in_settings_signs_in_without_a_password(browser: A
         "isUserVerified": True, "automaticPresenceSimulation": True}})
 
     await page.goto(site + "/signin?next=/settings")
-    await page.fill("#signin-form [name=email]", "keyed@example.com")
-    await page.fill("#signin-form [name=password]", STRONG)
-    await page.click("#signin-form button[type=submit]")
+    await submit_sign_in(page, "keyed@example.com", STRONG)
     await expect(page).to_have_url(site + "/settings")
     await page.click("#passkey-register")
     await expect(page.locator("#passkey-msg")).to_have_text("Passkey added.")
@@ -128,9 +105,7 @@ async def test_a_passkey_made_in_settings_signs_in_without_a_password(browser: A
 
     await page.context.clear_cookies()  # signed out (the dashboard's own sign-out is the pages' to test)
     await page.goto(site + "/signin")
-    await page.fill("#signin-form [name=email]", "keyed@example.com")
-    await page.fill("#signin-form [name=password]", STRONG)
-    await page.click("#signin-form button[type=submit]")
+    await submit_sign_in(page, "keyed@example.com", STRONG)
     await expect(page.locator("#second-factor-step")).to_be_visible()  # the passkey is the second factor now
     await page.click("#second-factor-passkey")
     await expect(page).to_have_url(site + "/")
