@@ -89,7 +89,7 @@ async def prepare(url: str) -> None:
                               computed=False, duplicates=0, created_at_ms=1, updated_at_ms=1))
         s.add(DestinationRow(id="bench-dest", owner_id="bench-user", channel="email", state="verified",
                              address="bench@example.com", code_attempts=0, created_at_ms=1))
-        s.add(SignalSubscriptionRow(id="bench-sub", user_id="bench-user", config_id="bench-config",
+        s.add(SignalSubscriptionRow(id="bench-sub", owner_id="bench-user", config_id="bench-config",
                                     channels=["bench-dest"], active=True, created_at_ms=1, updated_at_ms=1))
     await engine.dispose()
 

@@ -78,6 +78,7 @@ PROOF: dict[str, str] = {
     "webhook_allowed_ips": f"{WEBHOOK}::test_the_allowlist_believes_forwarded_for_only_from_configured_proxies",
     "webhook_trusted_proxies": f"{WEBHOOK}::test_the_allowlist_believes_forwarded_for_only_from_configured_proxies",
     "webhook_rate_per_minute": f"{WEBHOOK}::test_a_flood_on_one_token_is_429",
+    "webhook_queue_limit": f"{WEBHOOK}::test_past_the_queue_limit_a_request_is_503_and_the_waiting_ones_are_all_stored",
     "siwe_domain": f"{WALLETS}::test_siwe_accepts_the_chains_and_domain_the_settings_name",
     "siwe_uri": f"{WALLETS}::test_siwe_accepts_the_chains_and_domain_the_settings_name",
     "siwe_chain_ids": f"{WALLETS}::test_siwe_accepts_the_chains_and_domain_the_settings_name",

@@ -97,6 +97,7 @@ class Services:
         await self.accounts.close()
         await self.payments.close()
         await self.usdt.close()
+        await self.signals.close()
 
 
 def get_services(request: Request) -> Services:

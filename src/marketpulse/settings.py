@@ -239,6 +239,10 @@ class Settings(BaseSettings):
         120, ge=1, le=1_000_000, description="Webhook requests one signal config takes per minute (a moving "
         "window); past it 429 with Retry-After"
     )
+    webhook_queue_limit: int = Field(
+        10_000, ge=1, le=1_000_000, description="Webhook requests one API process lets wait for a database "
+        "connection (first come, first served, no timeout); past it 503 with Retry-After and nothing stored"
+    )
     siwe_domain: str = Field(
         "127.0.0.1:8000", description="The domain a Sign-In with Ethereum message must name (host[:port] users reach)"
     )

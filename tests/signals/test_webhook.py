@@ -18,6 +18,7 @@ from marketpulse.delivery.tables import NotificationRow
 from marketpulse.runtime import Runtime
 from marketpulse.signals.tables import SignalHistoryRow
 from marketpulse.signals.worker import SignalWorker
+from support.waiting import eventually
 
 from .conftest import admin, config, destination, user
 
@@ -232,3 +233,77 @@ async def test_a_store_out_of_connections_is_503_not_a_traceback(client: httpx.A
     assert resp.status_code == 503 and resp.headers["Retry-After"] == "1"
     assert resp.json()["detail"]["reason"] == "busy"
     assert await signal_rows(runtime) == []
+
+
+def lagging(clock: FakeClock, bars_ago: int) -> dict[str, Any]:
+    """An alert for an older bar that is not stale (its max_lag allows it)."""
+    return alert(clock, bars_ago=bars_ago, max_lag=10**6)
+
+
+async def test_past_the_queue_limit_a_request_is_503_and_the_waiting_ones_are_all_stored(
+        client: httpx.AsyncClient, runtime: Runtime, clock: FakeClock) -> None:
+    """Requests wait for the store in arrival order with no timeout (a burst drains, none refused) until
+    PULSE_WEBHOOK_QUEUE_LIMIT wait; the next is a 503 with nothing stored."""
+    made = await config(client, await admin(client, runtime))
+    await client.post(hook(made), json=lagging(clock, 9))  # config cached: only writes
+    runtime.settings.webhook_queue_limit = 3
+    gate = runtime.services.signals.gate
+    held = [asyncio.Event() for _ in range(gate.slots)]
+
+    async def hold(event: asyncio.Event) -> None:
+        async with gate.slot():
+            await event.wait()
+
+    holders = [asyncio.create_task(hold(e)) for e in held]
+    await eventually(lambda: gate._free.locked(), what="every store slot held")
+    waiting = [asyncio.create_task(client.post(hook(made), json=lagging(clock, 2 + i))) for i in range(3)]
+    await eventually(lambda: gate.waiting == 3, what="three requests waiting for the store")
+    refused = await client.post(hook(made), json=lagging(clock, 8))
+    assert refused.status_code == 503 and refused.json()["detail"]["reason"] == "busy"
+    assert refused.headers["Retry-After"] == "1"
+    for event in held:
+        event.set()
+    await asyncio.gather(*holders)
+    assert [(await w).json()["status"] for w in waiting] == ["accepted"] * 3
+    assert sorted(r.bar_time_ms for r in await signal_rows(runtime)) == sorted(
+        int(lagging(clock, b)["time"]) for b in (2, 3, 4, 9))
+
+
+async def test_configs_are_cached_per_process_and_a_change_anywhere_empties_the_cache(
+        client: httpx.AsyncClient, runtime: Runtime, clock: FakeClock) -> None:
+    """The hot path reads the config once; a rotation in another process (a second service on the same store and
+    bus) reaches this one's cache through the bus, so the old token stops here too."""
+    from marketpulse.signals.service import SignalsService
+
+    made = await config(client, await admin(client, runtime))
+    here = runtime.services.signals
+    for bars_ago in (1, 2, 3):
+        assert (await client.post(hook(made), json=lagging(clock, bars_ago))).status_code == 200
+    assert (here.cache.misses, here.cache.hits) == (1, 2)
+    elsewhere = SignalsService(runtime.sessions, runtime.bus, runtime.clock, runtime.settings)
+    try:
+        rotated = await elsewhere.rotate_token(made["id"])
+        await eventually(lambda: here.cache.get(f"id:{made['id']}") is None, what="the cache emptied by the bus")
+        assert (await client.post(hook(made), json=lagging(clock, 4))).status_code == 401
+        assert (await client.post(f"/webhook/tradingview/{rotated.token}", json=lagging(clock, 4))
+                ).status_code == 200
+    finally:
+        await elsewhere.close()
+
+
+async def test_a_cached_config_is_read_again_after_its_time(client: httpx.AsyncClient, runtime: Runtime,
+                                                            clock: FakeClock) -> None:
+    """A change notice lost with a crashed process: the entry expires after CONFIG_CACHE_MS anyway."""
+    from sqlalchemy import update
+
+    from marketpulse.signals.service import CONFIG_CACHE_MS
+    from marketpulse.signals.tables import SignalConfigRow
+
+    made = await config(client, await admin(client, runtime))
+    assert (await client.post(hook(made), json=lagging(clock, 1))).status_code == 200
+    async with runtime.sessions() as s:  # paused behind the service's back: no notice
+        await s.execute(update(SignalConfigRow).where(SignalConfigRow.id == made["id"]).values(active=False))
+        await s.commit()
+    assert (await client.post(hook(made), json=lagging(clock, 2))).status_code == 200  # still cached
+    clock.advance(CONFIG_CACHE_MS)
+    assert (await client.post(hook(made), json=lagging(clock, 3))).status_code == 401

@@ -1,6 +1,12 @@
 """Signals in the store: configs (administrators'), subscriptions (users', owner-scoped, plan-limited), the
 webhook's durable write, and the worker's processing.
 
+The webhook's hot path reads configs from a per-process cache (`ConfigCache`: by token hash and by id, each entry
+kept `CONFIG_CACHE_MS` at most) that a change, rotation or deletion empties at once in this process and, through the
+`signals.configs` topic, in every other; and it waits for the store in `StoreGate`'s queue (first come, first
+served, bounded by PULSE_WEBHOOK_QUEUE_LIMIT) rather than in the connection pool's, whose 30 s timeout turned a
+burst of 1,000 into refused requests (a 503 is a lost signal for TradingView, which never retries it).
+
 A webhook request is acknowledged once its `signal_history` row is committed (status `received`, unique per
 config, bar and action: a repeat inserts nothing and only counts `duplicates`). The worker then processes each
 `received` row in one transaction: the row is claimed by a conditional update (`received` → `processed`, so two
@@ -10,10 +16,12 @@ workers can't both take it) and one outbox row per subscriber's channel is added
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import secrets
 import uuid
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -26,7 +34,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from marketpulse.accounts.plans import plan_named
-from marketpulse.bus import EventBus, topics
+from marketpulse.bus import EventBus, Message, Subscription, topics
 from marketpulse.clock import Clock
 from marketpulse.delivery.core import channel_allowed
 from marketpulse.delivery.outbox import enqueue
@@ -41,8 +49,69 @@ RAW_CHARS = 16_384  # of a body kept in the history or the review list
 EVENT_PREFIX = "signal:"  # outbox event keys of signal notifications: signal:<signal id>
 
 
+CONFIG_CACHE_MS = 30_000  # a cached config is read again after this, even if a change notice was missed
+STORE_SLOTS = 8  # webhook writes at once per process: under the pool's 10 (PostgreSQL) so other routes keep some
+
+
 class NotFound(LookupError):
     pass
+
+
+class StoreBusy(RuntimeError):
+    """PULSE_WEBHOOK_QUEUE_LIMIT requests already wait for the store (503: nothing stored)."""
+
+
+class StoreGate:
+    """Webhook requests take one of `slots` store connections in arrival order; at most `limit` wait (past that,
+    StoreBusy). Waiting here has no timeout: the burst drains at the store's pace, and none is refused while the
+    queue has room."""
+
+    def __init__(self, slots: int, limit: Callable[[], int]) -> None:
+        self.slots = slots
+        self.limit = limit  # read at each request (the setting)
+        self.waiting = 0
+        self._free = asyncio.Semaphore(slots)
+
+    @asynccontextmanager
+    async def slot(self) -> AsyncIterator[None]:
+        if self.waiting >= self.limit():
+            raise StoreBusy(f"{self.waiting} webhook requests wait for the store")
+        self.waiting += 1
+        try:
+            await self._free.acquire()
+        finally:
+            self.waiting -= 1
+        try:
+            yield
+        finally:
+            self._free.release()
+
+
+class ConfigCache:
+    """Configs by token hash and by id, in this process; each entry read again after `ttl_ms` (injected clock)."""
+
+    def __init__(self, clock: Clock, ttl_ms: int = CONFIG_CACHE_MS) -> None:
+        self.clock = clock
+        self.ttl_ms = ttl_ms
+        self._rows: dict[str, tuple[int, SignalConfigRow]] = {}  # key → (read at, row)
+        self.hits = self.misses = 0
+
+    def get(self, key: str) -> SignalConfigRow | None:
+        found = self._rows.get(key)
+        if found is None or self.clock.now_ms() - found[0] >= self.ttl_ms:
+            self.misses += 1
+            return None
+        self.hits += 1
+        return found[1]
+
+    def put(self, row: SignalConfigRow) -> None:
+        now = self.clock.now_ms()
+        self._rows[f"hash:{row.token_hash}"] = (now, row)
+        self._rows[f"id:{row.id}"] = (now, row)
+
+    def forget(self, config_id: str) -> None:
+        for key in [k for k, (_, row) in self._rows.items() if row.id == config_id]:
+            del self._rows[key]
 
 
 class DuplicateConfig(ValueError):
@@ -108,6 +177,26 @@ class SignalsService:
 
         self._flood = MovingWindowRateLimiter(limit_storage(settings.rate_limit_storage,  # type: ignore[arg-type]
                                                             settings.deployment))
+        self.cache = ConfigCache(clock)
+        self.gate = StoreGate(STORE_SLOTS, lambda: settings.webhook_queue_limit)
+        self._changes: Subscription | None = None
+        self._following = asyncio.Lock()
+
+    async def follow_changes(self) -> None:
+        """Empty the cache's entry of any config changed in another process (a group of this process's own)."""
+        async with self._following:
+            if self._changes is None:
+                self._changes = await self.bus.subscribe(
+                    topics.SIGNAL_CONFIGS_CHANGED, f"signal-config-cache-{uuid.uuid4().hex[:8]}", self._on_change,
+                    ephemeral=True)
+
+    async def _on_change(self, msg: Message[topics.SignalConfigChanged]) -> None:
+        self.cache.forget(msg.data.config_id)
+
+    async def close(self) -> None:
+        if self._changes is not None:
+            await self._changes.close()
+            self._changes = None
 
     # --- configs (administrators) -------------------------------------------------------------------------------
 
@@ -161,6 +250,7 @@ class SignalsService:
             row.updated_at_ms = self.clock.now_ms()
             await self._check_unique(s, row, exclude=config_id)
             await s.commit()
+        self.cache.forget(config_id)
         await self._announce(config_id)
         return row
 
@@ -178,6 +268,7 @@ class SignalsService:
             subs = await s.scalars(select(SignalSubscriptionRow).where(SignalSubscriptionRow.config_id == config_id))
             for sub in subs:
                 await s.delete(sub)
+        self.cache.forget(config_id)
         await self._announce(config_id)
 
     async def _announce(self, config_id: str) -> None:
@@ -188,13 +279,24 @@ class SignalsService:
     async def config_for_token(self, token: str, body_secret: str | None) -> SignalConfigRow | None:
         """The active config the request authenticates as: the path's token (found by its hash, so the lookup's
         timing says nothing about the secret), or the config id in the path with the token as the body's
-        `secret` (compared in constant time)."""
-        async with self.sessions() as s:
-            row = await s.scalar(select(SignalConfigRow).where(SignalConfigRow.token_hash == token_hash(token)))
-            if row is None and body_secret is not None and len(token) <= 36:
-                by_id = await s.get(SignalConfigRow, token)
-                if by_id is not None and secrets.compare_digest(token_hash(body_secret), by_id.token_hash):
-                    row = by_id
+        `secret` (compared in constant time). Found configs come from the cache while it holds them."""
+        if self._changes is None:
+            await self.follow_changes()
+        digest = token_hash(token)
+        row = self.cache.get(f"hash:{digest}")
+        if row is None and body_secret is not None and len(token) <= 36:
+            by_id = self.cache.get(f"id:{token}")
+            if by_id is not None and secrets.compare_digest(token_hash(body_secret), by_id.token_hash):
+                row = by_id
+        if row is None:
+            async with self.gate.slot(), self.sessions() as s:
+                row = await s.scalar(select(SignalConfigRow).where(SignalConfigRow.token_hash == digest))
+                if row is None and body_secret is not None and len(token) <= 36:
+                    by_id = await s.get(SignalConfigRow, token)
+                    if by_id is not None and secrets.compare_digest(token_hash(body_secret), by_id.token_hash):
+                        row = by_id
+            if row is not None:
+                self.cache.put(row)
         return row if row is not None and row.active else None
 
     async def flooded(self, config_id: str) -> bool:
@@ -212,7 +314,7 @@ class SignalsService:
                       dedupe_key=signal.dedupe_key, status="stale" if signal.stale else "received",
                       payload=payload, raw=raw[:RAW_CHARS] if raw is not None else None, received_at_ms=now,
                       users_notified=0, deliveries=0)
-        async with self.sessions() as s, s.begin():
+        async with self.gate.slot(), self.sessions() as s, s.begin():
             insert = postgresql.insert if s.get_bind().dialect.name == "postgresql" else sqlite.insert
             result = await s.execute(insert(SignalHistoryRow).values(**values)
                                      .on_conflict_do_nothing(index_elements=["config_id", "dedupe_key"]))
@@ -232,7 +334,7 @@ class SignalsService:
                               content_type=(content_type or "")[:100] or None,
                               raw=raw[:RAW_CHARS].decode("utf-8", "replace").replace("\x00", "\ufffd"),
                               client=(client or "")[:64] or None, received_at_ms=self.clock.now_ms())
-        async with self.sessions() as s:
+        async with self.gate.slot(), self.sessions() as s:
             s.add(row)
             await s.commit()
 

@@ -52,6 +52,7 @@ from marketpulse.signals.service import (
     NotFound,
     PlanLimit,
     SignalsService,
+    StoreBusy,
 )
 from marketpulse.signals.tables import SignalConfigRow, SignalHistoryRow, SignalRejectRow, SignalSubscriptionRow
 
@@ -81,7 +82,7 @@ _WEBHOOK_ERRORS = error_responses({
     400: "Malformed payload (kept for review with the raw body)", 401: "No active config has this token",
     403: "The sender's address is outside PULSE_WEBHOOK_ALLOWED_IPS",
     422: "Unknown symbol or timeframe (kept for review)", 429: "Too many requests for this config",
-    503: "No database connection came free in time: nothing stored, retry"})
+    503: "PULSE_WEBHOOK_QUEUE_LIMIT requests already wait for the store: nothing stored, retry"})
 
 
 @webhook_router.post("/webhook/tradingview/{token}", response_model=WebhookAck, openapi_extra=_BODY,
@@ -91,9 +92,9 @@ async def tradingview_webhook(request: Request, token: str = Path(min_length=1, 
     started = time.perf_counter()
     try:
         ack = await _receive(request, token, signals)
-    except PoolTimeout:
-        # Every database connection stayed busy past the pool's timeout (a burst beyond what the store takes):
-        # nothing was stored, so say so plainly rather than with a traceback; the sender may retry.
+    except (PoolTimeout, StoreBusy):
+        # PULSE_WEBHOOK_QUEUE_LIMIT requests already wait for the store, or (other routes holding every connection)
+        # the pool's timeout passed: nothing was stored, so say so plainly rather than with a traceback.
         WEBHOOK_REQUESTS.labels("busy").inc()
         log.warning("webhook refused: no database connection came free in time")
         raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, headers={"Retry-After": "1"}, detail={
