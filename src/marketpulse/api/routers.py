@@ -30,6 +30,7 @@ ROUTERS: list[str] = [
     "marketpulse.signals.views:webhook_router",
     "marketpulse.signals.views:admin_router",
     "marketpulse.signals.views:router",
+    "marketpulse.signals.views:page_router",
     "marketpulse.payments.views:router",
     "marketpulse.onchain.views:router",
     "marketpulse.tax.views:router",

@@ -11,8 +11,10 @@ Administrators (`/api/v1/admin`, behind PULSE_ADMIN_ALLOWED_IPS like every admin
     POST|GET /signal-configs, GET|PATCH|DELETE /signal-configs/{id}, POST /signal-configs/{id}/rotate-token,
     GET /signal-configs/{id}/stats, GET /signals/queue, GET /signals/rejected (the malformed-payload review list)
 Users (signed in, or an API key with the `alerts` scope):
+    GET /api/v1/signals/strategies (each built-in strategy's config parameters: what the admin form offers),
     GET /api/v1/signals/configs (browse, with recent signals), POST|GET /api/v1/signals/subscriptions
     {config_id, channels}, PATCH|DELETE /api/v1/signals/subscriptions/{id}, GET /api/v1/signals/history
+Pages: `/signals` (browse, backtest, subscribe, history); administrators manage configs in /admin's Signals tab.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from typing import Any
 import structlog
 from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request, Response, status
 from fastapi.exceptions import RequestValidationError
+from fastapi.responses import HTMLResponse
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 
@@ -31,6 +34,7 @@ from marketpulse.accounts.schemas import UNAUTHORIZED
 from marketpulse.accounts.service import Principal
 from marketpulse.accounts.views import current_user, get_accounts
 from marketpulse.api.errors import error_responses
+from marketpulse.api.pages import Page, page
 from marketpulse.metrics import WEBHOOK_ACK_SECONDS, WEBHOOK_REQUESTS
 from marketpulse.settings import ip_networks
 from marketpulse.signals.core import (
@@ -489,6 +493,44 @@ async def browse_configs(_: Principal = Depends(signals_user),
     return out
 
 
+class ParamOut(BaseModel):
+    name: str
+    kind: str = Field(description="int, float, bool or str")
+    default: Any
+    low: float | None
+    high: float | None
+    choices: list[Any] | None
+    help: str
+
+
+class StrategyOut(BaseModel):
+    name: str
+    description: str
+    params: list[ParamOut] = Field(description="the config's top-level parameter fields")
+
+
+def strategy_specs() -> list[StrategyOut]:
+    """Each built-in strategy's config parameters (UT Bot with the seed's `ema_period`; its `multiplier` is another
+    name for `key_value`, so the form offers `key_value` only)."""
+    from marketpulse.signals.core import EMA_PERIOD_MAX
+    from marketpulse.strategies import REGISTRY
+
+    out = []
+    for name, cls in sorted(REGISTRY.items()):
+        params = [ParamOut(name=p.name, kind=p.kind.__name__, default=p.default, low=p.low, high=p.high,
+                           choices=list(p.choices) if p.choices else None, help=p.help) for p in cls.params]
+        if name == "ut_bot":
+            params.insert(2, ParamOut(name="ema_period", kind="int", default=1, low=1, high=EMA_PERIOD_MAX,
+                                      choices=None, help="EMA of the source crossing the stop (1: the source itself)"))
+        out.append(StrategyOut(name=name, description=cls.description, params=params))
+    return out
+
+
+@router.get("/strategies", response_model=Page[StrategyOut])
+async def list_strategies(_: Principal = Depends(signals_user)) -> Page[StrategyOut]:
+    return page(strategy_specs())
+
+
 class BacktestOut(BaseModel):
     trades: int = Field(description="closed trades (long on a buy, flat on a sell)")
     win_rate: float | None = Field(description="winning share of closed trades (None without any)")
@@ -601,3 +643,16 @@ async def signal_history(principal: Principal = Depends(signals_user), signals: 
                          offset: int = Query(0, ge=0, le=1_000_000)) -> list[SignalOut]:
     rows = await signals.history(principal.user.id, config_id=config_id, limit=limit, offset=offset)
     return [signal_json(r) for r in rows]
+
+
+# --- the page ------------------------------------------------------------------------------------------------------
+
+page_router = APIRouter(include_in_schema=False)
+
+
+@page_router.get("/signals", response_class=HTMLResponse)
+async def signals_page() -> HTMLResponse:
+    """Browse the configs (recent signals, last year's backtest), subscribe with channels, the signal history."""
+    from marketpulse.web.account_pages import render
+
+    return render("Strategy signals", template="signals.html", scripts=("signals.js",), narrow=False)

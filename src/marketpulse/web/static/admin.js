@@ -73,7 +73,9 @@
       button.classList.toggle("active", button.dataset.tab === tab);
     }
     for (const section of document.querySelectorAll("section.tab")) section.hidden = section.id !== tab;
-    loaders[tab]();
+    if (loaders[tab]) loaders[tab]();
+    // Tabs kept in scripts of their own (admin-signals.js) load on this event.
+    document.dispatchEvent(new CustomEvent("admin-tab", { detail: tab }));
   }
   for (const button of document.querySelectorAll("#tabs button")) {
     button.addEventListener("click", () => show(button.dataset.tab));
@@ -268,7 +270,8 @@
       return;
     }
     $("whoami").textContent = me.data.email || me.data.id;
-    show("users");
+    const wanted = location.hash.slice(1);  // /admin#signals opens that tab
+    show(document.querySelector(`#tabs button[data-tab="${CSS.escape(wanted)}"]`) ? wanted : "users");
   }
 
   start();

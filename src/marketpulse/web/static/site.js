@@ -114,7 +114,7 @@
     const nav = document.getElementById("site-nav");
     if (!nav) return;
     nav.replaceChildren(link("/", "Dashboard"), link("/backtests", "Backtests"), link("/paper", "Paper"),
-      link("/pricing", "Pricing"));
+      link("/signals", "Signals"), link("/pricing", "Pricing"));
     const grow = document.createElement("span");
     grow.className = "grow";
     nav.append(grow);
