@@ -10,6 +10,7 @@ import re
 import shutil
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -22,13 +23,11 @@ from marketpulse.clock import FakeClock
 from marketpulse.runtime import Runtime
 from marketpulse.settings import Settings
 from marketpulse.signals.worker import SignalWorker
+from support.browser import BROWSER_MARKS, sign_in, submit_sign_in
 
-from .test_dashboard import CHROMIUM, CHROMIUM_ARGS, T0
+from .test_dashboard import T0
 
-pytestmark = [
-    pytest.mark.browser,
-    pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="Debian's chromium is missing (make test installs it)"),
-]
+pytestmark = BROWSER_MARKS
 PASSWORD = "Correct-Horse-9-battery"
 HOUR = 3_600_000
 
@@ -51,16 +50,16 @@ def watch(page: object, errors: list[str]) -> None:
             and "(Unauthorized)" not in m.text and "(Not Found)" not in m.text else None)
 
 
-async def test_an_admin_sets_up_a_config_and_a_user_subscribes_and_receives_its_signal(runtime: Runtime) -> None:
-    from playwright.async_api import async_playwright, expect
+async def test_an_admin_sets_up_a_config_and_a_user_subscribes_and_receives_its_signal(browser: Any,
+                                                                                          runtime: Runtime) -> None:
+    from playwright.async_api import expect
 
     accounts = runtime.services.accounts
     await accounts.create_user("ops@example.com", PASSWORD, role=Role.ADMIN, verified=True)
     await accounts.create_user("ana@example.com", PASSWORD, plan="pro", verified=True)
     errors: list[str] = []
 
-    async with serving(create_app(runtime)) as url, async_playwright() as pw:
-        browser = await pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
+    async with serving(create_app(runtime)) as url:
         context = await browser.new_context(viewport={"width": 1400, "height": 900})
         await context.grant_permissions(["clipboard-read", "clipboard-write"], origin=url)
         page = await context.new_page()
@@ -69,9 +68,7 @@ async def test_an_admin_sets_up_a_config_and_a_user_subscribes_and_receives_its_
 
         # --- the administrator ---
         await page.goto(url + "/admin#signals")
-        await page.fill("#signin-form [name=email]", "ops@example.com")
-        await page.fill("#signin-form [name=password]", PASSWORD)
-        await page.click("#signin-form button[type=submit]")
+        await submit_sign_in(page, "ops@example.com", PASSWORD)
         await expect(page.locator("#signals")).to_be_visible()
         await expect(page.locator("#signal-queue-depth")).to_have_text("0")
         await page.click("#signal-new")
@@ -125,10 +122,7 @@ async def test_an_admin_sets_up_a_config_and_a_user_subscribes_and_receives_its_
         # --- the user ---
         user = await (await browser.new_context(viewport={"width": 1400, "height": 900})).new_page()
         watch(user, errors)
-        await user.goto(url + "/signin?next=/signals")
-        await user.fill("#signin-form [name=email]", "ana@example.com")
-        await user.fill("#signin-form [name=password]", PASSWORD)
-        await user.click("#signin-form button[type=submit]")
+        await sign_in(user, url, "ana@example.com", PASSWORD, next_path="/signals")
         await expect(user).to_have_url(url + "/signals")
         await expect(user.locator("#site-nav a[href='/signals']")).to_have_attribute("aria-current", "page")
         card = user.locator(".signal-card").first
@@ -161,5 +155,4 @@ async def test_an_admin_sets_up_a_config_and_a_user_subscribes_and_receives_its_
         await page.locator("#signal-configs tbody tr").first.click()
         await expect(page.locator("#signal-stats dd[data-stat='signals received']")).to_have_text("1")
         await expect(page.locator("#signal-stats dd[data-stat='users notified']")).to_have_text("1")
-        await browser.close()
     assert errors == []
