@@ -28,6 +28,7 @@ HERE = "tests/test_settings.py"
 ACCOUNTS = "tests/accounts/test_auth_api.py"
 ACCOUNT_SETTINGS = "tests/accounts/test_account_settings.py"
 USDT = "tests/onchain/test_usdt_payments.py"
+METERING = "tests/payments/test_metering.py"
 
 WALLETS = "tests/accounts/test_wallets.py"
 GOOGLE = "tests/accounts/test_google.py"
@@ -48,6 +49,12 @@ PROOF: dict[str, str] = {
     "stripe_price_credits_100": f"{PAYMENTS}::test_checkout_refusals_name_the_field",
     "stripe_price_credits_1000": f"{PAYMENTS}::"
                                  "test_a_credit_pack_adds_credits_once_and_a_refund_takes_them_back_or_shows_the_debt",
+    "stripe_meter_event_name": f"{METERING}::test_the_metered_price_joins_each_subscription_and_events_go_to_the_"
+                               "configured_meter",
+    "stripe_price_api_calls": f"{METERING}::test_the_metered_price_joins_each_subscription_and_events_go_to_the_"
+                              "configured_meter",
+    "api_usage_flush_s": f"{METERING}::test_counts_flush_on_their_own_after_the_interval",
+    "api_meter_report_s": f"{METERING}::test_reporting_runs_on_the_lease_holder_and_a_takeover_carries_on",
     "stripe_grace_period_s": "tests/payments/test_service.py::"
                              "test_a_failed_renewal_keeps_the_plan_through_the_grace_period_then_drops_to_free",
     "delivery_timeout_s": f"{DELIVERY}::test_500s_timeouts_and_429s_are_retried_at_the_schedules_delays_then_dead",

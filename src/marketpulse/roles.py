@@ -3,7 +3,7 @@
 - ingest: a market source (replay or Binance) publishing to the bus
 - worker: market recorder, spike scanner, paper-trading runner, rule alerts (bus consumers that write the store),
           strategy signals (stored webhook signals processed, computed ones under a lease), a notification
-          dispatcher and monthly credit grants
+          dispatcher, monthly credit grants and metered API billing
 - api:    FastAPI + Socket.IO (reads the store, subscribes to the bus)
 `pulse demo` runs all three in one process; `pulse api|worker|ingest` run one each, sharing PostgreSQL and Redis.
 """
@@ -101,6 +101,14 @@ async def start_worker(runtime: Runtime, market_clock: Clock, *, follows_bus_tim
                          clock=runtime.clock)
     await grace.start()
     stoppers.append(grace.stop)
+    # Metered API calls: the excess over each metered plan's quota reported to Stripe, by the holder of its lease.
+    from marketpulse.payments.metering import METER_LEASE
+
+    metering = PeriodicDuty(runtime.leases, METER_LEASE, runtime.services.metering.report,
+                            every_ms=int(runtime.settings.api_meter_report_s * 1000),
+                            ttl_ms=int(runtime.settings.lease_ttl_s * 1000), clock=runtime.clock)
+    await metering.start()
+    stoppers.append(metering.stop)
     # The USDT watcher: payments found on-chain without a submitted hash, under a lease of its own.
     if runtime.settings.usdt_chains:
         from marketpulse.onchain.watcher import usdt_watcher

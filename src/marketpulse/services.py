@@ -1,7 +1,7 @@
 """The process's long-lived services, built once from its Runtime, handed to routes and roles, and shut down.
 
     runtime.services.paper / .deployments / .paper_clock / .backtests / .accounts / .watchlists / .delivery
-                    / .rate_limits / .credits / .signals / .payments / .usdt / .tax
+                    / .rate_limits / .credits / .signals / .payments / .metering / .usdt / .tax
 
 Built on first use (a `pulse ingest` process never builds them, so it never loads the engine); `Runtime.close`
 stops them. HTTP routes get them through FastAPI dependencies (`get_services` and the views' own small ones), and
@@ -14,6 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+import structlog
 from fastapi import Request
 
 from marketpulse.clock import EventClock
@@ -24,6 +25,7 @@ if TYPE_CHECKING:
     from marketpulse.credits.service import CreditLedger
     from marketpulse.delivery.service import DeliveryService
     from marketpulse.onchain.service import UsdtPayments
+    from marketpulse.payments.metering import ApiMetering
     from marketpulse.payments.service import PaymentsService
     from marketpulse.ratelimit.service import ApiRateLimiter
     from marketpulse.rules.service import RulesService
@@ -34,6 +36,7 @@ if TYPE_CHECKING:
     from marketpulse.trading.paper.service import PaperTradingService
     from marketpulse.watchlists.service import WatchlistService
 
+log = structlog.get_logger(__name__)
 
 @dataclass
 class Services:
@@ -49,6 +52,7 @@ class Services:
     credits: CreditLedger  # the contract other capabilities charge through, inside their own transactions
     signals: SignalsService  # strategy signals: configs, webhook ingest, subscriptions
     payments: PaymentsService  # Stripe: checkout, portal, webhooks, the grace period
+    metering: ApiMetering  # API calls counted per user and month; the excess reported to Stripe
     usdt: UsdtPayments  # USDT invoices paid on-chain (one web3 client per configured chain)
     tax: TaxService  # tax transactions and report jobs
 
@@ -59,6 +63,7 @@ class Services:
         from marketpulse.credits.service import CreditLedger
         from marketpulse.delivery.service import DeliveryService
         from marketpulse.onchain.service import UsdtPayments
+        from marketpulse.payments.metering import ApiMetering
         from marketpulse.payments.service import PaymentsService
         from marketpulse.ratelimit.service import ApiRateLimiter
         from marketpulse.rules.service import RulesService
@@ -74,6 +79,7 @@ class Services:
                                     plans=user_plan)
         accounts = AccountsService(runtime.sessions, runtime.clock, settings, bus=runtime.bus)
         credits = CreditLedger(runtime.sessions, runtime.clock)
+        payments = PaymentsService(runtime.sessions, runtime.clock, settings, accounts, credits)
         return cls(
             paper=paper,
             deployments=DeploymentService(runtime.sessions, paper, history_bars=settings.paper_history_bars),
@@ -86,12 +92,17 @@ class Services:
             rate_limits=ApiRateLimiter(limit_storage(settings.rate_limit_storage, settings.deployment)),
             credits=credits,
             signals=SignalsService(runtime.sessions, runtime.bus, runtime.clock, settings),
-            payments=PaymentsService(runtime.sessions, runtime.clock, settings, accounts, credits),
+            payments=payments,
+            metering=ApiMetering(runtime.sessions, runtime.clock, settings, payments.gateway),
             usdt=UsdtPayments(runtime.sessions, runtime.clock, settings, accounts, credits),
             tax=TaxService(runtime.sessions, runtime.clock),
         )
 
     async def close(self) -> None:
+        try:
+            await self.metering.flush()  # the calls counted since the last flush
+        except Exception:
+            log.warning("api usage not flushed at shutdown", exc_info=True)
         await self.backtests.close()
         await self.tax.close()
         await self.accounts.close()

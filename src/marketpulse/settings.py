@@ -327,6 +327,19 @@ class Settings(BaseSettings):
     stripe_grace_period_s: int = Field(
         259_200, ge=0, le=60 * 86_400, description="After a failed renewal payment the plan is kept this long (for "
         "Stripe's retries and a card change); then it drops to free and the user is told")
+    stripe_meter_event_name: str = Field(
+        "api_calls", min_length=1, max_length=100, pattern=r"^[A-Za-z0-9_.:-]+$",
+        description="The Stripe Billing Meter's event name that API calls past a metered plan's included quota are "
+        "reported under")
+    stripe_price_api_calls: str | None = Field(
+        None, description="Stripe Price id of the metered API-calls price (on that meter) added to each pro/elite "
+        "subscription at checkout; unset: subscriptions carry only the plan's price")
+    api_usage_flush_s: float = Field(
+        10.0, gt=0, le=3600, description="Each API process adds the API calls it counted to the stored monthly "
+        "count this often (and when it stops)")
+    api_meter_report_s: float = Field(
+        300.0, gt=0, le=86_400, description="The lease holder reports metered API calls past the included quota "
+        "to Stripe (as meter events) this often")
     # --- USDT paid on-chain ---
     usdt_chains: dict[str, UsdtChain] = Field(
         {}, description="JSON: chain name → {chain_id, rpc_url, token, receiving_address, "

@@ -41,6 +41,11 @@ class Plan:
     watchlist_symbols: int | None  # symbols in each watchlist
     volume_alert_subscriptions: int | None  # 0: the plan has none (subscriptions start at pro)
     signal_subscriptions: int | None  # strategy signal configs a user may subscribe to
+    # API calls a month the price includes (None: unlimited). With `metered_api_calls` and a live card
+    # subscription, calls past it go on (the daily window no longer refuses) and the excess is reported to Stripe
+    # as meter events; without, the daily window stays a hard limit.
+    api_calls_included_per_month: int | None = None
+    metered_api_calls: bool = False
     aliases: tuple[str, ...] = ()
 
     def to_json(self) -> dict[str, Any]:
@@ -58,6 +63,7 @@ PLANS: tuple[Plan, ...] = (
         backtests_per_day=3, concurrent_paper_positions=3,
         api_requests_per_minute=100, api_requests_per_day=1_000, monthly_credits=100,
         watchlists=3, watchlist_symbols=20, volume_alert_subscriptions=0, signal_subscriptions=1,
+        api_calls_included_per_month=30_000,
     ),
     Plan(
         name="pro", title="Pro", price_per_month_usd=29.0,
@@ -66,6 +72,7 @@ PLANS: tuple[Plan, ...] = (
         backtests_per_day=None, concurrent_paper_positions=10,
         api_requests_per_minute=1_000, api_requests_per_day=10_000, monthly_credits=1_000,
         watchlists=10, watchlist_symbols=100, volume_alert_subscriptions=50, signal_subscriptions=10,
+        api_calls_included_per_month=300_000, metered_api_calls=True,
     ),
     Plan(
         name="elite", title="Elite", price_per_month_usd=99.0,
@@ -74,7 +81,7 @@ PLANS: tuple[Plan, ...] = (
         active_alert_rules=200, backtests_per_day=None, concurrent_paper_positions=50,
         api_requests_per_minute=5_000, api_requests_per_day=100_000, monthly_credits=5_000,
         watchlists=50, watchlist_symbols=500, volume_alert_subscriptions=200, signal_subscriptions=50,
-        aliases=("premium",),
+        api_calls_included_per_month=3_000_000, metered_api_calls=True, aliases=("premium",),
     ),
     Plan(
         name="enterprise", title="Enterprise", price_per_month_usd=None,

@@ -232,3 +232,39 @@ def credits_to_take_back(pack_credits: int, amount_cents: int, refunded_cents: i
 
 def grace_ends_ms(failed_at_ms: int, grace_s: int) -> int:
     return failed_at_ms + grace_s * 1000
+
+
+# --- metered API calls --------------------------------------------------------------------------------------------
+#
+# A plan includes `api_calls_included_per_month` calls a (UTC calendar) month. On a metered plan with a live card
+# subscription the calls past it are reported to Stripe as Billing Meter Events; each report covers the excess
+# calls from `start` (the excess reported before) to `end` (the excess now), so reports of one month chain without
+# gaps or overlap, and its identifier (what Stripe counts once) is made of exactly that: a retried report, or two
+# reporters that saw the same state, name the same identifier.
+
+METERING_STATUSES = frozenset({"active", "trialing", "past_due"})  # a subscription Stripe still invoices
+
+
+def usage_period(now_ms: int) -> str:
+    """The month API calls at `now_ms` count in: `YYYY-MM` (UTC)."""
+    from datetime import UTC, datetime
+
+    return datetime.fromtimestamp(now_ms / 1000, UTC).strftime("%Y-%m")
+
+
+def previous_period(now_ms: int) -> str:
+    """The month before `now_ms`'s."""
+    from datetime import UTC, datetime
+
+    now = datetime.fromtimestamp(now_ms / 1000, UTC)
+    return f"{now.year - 1}-12" if now.month == 1 else f"{now.year}-{now.month - 1:02d}"
+
+
+def excess_calls(calls: int, included: int | None) -> int:
+    """Calls beyond the month's included quota (none when the plan's calls are unlimited)."""
+    return 0 if included is None else max(0, calls - included)
+
+
+def meter_identifier(owner_id: str, period: str, start: int, end: int) -> str:
+    """The meter event's identifier for the excess calls (start, end] of a user's month."""
+    return f"api:{owner_id}:{period}:{start}-{end}"

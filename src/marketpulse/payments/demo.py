@@ -15,6 +15,8 @@ from marketpulse.payments.service import PaymentsService
 
 log = structlog.get_logger(__name__)
 
+METERED_PRICE = "price_demo_api_calls"
+
 
 def demo_prices() -> dict[str, tuple[str, Price]]:
     """Each product's demo Price id and amount, from the plan table."""
@@ -34,11 +36,14 @@ async def start_demo_payments(payments: PaymentsService, host: str, port: int) -
                       webhook_secret=f"whsec_demo_{secrets.token_hex(16)}",
                       webhook_url=f"http://{'127.0.0.1' if host in ('0.0.0.0', '::') else host}:{port}"
                                   "/api/v1/payments/webhook",
-                      prices={price_id: price for price_id, price in prices.values()})
+                      prices={price_id: price for price_id, price in prices.values()},
+                      meters={settings.stripe_meter_event_name})
+    fake.prices[METERED_PRICE] = Price(1, recurring=True)  # API calls past the quota, per call (a cent)
     await fake.start()
     settings.stripe_secret_key = SecretStr(fake.api_key)
     settings.stripe_webhook_secret = SecretStr(fake.webhook_secret)
     settings.stripe_api_base = fake.base_url
+    settings.stripe_price_api_calls = METERED_PRICE
     for name, (price_id, _) in prices.items():
         setattr(settings, STRIPE_PRICE_SETTINGS[name], price_id)
     payments.dev_stripe = fake

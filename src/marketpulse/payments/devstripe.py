@@ -6,7 +6,8 @@
 
 What it speaks: form-encoded bodies with Stripe's bracket notation (`line_items[0][price]=…`), `Authorization:
 Bearer sk_…`, `Idempotency-Key` (the same key and body answer the first response again with `Idempotent-Replayed:
-true`; the same key with another body is a 400 `idempotency_error`), Stripe's error objects (`{"error": {type,
+true`; the same key with another body is a 400 `idempotency_error`; a request refused by validation is not
+saved, as at Stripe), Stripe's error objects (`{"error": {type,
 code, message, param}}`), and objects shaped like Stripe's: Customers, Checkout Sessions, Subscriptions (the period
 on the items, as since API 2025-03-31), Billing Portal sessions, Invoices (a list), Billing Meter Events.
 
@@ -117,6 +118,7 @@ class FakeStripe:
     invoices: dict[str, dict[str, Any]] = field(default_factory=dict)
     charges: dict[str, dict[str, Any]] = field(default_factory=dict)  # by payment intent
     meter_events: list[dict[str, Any]] = field(default_factory=list)
+    meters: set[str] = field(default_factory=set)  # event names of the account's meters (empty: any)
     events: list[dict[str, Any]] = field(default_factory=list)  # every event made, in order
     requests: list[tuple[str, str, dict[str, Any], str | None]] = field(default_factory=list)  # method, path, …
     port: int = 0
@@ -184,7 +186,10 @@ class FakeStripe:
                 status, out = 200, await handler(request, params)
             except StripeError as err:
                 status, out = err.status, err.body
-            if request.method == "POST" and key:
+            # Stripe saves a result only once the endpoint started executing: a request that failed validation
+            # (an invalid_request_error) may be sent again, fixed, under the same key.
+            if request.method == "POST" and key and not (
+                    status == 400 and out.get("error", {}).get("type") == "invalid_request_error"):
                 self._idempotency[key] = (body, status, out)
             return JSONResponse(out, status_code=status, headers={"Request-Id": _id("req")})
         return endpoint
@@ -228,6 +233,12 @@ class FakeStripe:
         customer = params.get("customer")
         if customer and customer not in self.customers:
             raise StripeError(400, f"No such customer: '{customer}'", code="resource_missing", param="customer")
+        extra = [str((item or {}).get("price") or "") for item in items[1:]]
+        for i, extra_price in enumerate(extra, start=1):
+            found = self.prices.get(extra_price)
+            if found is None or not found.recurring or mode != "subscription":
+                raise StripeError(400, f"No such price: '{extra_price}'", code="resource_missing",
+                                  param=f"line_items[{i}][price]")
         sid = _id("cs")
         session = {
             "id": sid, "object": "checkout.session", "mode": mode, "status": "open", "payment_status": "unpaid",
@@ -237,7 +248,7 @@ class FakeStripe:
             "cancel_url": params.get("cancel_url"), "amount_total": price.unit_amount * int(items[0].get(
                 "quantity") or 1), "currency": price.currency, "subscription": None, "payment_intent": None,
             "created": self._now(), "expires_at": self._now() + 86_400, "livemode": False,
-            "_price": price_id, "_subscription_data": params.get("subscription_data") or {},
+            "_price": price_id, "_extra_prices": extra, "_subscription_data": params.get("subscription_data") or {},
             "_payment_intent_data": params.get("payment_intent_data") or {},
         }
         self.sessions[sid] = session
@@ -277,16 +288,39 @@ class FakeStripe:
         return refund
 
     async def _meter_event(self, request: Request, params: dict[str, Any]) -> dict[str, Any]:
+        """Billing Meter Events as Stripe takes them: `event_name` (a meter's), `payload[stripe_customer_id]` and
+        `payload[value]` (a whole number as text), `timestamp` within the past 35 days and at most 5 minutes ahead,
+        and `identifier`, which Stripe counts once (a repeat is accepted and not counted again)."""
         for name in ("event_name", "payload"):
             if not params.get(name):
                 raise StripeError(400, f"Missing required param: {name}.", code="parameter_missing", param=name)
+        if self.meters and params["event_name"] not in self.meters:
+            raise StripeError(400, f"No active meter was found for event name '{params['event_name']}'.",
+                              code="resource_missing", param="event_name")
+        payload = params["payload"]
+        customer, value = payload.get("stripe_customer_id"), str(payload.get("value") or "")
+        if not customer:  # (an unknown customer is reported later, asynchronously, at Stripe: accepted here)
+            raise StripeError(400, "Missing required param: payload[stripe_customer_id].", code="parameter_missing",
+                              param="payload[stripe_customer_id]")
+        if not value.isdigit():
+            raise StripeError(400, "payload[value] must be a whole number.", param="payload[value]")
+        now = self._now()
+        timestamp = int(params.get("timestamp") or now)
+        if not now - 35 * 86_400 <= timestamp <= now + 300:
+            raise StripeError(400, "Timestamp must be within the past 35 calendar days and at most 5 minutes in "
+                              "the future.", param="timestamp")
         identifier = params.get("identifier") or _id("mev")
         event = {"object": "billing.meter_event", "event_name": params["event_name"], "identifier": identifier,
-                 "payload": params["payload"], "timestamp": int(params.get("timestamp") or self._now()),
-                 "created": self._now(), "livemode": False}
+                 "payload": payload, "timestamp": timestamp, "created": now, "livemode": False}
         if all(e["identifier"] != identifier for e in self.meter_events):  # Stripe counts an identifier once
             self.meter_events.append(event)
         return event
+
+    def usage(self, customer_id: str, event_name: str | None = None) -> int:
+        """What the meter summed for a customer (each identifier once), as Stripe's meter event summaries do."""
+        return sum(int(e["payload"]["value"]) for e in self.meter_events
+                   if e["payload"].get("stripe_customer_id") == customer_id
+                   and event_name in (None, e["event_name"]))
 
     @staticmethod
     def _public(obj: Mapping[str, Any]) -> dict[str, Any]:
@@ -376,7 +410,14 @@ class FakeStripe:
                                    "price": {"id": session["_price"], "object": "price",
                                              "unit_amount": price.unit_amount, "currency": price.currency,
                                              "recurring": {"interval": "month", "interval_count": 1}},
-                                   "current_period_start": now, "current_period_end": now + PERIOD_S}]},
+                                   "current_period_start": now, "current_period_end": now + PERIOD_S}] + [
+                             {"id": _id("si"), "object": "subscription_item",
+                              "price": {"id": extra, "object": "price", "unit_amount": self.prices[extra].unit_amount,
+                                        "currency": self.prices[extra].currency,
+                                        "recurring": {"interval": "month", "interval_count": 1,
+                                                      "usage_type": "metered"}},
+                              "current_period_start": now, "current_period_end": now + PERIOD_S}
+                             for extra in session.get("_extra_prices") or []]},
                "livemode": False}
         self.subscriptions[sid] = sub
         return sub

@@ -114,6 +114,9 @@ class PaymentsService:
         }
         if product.kind == "plan":
             params["subscription_data"] = {"metadata": meta}  # every subscription event then names its user
+            metered = self.settings.stripe_price_api_calls
+            if metered and product.plan().metered_api_calls:  # calls past the quota are billed on this price
+                params["line_items"].append({"price": metered})
         else:
             params["payment_intent_data"] = {"metadata": meta}
         return await self.gateway.create_checkout(

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, Boolean, Index, Integer, String
+from sqlalchemy import JSON, BigInteger, Boolean, Index, Integer, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from marketpulse.storage.database import Base
@@ -91,3 +91,37 @@ class StripeEventRow(Base):
     payload: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
 
     __table_args__ = (Index("ix_stripe_events_outcome", "outcome", "received_at_ms"),)
+
+
+class ApiUsageRow(Base):
+    """API calls a user made in a month (`YYYY-MM`, UTC): each API process adds what it counted since its last
+    flush (an upsert adding to `calls`), so any number of API processes share one count."""
+
+    __tablename__ = "api_usage"
+
+    owner_id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    period: Mapped[str] = mapped_column(String(7), primary_key=True)
+    calls: Mapped[int] = mapped_column(BigInteger)
+    updated_at_ms: Mapped[int] = mapped_column(BigInteger)
+
+
+class MeterReportRow(Base):
+    """One Billing Meter Event: the excess calls (start_calls, end_calls] of a user's month. Written before it is
+    sent (`sent_at_ms` None until Stripe answered), so a batch that crashed half-way is sent again, with the same
+    identifier and timestamp, by whoever holds the lease next. (owner, period, start) is unique: two reporters
+    can't both cover the same calls."""
+
+    __tablename__ = "api_meter_reports"
+
+    identifier: Mapped[str] = mapped_column(String(160), primary_key=True)
+    owner_id: Mapped[str] = mapped_column(String(36))
+    period: Mapped[str] = mapped_column(String(7))
+    customer_id: Mapped[str] = mapped_column(String(255))
+    start_calls: Mapped[int] = mapped_column(BigInteger)
+    end_calls: Mapped[int] = mapped_column(BigInteger)
+    timestamp_s: Mapped[int] = mapped_column(BigInteger)  # the event's time at Stripe (kept for a retry)
+    created_at_ms: Mapped[int] = mapped_column(BigInteger)
+    sent_at_ms: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+
+    __table_args__ = (UniqueConstraint("owner_id", "period", "start_calls", name="uq_api_meter_reports_start"),
+                      Index("ix_api_meter_reports_unsent", "sent_at_ms"))

@@ -23,6 +23,7 @@ from marketpulse.ratelimit.core import anonymous_plan, is_limited, rate_headers,
 from marketpulse.settings import Settings
 
 PRINCIPAL_STATE = "pulse_principal"  # (token, Principal) on request.state
+API_PREFIX = "/api/"  # what counts as an API call for metered billing
 ACCESS_COOKIE = "mp_access"  # accounts.views.ACCESS_COOKIE (not imported: views import this package's users)
 
 
@@ -40,11 +41,16 @@ class RateLimitMiddleware:
             return
         services = runtime.services
         caller, plan = await identify(scope, services.accounts)
-        decision = await services.rate_limits.hit(caller, plan)
+        user_id = _user_of(scope)
+        metered = user_id is not None and await services.metering.metered(user_id, plan)
+        decision = await services.rate_limits.hit(caller, plan, metered=metered)
         headers = rate_headers(decision.state, services.rate_limits.now_s())
         if not decision.allowed:
             await _refuse(send, headers, refusal_body(decision.state, services.rate_limits.now_s()))
             return
+        if user_id is not None and scope["path"].startswith(API_PREFIX):  # an API call: counted for billing
+            services.metering.count(user_id)
+            await services.metering.maybe_flush()
 
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
@@ -72,6 +78,12 @@ async def identify(scope: Scope, accounts: AccountsService) -> tuple[str, Plan]:
             return caller, plan_named(principal.user.plan)
     address = scope["client"][0] if scope.get("client") else "unknown"
     return f"addr:{address}", anonymous_plan()
+
+
+def _user_of(scope: Scope) -> str | None:
+    """The signed-in caller `identify` found (None: anonymous)."""
+    found = scope.get("state", {}).get(PRINCIPAL_STATE)
+    return str(found[1].user.id) if found else None
 
 
 def _is_ingest(scope: Scope, settings: Settings) -> bool:

@@ -19,6 +19,7 @@ from marketpulse.accounts.plans import Plan
 from marketpulse.ratelimit.core import Window, WindowState, headline, plan_windows
 
 NAMESPACE = "api"
+DAY_S = 86_400
 
 
 @dataclass(frozen=True)
@@ -33,11 +34,14 @@ class ApiRateLimiter:
         self._limiter = FixedWindowRateLimiter(storage)  # type: ignore[arg-type]
         self.windows_of = windows_of  # tests swap in small windows
 
-    async def hit(self, caller: str, plan: Plan) -> Decision:
+    async def hit(self, caller: str, plan: Plan, *, metered: bool = False) -> Decision:
         """Count one request of `caller` (e.g. `user:<id>`, `key:<id>`, `addr:<ip>`) in each of its plan's
-        windows, shortest first; a refusal stops there, so a refused request costs nothing from longer windows."""
+        windows, shortest first; a refusal stops there, so a refused request costs nothing from longer windows.
+        `metered`: the caller's calls past the quota are billed, so only the windows under a day apply."""
         states = []
         for window in self.windows_of(plan):
+            if metered and window.seconds >= DAY_S:
+                continue
             item = RateLimitItemPerSecond(window.amount, window.seconds)
             allowed = await self._limiter.hit(item, NAMESPACE, caller)
             stats = await self._limiter.get_window_stats(item, NAMESPACE, caller)

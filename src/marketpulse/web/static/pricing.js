@@ -9,7 +9,9 @@
     open_interest_column: "Open-interest column", alert_batch_minutes: "Alert delivery",
     alert_channels: "Alert channels", active_alert_rules: "Active alert rules", backtests_per_day: "Backtests per day",
     concurrent_paper_positions: "Concurrent paper positions", api_requests_per_minute: "API requests per minute",
-    api_requests_per_day: "API requests per day", monthly_credits: "Monthly credits", aliases: "Also called",
+    api_requests_per_day: "API requests per day", api_calls_included_per_month: "API calls included per month",
+    metered_api_calls: "Calls past the quota billed (card subscription)", monthly_credits: "Monthly credits",
+    aliases: "Also called",
     watchlists: "Watchlists", watchlist_symbols: "Symbols per watchlist",
     volume_alert_subscriptions: "Volume-alert subscriptions",
   };
