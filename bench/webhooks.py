@@ -103,8 +103,9 @@ def body(i: int) -> bytes:
 async def wait_up(base: str, path: str) -> None:
     import httpx
 
+    deadline = time.monotonic() + 180  # importing the app takes a while on a loaded machine
     async with httpx.AsyncClient() as http:
-        for _ in range(600):
+        while time.monotonic() < deadline:
             try:
                 await http.post(f"{base}{path}", content=b"{}")
                 return

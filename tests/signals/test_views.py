@@ -103,3 +103,30 @@ async def test_a_configs_backtest_over_the_last_year(client: httpx.AsyncClient, 
     nowhere = await config(client, auth, symbol="ZZZUSDT")
     assert (await client.get(f"/api/v1/signals/configs/{nowhere['id']}/backtest", headers=user_auth)).status_code == 404
     assert (await client.get("/api/v1/signals/configs/nope/backtest", headers=user_auth)).status_code == 404
+
+
+async def test_the_strategies_config_parameters_are_listed_for_the_admin_form(client: httpx.AsyncClient,
+                                                                              runtime: Runtime) -> None:
+    _, auth = await user(client, runtime, "ana@example.com")
+    assert (await client.get("/api/v1/signals/strategies")).status_code == 401
+    answer = (await client.get("/api/v1/signals/strategies", headers=auth)).json()
+    assert answer["next"] is None
+    specs = {s["name"]: s for s in answer["data"]}
+    assert set(specs) == {"ut_bot", "ema_cross", "rsi_reversion", "bollinger_breakout", "supertrend"}
+    ut_bot = {p["name"]: p for p in specs["ut_bot"]["params"]}
+    assert list(ut_bot)[:4] == ["key_value", "atr_period", "ema_period", "heikin_ashi"]
+    assert (ut_bot["ema_period"]["kind"], ut_bot["ema_period"]["default"], ut_bot["heikin_ashi"]["kind"]) == (
+        "int", 1, "bool")
+    # What the form sends back is what the config endpoint takes: every default makes a valid config.
+    admin_auth = await admin(client, runtime)
+    for name, spec in specs.items():
+        body = {"symbol": "BTCUSDT", "timeframe": "1h", "strategy": name} | {
+            p["name"]: p["default"] for p in spec["params"]}
+        made = await client.post(CONFIGS, json=body, headers=admin_auth)
+        assert made.status_code == 201, (name, made.text)
+
+
+async def test_the_signals_page_is_served_with_its_script(client: httpx.AsyncClient) -> None:
+    page = await client.get("/signals")
+    assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
+    assert '<script src="/static/signals.js"></script>' in page.text and 'id="signal-cards"' in page.text
