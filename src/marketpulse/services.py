@@ -86,7 +86,7 @@ class Services:
             paper_clock=clock,
             backtests=BacktestJobs(runtime.sessions, runtime.clock, settings),
             accounts=accounts,
-            watchlists=WatchlistService(runtime.sessions, runtime.clock),
+            watchlists=WatchlistService(runtime.sessions, runtime.clock, runtime.bus),
             delivery=DeliveryService(runtime.sessions, runtime.clock, settings, runtime.bus),
             rules=RulesService(runtime.sessions, runtime.bus, runtime.clock),
             rate_limits=ApiRateLimiter(limit_storage(settings.rate_limit_storage, settings.deployment)),

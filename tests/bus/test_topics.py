@@ -30,6 +30,7 @@ SAMPLES: dict[str, Any] = {
                                                   text="crossed", kind="price", time=T0, symbol="BTCUSDT"),
     "accounts.changed": topics.AccountChanged(user_id="u1", plan="elite", status="active"),
     "rules.changed": topics.RulesChanged(rule_id="r1", owner_id="u1", version=3, deleted=True),
+    "watchlists.changed": topics.WatchlistChanged(watchlist_id="w1", owner_id="u1", deleted=True),
     "signals.received": topics.SignalReceived(signal_id="s1", config_id="c1"),
     "signals.configs_changed": topics.SignalConfigChanged(config_id="c1"),
 }

@@ -19,7 +19,7 @@ from marketpulse.settings import Settings
 from support.accounts import authorize
 
 PAGES = ["/signup", "/signin", "/verify", "/forgot-password", "/onboarding", "/settings", "/pricing"]
-SITE = [*PAGES, "/", "/paper", "/backtests", "/admin", "/verify-email?token=x", "/reset-password?token=x"]
+SITE = [*PAGES, "/", "/alerts", "/paper", "/backtests", "/admin", "/verify-email?token=x", "/reset-password?token=x"]
 SCRIPT = re.compile(r"<script\b([^>]*)>(.*?)</script>", re.S)
 ASSET = re.compile(r'(?:src|href)="(/static/[^"]+)"')
 

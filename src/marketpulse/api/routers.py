@@ -26,6 +26,7 @@ ROUTERS: list[str] = [
     "marketpulse.accounts.sso_views:router",
     "marketpulse.delivery.views:router",
     "marketpulse.rules.views:router",
+    "marketpulse.rules.page:router",
     "marketpulse.credits.views:router",
     "marketpulse.signals.views:webhook_router",
     "marketpulse.signals.views:admin_router",

@@ -220,6 +220,15 @@ class RulesChanged(msgspec.Struct, frozen=True):
     deleted: bool = False
 
 
+class WatchlistChanged(msgspec.Struct, frozen=True):
+    """A watchlist's symbols changed (added, removed, replaced) or it was deleted: rules on it follow (the rule
+    engines reload the rules naming it, with the watchlist's symbols as stored now)."""
+
+    watchlist_id: str
+    owner_id: str
+    deleted: bool = False
+
+
 # --- topics -----------------------------------------------------------------------------------------------------
 
 MARKET_TICKERS: BatchTopic[TickersEvent] = BatchTopic("market.tickers", TickersEvent, rows="rows", row=MarketRow)
@@ -239,6 +248,8 @@ NOTIFICATIONS_USER: Topic[UserNotification] = Topic("notifications.user", UserNo
 ACCOUNT_CHANGED: Topic[AccountChanged] = Topic("accounts.changed", AccountChanged)
 # Alert rules changed (rule engines in every worker follow them).
 RULES_CHANGED: Topic[RulesChanged] = Topic("rules.changed", RulesChanged)
+# A watchlist's symbols changed (rule engines reload the rules on it).
+WATCHLISTS_CHANGED: Topic[WatchlistChanged] = Topic("watchlists.changed", WatchlistChanged)
 
 
 class SignalReceived(msgspec.Struct, frozen=True):
@@ -259,5 +270,5 @@ SIGNALS_RECEIVED: Topic[SignalReceived] = Topic("signals.received", SignalReceiv
 SIGNAL_CONFIGS_CHANGED: Topic[SignalConfigChanged] = Topic("signals.configs_changed", SignalConfigChanged)
 
 ALL: tuple[Topic[Any], ...] = (MARKET_TICKERS, MARKET_CANDLES, MARKET_OPEN_INTEREST, ALERTS_VOLUME, PAPER_FILLS,
-                                RISK_HALTS, NOTIFICATIONS_USER, ACCOUNT_CHANGED, RULES_CHANGED,
+                                RISK_HALTS, NOTIFICATIONS_USER, ACCOUNT_CHANGED, RULES_CHANGED, WATCHLISTS_CHANGED,
                                 SIGNALS_RECEIVED, SIGNAL_CONFIGS_CHANGED)

@@ -75,6 +75,18 @@ def compile_rule_for(rule_id: str, owner_id: str, rule: RuleIn, watchlist_symbol
 
 
 @dataclass(frozen=True, slots=True)
+class StateChange:
+    """A rule's trigger state on one symbol after an update changed it (it fired, or it re-armed)."""
+
+    rule_id: str
+    owner_id: str
+    symbol: str
+    armed: bool
+    last_fired_ms: int | None  # None: never fired
+    as_of_ms: int  # the market time of the update
+
+
+@dataclass(frozen=True, slots=True)
 class Match:
     rule_id: str
     owner_id: str
@@ -124,7 +136,13 @@ class RuleEngine:
     check_op: npt.NDArray[np.int8]
     check_a: npt.NDArray[np.float64]
 
-    def __init__(self) -> None:
+    def __init__(self, *, track_state: bool = False) -> None:
+        """`track_state`: remember which (rule, symbol) states each update changed, for `take_state_changes` (the
+        worker persists them); off, nothing accumulates (the benchmark, the property tests)."""
+        self.track_state = track_state
+        self._changed_fast: list[I64] = []  # slots whose vectorized state changed
+        self._changed_slow: set[tuple[int, int]] = set()  # (slot, symbol) of the others
+        self._changed_at: int = 0  # market time of the newest change
         self.symbols: list[str] = []
         self.sym_idx: dict[str, int] = {}
         self.values: dict[str, F64] = {}
@@ -299,6 +317,8 @@ class RuleEngine:
         if index is None or not len(syms):
             return Matches(self, key, now_ms, EMPTY_I64, EMPTY_I64, np.empty(0), [])
         codes, rows = index.crossed(syms.astype(np.int32), prev, vals)
+        if self.track_state and len(codes):
+            self._changed_at = now_ms
         slots = codes >> 1
         live = self.alive[slots]
         slots, rows, purpose = slots[live], rows[live], (codes & 1)[live]
@@ -309,12 +329,17 @@ class RuleEngine:
 
     def _rearm(self, slots: I64, syms: npt.NDArray[np.integer]) -> None:
         fast = self.fast[slots]
-        self.armed[slots[fast]] = True  # one condition: its relaxed form just turned false
+        f_slots = slots[fast]
+        if self.track_state:
+            self._changed_fast.append(f_slots[~self.armed[f_slots]])
+        self.armed[f_slots] = True  # one condition: its relaxed form just turned false
         for slot, sym in zip(slots[~fast].tolist(), syms[~fast].tolist(), strict=True):
             rule = self.rules[slot]
             if rule is not None and not self.states.armed(slot, sym) and \
                     not holds_relaxed(rule.tree, self._values(sym), rule.trigger.band_pct):
                 self.states.rearm(slot, sym)
+                if self.track_state:
+                    self._changed_slow.add((slot, sym))
 
     def _fire(self, key: str, now_ms: int, slots: I64, rows: I64, syms: npt.NDArray[np.integer], prev: F64,
               vals: F64) -> Matches:
@@ -328,6 +353,8 @@ class RuleEngine:
         f_rows = f_rows[first]
         f_vals = vals[f_rows]
         self.last_fired[f_slots] = now_ms
+        if self.track_state:
+            self._changed_fast.append(f_slots)
         band = self.crosses_band[f_slots]  # `crosses` stays armed when it jumped past its whole band
         self.armed[f_slots] = (band >= 0) & (np.abs(f_vals - self.threshold[f_slots]) >= band)
         slow = self._fire_slow(key, now_ms, slots[~fast], rows[~fast], syms, prev)
@@ -386,6 +413,9 @@ class RuleEngine:
         if holds_before(rule.tree, values) or not holds_after(rule.tree, values):
             return None
         self.states.fire(slot, sym, now_ms, disarm=holds_relaxed(rule.tree, values, rule.trigger.band_pct))
+        if self.track_state:
+            self._changed_slow.add((slot, sym))
+            self._changed_at = max(self._changed_at, now_ms)
         value = values.now(values.key) if values.key is not None else None
         match = self._match(rule, sym, now_ms, values.key, value,
                             f"{values.event.event}:{values.event.detail}" if values.event else None)
@@ -407,6 +437,46 @@ class RuleEngine:
             if match is not None:
                 out.append(_with_key(match, f"{event.event}:{key}"))
         return out
+
+    # --- trigger state, persisted by the worker --------------------------------------------------------------------
+
+    def take_state_changes(self) -> list[StateChange]:
+        """The states changed since the last call (with `track_state`), as they are now; then forget them."""
+        out: list[StateChange] = []
+        at = self._changed_at
+        if self._changed_fast:
+            for slot in np.unique(np.concatenate(self._changed_fast)).tolist():
+                rule = self.rules[slot]
+                if rule is None or rule.symbols is None:
+                    continue
+                fired = int(self.last_fired[slot])
+                out.append(StateChange(rule.id, rule.owner_id, rule.symbols[0], bool(self.armed[slot]),
+                                       None if fired == NEVER else fired, at))
+        for slot, sym in sorted(self._changed_slow):
+            rule = self.rules[slot]
+            if rule is None:
+                continue
+            fired = self.states.last(slot, sym)
+            out.append(StateChange(rule.id, rule.owner_id, self.symbols[sym], self.states.armed(slot, sym),
+                                   None if fired == NEVER else fired, at))
+        self._changed_fast, self._changed_slow = [], set()
+        return out
+
+    def restore(self, rule_id: str, symbol: str, armed: bool, last_fired_ms: int | None) -> None:
+        """Put back a rule's stored state on one symbol (after `add`, as a worker starts)."""
+        slot = self.slot_of.get(rule_id)
+        rule = None if slot is None else self.rules[slot]
+        if slot is None or rule is None or (rule.symbols is not None and symbol not in rule.symbols):
+            return
+        fired = int(NEVER) if last_fired_ms is None else last_fired_ms
+        if self.fast[slot]:
+            self.armed[slot], self.last_fired[slot] = armed, fired
+            return
+        sym = self.symbol(symbol)
+        if last_fired_ms is not None:
+            self.states.last_fired[(slot, sym)] = fired
+        if not armed:
+            self.states.disarmed.add((slot, sym))
 
     # --- what matches look like --------------------------------------------------------------------------------
 

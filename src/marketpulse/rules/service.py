@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import delete, func, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -24,9 +24,9 @@ from marketpulse.clock import Clock
 from marketpulse.delivery.core import channel_allowed
 from marketpulse.delivery.outbox import enqueue
 from marketpulse.delivery.tables import DestinationRow
-from marketpulse.rules.engine import Match
+from marketpulse.rules.engine import Match, StateChange
 from marketpulse.rules.model import RuleIn, bad_field
-from marketpulse.rules.tables import AlertHistoryRow, AlertRuleRow
+from marketpulse.rules.tables import AlertHistoryRow, AlertRuleRow, AlertRuleStateRow
 from marketpulse.watchlists.tables import WatchlistItemRow, WatchlistRow
 
 
@@ -111,6 +111,7 @@ class RulesService:
         async with self.sessions() as s:
             row = await self._owned(s, owner_id, rule_id)
             await s.delete(row)
+            await s.execute(delete(AlertRuleStateRow).where(AlertRuleStateRow.rule_id == rule_id))
             await s.commit()
         await self.bus.publish(topics.RULES_CHANGED, topics.RulesChanged(rule_id, owner_id, row.version + 1,
                                                                          deleted=True))
@@ -195,12 +196,24 @@ class RulesService:
         async with self.sessions() as s:
             return await _watchlist_symbols(s, owner_id, watchlist_id) or []
 
-    async def record(self, matches: Sequence[tuple[Match, AlertRuleRow, str]]) -> list[Match]:
-        """Store matches (each with its rule and message) and their outbox rows in one transaction; the matches
-        that were new (a repeated (rule, event) stores and notifies nothing)."""
+    async def rule_states(self, rule_ids: Sequence[str] | None = None) -> list[AlertRuleStateRow]:
+        """The stored trigger states (of `rule_ids`, else every one); the caller keeps those of the rule versions
+        it holds."""
+        query = select(AlertRuleStateRow)
+        if rule_ids is not None:
+            query = query.where(AlertRuleStateRow.rule_id.in_(list(rule_ids)))
+        async with self.sessions() as s:
+            return list(await s.scalars(query))
+
+    async def record(self, matches: Sequence[tuple[Match, AlertRuleRow, str]],
+                     states: Sequence[tuple[StateChange, int]] = ()) -> list[Match]:
+        """Store matches (each with its rule and message) and their outbox rows, and the trigger states the same
+        updates left (each with its rule's version), in one transaction; the matches that were new (a repeated
+        (rule, event) stores and notifies nothing)."""
         now = self.clock.now_ms()
         fresh: list[Match] = []
         async with self.sessions() as s, s.begin():
+            await _upsert_states(s, states)
             for match, rule, message in matches:
                 if not await _insert_history(s, match, rule, message, now):
                     continue
@@ -233,6 +246,27 @@ async def _watchlist_symbols(s: AsyncSession, owner_id: str, watchlist_id: str) 
     rows = await s.scalars(select(WatchlistItemRow.symbol).where(WatchlistItemRow.watchlist_id == watchlist_id)
                            .order_by(WatchlistItemRow.position))
     return list(rows)
+
+
+STATE_CHUNK = 500  # rows per INSERT … ON CONFLICT statement
+
+
+async def _upsert_states(s: AsyncSession, states: Sequence[tuple[StateChange, int]]) -> None:
+    """Each (rule, symbol)'s state, unless a newer one is stored: a newer rule version, or the same version's state
+    as of a later market time (another worker ahead of this one wrote it)."""
+    insert = postgresql.insert if s.get_bind().dialect.name == "postgresql" else sqlite.insert
+    rows = [{"rule_id": c.rule_id, "symbol": c.symbol, "owner_id": c.owner_id, "rule_version": version,
+             "armed": c.armed, "last_fired_ms": c.last_fired_ms, "as_of_ms": c.as_of_ms} for c, version in states]
+    stored = AlertRuleStateRow
+    for i in range(0, len(rows), STATE_CHUNK):
+        stmt = insert(stored).values(rows[i:i + STATE_CHUNK])
+        new = stmt.excluded
+        await s.execute(stmt.on_conflict_do_update(
+            index_elements=["rule_id", "symbol"],
+            set_={"rule_version": new.rule_version, "armed": new.armed, "last_fired_ms": new.last_fired_ms,
+                  "as_of_ms": new.as_of_ms, "owner_id": new.owner_id},
+            where=or_(stored.rule_version < new.rule_version,
+                      (stored.rule_version == new.rule_version) & (stored.as_of_ms <= new.as_of_ms))))
 
 
 async def _insert_history(s: AsyncSession, match: Match, rule: AlertRuleRow, message: str, now: int) -> bool:

@@ -50,3 +50,21 @@ class AlertHistoryRow(Base):
         UniqueConstraint("rule_id", "event_key", name="uq_alert_history_rule_event"),
         Index("ix_alert_history_owner_time", "owner_id", "time_ms"),
     )
+
+
+class AlertRuleStateRow(Base):
+    """A rule's trigger state on one symbol, as the engine left it: disarmed (waiting for the hysteresis band) and
+    when it last fired (its cooldown and bar). Written with the matches that change it, so a restarted worker
+    resumes it instead of re-firing a crossing or forgetting a cooldown. Kept for the rule's `rule_version` only (a
+    change to the rule starts it afresh); `as_of_ms` (market time) lets the newest state win when several workers
+    write it."""
+
+    __tablename__ = "alert_rule_states"
+
+    rule_id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    symbol: Mapped[str] = mapped_column(String(64), primary_key=True)
+    owner_id: Mapped[str] = mapped_column(String(64))
+    rule_version: Mapped[int] = mapped_column(Integer)
+    armed: Mapped[bool] = mapped_column(Boolean)
+    last_fired_ms: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    as_of_ms: Mapped[int] = mapped_column(BigInteger)

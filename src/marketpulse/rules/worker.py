@@ -7,8 +7,10 @@ restarted worker notify nothing twice. A match is written with its outbox rows i
 (`RulesService.record`); a failed write is retried with the same matches until the store takes them, so a match
 the engine made is never lost (the engine's state moved on when it matched; the store then catches up).
 
-Not persisted: the armed state and cooldown clocks live in memory, so after a restart a rule that was disarmed
-(waiting for its hysteresis band) is armed again.
+Each rule's trigger state per symbol (disarmed until its hysteresis band, when it last fired) is written in the same
+transaction as the matches of the update that changed it (`alert_rule_states`, per rule version), and put back
+when a worker starts: a restart neither re-fires a crossing the rule is disarmed for nor forgets a cooldown or the
+bar it fired in.
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ from marketpulse.rules.engine import CompiledRule, Match, RuleEngine, compile_ru
 from marketpulse.rules.feeds import MarketFeed
 from marketpulse.rules.model import RuleIn
 from marketpulse.rules.service import RulesService
-from marketpulse.rules.tables import AlertRuleRow
+from marketpulse.rules.tables import AlertRuleRow, AlertRuleStateRow
 
 log = structlog.get_logger(__name__)
 RETRY_DELAYS_S = (0.1, 0.5, 1.0, 2.0, 5.0)  # then every 5 s until the store takes the matches
@@ -36,7 +38,7 @@ class RuleWorker:
     def __init__(self, rules: RulesService, bus: EventBus, *, group: str | None = None) -> None:
         self.rules = rules
         self.bus = bus
-        self.engine = RuleEngine()
+        self.engine = RuleEngine(track_state=True)
         self.feed = MarketFeed(self.engine)
         self.group = group or f"rules-{uuid.uuid4().hex[:8]}"
         self._rows: dict[str, AlertRuleRow] = {}  # the rules the engine holds, as stored
@@ -47,18 +49,31 @@ class RuleWorker:
         # Follow changes first, then load: a change made while loading is applied after it (versions decide).
         self._subs.append(await self.bus.subscribe(topics.RULES_CHANGED, self.group, self._on_change,
                                                    ephemeral=True))
+        self._subs.append(await self.bus.subscribe(topics.WATCHLISTS_CHANGED, self.group, self._on_watchlist,
+                                                   ephemeral=True))
         compiled = []
         for row in await self.rules.active_rules():
             if (rule := await self._compile(row)) is not None:
                 compiled.append(rule)
                 self._rows[row.id] = row
         self.engine.add_many(compiled)
-        log.info("rule engine built", rules=len(self.engine))
+        restored = self._restore(await self.rules.rule_states())
+        log.info("rule engine built", rules=len(self.engine), states_restored=restored)
         bus, group = self.bus, self.group
         self._subs += [await bus.subscribe(topics.MARKET_TICKERS, group, self._on_tickers, ephemeral=True),
                        await bus.subscribe(topics.MARKET_CANDLES, group, self._on_candles, ephemeral=True),
                        await bus.subscribe(topics.ALERTS_VOLUME, group, self._on_volume_alert, ephemeral=True),
                        await bus.subscribe(topics.PAPER_FILLS, group, self._on_fill, ephemeral=True)]
+
+    def _restore(self, states: Iterable[AlertRuleStateRow]) -> int:
+        """Put stored trigger states back into the engine, those of the rule versions it holds; how many."""
+        restored = 0
+        for state in states:
+            held = self._rows.get(state.rule_id)
+            if held is not None and held.version == state.rule_version:
+                self.engine.restore(state.rule_id, state.symbol, state.armed, state.last_fired_ms)
+                restored += 1
+        return restored
 
     async def stop(self) -> None:
         for sub in self._subs:
@@ -93,6 +108,23 @@ class RuleWorker:
             return
         await self._load(row)
 
+    async def _on_watchlist(self, msg: Message[topics.WatchlistChanged]) -> None:
+        """A watchlist's symbols changed: the rules on it are compiled again over its symbols as stored now, keeping
+        their trigger state on the symbols they still watch."""
+        changed = msg.data
+        on_it = [row for row in self._rows.values()
+                 if row.owner_id == changed.owner_id and row.spec.get("watchlist") == changed.watchlist_id]
+        if not on_it:
+            return
+        await self._store(())  # state changes so far are written before the rules' slots are replaced
+        states = await self.rules.rule_states([row.id for row in on_it])
+        for row in on_it:
+            self.engine.remove(row.id)
+            if (rule := await self._compile(row)) is not None:
+                self.engine.add(rule)
+        self._restore(states)
+        log.info("rules follow their watchlist", watchlist=changed.watchlist_id, rules=len(on_it))
+
     def add_compiled(self, rule: CompiledRule, row: AlertRuleRow) -> None:
         """For tests and the benchmark: a rule straight into the engine."""
         self.engine.add(rule)
@@ -120,14 +152,16 @@ class RuleWorker:
 
     async def _store(self, matches: Iterable[Match]) -> None:
         batch = [(m, row, message(m, row)) for m in matches if (row := self._rows.get(m.rule_id)) is not None]
-        if not batch:
+        states = [(c, row.version) for c in self.engine.take_state_changes()
+                  if (row := self._rows.get(c.rule_id)) is not None]
+        if not batch and not states:
             return
         for m, _, _ in batch:
             if m.disables:
                 self._rows.pop(m.rule_id, None)
         for attempt in range(1_000_000):
             try:
-                self.stored += len(await self.rules.record(batch))
+                self.stored += len(await self.rules.record(batch, states))
                 return
             except Exception:  # the store refused for now: keep the matches, try again
                 delay = RETRY_DELAYS_S[min(attempt, len(RETRY_DELAYS_S) - 1)]

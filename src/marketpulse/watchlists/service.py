@@ -1,5 +1,7 @@
 """Watchlists and volume-alert subscriptions in the database. Every method takes the owner and filters by it, so
-another user's id is simply not found; plan limits are checked (by `core`) before anything is written."""
+another user's id is simply not found; plan limits are checked (by `core`) before anything is written. A change to
+a watchlist's symbols (or its deletion) is announced on `watchlists.changed` after its commit, so alert rules on
+the watchlist follow it."""
 
 from __future__ import annotations
 
@@ -12,6 +14,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from marketpulse.accounts.plans import Plan
+from marketpulse.bus import EventBus, topics
 from marketpulse.clock import Clock
 from marketpulse.watchlists import core
 from marketpulse.watchlists.tables import VolumeAlertSubscriptionRow, WatchlistItemRow, WatchlistRow
@@ -35,9 +38,14 @@ class Watchlist:
 
 
 class WatchlistService:
-    def __init__(self, sessions: async_sessionmaker[AsyncSession], clock: Clock) -> None:
+    def __init__(self, sessions: async_sessionmaker[AsyncSession], clock: Clock, bus: EventBus | None = None) -> None:
         self.sessions = sessions
         self.clock = clock
+        self.bus = bus
+
+    async def _announce(self, owner: str, list_id: str, deleted: bool = False) -> None:
+        if self.bus is not None:
+            await self.bus.publish(topics.WATCHLISTS_CHANGED, topics.WatchlistChanged(list_id, owner, deleted))
 
     # ---- watchlists ---------------------------------------------------------------------------------------------
 
@@ -90,12 +98,16 @@ class WatchlistService:
                 s.add_all(_items(row.id, owner, symbols, 0, now))
             row.updated_at_ms = now
             await _commit(s)
-            return await self._load(s, owner, list_id)
+            changed = await self._load(s, owner, list_id)
+        if symbols is not None:
+            await self._announce(owner, list_id)
+        return changed
 
     async def delete(self, owner: str, list_id: str) -> None:
         async with self.sessions() as s:
             await s.delete(await self._row(s, owner, list_id))  # its items go with it (FK cascade)
             await s.commit()
+        await self._announce(owner, list_id, deleted=True)
 
     async def add(self, owner: str, plan: Plan, list_id: str, symbols: Sequence[str], field: str) -> Watchlist:
         """Add the symbols not there yet (at the end, in the order given); those already there stay where they are."""
@@ -111,7 +123,10 @@ class WatchlistService:
                 s.add_all(_items(row.id, owner, new, (top or 0) + 1, now))
                 row.updated_at_ms = now
                 await _commit(s)
-            return await self._load(s, owner, list_id)
+            changed = await self._load(s, owner, list_id)
+        if new:
+            await self._announce(owner, list_id)
+        return changed
 
     async def remove(self, owner: str, list_id: str, symbols: Sequence[str]) -> Watchlist:
         """Remove the symbols; one that isn't there is already gone (so a repeated DELETE answers the same)."""
@@ -122,7 +137,10 @@ class WatchlistService:
             if gone.rowcount:  # type: ignore[attr-defined]
                 row.updated_at_ms = self.clock.now_ms()
             await s.commit()
-            return await self._load(s, owner, list_id)
+            changed = await self._load(s, owner, list_id)
+        if gone.rowcount:  # type: ignore[attr-defined]
+            await self._announce(owner, list_id)
+        return changed
 
     async def _row(self, s: AsyncSession, owner: str, list_id: str) -> WatchlistRow:
         row = (await s.execute(select(WatchlistRow).where(WatchlistRow.id == list_id,

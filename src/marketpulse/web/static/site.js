@@ -113,8 +113,8 @@
   async function renderNav() {
     const nav = document.getElementById("site-nav");
     if (!nav) return;
-    nav.replaceChildren(link("/", "Dashboard"), link("/backtests", "Backtests"), link("/paper", "Paper"),
-      link("/signals", "Signals"), link("/pricing", "Pricing"));
+    nav.replaceChildren(link("/", "Dashboard"), link("/alerts", "Alerts"), link("/backtests", "Backtests"),
+      link("/paper", "Paper"), link("/signals", "Signals"), link("/pricing", "Pricing"));
     const grow = document.createElement("span");
     grow.className = "grow";
     nav.append(grow);
