@@ -68,6 +68,7 @@ class Services:
         from marketpulse.ratelimit.service import ApiRateLimiter
         from marketpulse.rules.service import RulesService
         from marketpulse.signals.service import SignalsService
+        from marketpulse.tax.prices import LibraryPrices
         from marketpulse.tax.service import TaxService
         from marketpulse.trading.paper.deployments import DeploymentService
         from marketpulse.trading.paper.service import PaperConfig, PaperTradingService
@@ -95,7 +96,7 @@ class Services:
             payments=payments,
             metering=ApiMetering(runtime.sessions, runtime.clock, settings, payments.gateway),
             usdt=UsdtPayments(runtime.sessions, runtime.clock, settings, accounts, credits),
-            tax=TaxService(runtime.sessions, runtime.clock),
+            tax=TaxService(runtime.sessions, runtime.clock, LibraryPrices(settings.data_dir / "library")),
         )
 
     async def close(self) -> None:

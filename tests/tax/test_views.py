@@ -38,7 +38,7 @@ async def test_import_counts_rows_and_a_second_import_changes_nothing(client: ht
     assert first.status_code == 200, first.text
     body = first.json()
     # 7 rows: line 5 has a bad amount, line 8 a sale without price; line 7 repeats line 6.
-    assert (body["rows_read"], body["imported"], body["duplicates"]) == (7, 4, 1)
+    assert (body["layout"], body["rows_read"], body["imported"], body["duplicates"]) == ("generic", 7, 4, 1)
     assert [(r["line"], r["field"]) for r in body["rejected"]] == [(5, "amount"), (8, "price_usd")]
     again = (await upload(client, me, FILE)).json()
     assert (again["rows_read"], again["imported"], again["duplicates"]) == (7, 0, 5)
@@ -96,3 +96,17 @@ async def test_a_bad_report_request_names_the_field(client: httpx.AsyncClient, r
     assert bad_method.status_code == 422 and bad_method.json()["detail"][0]["loc"] == ["body", "method"]
     bad_year = await client.post(REPORTS, json={"year": 1999}, headers=me)
     assert bad_year.status_code == 422 and bad_year.json()["detail"][0]["loc"] == ["body", "year"]
+
+
+async def test_a_coinbase_export_is_found_from_its_header_and_imports_once(client: httpx.AsyncClient,
+                                                                          runtime: Runtime) -> None:
+    from tax.test_layouts import COINBASE
+
+    me = await user(client, runtime, "coinbase@example.com")
+    first = (await upload(client, me, COINBASE)).json()
+    assert (first["layout"], first["rows_read"], first["imported"], first["duplicates"]) == ("coinbase", 7, 6, 0)
+    assert [r["line"] for r in first["rejected"]] == [11] and [i["line"] for i in first["ignored"]] == [10]
+    again = (await upload(client, me, COINBASE)).json()
+    assert (again["imported"], again["duplicates"]) == (0, 6)
+    owner = await runtime.services.accounts.find_user("coinbase@example.com")
+    assert owner is not None and len(await runtime.services.tax.transactions(owner.id)) == 6

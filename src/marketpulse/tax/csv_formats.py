@@ -78,7 +78,14 @@ class ParsedRow:
 def read_generic(text: str) -> Iterator[ParsedRow]:
     """Each row of a generic CSV as a Transaction; RowError at the first bad one (stops there)."""
     for line, row in _rows(text):
-        yield ParsedRow(line, parse_row(row, line))
+        yield ParsedRow(line, require_price(parse_row(row, line), line))
+
+
+def require_price(tx: Transaction, line: int) -> Transaction:
+    """The transaction, or RowError when its type needs a price and it has none (never taken as 0)."""
+    if tx.price_usd is None and tx.type in PRICED_TYPES:
+        raise RowError(line, "price_usd", f"required for {tx.type.value} (a missing price is never taken as 0)")
+    return tx
 
 
 def _rows(text: str) -> Iterator[tuple[int, dict[str, str]]]:
@@ -92,30 +99,6 @@ def _rows(text: str) -> Iterator[tuple[int, dict[str, str]]]:
         if not any((value or "").strip() for value in row.values() if isinstance(value, str)):
             continue  # a blank line is not a transaction
         yield reader.line_num, {key: (row.get(key) or "").strip() for key in GENERIC_COLUMNS}
-
-
-@dataclass(frozen=True, slots=True)
-class ReadResult:
-    """A whole file read leniently (the import's way): good rows, and each bad one with its line and reason."""
-
-    rows: list[ParsedRow]
-    rejected: list[RowError]
-
-    @property
-    def read(self) -> int:
-        return len(self.rows) + len(self.rejected)
-
-
-def read_generic_all(text: str) -> ReadResult:
-    """Every row of a generic CSV, bad ones set aside (a bad header still raises RowError: nothing is readable)."""
-    good: list[ParsedRow] = []
-    bad: list[RowError] = []
-    for line, row in _rows(text):
-        try:
-            good.append(ParsedRow(line, parse_row(row, line)))
-        except RowError as exc:
-            bad.append(exc)
-    return ReadResult(good, bad)
 
 
 def parse_row(row: dict[str, str], line: int) -> Transaction:
@@ -133,9 +116,7 @@ def parse_row(row: dict[str, str], line: int) -> Transaction:
     amount = _decimal(row["amount"], line, "amount")
     if amount is None or amount <= 0:
         raise RowError(line, "amount", "must be a number > 0")
-    price = _decimal(row["price_usd"], line, "price_usd")
-    if price is None and kind in PRICED_TYPES:
-        raise RowError(line, "price_usd", f"required for {kind.value} (a missing price is never taken as 0)")
+    price = _decimal(row["price_usd"], line, "price_usd")  # missing: see `require_price` and `tax.prices`
     if price is not None and price < 0:
         raise RowError(line, "price_usd", "must be ≥ 0")
     fee = _decimal(row["fee_usd"], line, "fee_usd") or ZERO

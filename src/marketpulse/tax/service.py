@@ -21,15 +21,19 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from marketpulse.clock import Clock
 from marketpulse.tax.core import Method, Term, Transaction, TxType, cents, dedupe_key, year_bounds_ms
 from marketpulse.tax.csv_formats import (
+    ParsedRow,
+    RowError,
     form_8949_csv,
     gains_csv,
     in_year,
     income_csv,
-    read_generic_all,
+    require_price,
     schedule_d_csv,
     schedule_d_totals,
 )
+from marketpulse.tax.layouts import decode
 from marketpulse.tax.lots import compute
+from marketpulse.tax.prices import Prices, fill_prices
 from marketpulse.tax.tables import TaxReportRow, TaxTransactionRow
 
 log = structlog.get_logger(__name__)
@@ -45,41 +49,82 @@ class Rejected:
 
 
 @dataclass(frozen=True)
+class Skipped:
+    line: int
+    reason: str
+
+
+@dataclass(frozen=True)
 class ImportSummary:
+    layout: str
     rows_read: int
-    imported: int
-    duplicates: int
+    imported: int  # transactions stored (an exchange's trade row can make two or three)
+    duplicates: int  # transactions already stored, or repeated in the file
     rejected: list[Rejected]
+    ignored: list[Skipped]
+
+
+@dataclass(frozen=True)
+class Prepared:
+    """A file read, priced and checked: what `import_file` stores."""
+
+    layout: str
+    rows_read: int
+    rows: list[ParsedRow]
+    rejected: list[Rejected]
+    ignored: list[Skipped]
+
+
+def prepare(text: str, prices: Prices | None, account: str | None = None) -> Prepared:
+    """Decode any known layout (RowError on an unknown header), fill missing prices, reject rows still unpriced."""
+    decoded = decode(text, account)
+    rows: list[ParsedRow] = []
+    errors: list[RowError] = list(decoded.rejected)
+    failed_lines = {e.line for e in errors}
+    for parsed in fill_prices(decoded.rows, prices):
+        try:
+            rows.append(ParsedRow(parsed.line, require_price(parsed.tx, parsed.line)))
+        except RowError as exc:
+            if parsed.line not in failed_lines:  # one reason per line is enough
+                errors.append(RowError(exc.line, exc.field, f"{exc.message}; no {parsed.tx.asset} price in the "
+                                       "file, nor in the market-data library at that minute"))
+                failed_lines.add(parsed.line)
+    rows = [r for r in rows if r.line not in failed_lines]  # a trade is stored whole or not at all
+    errors.sort(key=lambda e: e.line)
+    return Prepared(decoded.layout, decoded.rows_read, rows, [Rejected(e.line, e.field, e.message) for e in errors],
+                    [Skipped(i.line, i.reason) for i in decoded.ignored])
 
 
 class TaxService:
-    def __init__(self, sessions: async_sessionmaker[AsyncSession], clock: Clock) -> None:
+    def __init__(self, sessions: async_sessionmaker[AsyncSession], clock: Clock, prices: Prices | None = None) -> None:
         self.sessions = sessions
         self.clock = clock
+        self.prices = prices
         self._tasks: set[asyncio.Task[None]] = set()
         self._running: set[str] = set()
 
     # ---- transactions -------------------------------------------------------------------------------------------
 
-    async def import_generic(self, owner: str, text: str) -> ImportSummary:
-        """Import a generic CSV (RowError on a bad header). Rows already stored for this owner, or repeated within
-        the file, count as duplicates; bad rows are rejected with their line and reason; the rest are stored."""
-        result = read_generic_all(text)
-        rejected = [Rejected(e.line, e.field, e.message) for e in result.rejected]
+    async def import_file(self, owner: str, text: str, account: str | None = None) -> ImportSummary:
+        """Import a CSV in any known layout (RowError on an unknown header). Transactions already stored for this
+        owner, or repeated within the file, count as duplicates; bad rows are rejected with their line and reason,
+        rows without a tax event are ignored with theirs; the rest are stored."""
+        ready = await asyncio.to_thread(prepare, text, self.prices, account)
         now = self.clock.now_ms()
         async with self.sessions() as s:
             seen = set((await s.execute(select(TaxTransactionRow.dedupe_key)
                                         .where(TaxTransactionRow.owner_id == owner))).scalars())
             fresh = []
-            for parsed in result.rows:
+            for parsed in ready.rows:
                 key = dedupe_key(parsed.tx)
                 if key in seen:
                     continue
                 seen.add(key)
-                fresh.append(_row(owner, parsed.tx, key, "generic", now, parsed.line))
+                fresh.append(_row(owner, parsed.tx, key, ready.layout, now, parsed.line))
             s.add_all(fresh)
             await s.commit()
-        return ImportSummary(result.read, len(fresh), len(result.rows) - len(fresh), rejected)
+        return ImportSummary(ready.layout, ready.rows_read, len(fresh), len(ready.rows) - len(fresh), ready.rejected,
+                             ready.ignored)
 
     async def transactions(self, owner: str) -> list[Transaction]:
         async with self.sessions() as s:

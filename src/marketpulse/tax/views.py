@@ -1,7 +1,8 @@
 """Tax over HTTP; every route needs a signed-in user (Bearer token, cookies with the CSRF header, or an API key with
 `read` to look and `trade` to change) and sees that user's rows only: another user's report id answers 404.
 
-    POST /api/v1/tax/transactions/import              multipart form, field `file`: a generic transactions CSV
+    POST /api/v1/tax/transactions/import              multipart form, field `file`: a CSV (generic, Binance,
+                                                      Coinbase or Kraken; see `tax.layouts`)
     POST /api/v1/tax/reports                          {year, method, per_wallet} → 202, a job
     GET  /api/v1/tax/reports                          the user's reports, newest first
     GET  /api/v1/tax/reports/{id}                     status, progress and summary
@@ -12,19 +13,17 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from fastapi import APIRouter, Depends, HTTPException, Request, Response, status
+from fastapi import APIRouter, Depends, File, HTTPException, Request, Response, UploadFile, status
 from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, ConfigDict, Field
 
 from marketpulse.accounts.schemas import UNAUTHORIZED
 from marketpulse.accounts.service import Principal
 from marketpulse.accounts.views import current_user, require_scope
-from marketpulse.api.multipart import MultipartError, file_part
-from marketpulse.api.security import read_limited_body
 from marketpulse.services import Services, get_services
 from marketpulse.tax.core import Method
 from marketpulse.tax.csv_formats import RowError
-from marketpulse.tax.service import ARTIFACTS, TaxService
+from marketpulse.tax.service import ARTIFACTS, ImportSummary, TaxService
 from marketpulse.tax.tables import TaxReportRow
 
 router = APIRouter(prefix="/api/v1/tax", tags=["tax"],
@@ -38,11 +37,19 @@ class RejectedOut(BaseModel):
     reason: str
 
 
+class IgnoredOut(BaseModel):
+    line: int
+    reason: str
+
+
 class ImportOut(BaseModel):
+    layout: str = Field(description="the layout found from the header: generic, binance-trades, binance-history, "
+                                    "coinbase, kraken-ledgers or kraken-trades")
     rows_read: int
-    imported: int
-    duplicates: int = Field(description="rows already imported (or repeated in the file): skipped")
-    rejected: list[RejectedOut]
+    imported: int = Field(description="transactions stored (one exchange trade row can make a buy, a sell, a fee)")
+    duplicates: int = Field(description="transactions already imported (or repeated in the file): skipped")
+    rejected: list[RejectedOut] = Field(description="rows not imported: line (1 = the file's first) and reason")
+    ignored: list[IgnoredOut] = Field(description="rows without a tax event (a fiat deposit, an internal move)")
 
 
 class ReportIn(BaseModel):
@@ -86,37 +93,40 @@ def _out(row: TaxReportRow) -> ReportOut:
                      finished_at_ms=row.finished_at_ms, files=list(ARTIFACTS) if row.status == "done" else [])
 
 
+def _import_out(summary: ImportSummary) -> ImportOut:
+    return ImportOut(layout=summary.layout, rows_read=summary.rows_read, imported=summary.imported,
+                     duplicates=summary.duplicates,
+                     rejected=[RejectedOut(line=r.line, field=r.field, reason=r.reason) for r in summary.rejected],
+                     ignored=[IgnoredOut(line=i.line, reason=i.reason) for i in summary.ignored])
+
+
 def _invalid(field: str, message: str) -> RequestValidationError:
     return RequestValidationError([{"loc": ("body", field), "type": "value_error", "msg": message, "input": None}])
 
 
 INVALID_FILE: dict[int | str, dict[str, Any]] = {422: {
-    "description": "No multipart `file` field, not UTF-8, or without the generic CSV's columns (names `file`)",
+    "description": "No multipart `file` field, not UTF-8, or a header of no known layout (names `file`)",
     "content": {"application/json": {"schema": {"$ref": "#/components/schemas/HTTPValidationError"}}}}}
 
 
-@router.post("/transactions/import", response_model=ImportOut, responses=INVALID_FILE,
-             openapi_extra={"requestBody": {"required": True, "content": {"multipart/form-data": {"schema": {
-                 "type": "object", "required": ["file"],
-                 "properties": {"file": {"type": "string", "format": "binary"}}}}}}})
-async def import_transactions(request: Request, principal: Principal = Depends(signed_in),
+UPLOAD = "A transactions CSV: the generic layout, or a Binance, Coinbase or Kraken export (found from its header)"
+
+
+@router.post("/transactions/import", response_model=ImportOut, responses=INVALID_FILE)
+async def import_transactions(file: UploadFile = File(description=UPLOAD),
+                              principal: Principal = Depends(signed_in),
                               tax: TaxService = Depends(get_tax)) -> ImportOut:
-    """Rows read, imported, skipped as duplicates, and rejected with line and reason; importing the same file
-    twice changes nothing."""
-    body = await read_limited_body(request)
+    """Rows read, imported, skipped as duplicates, ignored (no tax event, e.g. a fiat deposit) and rejected with
+    line and reason; importing the same file twice changes nothing."""
     try:
-        data = file_part(request.headers.get("content-type", ""), body, "file")
-        text = data.decode("utf-8")
-    except MultipartError as exc:
-        raise _invalid("file", str(exc)) from None
+        text = (await file.read()).decode("utf-8")
     except UnicodeDecodeError:
         raise _invalid("file", "the file is not UTF-8 text") from None
     try:
-        summary = await tax.import_generic(principal.user.id, text)
+        summary = await tax.import_file(principal.user.id, text)
     except RowError as exc:
         raise _invalid("file", f"line {exc.line}: {exc.field}: {exc.message}") from None
-    return ImportOut(rows_read=summary.rows_read, imported=summary.imported, duplicates=summary.duplicates,
-                     rejected=[RejectedOut(line=r.line, field=r.field, reason=r.reason) for r in summary.rejected])
+    return _import_out(summary)
 
 
 @router.post("/reports", response_model=ReportOut, status_code=status.HTTP_202_ACCEPTED)
