@@ -3,7 +3,10 @@ job, read its summary and download its CSVs; signed-in only, and another user's 
 
 from __future__ import annotations
 
+import io
+
 import httpx
+from pypdf import PdfReader
 
 from accounts.conftest import STRONG, bearer, signin  # noqa: I001 (tests/accounts)
 from marketpulse.runtime import Runtime
@@ -67,7 +70,7 @@ async def test_a_report_runs_as_a_job_and_its_csvs_download(client: httpx.AsyncC
     assert done["summary"]["short"] == {"proceeds": "59985.00", "cost_basis": "40005.00", "gain_loss": "19980.00"}
     assert done["summary"]["long"]["proceeds"] == "0"
     assert done["summary"]["income_usd"] == "4000.00" and done["summary"]["disposals"] == 1
-    assert set(done["files"]) == {"form8949.csv", "schedule-d.csv", "gains.csv", "income.csv"}
+    assert set(done["files"]) == {"form8949.csv", "form8949.pdf", "schedule-d.csv", "gains.csv", "income.csv"}
 
     form = await client.get(f"{REPORTS}/{report_id}/form8949.csv", headers=me)
     assert form.status_code == 200 and form.headers["content-type"].startswith("text/csv")
@@ -76,6 +79,13 @@ async def test_a_report_runs_as_a_job_and_its_csvs_download(client: httpx.AsyncC
         "1 BTC,2023-06-01,2024-01-10,39990.00,30000.00,9990.00,short,cb",
         "0.5 BTC,2023-01-10,2024-01-10,19995.00,10005.00,9990.00,short,cb",
     ]
+    pdf = await client.get(f"{REPORTS}/{report_id}/form8949.pdf", headers=me)
+    assert pdf.status_code == 200 and pdf.headers["content-type"] == "application/pdf"
+    text = PdfReader(io.BytesIO(pdf.content)).pages[0].extract_text()
+    assert "Form 8949 (2024)" in text and "report@example.com" in text
+    assert "1 BTC" in text and "39990.00" in text and "59985.00" in text  # a line, and Part I's total proceeds
+    assert (await client.get(f"{REPORTS}/{report_id}/form8949.pdf", headers=await user(
+        client, runtime, "peek@example.com"))).status_code == 404
     income = await client.get(f"{REPORTS}/{report_id}/income.csv", headers=me)
     assert income.text.splitlines()[1] == "2024-02-01,ETH,2,4000.00,lido,i1"
     assert (await client.get(f"{REPORTS}/{report_id}/schedule-d.csv", headers=me)).status_code == 200

@@ -7,11 +7,12 @@ history into `Disposal`s (each explaining the lots it consumed) and `IncomeEvent
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Context, Decimal
 from enum import StrEnum
 from functools import lru_cache
+from typing import NamedTuple
 
 from marketpulse.times import datetime_ms, ms_datetime
 
@@ -69,9 +70,9 @@ class Transaction:
     tx_id: str
 
 
-@dataclass(frozen=True, slots=True)
-class LotUse:
-    """The part of one lot a disposal consumed."""
+class LotUse(NamedTuple):
+    """The part of one lot a disposal consumed. (A NamedTuple: the engine makes one per lot a disposal touches,
+    millions in a large history, and a tuple is built several times faster than a frozen dataclass.)"""
 
     lot_id: int
     acquired_ms: int
@@ -82,8 +83,10 @@ class LotUse:
     term: Term
 
 
-@dataclass(frozen=True, slots=True)
-class Disposal:
+class Disposal(NamedTuple):
+    """A sale or other disposal; `basis` is the sum of its lots' bases and `gain` = proceeds − basis (the engine
+    computes both once; use `disposal()` to build one by hand)."""
+
     disposed_ms: int
     type: TxType
     asset: str
@@ -92,19 +95,21 @@ class Disposal:
     amount: Decimal
     proceeds: Decimal  # market value minus the fee
     lots: tuple[LotUse, ...]
-    unmatched_amount: Decimal = ZERO  # sold beyond every known lot: reported at zero basis
-    basis: Decimal = field(init=False)
-    gain: Decimal = field(init=False)
-
-    def __post_init__(self) -> None:
-        basis = sum((use.basis for use in self.lots), ZERO)
-        object.__setattr__(self, "basis", basis)
-        object.__setattr__(self, "gain", self.proceeds - basis)
+    unmatched_amount: Decimal  # sold beyond every known lot: reported at zero basis
+    basis: Decimal
+    gain: Decimal
 
     @property
     def missing_basis(self) -> bool:
         """True when part of what was sold has no known cost (no acquisition, or one without a price)."""
         return self.unmatched_amount > 0 or any(not use.basis_known for use in self.lots)
+
+
+def disposal(disposed_ms: int, type: TxType, asset: str, account: str, tx_id: str, amount: Decimal,
+             proceeds: Decimal, lots: tuple[LotUse, ...], unmatched_amount: Decimal = ZERO) -> Disposal:
+    basis = sum((use.basis for use in lots), ZERO)
+    return Disposal(disposed_ms, type, asset, account, tx_id, amount, proceeds, lots, unmatched_amount, basis,
+                    proceeds - basis)
 
 
 @dataclass(frozen=True, slots=True)
@@ -153,11 +158,11 @@ DAY_MS = 86_400_000
 def holding_term(acquired_ms: int, disposed_ms: int) -> Term:
     """IRS rule: the holding period starts the day after acquisition, and long-term means more than one year,
     so a lot sold on the same calendar day a year later is still short-term; the day after is long-term."""
-    return Term.LONG if disposed_ms // DAY_MS > _anniversary_day(acquired_ms // DAY_MS) else Term.SHORT
+    return Term.LONG if disposed_ms // DAY_MS > anniversary_day(acquired_ms // DAY_MS) else Term.SHORT
 
 
 @lru_cache(maxsize=4096)
-def _anniversary_day(day: int) -> int:
+def anniversary_day(day: int) -> int:
     """The UTC day number (days since 1970) of a day's anniversary: cached, as millions of lots share few days."""
     return (anniversary(utc_date(day * DAY_MS)) - _EPOCH_DATE).days
 

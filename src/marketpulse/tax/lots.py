@@ -19,26 +19,31 @@ FIFO oldest, LIFO newest, HIFO highest unit cost, LOFO lowest unit cost; ties by
 
 from __future__ import annotations
 
-import heapq
 from collections import deque
 from collections.abc import Iterable
 from dataclasses import dataclass
 from decimal import Decimal, localcontext
+from heapq import heappop, heappush
 from typing import Any
 
 from marketpulse.tax.core import (
+    DAY_MS,
     EXACT,
+    QUANTUM,
     ZERO,
     Disposal,
     IncomeEvent,
     LotUse,
     Method,
     TaxResult,
+    Term,
     Transaction,
     TxType,
-    holding_term,
+    anniversary_day,
     share,
 )
+
+LONG, SHORT = Term.LONG, Term.SHORT
 
 TRANSFER_WINDOW_MS = 24 * 3_600_000
 _RANK = {
@@ -54,20 +59,28 @@ _RANK = {
 
 
 class Lot:
-    """An open lot; `amount` and `basis` shrink as it is consumed (unit cost stays the same)."""
+    """An open lot; `amount` and `basis` shrink as it is consumed (unit cost stays the same). `anniv` is the UTC day
+    number of its acquisition's anniversary: a disposal after that day is long-term."""
 
-    __slots__ = ("lot_id", "acquired_ms", "account", "amount", "basis", "unit_cost", "basis_known")
+    __slots__ = ("lot_id", "acquired_ms", "account", "amount", "basis", "basis_known", "anniv")
 
-    def __init__(
-        self, lot_id: int, acquired_ms: int, account: str, amount: Decimal, basis: Decimal, basis_known: bool
-    ) -> None:
+    def __init__(self, lot_id: int, acquired_ms: int, account: str, amount: Decimal, basis: Decimal,
+                 basis_known: bool, anniv: int) -> None:
         self.lot_id = lot_id
         self.acquired_ms = acquired_ms
         self.account = account
         self.amount = amount
         self.basis = basis
-        self.unit_cost = basis / amount if amount else basis  # a dust part rounded to 0 sorts by its basis
         self.basis_known = basis_known
+        self.anniv = anniv
+
+    def unit_cost(self) -> Decimal:
+        return self.basis / self.amount if self.amount else self.basis  # a dust part rounded to 0 sorts by basis
+
+
+# A lot part taken from a pool: (lot_id, acquired_ms, account, amount, basis, basis_known, anniv). Plain tuples,
+# not objects: a large history takes millions of them.
+Part = tuple[int, int, str, Decimal, Decimal, bool, int]
 
 
 class Pool:
@@ -75,14 +88,15 @@ class Pool:
 
     One heap for every method (not a deque for FIFO) because lots moved in by a transfer keep their old date and
     may belong before lots already here. Keys: FIFO (date, lot), LIFO the reverse, HIFO/LOFO (∓unit cost, date, lot);
-    the sequence number last keeps two parts of one split lot from ever comparing `Lot`s.
+    the sequence number last keeps two parts of one split lot from ever comparing `Lot`s. Adding and taking the
+    first lot are O(log n), so HIFO and LOFO cost what FIFO does.
     """
 
-    __slots__ = ("method", "_heap", "_seq")
+    __slots__ = ("method", "heap", "_seq")
 
     def __init__(self, method: Method) -> None:
         self.method = method
-        self._heap: list[tuple[Any, ...]] = []
+        self.heap: list[tuple[Any, ...]] = []
         self._seq = 0
 
     def add(self, lot: Lot) -> None:
@@ -93,19 +107,13 @@ class Pool:
         elif method is Method.LIFO:
             key = (-lot.acquired_ms, -lot.lot_id, -self._seq, lot)
         elif method is Method.HIFO:
-            key = (-lot.unit_cost, lot.acquired_ms, lot.lot_id, self._seq, lot)
+            key = (-lot.unit_cost(), lot.acquired_ms, lot.lot_id, self._seq, lot)
         else:
-            key = (lot.unit_cost, lot.acquired_ms, lot.lot_id, self._seq, lot)
-        heapq.heappush(self._heap, key)
-
-    def peek(self) -> Lot | None:
-        return self._heap[0][-1] if self._heap else None
-
-    def pop(self) -> None:
-        heapq.heappop(self._heap)
+            key = (lot.unit_cost(), lot.acquired_ms, lot.lot_id, self._seq, lot)
+        heappush(self.heap, key)
 
     def total(self) -> tuple[Decimal, Decimal]:
-        lots = [entry[-1] for entry in self._heap]
+        lots = [entry[-1] for entry in self.heap]
         return sum((x.amount for x in lots), ZERO), sum((x.basis for x in lots), ZERO)
 
 
@@ -114,7 +122,7 @@ class _Moving:
     """A transfer_out waiting for its transfer_in: the lot parts it carries."""
 
     tx: Transaction
-    parts: list[Lot]
+    parts: list[Part]
 
 
 class Engine:
@@ -136,26 +144,26 @@ class Engine:
 
     def acquire(self, tx: Transaction, basis: Decimal, known: bool) -> None:
         self._next_lot += 1
-        lot = Lot(self._next_lot, tx.timestamp_ms, tx.account, tx.amount, basis, known)
+        at = tx.timestamp_ms
+        lot = Lot(self._next_lot, at, tx.account, tx.amount, basis, known, anniversary_day(at // DAY_MS))
         self.pool(tx.asset, tx.account).add(lot)
 
-    def take(self, tx: Transaction) -> tuple[list[Lot], Decimal]:
+    def take(self, tx: Transaction) -> tuple[list[Part], Decimal]:
         """Consume `tx.amount` from the pool in method order: the parts taken, and the amount no lot covered."""
-        pool = self.pool(tx.asset, tx.account)
+        heap = self.pool(tx.asset, tx.account).heap
         wanted = tx.amount
-        parts: list[Lot] = []
-        while wanted > 0:
-            lot = pool.peek()
-            if lot is None:
-                break
-            if lot.amount <= wanted:
-                pool.pop()
-                parts.append(lot)
-                wanted -= lot.amount
+        parts: list[Part] = []
+        while wanted > 0 and heap:
+            lot = heap[0][-1]
+            amount = lot.amount
+            if amount <= wanted:
+                heappop(heap)
+                parts.append((lot.lot_id, lot.acquired_ms, lot.account, amount, lot.basis, lot.basis_known, lot.anniv))
+                wanted -= amount
                 continue
-            used = share(lot.basis, wanted, lot.amount)
-            parts.append(Lot(lot.lot_id, lot.acquired_ms, lot.account, wanted, used, lot.basis_known))
-            lot.amount -= wanted
+            used = (lot.basis * wanted / amount).quantize(QUANTUM)  # core.share, inlined: the hottest line
+            parts.append((lot.lot_id, lot.acquired_ms, lot.account, wanted, used, lot.basis_known, lot.anniv))
+            lot.amount = amount - wanted
             lot.basis -= used  # by subtraction, so the two parts add up to the lot's basis exactly
             wanted = ZERO
         return parts, wanted
@@ -163,31 +171,17 @@ class Engine:
     def dispose(self, tx: Transaction) -> None:
         parts, unmatched = self.take(tx)
         price = tx.price_usd if tx.price_usd is not None else ZERO
-        uses = tuple(
-            LotUse(
-                p.lot_id,
-                p.acquired_ms,
-                p.account,
-                p.amount,
-                p.basis,
-                p.basis_known,
-                holding_term(p.acquired_ms, tx.timestamp_ms),
-            )
-            for p in parts
-        )
-        self.disposals.append(
-            Disposal(
-                tx.timestamp_ms,
-                tx.type,
-                tx.asset,
-                tx.account,
-                tx.tx_id,
-                tx.amount,
-                tx.amount * price - tx.fee_usd,
-                uses,
-                unmatched,
-            )
-        )
+        day = tx.timestamp_ms // DAY_MS
+        uses = tuple(LotUse(p[0], p[1], p[2], p[3], p[4], p[5], LONG if day > p[6] else SHORT) for p in parts)
+        if len(parts) == 1:
+            basis = parts[0][4]
+        else:
+            basis = ZERO
+            for p in parts:
+                basis += p[4]
+        proceeds = tx.amount * price - tx.fee_usd
+        self.disposals.append(Disposal(tx.timestamp_ms, tx.type, tx.asset, tx.account, tx.tx_id, tx.amount,
+                                       proceeds, uses, unmatched, basis, proceeds - basis))
 
     def send(self, tx: Transaction) -> None:
         parts, _uncovered = self.take(tx)  # coins never acquired here arrive with zero basis, flagged, below
@@ -198,7 +192,7 @@ class Engine:
         if sent is None:
             self.deposit(tx)
             return
-        moved = sum((p.amount for p in sent.parts), ZERO)
+        moved = sum((p[3] for p in sent.parts), ZERO)
         arriving = min(tx.amount, moved)  # less than moved: the network fee was paid in the asset
         extra = tx.amount - arriving  # > 0 when the sender had no lots for part of it
         fee = sent.tx.fee_usd + tx.fee_usd
@@ -207,26 +201,26 @@ class Engine:
             fee = ZERO
         if extra > 0:
             self._next_lot += 1
-            lot = Lot(self._next_lot, tx.timestamp_ms, tx.account, extra, fee, False)
+            at = tx.timestamp_ms
+            lot = Lot(self._next_lot, at, tx.account, extra, fee, False, anniversary_day(at // DAY_MS))
             self.pool(tx.asset, tx.account).add(lot)
 
-    def _arrive(self, tx: Transaction, parts: list[Lot], arriving: Decimal, moved: Decimal, fee: Decimal) -> None:
+    def _arrive(self, tx: Transaction, parts: list[Part], arriving: Decimal, moved: Decimal, fee: Decimal) -> None:
         # Each part arrives with its share of the amount received, its whole basis and a share of the USD fee (by
         # basis, or by amount when the basis is zero); the last part takes the remainders so nothing is lost.
-        basis_total = sum((p.basis for p in parts), ZERO)
+        basis_total = sum((p[4] for p in parts), ZERO)
         spread_on_basis = basis_total > 0
         weight_total = basis_total if spread_on_basis else moved
         fee_left, amount_left = fee, arriving
         pool = self.pool(tx.asset, tx.account)
         last = len(parts) - 1
-        for index, part in enumerate(parts):
-            weight = part.basis if spread_on_basis else part.amount
+        for index, (lot_id, acquired, _account, part_amount, part_basis, known, anniv) in enumerate(parts):
+            weight = part_basis if spread_on_basis else part_amount
             part_fee = fee_left if index == last else share(fee, weight, weight_total)
-            amount = amount_left if index == last else share(arriving, part.amount, moved)
+            amount = amount_left if index == last else share(arriving, part_amount, moved)
             fee_left -= part_fee
             amount_left -= amount
-            lot = Lot(part.lot_id, part.acquired_ms, tx.account, amount, part.basis + part_fee, part.basis_known)
-            pool.add(lot)
+            pool.add(Lot(lot_id, acquired, tx.account, amount, part_basis + part_fee, known, anniv))
 
     def _match(self, tx: Transaction) -> _Moving | None:
         queue = self.moving.get(tx.asset)
@@ -253,14 +247,14 @@ class Engine:
 
     def apply(self, tx: Transaction) -> None:
         kind = tx.type
-        if kind is TxType.BUY or kind is TxType.DEPOSIT:
+        if kind is TxType.SELL or kind is TxType.FEE:
+            self.dispose(tx)
+        elif kind is TxType.BUY or kind is TxType.DEPOSIT:
             self.deposit(tx)
         elif kind is TxType.INCOME:
             value = tx.amount * (tx.price_usd or ZERO)
             self.acquire(tx, value, tx.price_usd is not None)
             self.income.append(IncomeEvent(tx.timestamp_ms, tx.asset, tx.amount, value, tx.account, tx.tx_id))
-        elif kind is TxType.SELL or kind is TxType.FEE:
-            self.dispose(tx)
         elif kind is TxType.WITHDRAWAL:
             self.take(tx)
         elif kind is TxType.TRANSFER_OUT:

@@ -6,11 +6,13 @@
     POST /api/v1/tax/reports                          {year, method, per_wallet} → 202, a job
     GET  /api/v1/tax/reports                          the user's reports, newest first
     GET  /api/v1/tax/reports/{id}                     status, progress and summary
-    GET  /api/v1/tax/reports/{id}/form8949.csv        (also schedule-d.csv, gains.csv, income.csv) once done
+    GET  /api/v1/tax/reports/{id}/form8949.csv        (also form8949.pdf, schedule-d.csv, gains.csv, income.csv)
+                                                      once done
 """
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any, Literal
 
 from fastapi import APIRouter, Depends, File, HTTPException, Request, Response, UploadFile, status
@@ -23,6 +25,7 @@ from marketpulse.accounts.views import current_user, require_scope
 from marketpulse.services import Services, get_services
 from marketpulse.tax.core import Method
 from marketpulse.tax.csv_formats import RowError
+from marketpulse.tax.pdf import form_8949_pdf as render_form_8949
 from marketpulse.tax.service import ARTIFACTS, ImportSummary, TaxService
 from marketpulse.tax.tables import TaxReportRow
 
@@ -87,10 +90,13 @@ def get_tax(services: Services = Depends(get_services)) -> TaxService:
     return services.tax
 
 
+DOWNLOADS = [*ARTIFACTS, "form8949.pdf"]
+
+
 def _out(row: TaxReportRow) -> ReportOut:
     return ReportOut(id=row.id, year=row.year, method=row.method, per_wallet=row.per_wallet, status=row.status,
                      progress=row.progress, summary=row.summary, error=row.error, created_at_ms=row.created_at_ms,
-                     finished_at_ms=row.finished_at_ms, files=list(ARTIFACTS) if row.status == "done" else [])
+                     finished_at_ms=row.finished_at_ms, files=DOWNLOADS if row.status == "done" else [])
 
 
 def _import_out(summary: ImportSummary) -> ImportOut:
@@ -173,6 +179,29 @@ async def form_8949(report_id: str, principal: Principal = Depends(signed_in),
                     tax: TaxService = Depends(get_tax)) -> Response:
     """IRS Form 8949 lines: one per lot a disposal consumed, short-term part first."""
     return await _download("form8949.csv", report_id, principal.user.id, tax)
+
+
+PDF_RESPONSE: dict[int | str, dict[str, Any]] = {
+    200: {"content": {"application/pdf": {"schema": {"type": "string", "format": "binary"}}},
+          "description": "The filled Form 8949"},
+    409: {"description": "The report is not done yet (or failed)"},
+    **NOT_FOUND,
+}
+
+
+@router.get("/reports/{report_id}/form8949.pdf", response_class=Response, responses=PDF_RESPONSE)
+async def form_8949_pdf(report_id: str, principal: Principal = Depends(signed_in),
+                        tax: TaxService = Depends(get_tax)) -> Response:
+    """IRS Form 8949 filled in: Part I (box C) and Part II (box F), 14 lines a page with each page's totals."""
+    row = await tax.report(principal.user.id, report_id)
+    if row is None:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, detail=f"no report {report_id}")
+    if row.status != "done" or row.form8949_csv is None:
+        raise HTTPException(status.HTTP_409_CONFLICT, detail=f"report {report_id} is {row.status}")
+    name = principal.user.email or principal.user.id
+    data = await asyncio.to_thread(render_form_8949, row.form8949_csv, year=row.year, name=name)
+    return Response(data, media_type="application/pdf", headers={
+        "Content-Disposition": f'attachment; filename="tax-{row.year}-{row.method}-form8949.pdf"'})
 
 
 @router.get("/reports/{report_id}/schedule-d.csv", response_class=Response, responses=CSV_RESPONSE)
