@@ -39,7 +39,11 @@ async def test_every_answer_carries_the_security_headers(client: httpx.AsyncClie
 async def test_docs_and_reports_get_the_policy_they_need(client: httpx.AsyncClient) -> None:
     docs = await client.get("/docs")
     assert docs.status_code == 200 and docs.headers["content-security-policy"] == DOCS_POLICY
-    assert "https://cdn.jsdelivr.net" in docs.text  # where Swagger UI comes from, allowed by DOCS_POLICY
+    assert "/vendor/swagger-ui-bundle.js" in docs.text and "https://" not in DOCS_POLICY  # offline: from npm
+    assert "'unsafe-inline'" not in DOCS_POLICY.split("script-src")[1].split(";")[0]  # no inline script
+    redoc = await client.get("/redoc")
+    assert redoc.status_code == 200 and redoc.headers["content-security-policy"] == DOCS_POLICY
+    assert "/vendor/redoc.standalone.js" in redoc.text
     report = await client.get("/api/v1/backtests/some-id/report")
     assert report.headers["content-security-policy"] == REPORT_POLICY
     assert report.headers["x-frame-options"] == "SAMEORIGIN"  # the /backtests page frames it

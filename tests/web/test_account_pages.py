@@ -265,8 +265,8 @@ async def test_every_page_has_the_nav_with_the_sign_in_state(browser: Any, site:
         await page.goto(site + path)
         nav = page.locator("#site-nav")
         await expect(nav).to_have_attribute("data-state", "anonymous")
-        await expect(nav.locator("a")).to_have_text(["Dashboard", "Backtests", "Paper", "Pricing", "Sign in",
-                                                     "Sign up"])
+        await expect(nav.locator("a")).to_have_text(["Market", "Alerts", "Signals", "Paper", "Backtests", "Portfolio",
+                                                     "Tax", "Pricing", "Sign in", "Sign up"])
     await sign_in(page, site, "boss@example.com", STRONG)
     await expect(page).to_have_url(site + "/")
     for path in ["/", "/paper", "/backtests", "/pricing", "/settings", "/admin"]:

@@ -75,7 +75,7 @@ def create_app(runtime: Runtime) -> socketio.ASGIApp:
     api = FastAPI(
         title="marketpulse", version=marketpulse.__version__,
         description="Crypto market intelligence: live USDT-perpetual table, open interest, volume-spike alerts.",
-        lifespan=lifespan, docs_url="/docs",
+        lifespan=lifespan, docs_url=None, redoc_url=None,  # /docs and /redoc: web/views.py, offline
         # One body limit for every route, counted while the body streams in (413 past it).
         max_body_size=settings.max_body_bytes,
         dependencies=[Depends(check_request_values)],

@@ -3,9 +3,9 @@
 - Security headers: a Content-Security-Policy allowing what the pages really load (their own scripts, styles
   and Socket.IO connection; inline styles; `data:` icons), no framing by other sites (`frame-ancestors 'none'`
   and `X-Frame-Options: DENY`), `nosniff`, and no referrer sent off-site. Two routes need a different policy:
-  `/docs` loads Swagger UI from its CDN with an inline start-up script, and a backtest report (framed by the
-  `/backtests` page) is a self-contained page with inline script and style, so it runs sandboxed, without the
-  origin's cookies or API.
+  `/docs` and `/redoc` (Swagger UI and ReDoc, served from npm packages) need a worker from a blob, and a
+  backtest report (framed by the `/backtests` page) is a self-contained page with inline script and style, so it
+  runs sandboxed, without the origin's cookies or API.
 - Trusted hosts: a DNS-rebinding page (evil.example resolving to 127.0.0.1) reaches a local API with
   `Host: evil.example`; only hosts in `PULSE_TRUSTED_HOSTS` (and the configured `PULSE_HOST`) are answered,
   the rest get 400. The check wraps the whole ASGI app so `/socket.io` is covered too.
@@ -28,17 +28,18 @@ PAGE_POLICY = (
     "connect-src 'self'; frame-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'; "
     "object-src 'none'"
 )
-DOCS_POLICY = (  # FastAPI's Swagger UI page: assets from jsDelivr, an inline bootstrap script, its favicon
-    "default-src 'self'; script-src 'self' 'unsafe-inline' https://cdn.jsdelivr.net; "
-    "style-src 'self' 'unsafe-inline' https://cdn.jsdelivr.net; img-src 'self' data: https://fastapi.tiangolo.com; "
-    "connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; object-src 'none'"
+DOCS_POLICY = (  # Swagger UI and ReDoc from /vendor (npm), started by our own scripts; ReDoc's search runs in a
+    # worker it makes from a blob, and both inline their styles
+    "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; "
+    "font-src 'self' data:; worker-src 'self' blob:; connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; "
+    "object-src 'none'"
 )
 REPORT_POLICY = (  # a generated report: inline only, framed by our own /backtests page, sandboxed
     "default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; img-src data:; "
     "frame-ancestors 'self'; base-uri 'none'; sandbox allow-scripts"
 )
 _REPORT_PATH = re.compile(r"^/api/v1/backtests/[^/]+/report$")
-_DOCS_PATHS = ("/docs", "/docs/oauth2-redirect", "/redoc")
+_DOCS_PATHS = ("/docs", "/redoc")
 WILDCARD_BINDS = ("0.0.0.0", "::", "")
 
 

@@ -52,8 +52,16 @@ def write_html_report(result: Any, path: Path) -> Path:
 
 
 def result_json(result: Any, loaded: LoadedCandles) -> dict[str, Any]:
+    """The stored result: stats and trades (each with its exit in words: `exit_kind`, `exit_label`), and what the
+    page draws (`chart`, `monthly`, `summary`: see `backtest.presentation`)."""
+    from marketpulse.backtest.presentation import present
+
     body: dict[str, Any] = result.as_json()
+    shown = present(result)
     trades = body["trades"]
+    for trade, exit_ in zip(trades, shown.pop("exits"), strict=True):
+        trade["exit_kind"], trade["exit_label"] = exit_["kind"], exit_["label"]
+    body.update(shown)
     body["trades_truncated"] = len(trades) > MAX_TRADES_STORED
     body["trades"] = trades[:MAX_TRADES_STORED]
     frame = loaded.frame

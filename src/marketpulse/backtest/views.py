@@ -3,6 +3,7 @@
     POST /api/v1/backtests             {strategy, symbol | data, interval, from, to, params, fee_bps, cash, size,
                                         long_only} → 202 {id, status: "queued", …}; 422 naming the bad field
     GET  /api/v1/backtests             the owner's recent jobs
+    GET  /api/v1/backtests/sources     what a backtest can run on: bundled samples, the candle library's series
     GET  /api/v1/backtests/{id}        status, progress 0..1, result {stats, trades, data} or error; 404 if not theirs
     GET  /api/v1/backtests/{id}/report the HTML report (404 until done)
     GET  /backtests                    the page
@@ -20,15 +21,21 @@ from fastapi.responses import FileResponse, HTMLResponse
 from fastapi.templating import Jinja2Templates
 
 from marketpulse.api.errors import error_responses
+from marketpulse.api.pages import Page, page
 from marketpulse.backtest.candles import safe_data_path
 from marketpulse.backtest.schemas import BacktestRequest, FieldError, job_json
 from marketpulse.backtest.service import BacktestJobs, DailyLimitReached, QueueFull
+from marketpulse.backtest.sources import DataSource, data_sources
 from marketpulse.marketdata.intervals import Interval
 from marketpulse.strategies import REGISTRY
 from marketpulse.trading.owners import OWNER_RESPONSES, current_owner, owner_plan
 
 router = APIRouter()
-templates = Jinja2Templates(directory=Path(__file__).parent / "templates")
+# The page's templates extend the site's base.html (one header and theme): both directories are searched.
+templates = Jinja2Templates(directory=[Path(__file__).parent / "templates",
+                                       Path(__file__).parents[1] / "web" / "templates"])
+# What the page's form starts with: 9 trades on the bundled BTCUSDT minutes at 15m (tests/backtest check it).
+DEFAULTS = {"source": "sample:btcusdt_spot_1m", "symbol": "BTCUSDT", "interval": "15m", "strategy": "ema_cross"}
 
 INTERVALS: tuple[str, ...] = tuple(Interval)  # the one set the API accepts
 
@@ -68,6 +75,13 @@ async def list_backtests(owner: str = Depends(current_owner), jobs: BacktestJobs
     return [_summary(r) for r in await jobs.recent(owner, limit)]
 
 
+@router.get("/api/v1/backtests/sources", tags=["backtests"], response_model=Page[DataSource],
+            responses=OWNER_RESPONSES)
+async def backtest_sources(owner: str = Depends(current_owner), jobs: BacktestJobs = Depends(_jobs)) -> Any:
+    """The bundled samples and the candle library's series, each with the symbols and intervals it gives."""
+    return page(await asyncio.to_thread(data_sources, jobs.settings.data_dir / "library"))
+
+
 @router.get("/api/v1/backtests/{job_id}", tags=["backtests"],
             responses=OWNER_RESPONSES | error_responses({404: "No such backtest of this owner"}))
 async def get_backtest(job_id: str, owner: str = Depends(current_owner), jobs: BacktestJobs = Depends(_jobs)) -> Any:
@@ -99,8 +113,10 @@ async def backtests_page(request: Request) -> HTMLResponse:
                     for p in cls.params]}
         for name, cls in sorted(REGISTRY.items())
     ]
-    bootstrap = {"strategies": strategies, "intervals": INTERVALS}
-    return templates.TemplateResponse(request, "backtests.html", {"bootstrap": bootstrap})
+    sources = await asyncio.to_thread(data_sources, request.app.state.runtime.settings.data_dir / "library")
+    bootstrap = {"strategies": strategies, "intervals": INTERVALS, "sources": [s.model_dump() for s in sources],
+                 "defaults": DEFAULTS}
+    return templates.TemplateResponse(request, "backtests.html", {"bootstrap": bootstrap, "title": "Backtests"})
 
 
 def _summary(row: Any) -> dict[str, Any]:

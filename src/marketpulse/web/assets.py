@@ -1,4 +1,5 @@
-"""`/vendor/{name}`: the dashboard's third-party front-end files (the Socket.IO client), from `npm ci`'s node_modules.
+"""`/vendor/{name}`: the pages' third-party front-end files (the Socket.IO client, lightweight-charts, Swagger UI,
+ReDoc), from `npm ci`'s node_modules.
 
 Where node_modules is: `PULSE_NODE_MODULES_DIR` when set, else `./node_modules` of the working directory (`make run`
 starts from the checkout, where `npm ci` put it). Never a path derived from this source file's location: in a
@@ -22,7 +23,11 @@ log = structlog.get_logger(__name__)
 VENDOR_FILES = {
     "socket.io.min.js": Path("socket.io-client/dist/socket.io.min.js"),
     "lightweight-charts.js": Path("lightweight-charts/dist/lightweight-charts.standalone.production.js"),
+    "swagger-ui-bundle.js": Path("swagger-ui-dist/swagger-ui-bundle.js"),
+    "swagger-ui.css": Path("swagger-ui-dist/swagger-ui.css"),
+    "redoc.standalone.js": Path("redoc/bundles/redoc.standalone.js"),
 }
+MEDIA_TYPES = {".js": "text/javascript", ".css": "text/css"}
 HINT = ("front-end libraries are not installed there: run `npm ci` in the repository root (or `make run`), and start "
         "from that directory or set PULSE_NODE_MODULES_DIR")
 
@@ -45,7 +50,7 @@ def vendor_router(settings: Settings) -> APIRouter:
             raise HTTPException(status.HTTP_404_NOT_FOUND, detail=f"no vendored file {name}")
         if name in missing:
             raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, detail=f"{name}: not in {root}: {HINT}")
-        return FileResponse(root / VENDOR_FILES[name], media_type="text/javascript",
+        return FileResponse(root / VENDOR_FILES[name], media_type=MEDIA_TYPES[Path(name).suffix],
                             headers={"Cache-Control": "public, max-age=3600"})
 
     return router

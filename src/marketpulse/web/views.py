@@ -1,6 +1,8 @@
 """`/`: the live dashboard (the page carries the current table, as the visitor's plan sees it (session cookie;
 anonymous: free), so it paints before Socket.IO connects, and the plan's live figures for the batch countdown),
-and `/admin`: the admin console's page (what it shows comes from the admin API, which checks the administrator)."""
+`/admin`: the admin console's page (what it shows comes from the admin API, which checks the administrator), and
+the API's documentation, `/docs` (Swagger UI) and `/redoc` (ReDoc), both from npm packages served at /vendor, so
+they work with no internet (no CDN, no inline script: the CSP's docs policy allows only this origin)."""
 
 from __future__ import annotations
 
@@ -38,3 +40,15 @@ async def dashboard(request: Request) -> HTMLResponse:
 @router.get("/admin", response_class=HTMLResponse, dependencies=[Depends(admin_address)])
 async def admin_console(request: Request) -> HTMLResponse:
     return templates.TemplateResponse(request, "admin.html", {}, headers={"Cache-Control": "no-store"})
+
+
+@router.get("/docs", response_class=HTMLResponse)
+async def swagger_ui(request: Request) -> HTMLResponse:
+    return templates.TemplateResponse(request, "docs.html", {"title": "API reference", "openapi_url":
+                                                             request.app.openapi_url})
+
+
+@router.get("/redoc", response_class=HTMLResponse)
+async def redoc(request: Request) -> HTMLResponse:
+    return templates.TemplateResponse(request, "redoc.html", {"title": "API reference", "openapi_url":
+                                                              request.app.openapi_url})

@@ -215,6 +215,13 @@
   }
 
   for (const th of document.querySelectorAll("#market th[data-sort]")) {
+    th.tabIndex = 0;  // keyboard: Tab to a heading, Enter or Space sorts by it
+    th.addEventListener("keydown", (event) => {
+      if (event.key === "Enter" || event.key === " ") {
+        event.preventDefault();
+        th.click();
+      }
+    });
     th.addEventListener("click", () => {
       const key = th.dataset.sort;
       const flipped = sort.dir === "asc" ? "desc" : "asc";
@@ -229,6 +236,8 @@
     for (const th of document.querySelectorAll("#market th[data-sort]")) {
       th.classList.toggle("sorted", th.dataset.sort === sort.key);
       th.classList.toggle("asc", th.dataset.sort === sort.key && sort.dir === "asc");
+      if (th.dataset.sort === sort.key) th.setAttribute("aria-sort", sort.dir === "asc" ? "ascending" : "descending");
+      else th.removeAttribute("aria-sort");
     }
   }
 

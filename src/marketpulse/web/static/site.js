@@ -106,21 +106,121 @@
     a.href = href;
     a.textContent = text;
     if (extra) Object.assign(a.dataset, extra);
-    if (location.pathname === href) a.setAttribute("aria-current", "page");
+    const here = location.pathname;
+    if (here === href || (href !== "/" && here.startsWith(href + "/")) || (href === "/" && here.startsWith("/market/"))) {
+      a.setAttribute("aria-current", "page");
+    }
     return a;
+  }
+
+  // Every section of the app, in one place: each page's nav is built from this list (pages that later
+  // capabilities add slot in here).
+  const SECTIONS = [
+    ["/", "Market", "market"], ["/alerts", "Alerts", "alerts"], ["/signals", "Signals", "signals"],
+    ["/paper", "Paper", "paper"], ["/backtests", "Backtests", "backtests"], ["/portfolio", "Portfolio", "portfolio"],
+    ["/tax", "Tax", "tax"], ["/pricing", "Pricing", "pricing"],
+  ];
+
+  // --- preferences every page shares: the theme (dark, or light) and the time zone times are shown in ---
+  const THEME_KEY = "mp.theme", ZONE_KEY = "mp.tz";
+  function stored(key) {
+    try { return localStorage.getItem(key); } catch (e) { return null; }
+  }
+  function store(key, value) {
+    try { localStorage.setItem(key, value); } catch (e) { /* private mode: this page only */ }
+  }
+  const theme = () => (document.documentElement.dataset.theme === "light" ? "light" : "dark");
+  function setTheme(value) {
+    document.documentElement.dataset.theme = value;
+    store(THEME_KEY, value);
+    document.dispatchEvent(new CustomEvent("mp:theme", { detail: value }));
+  }
+  const zone = () => (stored(ZONE_KEY) === "local" ? "local" : "utc");
+  function setZone(value) {
+    store(ZONE_KEY, value);
+    document.documentElement.dataset.zone = value;
+    document.dispatchEvent(new CustomEvent("mp:zone", { detail: value }));
+  }
+  const zoneLabel = () => (zone() === "utc" ? "UTC" : "local");
+  // Headings that name the zone their column's times are in (`<span class="zone-label">`) follow the switch.
+  function labelZones() {
+    for (const el of document.querySelectorAll(".zone-label")) el.textContent = "(" + zoneLabel() + ")";
+  }
+  document.addEventListener("mp:zone", labelZones);
+
+  const pad2 = (n) => String(n).padStart(2, "0");
+  function fields(d, utc) {
+    return utc
+      ? [d.getUTCFullYear(), d.getUTCMonth() + 1, d.getUTCDate(), d.getUTCHours(), d.getUTCMinutes(), d.getUTCSeconds()]
+      : [d.getFullYear(), d.getMonth() + 1, d.getDate(), d.getHours(), d.getMinutes(), d.getSeconds()];
+  }
+  // A time as the chosen zone shows it: "20:01" today, "2025-10-10 20:01" on another day (`now`: the day it is
+  // compared with, the market clock's for market times); `seconds`, `label` (" UTC"/" local"), `date: "always"`.
+  function formatTime(ms, opts = {}) {
+    if (typeof ms !== "number" || !Number.isFinite(ms)) return "—";
+    const utc = (opts.zone || zone()) === "utc";
+    const [y, mo, d, h, mi, s] = fields(new Date(ms), utc);
+    const [ny, nmo, nd] = fields(new Date(opts.now === undefined ? Date.now() : opts.now), utc);
+    const today = y === ny && mo === nmo && d === nd;
+    let text = pad2(h) + ":" + pad2(mi) + (opts.seconds ? ":" + pad2(s) : "");
+    if (!today || opts.date === "always") text = `${y}-${pad2(mo)}-${pad2(d)} ` + text;
+    return opts.label ? text + " " + zoneLabel() : text;
+  }
+
+  function prefButton(id, label, onClick) {
+    const b = document.createElement("button");
+    b.type = "button";
+    b.className = "linklike pref";
+    b.id = id;
+    b.addEventListener("click", onClick);
+    label(b);
+    return b;
+  }
+  function prefControls() {
+    const themeLabel = (b) => {
+      const light = theme() === "light";
+      b.textContent = light ? "\u263E" : "\u2600";
+      b.title = light ? "Switch to the dark theme" : "Switch to the light theme";
+      b.setAttribute("aria-label", b.title);
+    };
+    const zoneText = (b) => {
+      b.textContent = zone() === "utc" ? "UTC" : "Local";
+      b.title = zone() === "utc" ? "Times are shown in UTC: switch to your local time"
+        : "Times are shown in your local time: switch to UTC";
+      b.setAttribute("aria-label", b.title);
+    };
+    const t = prefButton("pref-theme", themeLabel, () => { setTheme(theme() === "light" ? "dark" : "light"); themeLabel(t); });
+    const z = prefButton("pref-zone", zoneText, () => { setZone(zone() === "utc" ? "local" : "utc"); zoneText(z); });
+    return [z, t];
+  }
+
+  function menuToggle(nav) {
+    const b = document.createElement("button");
+    b.type = "button";
+    b.className = "nav-toggle linklike";
+    b.id = "nav-toggle";
+    b.textContent = "\u2630 Menu";
+    b.setAttribute("aria-expanded", "false");
+    b.setAttribute("aria-controls", "site-nav");
+    b.addEventListener("click", () => {
+      const open = nav.classList.toggle("open");
+      b.setAttribute("aria-expanded", String(open));
+    });
+    return b;
   }
 
   async function renderNav() {
     const nav = document.getElementById("site-nav");
     if (!nav) return;
-    nav.replaceChildren(link("/", "Dashboard"), link("/alerts", "Alerts"), link("/backtests", "Backtests"),
-      link("/paper", "Paper"), link("/signals", "Signals"), link("/pricing", "Pricing"));
+    if (!document.getElementById("nav-toggle")) nav.before(menuToggle(nav));
+    nav.replaceChildren(...SECTIONS.map(([href, text, key]) => link(href, text, { section: key })));
     const grow = document.createElement("span");
     grow.className = "grow";
     nav.append(grow);
     const user = await me();
     if (!user) {
       nav.append(link("/signin", "Sign in", { nav: "signin" }), link("/signup", "Sign up", { nav: "signup" }));
+      nav.append(...prefControls());
       nav.dataset.state = "anonymous";
       return;
     }
@@ -145,7 +245,25 @@
       location.href = "/signin";
     });
     nav.append(out);
+    nav.append(...prefControls());
     nav.dataset.state = "signed-in";
+  }
+
+  // --- narrow screens: a table marked `stack-narrow` shows each row as a card, each cell labelled with its
+  // column's heading (CSS reads data-label). Rows are labelled as they are added, whoever renders them.
+  function labelRows(table) {
+    const heads = [...table.querySelectorAll("thead th")].map((th) => th.textContent.trim());
+    for (const tr of table.tBodies[0] ? table.tBodies[0].rows : []) {
+      [...tr.cells].forEach((td, i) => {
+        if (!td.dataset.label && heads[i]) td.dataset.label = heads[i];
+      });
+    }
+  }
+  function stackTables() {
+    for (const table of document.querySelectorAll("table.stack-narrow")) {
+      labelRows(table);
+      if (table.tBodies[0]) new MutationObserver(() => labelRows(table)).observe(table.tBodies[0], { childList: true });
+    }
   }
 
   // --- the notification centre: a bell with the unread in-app count, a dropdown of the latest, mark as read ---
@@ -299,11 +417,13 @@
       authenticatorAttachment: cred.authenticatorAttachment || undefined };
   }
 
+  // A wall-clock moment with its date, in the chosen zone: "2025-10-10 20:01 UTC".
   function when(ms) {
-    return ms ? new Date(ms).toISOString().replace("T", " ").slice(0, 16) + " UTC" : "—";
+    return ms ? formatTime(ms, { date: "always", label: true }) : "—";
   }
 
   window.MP = { api, fetch: authFetch, signIn, errorText, say, me, nextPath, fromB64url, toB64url, publicKeyOptions,
-    credentialJson, when };
-  document.addEventListener("DOMContentLoaded", renderNav);
+    credentialJson, when, formatTime, zone, zoneLabel, theme };
+  document.documentElement.dataset.zone = zone();
+  document.addEventListener("DOMContentLoaded", () => { labelZones(); stackTables(); renderNav(); });
 })();

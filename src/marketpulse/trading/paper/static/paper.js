@@ -49,8 +49,10 @@
   const signClass = (v) => (!isNum(v) ? "na" : v > 0 ? "pos" : v < 0 ? "neg" : "");
   const pad = (n) => String(n).padStart(2, "0");
   // UTC, like the API's days (DAY orders, the daily-loss halt): 2025-10-10 20:01:00.
+  // Or local time, when the visitor chose it in the nav (site.js's switch; the headings say which).
   function utc(ms) {
     if (!isNum(ms)) return DASH;
+    if (window.MP && window.MP.zone() === "local") return window.MP.formatTime(ms, { date: "always", seconds: true });
     const d = new Date(ms);
     return `${d.getUTCFullYear()}-${pad(d.getUTCMonth() + 1)}-${pad(d.getUTCDate())} ` +
       `${pad(d.getUTCHours())}:${pad(d.getUTCMinutes())}:${pad(d.getUTCSeconds())}`;
@@ -154,7 +156,7 @@
     const banner = document.getElementById("halted");
     banner.hidden = !a.halted;
     if (a.halted) {
-      setText(document.getElementById("halted-until"), utc(a.halted_until) + " UTC");
+      setText(document.getElementById("halted-until"), utc(a.halted_until) + " " + (window.MP ? window.MP.zoneLabel() : "UTC"));
       const drop = a.day_start_equity ? (100 * (a.day_start_equity - a.equity)) / a.day_start_equity : NaN;
       setText(document.getElementById("halted-detail"), isNum(drop)
         ? `Equity is ${drop.toFixed(2)}% below today's start of ${usd(a.day_start_equity)}.` : "");
