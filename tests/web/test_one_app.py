@@ -21,15 +21,10 @@ from marketpulse.clock import FakeClock
 from marketpulse.runtime import Runtime
 from marketpulse.settings import Settings
 from support.accounts import browser_sign_in, token_on_plan
+from support.browser import BROWSER_MARKS, chromium
 
-CHROMIUM = "/usr/bin/chromium"
 NODE_MODULES = Path(__file__).resolve().parents[2] / "node_modules"
-pytestmark = [
-    pytest.mark.browser,
-    pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="Debian's chromium is missing (make test installs it)"),
-]
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync", "--no-first-run"]
+pytestmark = BROWSER_MARKS
 T0 = 1_760_126_400_000
 PHONE = {"width": 390, "height": 844}
 
@@ -58,12 +53,8 @@ async def site(runtime: Runtime) -> AsyncIterator[str]:
 
 @pytest.fixture
 async def browser() -> AsyncIterator[Any]:
-    from playwright.async_api import async_playwright
-
-    async with async_playwright() as pw:
-        chromium = await pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
-        yield chromium
-        await chromium.close()
+    async with chromium() as launched:
+        yield launched
 
 
 async def offline_page(browser: Any, site: str, errors: list[str], blocked: list[str], **context: Any) -> Any:
