@@ -67,6 +67,12 @@ async def seed(runtime: Runtime) -> None:
     if await start_demo_payments(runtime.services.payments, s.host, s.port) is not None:
         print(f"card payments go to a local fake Stripe at {s.stripe_api_base} (its checkout page has a Pay button)",
               flush=True)
+    from marketpulse.onchain.demo import start_demo_chain
+
+    chain = await start_demo_chain(runtime)
+    if chain is not None:
+        print(f"USDT payments go to a local chain (anvil) at {chain.anvil.url}, mock USDT {chain.token}; "
+              f"the billing page pays from the demo wallet {chain.wallet}", flush=True)
     written = await asyncio.to_thread(import_sample, runtime.settings)
     log.info("bundled sample in the candle library", candles_written=written)
     admin = await runtime.services.accounts.find_user(DEMO_ADMIN)

@@ -1,185 +1,40 @@
-"""A real local EVM chain for tests: anvil (npm `@foundry-rs/anvil`, its binary inside the package) on a free port,
-and an ERC-20 compiled at test time with npm `solc` (nothing built is committed).
+"""A real local EVM chain for tests: `marketpulse.onchain.devchain` (the one `pulse demo` runs: anvil from npm
+`@foundry-rs/anvil` on a free port, a mock USDT compiled at test time with npm `solc`), skipping the test when node
+or the npm packages are missing.
 
     chain = Anvil.start()                        # a fresh chain; chain.stop() ends it
     token = chain.deploy_token(decimals=6)       # a mock USDT owned by account 0 (all the supply)
     tx = chain.transfer(token, to, units)        # mined at once (anvil mines every transaction)
     chain.mine(11)                               # bury it under more blocks
     snap = chain.snapshot(); chain.revert(snap)  # a reorganisation: everything after the snapshot is gone
-
-Skips the test when node or the npm packages are missing.
 """
 
 from __future__ import annotations
 
 import json
-import shutil
-import socket
-import subprocess
-import time
-from dataclasses import dataclass
-from functools import cache
 from pathlib import Path
-from typing import Any
 
-import httpx
 import pytest
+
+from marketpulse.onchain import devchain
+from marketpulse.onchain.devchain import CHAIN_ID, Missing
 
 ROOT = Path(__file__).resolve().parents[2]
 NODE_MODULES = ROOT / "node_modules"
-CHAIN_ID = 31337
 
-TOKEN_SOURCE = """
-// SPDX-License-Identifier: MIT
-pragma solidity ^0.8.20;
-
-contract MockUSDT {
-    uint8 public immutable decimals;
-    mapping(address => uint256) public balanceOf;
-    event Transfer(address indexed from, address indexed to, uint256 value);
-
-    constructor(uint8 places) {
-        decimals = places;
-        balanceOf[msg.sender] = 1e30;
-        emit Transfer(address(0), msg.sender, 1e30);
-    }
-
-    function transfer(address to, uint256 value) external returns (bool) {
-        require(balanceOf[msg.sender] >= value, "balance too low");
-        balanceOf[msg.sender] -= value;
-        balanceOf[to] += value;
-        emit Transfer(msg.sender, to, value);
-        return true;
-    }
-}
-"""
-
-COMPILE = """
-const solc = require(process.argv[1] + '/solc');
-const input = {language: 'Solidity', sources: {'MockUSDT.sol': {content: require('fs').readFileSync(0, 'utf8')}},
-               settings: {outputSelection: {'*': {'*': ['evm.bytecode.object']}}}};
-const out = JSON.parse(solc.compile(JSON.stringify(input)));
-if ((out.errors || []).some(e => e.severity === 'error')) {
-  console.error(JSON.stringify(out.errors)); process.exit(1);
-}
-process.stdout.write(out.contracts['MockUSDT.sol'].MockUSDT.evm.bytecode.object);
-"""
+__all__ = ["CHAIN_ID", "NODE_MODULES", "Anvil", "json_chain"]
 
 
-def _anvil_binary() -> Path:
-    for path in sorted(NODE_MODULES.glob("@foundry-rs/anvil-*/bin/anvil")):
-        return path
-    pytest.skip("npm @foundry-rs/anvil is not installed (npm ci)")
-
-
-@cache
-def token_bytecode() -> str:
-    """The mock USDT's creation code, compiled now by solc-js (a few seconds, once per session)."""
-    node = shutil.which("node")
-    if node is None or not (NODE_MODULES / "solc").is_dir():
-        pytest.skip("node or npm solc is not installed")
-    done = subprocess.run([node, "-e", COMPILE, str(NODE_MODULES)], input=TOKEN_SOURCE, capture_output=True,
-                          text=True, timeout=120, check=True)
-    return done.stdout.strip()
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def _word(value: int | str) -> str:
-    if isinstance(value, str):  # an address
-        return value[2:].lower().rjust(64, "0")
-    return f"{value:064x}"
-
-
-@dataclass
-class Anvil:
-    process: subprocess.Popen[bytes]
-    url: str
-    accounts: list[str]
-
+class Anvil(devchain.Anvil):
     @classmethod
-    def start(cls) -> Anvil:
-        port = _free_port()
-        process = subprocess.Popen([str(_anvil_binary()), "--port", str(port), "--chain-id", str(CHAIN_ID),
-                                    "--silent", "--accounts", "6"], stdout=subprocess.DEVNULL,
-                                   stderr=subprocess.DEVNULL)
-        url = f"http://127.0.0.1:{port}"
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                accounts = httpx.post(url, json={"jsonrpc": "2.0", "id": 1, "method": "eth_accounts"},
-                                      timeout=2).json()["result"]
-                return cls(process, url, accounts)
-            except httpx.HTTPError:
-                if time.monotonic() > deadline or process.poll() is not None:
-                    process.kill()
-                    raise RuntimeError("anvil did not start") from None
-                time.sleep(0.1)
-
-    def stop(self) -> None:
-        self.process.terminate()
+    def start(cls, node_modules: Path = NODE_MODULES, *, accounts: int = 6) -> Anvil:  # type: ignore[override]
         try:
-            self.process.wait(5)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-
-    def rpc(self, method: str, *params: Any) -> Any:
-        body = httpx.post(self.url, json={"jsonrpc": "2.0", "id": 1, "method": method, "params": list(params)},
-                          timeout=30).json()
-        if "error" in body:
-            raise RuntimeError(f"{method}: {body['error']}")
-        return body["result"]
-
-    def send(self, sender: str, to: str | None, data: str, gas: int | None = None) -> str:
-        """A transaction from an unlocked account; its hash (mined at once). With `gas`, no estimate: a call that
-        reverts is still mined (as a failed transaction)."""
-        tx: dict[str, Any] = {"from": sender, "data": data}
-        if to is not None:
-            tx["to"] = to
-        if gas is not None:
-            tx["gas"] = hex(gas)
-        tx_hash: str = self.rpc("eth_sendTransaction", tx)
-        return tx_hash
-
-    def receipt(self, tx_hash: str) -> dict[str, Any]:
-        found: dict[str, Any] = self.rpc("eth_getTransactionReceipt", tx_hash)
-        return found
-
-    def deploy_token(self, decimals: int = 6) -> str:
-        """A mock USDT (or a look-alike: the same code at another address); all its supply is account 0's."""
-        tx_hash = self.send(self.accounts[0], None, "0x" + token_bytecode() + _word(decimals))
-        address: str = self.receipt(tx_hash)["contractAddress"]
-        return address.lower()
-
-    def transfer(self, token: str, to: str, units: int, sender: str | None = None, gas: int | None = None) -> str:
-        data = "0xa9059cbb" + _word(to) + _word(units)  # transfer(address,uint256)
-        return self.send(sender or self.accounts[0], token, data, gas)
-
-    def mine(self, blocks: int = 1, *, at_s: int | None = None) -> None:
-        if at_s is not None:
-            self.rpc("evm_setNextBlockTimestamp", at_s)
-        self.rpc("anvil_mine", hex(blocks))
-
-    def set_next_block_time(self, at_s: int) -> None:
-        self.rpc("evm_setNextBlockTimestamp", at_s)
-
-    def block_number(self) -> int:
-        return int(self.rpc("eth_blockNumber"), 16)
-
-    def now_ms(self) -> int:
-        """The newest block's time."""
-        return int(self.rpc("eth_getBlockByNumber", "latest", False)["timestamp"], 16) * 1000
-
-    def snapshot(self) -> str:
-        snap: str = self.rpc("evm_snapshot")
-        return snap
-
-    def revert(self, snap: str) -> None:
-        assert self.rpc("evm_revert", snap) is True
+            devchain.anvil_binary(node_modules)
+            devchain.token_bytecode(node_modules)  # compiled once per session, before the chain starts
+        except Missing as exc:
+            pytest.skip(str(exc))
+        chain = devchain.Anvil.start(node_modules, accounts=accounts)
+        return cls(chain.process, chain.url, chain.accounts, chain.node_modules)
 
 
 def json_chain(name: str, url: str, token: str, receiving: str, confirmations: int) -> str:

@@ -14,6 +14,7 @@ import secrets
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import structlog
 from sqlalchemy import select, update
@@ -37,6 +38,9 @@ from marketpulse.onchain.core import (
 )
 from marketpulse.onchain.tables import UsdtCursorRow, UsdtInvoiceRow
 from marketpulse.settings import Settings
+
+if TYPE_CHECKING:
+    from marketpulse.onchain.demo import DemoChain
 
 log = structlog.get_logger(__name__)
 
@@ -78,8 +82,12 @@ class UsdtPayments:
         self.ttl_ms = settings.usdt_invoice_ttl_s * 1000
         self.clients = dict(clients) if clients is not None else {
             name: ChainClient(name, cfg) for name, cfg in settings.usdt_chains.items()}
+        self.dev_chain: DemoChain | None = None  # `pulse demo`'s local chain and demo wallet, stopped with this
 
     async def close(self) -> None:
+        if self.dev_chain is not None:
+            await self.dev_chain.stop()
+            self.dev_chain = None
         for client in self.clients.values():
             await client.close()
 

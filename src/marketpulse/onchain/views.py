@@ -5,10 +5,14 @@
     GET  /api/v1/payments/usdt/invoices             your invoices, newest first, with their status and outcome
     GET  /api/v1/payments/usdt/invoice/{id}         one of your invoices
     POST /api/v1/payments/usdt/invoice/{id}/tx      {tx_hash}: verify your payment's transaction for the invoice
+    GET  /dev/usdt/wallet                           `pulse demo` only: the demo wallet (address, USDT balance)
+    POST /dev/usdt/pay                              `pulse demo` only: {invoice_id}: the demo wallet sends the
+                                                    invoice's exact amount; the transaction's hash (submit it)
 """
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 from fastapi import APIRouter, Depends, HTTPException, Query, Request, status
@@ -178,3 +182,52 @@ async def submit_tx(invoice_id: str, body: TxBody, request: Request, principal: 
     except ChainUnavailable as exc:
         raise _unavailable(exc) from None
     return _out(usdt, row)
+
+
+# --- `pulse demo`: a wallet standing in for the user's -------------------------------------------------------------
+
+
+class DemoWalletOut(BaseModel):
+    chain: str
+    address: str
+    balance: str  # USDT
+
+
+class DemoPayBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    invoice_id: str = Field(min_length=1, max_length=36)
+
+
+class DemoPayOut(BaseModel):
+    tx_hash: str
+
+
+def _demo_chain(usdt: UsdtPayments) -> Any:
+    if usdt.dev_chain is None:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, detail="Not Found")
+    return usdt.dev_chain
+
+
+@router.get("/dev/usdt/wallet", response_model=DemoWalletOut, include_in_schema=False)
+async def demo_wallet(request: Request, principal: Principal = Depends(current_user),
+                      usdt: UsdtPayments = Depends(get_usdt)) -> DemoWalletOut:
+    chain = _demo_chain(usdt)
+    units = await asyncio.to_thread(chain.balance)
+    return DemoWalletOut(chain="local", address=chain.wallet, balance=display(units, 6))
+
+
+@router.post("/dev/usdt/pay", response_model=DemoPayOut, include_in_schema=False)
+async def demo_pay(body: DemoPayBody, request: Request, principal: Principal = Depends(current_user),
+                   usdt: UsdtPayments = Depends(get_usdt)) -> DemoPayOut:
+    """The demo wallet sends the invoice's exact amount to its receiving address (the user then submits the hash,
+    or the watcher finds it)."""
+    require_scope(request, principal)
+    chain = _demo_chain(usdt)
+    try:
+        row = await usdt.get(principal.user.id, body.invoice_id)
+    except InvoiceNotFound:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, detail=f"no invoice {body.invoice_id}") from None
+    if row.chain != "local":
+        raise _field("invoice_id", "the demo wallet pays invoices on the demo's local chain only", body.invoice_id)
+    return DemoPayOut(tx_hash=await asyncio.to_thread(chain.pay, int(row.amount), row.receiving_address))
