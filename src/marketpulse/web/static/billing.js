@@ -1,5 +1,7 @@
-// The billing section of /settings (GET /api/v1/payments/subscription: plan, renewal, invoices, credits) and the
-// Stripe Customer Portal button; the checkout pages' summary after a payment.
+// The billing section of /settings (GET /api/v1/payments/subscription: plan, renewal, invoices, credits), the
+// Stripe Customer Portal button, paying in USDT (chain and product → an invoice with address, exact amount and
+// expiry; the transaction hash; the invoices' status; in `pulse demo` a demo wallet that pays), and the checkout
+// pages' summary after a payment.
 "use strict";
 
 (function () {
@@ -59,6 +61,98 @@
     return b;
   }
 
+  // --- USDT: chains, an invoice (address, exact amount, expiry), its transaction hash, the invoices' status ---
+
+  const PRODUCT_TITLES = { pro: "Pro plan (a month)", elite: "Elite plan (a month)", credits_100: "100 credits",
+    credits_1000: "1,000 credits" };
+  let current = null; // the invoice on show
+
+  function showInvoice(inv) {
+    current = inv;
+    const box = document.getElementById("usdt-invoice");
+    if (!box || !inv) return;
+    box.hidden = false;
+    box.dataset.invoice = inv.id;
+    text("usdt-amount", inv.amount);
+    text("usdt-token", inv.token);
+    text("usdt-inv-chain", inv.chain);
+    text("usdt-address", inv.receiving_address);
+    text("usdt-expiry", MP.when(inv.expires_at_ms));
+    text("usdt-status", inv.status);
+    text("usdt-note", inv.note || "");
+    const done = !["pending", "confirming", "expired"].includes(inv.status);
+    document.getElementById("usdt-tx-form").hidden = done;
+  }
+
+  async function loadUsdt() {
+    const form = document.getElementById("usdt-form");
+    if (!form) return;
+    const chains = await MP.api("GET", "/api/v1/payments/usdt/chains");
+    const list = chains.ok ? chains.data : [];
+    document.getElementById("usdt-off").hidden = list.length > 0;
+    form.hidden = list.length === 0;
+    const select = document.getElementById("usdt-chain");
+    if (select.options.length !== list.length) {
+      select.replaceChildren(...list.map((c) => new Option(`${c.name} (chain ${c.chain_id})`, c.name)));
+    }
+    const wallet = await MP.api("GET", "/dev/usdt/wallet");
+    const demoPay = document.getElementById("usdt-demo-pay");
+    demoPay.hidden = !wallet.ok;
+    if (wallet.ok) demoPay.title = `demo wallet ${wallet.data.address}: ${wallet.data.balance} USDT`;
+    const answer = await MP.api("GET", "/api/v1/payments/usdt/invoices?limit=20");
+    if (!answer.ok) return;
+    const tbody = document.querySelector("#usdt-list tbody");
+    tbody.replaceChildren(...answer.data.invoices.map((i) => {
+      const tr = row([MP.when(i.created_at_ms), PRODUCT_TITLES[i.product] || i.product, `${i.amount} USDT`, i.chain,
+        i.status, i.note || ""]);
+      tr.dataset.invoice = i.id;
+      tr.dataset.status = i.status;
+      return tr;
+    }));
+    if (current) {
+      const fresh = answer.data.invoices.find((i) => i.id === current.id);
+      if (fresh) showInvoice(fresh);
+    }
+  }
+
+  async function createInvoice(event) {
+    event.preventDefault();
+    const [field, name] = document.getElementById("usdt-product").value.split(":");
+    const body = { chain: document.getElementById("usdt-chain").value, [field]: name };
+    const answer = await MP.api("POST", "/api/v1/payments/usdt/invoice", body);
+    if (!answer.ok) return MP.say("usdt-msg", MP.errorText(answer), "bad");
+    MP.say("usdt-msg", "");
+    showInvoice(answer.data);
+    await loadUsdt();
+  }
+
+  async function submitTx(hash) {
+    if (!current) return;
+    const answer = await MP.api("POST", `/api/v1/payments/usdt/invoice/${current.id}/tx`, { tx_hash: hash });
+    if (!answer.ok) return MP.say("usdt-msg", MP.errorText(answer), "bad");
+    MP.say("usdt-msg", answer.data.status === "confirming" ? "Found: waiting for confirmations." : "", "ok");
+    showInvoice(answer.data);
+    await Promise.all([loadUsdt(), load()]);
+  }
+
+  async function demoPay() {
+    if (!current) return;
+    const answer = await MP.api("POST", "/dev/usdt/pay", { invoice_id: current.id });
+    if (!answer.ok) return MP.say("usdt-msg", MP.errorText(answer), "bad");
+    document.getElementById("usdt-tx").value = answer.data.tx_hash;
+    await submitTx(answer.data.tx_hash);
+  }
+
+  function preselect() {
+    // /pricing's "Pay with USDT" links here with ?pay=usdt&product=<plan or pack>
+    const params = new URLSearchParams(location.search);
+    const product = params.get("product");
+    if (params.get("pay") !== "usdt" || !product) return;
+    const select = document.getElementById("usdt-product");
+    const option = [...select.options].find((o) => o.value.endsWith(":" + product));
+    if (option) select.value = option.value;
+  }
+
   async function openPortal() {
     const answer = await MP.api("POST", "/api/v1/payments/portal");
     if (!answer.ok) return MP.say("billing-msg", MP.errorText(answer));
@@ -70,6 +164,18 @@
     const portal = document.getElementById("billing-portal");
     if (portal) portal.addEventListener("click", openPortal);
     load();
+    if (document.getElementById("usdt-form")) {
+      preselect();
+      document.getElementById("usdt-form").addEventListener("submit", createInvoice);
+      document.getElementById("usdt-tx-form").addEventListener("submit", (event) => {
+        event.preventDefault();
+        submitTx(document.getElementById("usdt-tx").value.trim());
+      });
+      document.getElementById("usdt-demo-pay").addEventListener("click", demoPay);
+      loadUsdt();
+      // The watcher may find a payment without a submitted hash, and confirmations come with new blocks.
+      setInterval(() => { if (current && ["pending", "confirming"].includes(current.status)) loadUsdt(); }, 5000);
+    }
     // After a checkout the webhook may land a moment after the browser does: look again a few times.
     if (document.getElementById("checkout-plan")) {
       let tries = 0;
