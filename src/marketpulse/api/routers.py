@@ -35,6 +35,7 @@ ROUTERS: list[str] = [
     "marketpulse.payments.views:router",
     "marketpulse.onchain.views:router",
     "marketpulse.tax.views:router",
+    "marketpulse.tax.views:page_router",
 ]
 
 

@@ -15,8 +15,9 @@ from __future__ import annotations
 import asyncio
 from typing import Any, Literal
 
-from fastapi import APIRouter, Depends, File, HTTPException, Request, Response, UploadFile, status
+from fastapi import APIRouter, Depends, File, HTTPException, Query, Request, Response, UploadFile, status
 from fastapi.exceptions import RequestValidationError
+from fastapi.responses import HTMLResponse
 from pydantic import BaseModel, ConfigDict, Field
 
 from marketpulse.accounts.schemas import UNAUTHORIZED
@@ -120,6 +121,9 @@ UPLOAD = "A transactions CSV: the generic layout, or a Binance, Coinbase or Krak
 
 @router.post("/transactions/import", response_model=ImportOut, responses=INVALID_FILE)
 async def import_transactions(file: UploadFile = File(description=UPLOAD),
+                              account: str | None = Query(None, min_length=1, max_length=64,
+                                                          description="Account for an exchange export's rows "
+                                                          "(default: the exchange's name)"),
                               principal: Principal = Depends(signed_in),
                               tax: TaxService = Depends(get_tax)) -> ImportOut:
     """Rows read, imported, skipped as duplicates, ignored (no tax event, e.g. a fiat deposit) and rejected with
@@ -129,7 +133,7 @@ async def import_transactions(file: UploadFile = File(description=UPLOAD),
     except UnicodeDecodeError:
         raise _invalid("file", "the file is not UTF-8 text") from None
     try:
-        summary = await tax.import_file(principal.user.id, text)
+        summary = await tax.import_file(principal.user.id, text, account)
     except RowError as exc:
         raise _invalid("file", f"line {exc.line}: {exc.field}: {exc.message}") from None
     return _import_out(summary)
@@ -223,3 +227,16 @@ async def income(report_id: str, principal: Principal = Depends(signed_in),
                  tax: TaxService = Depends(get_tax)) -> Response:
     """The year's income events at market value."""
     return await _download("income.csv", report_id, principal.user.id, tax)
+
+
+# --- the page ------------------------------------------------------------------------------------------------------
+
+page_router = APIRouter(include_in_schema=False)
+
+
+@page_router.get("/tax", response_class=HTMLResponse)
+async def tax_page() -> HTMLResponse:
+    """Import, run a report (progress), summary, per-lot explanation and downloads."""
+    from marketpulse.web.account_pages import render
+
+    return render("Tax reports", template="tax.html", scripts=("tax.js",), narrow=False)
