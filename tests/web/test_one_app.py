@@ -222,3 +222,66 @@ async def test_backtests_page_runs_the_defaults_into_a_chart_and_a_failure_clear
     await expect(page.locator("#error")).to_contain_text("cash")
     await expect(page.locator("#job")).to_be_hidden()
     assert errors == []
+
+
+def volume_alert(symbol: str, kind: str, minute: int, hour: int, direction: str = "bullish") -> dict[str, Any]:
+    """An alert at T0 + minute (minutes, may be negative) for the hour starting at T0 + hour (hours)."""
+    return {"symbol": symbol, "currentVolume": 9.0e6, "previousVolume": 3.0e6, "volumeRatio": 3.0, "price": 1.5,
+            "fundingRate": 0.0001, "candleDirection": direction, "alertType": kind,
+            "timestamp": T0 + minute * 60_000, "hourTimestamp": T0 + hour * 3_600_000}
+
+
+async def test_alerts_panel_keeps_spikes_on_top_counts_every_alert_and_rings_for_new_ones(
+        browser: Any, site: str, runtime: Runtime) -> None:
+    import httpx
+    from playwright.async_api import expect
+
+    stored = [volume_alert(f"ALT{i}USDT", "SPIKE", -55, -1) for i in range(11)]  # 19:05
+    stored += [volume_alert("DOGEUSDT", "SPIKE", -50, -1, "bearish"),  # 19:10
+               volume_alert("SOLUSDT", "SPIKE", -20, -1),  # 19:40: the newest spike
+               volume_alert("DOGEUSDT", "FULL_UPDATE", 0, -1, "bearish")]  # 20:00: DOGE's hour closed
+    async with httpx.AsyncClient(base_url=site) as http:
+        r = await http.post("/api/v1/volume-alerts/ingest", headers={"X-API-Key": API_KEY}, json=stored)
+        assert r.status_code == 200 and r.json()["stored"] == len(stored), r.text
+        count = (await http.get("/api/v1/volume-alerts/count")).json()
+        assert count == {"total": 14, "byType": {"SPIKE": 13, "HALF_UPDATE": 0, "FULL_UPDATE": 1}}
+        assert (await http.get("/api/v1/volume-alerts/count?symbol=doge-usdt")).json()["total"] == 2
+
+    errors: list[str] = []
+    # An anonymous visitor (free plan) is listed 10 alerts; the panel's count is still all 14.
+    page = await offline_page(browser, site, errors, [], viewport={"width": 1400, "height": 900})
+    await page.goto(site + "/")
+    await expect(page.locator("#alert-count")).to_have_text("14")
+    assert await page.locator(".alert-card").count() + await page.locator(".alert-update").count() == 10
+    # The newest spike heads the list although DOGE's hourly update came later; the update sits under its spike.
+    await expect(page.locator(".alert-group").first).to_have_attribute("data-symbol", "SOLUSDT")
+    doge = page.locator(".alert-group[data-symbol='DOGEUSDT']")
+    await expect(doge.locator(".alert-card")).to_have_attribute("data-type", "SPIKE")
+    await expect(doge.locator(".alert-update[data-type=FULL_UPDATE]")).to_have_count(1)
+    # The badges explain themselves on hover; the times say they are the market's.
+    assert "previous hour" in (await doge.locator(".alert-card .alert-type").get_attribute("title") or "")
+    assert "closed" in (await doge.locator(".alert-update .alert-type").get_attribute("title") or "")
+    assert await doge.locator(".alert-card time").get_attribute("title") == "Market time"
+    # Spikes only: the updates disappear, the spikes stay.
+    await page.select_option("#alert-filter", "spikes")
+    await expect(doge.locator(".alert-update")).to_be_hidden()
+    await expect(doge.locator(".alert-card")).to_be_visible()
+    await page.select_option("#alert-filter", "all")
+
+    # A real-time plan hears a new spike (sound on) and sees it on top; the count goes up by one.
+    elite = await offline_page(browser, site, errors, [], viewport={"width": 1400, "height": 900})
+    token = await token_on_plan(runtime, "elite")
+    await elite.context.add_cookies([{"name": "mp_access", "value": token, "url": site}])
+    await elite.goto(site + "/")
+    await expect(elite.locator("#conn-status")).to_have_attribute("data-state", "connected")
+    await expect(elite.locator("#alert-count")).to_have_text("14")
+    await elite.check("#alert-sound")
+    live = volume_alert("PEPEUSDT", "SPIKE", 1, 0) | {"asset": "PEPE", "message": "PEPEUSDT volume spike",
+                                                    "isUpdate": False}
+    await runtime.bus.publish(topics.ALERTS_VOLUME, live)
+    await expect(elite.locator(".alert-group").first).to_have_attribute("data-symbol", "PEPEUSDT")
+    await expect(elite.locator("#alert-count")).to_have_text("15")
+    await expect(elite.locator("#alerts")).to_have_attribute("data-sounds", "1")
+    await elite.reload()
+    await expect(elite.locator("#alert-sound")).to_be_checked()  # remembered
+    assert errors == []

@@ -120,6 +120,17 @@ class VolumeAlertStore:
             stmt = stmt.where(VolumeAlertRow.symbol == symbol)
         return await self._fetch(stmt, limit)
 
+    async def counts(self, *, symbol: str | None = None) -> dict[str, int]:
+        """How many alerts are stored, per type (SPIKE, HALF_UPDATE, FULL_UPDATE), optionally for one symbol."""
+        stmt = select(VolumeAlertRow.alert_type, func.count()).group_by(VolumeAlertRow.alert_type)
+        if symbol:
+            stmt = stmt.where(VolumeAlertRow.symbol == symbol)
+        async with self._sessions() as session:
+            rows = (await session.execute(stmt)).all()
+        out = {"SPIKE": 0, "HALF_UPDATE": 0, "FULL_UPDATE": 0}
+        out.update({str(kind): int(n) for kind, n in rows})
+        return out
+
     async def since(self, since_ms: int, *, limit: int = MAX_LIMIT) -> list[VolumeAlert]:
         """Alerts raised at or after `since_ms`, newest first."""
         stmt = select(VolumeAlertRow).where(VolumeAlertRow.timestamp >= since_ms)

@@ -238,3 +238,20 @@ async def recent_volume_alerts(
     since = runtime.market_now_ms() - hours * HOUR_MS
     alerts = await VolumeAlertStore(runtime.sessions).since(since, limit=plan_limit(limit, plan))
     return {"data": [a.to_wire() for a in alerts], "count": len(alerts), "plan": plan_of(plan).name}
+
+
+class AlertCountsOut(BaseModel):
+    total: int = Field(description="Every stored alert (of the symbol, when given), whatever the plan lists")
+    by_type: dict[str, int] = Field(serialization_alias="byType",
+                                    description="SPIKE, HALF_UPDATE and FULL_UPDATE counts")
+
+
+@router.get("/count", response_model=AlertCountsOut, response_model_by_alias=True)
+async def count_volume_alerts(
+    request: Request,
+    symbol: Annotated[str | None, Query(max_length=64, description="Only this symbol (BTCUSDT, btc-usdt, …)")] = None,
+) -> AlertCountsOut:
+    """How many alerts are stored: the dashboard's panel shows this total, not how many it loaded."""
+    wanted = normalize_symbol(symbol) if symbol else None
+    counts = await VolumeAlertStore(_runtime(request).sessions).counts(symbol=wanted)
+    return AlertCountsOut(total=sum(counts.values()), by_type=counts)

@@ -20,7 +20,7 @@ from marketpulse.realtime.tiers import plan_of, tier_of
 router = APIRouter(include_in_schema=False)
 templates = Jinja2Templates(directory=Path(__file__).parent / "templates")
 
-ALERTS_ON_LOAD = 50
+ALERTS_ON_LOAD = 100  # spikes and their updates: the panel groups them, the count is every stored one
 
 
 @router.get("/", response_class=HTMLResponse)

@@ -146,7 +146,11 @@
     }
     countNode.textContent = String(rows.size);
     if (marketTime) {
-      updatedNode.textContent = "Market time " + new Date(marketTime).toISOString().slice(0, 19).replace("T", " ") + " UTC";
+      const text = window.MP && window.MP.formatTime
+        ? window.MP.formatTime(marketTime, { date: "always", seconds: true, label: true })
+        : new Date(marketTime).toISOString().slice(0, 19).replace("T", " ") + " UTC";
+      updatedNode.textContent = "Market time " + text;
+      updatedNode.title = "The market's clock (a replay's in the demo), not the wall clock";
     }
   }
 
@@ -379,11 +383,30 @@
   }
 
   // ---- volume alerts ----------------------------------------------------------------------------------------
+  // Grouped by spike: a SPIKE card heads its symbol-hour, and that hour's HALF/FULL updates are listed under it,
+  // so hourly updates never push a newer spike down. Groups are ordered by the spike's time, newest first. The
+  // count is every stored alert (GET /api/v1/volume-alerts/count, plus live ones), not how many are loaded.
+  // Times are market time (the replay's in the demo), with the date when it isn't the market's today.
 
   const alertList = document.getElementById("alerts");
   const alertsEmpty = document.getElementById("alerts-empty");
   const alertCount = document.getElementById("alert-count");
+  const alertFilter = document.getElementById("alert-filter");
+  const soundToggle = document.getElementById("alert-sound");
+  const notifyToggle = document.getElementById("alert-notify");
   const seenAlerts = new Set();
+  const groups = new Map(); // symbol|hour → {key, ts, spike, updates: [], node}
+  const MAX_GROUPS = 100;
+  let totalAlerts = null; // from the count endpoint; live alerts add to it
+  let loadedAlerts = 0;
+
+  const TYPE_HELP = {
+    SPIKE: "SPIKE: this hour's volume so far is at least the threshold multiple of the whole previous hour's " +
+      "(checked every 5 minutes).",
+    HALF_UPDATE: "HALF: the spike hour's volume at half past (for spikes raised in the hour's first 20 minutes).",
+    FULL_UPDATE: "FULL: the spike hour's complete volume, when the hour closed.",
+  };
+  const TYPE_SHORT = { SPIKE: "SPIKE", HALF_UPDATE: "HALF", FULL_UPDATE: "FULL" };
 
   function epochMs(t) {
     if (isNum(t)) return t;
@@ -391,9 +414,31 @@
     return NaN;
   }
 
-  const timeFormat = new Intl.DateTimeFormat(undefined, {
-    hour: "2-digit", minute: "2-digit", second: "2-digit", hourCycle: "h23",
-  });
+  function marketTimeText(ts) {
+    if (!isNum(ts)) return "";
+    if (window.MP && window.MP.formatTime) {
+      return window.MP.formatTime(ts, { seconds: true, now: marketTime || Date.now() });
+    }
+    return new Date(ts).toISOString().slice(11, 19);
+  }
+
+  function typeBadge(kind) {
+    const badge = el("span", "alert-type", TYPE_SHORT[kind] || kind.replace("_", " "));
+    badge.title = TYPE_HELP[kind] || "";
+    badge.tabIndex = 0; // the explanation is reachable from the keyboard too (focus shows the title)
+    badge.setAttribute("aria-label", TYPE_HELP[kind] || kind);
+    return badge;
+  }
+
+  function timeNode(ts) {
+    const time = el("time", "alert-time", marketTimeText(ts));
+    if (isNum(ts)) {
+      time.dateTime = new Date(ts).toISOString();
+      time.dataset.ts = String(ts);
+      time.title = "Market time";
+    }
+    return time;
+  }
 
   function alertCard(a) {
     const direction = String(a.candleDirection || "").toLowerCase() === "bullish" ? "bullish" : "bearish";
@@ -407,11 +452,7 @@
 
     const head = el("div", "alert-head");
     const asset = a.asset || splitSymbol(a.symbol || "")[0];
-    const type = (a.alertType || "SPIKE").replace("_", " ");
-    head.append(el("span", "alert-symbol", asset), el("span", "alert-type", type));
-    const time = el("time", "alert-time", isNum(ts) ? timeFormat.format(new Date(ts)) : "");
-    if (isNum(ts)) time.dateTime = new Date(ts).toISOString();
-    head.append(time);
+    head.append(el("span", "alert-symbol", asset), typeBadge(a.alertType || "SPIKE"), timeNode(ts));
 
     const vols = el("div", "alert-vols");
     const line = (label, value) => {
@@ -433,20 +474,181 @@
     return card;
   }
 
-  function addAlert(a) {
+  // An update under its spike: one line (type, time, the hour's volume, the ratio).
+  function updateLine(a) {
+    const li = el("li", "alert-update");
+    li.dataset.type = a.alertType;
+    li.dataset.symbol = a.symbol || "";
+    const ts = epochMs(a.timestamp);
+    li.dataset.ts = String(isNum(ts) ? ts : 0);
+    li.append(typeBadge(a.alertType), el("span", "k", "hour so far "), usdCompact(a.currentVolume),
+      el("span", "alert-ratio", isNum(a.volumeRatio) ? " " + a.volumeRatio.toFixed(2) + "×" : ""), timeNode(ts));
+    if (a.alertType === "FULL_UPDATE") li.childNodes[1].textContent = "whole hour ";
+    if (a.message) li.title = a.message;
+    return li;
+  }
+
+  function groupKey(a) {
+    const hour = epochMs(a.hourTimestamp);
+    const ts = epochMs(a.timestamp);
+    return (a.symbol || "") + "|" + (isNum(hour) ? hour : isNum(ts) ? ts - (ts % 3600000) : "");
+  }
+
+  function renderGroup(g) {
+    const node = g.node || el("section", "alert-group");
+    g.node = node;
+    node.dataset.key = g.key;
+    node.dataset.ts = String(g.ts);
+    node.dataset.kind = g.spike ? "spike" : "updates";
+    node.dataset.symbol = g.symbol;
+    const newest = [...g.updates].sort((a, b) => epochMs(b.timestamp) - epochMs(a.timestamp));
+    const headAlert = g.spike || newest[0];
+    const card = alertCard(headAlert);
+    const parts = [card];
+    const rest = g.spike ? newest : newest.slice(1);
+    if (rest.length) {
+      const list = el("ul", "alert-updates");
+      list.setAttribute("aria-label", "Updates of this spike");
+      list.append(...rest.map(updateLine));
+      parts.push(list);
+    }
+    node.replaceChildren(...parts);
+    return node;
+  }
+
+  function placeGroup(g) {
+    const node = renderGroup(g);
+    // Newest spike first: before the first group whose time is older (an update keeps its spike's place).
+    const older = [...alertList.children].find((c) => c !== node && Number(c.dataset.ts) < g.ts);
+    if (older) {
+      if (node.nextSibling !== older) alertList.insertBefore(node, older);
+    } else if (node.parentNode !== alertList || node.nextSibling) {
+      alertList.append(node);
+    }
+    while (alertList.children.length > MAX_GROUPS) {
+      const last = alertList.lastElementChild;
+      groups.delete(last.dataset.key);
+      last.remove();
+    }
+  }
+
+  function addAlert(a, live) {
     if (!a || typeof a !== "object") return;
     const key = a.id || [a.symbol, a.alertType, a.hourTimestamp, a.timestamp].join("|");
     if (seenAlerts.has(key)) return; // the initial fetch and the live event may both carry one alert
     seenAlerts.add(key);
-    const card = alertCard(a);
-    const ts = Number(card.dataset.ts);
-    // Newest first: insert before the first older card (live alerts land on top).
-    const older = [...alertList.children].find((c) => Number(c.dataset.ts) < ts);
-    alertList.insertBefore(card, older || null);
-    while (alertList.children.length > MAX_ALERTS) alertList.lastElementChild.remove();
+    const gk = groupKey(a);
+    let g = groups.get(gk);
+    if (!g) {
+      g = { key: gk, symbol: a.symbol || "", ts: epochMs(a.timestamp), spike: null, updates: [], node: null };
+      groups.set(gk, g);
+    }
+    const ts = epochMs(a.timestamp);
+    if ((a.alertType || "SPIKE") === "SPIKE") {
+      g.spike = a;
+      g.ts = ts; // a group is placed at its spike's time
+    } else {
+      g.updates.push(a);
+      if (!g.spike) g.ts = Math.min(g.ts, ts);
+    }
+    placeGroup(g);
     alertsEmpty.hidden = true;
-    alertCount.textContent = String(alertList.children.length);
+    if (live) {
+      if (totalAlerts !== null) totalAlerts += 1;
+      announce(a);
+    } else {
+      loadedAlerts += 1;
+    }
+    showCount();
+    applyAlertFilter();
   }
+
+  function showCount() {
+    const loaded = seenAlerts.size;
+    const total = totalAlerts === null ? loaded : Math.max(totalAlerts, loaded);
+    alertCount.textContent = total.toLocaleString("en-US");
+    alertCount.dataset.total = String(total);
+    alertCount.title = `${total.toLocaleString("en-US")} alerts stored; the newest ${loaded} are shown here`;
+  }
+
+  async function loadAlertCount() {
+    try {
+      const response = await fetch("/api/v1/volume-alerts/count", { headers: { Accept: "application/json" } });
+      if (!response.ok) return;
+      const body = await response.json();
+      if (isNum(body.total)) totalAlerts = body.total + Math.max(0, seenAlerts.size - loadedAlerts);
+      showCount();
+    } catch (err) {
+      console.warn("could not count alerts", err);
+    }
+  }
+
+  // "All" shows every group; "Spikes" hides the groups made of updates only and the update lines.
+  function applyAlertFilter() {
+    const spikesOnly = alertFilter && alertFilter.value === "spikes";
+    alertList.classList.toggle("spikes-only", Boolean(spikesOnly));
+  }
+  if (alertFilter) {
+    alertFilter.value = localStorage.getItem("mp.alerts.filter") === "spikes" ? "spikes" : "all";
+    alertFilter.addEventListener("change", () => {
+      localStorage.setItem("mp.alerts.filter", alertFilter.value);
+      applyAlertFilter();
+    });
+  }
+
+  // ---- optional sound and browser notification for new (live) alerts -----------------------------------------
+
+  function remembered(toggle, key) {
+    if (!toggle) return;
+    toggle.checked = localStorage.getItem(key) === "on";
+    toggle.addEventListener("change", async () => {
+      if (toggle === notifyToggle && toggle.checked && "Notification" in window &&
+          Notification.permission !== "granted") {
+        const answer = await Notification.requestPermission();
+        if (answer !== "granted") toggle.checked = false;
+      }
+      localStorage.setItem(key, toggle.checked ? "on" : "off");
+    });
+  }
+  remembered(soundToggle, "mp.alerts.sound");
+  remembered(notifyToggle, "mp.alerts.notify");
+
+  let audio = null;
+  function beep(up) {
+    try {
+      audio = audio || new (window.AudioContext || window.webkitAudioContext)();
+      const osc = audio.createOscillator();
+      const gain = audio.createGain();
+      osc.frequency.value = up ? 880 : 440;
+      gain.gain.setValueAtTime(0.12, audio.currentTime);
+      gain.gain.exponentialRampToValueAtTime(0.001, audio.currentTime + 0.35);
+      osc.connect(gain).connect(audio.destination);
+      osc.start();
+      osc.stop(audio.currentTime + 0.35);
+      alertList.dataset.sounds = String(Number(alertList.dataset.sounds || 0) + 1);
+    } catch (err) {
+      console.warn("no sound", err);
+    }
+  }
+
+  function announce(a) {
+    if ((a.alertType || "SPIKE") !== "SPIKE") return; // updates are quiet: only new spikes ring
+    const up = String(a.candleDirection).toLowerCase() === "bullish";
+    if (soundToggle && soundToggle.checked) beep(up);
+    if (notifyToggle && notifyToggle.checked && "Notification" in window && Notification.permission === "granted") {
+      const ratio = isNum(a.volumeRatio) ? a.volumeRatio.toFixed(2) + "× " : "";
+      const n = new Notification(`${a.symbol} volume spike ${ratio}${up ? "▲" : "▼"}`, {
+        body: a.message || "", tag: groupKey(a) });
+      n.onclick = () => { window.focus(); location.assign("/market/" + encodeURIComponent(a.symbol)); };
+      alertList.dataset.notified = String(Number(alertList.dataset.notified || 0) + 1);
+    }
+  }
+
+  // Times follow the nav's UTC/local switch.
+  document.addEventListener("mp:zone", () => {
+    for (const t of alertList.querySelectorAll("time[data-ts]")) t.textContent = marketTimeText(Number(t.dataset.ts));
+    render();
+  });
 
   async function loadRecentAlerts() {
     try {
@@ -454,10 +656,11 @@
       if (!response.ok) return;
       const body = await response.json();
       const list = Array.isArray(body) ? body : body.data || body.alerts || [];
-      list.forEach(addAlert);
+      list.forEach((a) => addAlert(a, false));
     } catch (err) {
       console.warn("could not load recent alerts", err);
     }
+    loadAlertCount();
   }
 
   // ---- open-interest freshness: the column is kept, but flagged once the server says it is old ---------------
@@ -517,7 +720,7 @@
 
   function onAlertBatch(batch) {
     if (!batch || !Array.isArray(batch.alerts)) return;
-    batch.alerts.forEach(addAlert);
+    batch.alerts.forEach((a) => addAlert(a, true));
   }
 
   // ---- connection -------------------------------------------------------------------------------------------
@@ -553,7 +756,7 @@
     socket.io.on("reconnect_attempt", () => setConnection(navigator.onLine ? "reconnecting" : "offline"));
     socket.io.on("reconnect_failed", () => setConnection("offline"));
     socket.on("market", onMarket);
-    socket.on("volume-alert", addAlert);
+    socket.on("volume-alert", (a) => addAlert(a, true));
     socket.on("volume-alerts", onAlertBatch);
     socket.on("tier", setTier);
     window.addEventListener("offline", () => setConnection("offline"));
