@@ -29,6 +29,8 @@ ACCOUNTS = "tests/accounts/test_auth_api.py"
 ACCOUNT_SETTINGS = "tests/accounts/test_account_settings.py"
 USDT = "tests/onchain/test_usdt_payments.py"
 METERING = "tests/payments/test_metering.py"
+PORTFOLIO_EXCHANGE = "tests/portfolio/test_exchange_sync.py"
+PORTFOLIO_WALLETS = "tests/portfolio/test_wallets.py"
 
 WALLETS = "tests/accounts/test_wallets.py"
 GOOGLE = "tests/accounts/test_google.py"
@@ -168,6 +170,11 @@ PROOF: dict[str, str] = {
     "usdt_chains": f"{USDT}::test_an_invoice_names_address_unique_amount_chain_and_expiry",
     "usdt_invoice_ttl_s": f"{USDT}::test_an_invoice_names_address_unique_amount_chain_and_expiry",
     "usdt_watch_interval_s": f"{USDT}::test_the_watcher_under_its_lease_finds_unsubmitted_payments",
+    "portfolio_secret_key": f"{PORTFOLIO_EXCHANGE}::test_connect_sync_and_value_an_exchange_account",
+    "portfolio_exchange_urls": f"{PORTFOLIO_EXCHANGE}::test_connect_sync_and_value_an_exchange_account",
+    "portfolio_evm_chains": f"{PORTFOLIO_WALLETS}::test_an_evm_wallet_balances_and_transfers",
+    "portfolio_solana_rpc_url": f"{PORTFOLIO_WALLETS}::test_a_solana_wallet_balances_and_activity",
+    "portfolio_solana_tokens": f"{PORTFOLIO_WALLETS}::test_a_solana_wallet_balances_and_activity",
     "lease_ttl_s": "tests/coordination/test_lease.py::test_paper_trading_runs_under_a_lease_of_the_configured_ttl",
     "log_level": f"{HERE}::test_log_level_and_json_shape_the_log",
     "log_json": f"{HERE}::test_log_level_and_json_shape_the_log",

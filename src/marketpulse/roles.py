@@ -116,6 +116,12 @@ async def start_worker(runtime: Runtime, market_clock: Clock, *, follows_bus_tim
         watcher = usdt_watcher(runtime)
         await watcher.start()
         stoppers.append(watcher.stop)
+    # Portfolio: accounts synced and every owner's value snapshotted each market hour, under a lease of its own.
+    from marketpulse.portfolio.duty import portfolio_snapshots
+
+    snapshots = portfolio_snapshots(runtime)
+    await snapshots.start()
+    stoppers.append(snapshots.stop)
     # After the last subscription (a leader's paper groups included): safe to start publishing.
     log.info("worker consumers subscribed", paper_leader=runner.lease.held)
     return stoppers

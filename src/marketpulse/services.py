@@ -2,6 +2,7 @@
 
     runtime.services.paper / .deployments / .paper_clock / .backtests / .accounts / .watchlists / .delivery
                     / .rate_limits / .credits / .signals / .payments / .metering / .usdt / .tax
+                    / .portfolio
 
 Built on first use (a `pulse ingest` process never builds them, so it never loads the engine); `Runtime.close`
 stops them. HTTP routes get them through FastAPI dependencies (`get_services` and the views' own small ones), and
@@ -27,6 +28,7 @@ if TYPE_CHECKING:
     from marketpulse.onchain.service import UsdtPayments
     from marketpulse.payments.metering import ApiMetering
     from marketpulse.payments.service import PaymentsService
+    from marketpulse.portfolio.service import PortfolioService
     from marketpulse.ratelimit.service import ApiRateLimiter
     from marketpulse.rules.service import RulesService
     from marketpulse.runtime import Runtime
@@ -55,6 +57,7 @@ class Services:
     metering: ApiMetering  # API calls counted per user and month; the excess reported to Stripe
     usdt: UsdtPayments  # USDT invoices paid on-chain (one web3 client per configured chain)
     tax: TaxService  # tax transactions and report jobs
+    portfolio: PortfolioService  # connected exchanges and wallets, holdings, snapshots
 
     @classmethod
     def build(cls, runtime: Runtime) -> Services:
@@ -65,6 +68,7 @@ class Services:
         from marketpulse.onchain.service import UsdtPayments
         from marketpulse.payments.metering import ApiMetering
         from marketpulse.payments.service import PaymentsService
+        from marketpulse.portfolio.service import PortfolioService
         from marketpulse.ratelimit.service import ApiRateLimiter
         from marketpulse.rules.service import RulesService
         from marketpulse.signals.service import SignalsService
@@ -97,6 +101,7 @@ class Services:
             metering=ApiMetering(runtime.sessions, runtime.clock, settings, payments.gateway),
             usdt=UsdtPayments(runtime.sessions, runtime.clock, settings, accounts, credits),
             tax=TaxService(runtime.sessions, runtime.clock, LibraryPrices(settings.data_dir / "library")),
+            portfolio=PortfolioService(runtime.sessions, runtime.clock, settings, market_clock=clock),
         )
 
     async def close(self) -> None:
@@ -106,6 +111,7 @@ class Services:
             log.warning("api usage not flushed at shutdown", exc_info=True)
         await self.backtests.close()
         await self.tax.close()
+        await self.portfolio.close()
         await self.accounts.close()
         await self.payments.close()
         await self.usdt.close()

@@ -41,6 +41,21 @@ class UsdtChain(BaseModel):
     confirmations: int = Field(12, ge=1, le=10_000, description="blocks a transfer must be buried under")
 
 
+class PortfolioEvmChain(BaseModel):
+    """One EVM chain wallets can be followed on (an entry of `PULSE_PORTFOLIO_EVM_CHAINS`)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    chain_id: int = Field(ge=1, description="EIP-155 chain id the RPC must answer")
+    rpc_url: str = Field(min_length=1, description="JSON-RPC HTTP URL of a node of that chain")
+    native: str = Field("ETH", min_length=1, max_length=16, description="the native coin's symbol (ETH, BNB, POL…)")
+    tokens: dict[str, str] = Field(
+        {}, description="ERC-20 tokens followed: symbol → contract address (balances and Transfer logs)")
+    start_block: int = Field(0, ge=0, description="the first block a new wallet's history is read from")
+    blocks_per_sync: int = Field(
+        2_000, ge=1, le=1_000_000, description="blocks one sync reads (logs and native transfers); the rest next time")
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="PULSE_", env_file=".env", extra="ignore")
 
@@ -348,6 +363,21 @@ class Settings(BaseSettings):
         3600, ge=60, le=7 * 86_400, description="A USDT invoice must be paid within this; later: credits instead")
     usdt_watch_interval_s: float = Field(
         15.0, gt=0, le=3600, description="The USDT watcher reads new blocks' Transfer logs this often")
+
+    # --- portfolio ---
+    portfolio_secret_key: SecretStr | None = Field(
+        None, description="Key sealing users' exchange API keys at rest (any long random string); unset: derived "
+        "from PULSE_JWT_SECRET_KEY. Changing it makes stored keys unreadable (users connect again)")
+    portfolio_exchange_urls: dict[str, str] = Field(
+        {}, description="JSON: ccxt exchange id → base URL replacing its API host (a mirror, or the local fake "
+        "exchange of tests and `pulse demo`); exchanges not named use their own")
+    portfolio_evm_chains: dict[str, PortfolioEvmChain] = Field(
+        {}, description="JSON: chain name → {chain_id, rpc_url, native, tokens: {symbol: address}, start_block, "
+        "blocks_per_sync}: the chains EVM wallets can be followed on; empty: none")
+    portfolio_solana_rpc_url: str | None = Field(
+        None, description="Solana JSON-RPC URL for Solana wallets; unset: Solana wallets can't be connected")
+    portfolio_solana_tokens: dict[str, str] = Field(
+        {}, description="JSON: SPL token mint → symbol for Solana wallets' token accounts (others show their mint)")
 
     log_level: str = Field("INFO", description="DEBUG, INFO, WARNING or ERROR")
     log_json: bool = Field(False, description="One JSON object per log line instead of the console format")

@@ -54,7 +54,7 @@ INGEST = {("post", "/api/v1/market/open-interest/ingest"), ("post", "/api/v1/vol
 WEBHOOKS = {("post", "/webhook/tradingview/{token}"), ("post", "/api/v1/payments/webhook")}
 # Reads that are a user's own: anonymous callers are refused too (market data, plans and alerts stay public).
 PER_USER_READS = ("/api/v1/paper/", "/api/v1/backtests", "/api/v1/account", "/api/v1/auth/me", "/api/v1/admin/",
-                  "/api/v1/payments/usdt/invoice")
+                  "/api/v1/payments/usdt/invoice", "/api/v1/portfolio")
 # Routes with a path parameter that names public data, not anyone's object: they answer, but nothing of B's
 # (a chart's fill markers are the caller's own).
 PUBLIC_PATHS = {"/api/v1/market/symbol/{symbol}", "/api/v1/market/history/{symbol}", "/api/v1/charts/{symbol}",
@@ -134,6 +134,7 @@ class Owned:
     signal_sub_id: str  # that signal subscription
     invoice_id: str  # a USDT invoice
     report_id: str  # a tax report
+    account_id: str  # a portfolio connection (paper trading: no exchange or chain needed)
 
 
 async def own_everything(client: httpx.AsyncClient, runtime: Runtime, who: SignedIn, symbol: str) -> Owned:
@@ -152,8 +153,9 @@ async def own_everything(client: httpx.AsyncClient, runtime: Runtime, who: Signe
     sub = await client.post("/api/v1/volume-alerts/subscriptions", json={"symbol": symbol}, **as_them)
     rule = await client.post("/api/v1/alerts/rules", json=RULE | {"symbols": [symbol]}, **as_them)
     report = await client.post("/api/v1/tax/reports", json={"year": 2024}, **as_them)
-    made = [resting, deployed, job, key, watchlist, sub, rule, report]
-    assert [r.status_code for r in made] == [201, 201, 202, 201, 201, 201, 201, 202], [r.text for r in made]
+    connection = await client.post("/api/v1/portfolio/accounts", json={"kind": "paper", "name": "paper"}, **as_them)
+    made = [resting, deployed, job, key, watchlist, sub, rule, report, connection]
+    assert [r.status_code for r in made] == [201, 201, 202, 201, 201, 201, 201, 202, 201], [r.text for r in made]
     # A wallet and a passkey as their sign-ins store them (those flows are proven with real keys elsewhere).
     wallet = WalletRow(id=str(uuid.uuid4()), user_id=who.user_id, chain="solana",
                        address=uuid.uuid4().hex + uuid.uuid4().hex[:12], created_at_ms=T0, last_used_at_ms=T0)
@@ -177,9 +179,11 @@ async def own_everything(client: httpx.AsyncClient, runtime: Runtime, who: Signe
     signal_sub = await signals.subscribe(who.user_id, "pro", config.id, [destination.id])
     await runtime.services.backtests.wait()
     await runtime.services.tax.wait()
+    await runtime.services.portfolio.wait()
     return Owned(who, symbol, bought.json()["id"], resting.json()["id"], deployed.json()["id"], job.json()["id"],
                  key.json()["id"], wallet.id, passkey.id, destination.id, rule.json()["id"], watchlist.json()["id"],
-                 sub.json()["id"], config.id, signal_sub.id, invoice.id, report.json()["id"])
+                 sub.json()["id"], config.id, signal_sub.id, invoice.id, report.json()["id"],
+                 connection.json()["id"])
 
 
 def fill(path: str, theirs: Owned) -> str:
@@ -189,7 +193,8 @@ def fill(path: str, theirs: Owned) -> str:
            "user_id": theirs.who.user_id, "symbol": theirs.symbol, "list_id": theirs.list_id,
            "sub_id": theirs.sub_id, "passkey_id": theirs.passkey_id, "dest_id": theirs.dest_id,
            "rule_id": theirs.rule_id, "config_id": theirs.config_id, "subscription_id": theirs.signal_sub_id,
-           "invoice_id": theirs.invoice_id, "report_id": theirs.report_id}
+           "invoice_id": theirs.invoice_id, "report_id": theirs.report_id,
+           "account_id": theirs.account_id}
     out = path
     for name in [seg[1:-1] for seg in path.split("/") if seg.startswith("{")]:
         if name not in ids and path.startswith(ADMIN_PREFIX):
@@ -227,7 +232,8 @@ async def snapshot(runtime: Runtime, owned: Owned, client: httpx.AsyncClient) ->
             "subscriptions": (await client.get("/api/v1/volume-alerts/subscriptions", **as_them)).json(),
             "rules": (await client.get("/api/v1/alerts/rules", **as_them)).json(),
             "signal_subscriptions": (await client.get("/api/v1/signals/subscriptions", **as_them)).json(),
-            "tax_reports": (await client.get("/api/v1/tax/reports", **as_them)).json()}
+            "tax_reports": (await client.get("/api/v1/tax/reports", **as_them)).json(),
+            "portfolio_accounts": (await client.get("/api/v1/portfolio/accounts", **as_them)).json()}
 
 
 async def test_user_a_gets_404_for_every_object_of_user_b(app: Any, anonymous: httpx.AsyncClient,

@@ -260,7 +260,8 @@ async def test_every_page_has_the_nav_with_the_sign_in_state(browser: Any, site:
     await runtime.services.accounts.create_user("boss@example.com", STRONG, role=Role.ADMIN, verified=True)
     errors: list[str] = []
     page = await new_page(browser, errors)
-    pages = ["/", "/paper", "/backtests", "/pricing", "/signin", "/signup", "/forgot-password", "/verify", "/admin"]
+    pages = ["/", "/paper", "/backtests", "/pricing", "/portfolio", "/signin", "/signup", "/forgot-password", "/verify",
+             "/admin"]
     for path in pages:
         await page.goto(site + path)
         nav = page.locator("#site-nav")

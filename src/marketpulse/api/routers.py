@@ -36,6 +36,8 @@ ROUTERS: list[str] = [
     "marketpulse.onchain.views:router",
     "marketpulse.tax.views:router",
     "marketpulse.tax.views:page_router",
+    "marketpulse.portfolio.views:router",
+    "marketpulse.portfolio.page:router",
 ]
 
 

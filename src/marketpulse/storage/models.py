@@ -8,6 +8,7 @@ from marketpulse.detection import tables as _detection_tables  # noqa: F401
 from marketpulse.marketdata import tables as _marketdata_tables  # noqa: F401
 from marketpulse.onchain import tables as _onchain_tables  # noqa: F401
 from marketpulse.payments import tables as _payments_tables  # noqa: F401
+from marketpulse.portfolio import tables as _portfolio_tables  # noqa: F401
 from marketpulse.rules import tables as _rules_tables  # noqa: F401
 from marketpulse.signals import tables as _signals_tables  # noqa: F401
 from marketpulse.storage.database import Base
