@@ -1,7 +1,7 @@
 """TradingView webhooks in: seed 001's load test and the sustained acknowledgement rate of one API process, beside a
 trivial FastAPI endpoint measured in the same run.
 
-    .venv/bin/python -m bench.webhooks [--burst 1000] [--sustained 3000] [--skip-pg]
+    .venv/bin/python -m bench.webhooks [--burst 1000] [--sustained 3000] [--skip-pg] [--skip-sqlite]
                                        [--pg-dsn postgresql://postgres@127.0.0.1:5432/postgres]
                                        [--redis redis://127.0.0.1:6379/3]
 
@@ -232,9 +232,10 @@ async def run(args: argparse.Namespace) -> str:
     finally:
         stop(trivial)
     rows = []
-    with tempfile.TemporaryDirectory() as tmp:
-        url = f"sqlite+aiosqlite:///{Path(tmp) / 'bench.db'}"
-        rows.append(await measure("SQLite, in-process bus", url, "memory://", "memory://", args))
+    if not args.skip_sqlite:
+        with tempfile.TemporaryDirectory() as tmp:
+            url = f"sqlite+aiosqlite:///{Path(tmp) / 'bench.db'}"
+            rows.append(await measure("SQLite, in-process bus", url, "memory://", "memory://", args))
     if not args.skip_pg:
         url, name = await pg_database(args.pg_dsn)
         try:
@@ -266,6 +267,7 @@ def main() -> None:
                                                            "postgresql://postgres@127.0.0.1:5432/postgres"))
     parser.add_argument("--redis", default=os.environ.get("PULSE_TEST_REDIS_URL", "redis://127.0.0.1:6379/3"))
     parser.add_argument("--skip-pg", action="store_true")
+    parser.add_argument("--skip-sqlite", action="store_true")
     parser.add_argument("--serve", nargs=5, help=argparse.SUPPRESS)
     parser.add_argument("--trivial", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()

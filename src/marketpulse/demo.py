@@ -79,7 +79,8 @@ async def seed(runtime: Runtime) -> None:
     assert admin is not None  # just seeded
     await deploy_demo_strategy(runtime, admin.id)  # signed in as the admin, /paper shows it running
     url = await seed_signal_config(runtime, admin.id, admin.plan)
-    print(f"demo signal config: UT Bot BTCUSDT 5m, computed live; TradingView webhook: {url}", flush=True)
+    print(f"demo signal config: UT Bot BTCUSDT 5m, computed live; TradingView webhook: {url}; configs at "
+          f"http://{s.host}:{s.port}/admin#signals, subscriptions at /signals", flush=True)
 
 
 DEMO_SIGNAL_CONFIG = {"symbol": "BTCUSDT", "timeframe": "5m", "strategy": "ut_bot"}

@@ -71,6 +71,8 @@ def create_app(runtime: Runtime) -> socketio.ASGIApp:
         finally:
             await bridge.stop()
             await shutdown_socket_server(sio)
+            if "services" in runtime.__dict__:  # the webhook's config cache follows changes on this loop: stop here
+                await runtime.services.signals.stop_following()
 
     api = FastAPI(
         title="marketpulse", version=marketpulse.__version__,

@@ -3,9 +3,10 @@ webhook's durable write, and the worker's processing.
 
 The webhook's hot path reads configs from a per-process cache (`ConfigCache`: by token hash and by id, each entry
 kept `CONFIG_CACHE_MS` at most) that a change, rotation or deletion empties at once in this process and, through the
-`signals.configs` topic, in every other; and it waits for the store in `StoreGate`'s queue (first come, first
-served, bounded by PULSE_WEBHOOK_QUEUE_LIMIT) rather than in the connection pool's, whose 30 s timeout turned a
-burst of 1,000 into refused requests (a 503 is a lost signal for TradingView, which never retries it).
+`signals.configs_changed` topic, in every other; and it waits for the store (and for Redis: the flood counter's pool is
+bounded as well) in `StoreGate`'s queue (first come, first served, bounded by PULSE_WEBHOOK_QUEUE_LIMIT) rather than
+in a connection pool's, whose 30 s timeout (or, for Redis, MaxConnectionsError) turned a burst of 1,000 into refused
+requests (a 503 is a lost signal for TradingView, which never retries it).
 
 A webhook request is acknowledged once its `signal_history` row is committed (status `received`, unique per
 config, bar and action: a repeat inserts nothing and only counts `duplicates`). The worker then processes each
@@ -62,9 +63,9 @@ class StoreBusy(RuntimeError):
 
 
 class StoreGate:
-    """Webhook requests take one of `slots` store connections in arrival order; at most `limit` wait (past that,
-    StoreBusy). Waiting here has no timeout: the burst drains at the store's pace, and none is refused while the
-    queue has room."""
+    """Webhook requests take one of `slots` connections (the store's pool, the Redis rate-limit counters', the bus's)
+    in arrival order; at most `limit` wait (past that, StoreBusy). Waiting here has no timeout: the burst drains at
+    the store's pace, and none is refused while the queue has room."""
 
     def __init__(self, slots: int, limit: Callable[[], int]) -> None:
         self.slots = slots
@@ -193,10 +194,17 @@ class SignalsService:
     async def _on_change(self, msg: Message[topics.SignalConfigChanged]) -> None:
         self.cache.forget(msg.data.config_id)
 
+    async def stop_following(self) -> None:
+        """Stop following changes (the API's lifespan ends it on the loop that started it; the next webhook request
+        would start it again)."""
+        async with self._following:
+            if self._changes is not None:
+                await self._changes.close()
+                self._changes = None
+            self.cache = ConfigCache(self.clock)  # unfollowed entries can't be trusted
+
     async def close(self) -> None:
-        if self._changes is not None:
-            await self._changes.close()
-            self._changes = None
+        await self.stop_following()
 
     # --- configs (administrators) -------------------------------------------------------------------------------
 
@@ -302,7 +310,8 @@ class SignalsService:
     async def flooded(self, config_id: str) -> bool:
         """True past `PULSE_WEBHOOK_RATE_PER_MINUTE` requests for one config in the last minute (a moving window)."""
         item = RateLimitItemPerMinute(self.settings.webhook_rate_per_minute)
-        return not await self._flood.hit(item, "webhook", config_id)
+        async with self.gate.slot():  # the Redis counters' connection pool is bounded too
+            return not await self._flood.hit(item, "webhook", config_id)
 
     async def ingest(self, config: SignalConfigRow, signal: Accepted, *, payload: dict[str, Any],
                      raw: str | None, source: str) -> Ingested:
@@ -314,17 +323,18 @@ class SignalsService:
                       dedupe_key=signal.dedupe_key, status="stale" if signal.stale else "received",
                       payload=payload, raw=raw[:RAW_CHARS] if raw is not None else None, received_at_ms=now,
                       users_notified=0, deliveries=0)
-        async with self.gate.slot(), self.sessions() as s, s.begin():
-            insert = postgresql.insert if s.get_bind().dialect.name == "postgresql" else sqlite.insert
-            result = await s.execute(insert(SignalHistoryRow).values(**values)
-                                     .on_conflict_do_nothing(index_elements=["config_id", "dedupe_key"]))
-            if not getattr(result, "rowcount", 0):
-                await s.execute(update(SignalConfigRow).where(SignalConfigRow.id == config.id)
-                                .values(duplicates=SignalConfigRow.duplicates + 1))
-                return Ingested("duplicate", None)
-        if signal.stale:
-            return Ingested("stale", sid)
-        await self.bus.publish(topics.SIGNALS_RECEIVED, topics.SignalReceived(sid, config.id))
+        async with self.gate.slot():  # the store's pool, then the bus's connections: both bounded
+            async with self.sessions() as s, s.begin():
+                insert = postgresql.insert if s.get_bind().dialect.name == "postgresql" else sqlite.insert
+                result = await s.execute(insert(SignalHistoryRow).values(**values)
+                                         .on_conflict_do_nothing(index_elements=["config_id", "dedupe_key"]))
+                if not getattr(result, "rowcount", 0):
+                    await s.execute(update(SignalConfigRow).where(SignalConfigRow.id == config.id)
+                                    .values(duplicates=SignalConfigRow.duplicates + 1))
+                    return Ingested("duplicate", None)
+            if signal.stale:
+                return Ingested("stale", sid)
+            await self.bus.publish(topics.SIGNALS_RECEIVED, topics.SignalReceived(sid, config.id))
         return Ingested("accepted", sid)
 
     async def reject(self, *, config_id: str, status_code: int, field: str, reason: str,
