@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
 import pytest
 
 from marketpulse.backtest import Backtest
@@ -27,8 +26,32 @@ def test_long_series_are_aggregated_into_exact_candles(walk: CandleFrame, monkey
 
 
 def test_report_is_one_self_contained_file(walk: CandleFrame, tmp_path: Path) -> None:
+    """Without lightweight-charts installed: our own canvas chart, still every figure."""
     result = Backtest(walk, "ema_cross", {"fast": 5, "slow": 20}).run()
     page = write_report(result, tmp_path / "r.html").read_text()
     assert "<script src" not in page and "http" not in page.replace("http-equiv", "")
-    assert page.count("<canvas") == 2 and "final_equity" in page
-    assert np.isfinite(result.stats.sharpe) and f"{result.stats.sharpe:,.4f}" in page
+    assert page.count("<canvas") == 2 and "Final equity" in page and f"${result.stats.final_equity:,.2f}" in page
+    assert "Monthly returns" in page
+
+
+NODE_MODULES = Path(__file__).resolve().parents[2] / "node_modules"
+
+
+def test_report_inlines_lightweight_charts_and_reads_like_the_page(tmp_path: Path) -> None:
+    """With lightweight-charts installed: the library and our chart script inlined (no network), exits in words,
+    no annualized figures over three days (tests/web/test_one_app.py opens one in Chromium, network blocked)."""
+    from marketpulse.backtest.candles import CandleQuery, load_candles
+    from marketpulse.marketdata.intervals import Interval
+
+    if not (NODE_MODULES / report_module.CHART_LIBRARY).is_file():
+        pytest.skip("node_modules has no lightweight-charts: run npm ci")
+    candles = load_candles(CandleQuery("BTCUSDT", Interval.M15), tmp_path / "no-library").frame
+    result = Backtest(candles, "ema_cross", {}, fee_bps=4).run()
+    page = write_report(result, tmp_path / "r.html", NODE_MODULES).read_text()
+    assert "<script src" not in page and "https://" not in page.split("<script>")[0]
+    assert "LightweightCharts" in page and "BacktestChart.draw" in page
+    assert "reversal" in page and "<td>order</td>" not in page
+    assert "not shown: from 365 days of data; this run spans 3.0 days" in page  # no CAGR over three days
+    assert '<tr data-stat="total_return">' in page and "%" in page
+    assert "<th>2025</th>" in page  # the monthly returns table
+

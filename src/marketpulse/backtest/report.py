@@ -1,8 +1,10 @@
-"""The HTML report: one self-contained file (no network, no third-party JS) with an interactive candle chart
-marking the trades, the equity curve below it on the same time axis, the statistics and the trade list.
+"""The HTML report: one self-contained file (no network) with the chart of the /backtests page — lightweight-charts
+(npm) and our `backtest-chart.js`, both inlined: candles with each trade's entry and exit (its reason in words),
+equity against buy-and-hold, the drawdown pane — then the statistics with units (annualized only when the span
+allows), the monthly returns and the trade list (`backtest.presentation` computes what both show).
 
-The chart is drawn by a few dozen lines of our own canvas JavaScript (``REPORT_JS``): wheel to zoom, drag to pan,
-hover for the bar under the cursor. Long series are aggregated to at most ``MAX_CANDLES`` candles (exact OHLC of
+`chart_library(node_modules)` reads the library; without it (no `npm ci`) the report falls back to a few dozen lines
+of our own canvas JavaScript (``REPORT_JS``: wheel to zoom, drag to pan). Long series are aggregated (exact OHLC of
 each group of bars) so a million-bar backtest still makes a small file; trade markers keep their exact times.
 """
 
@@ -17,6 +19,10 @@ import numpy as np
 import orjson
 
 from marketpulse.backtest.engine import BacktestResult
+from marketpulse.backtest.presentation import present
+
+CHART_LIBRARY = Path("lightweight-charts/dist/lightweight-charts.standalone.production.js")
+CHART_SCRIPT = Path(__file__).resolve().parents[1] / "web" / "static" / "backtest-chart.js"
 
 MAX_CANDLES = 4000
 MAX_TRADE_ROWS = 2000
@@ -52,25 +58,79 @@ def _cell(key: str, value: Any) -> str:
     return html.escape(str(value))
 
 
-def render(result: BacktestResult) -> str:
+def chart_library(node_modules: Path | None) -> str | None:
+    """lightweight-charts' standalone build from `node_modules`, or None when it isn't installed there."""
+    if node_modules is None:
+        return None
+    path = node_modules / CHART_LIBRARY
+    return path.read_text(encoding="utf-8") if path.is_file() else None
+
+
+def _inline(js: str) -> str:
+    return js.replace("</script", "<\\/script").replace("</SCRIPT", "<\\/SCRIPT")
+
+
+def render(result: BacktestResult, library: str | None = None) -> str:
     c = result.candles
     title = f"{result.strategy} · {c.symbol} {c.interval}".strip()
-    stats_rows = "".join(f"<tr><th>{html.escape(k)}</th><td>{_cell(k, v)}</td></tr>"
-                         for k, v in result.stats.as_dict().items())
+    shown = present(result)
+    stats_rows = "".join(
+        f"<tr data-stat=\"{html.escape(r['key'])}\"><th{_title(r['note'])}>{html.escape(r['label'])}</th>"
+        f"<td>{html.escape(r['text'])}"
+        + (f"<div class=note>not shown: {html.escape(r['note'])}</div>" if r["value"] is None and r["note"] else "")
+        + "</td></tr>"
+        for r in shown["summary"])
     params = html.escape(", ".join(f"{k}={v}" for k, v in result.params.items()))
+    exits = shown["exits"]
     trade_rows = "".join(
         "<tr>" + "".join(f"<td>{html.escape(x)}</td>" for x in (
             t.side, _iso(t.entry_time), _iso(t.exit_time), f"{t.entry_price:,.6g}",
-            "" if t.exit_price is None else f"{t.exit_price:,.6g}", f"{t.size:,.6g}", f"{t.pnl:,.2f}", t.exit_reason,
+            "" if t.exit_price is None else f"{t.exit_price:,.6g}", f"{t.size:,.6g}", f"{t.pnl:,.2f}",
+            exits[i]["label"],
         )) + "</tr>"
-        for t in result.trades[:MAX_TRADE_ROWS]
+        for i, t in enumerate(result.trades[:MAX_TRADE_ROWS])
     )
     more = len(result.trades) - MAX_TRADE_ROWS
-    data = orjson.dumps(chart_data(result), option=orjson.OPT_SERIALIZE_NUMPY).decode().replace("</", "<\\/")
-    return REPORT_HTML.format(
-        title=html.escape(title), params=params, stats=stats_rows, trades=trade_rows,
-        more=f"<p>… and {more:,} more trades</p>" if more > 0 else "", data=data, js=REPORT_JS, css=REPORT_CSS,
-    )
+    common = dict(title=html.escape(title), params=params, stats=stats_rows, trades=trade_rows,
+                  monthly=_monthly_table(shown["monthly"]),
+                  more=f"<p>… and {more:,} more trades</p>" if more > 0 else "", css=REPORT_CSS)
+    if library is None:
+        data = orjson.dumps(chart_data(result), option=orjson.OPT_SERIALIZE_NUMPY).decode().replace("</", "<\\/")
+        return REPORT_HTML.format(data=data, js=REPORT_JS, **common)
+    trades = [t.as_json() | {"exit_label": e["label"], "exit_kind": e["kind"]} for t, e in zip(result.trades, exits,
+                                                                                               strict=True)]
+    doc = {"chart": shown["chart"], "trades": trades}
+    data = orjson.dumps(doc, option=orjson.OPT_SERIALIZE_NUMPY).decode().replace("</", "<\\/")
+    return LC_REPORT_HTML.format(data=data, library=_inline(library),
+                                 chart_js=_inline(CHART_SCRIPT.read_text(encoding="utf-8")), **common)
+
+
+def _title(note: str) -> str:
+    return f' title="{html.escape(note)}"' if note else ""
+
+
+MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
+
+
+def _monthly_table(monthly: list[dict[str, Any]]) -> str:
+    years: dict[str, list[float | None]] = {}
+    for m in monthly:
+        year, month = m["month"].split("-")
+        years.setdefault(year, [None] * 12)[int(month) - 1] = m["return"]
+    head = "<tr><th>Year</th>" + "".join(f"<th>{m}</th>" for m in MONTHS) + "<th>Year</th></tr>"
+    rows = []
+    for year, values in years.items():
+        growth = 1.0
+        cells = []
+        for v in values:
+            if v is None:
+                cells.append("<td></td>")
+            else:
+                growth *= 1 + v
+                cells.append(f"<td class={'pos' if v >= 0 else 'neg'}>{v * 100:.1f}%</td>")
+        total = f"<td class={'pos' if growth >= 1 else 'neg'}>{(growth - 1) * 100:.1f}%</td>"
+        rows.append(f"<tr><th>{year}</th>{''.join(cells)}{total}</tr>")
+    return f"<table class=monthly>{head}{''.join(rows)}</table>"
 
 
 def _iso(ms: int | None) -> str:
@@ -79,10 +139,11 @@ def _iso(ms: int | None) -> str:
     return np.datetime_as_string(np.datetime64(int(ms), "ms"), unit="m").replace("T", " ")
 
 
-def write_report(result: BacktestResult, path: Path | str) -> Path:
+def write_report(result: BacktestResult, path: Path | str, node_modules: Path | None = None) -> Path:
+    """The report at `path`; its chart is lightweight-charts from `node_modules` when installed there."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(render(result), encoding="utf-8")
+    path.write_text(render(result, chart_library(node_modules)), encoding="utf-8")
     return path
 
 
@@ -94,6 +155,10 @@ canvas{background:#fff;border:1px solid #dde2ea;display:block;cursor:crosshair}
 table{border-collapse:collapse;background:#fff} th,td{padding:3px 10px;border-bottom:1px solid #eef1f5;text-align:right}
 th{text-align:left;font-weight:500;color:#5b6475} #tip{height:18px;color:#5b6475;font-variant-numeric:tabular-nums}
 .trades{max-height:420px;overflow:auto;margin-top:16px}
+.note{font-size:11px;color:#5b6475} th[title]{text-decoration:underline dotted;cursor:help}
+.monthly td,.monthly th{font-size:12px} .pos{color:#0c8a5a} .neg{color:#c8262f}
+#chart{height:560px;background:#fff;border:1px solid #dde2ea;flex:1 1 700px;min-width:300px}
+h2{font-size:15px;margin:16px 0 6px}
 """
 
 REPORT_HTML = """<!doctype html>
@@ -105,6 +170,8 @@ REPORT_HTML = """<!doctype html>
 <canvas id="equity" width="1000" height="160"></canvas></div>
 <table id="stats">{stats}</table>
 </div>
+<h2>Monthly returns</h2>{monthly}
+<h2>Trades</h2>
 <div class="trades"><table><tr><th>side</th><th>entry</th><th>exit</th><th>entry price</th><th>exit price</th>
 <th>size</th><th>pnl</th><th>exit reason</th></tr>{trades}</table>{more}</div>
 <script id="data" type="application/json">{data}</script>
@@ -213,4 +280,25 @@ REPORT_JS = r"""
   window.addEventListener('mouseup', () => { drag = null; });
   draw();
 })();
+"""
+
+LC_REPORT_HTML = """<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>{title}</title><style>{css}</style></head>
+<body>
+<h1>{title}</h1><div class="sub">parameters: {params} · times UTC · top: candles with entries (▲▼) and exits (●, with
+their reason and P&amp;L); middle: equity (solid) against buy-and-hold (dashed); bottom: drawdown</div>
+<div class="wrap">
+<div id="chart"></div>
+<table id="stats">{stats}</table>
+</div>
+<h2>Monthly returns</h2>{monthly}
+<h2>Trades</h2>
+<div class="trades"><table><tr><th>side</th><th>entry</th><th>exit</th><th>entry price</th><th>exit price</th>
+<th>size</th><th>pnl</th><th>exit reason</th></tr>{trades}</table>{more}</div>
+<script id="data" type="application/json">{data}</script>
+<script>{library}</script>
+<script>{chart_js}</script>
+<script>BacktestChart.draw(document.getElementById("chart"), JSON.parse(document.getElementById("data").textContent));
+</script>
+</body></html>
 """

@@ -45,10 +45,12 @@ def run_backtest(req: BacktestRequest, candles: CandleFrame) -> Any:
                     long_only=req.long_only).run()
 
 
-def write_html_report(result: Any, path: Path) -> Path:
+def write_html_report(result: Any, path: Path, settings: Settings | None = None) -> Path:
+    """The report, its chart library read from the node_modules the pages' /vendor files come from."""
     from marketpulse.backtest.report import write_report
+    from marketpulse.web.assets import node_modules_dir
 
-    return write_report(result, path)
+    return write_report(result, path, node_modules_dir(settings) if settings is not None else None)
 
 
 def result_json(result: Any, loaded: LoadedCandles) -> dict[str, Any]:
@@ -212,7 +214,7 @@ class BacktestJobs:
             result = await loop.run_in_executor(self._pool, run_backtest, req, loaded.frame)
             await self._update(job_id, progress=0.8)
             path = self.settings.data_dir / "reports" / f"backtest-{job_id}.html"
-            await loop.run_in_executor(self._pool, write_html_report, result, path)
+            await loop.run_in_executor(self._pool, write_html_report, result, path, self.settings)
             await self._update(job_id, status="done", progress=1.0, result=result_json(result, loaded),
                                report_path=str(path), finished_at_ms=self.clock.now_ms())
             await self._keep_reports_within_budget(path)

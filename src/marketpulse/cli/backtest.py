@@ -184,8 +184,10 @@ def run(
         fail(str(exc))
     if report is not None:
         from marketpulse.backtest.report import write_report
+        from marketpulse.settings import Settings
+        from marketpulse.web.assets import node_modules_dir
 
-        write_report(result, report)
+        write_report(result, report, node_modules_dir(Settings()))  # the chart library from npm, inlined
     if as_json:
         typer.echo(orjson.dumps(result.as_json()).decode())
         return
