@@ -109,6 +109,14 @@ async def start_worker(runtime: Runtime, market_clock: Clock, *, follows_bus_tim
                             ttl_ms=int(runtime.settings.lease_ttl_s * 1000), clock=runtime.clock)
     await metering.start()
     stoppers.append(metering.stop)
+    # Plans paid in USDT: a period that ran out unrenewed drops to free, on the holder of its lease.
+    from marketpulse.onchain.service import TERMS_CHECK_EVERY_MS, TERMS_LEASE
+
+    terms = PeriodicDuty(runtime.leases, TERMS_LEASE, runtime.services.usdt.expire_terms,
+                         every_ms=TERMS_CHECK_EVERY_MS, ttl_ms=int(runtime.settings.lease_ttl_s * 1000),
+                         clock=runtime.clock)
+    await terms.start()
+    stoppers.append(terms.stop)
     # The USDT watcher: payments found on-chain without a submitted hash, under a lease of its own.
     if runtime.settings.usdt_chains:
         from marketpulse.onchain.watcher import usdt_watcher

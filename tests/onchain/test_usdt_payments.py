@@ -281,3 +281,36 @@ async def test_a_node_of_another_chain_or_none_at_all_is_unavailable_not_a_crash
     finally:
         await mainnet.close()
         await dead.close()
+
+
+async def test_a_plan_paid_in_usdt_runs_its_period_a_new_invoice_renews_it_and_then_it_drops_to_free(
+        client: httpx.AsyncClient, runtime: Runtime, chain: Chain, clock: FakeClock) -> None:
+    from marketpulse.onchain.service import PLAN_PERIOD_MS
+
+    who = await signed_in(runtime)
+    first, second = await invoice(client, who, plan="pro"), await invoice(client, who, plan="pro")
+    tx = chain.anvil.transfer(chain.token, chain.receiving, int(first["amount_units"]))
+    chain.anvil.mine(CONFIRMATIONS)
+    assert (await submit(client, who, first["id"], tx)).json()["status"] == "paid"
+    paid_at = clock.now_ms()
+    view = await runtime.services.payments.billing(await runtime.services.accounts.get_user(who.user_id))  # type: ignore[arg-type]
+    assert (view["plan"], view["usdt_plan"], view["usdt_paid_until_ms"]) == ("pro", "pro", paid_at + PLAN_PERIOD_MS)
+
+    clock.advance(PLAN_PERIOD_MS // 2)  # renewed half-way: the new period follows on from the first
+    tx = chain.anvil.transfer(chain.token, chain.receiving, int(second["amount_units"]))
+    chain.anvil.mine(CONFIRMATIONS)
+    assert await runtime.services.usdt.watch("local") == 1  # found by the watcher this time
+    assert await runtime.services.usdt.paid_until(who.user_id) == ("pro", paid_at + 2 * PLAN_PERIOD_MS)
+
+    usdt = runtime.services.usdt
+    clock.set(paid_at + 2 * PLAN_PERIOD_MS - 1)
+    assert await usdt.expire_terms() == 0
+    assert (await runtime.services.accounts.get_user(who.user_id)).plan == "pro"  # type: ignore[union-attr]
+    clock.set(paid_at + 2 * PLAN_PERIOD_MS)
+    assert await usdt.expire_terms() == 1
+    assert (await runtime.services.accounts.get_user(who.user_id)).plan == "free"  # type: ignore[union-attr]
+    assert await usdt.expire_terms() == 0 and await usdt.paid_until(who.user_id) is None
+    async with runtime.sessions() as s:
+        actions = list((await s.execute(select(AuditRow.action).where(AuditRow.target_id == who.user_id)
+                                        .order_by(AuditRow.id))).scalars())
+    assert actions[-1] == "payments.usdt_plan_expired" and "payments.usdt_plan_changed" in actions

@@ -127,6 +127,30 @@ async def test_a_credit_pack_adds_credits_once_and_a_refund_takes_them_back_or_s
         ("adjustment", -200), ("adjustment", -500), ("usage", -300), ("purchase", 1000)]
 
 
+async def test_later_purchases_pay_the_credit_debt_down_first(
+        client: httpx.AsyncClient, sink: Sink, runtime: Runtime, stripe_fake: FakeStripe) -> None:
+    user_id, headers = await user_headers(client, sink, "debtor@example.com")
+    session_id = await pay(client, headers, {"credit_pack": "credits_1000"})
+    async with runtime.sessions() as s:  # 300 spent, then the whole pack refunded: 300 owed
+        await runtime.services.credits.charge(s, owner_id=user_id, amount=300, idempotency_key="spent",
+                                              reason="sms")
+        await s.commit()
+    await stripe_fake.refund(stripe_fake.sessions[session_id]["payment_intent"])
+    assert ((view := await billing(client, headers))["credit_balance"], view["credit_debt"]) == (0, 300)
+
+    await pay(client, headers, {"credit_pack": "credits_100"})  # all of it goes to the debt
+    assert ((view := await billing(client, headers))["credit_balance"], view["credit_debt"]) == (0, 200)
+    second = await pay(client, headers, {"credit_pack": "credits_1000"})  # the rest of the debt, then the balance
+    assert ((view := await billing(client, headers))["credit_balance"], view["credit_debt"]) == (800, 0)
+    ledger = (await client.get("/api/v1/account/credits", headers=headers)).json()["entries"]
+    assert [(e["kind"], e["amount"]) for e in ledger][:4] == [
+        ("adjustment", -200), ("purchase", 1000), ("adjustment", -100), ("purchase", 100)]
+    completed = [e for e in stripe_fake.events if e["type"] == "checkout.session.completed"
+                 and e["data"]["object"]["id"] == second]
+    await stripe_fake.deliver(completed[0])  # Stripe sends it again: nothing paid twice
+    assert ((view := await billing(client, headers))["credit_balance"], view["credit_debt"]) == (800, 0)
+
+
 async def test_a_bad_signature_is_a_400_and_changes_nothing(client: httpx.AsyncClient, sink: Sink,
                                                            runtime: Runtime, stripe_fake: FakeStripe,
                                                            clock: FakeClock) -> None:

@@ -36,7 +36,8 @@ from marketpulse.onchain.core import (
     judge,
     paid_value,
 )
-from marketpulse.onchain.tables import UsdtCursorRow, UsdtInvoiceRow
+from marketpulse.onchain.tables import UsdtCursorRow, UsdtInvoiceRow, UsdtPlanTermRow
+from marketpulse.payments import debt
 from marketpulse.settings import Settings
 
 if TYPE_CHECKING:
@@ -47,6 +48,9 @@ log = structlog.get_logger(__name__)
 SLOT_TRIES = 8
 FIRST_SCAN_BLOCKS = 5_000  # a new cursor starts this far back (an invoice is young when the watcher first runs)
 MAX_SCAN_BLOCKS = 2_000  # blocks per eth_getLogs call (nodes cap the range)
+PLAN_PERIOD_MS = 30 * 86_400_000  # a plan invoice pays this long
+TERMS_LEASE = "usdt-plan-terms"
+TERMS_CHECK_EVERY_MS = 60_000
 
 
 class InvoiceNotFound(LookupError):
@@ -246,15 +250,77 @@ class UsdtPayments:
                 await self.credits.grant(s, owner_id=row.owner_id, amount=outcome.grant_credits, kind=Kind.PURCHASE,
                                          idempotency_key=f"usdt:{row.id}",
                                          reason=f"USDT invoice {row.id} ({row.product}): {outcome.status}")
+                await debt.pay_down(s, self.credits, owner_id=row.owner_id, credits=outcome.grant_credits,
+                                    key=f"usdt:{row.id}")  # a card refund's debt is paid first
             user = await s.get(UserRow, row.owner_id)
             if outcome.change_plan and user is not None:  # the one plan-change function: audited, announced
+                ends = await self._extend_term(s, row, outcome.change_plan, now)
                 changed = self.accounts.change_user(
                     s, user, {"plan": outcome.change_plan}, action="payments.usdt_plan_changed", actor_id=None,
-                    note={"invoice": row.id, "tx_hash": row.tx_hash or ""})
+                    note={"invoice": row.id, "tx_hash": row.tx_hash or "", "paid_until_ms": str(ends)})
             await s.commit()
         log.info("usdt invoice settled", invoice=row.id, status=outcome.status, credits=outcome.grant_credits)
         if user is not None:  # after the commit: a listener reading the user sees the change
             await self.accounts.announce_user_change(user, changed)
+
+    # --- plans paid in USDT: a paid period, renewed by a new invoice, then free ---
+
+    async def _extend_term(self, s: AsyncSession, row: UsdtInvoiceRow, plan: str, now: int) -> int:
+        """A paid plan invoice: a new period, following on from a running one of the same plan; its end."""
+        term = await s.get(UsdtPlanTermRow, row.owner_id)
+        running = term is not None and term.ended_at_ms is None and term.ends_at_ms > now and term.plan == plan
+        if term is None:
+            term = UsdtPlanTermRow(owner_id=row.owner_id, plan=plan, starts_at_ms=now, ends_at_ms=now,
+                                   last_invoice_id=row.id, updated_at_ms=now)
+            s.add(term)
+        start = term.ends_at_ms if running else now
+        if not running:
+            term.starts_at_ms = now
+        term.plan, term.ends_at_ms, term.ended_at_ms = plan, start + PLAN_PERIOD_MS, None
+        term.last_invoice_id, term.updated_at_ms = row.id, now
+        return term.ends_at_ms
+
+    async def paid_until(self, owner_id: str) -> tuple[str, int] | None:
+        """The plan paid in USDT and when its paid period ends, while it runs."""
+        async with self.sessions() as s:
+            term = await s.get(UsdtPlanTermRow, owner_id)
+        if term is None or term.ended_at_ms is not None:
+            return None
+        return term.plan, term.ends_at_ms
+
+    async def expire_terms(self) -> int:
+        """End every USDT-paid period that ran out unrenewed: the plan drops to free (through `change_user`:
+        audited, announced) unless a card subscription or an administrator gave another plan since; the user is
+        mailed. How many plans dropped. Runs on the holder of the `usdt-plan-terms` lease."""
+        from marketpulse.accounts.plans import DEFAULT_PLAN
+        from marketpulse.payments.core import PLAN_GIVING
+        from marketpulse.payments.tables import StripeSubscriptionRow
+
+        now = self.clock.now_ms()
+        dropped: list[tuple[UserRow, dict[str, str]]] = []
+        async with self.sessions() as s:
+            due = list((await s.execute(select(UsdtPlanTermRow).where(
+                UsdtPlanTermRow.ended_at_ms.is_(None), UsdtPlanTermRow.ends_at_ms <= now))).scalars())
+            for term in due:
+                term.ended_at_ms, term.updated_at_ms = now, now
+                user = await s.get(UserRow, term.owner_id)
+                card = await s.scalar(select(StripeSubscriptionRow.subscription_id).where(
+                    StripeSubscriptionRow.owner_id == term.owner_id,
+                    StripeSubscriptionRow.status.in_(PLAN_GIVING)).limit(1))
+                if user is None or user.plan != term.plan or card is not None:
+                    continue
+                changed = self.accounts.change_user(s, user, {"plan": DEFAULT_PLAN},
+                                                    action="payments.usdt_plan_expired", actor_id=None,
+                                                    note={"invoice": term.last_invoice_id})
+                dropped.append((user, changed))
+            await s.commit()
+        for user, changed in dropped:
+            await self.accounts.announce_user_change(user, changed)
+            if user.email:
+                await self.accounts.mailer.send(user.email, "Your marketpulse plan is now free", (
+                    "The period you paid in USDT has ended, so your plan is now free. Pay a new USDT invoice (or "
+                    "subscribe by card) in Settings > Billing to have it back."), kind="billing")
+        return len(dropped)
 
     # --- the watcher ---
 

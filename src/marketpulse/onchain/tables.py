@@ -55,3 +55,20 @@ class UsdtCursorRow(Base):
 
     chain: Mapped[str] = mapped_column(String(32), primary_key=True)
     block: Mapped[int] = mapped_column(BigInteger)
+
+
+class UsdtPlanTermRow(Base):
+    """A plan paid in USDT: a paid period per invoice (`PLAN_PERIOD_MS`), renewed by paying a new invoice for the
+    same plan before it ends (the new period follows on); at its end, unless renewed, the plan drops to free."""
+
+    __tablename__ = "usdt_plan_terms"
+
+    owner_id: Mapped[str] = mapped_column(String(36), ForeignKey("users.id", ondelete="CASCADE"), primary_key=True)
+    plan: Mapped[str] = mapped_column(String(32))
+    starts_at_ms: Mapped[int] = mapped_column(BigInteger)
+    ends_at_ms: Mapped[int] = mapped_column(BigInteger)
+    ended_at_ms: Mapped[int | None] = mapped_column(BigInteger, nullable=True)  # the end was applied
+    last_invoice_id: Mapped[str] = mapped_column(String(36))
+    updated_at_ms: Mapped[int] = mapped_column(BigInteger)
+
+    __table_args__ = (Index("ix_usdt_plan_terms_due", "ended_at_ms", "ends_at_ms"),)

@@ -24,7 +24,8 @@ from marketpulse.accounts.tables import UserRow
 from marketpulse.clock import Clock
 from marketpulse.credits.core import Kind
 from marketpulse.credits.service import CreditLedger
-from marketpulse.payments import core
+from marketpulse.onchain.tables import UsdtPlanTermRow
+from marketpulse.payments import core, debt
 from marketpulse.payments.stripe_client import StripeGateway
 from marketpulse.payments.tables import (
     CreditPurchaseRow,
@@ -167,6 +168,8 @@ class PaymentsService:
                                          .order_by(CreditPurchaseRow.created_at_ms.desc()).limit(50))).scalars().all()
             balance = await self.credits.balance(s, user.id)
             customer = await s.get(StripeCustomerRow, user.id)
+            term = await s.get(UsdtPlanTermRow, user.id)
+        running = term is not None and term.ended_at_ms is None
         return {
             "plan": user.plan, "status": sub.status if sub else "none",
             "subscription_plan": sub.plan if sub else None,
@@ -178,6 +181,8 @@ class PaymentsService:
                           "amount_paid": i.amount_paid, "currency": i.currency,
                           "hosted_invoice_url": i.hosted_invoice_url, "created_ms": i.created_s * 1000}
                          for i in invoices],
+            "usdt_plan": term.plan if term is not None and running else None,
+            "usdt_paid_until_ms": term.ends_at_ms if term is not None and running else None,
             "credit_balance": balance, "credit_debt": sum(p.debt for p in purchases),
             "purchases": [{"pack": p.pack, "credits": p.credits, "taken_back": p.taken_back,
                            "created_at_ms": p.created_at_ms} for p in purchases],
@@ -267,9 +272,12 @@ class PaymentsService:
             s.add(CreditPurchaseRow(session_id=bought.session_id, owner_id=user.id, pack=bought.pack or "",
                                     credits=credits, payment_intent=bought.payment_intent, taken_back=0, debt=0,
                                     created_at_ms=self.clock.now_ms()))
-        await self.credits.grant(s, owner_id=user.id, amount=credits, kind=Kind.PURCHASE,
-                                 idempotency_key=f"stripe:{bought.session_id}",
-                                 reason=f"{bought.pack} bought by card")
+        granted = await self.credits.grant(s, owner_id=user.id, amount=credits, kind=Kind.PURCHASE,
+                                           idempotency_key=f"stripe:{bought.session_id}",
+                                           reason=f"{bought.pack} bought by card")
+        if not granted.repeated:  # a refund's debt is paid first
+            await debt.pay_down(s, self.credits, owner_id=user.id, credits=credits,
+                                key=f"stripe:{bought.session_id}")
 
     async def _subscribed_at_checkout(self, s: AsyncSession, user: UserRow, sub_id: str, bought: core.Purchase,
                                       plan: str, effects: _Effects) -> None:

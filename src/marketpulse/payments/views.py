@@ -111,6 +111,8 @@ class SubscriptionOut(BaseModel):
     has_customer: bool
     card_payments: bool
     invoices: list[InvoiceOut]
+    usdt_plan: str | None = None  # a plan paid in USDT, while its paid period runs
+    usdt_paid_until_ms: int | None = None  # then it drops to free unless a new invoice renews it
     credit_balance: int
     credit_debt: int  # credits refunded by card that the balance could not give back
     purchases: list[PurchaseOut]

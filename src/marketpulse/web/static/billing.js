@@ -40,6 +40,8 @@
     text("billing-status", b.status === "none" ? "none" : `${b.status}${b.subscription_plan ? " (" +
       b.subscription_plan + ")" : ""}${b.cancel_at_period_end ? ", ends at the period's end" : ""}`);
     text("billing-renews", MP.when(b.renews_at_ms));
+    text("billing-usdt", b.usdt_plan ? `${b.usdt_plan} until ${MP.when(b.usdt_paid_until_ms)} (renew with a new ` +
+      "invoice before then)" : "—");
     text("billing-credits", `${b.credit_balance.toLocaleString("en-US")}${b.credit_debt ? ` (owed: ${b.credit_debt})`
       : ""}`);
     MP.say("billing-grace", b.grace_ends_at_ms ? `Your last payment failed: update your card before ` +
