@@ -297,3 +297,35 @@ async def test_an_admin_refunds_a_credit_pack_at_stripe_and_the_credits_leave(
                               headers=admin)).status_code == 404
     assert (await client.post(f"/api/v1/admin/users/{user_id}/payments/{session_id}/refund",
                               headers=headers)).status_code == 403
+
+
+async def test_administrators_list_every_payment_newest_first_and_refund_from_the_list(
+        client: httpx.AsyncClient, sink: Sink, runtime: Runtime, stripe_fake: FakeStripe, clock: FakeClock) -> None:
+    user_id, headers = await user_headers(client, sink, "payer@example.com")
+    await pay(client, headers, {"plan": "pro"})
+    clock.advance(1_000)
+    session_id = await pay(client, headers, {"credit_pack": "credits_100"})
+    admin = {"Authorization": await signed_in_admin(client, runtime)}
+    assert (await client.get("/api/v1/admin/payments", headers=headers)).status_code == 403
+    listed = (await client.get("/api/v1/admin/payments", headers=admin)).json()
+    assert [(p["kind"], p["product"], p["status"], p["email"]) for p in listed["data"]] == [
+        ("card_purchase", "credits_100", "paid", "payer@example.com"),
+        ("card_invoice", "subscription", "paid", "payer@example.com")]
+    assert listed["next"] is None and listed["data"][0]["refundable"] is True
+    assert listed["data"][1]["amount"] == "29.00" and listed["data"][0]["amount"] == "10.00"
+    first = (await client.get("/api/v1/admin/payments?limit=1", headers=admin)).json()
+    assert len(first["data"]) == 1 and first["next"] == "1"
+    rest = (await client.get(f"/api/v1/admin/payments?limit=1&cursor={first['next']}", headers=admin)).json()
+    assert [p["kind"] for p in rest["data"]] == ["card_invoice"] and rest["next"] is None
+    only = (await client.get("/api/v1/admin/payments?kind=card_invoice", headers=admin)).json()["data"]
+    assert [p["kind"] for p in only] == ["card_invoice"]
+    r = await client.get("/api/v1/admin/payments?kind=cash", headers=admin)
+    assert r.status_code == 422 and "kind" in r.text
+
+    purchase = listed["data"][0]
+    r = await client.post(f"/api/v1/admin/users/{purchase['owner_id']}/payments/{purchase['id']}/refund",
+                          headers=admin)
+    assert r.status_code == 200, r.text
+    again = (await client.get("/api/v1/admin/payments?kind=card_purchase", headers=admin)).json()["data"]
+    assert (again[0]["id"], again[0]["status"], again[0]["refundable"]) == (session_id, "refunded", False)
+    assert purchase["owner_id"] == user_id

@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from api.serving import API_KEY, serving  # noqa: I001 (tests/api helpers)
+from marketpulse.accounts.core import Role
 from marketpulse.api.app import create_app
 from marketpulse.bus.memory import MemoryBus
 from marketpulse.clock import FakeClock
@@ -53,6 +54,7 @@ async def test_upgrade_by_card_then_buy_credits_with_usdt_plan_and_balance_chang
     from playwright.async_api import async_playwright, expect
 
     await runtime.services.accounts.create_user("both@example.com", PASSWORD, verified=True)
+    await runtime.services.accounts.create_user("ops@example.com", PASSWORD, role=Role.ADMIN, verified=True)
     app = create_app(runtime)
     async with serving(app) as url, async_playwright() as pw:
         port = int(url.rsplit(":", 1)[1])
@@ -102,5 +104,19 @@ async def test_upgrade_by_card_then_buy_credits_with_usdt_plan_and_balance_chang
         await expect(page.locator("#usdt-list tbody tr").first).to_have_attribute("data-status", "paid")
         await expect(page.locator("#billing-plan")).to_have_text("pro")
         assert await dashboard.evaluate("window.__sameDocument") is True
+
+        # The administrator's Payments tab lists both, newest first.
+        admin = await browser.new_page(viewport={"width": 1400, "height": 900})
+        admin.on("pageerror", lambda exc: errors.append(str(exc)))
+        await admin.goto(url + "/admin")
+        await admin.fill("#signin-form [name=email]", "ops@example.com")
+        await admin.fill("#signin-form [name=password]", PASSWORD)
+        await admin.click("#signin-form button[type=submit]")
+        await admin.click("#tabs button[data-tab=payments]")
+        rows = admin.locator("#payments-table tbody tr")
+        await expect(rows).to_have_count(2)
+        await expect(rows.nth(0)).to_have_attribute("data-kind", "usdt_invoice")
+        await expect(rows.nth(0)).to_contain_text("paid")
+        await expect(rows.nth(1)).to_have_attribute("data-kind", "card_invoice")
         assert errors == []
         await browser.close()

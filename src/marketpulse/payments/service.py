@@ -434,6 +434,57 @@ class PaymentsService:
                                                                   "refund": refund_id}, client=client)
         return refund_id
 
+    async def all_payments(self, kind: str | None, limit: int, offset: int) -> tuple[list[dict[str, Any]], bool]:
+        """Every payment, newest first, for administrators: card invoices (subscriptions), card credit purchases
+        and USDT invoices, merged; one page of them and whether more follow."""
+        from marketpulse.accounts.plans import CREDIT_PACKS
+        from marketpulse.onchain.core import display
+        from marketpulse.onchain.tables import UsdtInvoiceRow
+
+        want = offset + limit + 1
+        out: list[dict[str, Any]] = []
+        prices = {p.name: round(p.price_usd * 100) for p in CREDIT_PACKS}
+        async with self.sessions() as s:
+            if kind in (None, "card_invoice"):
+                for inv, email in (await s.execute(
+                        select(StripeInvoiceRow, UserRow.email)
+                        .outerjoin(UserRow, UserRow.id == StripeInvoiceRow.owner_id)
+                        .order_by(StripeInvoiceRow.created_s.desc(), StripeInvoiceRow.invoice_id.desc())
+                        .limit(want))).all():
+                    out.append({"kind": "card_invoice", "id": inv.invoice_id, "owner_id": inv.owner_id,
+                                "email": email, "product": "subscription",
+                                "amount": f"{(inv.amount_paid if inv.status == 'paid' else inv.amount_due) / 100:.2f}",
+                                "currency": inv.currency.upper(), "status": inv.status,
+                                "created_at_ms": inv.created_s * 1000, "refundable": False, "note": ""})
+            if kind in (None, "card_purchase"):
+                for bought, email in (await s.execute(
+                        select(CreditPurchaseRow, UserRow.email)
+                        .outerjoin(UserRow, UserRow.id == CreditPurchaseRow.owner_id)
+                        .order_by(CreditPurchaseRow.created_at_ms.desc(), CreditPurchaseRow.session_id.desc())
+                        .limit(want))).all():
+                    status = ("refunded" if bought.taken_back >= bought.credits else
+                              "partly refunded" if bought.taken_back else "paid")
+                    out.append({"kind": "card_purchase", "id": bought.session_id, "owner_id": bought.owner_id,
+                                "email": email, "product": bought.pack,
+                                "amount": f"{prices.get(bought.pack, 0) / 100:.2f}", "currency": "USD",
+                                "status": status, "created_at_ms": bought.created_at_ms,
+                                "refundable": bool(bought.payment_intent) and status == "paid",
+                                "note": f"debt {bought.debt} credits" if bought.debt else ""})
+            if kind in (None, "usdt_invoice"):
+                now = self.clock.now_ms()
+                for usd, email in (await s.execute(
+                        select(UsdtInvoiceRow, UserRow.email).outerjoin(UserRow, UserRow.id == UsdtInvoiceRow.owner_id)
+                        .order_by(UsdtInvoiceRow.created_at_ms.desc(), UsdtInvoiceRow.id.desc())
+                        .limit(want))).all():
+                    shown = "expired" if usd.status == "pending" and now > usd.expires_at_ms else usd.status
+                    out.append({"kind": "usdt_invoice", "id": usd.id, "owner_id": usd.owner_id, "email": email,
+                                "product": usd.product, "amount": display(int(usd.paid_units or usd.amount),
+                                                                          usd.decimals),
+                                "currency": f"USDT ({usd.chain})", "status": shown,
+                                "created_at_ms": usd.created_at_ms, "refundable": False, "note": usd.note})
+        out.sort(key=lambda p: (p["created_at_ms"], p["id"]), reverse=True)
+        return out[offset:offset + limit], len(out) > offset + limit
+
     async def events(self, outcome: str | None, limit: int, offset: int) -> tuple[list[StripeEventRow], int]:
         from marketpulse.storage.database import page
 

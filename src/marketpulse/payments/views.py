@@ -7,6 +7,8 @@
     POST /api/v1/payments/webhook          Stripe's events (Stripe-Signature verified; each event id once)
     GET  /api/v1/admin/payments/events     administrators: events received (`outcome=unknown_customer`: events
                                            naming no user of ours, kept whole)
+    GET  /api/v1/admin/payments            administrators: every payment (card invoices and purchases, USDT invoices),
+                                           newest first (`kind`, `limit`, `cursor`)
     GET  /api/v1/admin/users/{id}/payments                      administrators: a user's billing and purchases
     POST /api/v1/admin/users/{id}/payments/{session_id}/refund  administrators: refund a credit pack at Stripe
 """
@@ -25,6 +27,7 @@ from marketpulse.accounts.plans import CREDIT_PACKS, PLANS
 from marketpulse.accounts.schemas import UNAUTHORIZED
 from marketpulse.accounts.service import Principal
 from marketpulse.accounts.views import current_user, require_scope
+from marketpulse.api.pages import Page, page
 from marketpulse.payments.core import SignatureError
 from marketpulse.payments.service import (
     AlreadySubscribed,
@@ -282,3 +285,31 @@ async def admin_refund(user_id: str, session_id: str, request: Request, admin: P
     except stripe.StripeError as exc:
         raise _unavailable(f"Stripe refused or could not be reached ({type(exc).__name__})") from None
     return AdminRefundOut(refund_id=refund_id)
+
+
+class AdminPaymentOut(BaseModel):
+    kind: str  # card_invoice | card_purchase | usdt_invoice
+    id: str  # the Stripe invoice, the Checkout Session, or the USDT invoice
+    owner_id: str
+    email: str | None
+    product: str
+    amount: str  # paid (or due), in `currency`
+    currency: str
+    status: str
+    created_at_ms: int
+    refundable: bool  # a card credit purchase not refunded yet: POST …/users/{owner_id}/payments/{id}/refund
+    note: str
+
+
+@router.get("/api/v1/admin/payments", response_model=Page[AdminPaymentOut], responses=UNAUTHORIZED)
+async def admin_payments(kind: str | None = Query(None, pattern=r"^(card_invoice|card_purchase|usdt_invoice)$"),
+                         limit: int = Query(50, ge=1, le=200),
+                         cursor: str | None = Query(None, pattern=r"^[0-9]{1,7}$",
+                                                    description="the `next` of the previous page"),
+                         admin: Principal = Depends(require_admin),
+                         payments: PaymentsService = Depends(get_payments)) -> Page[AdminPaymentOut]:
+    """Every payment, newest first: card invoices (subscriptions), card credit purchases (refundable ones can be
+    refunded) and USDT invoices with their status."""
+    offset = int(cursor or 0)
+    rows, more = await payments.all_payments(kind, limit, offset)
+    return page([AdminPaymentOut(**r) for r in rows], offset + limit if more else None)

@@ -1,6 +1,8 @@
 // The admin console's payments block in a user's details: their plan, subscription and credits
 // (GET /api/v1/admin/users/{id}/payments) and a Refund button per card purchase of credits. It follows whichever
-// user admin.js shows (the details' id), so admin.js needs no knowledge of payments.
+// user admin.js shows (the details' id), so admin.js needs no knowledge of payments. And the Payments tab: every
+// payment (GET /api/v1/admin/payments: card invoices, card credit purchases, USDT invoices), newest first, with a
+// Refund button on card credit purchases not refunded yet.
 (() => {
   "use strict";
 
@@ -45,7 +47,60 @@
     }));
   }
 
+  // ---- the Payments tab ----
+  const KINDS = { card_invoice: "card invoice", card_purchase: "card credits", usdt_invoice: "USDT invoice" };
+  let nextCursor = null;
+
+  async function refundListed(p) {
+    if (!window.confirm(`Refund ${p.product} (${p.amount} ${p.currency}) of ${p.email || p.owner_id} by card? ` +
+                        "The credits leave the balance.")) return;
+    const result = await window.MP.api("POST", `/api/v1/admin/users/${encodeURIComponent(p.owner_id)}/payments/` +
+                                       `${encodeURIComponent(p.id)}/refund`);
+    if (!result.ok) window.alert(window.MP.errorText(result));
+    await listPayments(false);
+  }
+
+  async function listPayments(more) {
+    const kind = $("payment-filters").elements.kind.value;
+    const params = new URLSearchParams({ limit: "50" });
+    if (kind) params.set("kind", kind);
+    if (more && nextCursor) params.set("cursor", nextCursor);
+    const result = await window.MP.api("GET", `/api/v1/admin/payments?${params}`);
+    const tbody = $("payments-table").tBodies[0];
+    if (!result.ok) {
+      tbody.replaceChildren();
+      window.alert(window.MP.errorText(result));
+      return;
+    }
+    const rows = result.data.data.map((p) => {
+      const tr = document.createElement("tr");
+      tr.dataset.kind = p.kind;
+      tr.dataset.id = p.id;
+      let action = "";
+      if (p.kind === "card_purchase") {
+        action = document.createElement("button");
+        action.type = "button";
+        action.textContent = "Refund";
+        action.disabled = !p.refundable;
+        action.addEventListener("click", () => refundListed(p));
+      }
+      tr.append(cell(when(p.created_at_ms)), cell(KINDS[p.kind] || p.kind), cell(p.email || p.owner_id),
+                cell(p.product), cell(`${p.amount} ${p.currency}`), cell(p.status), cell(p.note || ""), cell(action));
+      return tr;
+    });
+    if (more) tbody.append(...rows); else tbody.replaceChildren(...rows);
+    nextCursor = result.data.next;
+    $("payments-more").hidden = !nextCursor;
+  }
+
+  document.addEventListener("admin-tab", (event) => { if (event.detail === "payments") listPayments(false); });
+
   document.addEventListener("DOMContentLoaded", () => {
+    const filters = $("payment-filters");
+    if (filters) {
+      filters.addEventListener("submit", (event) => { event.preventDefault(); listPayments(false); });
+      $("payments-more").addEventListener("click", () => listPayments(true));
+    }
     const id = $("detail-id");
     if (!id) return;
     new MutationObserver(() => { if (id.textContent) load(id.textContent); })
