@@ -73,6 +73,13 @@ async def seed(runtime: Runtime) -> None:
     if chain is not None:
         print(f"USDT payments go to a local chain (anvil) at {chain.anvil.url}, mock USDT {chain.token}; "
               f"the billing page pays from the demo wallet {chain.wallet}", flush=True)
+    from marketpulse.portfolio.demo import start_demo_portfolio
+
+    hint = start_demo_portfolio(runtime, chain, _replay_start_ms(s))
+    if hint is not None:
+        wallet = f"; the demo wallet {hint.wallet} on chain {hint.chain}" if hint.wallet else ""
+        print(f"portfolio: connect the demo exchange ({hint.exchange}, read-only key {hint.api_key}, secret "
+              f"{hint.secret}){wallet} at /portfolio", flush=True)
     written = await asyncio.to_thread(import_sample, runtime.settings)
     log.info("bundled sample in the candle library", candles_written=written)
     admin = await runtime.services.accounts.find_user(DEMO_ADMIN)
@@ -81,6 +88,14 @@ async def seed(runtime: Runtime) -> None:
     url = await seed_signal_config(runtime, admin.id, admin.plan)
     print(f"demo signal config: UT Bot BTCUSDT 5m, computed live; TradingView webhook: {url}; configs at "
           f"http://{s.host}:{s.port}/admin#signals, subscriptions at /signals", flush=True)
+
+
+CASCADE_MS = 1_760_127_600_000  # 2025-10-10T20:20Z: where the bundled sample's replay starts by default
+
+
+def _replay_start_ms(settings: Settings) -> int:
+    """Where the demo's market time starts: the demo exchange's history ends before it."""
+    return datetime_ms(settings.replay_start) if settings.replay_start is not None else CASCADE_MS
 
 
 DEMO_SIGNAL_CONFIG = {"symbol": "BTCUSDT", "timeframe": "5m", "strategy": "ut_bot"}

@@ -17,6 +17,9 @@ router = APIRouter(include_in_schema=False)
 
 @router.get("/portfolio", response_class=HTMLResponse)
 async def portfolio_page(request: Request) -> HTMLResponse:
-    settings = request.app.state.runtime.settings
+    runtime = request.app.state.runtime
+    settings = runtime.settings
+    demo = runtime.services.portfolio.demo_hint if settings.env == "dev" else None
     return render("Portfolio", template="portfolio.html", scripts=("portfolio.js",), narrow=False,
-                  chains=list(settings.portfolio_evm_chains), solana=bool(settings.portfolio_solana_rpc_url))
+                  chains=list(settings.portfolio_evm_chains), solana=bool(settings.portfolio_solana_rpc_url),
+                  demo=demo)

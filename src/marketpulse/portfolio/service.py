@@ -86,6 +86,8 @@ class PortfolioService:
         secret = settings.portfolio_secret_key or settings.jwt_secret_key
         self.vault = Vault(secret.get_secret_value())
         self._tasks: dict[str, asyncio.Task[None]] = {}
+        self.dev_exchange: Any = None  # `pulse demo`'s fake exchange, stopped with this service
+        self.demo_hint: Any = None  # what the demo's /portfolio page offers to connect
 
     # ---- accounts -------------------------------------------------------------------------------------------------
 
@@ -199,6 +201,9 @@ class PortfolioService:
         for task in list(self._tasks.values()):
             task.cancel()
         await asyncio.gather(*list(self._tasks.values()), return_exceptions=True)
+        if self.dev_exchange is not None:
+            await asyncio.to_thread(self.dev_exchange.stop)
+            self.dev_exchange = None
 
     async def sync(self, owner: str, account_id: str) -> None:
         """One sync of one account: holdings replaced, new history stored page by page; the outcome is the row's
@@ -229,7 +234,7 @@ class PortfolioService:
         async with self.sessions() as s:
             await s.execute(delete(PortfolioHoldingRow).where(PortfolioHoldingRow.account_id == account_id))
             s.add_all([PortfolioHoldingRow(account_id=account_id, asset=asset[:32], owner_id=owner,
-                                           amount=str(amount), updated_at_ms=now)
+                                           amount=format(core.dec(amount) or amount, "f"), updated_at_ms=now)
                        for asset, amount in holdings.items() if amount != 0])
             found = await s.get(PortfolioAccountRow, account_id)
             if found is not None:
