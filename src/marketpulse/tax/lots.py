@@ -11,7 +11,8 @@ disposals last, each group in input order (so a buy and a sell stamped alike nev
   transfer_out of that asset within TRANSFER_WINDOW_MS whose amount covers the amount received): the consumed lots
   move to the receiving account with their dates and their whole basis (the difference in amount was the network
   fee; its basis stays with the coins received) plus any fee_usd. An unmatched transfer_out is a withdrawal, an
-  unmatched transfer_in a deposit.
+  unmatched transfer_in a deposit. The user's decisions (`TransferLinks`) come first: a confirmed pair is matched
+  whatever the rule says, an undone pair never is.
 
 Pools are per asset (universal) or per asset and account (`per_wallet`, the US rule from 2025). Which lot goes first:
 FIFO oldest, LIFO newest, HIFO highest unit cost, LOFO lowest unit cost; ties by acquisition order (LIFO reversed).
@@ -21,7 +22,7 @@ from __future__ import annotations
 
 from collections import deque
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from decimal import Decimal, localcontext
 from heapq import heappop, heappush
 from typing import Any
@@ -40,6 +41,7 @@ from marketpulse.tax.core import (
     Transaction,
     TxType,
     anniversary_day,
+    dedupe_key,
     share,
 )
 
@@ -123,12 +125,33 @@ class _Moving:
 
     tx: Transaction
     parts: list[Part]
+    key: str = ""  # its dedupe key, when the user's transfer decisions are in play
+
+
+@dataclass(frozen=True)
+class TransferLinks:
+    """The user's decisions on transfer matching, by transactions' dedupe keys: `confirmed` pairs a transfer_in with
+    the transfer_out it came from (whatever the automatic rule would say); `undone` pairs are never matched."""
+
+    confirmed: dict[str, str] = field(default_factory=dict)  # transfer_in key → transfer_out key
+    undone: frozenset[tuple[str, str]] = frozenset()  # (transfer_out key, transfer_in key)
+
+
+@dataclass(frozen=True, slots=True)
+class Match:
+    """How a transfer_in was matched: with its transfer_out (None: treated as a deposit) and why."""
+
+    received: Transaction
+    sent: Transaction | None
+    status: str  # confirmed (by the user) | auto (same tx_id, or the time-window rule) | unmatched
 
 
 class Engine:
-    def __init__(self, method: Method, per_wallet: bool) -> None:
+    def __init__(self, method: Method, per_wallet: bool, links: TransferLinks | None = None) -> None:
         self.method = method
         self.per_wallet = per_wallet
+        self.links = links
+        self.matches: list[Match] = []
         self.pools: dict[tuple[str, str], Pool] = {}
         self.disposals: list[Disposal] = []
         self.income: list[IncomeEvent] = []
@@ -205,7 +228,8 @@ class Engine:
 
     def send(self, tx: Transaction) -> None:
         parts, _uncovered = self.take(tx)  # coins never acquired here arrive with zero basis, flagged, below
-        self.moving.setdefault(tx.asset, deque()).append(_Moving(tx, parts))
+        key = dedupe_key(tx) if self.links is not None else ""
+        self.moving.setdefault(tx.asset, deque()).append(_Moving(tx, parts, key))
 
     def receive(self, tx: Transaction) -> None:
         sent = self._match(tx)
@@ -244,21 +268,29 @@ class Engine:
 
     def _match(self, tx: Transaction) -> _Moving | None:
         queue = self.moving.get(tx.asset)
-        if not queue:
-            return None
-        chosen = None
-        for sent in queue:
-            if tx.tx_id and sent.tx.tx_id == tx.tx_id:
-                chosen = sent
-                break
+        chosen, status = None, "auto"
+        links = self.links
+        in_key = dedupe_key(tx) if links is not None else ""
+        candidates = list(queue or ())
+        if links is not None:
+            wanted = links.confirmed.get(in_key)
+            chosen = next((sent for sent in candidates if sent.key == wanted), None) if wanted else None
+            status = "confirmed" if chosen is not None else status
+            candidates = [sent for sent in candidates if (sent.key, in_key) not in links.undone]
         if chosen is None:
-            for sent in queue:
+            for sent in candidates:
+                if tx.tx_id and sent.tx.tx_id == tx.tx_id:
+                    chosen = sent
+                    break
+        if chosen is None:
+            for sent in candidates:
                 fits = sent.tx.amount >= tx.amount and tx.timestamp_ms - sent.tx.timestamp_ms <= TRANSFER_WINDOW_MS
                 if fits and not (tx.tx_id and sent.tx.tx_id):
                     chosen = sent
                     break
-        if chosen is not None:
+        if chosen is not None and queue is not None:
             queue.remove(chosen)
+        self.matches.append(Match(tx, None if chosen is None else chosen.tx, "unmatched" if chosen is None else status))
         return chosen
 
     def deposit(self, tx: Transaction) -> None:
@@ -291,9 +323,10 @@ def ordered(transactions: Iterable[Transaction]) -> list[Transaction]:
     return sorted(transactions, key=lambda tx: (tx.timestamp_ms, _RANK[tx.type]))
 
 
-def compute(transactions: Iterable[Transaction], method: Method, per_wallet: bool = False) -> TaxResult:
+def compute(transactions: Iterable[Transaction], method: Method, per_wallet: bool = False,
+            links: TransferLinks | None = None) -> TaxResult:
     """Every disposal and income event of the history, in time order (the input need not be sorted)."""
-    engine = Engine(method, per_wallet)
+    engine = Engine(method, per_wallet, links)
     with localcontext(EXACT):
         engine.run(ordered(transactions))
         engine.finish()
@@ -309,3 +342,11 @@ def open_lots(
         for tx in ordered(transactions):
             engine.apply(tx)
         return {key: pool.total() for key, pool in engine.pools.items()}
+
+
+def transfer_matches(transactions: Iterable[Transaction], links: TransferLinks | None = None) -> list[Match]:
+    """How each transfer_in of the history is matched (the same whatever the lot method), in time order."""
+    engine = Engine(Method.FIFO, False, links or TransferLinks())
+    with localcontext(EXACT):
+        engine.run(ordered(transactions))
+    return engine.matches

@@ -15,7 +15,7 @@ from decimal import Decimal
 from typing import Any
 
 import structlog
-from sqlalchemy import select
+from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from marketpulse.clock import Clock
@@ -32,9 +32,9 @@ from marketpulse.tax.csv_formats import (
     schedule_d_totals,
 )
 from marketpulse.tax.layouts import decode
-from marketpulse.tax.lots import compute
+from marketpulse.tax.lots import Match, TransferLinks, compute, transfer_matches
 from marketpulse.tax.prices import Prices, fill_prices
-from marketpulse.tax.tables import TaxReportRow, TaxTransactionRow
+from marketpulse.tax.tables import TaxReportRow, TaxTransactionRow, TaxTransferLinkRow
 
 log = structlog.get_logger(__name__)
 ARTIFACTS = {"form8949.csv": "form8949_csv", "schedule-d.csv": "schedule_d_csv", "gains.csv": "gains_csv",
@@ -95,6 +95,23 @@ def prepare(text: str, prices: Prices | None, account: str | None = None) -> Pre
                     [Skipped(i.line, i.reason) for i in decoded.ignored])
 
 
+class NotYours(LookupError):
+    """No such transaction of this owner (another user's id is simply not found)."""
+
+
+class NotATransfer(ValueError):
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(message)
+        self.field = field
+
+
+@dataclass(frozen=True)
+class TransferView:
+    received: tuple[str, Transaction]  # (transaction id, transaction)
+    sent: tuple[str, Transaction] | None
+    status: str  # confirmed | auto | unmatched
+
+
 class TaxService:
     def __init__(self, sessions: async_sessionmaker[AsyncSession], clock: Clock, prices: Prices | None = None) -> None:
         self.sessions = sessions
@@ -132,6 +149,57 @@ class TaxService:
                                     .order_by(TaxTransactionRow.timestamp_ms, TaxTransactionRow.imported_at_ms,
                                               TaxTransactionRow.line))).scalars().all()
         return [_transaction(r) for r in rows]
+
+    # ---- transfers between own accounts --------------------------------------------------------------------------
+
+    async def _history(self, owner: str) -> tuple[list[Transaction], dict[str, str]]:
+        """The owner's transactions and each one's row id by dedupe key."""
+        async with self.sessions() as s:
+            rows = (await s.execute(select(TaxTransactionRow).where(TaxTransactionRow.owner_id == owner)
+                                    .order_by(TaxTransactionRow.timestamp_ms, TaxTransactionRow.imported_at_ms,
+                                              TaxTransactionRow.line))).scalars().all()
+        return [_transaction(r) for r in rows], {r.dedupe_key: r.id for r in rows}
+
+    async def links(self, owner: str) -> TransferLinks:
+        async with self.sessions() as s:
+            rows = (await s.execute(select(TaxTransferLinkRow).where(TaxTransferLinkRow.owner_id == owner)
+                                    .order_by(TaxTransferLinkRow.created_at_ms))).scalars().all()
+        return TransferLinks({r.in_key: r.out_key for r in rows if r.decision == "confirmed"},
+                             frozenset((r.out_key, r.in_key) for r in rows if r.decision == "undone"))
+
+    async def transfers(self, owner: str) -> list[TransferView]:
+        """Each transfer_in and the transfer_out it was matched with (by the user, or automatically), or none."""
+        history, ids = await self._history(owner)
+        matches: list[Match] = await asyncio.to_thread(transfer_matches, history, await self.links(owner))
+        return [TransferView((ids[dedupe_key(m.received)], m.received),
+                             None if m.sent is None else (ids[dedupe_key(m.sent)], m.sent), m.status)
+                for m in matches]
+
+    async def decide_transfer(self, owner: str, out_id: str, in_id: str, decision: str) -> None:
+        """Confirm (`confirmed`) or undo (`undone`) that a transfer_out and a transfer_in are one transfer.
+        NotYours for an id that is not the owner's transaction, NotATransfer naming the field for a wrong pair."""
+        async with self.sessions() as s:
+            found = {r.id: r for r in (await s.execute(select(TaxTransactionRow).where(
+                TaxTransactionRow.owner_id == owner, TaxTransactionRow.id.in_([out_id, in_id])))).scalars()}
+            if out_id not in found or in_id not in found:
+                raise NotYours(out_id if out_id not in found else in_id)
+            sent, received = found[out_id], found[in_id]
+            if sent.type != "transfer_out":
+                raise NotATransfer("out_id", f"transaction {out_id} is a {sent.type}, not a transfer_out")
+            if received.type != "transfer_in":
+                raise NotATransfer("in_id", f"transaction {in_id} is a {received.type}, not a transfer_in")
+            if sent.asset != received.asset:
+                raise NotATransfer("in_id", f"{received.asset} received cannot come from {sent.asset} sent")
+            if decision == "confirmed" and sent.timestamp_ms > received.timestamp_ms:
+                raise NotATransfer("in_id", "received before it was sent")
+            mine = (TaxTransferLinkRow.owner_id == owner, TaxTransferLinkRow.in_key == received.dedupe_key)
+            if decision == "confirmed":  # one confirmed source per transfer_in
+                await s.execute(delete(TaxTransferLinkRow).where(*mine, TaxTransferLinkRow.decision == "confirmed"))
+            await s.execute(delete(TaxTransferLinkRow).where(*mine, TaxTransferLinkRow.out_key == sent.dedupe_key))
+            s.add(TaxTransferLinkRow(id=str(uuid.uuid4()), owner_id=owner, out_key=sent.dedupe_key,
+                                     in_key=received.dedupe_key, decision=decision,
+                                     created_at_ms=self.clock.now_ms()))
+            await s.commit()
 
     # ---- reports ------------------------------------------------------------------------------------------------
 
@@ -175,8 +243,9 @@ class TaxService:
         try:
             await self._update(report_id, status="running", progress=5)
             history = await self.transactions(owner)
+            links = await self.links(owner)
             await self._update(report_id, progress=30)
-            values = await asyncio.to_thread(build_report, history, year, method, per_wallet)
+            values = await asyncio.to_thread(build_report, history, year, method, per_wallet, links)
             await self._update(report_id, status="done", progress=100, finished_at_ms=self.clock.now_ms(), **values)
             log.info("tax report done", report=report_id, transactions=len(history))
         except Exception as exc:  # a job's failure is its result: stored for the owner, never lost
@@ -195,9 +264,10 @@ class TaxService:
             await s.commit()
 
 
-def build_report(history: list[Transaction], year: int, method: Method, per_wallet: bool) -> dict[str, Any]:
+def build_report(history: list[Transaction], year: int, method: Method, per_wallet: bool,
+                 links: TransferLinks | None = None) -> dict[str, Any]:
     """The stored result of a report: summary and the four CSVs (pure; runs in a worker thread)."""
-    result = compute(history, method, per_wallet)
+    result = compute(history, method, per_wallet, links)
     start, end = year_bounds_ms(year)
     sold = in_year(result.disposals, start, end)
     income = [e for e in result.income if start <= e.received_ms < end]

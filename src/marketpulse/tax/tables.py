@@ -58,3 +58,20 @@ class TaxReportRow(Base):
     finished_at_ms: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
 
     __table_args__ = (Index("ix_tax_reports_owner_created", "owner_id", "created_at_ms"),)
+
+
+class TaxTransferLinkRow(Base):
+    """A user's decision on one transfer_out → transfer_in pair, by the two transactions' dedupe keys (stable across
+    re-imports): `confirmed` (these are one transfer between my accounts) or `undone` (they are not)."""
+
+    __tablename__ = "tax_transfer_links"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    owner_id: Mapped[str] = mapped_column(String(36), ForeignKey("users.id", ondelete="CASCADE"))
+    out_key: Mapped[str] = mapped_column(String(64))
+    in_key: Mapped[str] = mapped_column(String(64))
+    decision: Mapped[str] = mapped_column(String(10))  # confirmed | undone
+    created_at_ms: Mapped[int] = mapped_column(BigInteger)
+
+    __table_args__ = (UniqueConstraint("owner_id", "out_key", "in_key",
+                                       name="uq_tax_transfer_links_owner_out_key_in_key"),)

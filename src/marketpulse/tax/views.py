@@ -6,6 +6,8 @@
     POST /api/v1/tax/reports                          {year, method, per_wallet} → 202, a job
     GET  /api/v1/tax/reports                          the user's reports, newest first
     GET  /api/v1/tax/reports/{id}                     status, progress and summary
+    GET  /api/v1/tax/transfers                        each transfer_in and the transfer_out it is matched with
+    POST /api/v1/tax/transfers/confirm|undo           {out_id, in_id}: the user's decision on a match
     GET  /api/v1/tax/reports/{id}/form8949.csv        (also form8949.pdf, schedule-d.csv, gains.csv, income.csv)
                                                       once done
 """
@@ -23,11 +25,12 @@ from pydantic import BaseModel, ConfigDict, Field
 from marketpulse.accounts.schemas import UNAUTHORIZED
 from marketpulse.accounts.service import Principal
 from marketpulse.accounts.views import current_user, require_scope
+from marketpulse.api.pages import Page, page
 from marketpulse.services import Services, get_services
-from marketpulse.tax.core import Method
+from marketpulse.tax.core import Method, Transaction
 from marketpulse.tax.csv_formats import RowError
 from marketpulse.tax.pdf import form_8949_pdf as render_form_8949
-from marketpulse.tax.service import ARTIFACTS, ImportSummary, TaxService
+from marketpulse.tax.service import ARTIFACTS, ImportSummary, NotATransfer, NotYours, TaxService, TransferView
 from marketpulse.tax.tables import TaxReportRow
 
 router = APIRouter(prefix="/api/v1/tax", tags=["tax"],
@@ -227,6 +230,84 @@ async def income(report_id: str, principal: Principal = Depends(signed_in),
                  tax: TaxService = Depends(get_tax)) -> Response:
     """The year's income events at market value."""
     return await _download("income.csv", report_id, principal.user.id, tax)
+
+
+# --- transfers between own accounts ---------------------------------------------------------------------------------
+
+
+class TransactionOut(BaseModel):
+    id: str
+    timestamp_ms: int
+    type: str
+    asset: str
+    amount: str = Field(description="decimal text")
+    account: str
+    tx_id: str
+
+
+class TransferOut(BaseModel):
+    received: TransactionOut = Field(description="the transfer_in")
+    sent: TransactionOut | None = Field(description="the transfer_out it came from; null: taxed as a deposit")
+    status: str = Field(description="confirmed (by you), auto (same tx_id, or the 24 h amount rule) or unmatched")
+
+
+class TransferDecisionIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    out_id: str = Field(min_length=1, max_length=36, description="the transfer_out transaction's id")
+    in_id: str = Field(min_length=1, max_length=36, description="the transfer_in transaction's id")
+
+
+def _tx_out(pair: tuple[str, Transaction]) -> TransactionOut:
+    tx_row_id, tx = pair
+    return TransactionOut(id=tx_row_id, timestamp_ms=tx.timestamp_ms, type=tx.type.value, asset=tx.asset,
+                          amount=format(tx.amount.normalize(), "f"), account=tx.account, tx_id=tx.tx_id)
+
+
+def _transfer_out(view: TransferView) -> TransferOut:
+    return TransferOut(received=_tx_out(view.received), sent=None if view.sent is None else _tx_out(view.sent),
+                       status=view.status)
+
+
+DECISION_ERRORS: dict[int | str, dict[str, Any]] = {
+    404: {"description": "No such transaction of yours"},
+    422: {"description": "Not a transfer_out and a transfer_in of one asset, sent before received (names the field)",
+          "content": {"application/json": {"schema": {"$ref": "#/components/schemas/HTTPValidationError"}}}},
+}
+
+
+@router.get("/transfers", response_model=Page[TransferOut])
+async def list_transfers(principal: Principal = Depends(signed_in),
+                         tax: TaxService = Depends(get_tax)) -> Page[TransferOut]:
+    """Every transfer_in and the transfer_out it is matched with, in time order: what the reports will use."""
+    return page([_transfer_out(v) for v in await tax.transfers(principal.user.id)])
+
+
+async def _decide(body: TransferDecisionIn, owner: str, tax: TaxService, decision: str) -> Page[TransferOut]:
+    try:
+        await tax.decide_transfer(owner, body.out_id, body.in_id, decision)
+    except NotYours as exc:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, detail=f"no transaction {exc.args[0]}") from None
+    except NotATransfer as exc:
+        raise _invalid(exc.field, str(exc)) from None
+    views = [v for v in await tax.transfers(owner) if v.received[0] == body.in_id]
+    return page([_transfer_out(v) for v in views])
+
+
+@router.post("/transfers/confirm", response_model=Page[TransferOut], responses=DECISION_ERRORS)
+async def confirm_transfer(body: TransferDecisionIn, principal: Principal = Depends(signed_in),
+                           tax: TaxService = Depends(get_tax)) -> Page[TransferOut]:
+    """These two are one transfer between my accounts: the lots move with their basis (reports made from now on).
+    Answers the transfer_in's match as it now stands."""
+    return await _decide(body, principal.user.id, tax, "confirmed")
+
+
+@router.post("/transfers/undo", response_model=Page[TransferOut], responses=DECISION_ERRORS)
+async def undo_transfer(body: TransferDecisionIn, principal: Principal = Depends(signed_in),
+                        tax: TaxService = Depends(get_tax)) -> Page[TransferOut]:
+    """These two are not one transfer: never match them (the transfer_in is then a deposit unless another
+    transfer_out fits). Answers the transfer_in's match as it now stands."""
+    return await _decide(body, principal.user.id, tax, "undone")
 
 
 # --- the page ------------------------------------------------------------------------------------------------------
