@@ -1,6 +1,7 @@
 """What `pulse demo` sets up beyond the roles: the bundled real-data sample in the candle library, one strategy
 deployed to paper (the seeded admin's account) so paper trading visibly runs on the replayed market, and one UT Bot
-signal config computed live, which the admin subscribes to in-app (its webhook URL is printed for a curl)."""
+signal config computed live, which the admin subscribes to in-app (its webhook URL is printed for a curl), and the
+local Telegram and webhook receivers the admin's destinations point at (`delivery.demo`, shown at /dev/receivers)."""
 
 from __future__ import annotations
 
@@ -85,7 +86,12 @@ async def seed(runtime: Runtime) -> None:
     admin = await runtime.services.accounts.find_user(DEMO_ADMIN)
     assert admin is not None  # just seeded
     await deploy_demo_strategy(runtime, admin.id)  # signed in as the admin, /paper shows it running
-    url = await seed_signal_config(runtime, admin.id, admin.plan)
+    from marketpulse.delivery.demo import DEMO_PLAN, start_demo_receivers
+
+    await start_demo_receivers(runtime, admin.id)
+    print(f"demo Telegram and webhook receivers (the admin's destinations): http://{s.host}:{s.port}/dev/receivers",
+          flush=True)
+    url = await seed_signal_config(runtime, admin.id, DEMO_PLAN)
     print(f"demo signal config: UT Bot BTCUSDT 5m, computed live; TradingView webhook: {url}; configs at "
           f"http://{s.host}:{s.port}/admin#signals, subscriptions at /signals", flush=True)
 

@@ -116,6 +116,7 @@ class Services:
         await self.payments.close()
         await self.usdt.close()
         await self.signals.close()
+        await self.delivery.close()
 
 
 def get_services(request: Request) -> Services:

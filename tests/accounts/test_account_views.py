@@ -39,9 +39,9 @@ async def test_preferences_start_at_the_defaults_and_keep_what_is_saved(client: 
     first = await client.get(PREFS, headers=me)
     assert first.status_code == 200
     assert first.json() == {"time_zone": "UTC", "quiet_hours_start": None, "quiet_hours_end": None,
-                            "channels": ["email"]}
+                            "channels": ["email"], "quiet_hours_low_priority": "hold", "flood_limit_per_minute": 20}
     wanted = {"time_zone": "Europe/Berlin", "quiet_hours_start": "22:30", "quiet_hours_end": "07:00",
-              "channels": ["email"]}
+              "channels": ["email"], "quiet_hours_low_priority": "drop", "flood_limit_per_minute": 0}
     saved = await client.put(PREFS, json=wanted, headers=me)
     assert saved.status_code == 200 and saved.json() == wanted
     assert (await client.get(PREFS, headers=me)).json() == wanted
@@ -57,12 +57,16 @@ async def test_preferences_start_at_the_defaults_and_keep_what_is_saved(client: 
     ({"channels": ["email", "email"]}, "channels"),
     ({"channels": ["email", "telegram"]}, "channels"),  # free offers email only (the plan table)
     ({"channels": []}, "channels"),
+    ({"quiet_hours_low_priority": "later"}, "quiet_hours_low_priority"),
+    ({"flood_limit_per_minute": -1}, "flood_limit_per_minute"),
+    ({"flood_limit_per_minute": 1001}, "flood_limit_per_minute"),
 ])
 async def test_bad_preferences_are_refused_naming_the_field_and_change_nothing(
         client: httpx.AsyncClient, sink: Sink, change: dict[str, object], field: str) -> None:
     await signup_verified(client, sink, "bad@example.com")
     me = bearer(await signin(client, "bad@example.com"))
-    kept = {"time_zone": "Asia/Tokyo", "quiet_hours_start": None, "quiet_hours_end": None, "channels": ["email"]}
+    kept = {"time_zone": "Asia/Tokyo", "quiet_hours_start": None, "quiet_hours_end": None, "channels": ["email"],
+            "quiet_hours_low_priority": "hold", "flood_limit_per_minute": 5}
     assert (await client.put(PREFS, json=kept, headers=me)).status_code == 200
     resp = await client.put(PREFS, json={**kept, **change}, headers=me)
     assert resp.status_code == 422, resp.text

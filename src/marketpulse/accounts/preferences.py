@@ -1,5 +1,7 @@
-"""Notification preferences: the time zone alerts are shown in, quiet hours (local time, may wrap midnight) and
-the channels alerts go to by default. The delivery capability (issue 8) reads them with `PreferencesStore.get`.
+"""Notification preferences: the time zone alerts are shown in, quiet hours (local time, may wrap midnight), what
+becomes of low-priority alerts in them (`hold`: delivered when they end, as normal ones are; `drop`: skipped), the
+flood limit (alerts a minute delivered one by one; the rest of that minute's arrive as one digest per channel at
+its end; 0: no limit) and the channels alerts go to by default. Delivery reads them (`delivery.cadence`).
 
 `check` is the pure core (no I/O): it refuses a bad value naming its field, and a channel the user's plan doesn't
 offer (the plan table decides, see `accounts.plans`). The store keeps one row per user; absent means defaults.
@@ -22,6 +24,9 @@ from marketpulse.clock import Clock
 HH_MM = re.compile(r"^([01][0-9]|2[0-3]):[0-5][0-9]$")
 DEFAULT_TIME_ZONE = "UTC"
 DEFAULT_CHANNELS = ("email",)
+QUIET_LOW_PRIORITY = ("hold", "drop")
+DEFAULT_FLOOD_LIMIT = 20  # notifications a minute, one by one
+MAX_FLOOD_LIMIT = 1000
 
 
 @dataclass(frozen=True)
@@ -30,6 +35,8 @@ class Preferences:
     quiet_hours_start: str | None = None
     quiet_hours_end: str | None = None
     channels: tuple[str, ...] = DEFAULT_CHANNELS
+    quiet_hours_low_priority: str = "hold"  # hold | drop
+    flood_limit_per_minute: int = DEFAULT_FLOOD_LIMIT  # 0: none
 
 
 class BadPreference(ValueError):
@@ -49,6 +56,12 @@ def check(prefs: Preferences, plan: Plan) -> Preferences:
         raise BadPreference("quiet_hours_end", "quiet hours need both a start and an end (or neither)")
     if prefs.quiet_hours_start is not None and prefs.quiet_hours_start == prefs.quiet_hours_end:
         raise BadPreference("quiet_hours_end", "quiet hours must end at another time than they start")
+    if prefs.quiet_hours_low_priority not in QUIET_LOW_PRIORITY:
+        raise BadPreference("quiet_hours_low_priority", "what becomes of low-priority alerts in quiet hours: "
+                                                        "'hold' (delivered when they end) or 'drop'")
+    if not 0 <= prefs.flood_limit_per_minute <= MAX_FLOOD_LIMIT:
+        raise BadPreference("flood_limit_per_minute", f"between 0 (no limit) and {MAX_FLOOD_LIMIT} notifications a "
+                                                      "minute")
     unknown = [c for c in prefs.channels if c not in ALL_CHANNELS]
     if unknown:
         raise BadPreference("channels", f"unknown channel {unknown[0]!r}: one of {', '.join(ALL_CHANNELS)}")
@@ -66,6 +79,12 @@ def _time_zones() -> frozenset[str]:
     return frozenset(available_timezones() | {DEFAULT_TIME_ZONE})
 
 
+def from_row(row: NotificationPreferencesRow) -> Preferences:
+    return Preferences(row.time_zone, row.quiet_hours_start, row.quiet_hours_end,
+                       tuple(c for c in row.channels.split(",") if c), row.quiet_hours_low_priority,
+                       row.flood_limit_per_minute)
+
+
 class PreferencesStore:
     def __init__(self, sessions: async_sessionmaker[AsyncSession], clock: Clock) -> None:
         self.sessions = sessions
@@ -77,8 +96,7 @@ class PreferencesStore:
             row = await s.get(NotificationPreferencesRow, user_id)
         if row is None:
             return Preferences()
-        return Preferences(row.time_zone, row.quiet_hours_start, row.quiet_hours_end,
-                           tuple(c for c in row.channels.split(",") if c))
+        return from_row(row)
 
     async def put(self, user_id: str, prefs: Preferences) -> Preferences:
         """Save checked preferences for the user (replacing what was there)."""
@@ -92,6 +110,8 @@ class PreferencesStore:
             row.quiet_hours_start = prefs.quiet_hours_start
             row.quiet_hours_end = prefs.quiet_hours_end
             row.channels = ",".join(prefs.channels)
+            row.quiet_hours_low_priority = prefs.quiet_hours_low_priority
+            row.flood_limit_per_minute = prefs.flood_limit_per_minute
             row.updated_at_ms = self.clock.now_ms()
             await s.commit()
         return prefs

@@ -182,6 +182,8 @@ class NotificationPreferencesRow(Base):
     quiet_hours_start: Mapped[str | None] = mapped_column(String(5), nullable=True)  # HH:MM local, or None: none
     quiet_hours_end: Mapped[str | None] = mapped_column(String(5), nullable=True)
     channels: Mapped[str] = mapped_column(String(64))  # comma-separated, from accounts.plans.ALL_CHANNELS
+    quiet_hours_low_priority: Mapped[str] = mapped_column(String(4), default="hold", server_default="hold")
+    flood_limit_per_minute: Mapped[int] = mapped_column(Integer, default=20, server_default="20")  # 0: none
     updated_at_ms: Mapped[int] = mapped_column(BigInteger)
 
 

@@ -25,6 +25,7 @@ ROUTERS: list[str] = [
     "marketpulse.web.account_pages:router",
     "marketpulse.accounts.sso_views:router",
     "marketpulse.delivery.views:router",
+    "marketpulse.delivery.dev_views:router",
     "marketpulse.rules.views:router",
     "marketpulse.rules.page:router",
     "marketpulse.credits.views:router",

@@ -8,6 +8,7 @@ import secrets
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import httpx
 from sqlalchemy import ColumnElement, delete, func, select, update
@@ -25,6 +26,9 @@ from marketpulse.delivery.core import DeliveryError
 from marketpulse.delivery.tables import DestinationRow, NotificationRow
 from marketpulse.settings import Settings
 from marketpulse.storage.database import page
+
+if TYPE_CHECKING:
+    from marketpulse.delivery.devreceivers import DevReceivers
 
 CODE_TTL_MS = 30 * 60_000
 CODE_ATTEMPTS = 5
@@ -57,6 +61,12 @@ class DeliveryService:
     def __init__(self, sessions: async_sessionmaker[AsyncSession], clock: Clock, settings: Settings,
                  bus: EventBus | None = None) -> None:
         self.sessions, self.clock, self.settings, self.bus = sessions, clock, settings, bus
+        self.dev_receivers: DevReceivers | None = None  # `pulse demo`'s Telegram and webhook receivers
+
+    async def close(self) -> None:
+        if self.dev_receivers is not None:
+            await self.dev_receivers.stop()
+            self.dev_receivers = None
 
     # --- destinations -----------------------------------------------------------------------------------------
 

@@ -60,6 +60,10 @@ class NotificationRow(Base):
     updated_at_ms: Mapped[int] = mapped_column(BigInteger)
     sent_at_ms: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
     read_at_ms: Mapped[int | None] = mapped_column(BigInteger, nullable=True)  # the owner read it (in-app centre)
+    # When a dispatcher decided its cadence (None: not yet); `digest_key` is the release time (epoch ms, as text) of
+    # the digest it is held for: one message per (destination, digest_key), sent when it is due (delivery.cadence).
+    planned_at_ms: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    digest_key: Mapped[str | None] = mapped_column(String(20), nullable=True)
 
     __table_args__ = (
         Index("ix_notifications_due", "status", "next_attempt_at_ms"),

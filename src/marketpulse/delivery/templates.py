@@ -9,7 +9,7 @@ numbers are formatted as on the dashboard) and `time_ms`.
 from __future__ import annotations
 
 import html
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import quote
 
@@ -42,6 +42,7 @@ class Rendered:
     url: str | None
     kind: str
     fields: dict[str, str]
+    items: list[dict[str, Any]] = field(default_factory=list)  # a digest's alerts (delivery.cadence)
 
 
 def render(message: dict[str, Any], public_url: str) -> Rendered:
@@ -50,7 +51,7 @@ def render(message: dict[str, Any], public_url: str) -> Rendered:
     fields = {str(k): _field_text(v) for k, v in (message.get("fields") or {}).items()}
     return Rendered(title=str(message.get("title") or "marketpulse alert"), text=str(message.get("text") or ""),
                     symbol=str(symbol) if symbol else None, url=url, kind=str(message.get("kind") or "alert"),
-                    fields=fields)
+                    fields=fields, items=list(message.get("items") or []))
 
 
 def plain_text(r: Rendered) -> str:
@@ -65,7 +66,7 @@ def email_parts(r: Rendered) -> tuple[str, str, str]:
     rows = "".join(f"<tr><th align='left'>{html.escape(k)}</th><td>{html.escape(v)}</td></tr>"
                    for k, v in r.fields.items())
     link = f"<p><a href=\"{html.escape(r.url)}\">Open {html.escape(r.symbol or 'marketpulse')}</a></p>" if r.url else ""
-    body = (f"<h2>{html.escape(r.title)}</h2><p>{html.escape(r.text)}</p>"
+    body = (f"<h2>{html.escape(r.title)}</h2><p>{html.escape(r.text).replace(chr(10), '<br>')}</p>"
             f"{f'<table>{rows}</table>' if rows else ''}{link}")
     return r.title, plain_text(r), f"<!doctype html><html><body>{body}</body></html>"
 
@@ -112,4 +113,8 @@ def sms_text(r: Rendered) -> str:
 
 def card(r: Rendered) -> dict[str, Any]:
     """Web push, in-app and webhook bodies share this shape."""
-    return {"title": r.title, "text": r.text, "kind": r.kind, "symbol": r.symbol, "url": r.url, "fields": r.fields}
+    out: dict[str, Any] = {"title": r.title, "text": r.text, "kind": r.kind, "symbol": r.symbol, "url": r.url,
+                           "fields": r.fields}
+    if r.items:
+        out["items"] = r.items
+    return out

@@ -58,6 +58,9 @@ MAX_CHANNELS = 10
 Op = Literal["gt", "gte", "lt", "lte", "crosses_above", "crosses_below", "crosses", "moves_up_pct",
              "moves_down_pct", "enters_channel", "exits_channel"]
 Frequency = Literal["once", "once_per_bar", "once_per_bar_close", "every_time"]
+# How a match is treated in the owner's quiet hours (delivery.cadence): low ones are held or dropped as the owner
+# chose, normal ones are held until the quiet hours end, high ones are delivered at once.
+Priority = Literal["low", "normal", "high"]
 Name = Annotated[str, StringConstraints(min_length=1, max_length=100, strip_whitespace=True, pattern=r"^[^\x00]*$")]
 ChannelId = Annotated[str, StringConstraints(min_length=1, max_length=64, pattern=r"^[^\x00]*$")]
 Threshold = Annotated[float, Field(allow_inf_nan=False, ge=-1e15, le=1e15)]
@@ -247,6 +250,9 @@ class RuleIn(BaseModel):
     enabled: bool = True
     hysteresis_pct: float = Field(0.0, ge=0, le=50, allow_inf_nan=False,
                                   description="a crossing re-arms once the value is back past the line by this %")
+    priority: Priority = Field("normal", description="in the owner's quiet hours: low ones are held or dropped (the "
+                                                     "owner's choice), normal ones held until they end, high ones "
+                                                     "delivered at once")
 
     @field_validator("symbols")
     @classmethod

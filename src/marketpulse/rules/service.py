@@ -221,7 +221,8 @@ class RulesService:
                 await enqueue(s, owner_id=match.owner_id, rule_id=match.rule_id, event_key=match.event_key,
                               destination_ids=list(rule.spec.get("channels", [])), now_ms=now,
                               message={"title": rule.name, "text": message, "symbol": match.symbol,
-                                       "time": match.time_ms, "field": match.key, "value": match.value})
+                                       "time": match.time_ms, "field": match.key, "value": match.value,
+                                       "priority": rule.spec.get("priority", "normal")})
                 values: dict[str, Any] = {"fired_count": AlertRuleRow.fired_count + 1,
                                           "last_fired_at_ms": match.time_ms}
                 if match.disables:

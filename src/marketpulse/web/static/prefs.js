@@ -15,6 +15,8 @@
     zone.value = prefs.ok && current.time_zone !== "UTC" ? current.time_zone : (guess || current.time_zone);
     form.querySelector("[name=quiet_hours_start]").value = current.quiet_hours_start || "";
     form.querySelector("[name=quiet_hours_end]").value = current.quiet_hours_end || "";
+    form.querySelector("[name=quiet_hours_low_priority]").value = current.quiet_hours_low_priority || "hold";
+    form.querySelector("[name=flood_limit_per_minute]").value = String(current.flood_limit_per_minute ?? 20);
     const box = form.querySelector(".channels");
     box.replaceChildren(...all.map((channel) => {
       const label = document.createElement("label");
@@ -36,6 +38,8 @@
       quiet_hours_start: data.get("quiet_hours_start") || null,
       quiet_hours_end: data.get("quiet_hours_end") || null,
       channels: data.getAll("channels"),
+      quiet_hours_low_priority: data.get("quiet_hours_low_priority") || "hold",
+      flood_limit_per_minute: Number(data.get("flood_limit_per_minute") || 0),
     });
   }
 
