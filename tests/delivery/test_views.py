@@ -8,10 +8,12 @@ from collections.abc import AsyncIterator
 import httpx
 import pytest
 from fastapi import FastAPI
+from sqlalchemy import update
 
 from fakes.providers import FakeProviders
 from marketpulse.accounts import views as account_views
 from marketpulse.accounts.core import Role
+from marketpulse.accounts.tables import UserRow
 from marketpulse.api.errors import install_error_handlers
 from marketpulse.delivery import views
 from marketpulse.runtime import Runtime
@@ -121,6 +123,8 @@ async def test_history_lists_the_users_notifications_and_admins_retry_dead_ones(
     from fakes.providers import Fail
 
     fake.script("webhook", [Fail(404)])
+    async with runtime.sessions.begin() as s:  # an instant plan: the free plan's 15-minute batch would hold it
+        await s.execute(update(UserRow).where(UserRow.id == alice_id).values(plan="elite"))
     d = dispatcher(runtime)
     await d.run_once()
     history = (await client.get("/api/v1/account/notifications", headers=alice)).json()
