@@ -23,6 +23,7 @@ import math
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 
+import numba
 import numpy as np
 import numpy.typing as npt
 
@@ -41,7 +42,7 @@ from marketpulse.rules.conditions import (
 )
 from marketpulse.rules.index import WILDCARD, ThresholdIndex
 from marketpulse.rules.model import RuleIn
-from marketpulse.rules.triggers import FOREVER, NEVER, Trigger, TriggerStates, allowed, allowed_many, event_key
+from marketpulse.rules.triggers import FOREVER, NEVER, Trigger, TriggerStates, allowed, event_key
 
 F64 = npt.NDArray[np.float64]
 I64 = npt.NDArray[np.int64]
@@ -152,6 +153,7 @@ class RuleEngine:
         self.events: dict[str, set[int]] = {}
         self.key_names: list[str] = []  # by key id (the all-of-levels checks name keys by id)
         self.key_ids: dict[str, int] = {}
+        self._check_kids: set[int] = set()  # keys some all-of-levels check reads
         self.states = TriggerStates()
         self._cap = 0
         self._grow(1024)
@@ -263,6 +265,7 @@ class RuleEngine:
         if self.fast[slot] and levels is not None and leaf is None:
             for j, level in enumerate(levels):
                 self.checks[slot, j] = self._key_id(level.key)
+                self._check_kids.add(int(self.checks[slot, j]))
                 self.check_op[slot, j], self.check_a[slot, j] = LEVEL_OPS.index(level.op), level.a
         if leaf is not None and leaf.op == "crosses":
             self.crosses_band[slot], self.threshold[slot] = abs(leaf.a) * t.band_pct / 100, leaf.a
@@ -345,9 +348,10 @@ class RuleEngine:
               vals: F64) -> Matches:
         fast = self.fast[slots]
         f_slots, f_rows = slots[fast], rows[fast]
-        ok = self.armed[f_slots] & allowed_many(now_ms, self.last_fired[f_slots], self.cooldown[f_slots],
-                                                 self.expires[f_slots], self.per_bar[f_slots], self.step[f_slots])
-        ok &= self._levels_hold(f_slots, syms[f_rows])
+        kid_row, check_values = self._check_values()
+        ok = _fast_ok(f_slots, syms[f_rows].astype(np.int64), now_ms, self.armed, self.last_fired, self.cooldown,
+                      self.expires, self.per_bar, self.step, self.checks, self.check_op, self.check_a, kid_row,
+                      check_values)
         f_slots, f_rows = f_slots[ok], f_rows[ok]
         f_slots, first = np.unique(f_slots, return_index=True)
         f_rows = f_rows[first]
@@ -360,27 +364,17 @@ class RuleEngine:
         slow = self._fire_slow(key, now_ms, slots[~fast], rows[~fast], syms, prev)
         return Matches(self, key, now_ms, f_slots, syms[f_rows].astype(np.int64), f_vals, slow)
 
-    def _levels_hold(self, slots: I64, syms: npt.NDArray[np.integer]) -> B:
-        """For all-of-levels groups: does every condition hold now? (The one that just became true does; whether
-        the group was false before needs no check: that condition was false before.) True for single conditions."""
-        ok: B = np.ones(len(slots), np.bool_)
-        groups = np.flatnonzero(self.checks[slots, 0] >= 0)
-        if not len(groups):
-            return ok
-        g_slots, g_syms = slots[groups], syms[groups]
-        kids, ops, lines = self.checks[g_slots], self.check_op[g_slots], self.check_a[g_slots]
-        holds_all: B = np.ones(len(groups), np.bool_)
-        for j in range(MAX_CHECKS):
-            for kid in np.unique(kids[:, j]).tolist():
-                if kid < 0:
-                    continue
-                rows = kids[:, j] == kid
-                store = self._store(self.key_names[kid])
-                x, a, op = store[g_syms[rows]], lines[rows, j], ops[rows, j]
-                holds = np.where(op == 0, x > a, np.where(op == 1, x >= a, np.where(op == 2, x < a, x <= a)))
-                holds_all[rows] &= holds  # NaN (no value yet) compares false: not holding
-        ok[groups] = holds_all
-        return ok
+    def _check_values(self) -> tuple[I64, F64]:
+        """For the all-of-levels checks: a row per key some check reads (`kid_row[key id]`), each row that key's
+        current value per symbol."""
+        kid_row: I64 = np.full(max(len(self.key_names), 1), -1, np.int64)
+        width = max(len(self.symbols), 1)
+        kids = sorted(self._check_kids)
+        matrix: F64 = np.empty((len(kids), width), np.float64)
+        for row, kid in enumerate(kids):
+            kid_row[kid] = row
+            matrix[row] = self._store(self.key_names[kid])[:width]
+        return kid_row, matrix
 
     def _fire_slow(self, key: str, now_ms: int, slots: I64, rows: I64, syms: npt.NDArray[np.integer],
                    prev: F64) -> list[Match]:
@@ -497,6 +491,49 @@ class RuleEngine:
 
     def _values(self, sym: int) -> Values:
         return Values(self._view(sym))
+
+
+@numba.njit(cache=True, nogil=True)
+def _fast_ok(slots: I64, syms: I64, now_ms: int, armed: B, last_fired: I64, cooldown: I64, expires: I64,
+             per_bar: B, step: I64, checks: npt.NDArray[np.int32], check_op: npt.NDArray[np.int8], check_a: F64,
+             kid_row: I64, values: F64) -> B:  # pragma: no cover (compiled; held to the naive engine by the tests)
+    """Which fire candidates of the vectorized path notify: armed, allowed by `triggers.allowed` (expiry, cooldown,
+    one per bar), and for all-of-levels groups every condition holding now (the one that just became true does;
+    NaN, no value yet, holds nothing). One pass over the candidates, nothing materialized per rule."""
+    n = len(slots)
+    ok = np.zeros(n, np.bool_)
+    for i in range(n):
+        s = slots[i]
+        if not armed[s] or now_ms >= expires[s]:
+            continue
+        last = last_fired[s]
+        if now_ms - last < cooldown[s]:
+            continue
+        if per_bar[s]:
+            st = step[s]
+            if now_ms - now_ms % st == last - last % st:
+                continue
+        good = True
+        for j in range(checks.shape[1]):
+            kid = checks[s, j]
+            if kid < 0:
+                break
+            x = values[kid_row[kid], syms[i]]
+            a = check_a[s, j]
+            op = check_op[s, j]
+            if op == 0:
+                holds = x > a
+            elif op == 1:
+                holds = x >= a
+            elif op == 2:
+                holds = x < a
+            else:
+                holds = x <= a
+            if not holds:
+                good = False
+                break
+        ok[i] = good
+    return ok
 
 
 def _all_of_levels(tree: Node) -> tuple[Leaf, ...] | None:

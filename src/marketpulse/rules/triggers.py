@@ -8,8 +8,8 @@ As on TradingView:
 Each notification disarms the rule (per symbol) until its conditions relax past the hysteresis band; a match inside
 `cooldown_s` of the previous notification, or at/after `expires_at`, is dropped (not postponed).
 
-The engine keeps the state of single-symbol, single-condition rules in numpy arrays (`allowed_many`, the same rule
-vectorized) and of the others in `TriggerStates`; the time of a match is the market time of the update.
+The engine keeps the state of single-symbol, single-condition rules in numpy arrays (`engine._fast_ok`, the same
+rule compiled over them) and of the others in `TriggerStates`; the time of a match is the market time of the update.
 """
 
 from __future__ import annotations
@@ -17,7 +17,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-import numpy.typing as npt
 
 from marketpulse.marketdata.intervals import MS_BY_NAME
 
@@ -54,15 +53,6 @@ def allowed(trigger: Trigger, last_fired_ms: int, now_ms: int) -> bool:
         step = trigger.interval_ms
         return now_ms - now_ms % step != last_fired_ms - last_fired_ms % step
     return True
-
-
-def allowed_many(now_ms: int, last_fired: npt.NDArray[np.int64], cooldown: npt.NDArray[np.int64],
-                 expires: npt.NDArray[np.int64], per_bar: npt.NDArray[np.bool_],
-                 step: npt.NDArray[np.int64]) -> npt.NDArray[np.bool_]:
-    """`allowed` over arrays of rules (all at the same `now_ms`)."""
-    ok = (now_ms < expires) & (now_ms - last_fired >= cooldown)
-    same_bar = (now_ms - now_ms % step) == (last_fired - last_fired % step)
-    return ok & ~(per_bar & same_bar)
 
 
 def event_key(frequency: str, interval_ms: int, symbol: str, now_ms: int) -> str:
