@@ -55,6 +55,19 @@ async def test_import_run_a_report_read_it_and_download_form_8949(browser: Any, 
         await expect(page.locator("#tax-import-result")).to_contain_text(
             "coinbase layout, 7 rows read, 6 transactions imported, 0 duplicates skipped, 1 rows ignored, 1 rejected")
         await expect(page.locator("#tax-import-problems tbody tr").first).to_contain_text("Quantity Transacted")
+        await expect(page.locator("#tax-transfers-empty")).to_be_visible()  # the export only sends
+
+        transfers = ("timestamp,type,asset,amount,price_usd,fee_usd,account,tx_id\n"
+                     "2024-04-06T10:30:00Z,transfer_in,SOL,0.99,,,phantom,\n")
+        await page.set_input_files("#tax-file", files=[{"name": "wallet.csv", "mimeType": "text/csv",
+                                                        "buffer": transfers.encode()}])
+        await page.click("#tax-import-button")
+        received = page.locator("#tax-transfers tbody tr")
+        await expect(received).to_have_count(1)
+        await expect(received.first).to_contain_text("phantomcoinbase")  # into the wallet, from Coinbase
+        await expect(received.first).to_contain_text("auto")
+        await page.click("#tax-transfers button[data-undo]")
+        await expect(received.first).to_contain_text("unmatched")
 
         await page.fill("#tax-year", "2024")
         await page.select_option("#tax-method", "fifo")

@@ -1,5 +1,6 @@
-// /tax: import a transactions file, run a report (its progress polled until done), the reports, and one report's
-// summary, downloads and per-lot explanation (from its gains.csv). Signed-out visitors go to sign in. Text goes in
+// /tax: import a transactions file, the transfers matched between own accounts (undo one), run a report (its
+// progress polled until done), the reports, and one report's summary, downloads and per-lot explanation (from its
+// gains.csv). Signed-out visitors go to sign in. Text goes in
 // through textContent only.
 (() => {
   "use strict";
@@ -61,6 +62,7 @@
       problems.hidden = !(data.rejected.length || data.ignored.length);
       say(data.rejected.length ? "Some rows were not imported: see the list." : "Imported.",
         data.rejected.length ? "bad" : "ok");
+      await loadTransfers();
     } finally {
       $("tax-import-button").disabled = false;
     }
@@ -92,6 +94,33 @@
       }
       await new Promise((resolve) => setTimeout(resolve, 700));  // the browser's own clock: a UI poll
     }
+  }
+
+  async function loadTransfers() {
+    const answer = await api("GET", `${BASE}/transfers`);
+    if (!answer.ok) return say(window.MP.errorText(answer));
+    const body = $("tax-transfers").querySelector("tbody");
+    body.replaceChildren(...answer.data.data.map((t) => {
+      const sent = t.sent;
+      const tr = row([when(t.received.timestamp_ms), t.received.asset, t.received.amount, t.received.account,
+        sent ? sent.account : "—", sent ? when(sent.timestamp_ms) : "—", t.status]);
+      const cell = el("td");
+      if (sent) {
+        const undo = el("button", "Undo", "link");
+        undo.type = "button";
+        undo.dataset.undo = t.received.id;
+        undo.addEventListener("click", async () => {
+          const done = await api("POST", `${BASE}/transfers/undo`, { out_id: sent.id, in_id: t.received.id });
+          if (!done.ok) return say(window.MP.errorText(done));
+          say("Match undone: reports you run from now on treat it as a deposit.", "ok");
+          await loadTransfers();
+        });
+        cell.append(undo);
+      }
+      tr.append(cell);
+      return tr;
+    }));
+    $("tax-transfers-empty").hidden = answer.data.data.length > 0;
   }
 
   async function loadReports() {
@@ -160,5 +189,6 @@
     const user = await window.MP.me();
     if (!user) return window.MP.signIn();
     await loadReports();
+    await loadTransfers();
   });
 })();
