@@ -10,7 +10,7 @@ LOCK_TEST := requirements/test.txt
 COMPILE = $(BIN)/uv pip compile pyproject.toml --quiet --generate-hashes --universal \
 	--annotation-style line --custom-compile-command "make lock"
 
-.PHONY: run test install install-run services chromium lint bench lock clean
+.PHONY: run test install install-run services chromium lint bench lock clean screenshots
 
 run: install-run
 	$(BIN)/pulse demo
@@ -59,6 +59,10 @@ chromium:
 lint: install
 	$(BIN)/ruff check src tests bench scripts
 	$(BIN)/mypy
+
+# The README's pictures (docs/screenshots/*.png): a real `pulse demo` driven by Chromium.
+screenshots: install chromium
+	$(BIN)/python scripts/screenshots.py
 
 bench: install
 	./scripts/wrk.sh

@@ -52,3 +52,15 @@ def test_settings_read_from_environment(monkeypatch) -> None:
 def test_secret_key_is_not_in_repr() -> None:
     s = Settings(ingest_api_key="super-secret-value")
     assert "super-secret-value" not in repr(s) and "super-secret-value" not in str(s.model_dump())
+
+
+def test_readme_pictures_exist_and_stay_small() -> None:
+    """The screenshots `make screenshots` writes are documentation: each one the README shows is committed, small."""
+    import re
+
+    pictures = re.findall(r"\]\((docs/screenshots/[^)]+\.png)\)", README)
+    assert len(pictures) >= 5
+    for picture in pictures:
+        path = ROOT / picture
+        assert path.is_file(), f"{picture}: run make screenshots"
+        assert path.stat().st_size < 150_000, f"{picture} is {path.stat().st_size} bytes"

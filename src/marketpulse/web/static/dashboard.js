@@ -253,7 +253,11 @@
 
   function onMarket(payload) {
     if (!payload || !Array.isArray(payload.rows)) return;
-    if (payload.time) marketTime = payload.time;
+    if (payload.time) {
+      const firstTime = marketTime === null;
+      marketTime = payload.time;
+      if (firstTime) refreshAlertTimes(); // "today" is the market's: alerts loaded before it drop their date
+    }
     if (payload.full) replaceAll(payload.rows);
     else applyPatches(payload.rows);
   }
@@ -645,8 +649,11 @@
   }
 
   // Times follow the nav's UTC/local switch.
-  document.addEventListener("mp:zone", () => {
+  function refreshAlertTimes() {
     for (const t of alertList.querySelectorAll("time[data-ts]")) t.textContent = marketTimeText(Number(t.dataset.ts));
+  }
+  document.addEventListener("mp:zone", () => {
+    refreshAlertTimes();
     render();
   });
 

@@ -282,7 +282,9 @@
     ]);
     render({ account, positions, orders, fills, deployments });
     setConnection("live");
-    setText(document.getElementById("updated"), "updated " + new Date().toLocaleTimeString());
+    setText(document.getElementById("updated"), "updated " + (window.MP
+      ? window.MP.formatTime(Date.now(), { seconds: true, label: true }) : new Date().toLocaleTimeString()) +
+      " (wall clock)");
   }
 
   // One poll at a time; a refresh asked for during one (after an order) waits for it, then runs.
