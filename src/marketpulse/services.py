@@ -101,7 +101,8 @@ class Services:
             metering=ApiMetering(runtime.sessions, runtime.clock, settings, payments.gateway),
             usdt=UsdtPayments(runtime.sessions, runtime.clock, settings, accounts, credits),
             tax=TaxService(runtime.sessions, runtime.clock, LibraryPrices(settings.data_dir / "library")),
-            portfolio=PortfolioService(runtime.sessions, runtime.clock, settings, market_clock=clock),
+            portfolio=PortfolioService(runtime.sessions, runtime.clock, settings, market_clock=clock,
+                                       library=LibraryPrices(settings.data_dir / "library")),
         )
 
     async def close(self) -> None:

@@ -7,15 +7,19 @@ from __future__ import annotations
 
 import json
 from collections.abc import AsyncIterator, Iterator
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
 import httpx
+import numpy as np
 import pytest
 from sqlalchemy import select
 
 from fakes.ccxt_exchange import Account, FakeCcxtExchange, deposit, funding_income, my_trade, withdrawal
 from marketpulse.api.app import create_app
+from marketpulse.marketdata.frame import CandleFrame
+from marketpulse.marketdata.library import CandleLibrary
 from marketpulse.marketdata.models import Candle
 from marketpulse.marketdata.store import save_candles
 from marketpulse.portfolio.core import Vault
@@ -187,3 +191,20 @@ async def test_another_users_account_is_not_found(client: httpx.AsyncClient, run
     assert (await client.get("/api/v1/portfolio", headers=alice.headers)).json()["total_usd"] == 0
     assert (await client.delete(f"{ACCOUNTS}/{theirs}", headers=bob.headers)).status_code == 204
     assert (await client.get(ACCOUNTS, headers=bob.headers)).json()["data"] == []
+
+
+async def test_history_older_than_the_store_is_priced_from_the_candle_library(
+        client: httpx.AsyncClient, runtime: Runtime, settings: Settings) -> None:
+    minute = T0 - 40 * H  # the ETH/BTC trade's minute: no stored candle within a day of it
+    frame = CandleFrame(np.array([minute], dtype=np.int64), *(np.array([48000.0]) for _ in range(4)),
+                        np.array([1.0]), "BTCUSDT", "1m")
+    CandleLibrary(settings.data_dir / "library").append("binance", "BTCUSDT", "1m", frame)
+    who = await sign_in_user(runtime)
+    assert (await connect(client, who.headers)).status_code == 201
+    await runtime.services.portfolio.wait()
+    async with runtime.sessions() as s:
+        rows = (await s.execute(select(TaxTransactionRow).where(TaxTransactionRow.owner_id == who.user_id,
+                                                                TaxTransactionRow.timestamp_ms == minute))
+                ).scalars().all()
+    priced = {(r.type, r.asset): Decimal(r.price_usd or "NaN") for r in rows}
+    assert priced[("buy", "ETH")] == 2400 and priced[("sell", "BTC")] == 48000  # 0.05 BTC × 48,000

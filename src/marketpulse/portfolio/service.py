@@ -80,8 +80,9 @@ class History:
 
 class PortfolioService:
     def __init__(self, sessions: async_sessionmaker[AsyncSession], clock: Clock, settings: Settings,
-                 market_clock: Clock | None = None) -> None:
+                 market_clock: Clock | None = None, library: Any = None) -> None:
         self.sessions, self.clock, self.settings = sessions, clock, settings
+        self.library = library  # the candle library's prices (tax.prices.LibraryPrices) for older history
         self.market_clock = market_clock or clock  # prices and snapshots follow the market's time (a replay's)
         secret = settings.portfolio_secret_key or settings.jwt_secret_key
         self.vault = Vault(secret.get_secret_value())
@@ -287,7 +288,7 @@ class PortfolioService:
         cursors = dict(row.cursors or {})
         assets = set(held) | set(cursors.get("assets", []))
         pages = ex.history(client, cursors, assets, HISTORY_START_MS, self.clock.now_ms())
-        prices = Prices(self.sessions)
+        prices = Prices(self.sessions, self.library)
         while (page := await asyncio.to_thread(next, pages, None)) is not None:
             mapper: Callable[[Mapping[str, Any], str, core.PriceOf], list[Transaction]]
             if page.stream.startswith("trades:"):
@@ -300,8 +301,7 @@ class PortfolioService:
                 mapper, pairs = core.transfer_transactions, [(str(r.get("currency")), int(r["timestamp"]))
                                                              for r in page.records]
                 assets.update(str(r.get("currency")) for r in page.records)
-            for asset, ms in pairs:
-                await prices.at(asset, ms)
+            await prices.prefetch(pairs)
             txs = [tx for r in page.records for tx in mapper(r, row.name, prices.known)]
             cursors[page.stream] = page.cursor
             cursors["assets"] = sorted(assets)
@@ -321,14 +321,15 @@ class PortfolioService:
             held = await wallet.balances(row.address)
             latest = await wallet.latest()
             cursors = dict(row.cursors or {})
-            prices = Prices(self.sessions)
+            prices = Prices(self.sessions, self.library)
             first = int(cursors.get("block", config.start_block))
             while first <= latest:
                 last = min(latest, first + config.blocks_per_sync - 1)
                 moves = await wallet.transfers(row.address, first, last)
+                await prices.prefetch((m.asset, m.time_ms) for m in moves)
                 txs = []
                 for m in moves:
-                    unit = await prices.at(m.asset, m.time_ms)
+                    unit = prices.known(m.asset, m.time_ms)
                     tx_id = m.tx_hash if m.log_index < 0 else f"{m.tx_hash}"
                     txs.append(core.onchain_transfer(m.time_ms, m.asset, m.amount, m.incoming, row.name, tx_id,
                                                      unit))
