@@ -94,7 +94,10 @@ async def test_an_evm_wallet_balances_and_transfers(client: httpx.AsyncClient, r
     assert ("transfer_in", "USDT", Decimal("250"), paid_in) in moves
     assert ("transfer_out", "USDT", Decimal("40.5"), paid_out) in moves
     assert ("transfer_in", "ETH", Decimal("3"), eth_in) in moves
-    assert len(moves) == 3 and {r.account for r in rows} == {"cold wallet"}
+    gas = anvil.receipt(paid_out)
+    paid_gas = Decimal(int(gas["gasUsed"], 16) * int(gas["effectiveGasPrice"], 16)).scaleb(-18)
+    assert ("fee", "ETH", paid_gas, f"{paid_out}:gas") in moves  # the gas of the transfer it sent, nothing else
+    assert len(moves) == 4 and {r.account for r in rows} == {"cold wallet"}
     view = (await client.get("/api/v1/portfolio", headers=who.headers)).json()
     held = {a["asset"]: a for a in view["by_asset"]}
     assert Decimal(held["USDT"]["amount"]) == Decimal("209.5")
@@ -104,7 +107,7 @@ async def test_an_evm_wallet_balances_and_transfers(client: httpx.AsyncClient, r
     anvil.transfer(token, wallet, 1_000_000)
     await client.post(f"{ACCOUNTS}/{made.json()['id']}/sync", headers=who.headers)
     await runtime.services.portfolio.wait()
-    assert len(await transactions(runtime, who.user_id)) == 4
+    assert len(await transactions(runtime, who.user_id)) == 5
 
 
 async def test_bad_wallets_are_refused_naming_the_field(client: httpx.AsyncClient, runtime: Runtime) -> None:

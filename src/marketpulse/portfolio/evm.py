@@ -1,6 +1,7 @@
 """An EVM wallet by address through web3.py: the native coin's and each configured ERC-20's balance, and transfers
 in and out (ERC-20 `Transfer` logs; native transfers from the blocks' transactions), a block range at a time.
 
+Gas the wallet paid for a transaction it sent is a `fee` disposal of the native coin (from the receipt).
 Native transfers have no log: they are found by reading each block's transactions, which is cheap on a local chain
 and a small range, and the reason a sync reads at most `blocks_per_sync` blocks (the cursor resumes there). Internal
 transfers (a contract sending the coin) need a tracing node and are not seen; the balance still is.
@@ -128,3 +129,12 @@ class EvmWallet:
                                                    "0x" + bytes(tx["hash"]).hex(), -1)))
         found.sort(key=lambda f: (f[0], f[1]))
         return [f[2] for f in found]
+
+    async def gas_paid(self, address: str, tx_hash: str) -> Decimal | None:
+        """The native coin the wallet paid as gas for a transaction it sent (None when another address sent it)."""
+        tx = await self._ask(self.w3.eth.get_transaction(tx_hash))  # type: ignore[arg-type]
+        if str(tx["from"]).lower() != address.lower():
+            return None
+        receipt = await self._ask(self.w3.eth.get_transaction_receipt(tx_hash))  # type: ignore[arg-type]
+        wei = int(receipt["gasUsed"]) * int(receipt.get("effectiveGasPrice") or tx.get("gasPrice") or 0)
+        return Decimal(wei).scaleb(-18) if wei else None

@@ -333,6 +333,13 @@ class PortfolioService:
                     tx_id = m.tx_hash if m.log_index < 0 else f"{m.tx_hash}"
                     txs.append(core.onchain_transfer(m.time_ms, m.asset, m.amount, m.incoming, row.name, tx_id,
                                                      unit))
+                sent = {m.tx_hash: m.time_ms for m in moves if not m.incoming}
+                for tx_hash, at in sent.items():
+                    gas = await wallet.gas_paid(row.address, tx_hash)
+                    if gas:
+                        native = await prices.at(config.native, at)
+                        txs.append(Transaction(at, TxType.FEE, config.native, gas, native, Decimal(0), row.name,
+                                               f"{tx_hash}:gas"))
                 cursors["block"] = last + 1
                 await self._store_page(row, txs, "evm", cursors)
                 first = last + 1
