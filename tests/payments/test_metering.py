@@ -87,8 +87,12 @@ async def test_counts_flush_on_their_own_after_the_interval(
     await client.get(ME, headers=headers)
     assert await metering.calls(user_id) == before  # held in memory
     clock.advance(int(runtime.settings.api_usage_flush_s * 1000))
-    await client.get(ME, headers=headers)  # this request's check flushes both
-    assert await metering.calls(user_id) == before + 2
+    await client.get(ME, headers=headers)  # this request's check starts a flush of both, in the background
+
+    async def flushed() -> bool:
+        return await metering.calls(user_id) == before + 2
+
+    await eventually(flushed, what="the background flush")
 
 
 async def test_the_excess_is_reported_in_batches_each_call_once(
@@ -210,3 +214,12 @@ async def test_the_metered_price_joins_each_subscription_and_events_go_to_the_co
     runtime.settings.stripe_meter_event_name = "api_requests"  # the operator fixes the setting
     assert await metering.report() == 1  # the kept report goes out under it
     assert [(e["event_name"], e["payload"]["value"]) for e in stripe_fake.meter_events] == [("api_requests", "5")]
+
+
+def test_month_bounds() -> None:
+    from marketpulse.payments.core import period_bounds
+
+    start, end = period_bounds(1_760_126_400_000)  # 2025-10-10
+    assert (usage_period(start), usage_period(start - 1), usage_period(end), usage_period(end - 1)) == (
+        "2025-10", "2025-09", "2025-11", "2025-10")
+    assert period_bounds(1_765_000_000_000)[1] == 1_767_225_600_000  # December ends at 2026-01-01

@@ -252,6 +252,16 @@ def usage_period(now_ms: int) -> str:
     return datetime.fromtimestamp(now_ms / 1000, UTC).strftime("%Y-%m")
 
 
+def period_bounds(now_ms: int) -> tuple[int, int]:
+    """The first millisecond of `now_ms`'s month and of the next (UTC)."""
+    from datetime import UTC, datetime
+
+    now = datetime.fromtimestamp(now_ms / 1000, UTC)
+    start = datetime(now.year, now.month, 1, tzinfo=UTC)
+    end = datetime(now.year + now.month // 12, now.month % 12 + 1, 1, tzinfo=UTC)
+    return int(start.timestamp() * 1000), int(end.timestamp() * 1000)
+
+
 def previous_period(now_ms: int) -> str:
     """The month before `now_ms`'s."""
     from datetime import UTC, datetime

@@ -43,6 +43,7 @@ log = structlog.get_logger(__name__)
 
 METER_LEASE = "api-metering"
 BATCH = 500  # reports prepared (and sent) per step; the rest wait for the next
+FLUSH_ROWS = 500  # users' counts per upsert statement
 METERED_CACHE_MS = 30_000  # how long "is this user metered" is remembered per API process
 
 
@@ -54,17 +55,31 @@ class ApiMetering:
         self._last_flush_ms = clock.now_ms()
         self._flushing = asyncio.Lock()
         self._metered: dict[str, tuple[bool, int]] = {}
+        self._flush_task: asyncio.Task[None] | None = None
+        self._month: tuple[int, int, str] = (0, 0, "")  # [start, end) of the month counted in, and its name
 
     # --- counting (every API process) ---
 
     def count(self, owner_id: str, calls: int = 1) -> None:
-        self._pending[(owner_id, core.usage_period(self.clock.now_ms()))] += calls
+        """One API call (on every counted request: the month is worked out once per month, not per call)."""
+        now = self.clock.now_ms()
+        if not self._month[0] <= now < self._month[1]:
+            self._month = (*core.period_bounds(now), core.usage_period(now))
+        self._pending[(owner_id, self._month[2])] += calls
 
-    async def maybe_flush(self) -> None:
-        """Flush when the last flush is older than `PULSE_API_USAGE_FLUSH_S` (called on each counted request)."""
+    def maybe_flush(self) -> None:
+        """Start a flush in the background when the last one is older than `PULSE_API_USAGE_FLUSH_S` (called on
+        each counted request, which doesn't wait for it)."""
         if self.clock.now_ms() - self._last_flush_ms >= self.settings.api_usage_flush_s * 1000 and \
-                not self._flushing.locked():
+                not self._flushing.locked() and (self._flush_task is None or self._flush_task.done()):
+            self._last_flush_ms = self.clock.now_ms()
+            self._flush_task = asyncio.create_task(self._flush_logged(), name="api-usage-flush")
+
+    async def _flush_logged(self) -> None:
+        try:
             await self.flush()
+        except Exception:  # the counts stay pending for the next flush
+            log.warning("api usage flush failed; kept for the next one", exc_info=True)
 
     async def flush(self) -> int:
         """Add the calls counted here since the last flush to `api_usage`; how many calls were written."""
@@ -77,9 +92,11 @@ class ApiMetering:
                 async with self.sessions() as s:
                     dialect = s.get_bind().dialect.name
                     insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
-                    for (owner_id, period), calls in sorted(pending.items()):
-                        stmt = insert(ApiUsageRow).values(owner_id=owner_id, period=period, calls=calls,
-                                                          updated_at_ms=self._last_flush_ms)
+                    rows = [{"owner_id": owner_id, "period": period, "calls": calls,
+                             "updated_at_ms": self._last_flush_ms}
+                            for (owner_id, period), calls in sorted(pending.items())]
+                    for i in range(0, len(rows), FLUSH_ROWS):  # multi-row upserts (sorted: one lock order)
+                        stmt = insert(ApiUsageRow).values(rows[i:i + FLUSH_ROWS])
                         await s.execute(stmt.on_conflict_do_update(
                             index_elements=["owner_id", "period"],
                             set_={"calls": ApiUsageRow.calls + stmt.excluded.calls,

@@ -50,7 +50,7 @@ class RateLimitMiddleware:
             return
         if user_id is not None and scope["path"].startswith(API_PREFIX):  # an API call: counted for billing
             services.metering.count(user_id)
-            await services.metering.maybe_flush()
+            services.metering.maybe_flush()
 
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
