@@ -270,18 +270,15 @@ class Engine:
         queue = self.moving.get(tx.asset)
         chosen, status = None, "auto"
         links = self.links
-        in_key = dedupe_key(tx) if links is not None else ""
-        candidates = list(queue or ())
-        if links is not None:
+        candidates: Iterable[_Moving] = queue or ()
+        if links is not None and queue:
+            in_key = dedupe_key(tx)
             wanted = links.confirmed.get(in_key)
-            chosen = next((sent for sent in candidates if sent.key == wanted), None) if wanted else None
+            chosen = next((sent for sent in queue if sent.key == wanted), None) if wanted else None
             status = "confirmed" if chosen is not None else status
-            candidates = [sent for sent in candidates if (sent.key, in_key) not in links.undone]
-        if chosen is None:
-            for sent in candidates:
-                if tx.tx_id and sent.tx.tx_id == tx.tx_id:
-                    chosen = sent
-                    break
+            candidates = [sent for sent in queue if (sent.key, in_key) not in links.undone]
+        if chosen is None and tx.tx_id:
+            chosen = next((sent for sent in candidates if sent.tx.tx_id == tx.tx_id), None)
         if chosen is None:
             for sent in candidates:
                 fits = sent.tx.amount >= tx.amount and tx.timestamp_ms - sent.tx.timestamp_ms <= TRANSFER_WINDOW_MS
