@@ -165,6 +165,12 @@ async def test_at_390px_the_dashboard_and_paper_do_not_scroll_sideways(browser: 
     await page.goto(site + "/paper")
     await expect(page.locator("#order-form")).to_be_visible()
     await assert_no_sideways_scroll(page)
+    # every other page: the page itself never scrolls sideways (a comparison matrix scrolls inside its card)
+    for path in ["/alerts", "/signals", "/backtests", "/portfolio", "/tax", "/pricing", "/settings", "/docs"]:
+        await page.goto(site + path)
+        await page.wait_for_load_state("networkidle")
+        width = await page.evaluate("document.documentElement.scrollWidth")
+        assert width <= PHONE["width"], (path, width)
     assert errors == []
 
 

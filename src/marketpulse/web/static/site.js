@@ -259,7 +259,11 @@
       });
     }
   }
+  // Every page's list tables (`table.list`) stack too, but a comparison matrix (`.compare`, `.matrix`).
   function stackTables() {
+    for (const table of document.querySelectorAll("table.list:not(.compare):not(.matrix)")) {
+      if (table.tHead) table.classList.add("stack-narrow");
+    }
     for (const table of document.querySelectorAll("table.stack-narrow")) {
       labelRows(table);
       if (table.tBodies[0]) new MutationObserver(() => labelRows(table)).observe(table.tBodies[0], { childList: true });
