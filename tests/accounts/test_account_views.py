@@ -101,7 +101,7 @@ async def test_sessions_list_marks_this_one_and_signing_another_out_ends_it(clie
     ended = await client.delete(f"{SESSIONS}/{phone_id}", headers=bearer(laptop))
     assert ended.status_code == 204
     assert (await client.get("/api/v1/auth/me", headers=bearer(phone))).status_code == 401
-    assert [r["current"] for r in (await client.get(SESSIONS, headers=bearer(laptop))).json()] == [True]
+    assert [r["current"] for r in (await client.get(SESSIONS, headers=bearer(laptop))).json()["data"]] == [True]
     assert (await client.delete(f"{SESSIONS}/{phone_id}", headers=bearer(laptop))).status_code == 404
 
 
@@ -109,7 +109,7 @@ async def test_another_users_session_is_a_404_and_stays_signed_in(client: httpx.
     await signup_verified(client, sink, "a@example.com")
     await signup_verified(client, sink, "b@example.com")
     a, b = await signin(client, "a@example.com"), await signin(client, "b@example.com")
-    b_session = (await client.get(SESSIONS, headers=bearer(b))).json()[0]["id"]
+    b_session = (await client.get(SESSIONS, headers=bearer(b))).json()["data"][0]["id"]
     assert (await client.delete(f"{SESSIONS}/{b_session}", headers=bearer(a))).status_code == 404
     assert (await client.get("/api/v1/auth/me", headers=bearer(b))).status_code == 200
     assert b_session not in {r["id"] for r in (await client.get(SESSIONS, headers=bearer(a))).json()}

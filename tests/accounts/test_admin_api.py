@@ -22,7 +22,7 @@ DAY = 86_400_000
 async def _audit(client: httpx.AsyncClient, admin: str, **params: Any) -> list[dict[str, Any]]:
     resp = await client.get("/api/v1/admin/audit-log", params=params, headers={"Authorization": admin})
     assert resp.status_code == 200, resp.text
-    return list(resp.json()["entries"])
+    return list(resp.json()["data"])
 
 
 async def test_admin_routes_refuse_everyone_but_admins(client: httpx.AsyncClient, sink: Sink) -> None:
@@ -53,7 +53,7 @@ async def test_users_are_listed_with_search_filters_and_paging(client: httpx.Asy
     async def users(**params: Any) -> tuple[list[str], int]:
         resp = await client.get("/api/v1/admin/users", params=params, headers={"Authorization": admin})
         assert resp.status_code == 200, resp.text
-        return [u["email"] for u in resp.json()["users"]], resp.json()["total"]
+        return [u["email"] for u in resp.json()["data"]], resp.json()["total"]
 
     assert await users(q="DESK") == (["trader3@Desk.example", "trader2@Desk.example", "trader1@Desk.example",
                                       "trader0@Desk.example"], 4)

@@ -36,7 +36,7 @@ async def test_a_key_is_shown_once_stored_hashed_and_acts_for_its_user(
     key = created["key"]
     assert key.startswith(created["prefix"] + "_") and created["prefix"].startswith("mpk_")
     assert created["scopes"] == ["read", "trade"] and created["last_used_at_ms"] is None
-    listed = (await client.get("/api/v1/account/api-keys", headers=session)).json()
+    listed = (await client.get("/api/v1/account/api-keys", headers=session)).json()["data"]
     assert listed == [{k: v for k, v in created.items() if k != "key"}]
     async with runtime.sessions() as s:
         stored = (await s.execute(select(ApiKeyRow))).scalar_one()
@@ -45,9 +45,9 @@ async def test_a_key_is_shown_once_stored_hashed_and_acts_for_its_user(
     clock.advance(5_000)
     started = await client.post("/api/v1/backtests", json=ETH_WEEK, headers=key_header(key))
     assert started.status_code == 202
-    jobs = (await client.get("/api/v1/backtests", headers=session)).json()
+    jobs = (await client.get("/api/v1/backtests", headers=session)).json()["data"]
     assert [j["id"] for j in jobs] == [started.json()["id"]]  # the key's job is its user's
-    listed = (await client.get("/api/v1/account/api-keys", headers=session)).json()
+    listed = (await client.get("/api/v1/account/api-keys", headers=session)).json()["data"]
     assert listed[0]["last_used_at_ms"] == clock.now_ms()
 
 
@@ -60,7 +60,7 @@ async def test_scopes_decide_what_a_key_may_do(client: httpx.AsyncClient, sink: 
     refused = await client.post("/api/v1/backtests", json=ETH_WEEK, headers=read_only)
     assert refused.status_code == 403 and refused.json()["detail"]["scope"] == "trade"
     assert (await client.get("/api/v1/backtests", headers=alerts_only)).status_code == 403
-    assert (await client.get("/api/v1/backtests", headers=session)).json() == []  # nothing was started
+    assert (await client.get("/api/v1/backtests", headers=session)).json()["data"] == []  # nothing was started
 
 
 async def test_a_key_cannot_do_what_needs_a_session(client: httpx.AsyncClient, sink: Sink,
@@ -89,8 +89,8 @@ async def test_revoked_keys_and_suspended_users_stop_at_once(client: httpx.Async
     session = bearer(await signin(client, "owner@example.com"))
     other = bearer(await signin(client, "other@example.com"))
     key = await new_key(client, session, "read")
-    key_id = (await client.get("/api/v1/account/api-keys", headers=session)).json()[0]["id"]
-    assert (await client.get("/api/v1/account/api-keys", headers=other)).json() == []
+    key_id = (await client.get("/api/v1/account/api-keys", headers=session)).json()["data"][0]["id"]
+    assert (await client.get("/api/v1/account/api-keys", headers=other)).json()["data"] == []
     assert (await client.delete(f"/api/v1/account/api-keys/{key_id}", headers=other)).status_code == 404
 
     async with runtime.sessions() as s:

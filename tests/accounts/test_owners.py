@@ -29,11 +29,11 @@ async def test_a_users_backtest_is_theirs_alone(client: httpx.AsyncClient, sink:
     assert (await client.get(f"/api/v1/backtests/{job}", headers=alice)).json()["status"] == "done"
     assert (await client.get(f"/api/v1/backtests/{job}", headers=bob)).status_code == 404
     assert (await client.get(f"/api/v1/backtests/{job}/report", headers=bob)).status_code == 404
-    assert (await client.get("/api/v1/backtests", headers=bob)).json() == []
+    assert (await client.get("/api/v1/backtests", headers=bob)).json()["data"] == []
     for path in (f"/api/v1/backtests/{job}", f"/api/v1/backtests/{job}/report", "/api/v1/backtests"):
         anonymous = await client.get(path)  # no shared default owner any more: sign in first
         assert anonymous.status_code == 401 and anonymous.headers["WWW-Authenticate"] == "Bearer"
-    assert [j["id"] for j in (await client.get("/api/v1/backtests", headers=alice)).json()] == [job]
+    assert [j["id"] for j in (await client.get("/api/v1/backtests", headers=alice)).json()["data"]] == [job]
 
 
 async def test_a_bad_token_is_refused_not_taken_for_anonymous(client: httpx.AsyncClient, runtime: Runtime) -> None:

@@ -69,7 +69,7 @@ async def test_register_list_and_delete_a_passkey(client: httpx.AsyncClient, sin
     session, device, passkey = await registered(client, sink, "pk@example.com")
     assert passkey["name"] == "laptop" and passkey["transports"] == ["internal"]
     listed = await client.get("/api/v1/account/passkeys", headers=session)
-    assert [p["id"] for p in listed.json()] == [passkey["id"]]
+    assert [p["id"] for p in listed.json()["data"]] == [passkey["id"]]
     assert (await client.get("/api/v1/auth/me", headers=session)).json()["passkeys"] == 1
 
     again = (await client.post("/api/v1/account/passkeys/register/options", headers=session)).json()
@@ -78,7 +78,7 @@ async def test_register_list_and_delete_a_passkey(client: httpx.AsyncClient, sin
 
     gone = await client.delete(f"/api/v1/account/passkeys/{passkey['id']}", headers=session)
     assert gone.status_code == 204
-    assert (await client.get("/api/v1/account/passkeys", headers=session)).json() == []
+    assert (await client.get("/api/v1/account/passkeys", headers=session)).json()["data"] == []
     assert (await client.delete(f"/api/v1/account/passkeys/{passkey['id']}", headers=session)).status_code == 404
 
 

@@ -12,7 +12,7 @@ from marketpulse.trading.risk import PLAN_MAX_CONCURRENT_POSITIONS, Plan
 async def test_the_api_serves_every_plan_with_every_limit(client: httpx.AsyncClient) -> None:
     resp = await client.get("/api/v1/plans")
     assert resp.status_code == 200
-    plans = {p["name"]: p for p in resp.json()["plans"]}
+    plans = {p["name"]: p for p in resp.json()["data"]}
     assert list(plans) == ["free", "pro", "elite", "enterprise"]
     free, pro, elite, enterprise = (plans[n] for n in ("free", "pro", "elite", "enterprise"))
     assert [p["symbols_in_table"] for p in plans.values()] == [50, 100, None, None]

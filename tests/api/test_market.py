@@ -47,7 +47,9 @@ async def test_table_defaults_to_volume_descending(client: httpx.AsyncClient, ta
     assert body["asOf"] == T0
     assert body["data"][0] == {"symbol": "BTCUSDT", "time": T0, "price": 60_000.5, "changePct24h": 2.31,
                                "quoteVolume24h": 12.7e9, "fundingRate": 0.0001, "openInterestUsd": None,
-                               "pricePrecision": 1}
+                               "pricePrecision": 1, "liquidations1h": 0.0, "liquidations4h": 0.0,
+                               "liquidations24h": 0.0}
+    assert body["next"] is None  # the one list envelope: {data, next}
 
 
 async def test_sort_order_and_filter(client: httpx.AsyncClient, table: None) -> None:
@@ -101,15 +103,19 @@ async def test_history_serves_stored_candles_oldest_first(client: httpx.AsyncCli
 
     body = (await client.get("/api/v1/market/history/btc_usdt", params={"interval": "1h"})).json()
     assert body["symbol"] == "BTCUSDT" and body["interval"] == "1h"
-    assert [c["openTime"] for c in body["candles"]] == [T0 + i * HOUR for i in range(5)]
-    assert body["candles"][0] == {"openTime": T0, "open": 100, "high": 110, "low": 90, "close": 105,
+    assert [c["openTime"] for c in body["data"]] == [T0 + i * HOUR for i in range(5)]
+    assert body["next"] is None
+    assert body["data"][0] == {"openTime": T0, "open": 100, "high": 110, "low": 90, "close": 105,
                                   "volume": 10.0, "quoteVolume": 1_000.0, "closed": True}
 
     newest = (await client.get("/api/v1/market/history/BTCUSDT", params={"interval": "1h", "limit": 2})).json()
-    assert [c["openTime"] for c in newest["candles"]] == [T0 + 3 * HOUR, T0 + 4 * HOUR]
+    assert [c["openTime"] for c in newest["data"]] == [T0 + 3 * HOUR, T0 + 4 * HOUR]
 
-    empty = (await client.get("/api/v1/market/history/ETHUSDT", params={"interval": "1h"})).json()
-    assert empty["candles"] == []
+    # a known symbol with nothing in the window: an empty page; a symbol nobody knows: 404, as /symbol says
+    empty = (await client.get("/api/v1/market/history/BTCUSDT", params={"interval": "1h", "end": T0})).json()
+    assert empty["data"] == []
+    unknown = await client.get("/api/v1/market/history/FOOUSDT", params={"interval": "1h"})
+    assert unknown.status_code == 404 and "FOOUSDT" in unknown.json()["detail"]
 
 
 @pytest.mark.parametrize("interval", ["1M", "fortnight", "0m"])

@@ -81,7 +81,7 @@ async def test_a_job_runs_the_engine_on_the_sample_and_serves_its_report(
     report = await client.get(job["report_url"])
     assert report.status_code == 200 and report.headers["content-type"].startswith("text/html")
     assert "ema_cross" in report.text
-    listed = (await client.get("/api/v1/backtests")).json()
+    listed = (await client.get("/api/v1/backtests")).json()["data"]
     assert [j["id"] for j in listed] == [job["id"]] and "trades" not in listed[0]["result"]
 
 
@@ -145,7 +145,7 @@ async def test_bad_requests_answer_422_naming_the_field(
 ) -> None:
     body = {**ETH_WEEK, **change}
     assert set(field_errors(await client.post("/api/v1/backtests", json=body))) == fields
-    assert (await client.get("/api/v1/backtests")).json() == []  # nothing stored
+    assert (await client.get("/api/v1/backtests")).json()["data"] == []  # nothing stored
 
 
 async def test_another_owners_job_is_404(client: httpx.AsyncClient, runtime: Runtime) -> None:
@@ -153,7 +153,7 @@ async def test_another_owners_job_is_404(client: httpx.AsyncClient, runtime: Run
     await authorize(client, runtime)  # from now on another user
     assert (await client.get(f"/api/v1/backtests/{job['id']}")).status_code == 404
     assert (await client.get(f"/api/v1/backtests/{job['id']}/report")).status_code == 404
-    assert (await client.get("/api/v1/backtests")).json() == []
+    assert (await client.get("/api/v1/backtests")).json()["data"] == []
 
 
 async def test_free_plan_runs_three_backtests_a_day(client: httpx.AsyncClient, runtime: Runtime) -> None:

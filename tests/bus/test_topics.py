@@ -10,7 +10,7 @@ import pytest
 from marketpulse.bus import topics
 from marketpulse.bus.topics import UndecodableMessage
 from marketpulse.detection.models import VolumeAlert
-from marketpulse.marketdata.models import Candle, MarketRow
+from marketpulse.marketdata.models import Candle, Liquidation, MarketRow
 
 T0 = 1_760_126_400_000
 ROW = MarketRow("BTCUSDT", T0, 60_000.0, 1.5, 1e10, funding_rate=0.0001, open_interest_usd=8e9, price_precision=1)
@@ -18,6 +18,7 @@ SAMPLES: dict[str, Any] = {
     "market.tickers": topics.TickersEvent(T0, [ROW]),
     "market.candles": topics.CandlesEvent([Candle("BTCUSDT", "1m", T0, 1.0, 2.0, 0.5, 1.5, 10.0, 15.0)]),
     "market.open_interest": topics.OpenInterestEvent(T0, {"BTCUSDT": 8e9}),
+    "market.liquidations": topics.LiquidationsEvent([Liquidation("BTCUSDT", "long", 60_000.0, 0.5, 30_000.0, T0)]),
     "alerts.volume": VolumeAlert(symbol="BTCUSDT", asset="BTC", current_volume=12e6, previous_volume=3e6,
                                  volume_ratio=4.0, price=60_000.0, funding_rate=None, candle_direction="bullish",
                                  alert_type="SPIKE", message="BTCUSDT volume spike 4.00x", timestamp=T0 + 300_000,
@@ -75,3 +76,12 @@ def test_a_batch_that_cannot_be_decoded_names_why(raw: bytes, kind: str) -> None
     with pytest.raises(UndecodableMessage) as err:
         topics.MARKET_CANDLES.decode(raw)
     assert err.value.kind == kind
+
+
+def test_a_bad_liquidation_is_dropped_and_the_rest_kept() -> None:
+    good = {"symbol": "BTCUSDT", "side": "long", "price": 60_000.0, "quantity": 0.5, "usd": 30_000.0, "time": T0}
+    raw = msgspec.json.encode({"liquidations": [good, {**good, "side": "sideways"}, {**good, "price": -1.0},
+                                                {**good, "quantity": "x"}]})
+    decoded = topics.MARKET_LIQUIDATIONS.decode(raw)
+    assert [liq.side for liq in decoded.payload.liquidations] == ["long"]
+    assert decoded.rejected == 3

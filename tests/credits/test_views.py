@@ -44,7 +44,7 @@ async def test_admins_grant_and_adjust_users_see_balance_and_history(client: htt
     admin_id, admin = await session_of(runtime, "root@example.com", Role.ADMIN)
     user_id, user = await session_of(runtime, "user@example.com")
     empty = await client.get("/api/v1/account/credits", headers=user)
-    assert empty.status_code == 200 and empty.json()["balance"] == 0 and empty.json()["entries"] == []
+    assert empty.status_code == 200 and empty.json()["balance"] == 0 and empty.json()["data"] == []
     granted = await client.post(f"/api/v1/admin/users/{user_id}/credits", headers=admin,
                                 json={"amount": 50, "kind": "grant", "reason": "beta tester"})
     assert granted.status_code == 201, granted.text
@@ -57,7 +57,7 @@ async def test_admins_grant_and_adjust_users_see_balance_and_history(client: htt
     assert too_far.status_code == 422 and too_far.json()["detail"][0]["loc"] == ["body", "amount"]
     mine = (await client.get("/api/v1/account/credits?limit=1", headers=user)).json()
     assert mine["balance"] == 30 and mine["total"] == 2
-    assert [(e["kind"], e["amount"], e["balance_after"]) for e in mine["entries"]] == [("adjustment", -20, 30)]
+    assert [(e["kind"], e["amount"], e["balance_after"]) for e in mine["data"]] == [("adjustment", -20, 30)]
     entries, _ = await runtime.services.accounts.audit.search(AuditQuery(target_id=user_id))
     assert [(e.action, e.actor_id, e.new_values["balance"] if e.new_values else None) for e in entries] == [
         ("admin.credits_adjusted", admin_id, 30), ("admin.credits_granted", admin_id, 50)]

@@ -60,7 +60,7 @@ async def test_a_webhook_destination_is_verified_by_the_code_it_was_sent(
     assert wrong.status_code == 422 and wrong.json()["detail"][0]["loc"][-1] == "code"
     ok = await client.post(f"/api/v1/account/destinations/{created['id']}/verify", headers=alice, json={"code": code})
     assert ok.status_code == 200 and ok.json()["state"] == "verified"
-    listed = (await client.get("/api/v1/account/destinations", headers=alice)).json()["destinations"]
+    listed = (await client.get("/api/v1/account/destinations", headers=alice)).json()["data"]
     assert [(d["id"], d["state"], d["signing_secret"]) for d in listed] == [(created["id"], "verified", None)]
 
 
@@ -75,8 +75,8 @@ async def test_another_users_destination_is_404_and_stays(
                                ("DELETE", f"/api/v1/account/destinations/{created['id']}", None)]:
         resp = await client.request(method, path, headers=bob, json=body)
         assert resp.status_code == 404, resp.text
-    assert (await client.get("/api/v1/account/destinations", headers=bob)).json()["destinations"] == []
-    assert len((await client.get("/api/v1/account/destinations", headers=alice)).json()["destinations"]) == 1
+    assert (await client.get("/api/v1/account/destinations", headers=bob)).json()["data"] == []
+    assert len((await client.get("/api/v1/account/destinations", headers=alice)).json()["data"]) == 1
     gone = await client.delete(f"/api/v1/account/destinations/{created['id']}", headers=alice)
     assert gone.status_code == 204
 
@@ -128,7 +128,7 @@ async def test_history_lists_the_users_notifications_and_admins_retry_dead_ones(
     d = dispatcher(runtime)
     await d.run_once()
     history = (await client.get("/api/v1/account/notifications", headers=alice)).json()
-    [item] = history["notifications"]
+    [item] = history["data"]
     assert (item["status"], item["attempts"], item["channel"], item["credits_charged"]) == ("dead", 1, "webhook", 0)
     assert item["error"].startswith("webhook: HTTP 404")
     assert (await client.post(f"/api/v1/admin/notifications/{item['id']}/retry", headers=alice)).status_code == 403
@@ -136,7 +136,7 @@ async def test_history_lists_the_users_notifications_and_admins_retry_dead_ones(
 
     client._transport.app.include_router(admin_views.router)  # type: ignore[attr-defined]
     dead = (await client.get("/api/v1/admin/notifications?status=dead", headers=admin)).json()
-    assert [n["id"] for n in dead["notifications"]] == [item["id"]]
+    assert [n["id"] for n in dead["data"]] == [item["id"]]
     retried = await client.post(f"/api/v1/admin/notifications/{item['id']}/retry", headers=admin)
     assert retried.status_code == 200 and retried.json()["status"] == "queued"
     await d.run_once()
@@ -166,11 +166,11 @@ async def test_the_notification_centre_counts_unread_in_app_ones_and_marks_them_
 
     centre = (await client.get("/api/v1/account/notifications?channel=in_app", headers=alice)).json()
     assert centre["total"] == 3 and centre["unread"] == 3  # the webhook copies aren't the bell's
-    assert {n["channel"] for n in centre["notifications"]} == {"in_app"}
-    assert [n["title"] for n in centre["notifications"]] == ["alert e3", "alert e2", "alert e1"]  # newest first
-    ids = [n["id"] for n in centre["notifications"]]
+    assert {n["channel"] for n in centre["data"]} == {"in_app"}
+    assert [n["title"] for n in centre["data"]] == ["alert e3", "alert e2", "alert e1"]  # newest first
+    ids = [n["id"] for n in centre["data"]]
     bobs = (await client.get("/api/v1/account/notifications?channel=in_app", headers=bob)).json()
-    bob_note = bobs["notifications"][0]["id"]
+    bob_note = bobs["data"][0]["id"]
 
     # Bob's id in Alice's request: 404, and none of hers is marked either
     mixed = await client.post("/api/v1/account/notifications/read", headers=alice, json={"ids": [ids[0], bob_note]})
@@ -180,8 +180,8 @@ async def test_the_notification_centre_counts_unread_in_app_ones_and_marks_them_
     again = await client.post("/api/v1/account/notifications/read", headers=alice, json={"ids": [ids[0]]})
     assert again.json() == {"marked": 0}  # already read
     after = (await client.get("/api/v1/account/notifications?channel=in_app&unread=true", headers=alice)).json()
-    assert after["unread"] == 2 and [n["id"] for n in after["notifications"]] == ids[1:]
-    assert after["notifications"][0]["read_at_ms"] is None
+    assert after["unread"] == 2 and [n["id"] for n in after["data"]] == ids[1:]
+    assert after["data"][0]["read_at_ms"] is None
 
     everything = await client.post("/api/v1/account/notifications/read", headers=alice, json={"all": True})
     assert everything.json() == {"marked": 2}

@@ -326,3 +326,13 @@ def minute_klines(start_ms: int, closes: Iterable[float], quote_volume: float = 
                               close, quote_volume / close, quote_volume))
         prev = close
     return rows
+
+
+def force_order_payload(
+    symbol: str, event_time: int, *, side: str, price: float, quantity: float, average_price: float | None = None,
+) -> dict[str, Any]:
+    """One `!forceOrder@arr` element: Binance's liquidation snapshot (`side` SELL liquidates a long)."""
+    avg = price if average_price is None else average_price
+    return {"e": "forceOrder", "E": event_time + 2, "o": {
+        "s": symbol, "S": side, "o": "LIMIT", "f": "IOC", "q": f"{quantity}", "p": f"{price}", "ap": f"{avg}",
+        "X": "FILLED", "l": f"{quantity}", "z": f"{quantity}", "T": event_time}}

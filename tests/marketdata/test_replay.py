@@ -141,7 +141,8 @@ async def test_run_publishes_closed_candles_ticks_and_open_interest_in_order(tap
     # at a 5-minute mark: candles of the minute that closed, then OI, then the tickers of that instant
     mark = DEMO_START + 5 * MINUTE
     order = [(topic, data.get("asOf", data.get("time"))) for _, topic, data in live
-             if topic != topics.MARKET_CANDLES or data["candles"][0]["open_time"] == mark - MINUTE]
+             if topic != topics.MARKET_LIQUIDATIONS
+             and (topic != topics.MARKET_CANDLES or data["candles"][0]["open_time"] == mark - MINUTE)]
     i = order.index((topics.MARKET_CANDLES, None))
     assert order[i + 1] == (topics.MARKET_OPEN_INTEREST, mark) and order[i + 2] == (topics.MARKET_TICKERS, mark)
 
@@ -269,3 +270,39 @@ def test_source_defaults_to_a_scaled_clock_at_the_replay_speed(tape: ReplayTape)
     source = ReplaySource(settings(replay_speed=120), tape=tape)
     assert isinstance(source.clock, ScaledClock) and source.clock.speed == 120
     assert source.start_ms == DEMO_START and source.clock.now_ms() >= DEMO_START  # market time starts there
+
+
+def test_the_replay_synthesizes_liquidations_from_its_candles(tape: ReplayTape) -> None:
+    """Longs are liquidated on sharp drops, shorts on sharp rises, sized by volume; each minute's come right after
+    its candles, inside that minute, along its move; quiet minutes have none; the cascade hour has the most."""
+    player = ReplayPlayer(tape)
+    events = plain(player.start(CASCADE_HOUR_MS + 59 * MINUTE))  # 20:00-21:58 closed: calm, then the cascade
+    usd_by_hour: dict[int, float] = defaultdict(float)
+    candles_of: dict[int, dict[str, dict[str, Any]]] = {}
+    last_candles: dict[str, dict[str, Any]] = {}
+    seen = 0
+    for topic, data in events:
+        if topic == topics.MARKET_CANDLES:
+            last_candles = {c["symbol"]: c for c in data["candles"]}
+            candles_of[data["candles"][0]["open_time"]] = last_candles
+        if topic != topics.MARKET_LIQUIDATIONS:
+            continue
+        for liq in data["liquidations"]:
+            seen += 1
+            candle = last_candles[liq["symbol"]]  # published right after the candles of its minute
+            assert candle["open_time"] <= liq["time"] < candle["open_time"] + MINUTE
+            assert candle["low"] <= liq["price"] <= candle["high"]
+            falling = candle["close"] < candle["open"]
+            assert liq["side"] == ("long" if falling else "short")
+            assert liq["usd"] == pytest.approx(liq["price"] * liq["quantity"], abs=0.006)  # in cents
+            assert 0 < liq["usd"] <= candle["quote_volume"]
+            usd_by_hour[liq["time"] // HOUR * HOUR] += liq["usd"]
+    assert seen > 100
+    assert usd_by_hour[CASCADE_HOUR_MS] > 5 * usd_by_hour[CASCADE_HOUR_MS - HOUR]
+    cascade = [liq for topic, data in events if topic == topics.MARKET_LIQUIDATIONS for liq in data["liquidations"]
+               if liq["time"] >= CASCADE_HOUR_MS]
+    assert sum(liq["usd"] for liq in cascade if liq["side"] == "long") > 2 * sum(
+        liq["usd"] for liq in cascade if liq["side"] == "short")  # a crash liquidates longs above all
+    again = plain(ReplayPlayer(tape).start(CASCADE_HOUR_MS + 59 * MINUTE))
+    assert [d for t, d in again if t == topics.MARKET_LIQUIDATIONS] == [
+        d for t, d in events if t == topics.MARKET_LIQUIDATIONS]  # deterministic

@@ -145,3 +145,35 @@ def test_derivatives_funding_around_a_basis_point_and_oi_follows_price() -> None
     assert 1 < float(np.median(usd)) / hourly_quote < 100
     continued = synthesize_derivatives(frame, seed=9, start_funding=0.0005, start_contracts=42.0)
     assert continued.open_interest_contracts[0] == pytest.approx(42.0, rel=0.05)
+
+
+def test_minutes_move_between_the_extremes_instead_of_resting_on_them(sample_hours: list[Candle]) -> None:
+    """The issue's ETHUSDT 02:05-02:13: open = low = close in six of nine minutes, so every order filled at that one
+    price. A minute now sits flat on an extreme only at a turn of the path, rarely elsewhere."""
+    flat_on_extreme = minutes = 0
+    for hour in sample_hours:
+        if hour.high - hour.low < 1e-9 * hour.high:
+            continue  # a flat hour has nowhere else to be
+        bars = synthesize_minutes(hour, seed=7, precision=8)
+        for m in bars.candles():
+            minutes += 1
+            on_low = m.open == m.close == m.low == hour.low
+            on_high = m.open == m.close == m.high == hour.high
+            flat_on_extreme += on_low or on_high
+        distinct = len(set(bars.close.tolist()))
+        if (hour.high - hour.low) * 1e8 >= 1000:  # room for many prices at the 8 decimals asked for
+            assert distinct >= 30, (hour, distinct)  # the path moves: most minutes close at a price of their own
+    assert minutes > 50_000
+    assert flat_on_extreme / minutes < 0.01
+
+
+def test_volume_follows_the_path(sample_hours: list[Candle]) -> None:
+    """The minutes that move the most trade more than the quiet ones (on average over many hours)."""
+    busy, quiet = [], []
+    for hour in sample_hours[:300]:
+        bars = synthesize_minutes(hour, seed=7)
+        moves = np.abs(bars.close - bars.open)
+        order = np.argsort(moves)
+        quiet.append(float(np.mean(bars.volume[order[:15]])))
+        busy.append(float(np.mean(bars.volume[order[-15:]])))
+    assert np.mean(busy) > 2 * np.mean(quiet)

@@ -108,13 +108,13 @@ async def test_an_invoice_names_address_unique_amount_chain_and_expiry(
         assert 100_000_000 < int(inv["amount_units"]) < 100_010_000
         assert inv["amount"] == f"{int(inv['amount_units']) / 1e6:.6f}"
     assert first["amount_units"] != second["amount_units"]
-    listed = (await client.get("/api/v1/payments/usdt/invoices", headers=who.headers)).json()["invoices"]
+    listed = (await client.get("/api/v1/payments/usdt/invoices", headers=who.headers)).json()["data"]
     assert {i["id"] for i in listed} == {first["id"], second["id"]}
     clock.advance(TTL_S * 1000 + 1)  # unpaid past its expiry: shown expired (a late payment may still come)
     again = await session_for(runtime, who.user_id)  # the first access token has expired meanwhile
-    listed = (await client.get("/api/v1/payments/usdt/invoices", headers=again.headers)).json()["invoices"]
+    listed = (await client.get("/api/v1/payments/usdt/invoices", headers=again.headers)).json()["data"]
     assert [i["status"] for i in listed] == ["expired", "expired"]
-    chains = (await client.get("/api/v1/payments/usdt/chains")).json()
+    chains = (await client.get("/api/v1/payments/usdt/chains")).json()["data"]
     assert chains == [{"name": "local", "chain_id": 31337, "token": chain.token,
                        "receiving_address": chain.receiving, "confirmations": CONFIRMATIONS}]
 
@@ -154,7 +154,7 @@ async def test_a_pack_paid_by_hash_waits_for_confirmations_then_grants_once_and_
     assert await balance(client, who) == start + 100
     assert (await submit(client, who, inv["id"], tx)).json()["status"] == "paid"
     assert await balance(client, who) == start + 100  # never twice
-    ledger = (await client.get("/api/v1/account/credits", headers=who.headers)).json()["entries"]
+    ledger = (await client.get("/api/v1/account/credits", headers=who.headers)).json()["data"]
     assert [(e["kind"], e["amount"]) for e in ledger][0] == ("purchase", 100)
     replay = await invoice(client, who, credit_pack="credits_100")
     r = await submit(client, who, replay["id"], tx)  # a replayed hash pays no second invoice

@@ -65,7 +65,7 @@ async def test_a_failed_renewal_keeps_the_plan_through_the_grace_period_then_dro
 
     admin = await signed_in_admin(client, runtime)
     log = (await client.get("/api/v1/admin/audit-log", params={"target_id": user_id, "action": "payments."},
-                            headers={"Authorization": admin})).json()["entries"]
+                            headers={"Authorization": admin})).json()["data"]
     assert [(e["action"], e["new_values"]["plan"]) for e in reversed(log)] == [
         ("payments.plan_changed", "elite"), ("payments.grace_expired", "free"), ("payments.plan_changed", "elite")]
 

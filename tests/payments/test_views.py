@@ -76,7 +76,7 @@ async def test_upgrading_to_pro_by_card_changes_the_plan_at_once_and_tells_live_
 
     admin = await signed_in_admin(client, runtime)
     log = (await client.get("/api/v1/admin/audit-log", params={"action": "payments.plan_changed"},
-                            headers={"Authorization": admin})).json()["entries"]
+                            headers={"Authorization": admin})).json()["data"]
     assert [(e["target_id"], e["old_values"], e["new_values"]["plan"], e["actor_id"]) for e in log] == [
         (user_id, {"plan": "free"}, "pro", None)]
 
@@ -122,7 +122,7 @@ async def test_a_credit_pack_adds_credits_once_and_a_refund_takes_them_back_or_s
     assert (view["credit_balance"], view["credit_debt"]) == (0, 300)
     assert view["purchases"] == [{"pack": "credits_1000", "credits": 1000, "taken_back": 1000,
                                   "created_at_ms": view["purchases"][0]["created_at_ms"]}]
-    ledger = (await client.get("/api/v1/account/credits", headers=headers)).json()["entries"]
+    ledger = (await client.get("/api/v1/account/credits", headers=headers)).json()["data"]
     assert [(e["kind"], e["amount"]) for e in ledger] == [
         ("adjustment", -200), ("adjustment", -500), ("usage", -300), ("purchase", 1000)]
 
@@ -222,7 +222,7 @@ async def test_events_for_unknown_customers_are_kept_for_admins(client: httpx.As
     found = (await client.get("/api/v1/admin/payments/events", params={"outcome": "unknown_customer"},
                               headers={"Authorization": admin})).json()
     assert found["total"] == 1
-    [kept] = found["events"]
+    [kept] = found["data"]
     assert (kept["event_id"], kept["customer_id"], kept["owner_id"]) == (event["id"], "cus_stranger", None)
     assert kept["payload"] == event
     _, user = await user_headers(client, sink, "nosy@example.com")
@@ -249,7 +249,7 @@ async def test_checkout_refusals_name_the_field(client: httpx.AsyncClient, sink:
 
     products = (await client.get("/api/v1/payments/products")).json()
     assert products["card_payments"] is True
-    assert [(p["name"], p["price_usd"], p["available"]) for p in products["products"]] == [
+    assert [(p["name"], p["price_usd"], p["available"]) for p in products["data"]] == [
         ("pro", 29.0, True), ("elite", 99.0, True), ("credits_100", 10.0, True), ("credits_1000", 100.0, True)]
 
 
@@ -288,7 +288,7 @@ async def test_an_admin_refunds_a_credit_pack_at_stripe_and_the_credits_leave(
         "payment_intent": stripe_fake.sessions[session_id]["payment_intent"]}
     assert (await billing(client, headers))["credit_balance"] == 0
     log = (await client.get("/api/v1/admin/audit-log", params={"action": "admin.payment_refunded"},
-                            headers=admin)).json()["entries"]
+                            headers=admin)).json()["data"]
     assert [(e["target_id"], e["new_values"]["refund"]) for e in log] == [(user_id, resp.json()["refund_id"])]
     again = await client.post(f"/api/v1/admin/users/{user_id}/payments/{session_id}/refund", headers=admin)
     assert again.status_code == 200 and again.json() == resp.json()  # the same refund (its idempotency key)

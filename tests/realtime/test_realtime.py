@@ -420,3 +420,27 @@ async def test_two_deployments_on_one_redis_database_do_not_hear_each_other(
             assert (await listener.next_alert())["id"] == f"from-{i}"
             await buses[i].publish(topics.ALERTS_VOLUME, {**ALERT, "id": f"end-{i}"})
             assert (await listener.next_alert())["id"] == f"end-{i}"
+
+
+async def test_liquidations_reach_every_connection_anonymous_too_and_once(sqlite_runtime: Runtime) -> None:
+    from marketpulse.bus.topics import LiquidationsEvent
+    from marketpulse.marketdata.models import Liquidation
+
+    bus = sqlite_runtime.bus
+    batch = LiquidationsEvent([Liquidation("BTCUSDT", "long", 110_000.0, 0.5, 55_000.0, T0 + 1_000)])
+    wire = {"liquidations": [{"symbol": "BTCUSDT", "side": "long", "price": 110_000.0, "quantity": 0.5,
+                              "usd": 55_000.0, "time": T0 + 1_000}]}
+    async with serving(create_app(sqlite_runtime)) as url, listening(url) as anonymous, \
+            listening(url, await token_on_plan(sqlite_runtime)) as elite:
+        got: dict[str, asyncio.Queue[Any]] = {"anonymous": asyncio.Queue(), "elite": asyncio.Queue()}
+        anonymous.client.on("liquidations", got["anonymous"].put)
+        elite.client.on("liquidations", got["elite"].put)
+        await bus.publish(topics.MARKET_LIQUIDATIONS, batch)
+        assert await asyncio.wait_for(got["anonymous"].get(), 5) == wire
+        assert await asyncio.wait_for(got["elite"].get(), 5) == wire
+    sio = RecordingSio()
+    bridge = recording_bridge(MemoryBus(), sio, FakeClock(T0))
+    message = Message("9-0", topics.MARKET_LIQUIDATIONS.name, batch, 1)
+    await bridge._on_liquidations(message)
+    await bridge._on_liquidations(replace(message, deliveries=2))
+    assert [(event, data) for event, data, _ in sio.emitted] == [("liquidations", wire)]

@@ -44,7 +44,7 @@ async def test_preview_reports_each_crossing_and_its_credits(client: httpx.Async
     assert [f["time"] for f in out["fires"]] == expected
     assert out["credits_per_fire"] == 6 and out["credits"] == 6 * len(expected)
     assert out["sources"] == {"BTCUSDT": "sample:btcusdt_spot_1m"} and out["no_data"] == []
-    assert (await client.get("/api/v1/alerts/rules", headers=auth)).json() == []  # a preview saves nothing
+    assert (await client.get("/api/v1/alerts/rules", headers=auth)).json()["data"] == []  # a preview saves nothing
 
 
 async def test_preview_refuses_every_symbol_and_says_what_it_cannot_replay(client: httpx.AsyncClient,

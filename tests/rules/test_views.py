@@ -28,7 +28,7 @@ async def test_create_read_list_replace_delete(client: httpx.AsyncClient, runtim
                                                                                            300, True)
     rid = body["id"]
     assert (await client.get(f"{RULES}/{rid}", headers=auth)).json()["name"] == "BTC above 100k"
-    assert [r["id"] for r in (await client.get(RULES, headers=auth)).json()] == [rid]
+    assert [r["id"] for r in (await client.get(RULES, headers=auth)).json()["data"]] == [rid]
     replaced = await client.put(f"{RULES}/{rid}", json=rule(name="renamed", symbol="SOLUSDT"), headers=auth)
     assert replaced.status_code == 200, replaced.text
     assert (replaced.json()["name"], replaced.json()["symbol"], replaced.json()["version"]) == ("renamed",
@@ -45,7 +45,7 @@ async def test_another_users_rule_is_not_found(client: httpx.AsyncClient, runtim
                          ("POST", f"{RULES}/{rid}/resume")):
         assert (await client.request(method, path, headers=bob)).status_code == 404, (method, path)
     assert (await client.put(f"{RULES}/{rid}", json=rule(), headers=bob)).status_code == 404
-    assert (await client.get(RULES, headers=bob)).json() == []
+    assert (await client.get(RULES, headers=bob)).json()["data"] == []
     assert (await client.get(f"{RULES}/{rid}", headers=ana)).status_code == 200
 
 
@@ -92,7 +92,7 @@ async def test_bad_rules_are_422_naming_the_field(client: httpx.AsyncClient, run
     errors = resp.json()["detail"]
     assert any(str(e["loc"][-1]) == loc_tail or loc_tail in map(str, e["loc"]) for e in errors), errors
     assert any(words.lower() in e["msg"].lower() for e in errors), errors
-    assert (await client.get(RULES, headers=auth)).json() == []  # nothing stored
+    assert (await client.get(RULES, headers=auth)).json()["data"] == []  # nothing stored
 
 
 async def test_channels_must_be_the_owners_destinations_on_the_plan(client: httpx.AsyncClient,

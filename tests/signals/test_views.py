@@ -23,14 +23,14 @@ async def test_config_crud_with_the_seeds_ut_bot_fields(client: httpx.AsyncClien
     assert made["webhook_url"] == f"https://signals.example.com/webhook/tradingview/{made['token']}"
     assert len(made["token"]) >= 32 and made["webhook_url"] in made["pine"] and "//@version=5" in made["pine"]
     cid = made["id"]
-    assert [c["id"] for c in (await client.get(CONFIGS, headers=auth)).json()] == [cid]
+    assert [c["id"] for c in (await client.get(CONFIGS, headers=auth)).json()["data"]] == [cid]
     patched = await client.patch(f"{CONFIGS}/{cid}", json={"multiplier": 2.5, "heikin_ashi": True}, headers=auth)
     assert patched.status_code == 200, patched.text
     assert (patched.json()["parameters"]["key_value"], patched.json()["parameters"]["heikin_ashi"],
             patched.json()["parameters"]["ema_period"]) == (2.5, True, 9)
     assert patched.json()["token"] == made["token"]
     audit = (await client.get("/api/v1/admin/audit-log", params={"target_id": cid}, headers=auth)).json()
-    assert {e["action"] for e in audit["entries"]} == {"signal_config.created", "signal_config.updated"}
+    assert {e["action"] for e in audit["data"]} == {"signal_config.created", "signal_config.updated"}
     assert made["token"] not in str(audit)
     assert (await client.delete(f"{CONFIGS}/{cid}", headers=auth)).status_code == 204
     assert (await client.get(f"{CONFIGS}/{cid}", headers=auth)).status_code == 404
@@ -65,7 +65,7 @@ async def test_subscriptions_follow_the_plan_and_the_owner(client: httpx.AsyncCl
     ana, ana_auth = await user(client, runtime, "ana@example.com", plan="free")
     _, bob_auth = await user(client, runtime, "bob@example.com")
     email = await destination(runtime, ana)
-    browse = (await client.get("/api/v1/signals/configs", headers=ana_auth)).json()
+    browse = (await client.get("/api/v1/signals/configs", headers=ana_auth)).json()["data"]
     assert {c["id"] for c in browse} == {first["id"], second["id"]} and "token" not in browse[0]
     made = await client.post(SUBS, json={"config_id": first["id"], "channels": [email]}, headers=ana_auth)
     assert made.status_code == 201, made.text
@@ -80,13 +80,13 @@ async def test_subscriptions_follow_the_plan_and_the_owner(client: httpx.AsyncCl
     assert bad.status_code == 422 and "sms" in bad.json()["detail"][0]["msg"]
     assert (await client.patch(f"{SUBS}/{sid}", json={"active": False}, headers=bob_auth)).status_code == 404
     assert (await client.delete(f"{SUBS}/{sid}", headers=bob_auth)).status_code == 404
-    assert (await client.get(SUBS, headers=bob_auth)).json() == []
+    assert (await client.get(SUBS, headers=bob_auth)).json()["data"] == []
     paused = await client.patch(f"{SUBS}/{sid}", json={"active": False}, headers=ana_auth)
     assert paused.json()["active"] is False
     unknown = await client.post(SUBS, json={"config_id": "nope", "channels": [email]}, headers=bob_auth)
     assert unknown.status_code == 404
     assert (await client.delete(f"{SUBS}/{sid}", headers=ana_auth)).status_code == 204
-    assert (await client.get(SUBS, headers=ana_auth)).json() == []
+    assert (await client.get(SUBS, headers=ana_auth)).json()["data"] == []
 
 
 async def test_a_configs_backtest_over_the_last_year(client: httpx.AsyncClient, runtime: Runtime) -> None:

@@ -72,7 +72,8 @@ async def test_an_alert_is_stored_then_processed_into_each_subscribers_channels(
     assert sorted((n.owner_id, n.destination_id) for n in sent) == sorted(
         [(ana, ana_email), (ana, ana_hook), (bob, bob_email)])
     assert {n.message["action"] for n in sent} == {"buy"} and {n.status for n in sent} == {"queued"}
-    history = (await client.get("/api/v1/signals/history", params={"config_id": made["id"]}, headers=ana_auth)).json()
+    history = (await client.get("/api/v1/signals/history", params={"config_id": made["id"]},
+                                headers=ana_auth)).json()["data"]
     assert [(h["action"], h["status"], h["users_notified"], h["bar_time"]) for h in history] == [
         ("buy", "processed", 2, int(body["time"]))]
     assert await worker.drain() == 0  # nothing twice
@@ -143,9 +144,9 @@ async def test_malformed_and_unknown_markets_are_refused_and_kept_for_review(
     assert (weekly.status_code, weekly.json()["detail"][0]["loc"]) == (422, ["body", "timeframe"])
     page = (await client.get("/api/v1/admin/signals/rejected", headers=auth)).json()
     assert page["total"] == 4
-    assert [(r["status_code"], r["field"]) for r in page["rejected"]] == [
+    assert [(r["status_code"], r["field"]) for r in page["data"]] == [
         (422, "timeframe"), (422, "symbol"), (400, "action"), (400, "body")]
-    assert page["rejected"][-1]["raw"] == '{"action": "buy", "price": {{close}}}'
+    assert page["data"][-1]["raw"] == '{"action": "buy", "price": {{close}}}'
     assert await signal_rows(runtime) == []
     stats = (await client.get(f"/api/v1/admin/signal-configs/{made['id']}/stats", headers=auth)).json()
     assert (stats["rejected"], stats["signals_received"]) == (4, 0)

@@ -91,13 +91,13 @@ async def test_a_report_runs_as_a_job_and_its_csvs_download(client: httpx.AsyncC
     assert (await client.get(f"{REPORTS}/{report_id}/schedule-d.csv", headers=me)).status_code == 200
     assert (await client.get(f"{REPORTS}/{report_id}/gains.csv", headers=me)).status_code == 200
     assert (await client.get(f"{REPORTS}/{report_id}/other.csv", headers=me)).status_code == 404
-    listed = (await client.get(REPORTS, headers=me)).json()["reports"]
+    listed = (await client.get(REPORTS, headers=me)).json()["data"]
     assert [r["id"] for r in listed] == [report_id]
 
     other = await user(client, runtime, "other@example.com")
     assert (await client.get(f"{REPORTS}/{report_id}", headers=other)).status_code == 404
     assert (await client.get(f"{REPORTS}/{report_id}/form8949.csv", headers=other)).status_code == 404
-    assert (await client.get(REPORTS, headers=other)).json()["reports"] == []
+    assert (await client.get(REPORTS, headers=other)).json()["data"] == []
 
 
 async def test_a_bad_report_request_names_the_field(client: httpx.AsyncClient, runtime: Runtime) -> None:

@@ -39,7 +39,7 @@ async def test_the_session_cookie_reads_freely_and_writes_only_with_the_csrf_hea
     assert forged.status_code == 403 and forged.json()["detail"]["reason"] == "csrf"
     wrong = await browser.post("/api/v1/paper/orders", json=ORDER, headers={"X-CSRF-Token": "guessed"})
     assert wrong.status_code == 403
-    assert (await browser.get("/api/v1/paper/orders")).json() == []  # nothing was placed
+    assert (await browser.get("/api/v1/paper/orders")).json()["data"] == []  # nothing was placed
     csrf = browser.cookies["mp_csrf"]
     placed = await browser.post("/api/v1/paper/orders", json=ORDER, headers={"X-CSRF-Token": csrf})
     assert placed.status_code == 201, placed.text

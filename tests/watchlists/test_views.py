@@ -50,13 +50,13 @@ async def test_a_watchlist_is_created_filled_emptied_renamed_and_deleted(client:
     assert renamed.status_code == 200 and (renamed.json()["name"], renamed.json()["symbols"]) == ("Memes", ["WIFUSDT"])
     listed = await client.get(WL, headers=me)
     assert listed.status_code == 200
-    assert [(w["name"], w["symbols"]) for w in listed.json()["watchlists"]] == [("Memes", ["WIFUSDT"])]
+    assert [(w["name"], w["symbols"]) for w in listed.json()["data"]] == [("Memes", ["WIFUSDT"])]
     assert (listed.json()["limit"], listed.json()["symbols_limit"]) == (3, 20)
     assert (await client.get(path, headers=me)).json()["symbols"] == ["WIFUSDT"]
 
     assert (await client.delete(path, headers=me)).status_code == 204
     assert (await client.get(path, headers=me)).status_code == 404
-    assert (await client.get(WL, headers=me)).json()["watchlists"] == []
+    assert (await client.get(WL, headers=me)).json()["data"] == []
 
 
 async def test_bad_input_is_a_422_naming_the_field_and_changes_nothing(client: httpx.AsyncClient,
@@ -81,7 +81,7 @@ async def test_bad_input_is_a_422_naming_the_field_and_changes_nothing(client: h
     taken = await client.post(WL, json={"name": "Mine"}, headers=me)
     assert taken.status_code == 422 and error_fields(taken) == [("body", "name")]
     assert (await client.get(path, headers=me)).json()["symbols"] == ["BTCUSDT"]
-    assert len((await client.get(WL, headers=me)).json()["watchlists"]) == 1
+    assert len((await client.get(WL, headers=me)).json()["data"]) == 1
 
 
 async def test_another_users_watchlist_and_subscription_answer_404(client: httpx.AsyncClient,
@@ -97,11 +97,11 @@ async def test_another_users_watchlist_and_subscription_answer_404(client: httpx
                               ("DELETE", f"{SUBS}/{sub['id']}", None)]:
         resp = await client.request(method, url, json=body, headers=bob)
         assert resp.status_code == 404, (method, url, resp.text)
-    assert (await client.get(WL, headers=bob)).json()["watchlists"] == []
-    assert (await client.get(SUBS, headers=bob)).json()["subscriptions"] == []
+    assert (await client.get(WL, headers=bob)).json()["data"] == []
+    assert (await client.get(SUBS, headers=bob)).json()["data"] == []
     mine = await client.get(path, headers=alice)
     assert (mine.json()["name"], mine.json()["symbols"]) == ("Alice's", ["BTCUSDT"])
-    assert [s["symbol"] for s in (await client.get(SUBS, headers=alice)).json()["subscriptions"]] == ["BTCUSDT"]
+    assert [s["symbol"] for s in (await client.get(SUBS, headers=alice)).json()["data"]] == ["BTCUSDT"]
 
 
 async def test_every_route_needs_a_signed_in_user(client: httpx.AsyncClient, runtime: Runtime) -> None:
@@ -119,7 +119,7 @@ async def test_a_cookie_session_must_echo_the_csrf_token_to_change_anything(clie
     assert (await client.post(WL, json={"name": "forged"})).status_code == 403
     csrf = {"X-CSRF-Token": client.cookies["mp_csrf"]}
     assert (await client.post(WL, json={"name": "mine"}, headers=csrf)).status_code == 201
-    assert [w["name"] for w in (await client.get(WL)).json()["watchlists"]] == ["mine"]
+    assert [w["name"] for w in (await client.get(WL)).json()["data"]] == ["mine"]
 
 
 async def test_the_plan_table_limits_watchlists_and_their_symbols(client: httpx.AsyncClient,
@@ -132,7 +132,7 @@ async def test_the_plan_table_limits_watchlists_and_their_symbols(client: httpx.
     assert fourth.json()["detail"]["reason"] == "plan_limit" and fourth.json()["detail"]["field"] == "name"
     assert "free plan keeps at most 3 watchlists" in fourth.json()["detail"]["message"]
 
-    first = (await client.get(WL, headers=me)).json()["watchlists"][0]["id"]
+    first = (await client.get(WL, headers=me)).json()["data"][0]["id"]
     twenty = [f"C{i:02d}USDT" for i in range(20)]
     assert (await client.post(f"{WL}/{first}/items", json={"symbols": twenty}, headers=me)).status_code == 200
     again = await client.post(f"{WL}/{first}/items", json={"symbols": twenty[:5]}, headers=me)
@@ -172,10 +172,10 @@ async def test_subscriptions_are_for_pro_and_up(client: httpx.AsyncClient, runti
     bad = await client.post(SUBS, json={"symbol": "BTC"}, headers=pro)
     assert bad.status_code == 422 and error_fields(bad) == [("body", "symbol")]
     listed = (await client.get(SUBS, headers=pro)).json()
-    assert [s["symbol"] for s in listed["subscriptions"]] == ["*", "BTCUSDT"] and listed["limit"] == 50
+    assert [s["symbol"] for s in listed["data"]] == ["*", "BTCUSDT"] and listed["limit"] == 50
     assert (await client.delete(f"{SUBS}/{btc.json()['id']}", headers=pro)).status_code == 204
     assert (await client.delete(f"{SUBS}/{btc.json()['id']}", headers=pro)).status_code == 404
-    assert [s["symbol"] for s in (await client.get(SUBS, headers=pro)).json()["subscriptions"]] == ["*"]
+    assert [s["symbol"] for s in (await client.get(SUBS, headers=pro)).json()["data"]] == ["*"]
 
 
 @pytest.mark.parametrize("scopes", [["read"], ["read", "trade"]])
@@ -195,7 +195,7 @@ async def test_export_lists_watchlists_and_erasure_removes_them(client: httpx.As
     await client.post(WL, json={"name": "Keep", "symbols": ["BTCUSDT"]}, headers=me)
     await client.post(SUBS, json={"symbol": "*"}, headers=me)
     export = (await client.get("/api/v1/account/export", headers=me)).json()["owned"]
-    assert [w["name"] for w in export["watchlists"]] == ["Keep"]
+    assert [w["name"] for w in export["data"]] == ["Keep"]
     assert [i["symbol"] for i in export["watchlist_items"]] == ["BTCUSDT"]
     assert [s["symbol"] for s in export["volume_alert_subscriptions"]] == ["*"]
     erased = await client.request("DELETE", "/api/v1/account", json={"password": STRONG}, headers=me)

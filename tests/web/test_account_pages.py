@@ -120,7 +120,7 @@ async def test_sign_up_verify_by_mail_onboard_and_land_on_the_dashboard(browser:
     await page.fill("#watchlist-form [name=symbols]", "BTCUSDT, ethusdt")
     await page.click("#watchlist-form button[type=submit]")
     await expect(page.locator("#prefs-form")).to_be_visible()
-    lists = (await (await page.request.get(site + "/api/v1/watchlist")).json())["watchlists"]
+    lists = (await (await page.request.get(site + "/api/v1/watchlist")).json())["data"]
     assert [(w["name"], w["symbols"]) for w in lists] == [("Majors", ["BTCUSDT", "ETHUSDT"])]
     await page.fill("#prefs-form [name=time_zone]", "Europe/Berlin")
     await page.fill("#prefs-form [name=quiet_hours_start]", "22:00")

@@ -105,7 +105,7 @@ async def test_an_admin_upgrade_grows_the_users_live_table_without_a_reload(runt
 
         log = (await http.get("/api/v1/admin/audit-log", params={"action": "admin.user_updated",
                                                                  "target_id": user.id}, headers=headers)).json()
-        [entry] = log["entries"]
+        [entry] = log["data"]
         assert (entry["old_values"], entry["new_values"]) == ({"plan": "free"}, {"plan": "elite"})
         assert errors == []
         await browser.close()

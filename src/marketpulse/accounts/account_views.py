@@ -22,6 +22,7 @@ from marketpulse.accounts.preferences import DEFAULT_FLOOD_LIMIT, MAX_FLOOD_LIMI
 from marketpulse.accounts.schemas import UNAUTHORIZED
 from marketpulse.accounts.service import AccountsService, Principal
 from marketpulse.accounts.views import get_accounts, session_user
+from marketpulse.api.pages import Page, page
 
 router = APIRouter(tags=["account"])
 
@@ -57,13 +58,13 @@ def _body(prefs: Preferences) -> PreferencesBody:
                            flood_limit_per_minute=prefs.flood_limit_per_minute)
 
 
-@router.get("/api/v1/account/sessions", response_model=list[SessionOut], responses=UNAUTHORIZED)
+@router.get("/api/v1/account/sessions", response_model=Page[SessionOut], responses=UNAUTHORIZED)
 async def list_sessions(principal: Principal = Depends(session_user),
-                        accounts: AccountsService = Depends(get_accounts)) -> list[SessionOut]:
+                        accounts: AccountsService = Depends(get_accounts)) -> Page[SessionOut]:
     rows = await accounts.live_sessions(principal.user.id)
-    return [SessionOut(id=r.id, created_at_ms=r.created_at_ms, last_used_at_ms=r.last_used_at_ms,
+    return page([SessionOut(id=r.id, created_at_ms=r.created_at_ms, last_used_at_ms=r.last_used_at_ms,
                        expires_at_ms=r.expires_at_ms, client=r.client, current=r.id == principal.session_id)
-            for r in rows]
+                 for r in rows])
 
 
 @router.delete("/api/v1/account/sessions/{session_id}", status_code=status.HTTP_204_NO_CONTENT,

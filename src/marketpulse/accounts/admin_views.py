@@ -33,6 +33,7 @@ from marketpulse.accounts.service import AccountsService, Principal
 from marketpulse.accounts.tables import AuthSessionRow, UserRow
 from marketpulse.accounts.views import get_accounts, session_user
 from marketpulse.api.health import platform_health
+from marketpulse.api.pages import Cursor, Page, next_offset, offset_of
 from marketpulse.times import EpochMs
 
 
@@ -122,8 +123,7 @@ class AdminUser(BaseModel):
     updated_at_ms: int
 
 
-class UserPage(BaseModel):
-    users: list[AdminUser]
+class UserPage(Page[AdminUser]):
     total: int = Field(description="users matching the filters, over every page")
     limit: int
     offset: int
@@ -181,8 +181,7 @@ class AuditEntry(BaseModel):
     client: str | None
 
 
-class AuditPage(BaseModel):
-    entries: list[AuditEntry]
+class AuditPage(Page[AuditEntry]):
     total: int
     limit: int
     offset: int
@@ -211,12 +210,14 @@ async def list_users(
     role: RoleName | None = None,
     signed_up_from: EpochMs | None = Query(None, description="epoch ms, inclusive"),
     signed_up_to: EpochMs | None = Query(None, description="epoch ms, exclusive"),
-    limit: int = Query(50, ge=1, le=500), offset: int = Query(0, ge=0, le=10_000_000),
+    limit: int = Query(50, ge=1, le=500), offset: int = Query(0, ge=0, le=10_000_000), cursor: Cursor = None,
     _: Principal = Depends(require_admin), accounts: AccountsService = Depends(get_accounts),
 ) -> dict[str, Any]:
+    offset = offset_of(offset, cursor)
     rows, total = await accounts.admin.users(UserQuery(q, plan, status_, role, signed_up_from, signed_up_to,
                                                        limit, offset))
-    return {"users": [_admin_user_json(u) for u in rows], "total": total, "limit": limit, "offset": offset}
+    return {"data": [_admin_user_json(u) for u in rows], "next": next_offset(offset, len(rows), total),
+            "total": total, "limit": limit, "offset": offset}
 
 
 @router.get("/users/{user_id}", response_model=AdminUserDetails, responses=USER_ROUTE)
@@ -290,11 +291,13 @@ async def audit_log(
     actor_id: str | None = Query(None, max_length=36), target_id: str | None = Query(None, max_length=36),
     since: EpochMs | None = Query(None, description="epoch ms, inclusive"),
     until: EpochMs | None = Query(None, description="epoch ms, exclusive"),
-    limit: int = Query(50, ge=1, le=500), offset: int = Query(0, ge=0, le=10_000_000),
+    limit: int = Query(50, ge=1, le=500), offset: int = Query(0, ge=0, le=10_000_000), cursor: Cursor = None,
     _: Principal = Depends(require_admin), accounts: AccountsService = Depends(get_accounts),
 ) -> dict[str, Any]:
+    offset = offset_of(offset, cursor)
     rows, total = await accounts.audit.search(AuditQuery(action, actor_id, target_id, since, until, limit, offset))
-    return {"entries": [audit_json(r) for r in rows], "total": total, "limit": limit, "offset": offset}
+    return {"data": [audit_json(r) for r in rows], "next": next_offset(offset, len(rows), total), "total": total,
+            "limit": limit, "offset": offset}
 
 
 class HealthOut(BaseModel):

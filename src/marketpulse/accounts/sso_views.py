@@ -41,6 +41,7 @@ from marketpulse.accounts.views import (
     get_accounts,
     session_user,
 )
+from marketpulse.api.pages import Page, page
 
 router = APIRouter()
 log = structlog.get_logger(__name__)
@@ -202,10 +203,10 @@ async def passkey_register_verify(body: RegisterBody, principal: Principal = Dep
     return Passkey(**passkey_json(row))
 
 
-@router.get("/api/v1/account/passkeys", response_model=list[Passkey], tags=["account"], responses=UNAUTHORIZED)
+@router.get("/api/v1/account/passkeys", response_model=Page[Passkey], tags=["account"], responses=UNAUTHORIZED)
 async def list_passkeys(principal: Principal = Depends(session_user),
-                        accounts: AccountsService = Depends(get_accounts)) -> list[Passkey]:
-    return [Passkey(**passkey_json(r)) for r in await accounts.passkeys.of_user(principal.user.id)]
+                        accounts: AccountsService = Depends(get_accounts)) -> Page[Passkey]:
+    return page([Passkey(**passkey_json(r)) for r in await accounts.passkeys.of_user(principal.user.id)])
 
 
 @router.delete("/api/v1/account/passkeys/{passkey_id}", status_code=status.HTTP_204_NO_CONTENT, tags=["account"],

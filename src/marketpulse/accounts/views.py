@@ -74,6 +74,7 @@ from marketpulse.accounts.service import (
 )
 from marketpulse.accounts.totp import AlreadyEnrolled, SecondFactorError
 from marketpulse.accounts.wallets import ETHEREUM, SOLANA, WalletRefused, WalletTaken, solana_message
+from marketpulse.api.pages import Page, page
 from marketpulse.ratelimit.middleware import PRINCIPAL_STATE
 
 router = APIRouter()
@@ -233,7 +234,8 @@ def _pair(tokens: Tokens) -> TokenPair:
 
 @router.get("/api/v1/plans", tags=["accounts"])
 async def list_plans() -> dict[str, Any]:
-    return {"plans": plans_json(), "channel_credit_costs": dict(CHANNEL_CREDIT_COSTS)}
+    """`data`: every plan with its limits and prices; `channel_credit_costs`: credits per notification by channel."""
+    return {"data": plans_json(), "next": None, "channel_credit_costs": dict(CHANNEL_CREDIT_COSTS)}
 
 
 @router.post("/api/v1/auth/signup", status_code=status.HTTP_201_CREATED, response_model=Me, tags=["auth"],
@@ -491,10 +493,10 @@ async def create_api_key(body: NewApiKey, principal: Principal = Depends(session
     return {**key_json(row), "key": key}
 
 
-@router.get("/api/v1/account/api-keys", tags=["account"], responses=UNAUTHORIZED)
+@router.get("/api/v1/account/api-keys", tags=["account"], responses=UNAUTHORIZED, response_model=Page[dict[str, Any]])
 async def list_api_keys(principal: Principal = Depends(session_user),
-                        accounts: AccountsService = Depends(get_accounts)) -> list[dict[str, Any]]:
-    return [key_json(r) for r in await accounts.api_keys.live(principal.user.id)]
+                        accounts: AccountsService = Depends(get_accounts)) -> Page[dict[str, Any]]:
+    return page([key_json(r) for r in await accounts.api_keys.live(principal.user.id)])
 
 
 @router.delete("/api/v1/account/api-keys/{key_id}", status_code=status.HTTP_204_NO_CONTENT, tags=["account"],

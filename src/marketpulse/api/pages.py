@@ -8,8 +8,9 @@ client helper, one OpenAPI pattern, and room to add paging to a list later witho
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Generic, TypeVar
+from typing import Annotated, Generic, TypeVar
 
+from fastapi import Query
 from pydantic import BaseModel, Field
 
 T = TypeVar("T")
@@ -23,3 +24,20 @@ class Page(BaseModel, Generic[T]):
 def page(items: Sequence[T], next_cursor: str | int | None = None) -> Page[T]:
     """A page of `items`; `next_cursor` (a cursor or an offset) when more follow."""
     return Page[T](data=list(items), next=None if next_cursor is None else str(next_cursor))
+
+
+CURSOR_PATTERN = r"^[0-9]{1,8}$"
+
+# The `cursor` query parameter of offset-paged lists: a previous answer's `next`.
+Cursor = Annotated[str | None, Query(pattern=CURSOR_PATTERN, description="a previous page's `next`; wins over offset")]
+
+
+def offset_of(offset: int, cursor: str | None) -> int:
+    """The offset to start at: `cursor` (a previous page's `next`, validated by `CURSOR_PATTERN`) wins over
+    `offset`."""
+    return int(cursor) if cursor is not None else offset
+
+
+def next_offset(offset: int, shown: int, total: int) -> str | None:
+    """The `next` of an offset-paged list: where the following page starts, or None on the last page."""
+    return str(offset + shown) if shown and offset + shown < total else None

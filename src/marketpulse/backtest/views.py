@@ -69,10 +69,10 @@ async def start_backtest(body: BacktestRequest, request: Request, owner: str = D
     return job_json(row)
 
 
-@router.get("/api/v1/backtests", tags=["backtests"], responses=OWNER_RESPONSES)
+@router.get("/api/v1/backtests", tags=["backtests"], responses=OWNER_RESPONSES, response_model=Page[dict[str, Any]])
 async def list_backtests(owner: str = Depends(current_owner), jobs: BacktestJobs = Depends(_jobs),
                          limit: int = Query(20, ge=1, le=200)) -> Any:
-    return [_summary(r) for r in await jobs.recent(owner, limit)]
+    return page([_summary(r) for r in await jobs.recent(owner, limit)])
 
 
 @router.get("/api/v1/backtests/sources", tags=["backtests"], response_model=Page[DataSource],

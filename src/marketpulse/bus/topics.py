@@ -22,7 +22,7 @@ import msgspec
 
 from marketpulse.detection.models import VolumeAlert
 from marketpulse.marketdata.intervals import INTERVAL_NAMES, Interval
-from marketpulse.marketdata.models import Candle, MarketRow
+from marketpulse.marketdata.models import LIQUIDATION_SIDES, Candle, Liquidation, MarketRow
 from marketpulse.wire import camel
 
 T = TypeVar("T")
@@ -158,6 +158,12 @@ class OpenInterestEvent(msgspec.Struct, frozen=True, rename=camel):
     data: dict[str, float]
 
 
+class LiquidationsEvent(msgspec.Struct, frozen=True):
+    """Forced liquidations (any number of symbols), oldest first."""
+
+    liquidations: list[Liquidation]
+
+
 class PaperFill(msgspec.Struct, frozen=True):
     """A paper-trading fill, for its owner's screen."""
 
@@ -238,6 +244,10 @@ MARKET_CANDLES: BatchTopic[CandlesEvent] = BatchTopic(
 MARKET_OPEN_INTEREST: BatchTopic[OpenInterestEvent] = BatchTopic(
     "market.open_interest", OpenInterestEvent, rows="data", row=float, valid=lambda usd: usd >= 0
 )
+MARKET_LIQUIDATIONS: BatchTopic[LiquidationsEvent] = BatchTopic(
+    "market.liquidations", LiquidationsEvent, rows="liquidations", row=Liquidation,
+    valid=lambda liq: liq.side in LIQUIDATION_SIDES and liq.price > 0 and liq.quantity > 0 and liq.usd >= 0,
+)
 # A stored alert (its id set), camelCase on the wire; published only by the process whose insert created it.
 ALERTS_VOLUME: Topic[VolumeAlert] = Topic("alerts.volume", VolumeAlert)
 # Pushed to the owner's Socket.IO room (`user-{owner}`) by the realtime bridge.
@@ -269,6 +279,6 @@ class SignalConfigChanged(msgspec.Struct, frozen=True):
 SIGNALS_RECEIVED: Topic[SignalReceived] = Topic("signals.received", SignalReceived)
 SIGNAL_CONFIGS_CHANGED: Topic[SignalConfigChanged] = Topic("signals.configs_changed", SignalConfigChanged)
 
-ALL: tuple[Topic[Any], ...] = (MARKET_TICKERS, MARKET_CANDLES, MARKET_OPEN_INTEREST, ALERTS_VOLUME, PAPER_FILLS,
-                                RISK_HALTS, NOTIFICATIONS_USER, ACCOUNT_CHANGED, RULES_CHANGED, WATCHLISTS_CHANGED,
-                                SIGNALS_RECEIVED, SIGNAL_CONFIGS_CHANGED)
+ALL: tuple[Topic[Any], ...] = (MARKET_TICKERS, MARKET_CANDLES, MARKET_OPEN_INTEREST, MARKET_LIQUIDATIONS,
+                                ALERTS_VOLUME, PAPER_FILLS, RISK_HALTS, NOTIFICATIONS_USER, ACCOUNT_CHANGED,
+                                RULES_CHANGED, WATCHLISTS_CHANGED, SIGNALS_RECEIVED, SIGNAL_CONFIGS_CHANGED)

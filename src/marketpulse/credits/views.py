@@ -21,6 +21,7 @@ from marketpulse.accounts.schemas import UNAUTHORIZED
 from marketpulse.accounts.service import AccountsService, Principal
 from marketpulse.accounts.tables import UserRow
 from marketpulse.accounts.views import current_user, get_accounts, require_scope
+from marketpulse.api.pages import Cursor, Page, next_offset, offset_of
 from marketpulse.credits.core import Kind
 from marketpulse.credits.service import CreditLedger
 from marketpulse.credits.tables import CreditEntryRow
@@ -44,12 +45,13 @@ class CreditEntryOut(BaseModel):
     created_at_ms: int
 
 
-class CreditsOut(BaseModel):
+class CreditsOut(Page[CreditEntryOut]):
+    """`data`: the ledger's entries, newest first."""
+
     balance: int
     total: int  # entries in all
     limit: int
     offset: int
-    entries: list[CreditEntryOut]
 
 
 class AdminCreditBody(BaseModel):
@@ -78,12 +80,15 @@ def _amount_error(message: str, value: int) -> RequestValidationError:
 
 @router.get("/api/v1/account/credits", response_model=CreditsOut, responses=UNAUTHORIZED)
 async def my_credits(request: Request, limit: int = Query(50, ge=1, le=500),
-                     offset: int = Query(0, ge=0, le=10_000_000), principal: Principal = Depends(current_user),
+                     offset: int = Query(0, ge=0, le=10_000_000), cursor: Cursor = None,
+                     principal: Principal = Depends(current_user),
                      ledger: CreditLedger = Depends(get_credits)) -> CreditsOut:
     """Your credit balance and ledger (grants, purchases, usage, refunds, adjustments), newest first."""
     require_scope(request, principal)
+    offset = offset_of(offset, cursor)
     balance, rows, total = await ledger.history(principal.user.id, limit=limit, offset=offset)
-    return CreditsOut(balance=balance, total=total, limit=limit, offset=offset, entries=[_entry(r) for r in rows])
+    return CreditsOut(data=[_entry(r) for r in rows], next=next_offset(offset, len(rows), total), balance=balance,
+                      total=total, limit=limit, offset=offset)
 
 
 @router.post("/api/v1/admin/users/{user_id}/credits", status_code=status.HTTP_201_CREATED,

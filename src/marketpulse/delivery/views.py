@@ -28,6 +28,7 @@ from marketpulse.accounts.admin_views import require_admin
 from marketpulse.accounts.schemas import UNAUTHORIZED
 from marketpulse.accounts.service import Principal
 from marketpulse.accounts.views import current_user
+from marketpulse.api.pages import Cursor, Page, next_offset, offset_of
 from marketpulse.delivery import core
 from marketpulse.delivery.addresses import BadAddress, masked
 from marketpulse.delivery.service import BadCode, ChannelNotInPlan, DeliveryService, NotFound
@@ -78,8 +79,8 @@ class DestinationOut(BaseModel):
     signing_secret: str | None = Field(None, description="Webhooks: the HMAC key, in the answer that created it only")
 
 
-class Destinations(BaseModel):
-    destinations: list[DestinationOut]
+class Destinations(Page[DestinationOut]):
+    pass
 
 
 class NotificationOut(BaseModel):
@@ -105,8 +106,7 @@ class NotificationOut(BaseModel):
     read_at_ms: int | None = None
 
 
-class Notifications(BaseModel):
-    notifications: list[NotificationOut]
+class Notifications(Page[NotificationOut]):
     total: int
     unread: int | None = Field(None, description="The caller's unread in-app notifications (null in the admin view)")
 
@@ -183,7 +183,7 @@ async def verify_destination(dest_id: str, body: Code, principal: Principal = De
 @router.get("/api/v1/account/destinations", response_model=Destinations)
 async def list_destinations(principal: Principal = Depends(alerts_user),
                             delivery: DeliveryService = Depends(get_delivery)) -> Destinations:
-    return Destinations(destinations=[_destination_json(r) for r in await delivery.destinations(principal.user.id)])
+    return Destinations(data=[_destination_json(r) for r in await delivery.destinations(principal.user.id)])
 
 
 @router.delete("/api/v1/account/destinations/{dest_id}", status_code=status.HTTP_204_NO_CONTENT,
@@ -202,14 +202,15 @@ async def my_notifications(status_: Status | None = Query(None, alias="status"),
                            channel: Channel | None = Query(None, description="in_app: the notification centre's"),
                            unread: bool = Query(False, description="Only those not marked read"),
                            limit: int = Query(50, ge=1, le=500), offset: int = Query(0, ge=0, le=1_000_000),
-                           principal: Principal = Depends(alerts_user),
+                           cursor: Cursor = None, principal: Principal = Depends(alerts_user),
                            delivery: DeliveryService = Depends(get_delivery)) -> Notifications:
     user_id = principal.user.id
+    offset = offset_of(offset, cursor)
     rows, total = await delivery.history(user_id, status_, limit=limit, offset=offset, channel=channel,
                                          unread=unread)
     dests = await delivery.destinations_named([r.destination_id for r in rows])
-    return Notifications(notifications=[_notification_json(r, dests) for r in rows], total=total,
-                         unread=await delivery.unread_in_app(user_id))
+    return Notifications(data=[_notification_json(r, dests) for r in rows], next=next_offset(offset, len(rows), total),
+                         total=total, unread=await delivery.unread_in_app(user_id))
 
 
 @router.post("/api/v1/account/notifications/read", response_model=Marked,
@@ -225,11 +226,13 @@ async def mark_notifications_read(body: MarkRead, principal: Principal = Depends
 @router.get("/api/v1/admin/notifications", response_model=Notifications, tags=["admin"])
 async def all_notifications(status_: Status | None = Query(None, alias="status"),
                             limit: int = Query(50, ge=1, le=500), offset: int = Query(0, ge=0, le=1_000_000),
-                            _: Principal = Depends(require_admin),
+                            cursor: Cursor = None, _: Principal = Depends(require_admin),
                             delivery: DeliveryService = Depends(get_delivery)) -> Notifications:
+    offset = offset_of(offset, cursor)
     rows, total = await delivery.history(None, status_, limit=limit, offset=offset)
     dests = await delivery.destinations_named([r.destination_id for r in rows])
-    return Notifications(notifications=[_notification_json(r, dests) for r in rows], total=total)
+    return Notifications(data=[_notification_json(r, dests) for r in rows], next=next_offset(offset, len(rows), total),
+                         total=total)
 
 
 @router.post("/api/v1/admin/notifications/{notification_id}/retry", response_model=NotificationOut, tags=["admin"],

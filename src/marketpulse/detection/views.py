@@ -26,6 +26,7 @@ from fastapi import APIRouter, Depends, HTTPException, Query, Request, status
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, ValidationInfo, field_validator
 
 from marketpulse.accounts.views import CALLER_REFUSALS, caller_plan
+from marketpulse.api.pages import Page
 from marketpulse.api.security import read_limited_body, require_api_key
 from marketpulse.api.types import NoNul, Symbol
 from marketpulse.bus import topics
@@ -146,8 +147,9 @@ class IngestOut(BaseModel):
     alerts: list[dict[str, Any]] = Field(description="The newly stored alerts, wire form, with their ids")
 
 
-class AlertsOut(BaseModel):
-    data: list[dict[str, Any]] = Field(description="Alerts in wire form (camelCase, epoch-ms times), newest first")
+class AlertsOut(Page[dict[str, Any]]):
+    """`data`: alerts in wire form (camelCase, epoch-ms times), newest first."""
+
     count: int
     plan: str = Field(description="The caller's plan (anonymous: free); it caps how many alerts are listed")
 
@@ -223,7 +225,8 @@ async def list_volume_alerts(
     wanted = normalize_symbol(symbol) if symbol else None
     alerts = await VolumeAlertStore(_runtime(request).sessions).latest(symbol=wanted,
                                                                       limit=plan_limit(limit, plan))
-    return {"data": [a.to_wire() for a in alerts], "count": len(alerts), "plan": plan_of(plan).name}
+    return {"data": [a.to_wire() for a in alerts], "next": None, "count": len(alerts),
+            "plan": plan_of(plan).name}
 
 
 @router.get("/recent", response_model=AlertsOut, responses=CALLER_REFUSALS)
@@ -237,7 +240,8 @@ async def recent_volume_alerts(
     runtime = _runtime(request)
     since = runtime.market_now_ms() - hours * HOUR_MS
     alerts = await VolumeAlertStore(runtime.sessions).since(since, limit=plan_limit(limit, plan))
-    return {"data": [a.to_wire() for a in alerts], "count": len(alerts), "plan": plan_of(plan).name}
+    return {"data": [a.to_wire() for a in alerts], "next": None, "count": len(alerts),
+            "plan": plan_of(plan).name}
 
 
 class AlertCountsOut(BaseModel):

@@ -111,3 +111,24 @@ class MarketRow(msgspec.Struct):
     funding_rate: float | None = None
     open_interest_usd: float | None = None
     price_precision: int | None = None
+
+
+class Liquidation(msgspec.Struct, frozen=True):
+    """A forced liquidation: `side` is the position closed (`long`: the exchange sold it, Binance's SELL; `short`:
+    bought back, BUY), at `price` (the average fill), `quantity` in base units, `usd` its notional (price ×
+    quantity), `time` the trade's epoch ms."""
+
+    symbol: str
+    side: str
+    price: float
+    quantity: float
+    usd: float
+    time: int
+
+    @property
+    def id(self) -> str:
+        """Stable over redeliveries and replays of the same event (Binance gives liquidations no id)."""
+        return f"{self.symbol}:{self.time}:{self.side}:{self.price!r}:{self.quantity!r}"[:160]
+
+
+LIQUIDATION_SIDES = ("long", "short")

@@ -31,12 +31,13 @@ import numpy as np
 import structlog
 
 from marketpulse.bus import EventBus, topics
-from marketpulse.bus.topics import CandlesEvent, OpenInterestEvent, TickersEvent, Topic
+from marketpulse.bus.topics import CandlesEvent, LiquidationsEvent, OpenInterestEvent, TickersEvent, Topic
 from marketpulse.clock import Clock, ScaledClock
 from marketpulse.marketdata.frame import F64, I64, CandleFrame
 from marketpulse.marketdata.intervals import Interval
 from marketpulse.marketdata.klines_csv import read_kline_columns
-from marketpulse.marketdata.models import Candle, MarkPrice, Ticker24h
+from marketpulse.marketdata.liquidations import synthesize_liquidations
+from marketpulse.marketdata.models import Candle, Liquidation, MarkPrice, Ticker24h
 from marketpulse.marketdata.resample import Buckets
 from marketpulse.marketdata.sample import usdm_perp_1h_path
 from marketpulse.marketdata.synthetic import (
@@ -188,6 +189,7 @@ class ReplayTape:
             for s in self.series.values()
         )
         self._bars: dict[tuple[str, int], MinuteBars] = {}
+        self._liquidations: dict[tuple[str, int], list[list[Liquidation]]] = {}
         self._windows: dict[tuple[str, int], _DayWindow] = {}
 
     @classmethod
@@ -243,6 +245,8 @@ class ReplayTape:
             del self._bars[key]
         for key in [k for k in self._windows if k[1] < hour_ms]:
             del self._windows[key]
+        for key in [k for k in self._liquidations if k[1] < hour_ms]:
+            del self._liquidations[key]
 
     def closed_minute(self, minute_ms: int) -> list[Candle]:
         """Every symbol's 1-minute candle opening at `minute_ms` (symbols not listed yet are absent)."""
@@ -252,6 +256,21 @@ class ReplayTape:
             if (bars := self.minute_bars(symbol, hour_ms)) is not None:
                 candles.append(bars.candle(minute))
         return candles
+
+    def liquidations(self, minute_ms: int) -> list[Liquidation]:
+        """Every symbol's synthesized liquidations in the minute opening at `minute_ms`, oldest first."""
+        hour_ms, minute = _split(minute_ms)
+        out: list[Liquidation] = []
+        for symbol, series in self.series.items():
+            key = (symbol, hour_ms)
+            if (per_minute := self._liquidations.get(key)) is None:
+                if (bars := self.minute_bars(symbol, hour_ms)) is None:
+                    continue
+                per_minute = synthesize_liquidations(bars, seed=self.seed, precision=series.precision)
+                self._liquidations[key] = per_minute
+            out += per_minute[minute]
+        out.sort(key=lambda liq: liq.time)
+        return out
 
     def tickers(self, t_ms: int) -> list[Ticker24h]:
         return [t for symbol in self.series if (t := self._ticker(symbol, t_ms)) is not None]
@@ -415,8 +434,9 @@ def hourly_from(frame: CandleFrame, quote_volume: F64) -> tuple[CandleFrame, F64
 class ReplayPlayer:
     """Turns market time into bus events (pure; the source only sleeps and publishes).
 
-    Order at a minute boundary t: the candles of the minute that closed at t, then open interest when t is a
-    5-minute mark, then the tickers at t. So anything scanning at t finds every candle that closed by t.
+    Order at a minute boundary t: the candles of the minute that closed at t, the liquidations synthesized in that
+    minute, then open interest when t is a 5-minute mark, then the tickers at t. So anything scanning at t finds
+    every candle that closed by t.
     """
 
     def __init__(self, tape: ReplayTape) -> None:
@@ -454,6 +474,8 @@ class ReplayPlayer:
             close_ms = self._next_close_ms
             candles = self.tape.closed_minute(close_ms - MINUTE_MS)
             events.append((topics.MARKET_CANDLES, CandlesEvent(list(candles))))
+            if liquidations := self.tape.liquidations(close_ms - MINUTE_MS):
+                events.append((topics.MARKET_LIQUIDATIONS, LiquidationsEvent(liquidations)))
             if close_ms % OPEN_INTEREST_EVERY_MS == 0:
                 events.append(self._open_interest(close_ms))
             if close_ms % HOUR_MS == 0:

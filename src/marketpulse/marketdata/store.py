@@ -17,11 +17,12 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from marketpulse.bus import Message, Subscription, topics
-from marketpulse.bus.topics import CandlesEvent, TickersEvent
+from marketpulse.bus.topics import CandlesEvent, LiquidationsEvent, TickersEvent
 from marketpulse.marketdata.intervals import DAY_MS, HOUR_MS, MINUTE_MS, Interval
+from marketpulse.marketdata.liquidations import save_liquidations
 from marketpulse.marketdata.models import Candle, MarketRow
 from marketpulse.marketdata.resample import Buckets
-from marketpulse.marketdata.tables import CandleRow, MarketSnapshotRow, OpenInterestHistoryRow
+from marketpulse.marketdata.tables import CandleRow, LiquidationRow, MarketSnapshotRow, OpenInterestHistoryRow
 from marketpulse.runtime import Runtime
 
 log = structlog.get_logger(__name__)
@@ -76,14 +77,15 @@ async def save_snapshots(sessions: Sessions, time_ms: int, rows: Sequence[Market
 
 
 async def prune(sessions: Sessions, now_ms: int, retention_days: int) -> int:
-    """Delete candles, snapshots and open-interest history older than `retention_days` before `now_ms`; returns
-    the rows deleted."""
+    """Delete candles, snapshots, open-interest history and liquidations older than `retention_days` before
+    `now_ms`; returns the rows deleted."""
     cutoff = now_ms - retention_days * DAY_MS
     async with sessions.begin() as session:
         results = [
             await session.execute(delete(CandleRow).where(CandleRow.open_time < cutoff)),
             await session.execute(delete(MarketSnapshotRow).where(MarketSnapshotRow.time < cutoff)),
             await session.execute(delete(OpenInterestHistoryRow).where(OpenInterestHistoryRow.time < cutoff)),
+            await session.execute(delete(LiquidationRow).where(LiquidationRow.time < cutoff)),
         ]
     return sum(int(getattr(r, "rowcount", 0) or 0) for r in results)
 
@@ -114,6 +116,13 @@ async def load_candles(
         minutes = await _select(session, symbol, "1m", lo, hi, None, exchange)
     buckets = aggregate(minutes, wanted)
     return buckets[-limit:] if limit else buckets
+
+
+async def has_candles(sessions: Sessions, symbol: str) -> bool:
+    """Whether any candle of `symbol` is stored (an unknown symbol is a 404, not an empty list)."""
+    async with sessions() as session:
+        query = select(CandleRow.open_time).where(CandleRow.symbol == symbol).limit(1)
+        return (await session.scalar(query)) is not None
 
 
 async def load_funding(
@@ -215,6 +224,7 @@ class MarketRecorder:
         self._subscriptions = [
             await bus.subscribe(topics.MARKET_CANDLES, self.GROUP, self.on_candles),
             await bus.subscribe(topics.MARKET_TICKERS, self.GROUP, self.on_tickers),
+            await bus.subscribe(topics.MARKET_LIQUIDATIONS, self.GROUP, self.on_liquidations),
         ]
 
     async def stop(self) -> None:
@@ -234,6 +244,9 @@ class MarketRecorder:
             deleted = await prune(self.runtime.sessions, market_now, self.runtime.settings.retention_days)
             if deleted:
                 log.info("pruned market data", rows=deleted, retention_days=self.runtime.settings.retention_days)
+
+    async def on_liquidations(self, msg: Message[LiquidationsEvent]) -> None:
+        await save_liquidations(self.runtime.sessions, self.exchange, msg.data.liquidations)
 
     async def on_tickers(self, msg: Message[TickersEvent]) -> None:
         """Each symbol's first row in a market minute is its snapshot for that minute. Rows are buffered and the

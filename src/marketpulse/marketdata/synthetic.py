@@ -123,10 +123,33 @@ def _minute_closes(hour: Candle, rng: np.random.Generator, precision: int) -> F6
     anchor_at = np.array([-1, t1, t2, MINUTES_PER_HOUR - 1])
     anchor_price = np.array([hour.open, first, second, hour.close])
     minutes = np.arange(MINUTES_PER_HOUR)
-    path = np.interp(minutes, anchor_at, anchor_price) + _bridge_noise(anchor_at, rng) * (hour.high - hour.low) * 0.12
-    closes = np.clip(round_price(path, precision), hour.low, hour.high)
+    line = np.interp(minutes, anchor_at, anchor_price)
+    wiggle = _bridge_noise(anchor_at, rng) * (hour.high - hour.low) * 0.12
+    # A wiggle past an extreme is reflected back into the range instead of clipped to it: clipping parked every
+    # minute that overshot on the extreme itself (open = low = close, minute after minute), so orders filled at
+    # exactly that price. Reflected, the path meets an extreme only at its anchor and bounces off it elsewhere.
+    closes = np.clip(round_price(reflect(line + wiggle, hour.low, hour.high), precision), hour.low, hour.high)
     closes[anchor_at[1:]] = anchor_price[1:]  # exact, unrounded anchors
     return closes
+
+
+def reflect(values: F64, low: float, high: float) -> F64:
+    """`values` folded into [low, high] as a ball bounces off both walls (a flat range: all `low`)."""
+    span = high - low
+    if span <= 0:
+        return np.full_like(values, low)
+    folded = np.mod(values - low, 2 * span)
+    return low + np.where(folded > span, 2 * span - folded, folded)
+
+
+def squash(delta: F64, room_up: F64, room_down: F64) -> F64:
+    """`delta` bent smoothly to stay strictly inside (-room_down, room_up): ≈ delta while small against the room."""
+    up = np.maximum(room_up, 0.0)
+    down = np.maximum(room_down, 0.0)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        above = np.where(up > 0, up * np.tanh(delta / np.where(up > 0, up, 1.0)), 0.0)
+        below = np.where(down > 0, down * np.tanh(delta / np.where(down > 0, down, 1.0)), 0.0)
+    return np.where(delta >= 0, above, below)
 
 
 def _bridge_noise(anchor_at: I64, rng: np.random.Generator) -> F64:
@@ -145,10 +168,11 @@ def _minute_wicks(
 ) -> tuple[F64, F64]:
     span = hour.high - hour.low
     body_top, body_bottom = np.maximum(opens, closes), np.minimum(opens, closes)
-    up = np.abs(rng.standard_normal(MINUTES_PER_HOUR)) * span * 0.03
-    down = np.abs(rng.standard_normal(MINUTES_PER_HOUR)) * span * 0.03
+    # Wicks bend into the room up to the hour's extremes as the path does: they reach an extreme only by rounding.
+    up = squash(np.abs(rng.standard_normal(MINUTES_PER_HOUR)) * span * 0.03, hour.high - body_top, body_top)
+    down = squash(-np.abs(rng.standard_normal(MINUTES_PER_HOUR)) * span * 0.03, body_top, body_bottom - hour.low)
     highs = np.maximum(np.clip(round_price(body_top + up, precision), hour.low, hour.high), body_top)
-    lows = np.minimum(np.clip(round_price(body_bottom - down, precision), hour.low, hour.high), body_bottom)
+    lows = np.minimum(np.clip(round_price(body_bottom + down, precision), hour.low, hour.high), body_bottom)
     return highs, lows
 
 

@@ -60,3 +60,21 @@ class OpenInterestHistoryRow(Base):
     time: Mapped[int] = mapped_column(BigInteger, primary_key=True)  # start of the 5-minute snapshot, epoch ms
     usd: Mapped[float] = mapped_column(Float)
     as_of: Mapped[int] = mapped_column(BigInteger)  # the figure's own time: a redelivered older one never wins
+
+
+class LiquidationRow(Base):
+    """One forced liquidation (Binance's `!forceOrder@arr`, or the replay's synthesized ones), keyed by the event
+    itself so a redelivery or a replay of it upserts. Pruned after PULSE_RETENTION_DAYS like the candles."""
+
+    __tablename__ = "liquidations"
+
+    id: Mapped[str] = mapped_column(String(160), primary_key=True)
+    exchange: Mapped[str] = mapped_column(String(32))
+    symbol: Mapped[str] = mapped_column(String(64))
+    side: Mapped[str] = mapped_column(String(8))  # long | short: the position liquidated
+    price: Mapped[float] = mapped_column(Float)
+    quantity: Mapped[float] = mapped_column(Float)
+    usd: Mapped[float] = mapped_column(Float)
+    time: Mapped[int] = mapped_column(BigInteger)
+
+    __table_args__ = (Index("ix_liquidations_symbol_time", "symbol", "time"), Index("ix_liquidations_time", "time"))

@@ -9,10 +9,12 @@ from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request, sta
 from pydantic import BaseModel, Field
 
 from marketpulse.accounts.views import CALLER_REFUSALS, caller_plan
+from marketpulse.api.pages import Page
 from marketpulse.api.security import read_limited_body, require_api_key
 from marketpulse.api.types import Symbol
 from marketpulse.bus import topics
 from marketpulse.marketdata.intervals import Interval, IntervalField
+from marketpulse.marketdata.liquidations import has_liquidations, liquidation_sums, load_liquidations
 from marketpulse.marketdata.models import Candle, normalize_symbol
 from marketpulse.marketdata.open_interest import (
     InvalidOpenInterest,
@@ -22,7 +24,7 @@ from marketpulse.marketdata.open_interest import (
     parse_ingest_body,
     save_open_interest,
 )
-from marketpulse.marketdata.store import load_candles
+from marketpulse.marketdata.store import has_candles, load_candles
 from marketpulse.realtime.market_feed import MarketFeed
 from marketpulse.realtime.tiers import plan_of, tier_of
 from marketpulse.times import EpochMs
@@ -38,6 +40,9 @@ class SortKey(StrEnum):
     quoteVolume24h = "quoteVolume24h"
     fundingRate = "fundingRate"
     openInterestUsd = "openInterestUsd"
+    liquidations1h = "liquidations1h"
+    liquidations4h = "liquidations4h"
+    liquidations24h = "liquidations24h"
 
 
 class SortOrder(StrEnum):
@@ -57,12 +62,15 @@ class MarketRowOut(BaseModel):
     open_interest_usd: float | None = Field(
         description="Open interest, USD notional; null on plans without the open-interest column (free)")
     price_precision: int | None = Field(description="Decimals the exchange quotes this symbol's price with")
+    liquidations_1h: float = Field(0.0, alias="liquidations1h",
+                                   description="USD liquidated (longs and shorts) in the last hour of market time")
+    liquidations_4h: float = Field(0.0, alias="liquidations4h", description="USD liquidated in the last 4 hours")
+    liquidations_24h: float = Field(0.0, alias="liquidations24h", description="USD liquidated in the last 24 hours")
 
 
-class MarketDataOut(BaseModel):
+class MarketDataOut(Page[MarketRowOut]):
     model_config = WIRE_MODEL
 
-    data: list[MarketRowOut]
     count: int
     plan: str = Field(description="The caller's plan (anonymous: free), which decides the symbols and columns")
     as_of: int | None = Field(description="Market time of the newest row, epoch ms")
@@ -85,10 +93,11 @@ class CandleOut(BaseModel):
     closed: bool = Field(description="False for a bucket still filling (the current hour)")
 
 
-class HistoryOut(BaseModel):
+class HistoryOut(Page[CandleOut]):
+    """`data`: the candles, oldest first."""
+
     symbol: str
     interval: str
-    candles: list[CandleOut] = Field(description="Oldest first")
 
 
 def _feed(request: Request) -> MarketFeed:
@@ -98,6 +107,7 @@ def _feed(request: Request) -> MarketFeed:
 
 @router.get("/data", response_model=MarketDataOut, responses=CALLER_REFUSALS)
 async def market_data(
+    request: Request,
     feed: Annotated[MarketFeed, Depends(_feed)],
     plan: Annotated[str | None, Depends(caller_plan)],
     sort: SortKey = SortKey.quoteVolume24h,
@@ -109,9 +119,18 @@ async def market_data(
     symbols by 24h quote volume, then filtered, sorted and cut to `limit`; `openInterestUsd` is null on plans
     without the open-interest column."""
     tier = tier_of(plan)
-    rows = sort_rows(filter_rows(tier.rows(feed.snapshot()), q), sort, order)[:limit]
-    return {"data": rows, "count": len(rows), "as_of": feed.updated_at, "plan": plan_of(plan).name}
+    runtime = request.app.state.runtime
+    now = feed.updated_at if feed.updated_at is not None else runtime.market_now_ms()
+    sums = await liquidation_sums(runtime.sessions, now)
+    rows = [{**r, **_liquidation_columns(sums.get(r["symbol"]))} for r in tier.rows(feed.snapshot())]
+    rows = sort_rows(filter_rows(rows, q), sort, order)[:limit]
+    return {"data": rows, "next": None, "count": len(rows), "as_of": feed.updated_at, "plan": plan_of(plan).name}
 
+
+
+def _liquidation_columns(sums: dict[str, float] | None) -> dict[str, float]:
+    sums = sums or {}
+    return {f"liquidations{w}": sums.get(w, 0.0) for w in ("1h", "4h", "24h")}
 
 
 def filter_rows(rows: list[dict[str, Any]], q: str | None) -> list[dict[str, Any]]:
@@ -140,7 +159,8 @@ async def market_symbol(
     return {"data": tier_of(plan).row(row)}  # the open interest only for plans with its column
 
 
-@router.get("/history/{symbol}", response_model=HistoryOut)
+@router.get("/history/{symbol}", response_model=HistoryOut,
+            responses={404: {"description": "Symbol neither in the table nor in the store"}})
 async def market_history(
     request: Request,
     symbol: Annotated[Symbol, Path()],
@@ -152,8 +172,11 @@ async def market_history(
     end: Annotated[EpochMs | None, Query(description="Open time < this: ISO 8601 (UTC) or epoch ms")] = None,
 ) -> dict[str, Any]:
     wanted = normalize_symbol(symbol)
-    candles = await load_candles(request.app.state.runtime.sessions, wanted, interval, start, end, limit)
-    return {"symbol": wanted, "interval": interval, "candles": [candle_to_wire(c) for c in candles]}
+    sessions = request.app.state.runtime.sessions
+    candles = await load_candles(sessions, wanted, interval, start, end, limit)
+    if not candles and _feed(request).get(wanted) is None and not await has_candles(sessions, wanted):
+        raise HTTPException(status.HTTP_404_NOT_FOUND, detail=f"unknown symbol {wanted}")
+    return {"symbol": wanted, "interval": interval, "data": [candle_to_wire(c) for c in candles], "next": None}
 
 
 def candle_to_wire(c: Candle) -> dict[str, Any]:
@@ -238,11 +261,11 @@ class OpenInterestPointOut(BaseModel):
     usd: float = Field(description="Open interest, USD notional (the bucket's last snapshot)")
 
 
-class OpenInterestHistoryOut(BaseModel):
+class OpenInterestHistoryOut(Page[OpenInterestPointOut]):
+    """`data`: oldest first; empty on plans without the open-interest column (free, anonymous)."""
+
     symbol: str
     interval: str
-    data: list[OpenInterestPointOut] = Field(
-        description="Oldest first; empty on plans without the open-interest column (free, anonymous)")
     plan: str = Field(description="The caller's plan (anonymous: free), which decides whether `data` is filled")
 
 
@@ -272,4 +295,57 @@ async def open_interest_history(
         raise HTTPException(status.HTTP_404_NOT_FOUND, detail=f"unknown symbol {wanted}")
     shown = points if tier_of(plan).open_interest else []
     return {"symbol": wanted, "interval": interval.value, "data": [{"time": t, "usd": u} for t, u in shown],
-            "plan": plan_of(plan).name}
+            "next": None, "plan": plan_of(plan).name}
+
+
+# --- liquidations ----------------------------------------------------------------------------------------------
+
+
+class LiquidationOut(BaseModel):
+    symbol: str
+    side: str = Field(description="The position liquidated: long (the exchange sold it) or short (bought back)")
+    price: float = Field(description="Average fill price")
+    quantity: float = Field(description="Base units")
+    usd: float = Field(description="USD value: price × quantity")
+    time: int = Field(description="Trade time, epoch ms (market time)")
+
+
+class LiquidationsOut(Page[LiquidationOut]):
+    """`data`: newest first. `next`: pass as `cursor` for the older ones."""
+
+
+@router.get("/liquidations", response_model=LiquidationsOut, tags=["liquidations"],
+            responses={404: {"description": "Symbol neither in the table nor in the stored liquidations"}})
+async def liquidations(
+    request: Request,
+    symbol: Annotated[Symbol | None, Query(description="One symbol (BTCUSDT); default: every symbol")] = None,
+    start: Annotated[EpochMs | None, Query(alias="from", description="Time ≥ this: ISO 8601 (UTC) or epoch ms")] = (
+        None
+    ),
+    end: Annotated[EpochMs | None, Query(alias="to", description="Time < this: ISO 8601 (UTC) or epoch ms")] = None,
+    limit: Annotated[int, Query(ge=1, le=5000)] = 500,
+    cursor: Annotated[str | None, Query(pattern=r"^[0-9]{1,15}$",
+                                        description="a previous page's `next`: only liquidations before it")] = None,
+) -> dict[str, Any]:
+    """Forced liquidations (Binance's `!forceOrder@arr`; synthesized from the candles by the replay), kept for
+    PULSE_RETENTION_DAYS."""
+    runtime = request.app.state.runtime
+    wanted = normalize_symbol(symbol) if symbol else None
+    before = int(cursor) if cursor is not None else None
+    upper = before if end is None else (end if before is None else min(end, before))
+    rows = await load_liquidations(runtime.sessions, wanted, start, upper, limit + 1)
+    if wanted and not rows and _feed(request).get(wanted) is None and not await has_liquidations(
+            runtime.sessions, wanted):
+        raise HTTPException(status.HTTP_404_NOT_FOUND, detail=f"unknown symbol {wanted}")
+    more = len(rows) > limit
+    rows = rows[:limit]
+    # Rows sharing the last row's millisecond would straddle a time cursor: stop the page before them instead.
+    next_cursor = None
+    if more:
+        last = rows[-1]["time"]
+        kept = [r for r in rows if r["time"] > last]
+        if kept:
+            rows, next_cursor = kept, str(last + 1)
+        else:
+            next_cursor = str(last)  # a whole page in one millisecond: move on past it
+    return {"data": rows, "next": next_cursor}

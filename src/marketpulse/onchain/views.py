@@ -23,6 +23,7 @@ from marketpulse.accounts.plans import UnknownPlan
 from marketpulse.accounts.schemas import UNAUTHORIZED
 from marketpulse.accounts.service import Principal
 from marketpulse.accounts.views import current_user, require_scope
+from marketpulse.api.pages import Cursor, Page, offset_of, page
 from marketpulse.onchain.chain import ChainUnavailable
 from marketpulse.onchain.core import Refused, UnknownProduct, display, product
 from marketpulse.onchain.service import InvoiceClosed, InvoiceNotFound, TxUsed, UnknownChain, UsdtPayments
@@ -89,8 +90,8 @@ class InvoiceOut(BaseModel):
     settled_at_ms: int | None
 
 
-class InvoicesOut(BaseModel):
-    invoices: list[InvoiceOut]
+class InvoicesOut(Page[InvoiceOut]):
+    pass
 
 
 def _out(usdt: UsdtPayments, row: UsdtInvoiceRow) -> InvoiceOut:
@@ -112,12 +113,12 @@ def _unavailable(exc: ChainUnavailable) -> HTTPException:
     return HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, detail=str(exc))
 
 
-@router.get("/api/v1/payments/usdt/chains", response_model=list[ChainOut])
-async def chains(usdt: UsdtPayments = Depends(get_usdt)) -> list[ChainOut]:
+@router.get("/api/v1/payments/usdt/chains", response_model=Page[ChainOut])
+async def chains(usdt: UsdtPayments = Depends(get_usdt)) -> Page[ChainOut]:
     """The chains USDT is accepted on."""
-    return [ChainOut(name=c.name, chain_id=c.config.chain_id, token=c.config.token.lower(),
+    return page([ChainOut(name=c.name, chain_id=c.config.chain_id, token=c.config.token.lower(),
                      receiving_address=c.config.receiving_address.lower(), confirmations=c.config.confirmations)
-            for c in usdt.clients.values()]
+                 for c in usdt.clients.values()])
 
 
 @router.post("/api/v1/payments/usdt/invoice", status_code=status.HTTP_201_CREATED, response_model=InvoiceOut,
@@ -143,11 +144,13 @@ async def create_invoice(body: InvoiceBody, request: Request, principal: Princip
 
 @router.get("/api/v1/payments/usdt/invoices", response_model=InvoicesOut, responses=UNAUTHORIZED)
 async def my_invoices(request: Request, limit: int = Query(50, ge=1, le=500), offset: int = Query(0, ge=0, le=10**7),
-                      principal: Principal = Depends(current_user),
+                      cursor: Cursor = None, principal: Principal = Depends(current_user),
                       usdt: UsdtPayments = Depends(get_usdt)) -> InvoicesOut:
     """Your USDT invoices, newest first, each with its status."""
     require_scope(request, principal)
-    return InvoicesOut(invoices=[_out(usdt, r) for r in await usdt.invoices(principal.user.id, limit, offset)])
+    offset = offset_of(offset, cursor)
+    rows = await usdt.invoices(principal.user.id, limit, offset)
+    return InvoicesOut(data=[_out(usdt, r) for r in rows], next=str(offset + len(rows)) if len(rows) == limit else None)
 
 
 @router.get("/api/v1/payments/usdt/invoice/{invoice_id}", response_model=InvoiceOut,

@@ -27,7 +27,7 @@ from marketpulse.accounts.plans import CREDIT_PACKS, PLANS
 from marketpulse.accounts.schemas import UNAUTHORIZED
 from marketpulse.accounts.service import Principal
 from marketpulse.accounts.views import current_user, require_scope
-from marketpulse.api.pages import Page, page
+from marketpulse.api.pages import Cursor, Page, next_offset, offset_of, page
 from marketpulse.payments.core import SignatureError
 from marketpulse.payments.service import (
     AlreadySubscribed,
@@ -60,9 +60,10 @@ class ProductOut(BaseModel):
     available: bool  # sold by card here (its Stripe Price id is configured)
 
 
-class ProductsOut(BaseModel):
+class ProductsOut(Page[ProductOut]):
+    """`data`: the products on sale."""
+
     card_payments: bool
-    products: list[ProductOut]
 
 
 class CheckoutBody(BaseModel):
@@ -137,9 +138,8 @@ class PaymentEventOut(BaseModel):
     payload: dict[str, Any] | None
 
 
-class PaymentEventsOut(BaseModel):
+class PaymentEventsOut(Page[PaymentEventOut]):
     total: int
-    events: list[PaymentEventOut]
 
 
 def _field_error(field: str, message: str, value: Any) -> RequestValidationError:
@@ -162,7 +162,7 @@ async def products(payments: PaymentsService = Depends(get_payments)) -> Product
     out += [ProductOut(name=c.name, kind="credits", title=f"{c.credits:,} credits", price_usd=c.price_usd,
                        per="once", credits=c.credits, available=card and catalog.named(c.name) is not None)
             for c in CREDIT_PACKS]
-    return ProductsOut(card_payments=card, products=out)
+    return ProductsOut(data=out, card_payments=card)
 
 
 @router.post("/api/v1/payments/checkout", response_model=CheckoutOut, responses={
@@ -231,11 +231,12 @@ async def webhook(request: Request, payments: PaymentsService = Depends(get_paym
 @router.get("/api/v1/admin/payments/events", response_model=PaymentEventsOut, responses=UNAUTHORIZED)
 async def payment_events(outcome: str | None = Query(None, pattern=r"^(applied|stale|ignored|unknown_customer)$"),
                          limit: int = Query(50, ge=1, le=500), offset: int = Query(0, ge=0, le=10_000_000),
-                         admin: Principal = Depends(require_admin),
+                         cursor: Cursor = None, admin: Principal = Depends(require_admin),
                          payments: PaymentsService = Depends(get_payments)) -> PaymentEventsOut:
     """Stripe events received, newest first; those naming no user of ours keep their whole payload."""
+    offset = offset_of(offset, cursor)
     rows, total = await payments.events(outcome, limit, offset)
-    return PaymentEventsOut(total=total, events=[PaymentEventOut(
+    return PaymentEventsOut(total=total, next=next_offset(offset, len(rows), total), data=[PaymentEventOut(
         event_id=r.event_id, type=r.type, created_s=r.created_s, owner_id=r.owner_id, outcome=r.outcome,
         customer_id=r.customer_id, received_at_ms=r.received_at_ms, payload=r.payload) for r in rows])
 

@@ -8,6 +8,8 @@ Two kinds of subscription, because several API processes may share one bus:
   emitting from every process instead would deliver each event once per process.
 The open-interest figures are persisted from a third, shared group, so each update is written once.
 
+`liquidations` (each bus message's batch) goes to every tier's room once, like a volume alert.
+
 Events for users (`volume-alert`, and `paper-fill` / `risk-halt` to their owner's room `user-{owner}`) are pushed
 once per bus message id: a message redelivered, or claimed from a slow API process by another one, is dropped
 (`EventBus.first_time`, shared by every process of the deployment). Market patches need no such guard: they are
@@ -43,6 +45,7 @@ from marketpulse.accounts.core import Status
 from marketpulse.bus import EventBus, Message, Subscription, topics
 from marketpulse.bus.topics import (
     AccountChanged,
+    LiquidationsEvent,
     OpenInterestEvent,
     PaperFill,
     RiskHalt,
@@ -52,6 +55,7 @@ from marketpulse.bus.topics import (
 )
 from marketpulse.clock import Clock
 from marketpulse.detection.models import VolumeAlert
+from marketpulse.marketdata.liquidations import liquidation_json
 from marketpulse.marketdata.open_interest import OpenInterestCache, save_open_interest, validate_usd_values
 from marketpulse.realtime import metrics
 from marketpulse.realtime.market_feed import MarketFeed, PatchBuffer, patch_of
@@ -66,6 +70,7 @@ TIER_EVENT = "tier"  # the connection's plan, tier and next boundaries (see Tier
 PAPER_FILL_EVENT = "paper-fill"
 RISK_HALT_EVENT = "risk-halt"
 NOTIFICATION_EVENT = "notification"
+LIQUIDATIONS_EVENT = "liquidations"  # {liquidations: [{symbol, side, price, quantity, usd, time}, …]}, to everyone
 BROADCAST_GROUP = "api-broadcast"
 OPEN_INTEREST_STORE_GROUP = "api-open-interest-store"
 # How long a pushed message id is remembered: far beyond any redelivery (claims come within seconds, a restarted
@@ -128,6 +133,7 @@ class RealtimeBridge:
             (topics.PAPER_FILLS, BROADCAST_GROUP, self._on_paper_fill),
             (topics.RISK_HALTS, BROADCAST_GROUP, self._on_risk_halt),
             (topics.NOTIFICATIONS_USER, BROADCAST_GROUP, self._on_notification),
+            (topics.MARKET_LIQUIDATIONS, BROADCAST_GROUP, self._on_liquidations),
             (topics.MARKET_OPEN_INTEREST, OPEN_INTEREST_STORE_GROUP, self._on_open_interest_store),
         ]
         for topic, group, handler in plan:
@@ -283,6 +289,12 @@ class RealtimeBridge:
         wire = msg.data.to_wire()
         for queued in self._batches.values():
             queued[msg.id] = wire
+
+    async def _on_liquidations(self, msg: Message[LiquidationsEvent]) -> None:
+        """Every tier's room: liquidations are public market data, like the table."""
+        payload = {"liquidations": [liquidation_json(liq) for liq in msg.data.liquidations]}
+        if payload["liquidations"]:
+            await self._push_once(msg, LIQUIDATIONS_EVENT, payload, room=[t.room for t in TIERS])
 
     async def _on_paper_fill(self, msg: Message[PaperFill]) -> None:
         await self._push_once(msg, PAPER_FILL_EVENT, msgspec.to_builtins(msg.data), room=user_room(msg.data.owner_id))

@@ -22,12 +22,14 @@ from typing import Any
 
 from fastapi import APIRouter, Depends, HTTPException, Query, Request, Response, status
 from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 
 from marketpulse.accounts.schemas import UNAUTHORIZED
 from marketpulse.accounts.service import Principal
 from marketpulse.accounts.views import current_user
 from marketpulse.api.errors import error_responses
+from marketpulse.api.pages import Page, page
 from marketpulse.backtest.candles import CandleQuery, NoCandles, load_candles
 from marketpulse.marketdata.frame import CandleFrame
 from marketpulse.marketdata.intervals import DAY_MS
@@ -124,10 +126,12 @@ async def create_rule(body: RuleIn, principal: Principal = Depends(rules_user),
     return rule_json(await _guarded(rules.create(principal.user.id, principal.user.plan, body)))
 
 
-@router.get("/rules", response_model=list[RuleOut], response_model_exclude_none=True)
+@router.get("/rules", response_model=Page[RuleOut])
 async def list_rules(principal: Principal = Depends(rules_user),
-                     rules: RulesService = Depends(get_rules)) -> list[RuleOut]:
-    return [rule_json(r) for r in await rules.list_rules(principal.user.id)]
+                     rules: RulesService = Depends(get_rules)) -> JSONResponse:
+    """`data`: the caller's rules, each without its unset (null) fields as `GET /rules/{id}` gives it."""
+    rows = [rule_json(r).model_dump(mode="json", exclude_none=True) for r in await rules.list_rules(principal.user.id)]
+    return JSONResponse({"data": rows, "next": None})
 
 
 class PreviewIn(RuleIn):
@@ -229,10 +233,10 @@ async def resume_rule(rule_id: str, principal: Principal = Depends(rules_user),
     return rule_json(await _guarded(rules.set_enabled(principal.user.id, principal.user.plan, rule_id, True)))
 
 
-@router.get("/history", response_model=list[HistoryOut])
+@router.get("/history", response_model=Page[HistoryOut])
 async def alert_history(principal: Principal = Depends(rules_user), rules: RulesService = Depends(get_rules),
                         rule_id: str | None = Query(None, max_length=36),
                         before: EpochMs | None = Query(None, description="only matches before this time"),
-                        limit: int = Query(100, ge=1, le=1000)) -> list[HistoryOut]:
+                        limit: int = Query(100, ge=1, le=1000)) -> Page[HistoryOut]:
     rows = await rules.history(principal.user.id, rule_id=rule_id, limit=limit, before_ms=before)
-    return [history_json(r) for r in rows]
+    return page([history_json(r) for r in rows])

@@ -34,7 +34,7 @@ from marketpulse.accounts.schemas import UNAUTHORIZED
 from marketpulse.accounts.service import Principal
 from marketpulse.accounts.views import current_user, get_accounts
 from marketpulse.api.errors import error_responses
-from marketpulse.api.pages import Page, page
+from marketpulse.api.pages import Cursor, Page, next_offset, offset_of, page
 from marketpulse.metrics import WEBHOOK_ACK_SECONDS, WEBHOOK_REQUESTS
 from marketpulse.settings import ip_networks
 from marketpulse.signals.core import (
@@ -301,10 +301,10 @@ async def create_config(body: ConfigIn, request: Request, principal: Principal =
     return config_json(row, _public(request))
 
 
-@admin_router.get("/signal-configs", response_model=list[ConfigOut])
+@admin_router.get("/signal-configs", response_model=Page[ConfigOut])
 async def list_configs(request: Request, _: Principal = Depends(require_admin),
-                       signals: SignalsService = Depends(get_signals)) -> list[ConfigOut]:
-    return [config_json(r, _public(request)) for r in await signals.list_configs()]
+                       signals: SignalsService = Depends(get_signals)) -> Page[ConfigOut]:
+    return page([config_json(r, _public(request)) for r in await signals.list_configs()])
 
 
 @admin_router.get("/signal-configs/{config_id}", response_model=ConfigOut, responses=error_responses(_NO_CONFIG))
@@ -417,8 +417,7 @@ class RejectOut(BaseModel):
     received_at: int
 
 
-class RejectPage(BaseModel):
-    rejected: list[RejectOut]
+class RejectPage(Page[RejectOut]):
     total: int
     limit: int
     offset: int
@@ -434,9 +433,11 @@ def reject_json(row: SignalRejectRow) -> RejectOut:
 async def rejected_payloads(_: Principal = Depends(require_admin), signals: SignalsService = Depends(get_signals),
                             config_id: str | None = Query(None, max_length=36),
                             limit: int = Query(50, ge=1, le=500),
-                            offset: int = Query(0, ge=0, le=1_000_000)) -> RejectPage:
+                            offset: int = Query(0, ge=0, le=1_000_000), cursor: Cursor = None) -> RejectPage:
+    offset = offset_of(offset, cursor)
     rows, total = await signals.rejects(config_id=config_id, limit=limit, offset=offset)
-    return RejectPage(rejected=[reject_json(r) for r in rows], total=total, limit=limit, offset=offset)
+    return RejectPage(data=[reject_json(r) for r in rows], next=next_offset(offset, len(rows), total), total=total,
+                      limit=limit, offset=offset)
 
 
 # --- users -------------------------------------------------------------------------------------------------------
@@ -482,15 +483,15 @@ class PublicConfigOut(BaseModel):
     recent_signals: list[SignalOut]
 
 
-@router.get("/configs", response_model=list[PublicConfigOut])
+@router.get("/configs", response_model=Page[PublicConfigOut])
 async def browse_configs(_: Principal = Depends(signals_user),
-                         signals: SignalsService = Depends(get_signals)) -> list[PublicConfigOut]:
+                         signals: SignalsService = Depends(get_signals)) -> Page[PublicConfigOut]:
     out = []
     for row in await signals.list_configs(active_only=True):
         recent = [signal_json(s) for s in await signals.recent(row.id, limit=10)]
         out.append(PublicConfigOut(id=row.id, symbol=row.symbol, timeframe=row.timeframe, strategy=row.strategy,
                                    parameters=dict(row.params), computed=row.computed, recent_signals=recent))
-    return out
+    return page(out)
 
 
 class ParamOut(BaseModel):
@@ -606,10 +607,10 @@ async def subscribe(body: SubscriptionIn, principal: Principal = Depends(signals
     return subscription_json(row)
 
 
-@router.get("/subscriptions", response_model=list[SubscriptionOut])
+@router.get("/subscriptions", response_model=Page[SubscriptionOut])
 async def list_subscriptions(principal: Principal = Depends(signals_user),
-                             signals: SignalsService = Depends(get_signals)) -> list[SubscriptionOut]:
-    return [subscription_json(r) for r in await signals.subscriptions(principal.user.id)]
+                             signals: SignalsService = Depends(get_signals)) -> Page[SubscriptionOut]:
+    return page([subscription_json(r) for r in await signals.subscriptions(principal.user.id)])
 
 
 @router.patch("/subscriptions/{subscription_id}", response_model=SubscriptionOut, responses=_SUB_ERRORS)
@@ -637,12 +638,13 @@ async def unsubscribe(subscription_id: str, principal: Principal = Depends(signa
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
-@router.get("/history", response_model=list[SignalOut])
+@router.get("/history", response_model=Page[SignalOut])
 async def signal_history(principal: Principal = Depends(signals_user), signals: SignalsService = Depends(get_signals),
                          config_id: str | None = Query(None, max_length=36), limit: int = Query(50, ge=1, le=500),
-                         offset: int = Query(0, ge=0, le=1_000_000)) -> list[SignalOut]:
+                         offset: int = Query(0, ge=0, le=1_000_000), cursor: Cursor = None) -> Page[SignalOut]:
+    offset = offset_of(offset, cursor)
     rows = await signals.history(principal.user.id, config_id=config_id, limit=limit, offset=offset)
-    return [signal_json(r) for r in rows]
+    return page([signal_json(r) for r in rows], offset + len(rows) if len(rows) == limit else None)
 
 
 # --- the page ------------------------------------------------------------------------------------------------------

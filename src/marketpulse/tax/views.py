@@ -81,8 +81,8 @@ class ReportOut(BaseModel):
     files: list[str] = Field(description="downloads under this report's path once done")
 
 
-class ReportsOut(BaseModel):
-    reports: list[ReportOut]
+class ReportsOut(Page[ReportOut]):
+    pass
 
 
 async def signed_in(request: Request, principal: Principal = Depends(current_user)) -> Principal:
@@ -150,7 +150,7 @@ async def create_report(body: ReportIn, principal: Principal = Depends(signed_in
 
 @router.get("/reports", response_model=ReportsOut)
 async def list_reports(principal: Principal = Depends(signed_in), tax: TaxService = Depends(get_tax)) -> ReportsOut:
-    return ReportsOut(reports=[_out(r) for r in await tax.reports(principal.user.id)])
+    return ReportsOut(data=[_out(r) for r in await tax.reports(principal.user.id)])
 
 
 @router.get("/reports/{report_id}", response_model=ReportOut, responses=NOT_FOUND)

@@ -29,6 +29,7 @@ from marketpulse.accounts.plans import Plan, plan_named
 from marketpulse.accounts.schemas import UNAUTHORIZED
 from marketpulse.accounts.service import Principal
 from marketpulse.accounts.views import current_user, require_scope
+from marketpulse.api.pages import Page
 from marketpulse.services import Services, get_services
 from marketpulse.watchlists import core
 from marketpulse.watchlists.service import NameTaken, NotFound, Watchlist, WatchlistService
@@ -53,8 +54,7 @@ class WatchlistOut(BaseModel):
     updated_at_ms: int
 
 
-class WatchlistsOut(BaseModel):
-    watchlists: list[WatchlistOut]
+class WatchlistsOut(Page[WatchlistOut]):
     limit: int | None = Field(description="watchlists the plan allows (null: unlimited)")
     symbols_limit: int | None = Field(description="symbols per watchlist the plan allows (null: unlimited)")
 
@@ -109,8 +109,7 @@ class SubscriptionOut(BaseModel):
     created_at_ms: int
 
 
-class SubscriptionsOut(BaseModel):
-    subscriptions: list[SubscriptionOut]
+class SubscriptionsOut(Page[SubscriptionOut]):
     limit: int | None = Field(description="subscriptions the plan allows (null: unlimited)")
 
 
@@ -153,7 +152,7 @@ def _name_taken(name: str | None) -> RequestValidationError:
 async def list_watchlists(principal: Principal = Depends(signed_in),
                           watchlists: WatchlistService = Depends(get_watchlists)) -> WatchlistsOut:
     plan = _plan(principal)
-    return WatchlistsOut(watchlists=[_out(w) for w in await watchlists.lists(principal.user.id)],
+    return WatchlistsOut(data=[_out(w) for w in await watchlists.lists(principal.user.id)],
                          limit=plan.watchlists, symbols_limit=plan.watchlist_symbols)
 
 
@@ -240,8 +239,8 @@ async def list_subscriptions(principal: Principal = Depends(signed_in),
     except core.PlanRequired as exc:
         raise _refused(exc) from None
     rows = await watchlists.subscriptions(principal.user.id)
-    return SubscriptionsOut(subscriptions=[SubscriptionOut(id=r.id, symbol=r.symbol, created_at_ms=r.created_at_ms)
-                                           for r in rows], limit=plan.volume_alert_subscriptions)
+    return SubscriptionsOut(data=[SubscriptionOut(id=r.id, symbol=r.symbol, created_at_ms=r.created_at_ms)
+                                  for r in rows], limit=plan.volume_alert_subscriptions)
 
 
 @router.post("/api/v1/volume-alerts/subscriptions", response_model=SubscriptionOut,

@@ -10,6 +10,7 @@ from fakes.binance_server import kline_row, mark_price_payload, symbol_info, tic
 from marketpulse.marketdata.binance.backoff import Backoff
 from marketpulse.marketdata.binance.frames import (
     FrameRejected,
+    LiquidationBatch,
     MarkPriceBatch,
     TickerBatch,
     closed_candles,
@@ -21,7 +22,7 @@ from marketpulse.marketdata.binance.frames import (
     parse_premium_index,
 )
 from marketpulse.marketdata.binance.stream import market_stream_url
-from marketpulse.marketdata.models import Candle
+from marketpulse.marketdata.models import Candle, Liquidation
 
 T0 = 1_760_126_400_000
 
@@ -146,3 +147,20 @@ def test_backoff_doubles_from_one_to_thirty_seconds_and_resets() -> None:
 def test_backoff_jitter_only_shortens_within_its_fraction() -> None:
     backoff = Backoff(jitter=0.2, rng=lambda: 1.0)
     assert [backoff.next_delay() for _ in range(3)] == pytest.approx([0.8, 1.6, 3.2])
+
+
+def test_force_order_frame_decodes_to_a_liquidation_of_the_position_side() -> None:
+    # Binance's documented example (numbers as strings), in a combined-stream envelope.
+    raw = frame("!forceOrder@arr", {"e": "forceOrder", "E": 1568014460893, "o": {
+        "s": "BTCUSDT", "S": "SELL", "o": "LIMIT", "f": "IOC", "q": "0.014", "p": "9910", "ap": "9910",
+        "X": "FILLED", "l": "0.014", "z": "0.014", "T": 1568014460893}})
+    batch = decode_frame(raw.encode())
+    assert isinstance(batch, LiquidationBatch)
+    assert batch.liquidations == [Liquidation("BTCUSDT", "long", 9910.0, 0.014, 138.74, 1568014460893)]
+    short = frame("!forceOrder@arr", {"e": "forceOrder", "E": 2, "o": {
+        "s": "ETHUSDT", "S": "BUY", "q": "2", "p": "4000", "ap": "0", "z": "0", "T": 1}})
+    assert decode_frame(short) == LiquidationBatch([Liquidation("ETHUSDT", "short", 4000.0, 2.0, 8000.0, 1)])
+    nonsense = frame("!forceOrder@arr", {"e": "forceOrder", "E": 2, "o": {"s": "X", "S": "HOLD", "q": "1", "p": "1"}})
+    assert decode_frame(nonsense) == LiquidationBatch([])
+    with pytest.raises(FrameRejected):
+        decode_frame(frame("!forceOrder@arr", {"e": "forceOrder", "E": 2, "o": {"s": "X", "q": "x"}}))

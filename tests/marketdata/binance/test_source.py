@@ -10,13 +10,19 @@ import msgspec
 import pytest
 from prometheus_client import REGISTRY
 
-from fakes.binance_server import FakeBinance, mark_price_payload, minute_klines, ticker_payload
+from fakes.binance_server import (
+    FakeBinance,
+    force_order_payload,
+    mark_price_payload,
+    minute_klines,
+    ticker_payload,
+)
 from marketpulse.bus import topics
 from marketpulse.bus.base import Message
 from marketpulse.bus.memory import MemoryBus
 from marketpulse.clock import FakeClock
 from marketpulse.marketdata.binance import BinanceSource
-from marketpulse.marketdata.binance.frames import MARK_PRICE_STREAM, TICKER_STREAM
+from marketpulse.marketdata.binance.frames import LIQUIDATION_STREAM, MARK_PRICE_STREAM, TICKER_STREAM
 from marketpulse.marketdata.binance.source import POLL_DELAY_MS
 
 T0 = 1_760_126_400_000  # 2025-10-10 20:00 UTC: a minute boundary
@@ -85,7 +91,8 @@ class Running:
 @pytest.fixture
 async def running(fake: FakeBinance) -> AsyncIterator[Running]:
     r = Running(fake)
-    await r.tap.attach(r.bus, topics.MARKET_TICKERS, topics.MARKET_CANDLES, topics.MARKET_OPEN_INTEREST)
+    await r.tap.attach(r.bus, topics.MARKET_TICKERS, topics.MARKET_CANDLES, topics.MARKET_OPEN_INTEREST,
+                       topics.MARKET_LIQUIDATIONS)
     task = asyncio.create_task(r.source.run(r.bus))
     yield r
     task.cancel()
@@ -156,6 +163,25 @@ async def test_ticker_and_mark_frames_become_market_rows_on_the_bus(fake: FakeBi
     await fake.push(TICKER_STREAM, [{**tickers[0], "E": T0 + 3_000, "c": "121300.0"}])
     msg = await running.tap.next(topics.MARKET_TICKERS)
     assert [(r["symbol"], r["price"], r["funding_rate"]) for r in msg["rows"]] == [("BTCUSDT", 121_300.0, 0.0001)]
+
+
+async def test_force_orders_become_normalized_liquidations_on_the_bus(fake: FakeBinance, running: Running) -> None:
+    """`!forceOrder@arr` rides the same `/market` connection as the tickers; Binance sends one event per frame."""
+    await fake.wait_for_connections(1)
+    assert LIQUIDATION_STREAM in fake.connections[0].streams and fake.connections[0].category == "market"
+    await fake.push(LIQUIDATION_STREAM, force_order_payload("BTCUSDT", T0 + 5_000, side="SELL", price=119_000.0,
+                                                            quantity=0.25, average_price=119_100.0))
+    msg = await running.tap.next(topics.MARKET_LIQUIDATIONS)
+    assert msg == {"liquidations": [{"symbol": "BTCUSDT", "side": "long", "price": 119_100.0, "quantity": 0.25,
+                                     "usd": 29_775.0, "time": T0 + 5_000}]}
+    # A short squeezed (BUY), a delivery contract we don't list, and a list-shaped frame are all understood.
+    await fake.push(LIQUIDATION_STREAM, [
+        force_order_payload("BTCUSDT_260327", T0 + 6_000, side="BUY", price=121_000.0, quantity=1.0),
+        force_order_payload("ETHUSDT", T0 + 6_000, side="BUY", price=4_400.0, quantity=3.0),
+    ])
+    msg = await running.tap.next(topics.MARKET_LIQUIDATIONS)
+    assert msg["liquidations"] == [{"symbol": "ETHUSDT", "side": "short", "price": 4_400.0, "quantity": 3.0,
+                                    "usd": 13_200.0, "time": T0 + 6_000}]
 
 
 async def test_open_interest_in_usd_every_refresh_interval(fake: FakeBinance, running: Running) -> None:

@@ -55,7 +55,7 @@ async def test_order_lifecycle_over_http(client: httpx.AsyncClient, runtime: Run
     assert resp.status_code == 201, resp.text
     order = resp.json()
     assert order["symbol"] == "BTCUSDT" and order["status"] == "open"
-    assert [o["id"] for o in (await client.get("/api/v1/paper/orders?status=open")).json()] == [order["id"]]
+    assert [o["id"] for o in (await client.get("/api/v1/paper/orders?status=open")).json()["data"]] == [order["id"]]
     cancelled = await client.delete(f"/api/v1/paper/orders/{order['id']}")
     assert cancelled.status_code == 200 and cancelled.json()["status"] == "cancelled"
     again = await client.delete(f"/api/v1/paper/orders/{order['id']}")
@@ -69,9 +69,9 @@ async def test_filled_market_order_shows_in_positions_and_fills(client: httpx.As
     resp = await client.post("/api/v1/paper/orders", json={"symbol": "ETHUSDT", "side": "sell", "quantity": 1})
     assert resp.status_code == 201, resp.text
     await paper.on_candles([candle("ETHUSDT", T0, 4_010.0, c=3_990.0)])
-    [pos] = (await client.get("/api/v1/paper/positions")).json()
+    [pos] = (await client.get("/api/v1/paper/positions")).json()["data"]
     assert pos["side"] == "short" and pos["avg_price"] == 4_010.0 and pos["unrealized_pnl"] == pytest.approx(20.0)
-    [fill] = (await client.get("/api/v1/paper/fills")).json()
+    [fill] = (await client.get("/api/v1/paper/fills")).json()["data"]
     assert fill["order_id"] == resp.json()["id"] and fill["price"] == 4_010.0
 
 
@@ -85,7 +85,7 @@ async def test_bad_orders_answer_422_naming_the_field(client: httpx.AsyncClient)
         "symbol": "BTCUSDT", "side": "buy", "type": "market", "quantity": 1, "stop_price": 5, "time_in_force": "fok",
     }))
     assert set(errors) == {"stop_price", "time_in_force"}
-    assert (await client.get("/api/v1/paper/orders")).json() == []  # nothing stored
+    assert (await client.get("/api/v1/paper/orders")).json()["data"] == []  # nothing stored
 
 
 async def test_risk_rejection_is_409_with_a_reason(client: httpx.AsyncClient) -> None:
@@ -95,7 +95,7 @@ async def test_risk_rejection_is_409_with_a_reason(client: httpx.AsyncClient) ->
     assert resp.status_code == 409
     detail = resp.json()["detail"]
     assert detail["reason"] == "max_position_size" and detail["limit"] == 100_000.0 and detail["value"] == 1e6
-    assert (await client.get("/api/v1/paper/orders")).json() == []
+    assert (await client.get("/api/v1/paper/orders")).json()["data"] == []
 
 
 async def test_each_owner_sees_only_their_own(client: httpx.AsyncClient, runtime: Runtime) -> None:
@@ -104,7 +104,7 @@ async def test_each_owner_sees_only_their_own(client: httpx.AsyncClient, runtime
         "symbol": "BTCUSDT", "side": "buy", "type": "limit", "quantity": 0.1, "limit_price": 1.0,
     })
     order_id = resp.json()["id"]
-    assert (await client.get("/api/v1/paper/orders", headers=bob.headers)).json() == []
+    assert (await client.get("/api/v1/paper/orders", headers=bob.headers)).json()["data"] == []
     assert (await client.get(f"/api/v1/paper/orders/{order_id}", headers=bob.headers)).status_code == 404
     assert (await client.delete(f"/api/v1/paper/orders/{order_id}", headers=bob.headers)).status_code == 404
     assert (await client.get(f"/api/v1/paper/orders/{order_id}", headers=alice.headers)).status_code == 200
@@ -146,7 +146,7 @@ async def test_deployments_validate_list_and_stop(client: httpx.AsyncClient) -> 
     assert resp.status_code == 201, resp.text
     dep = resp.json()
     assert dep["status"] == "running" and dep["params"] == {"fast": 3, "slow": 26} and dep["cash"] == 10_000.0
-    assert [d["id"] for d in (await client.get("/api/v1/paper/deployments")).json()] == [dep["id"]]
+    assert [d["id"] for d in (await client.get("/api/v1/paper/deployments")).json()["data"]] == [dep["id"]]
     stopped = await client.post(f"/api/v1/paper/deployments/{dep['id']}/stop")
     assert stopped.status_code == 200 and stopped.json()["status"] == "stopped"
     assert (await client.post("/api/v1/paper/deployments/nope/stop")).status_code == 404
@@ -171,7 +171,7 @@ async def test_the_issues_bypass_orders_are_refused_at_the_market_price(
     big = await client.post("/api/v1/paper/orders", json={"symbol": "BTCUSDT", "side": "buy", "quantity": 0.5})
     assert big.status_code == 409 and big.json()["detail"]["reason"] == "insufficient_margin"
     assert "50,000.00 of margin at 1x leverage; equity is 10,000.00" in big.json()["detail"]["message"]
-    assert (await client.get("/api/v1/paper/orders")).json() == []
+    assert (await client.get("/api/v1/paper/orders")).json()["data"] == []
 
 
 async def test_unknown_symbols_are_refused_naming_the_field(client: httpx.AsyncClient) -> None:
@@ -181,8 +181,8 @@ async def test_unknown_symbols_are_refused_naming_the_field(client: httpx.AsyncC
     deploy = field_errors(await client.post("/api/v1/paper/deployments", json={
         "strategy": "ema_cross", "symbol": "NOPEUSDT", "interval": "5m"}))
     assert set(deploy) == {"symbol"} and "no market data" in deploy["symbol"]
-    assert (await client.get("/api/v1/paper/orders")).json() == []
-    assert (await client.get("/api/v1/paper/deployments")).json() == []
+    assert (await client.get("/api/v1/paper/orders")).json()["data"] == []
+    assert (await client.get("/api/v1/paper/deployments")).json()["data"] == []
 
 
 async def test_a_position_closes_in_one_action(client: httpx.AsyncClient, runtime: Runtime) -> None:
@@ -196,7 +196,7 @@ async def test_a_position_closes_in_one_action(client: httpx.AsyncClient, runtim
     order = resp.json()
     assert (order["side"], order["type"], order["quantity"], order["status"]) == ("sell", "market", 2.0, "filled")
     assert order["fill_price"] == 4_100.0 and order["fee"] == pytest.approx(2 * 4_100.0 * 4 / 10_000)
-    assert (await client.get("/api/v1/paper/positions")).json() == []
+    assert (await client.get("/api/v1/paper/positions")).json()["data"] == []
     account = (await client.get("/api/v1/paper/account")).json()
     assert account["realized_pnl"] == pytest.approx(200.0) and account["open_positions"] == 0
     again = await client.post("/api/v1/paper/positions/ETHUSDT/close")

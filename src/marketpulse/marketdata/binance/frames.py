@@ -1,6 +1,8 @@
 """Binance USD-M wire formats → normalized models (pure: no I/O).
 
-WebSocket: combined-stream frames `{"stream": name, "data": payload}` from the `/market` path.
+WebSocket: combined-stream frames `{"stream": name, "data": payload}` from the `/market` path: `!ticker@arr`,
+`!markPrice@arr@1s` and `!forceOrder@arr` (one liquidation per frame, `{"e": "forceOrder", "E", "o": {...}}`;
+a list of them is taken too).
 REST: `/fapi/v1/exchangeInfo`, `/fapi/v1/klines`, `/fapi/v1/openInterest`, `/fapi/v1/premiumIndex`.
 Binance sends numbers as strings; msgspec's lax mode (`strict=False`) turns them into floats while decoding,
 so the hot path never calls `float()` itself. Unknown fields are ignored (msgspec's default).
@@ -15,12 +17,13 @@ from decimal import Decimal, InvalidOperation
 import msgspec
 
 from marketpulse.marketdata.intervals import MINUTE_MS
-from marketpulse.marketdata.models import Candle, MarkPrice, OpenInterest, Ticker24h
+from marketpulse.marketdata.models import Candle, Liquidation, MarkPrice, OpenInterest, Ticker24h
 from marketpulse.wire import camel
 
 TICKER_STREAM = "!ticker@arr"
 MARK_PRICE_STREAM = "!markPrice@arr@1s"
-MARKET_STREAMS = (TICKER_STREAM, MARK_PRICE_STREAM)
+LIQUIDATION_STREAM = "!forceOrder@arr"
+MARKET_STREAMS = (TICKER_STREAM, MARK_PRICE_STREAM, LIQUIDATION_STREAM)
 
 
 # --- WebSocket payloads -------------------------------------------------------------------------------------
@@ -61,6 +64,26 @@ class MarkPriceEvent(msgspec.Struct, tag_field="e", tag="markPriceUpdate", gc=Fa
     next_funding_time: int = msgspec.field(name="T", default=0)
 
 
+class _ForceOrder(msgspec.Struct, gc=False):
+    """The order inside a `forceOrder` event (Binance's field names; numbers arrive as strings)."""
+
+    symbol: str = msgspec.field(name="s")
+    side: str = msgspec.field(name="S")  # SELL liquidates a long, BUY a short
+    quantity: float = msgspec.field(name="q")  # original quantity
+    price: float = msgspec.field(name="p")  # the order's (bankruptcy) price
+    average_price: float = msgspec.field(name="ap", default=0.0)
+    status: str = msgspec.field(name="X", default="FILLED")
+    filled: float = msgspec.field(name="z", default=0.0)  # accumulated filled quantity
+    trade_time: int = msgspec.field(name="T", default=0)
+
+
+class ForceOrderEvent(msgspec.Struct, tag_field="e", tag="forceOrder", gc=False):
+    """One element of `!forceOrder@arr`: Binance pushes at most one per symbol per second, the latest."""
+
+    event_time: int = msgspec.field(name="E")
+    order: _ForceOrder = msgspec.field(name="o")
+
+
 class _Envelope(msgspec.Struct):
     stream: str
     data: msgspec.Raw  # decoded in a second step, by the type its stream name implies
@@ -74,6 +97,11 @@ class TickerBatch:
 @dataclass(frozen=True, slots=True)
 class MarkPriceBatch:
     marks: list[MarkPrice]
+
+
+@dataclass(frozen=True, slots=True)
+class LiquidationBatch:
+    liquidations: list[Liquidation]
 
 
 class FrameRejected(ValueError):
@@ -93,12 +121,13 @@ class _TickerFrame(msgspec.Struct):
 _envelope_decoder = msgspec.json.Decoder(_Envelope)
 _ticker_decoder = msgspec.json.Decoder(list[TickerEvent], strict=False)
 _mark_decoder = msgspec.json.Decoder(list[MarkPriceEvent], strict=False)
+_force_order_decoder = msgspec.json.Decoder(ForceOrderEvent | list[ForceOrderEvent], strict=False)
 _ticker_frame_decoder = msgspec.json.Decoder(_TickerFrame, strict=False)
 # Binance writes "stream" first; for the big ticker frame that lets us decode in one pass instead of two (~30%).
 _TICKER_FRAME_PREFIX = b'{"stream":"' + TICKER_STREAM.encode() + b'",'
 
 
-def decode_frame(raw: bytes | str) -> TickerBatch | MarkPriceBatch:
+def decode_frame(raw: bytes | str) -> TickerBatch | MarkPriceBatch | LiquidationBatch:
     """Decode one combined-stream frame; raises FrameRejected with the reason it is unusable."""
     try:
         if isinstance(raw, bytes) and raw.startswith(_TICKER_FRAME_PREFIX):
@@ -108,6 +137,10 @@ def decode_frame(raw: bytes | str) -> TickerBatch | MarkPriceBatch:
             return TickerBatch([ticker_from_event(e) for e in _ticker_decoder.decode(envelope.data)])
         if envelope.stream.startswith("!markPrice@arr"):
             return MarkPriceBatch([mark_from_event(e) for e in _mark_decoder.decode(envelope.data)])
+        if envelope.stream == LIQUIDATION_STREAM:
+            decoded = _force_order_decoder.decode(envelope.data)
+            events = decoded if isinstance(decoded, list) else [decoded]
+            return LiquidationBatch([liq for e in events if (liq := liquidation_from_event(e)) is not None])
     except msgspec.ValidationError as exc:
         raise FrameRejected("invalid_schema", str(exc)) from exc
     except msgspec.DecodeError as exc:
@@ -127,6 +160,18 @@ def mark_from_event(e: MarkPriceEvent) -> MarkPrice:
         symbol=e.symbol, time=e.event_time, mark_price=e.mark_price, index_price=e.index_price,
         funding_rate=float(e.funding_rate) if e.funding_rate else 0.0, next_funding_time=e.next_funding_time,
     )
+
+
+def liquidation_from_event(e: ForceOrderEvent) -> Liquidation | None:
+    """Normalized: the position side, the average fill price (the order price before any fill), the filled
+    quantity (the order's before any fill), their USD notional. None for a side or size that makes no sense."""
+    o = e.order
+    side = {"SELL": "long", "BUY": "short"}.get(o.side)
+    price = o.average_price if o.average_price > 0 else o.price
+    quantity = o.filled if o.filled > 0 else o.quantity
+    if side is None or not price > 0 or not quantity > 0 or price == float("inf") or quantity == float("inf"):
+        return None
+    return Liquidation(o.symbol, side, price, quantity, round(price * quantity, 2), o.trade_time or e.event_time)
 
 
 # --- REST payloads ------------------------------------------------------------------------------------------

@@ -1,6 +1,7 @@
 """`BinanceSource`: Binance USD-M perpetuals onto the bus (tickers, closed 1m candles, open interest in USD).
 
-Tickers and funding come from the combined stream `/market/stream?streams=!ticker@arr/!markPrice@arr@1s`.
+Tickers, funding and liquidations come from the combined stream
+`/market/stream?streams=!ticker@arr/!markPrice@arr@1s/!forceOrder@arr`.
 Closed 1m candles come from REST: Binance has no all-symbols kline stream and caps a connection at 200
 streams, so ~600 `<symbol>@kline_1m` streams would need four more connections. Instead, right after each
 minute closes we ask `/fapi/v1/klines?limit=2` per symbol (weight 1 each, ~600 of Binance's 2400/min), with
@@ -19,13 +20,14 @@ import structlog
 from prometheus_client import Counter
 
 from marketpulse.bus import EventBus, topics
-from marketpulse.bus.topics import CandlesEvent, OpenInterestEvent, TickersEvent
+from marketpulse.bus.topics import CandlesEvent, LiquidationsEvent, OpenInterestEvent, TickersEvent
 from marketpulse.clock import Clock, SystemClock
 from marketpulse.marketdata.binance.backoff import Backoff
 from marketpulse.marketdata.binance.frames import (
     MARKET_STREAMS,
     MINUTE_MS,
     FrameRejected,
+    LiquidationBatch,
     MarkPriceBatch,
     closed_candles,
     decode_frame,
@@ -124,6 +126,11 @@ class BinanceSource:
             FRAMES_REJECTED.labels(reason=exc.reason).inc()
             log.warning("binance frame rejected", reason=exc.reason, detail=exc.detail[:200])
             return False
+        if isinstance(batch, LiquidationBatch):
+            liquidations = [liq for liq in batch.liquidations if liq.symbol in self._active]
+            if liquidations:
+                await bus.publish(topics.MARKET_LIQUIDATIONS, LiquidationsEvent(liquidations))
+            return True
         if isinstance(batch, MarkPriceBatch):
             rows, time = self._apply_marks(batch.marks), max((m.time for m in batch.marks), default=0)
         else:

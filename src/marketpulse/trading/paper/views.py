@@ -15,6 +15,7 @@ from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
 from marketpulse.api.errors import error_responses
+from marketpulse.api.pages import Page, page
 from marketpulse.api.types import Amount
 from marketpulse.marketdata.intervals import Interval, IntervalField
 from marketpulse.marketdata.models import normalize_symbol
@@ -145,9 +146,9 @@ async def get_account(owner: str = Depends(current_owner), paper: PaperTradingSe
     return await paper.account(owner)
 
 
-@router.get("/positions")
+@router.get("/positions", response_model=Page[dict[str, Any]])
 async def get_positions(owner: str = Depends(current_owner), paper: PaperTradingService = Depends(_paper)) -> Any:
-    return [position_json(p) for p in await paper.positions(owner)]
+    return page([position_json(p) for p in await paper.positions(owner)])
 
 
 @router.post("/positions/{symbol}/close", responses=error_responses(
@@ -185,13 +186,13 @@ async def place_order(
     return order_json(row)
 
 
-@router.get("/orders")
+@router.get("/orders", response_model=Page[dict[str, Any]])
 async def list_orders(
     owner: str = Depends(current_owner), paper: PaperTradingService = Depends(_paper),
     status_: Literal["open", "filled", "cancelled", "expired", "rejected"] | None = Query(None, alias="status"),
     limit: int = Query(200, ge=1, le=1000),
 ) -> Any:
-    return [order_json(o) for o in await paper.orders(owner, status_, limit)]
+    return page([order_json(o) for o in await paper.orders(owner, status_, limit)])
 
 
 @router.get("/orders/{order_id}", responses=error_responses({404: "No such order of this owner"}))
@@ -216,10 +217,10 @@ async def cancel_order(order_id: str, owner: str = Depends(current_owner),
         raise HTTPException(status.HTTP_409_CONFLICT, detail=detail) from None
 
 
-@router.get("/fills")
+@router.get("/fills", response_model=Page[dict[str, Any]])
 async def list_fills(owner: str = Depends(current_owner), paper: PaperTradingService = Depends(_paper),
                      limit: int = Query(200, ge=1, le=1000)) -> Any:
-    return [fill_json(f) for f in await paper.fills(owner, limit)]
+    return page([fill_json(f) for f in await paper.fills(owner, limit)])
 
 
 # --- deployments -----------------------------------------------------------------------------------------------
@@ -241,10 +242,10 @@ async def deploy(request: Request, body: DeploymentIn, owner: str = Depends(curr
         raise _unknown_symbol(exc) from None
 
 
-@router.get("/deployments")
+@router.get("/deployments", response_model=Page[dict[str, Any]])
 async def list_deployments(owner: str = Depends(current_owner),
                            deployments: DeploymentService = Depends(_deployments)) -> Any:
-    return [deployment_json(d, deployments) for d in await deployments.for_owner(owner)]
+    return page([deployment_json(d, deployments) for d in await deployments.for_owner(owner)])
 
 
 @router.post("/deployments/{deployment_id}/stop", responses=error_responses({404: "No such deployment of this owner"}))

@@ -101,10 +101,10 @@
     users.total = result.data.total;
     $("users-total").textContent = String(users.total);
     const tbody = $("users-table").querySelector("tbody");
-    fillTable(tbody, result.data.users, (u) => [[u.email || "(wallet only)"], [u.plan], [u.status], [u.role],
+    fillTable(tbody, result.data.data, (u) => [[u.email || "(wallet only)"], [u.plan], [u.status], [u.role],
                                                  [when(u.created_at_ms)]]);
     [...tbody.children].forEach((tr, i) => {
-      const u = result.data.users[i];
+      const u = result.data.data[i];
       tr.dataset.id = u.id;
       tr.classList.toggle("selected", u.id === users.selected);
       tr.addEventListener("click", () => loadUser(u.id));
@@ -237,7 +237,7 @@
                      until: until === null ? null : until + DAY_MS, limit: PAGE, offset: audit.offset };
     const result = await api("GET", "/api/v1/admin/audit-log?" + query(params));
     if (!result.ok) return say(explain(result), true);
-    const { entries, total } = result.data;
+    const { data: entries, total } = result.data;
     $("audit-total").textContent = String(total);
     fillTable($("audit-table").querySelector("tbody"), entries, (e) => [
       [when(e.created_at_ms)], [e.action], [e.actor_id || "system", "mono"], [e.target_id || "", "mono"],

@@ -4,7 +4,8 @@
 // Socket.IO `market` ({full, time, rows: [patch…]}, a patch's absent fields mean "unchanged"; a full table at each
 // of the plan's refresh boundaries), `volume-alert` (one alert, real-time plans), `volume-alerts` (a batch at the
 // plan's boundary: {tier, at, alerts}), `tier` (the plan and its cadence, on connect and on a plan change), and
-// the alerts API once. The top bar shows the plan and a countdown to the next alert batch.
+// the alerts API once. The top bar shows the plan and a countdown to the next alert batch. The liquidation feed:
+// the newest from /api/v1/market/liquidations, then each Socket.IO `liquidations` batch ({liquidations: […]}).
 // A signed-in user (site.js's MP.me) also gets their watchlists (a filter, and a star per row that adds or removes
 // the symbol) and a mark on the symbols they subscribed to volume alerts for; anonymous visitors see none of it.
 // Rendering is batched: patches only mark rows dirty; at most one render per RENDER_MS, inside an animation
@@ -331,14 +332,14 @@
   async function loadWatchlists() {
     const answer = await window.MP.api("GET", "/api/v1/watchlist");
     if (!answer.ok) return;
-    account.lists = answer.data.watchlists;
+    account.lists = answer.data.data;
     listsChanged();
   }
 
   async function loadSubscriptions() {
     // Subscriptions are for pro and up: a free plan's 403 simply means no marks.
     const answer = await window.MP.api("GET", "/api/v1/volume-alerts/subscriptions");
-    account.subscribed = new Set(answer.ok ? answer.data.subscriptions.map((sub) => sub.symbol) : []);
+    account.subscribed = new Set(answer.ok ? answer.data.data.map((sub) => sub.symbol) : []);
     account.everything = account.subscribed.has("*");
     redecorate();
   }
@@ -751,6 +752,62 @@
     box.addEventListener("keydown", (event) => { if (event.key === "Enter") openSymbol(event); });
   }
 
+  // ---- the live liquidation feed -----------------------------------------------------------------------------
+
+  const MAX_LIQUIDATIONS = 80;
+  const BIG_LIQUIDATION_USD = 100000;
+  const liqList = document.getElementById("liquidations");
+  const liqEmpty = document.getElementById("liquidations-empty");
+  const liqTotal = document.getElementById("liq-total");
+  const seenLiquidations = new Set();
+  const liqTime = new Intl.DateTimeFormat(undefined, {
+    hour: "2-digit", minute: "2-digit", second: "2-digit", hourCycle: "h23", timeZone: "UTC",
+  });
+
+  function liquidationItem(l) {
+    const item = el("li", l.side === "short" ? "short" : "long");
+    if (l.usd >= BIG_LIQUIDATION_USD) item.classList.add("big");
+    item.dataset.symbol = l.symbol;
+    item.dataset.time = String(l.time);
+    item.dataset.usd = String(l.usd);
+    item.tabIndex = 0;
+    const when = el("time", "liq-time", liqTime.format(new Date(l.time)));
+    when.dateTime = new Date(l.time).toISOString();
+    when.title = new Date(l.time).toISOString().replace("T", " ").slice(0, 19) + " UTC (market time)";
+    item.append(when, el("span", "liq-symbol", splitSymbol(l.symbol)[0]),
+      el("span", "liq-side", l.side === "short" ? "SHORT" : "LONG"), el("span", "liq-usd", usdCompact(l.usd)));
+    item.title = `${l.symbol} ${l.side} liquidated: ${l.quantity} @ ${price(l.price, rows.get(l.symbol)?.pricePrecision)}`;
+    return item;
+  }
+
+  function addLiquidations(list) {
+    for (const l of list || []) {
+      if (!l || !isNum(l.usd) || !isNum(l.time)) continue;
+      const key = [l.symbol, l.time, l.side, l.price, l.quantity].join("|");
+      if (seenLiquidations.has(key)) continue;
+      seenLiquidations.add(key);
+      const item = liquidationItem(l);
+      const older = [...liqList.children].find((c) => Number(c.dataset.time) < l.time);
+      liqList.insertBefore(item, older || null);
+    }
+    while (liqList.children.length > MAX_LIQUIDATIONS) liqList.lastElementChild.remove();
+    liqEmpty.hidden = liqList.children.length > 0;
+    const total = [...liqList.children].reduce((sum, c) => sum + Number(c.dataset.usd), 0);
+    liqTotal.textContent = usdCompact(total);
+  }
+
+  async function loadLiquidations() {
+    try {
+      const response = await fetch(`/api/v1/market/liquidations?limit=${MAX_LIQUIDATIONS}`,
+        { headers: { Accept: "application/json" } });
+      if (response.ok) addLiquidations((await response.json()).data);
+    } catch (err) {
+      console.warn("could not load liquidations", err);
+    }
+  }
+  liqList.addEventListener("click", openSymbol);
+  liqList.addEventListener("keydown", (event) => { if (event.key === "Enter") openSymbol(event); });
+
   function connect() {
     if (typeof io !== "function") {
       setConnection("offline", "Socket.IO client missing: run `npm ci` in the repository root");
@@ -766,6 +823,7 @@
     socket.on("volume-alert", (a) => addAlert(a, true));
     socket.on("volume-alerts", onAlertBatch);
     socket.on("tier", setTier);
+    socket.on("liquidations", (batch) => addLiquidations(batch && batch.liquidations));
     window.addEventListener("offline", () => setConnection("offline"));
   }
 
@@ -774,6 +832,7 @@
   setInterval(renderCountdown, 1000);
   applyPatches(boot.rows || []);
   loadRecentAlerts();
+  loadLiquidations();
   startAccount();
   connect();
   checkOpenInterestFreshness();

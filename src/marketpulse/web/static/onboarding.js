@@ -47,7 +47,7 @@
       return;
     }
     const plans = await MP.api("GET", "/api/v1/plans");
-    if (plans.ok) document.getElementById("plans").replaceChildren(...plans.data.plans.map(planCard));
+    if (plans.ok) document.getElementById("plans").replaceChildren(...plans.data.data.map(planCard));
     else MP.say("plan-msg", MP.errorText(plans));
     show("plan");
     MPPrefs.fill(document.getElementById("prefs-form"), user);

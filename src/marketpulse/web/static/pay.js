@@ -25,7 +25,7 @@
   async function renderPricing(table) {
     const answer = await MP.api("GET", "/api/v1/payments/products");
     if (!answer.ok) return MP.say("pay-msg", MP.errorText(answer));
-    table.tBodies[0].replaceChildren(...answer.data.products.map((p) => {
+    table.tBodies[0].replaceChildren(...answer.data.data.map((p) => {
       const row = document.createElement("tr");
       row.dataset.product = p.name;
       const what = document.createElement("td");

@@ -6,9 +6,9 @@
   async function fill(form, user) {
     const [prefs, plans] = await Promise.all([MP.api("GET", "/api/v1/account/preferences"),
       MP.api("GET", "/api/v1/plans")]);
-    const plan = plans.ok ? plans.data.plans.find((p) => p.name === user.plan) : null;
+    const plan = plans.ok ? plans.data.data.find((p) => p.name === user.plan) : null;
     const allowed = plan ? plan.alert_channels : ["email"];
-    const all = plans.ok ? [...new Set(plans.data.plans.flatMap((p) => p.alert_channels))] : allowed;
+    const all = plans.ok ? [...new Set(plans.data.data.flatMap((p) => p.alert_channels))] : allowed;
     const current = prefs.ok ? prefs.data : { time_zone: "UTC", channels: ["email"] };
     const zone = form.querySelector("[name=time_zone]");
     const guess = Intl.DateTimeFormat().resolvedOptions().timeZone;

@@ -45,7 +45,7 @@
   async function render() {
     const answer = await MP.api("GET", "/api/v1/plans");
     if (!answer.ok) return MP.say("pricing-msg", MP.errorText(answer));
-    const plans = answer.data.plans;
+    const plans = answer.data.data;
     const table = document.getElementById("plan-table");
     table.tHead.replaceChildren(tr(["", ...plans.map((p) => p.title)], "th"));
     const keys = Object.keys(plans[0]).filter((k) => k !== "name" && k !== "title");

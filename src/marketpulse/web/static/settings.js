@@ -79,7 +79,7 @@
   async function keys() {
     const answer = await MP.api("GET", "/api/v1/account/api-keys");
     if (!answer.ok) return MP.say("key-msg", MP.errorText(answer));
-    $("key-list").tBodies[0].replaceChildren(...answer.data.map((k) => {
+    $("key-list").tBodies[0].replaceChildren(...answer.data.data.map((k) => {
       const row = document.createElement("tr");
       row.dataset.keyId = k.id;
       return cells(row, [k.name, k.prefix, k.scopes.join(", "), MP.when(k.created_at_ms), MP.when(k.last_used_at_ms),
@@ -142,7 +142,7 @@
       return MP.say("passkey-msg", "Passkeys aren't available on this server.");
     }
     if (!answer.ok) return MP.say("passkey-msg", MP.errorText(answer));
-    $("passkey-list").tBodies[0].replaceChildren(...answer.data.map((p) => {
+    $("passkey-list").tBodies[0].replaceChildren(...answer.data.data.map((p) => {
       const row = document.createElement("tr");
       row.dataset.passkeyId = p.id;
       return cells(row, [p.name, MP.when(p.created_at_ms), MP.when(p.last_used_at_ms),
@@ -176,7 +176,7 @@
   async function sessions() {
     const answer = await MP.api("GET", "/api/v1/account/sessions");
     if (!answer.ok) return MP.say("sessions-msg", MP.errorText(answer));
-    $("session-list").tBodies[0].replaceChildren(...answer.data.map((s) => {
+    $("session-list").tBodies[0].replaceChildren(...answer.data.data.map((s) => {
       const row = document.createElement("tr");
       row.dataset.sessionId = s.id;
       const action = s.current ? "this session" : button("Sign out", () => endSession(s.id));

@@ -304,7 +304,7 @@
     const answer = await api("GET", `/api/v1/account/notifications?channel=in_app&limit=${BELL_LATEST}`);
     if (!answer.ok) return;
     bellState.unread = answer.data.unread || 0;
-    bellState.items = answer.data.notifications.filter((n) => n.status === "sent").map((n) => ({
+    bellState.items = answer.data.data.filter((n) => n.status === "sent").map((n) => ({
       id: n.id, title: n.title, text: n.text, url: n.url, time: n.sent_at_ms || n.created_at_ms,
       read: n.read_at_ms !== null,
     }));

@@ -111,7 +111,8 @@
       return;
     }
     const data = answer.body;
-    const panes = [...new Set(data.studies.filter((s) => s.pane !== "price").map((s) => s.pane)), "funding", "oi"];
+    const panes = [...new Set(data.studies.filter((s) => s.pane !== "price").map((s) => s.pane)), "liq", "funding",
+      "oi"];
     const place = bands(panes);
     const chart = newChart();
     const candles = chart.addCandlestickSeries({ upColor: "#16c784", downColor: "#ea3943", borderVisible: false,
@@ -133,7 +134,8 @@
     chartEl.dataset.studies = data.studies.map((s) => s.id).join(",");
     statusEl.textContent = `${data.candles.length} candles (store ${data.sources.store}, library ` +
       `${data.sources.library})`;
-    const [alerts, fills] = await Promise.all([alertMarkers(), fillMarkers(), drawOpenInterest(chart, place.oi)]);
+    const [alerts, fills] = await Promise.all([alertMarkers(), fillMarkers(), drawOpenInterest(chart, place.oi),
+      drawLiquidations(chart, place.liq)]);
     setMarkers([...studyMarkers, ...alerts, ...fills]);
     chart.timeScale().fitContent();
     if (!data.candles.length) statusEl.textContent = `No ${state.interval} candles stored for ${SYMBOL} yet.`;
@@ -167,8 +169,8 @@
 
   async function fillMarkers() {
     const answer = await getJson("/api/v1/paper/fills?limit=1000");
-    if (!answer.ok || !Array.isArray(answer.body)) return [];  // signed out: no fills to show
-    return answer.body.filter((f) => f.symbol === SYMBOL).map(fillMarker);
+    if (!answer.ok || !answer.body || !Array.isArray(answer.body.data)) return [];  // signed out: no fills to show
+    return answer.body.data.filter((f) => f.symbol === SYMBOL).map(fillMarker);
   }
 
   // The owner's fills arrive live in their Socket.IO room; one on this symbol joins the markers at once.
@@ -206,6 +208,77 @@
     series.setData(answer.body.data.map((p) => ({ time: sec(p.time), value: p.usd })));
     chartEl.dataset.oi = String(answer.body.data.length);
     if (answer.body.plan === "free") statusEl.textContent += " · open interest: on plans with its column (see Pricing)";
+  }
+
+  // ---- liquidations: a histogram under the candles, longs below zero (red), shorts above (green), per bar ------
+
+  const liq = { series: null, bars: new Map() };  // bar time (s) → {long, short} USD
+
+  function liqPoint(time, sums) {
+    return [{ time, value: -sums.long, color: "rgba(234,57,67,.8)" }, { time, value: sums.short,
+      color: "rgba(22,199,132,.8)" }];
+  }
+
+  function addLiquidation(l) {
+    if (!l || l.symbol !== SYMBOL || typeof l.usd !== "number") return null;
+    const time = onBar(l.time);
+    const sums = liq.bars.get(time) || { long: 0, short: 0 };
+    sums[l.side === "short" ? "short" : "long"] += l.usd;
+    liq.bars.set(time, sums);
+    return time;
+  }
+
+  function liqData() {
+    const times = [...liq.bars.keys()].sort((a, b) => a - b);
+    return {
+      long: times.map((t) => ({ time: t, value: -liq.bars.get(t).long, color: "rgba(234,57,67,.8)" })),
+      short: times.map((t) => ({ time: t, value: liq.bars.get(t).short, color: "rgba(22,199,132,.8)" })),
+    };
+  }
+
+  async function drawLiquidations(chart, margins) {
+    liq.bars = new Map();
+    const from = state.bars.length ? state.bars[0].time * 1000 : null;
+    let cursor = null;
+    for (let page = 0; page < 5; page++) {  // newest first, up to 25,000 events
+      const q = new URLSearchParams({ symbol: SYMBOL, limit: "5000" });
+      if (from !== null) q.set("from", String(from));
+      if (cursor) q.set("cursor", cursor);
+      const answer = await getJson(`/api/v1/market/liquidations?${q}`);
+      if (!answer.ok || !answer.body) break;
+      answer.body.data.forEach(addLiquidation);
+      cursor = answer.body.next;
+      if (!cursor) break;
+    }
+    const longs = chart.addHistogramSeries({ priceScaleId: "liq", priceFormat: { type: "volume" },
+      lastValueVisible: false, priceLineVisible: false, title: "Liq long $" });
+    const shorts = chart.addHistogramSeries({ priceScaleId: "liq", priceFormat: { type: "volume" },
+      lastValueVisible: false, priceLineVisible: false, title: "Liq short $" });
+    chart.priceScale("liq").applyOptions({ scaleMargins: margins });
+    const data = liqData();
+    longs.setData(data.long);
+    shorts.setData(data.short);
+    liq.series = { longs, shorts };
+    chartEl.dataset.liquidations = String(liq.bars.size);
+  }
+
+  function onLiquidations(batch) {
+    if (!batch || !Array.isArray(batch.liquidations) || !liq.series) return;
+    for (const l of batch.liquidations) {
+      const time = addLiquidation(l);
+      if (time === null) continue;
+      const last = state.bars[state.bars.length - 1];
+      if (last && time < last.time) {  // an older bar: redraw all (rare)
+        const data = liqData();
+        liq.series.longs.setData(data.long);
+        liq.series.shorts.setData(data.short);
+      } else {
+        const [long, short] = liqPoint(time, liq.bars.get(time));
+        liq.series.longs.update(long);
+        liq.series.shorts.update(short);
+      }
+    }
+    chartEl.dataset.liquidations = String(liq.bars.size);
   }
 
   // ---- the quote line: the table's row for this symbol, and the countdown to the next funding ----------------
@@ -271,6 +344,7 @@
     const socket = io({ transports: ["websocket", "polling"], reconnectionDelay: 1000, reconnectionDelayMax: 30000 });
     socket.on("market", onMarket);
     socket.on("paper-fill", onFill);
+    socket.on("liquidations", onLiquidations);
     socket.on("volume-alert", (a) => {
       if (a && a.symbol === SYMBOL && state.candles) setMarkers([...state.markers, alertMarker(a)]);
     });

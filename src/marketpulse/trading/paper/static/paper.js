@@ -276,9 +276,10 @@
   let timer = null;
 
   async function poll() {
+    const list = async (path) => (await getJson(path)).data;  // list endpoints answer {data, next}
     const [account, positions, orders, fills, deployments] = await Promise.all([
-      getJson("/account"), getJson("/positions"), getJson("/orders?status=open"),
-      getJson(`/fills?limit=${boot.fillsShown || 50}`), getJson("/deployments"),
+      getJson("/account"), list("/positions"), list("/orders?status=open"),
+      list(`/fills?limit=${boot.fillsShown || 50}`), list("/deployments"),
     ]);
     render({ account, positions, orders, fills, deployments });
     setConnection("live");
