@@ -95,7 +95,7 @@ async def test_sessions_list_marks_this_one_and_signing_another_out_ends_it(clie
     phone = await signin(client, "two@example.com")
     listed = await client.get(SESSIONS, headers=bearer(laptop))
     assert listed.status_code == 200
-    rows = listed.json()
+    rows = listed.json()["data"]
     assert len(rows) == 2 and [r["current"] for r in rows] == [True, False]
     phone_id = rows[1]["id"]
     ended = await client.delete(f"{SESSIONS}/{phone_id}", headers=bearer(laptop))
@@ -112,7 +112,7 @@ async def test_another_users_session_is_a_404_and_stays_signed_in(client: httpx.
     b_session = (await client.get(SESSIONS, headers=bearer(b))).json()["data"][0]["id"]
     assert (await client.delete(f"{SESSIONS}/{b_session}", headers=bearer(a))).status_code == 404
     assert (await client.get("/api/v1/auth/me", headers=bearer(b))).status_code == 200
-    assert b_session not in {r["id"] for r in (await client.get(SESSIONS, headers=bearer(a))).json()}
+    assert b_session not in {r["id"] for r in (await client.get(SESSIONS, headers=bearer(a))).json()["data"]}
 
 
 async def test_preferences_are_in_the_export_and_go_with_the_account(client: httpx.AsyncClient,

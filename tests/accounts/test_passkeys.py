@@ -131,7 +131,7 @@ async def test_another_origin_or_rp_id_is_refused(client: httpx.AsyncClient, sin
     other_rp = await client.post("/api/v1/account/passkeys/register/verify", headers=session, json={
         "credential": SoftAuthenticator(origin=ORIGIN).create(options, rp_id="evil.example"), "name": "evil"})
     refused(other_rp)
-    assert len((await client.get("/api/v1/account/passkeys", headers=session)).json()) == 1
+    assert len((await client.get("/api/v1/account/passkeys", headers=session)).json()["data"]) == 1
 
     started = await signin_options(client, "origin@example.com")
     resp = await client.post("/api/v1/auth/passkeys/signin/verify", json={
@@ -166,7 +166,7 @@ async def test_another_users_passkey_is_refused(client: httpx.AsyncClient, sink:
         "credential": device_b.get(started["options"] | {"allowCredentials": []})})
     assert "not registered to this account" in refused(resp)
     assert (await client.delete(f"/api/v1/account/passkeys/{passkey_b['id']}", headers=session_a)).status_code == 404
-    assert len((await client.get("/api/v1/account/passkeys", headers=session_b)).json()) == 1
+    assert len((await client.get("/api/v1/account/passkeys", headers=session_b)).json()["data"]) == 1
 
     # As a second factor: A's password challenge can't be finished by B's passkey.
     first = await client.post("/api/v1/auth/signin", json={"email": "a@example.com", "password": STRONG})

@@ -48,7 +48,9 @@ async def test_table_defaults_to_volume_descending(client: httpx.AsyncClient, ta
     assert body["data"][0] == {"symbol": "BTCUSDT", "time": T0, "price": 60_000.5, "changePct24h": 2.31,
                                "quoteVolume24h": 12.7e9, "fundingRate": 0.0001, "openInterestUsd": None,
                                "pricePrecision": 1, "liquidations1h": 0.0, "liquidations4h": 0.0,
-                               "liquidations24h": 0.0}
+                               "liquidations24h": 0.0, "changePct1h": None, "changePct4h": None,
+                               "openInterestChange1h": None, "openInterestChange4h": None,
+                               "openInterestChange24h": None, "nextFundingTime": T0 + 4 * HOUR}
     assert body["next"] is None  # the one list envelope: {data, next}
 
 
@@ -190,3 +192,39 @@ async def test_an_api_key_reads_with_its_users_plan(
     _, trade_key = await accounts.api_keys.create(user.id, "trader", [Scope("trade")])
     assert (await client.get("/api/v1/market/data", headers=bearer(read_key))).json()["count"] == 100
     assert (await client.get("/api/v1/market/data", headers=bearer(trade_key))).status_code == 403
+
+
+async def test_change_columns_compare_with_the_stored_past(client: httpx.AsyncClient, runtime: Runtime) -> None:
+    """1h/4h price change against the minute that closed then, OI change against the 5-minute snapshot then, the
+    next funding at 00/08/16 UTC; null where nothing is stored (and OI change only with the OI column); sortable."""
+    from marketpulse.marketdata.open_interest import save_open_interest
+
+    now = T0 + 30 * 60_000  # 20:30
+    minute = 60_000
+    await save_candles(runtime.sessions, "replay", [
+        Candle("BTCUSDT", "1m", now - HOUR - minute, 100.0, 100.0, 100.0, 100.0, 1, 1),  # closed at 19:30
+        Candle("BTCUSDT", "1m", now - 4 * HOUR - minute, 125.0, 125.0, 125.0, 125.0, 1, 1),  # closed at 16:30
+        Candle("ETHUSDT", "1m", now - HOUR - minute, 50.0, 50.0, 50.0, 50.0, 1, 1)])
+    await save_open_interest(runtime.sessions, {"BTCUSDT": 800.0}, now - HOUR + 10_000)
+    await save_open_interest(runtime.sessions, {"BTCUSDT": 1_000.0}, now - 24 * HOUR - 5 * minute)  # the slot before
+    await runtime.bus.publish(topics.MARKET_TICKERS, {"time": now, "rows": [
+        {**row("BTCUSDT", 110.0, 1.0, 9e9, open_interest_usd=1_200.0), "time": now},
+        {**row("ETHUSDT", 40.0, 1.0, 5e9), "time": now}]})
+    client.headers["Authorization"] = f"Bearer {await token_on_plan(runtime, 'elite')}"
+
+    async def ready() -> bool:
+        return len((await client.get("/api/v1/market/data")).json()["data"]) == 2
+
+    await eventually(ready)
+    rows = {r["symbol"]: r for r in (await client.get("/api/v1/market/data")).json()["data"]}
+    btc, eth = rows["BTCUSDT"], rows["ETHUSDT"]
+    assert (btc["changePct1h"], btc["changePct4h"]) == (10.0, -12.0)
+    assert (btc["openInterestChange1h"], btc["openInterestChange4h"], btc["openInterestChange24h"]) == (
+        50.0, None, 20.0)
+    assert (eth["changePct1h"], eth["changePct4h"], eth["openInterestChange1h"]) == (-20.0, None, None)
+    assert btc["nextFundingTime"] == T0 + 4 * HOUR  # 2025-10-11 00:00 UTC
+    ranked = (await client.get("/api/v1/market/data", params={"sort": "changePct1h", "order": "asc"})).json()
+    assert [r["symbol"] for r in ranked["data"]] == ["ETHUSDT", "BTCUSDT"]
+    del client.headers["Authorization"]
+    free = {r["symbol"]: r for r in (await client.get("/api/v1/market/data")).json()["data"]}
+    assert free["BTCUSDT"]["openInterestChange1h"] is None and free["BTCUSDT"]["changePct1h"] == 10.0

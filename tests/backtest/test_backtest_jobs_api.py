@@ -240,7 +240,7 @@ async def test_finished_jobs_past_the_retention_go_with_their_reports(
 
     await run_job(client, runtime, ETH_WEEK)  # retention is applied as jobs are submitted
 
-    listed = {job["id"] for job in (await client.get("/api/v1/backtests?limit=200")).json()}
+    listed = {job["id"] for job in (await client.get("/api/v1/backtests?limit=200")).json()["data"]}
     assert {"old-done", "old-failed"}.isdisjoint(listed) and {"recent", "old-running"} <= listed
     assert (await client.get("/api/v1/backtests/old-done")).status_code == 404
     assert not (reports / "backtest-old-done.html").exists() and not (reports / "backtest-old-failed.html").exists()

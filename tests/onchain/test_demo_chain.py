@@ -67,7 +67,7 @@ async def test_the_demo_chain_lets_a_user_buy_credits_and_a_plan_with_usdt_at_on
     r = await client.post(f"{INVOICE}/{inv['id']}/tx", json={"tx_hash": paid.json()["tx_hash"]}, headers=who.headers)
     assert (r.json()["status"], r.json()["credits_granted"]) == ("paid", 100), r.text  # one confirmation: at once
     credits = (await client.get("/api/v1/account/credits", headers=who.headers)).json()
-    assert credits["entries"][0]["kind"] == "purchase" and credits["entries"][0]["amount"] == 100
+    assert credits["data"][0]["kind"] == "purchase" and credits["data"][0]["amount"] == 100
 
     plan = (await client.post(INVOICE, json={"chain": "local", "plan": "pro"}, headers=who.headers)).json()
     tx = (await client.post("/dev/usdt/pay", json={"invoice_id": plan["id"]}, headers=who.headers)).json()["tx_hash"]
@@ -93,4 +93,4 @@ async def test_without_anvil_the_demo_says_so_and_offers_no_usdt(
     assert runtime.settings.usdt_chains == {}
     who = await sign_in_user(runtime)
     assert (await client.get("/dev/usdt/wallet", headers=who.headers)).status_code == 404
-    assert (await client.get("/api/v1/payments/usdt/chains")).json() == []
+    assert (await client.get("/api/v1/payments/usdt/chains")).json()["data"] == []

@@ -195,7 +195,7 @@ async def test_export_lists_watchlists_and_erasure_removes_them(client: httpx.As
     await client.post(WL, json={"name": "Keep", "symbols": ["BTCUSDT"]}, headers=me)
     await client.post(SUBS, json={"symbol": "*"}, headers=me)
     export = (await client.get("/api/v1/account/export", headers=me)).json()["owned"]
-    assert [w["name"] for w in export["data"]] == ["Keep"]
+    assert [w["name"] for w in export["watchlists"]] == ["Keep"]
     assert [i["symbol"] for i in export["watchlist_items"]] == ["BTCUSDT"]
     assert [s["symbol"] for s in export["volume_alert_subscriptions"]] == ["*"]
     erased = await client.request("DELETE", "/api/v1/account", json={"password": STRONG}, headers=me)

@@ -142,3 +142,42 @@ async def test_dashboard_shows_live_rows_and_alerts(runtime: Runtime) -> None:
         await page.screenshot(path=str(SCREENSHOT))
         assert errors == []
         await browser.close()
+
+
+async def test_liquidation_feed_shows_stored_then_live_liquidations(runtime: Runtime) -> None:
+    """The feed loads the newest stored liquidations, then each Socket.IO `liquidations` batch lands on top
+    (longs red, shorts green, the listed total in the title), and a click opens the symbol's chart."""
+    from playwright.async_api import async_playwright, expect
+
+    from marketpulse.bus.topics import LiquidationsEvent
+    from marketpulse.marketdata.liquidations import save_liquidations
+    from marketpulse.marketdata.models import Liquidation
+
+    await save_liquidations(runtime.sessions, "replay", [Liquidation("ETHUSDT", "short", 2_400.0, 10.0, 24_000.0, T0)])
+    async with serving(create_app(runtime)) as url, async_playwright() as pw:
+        browser = await pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
+        page = await browser.new_page(viewport={"width": 1400, "height": 900})
+        errors: list[str] = []
+        page.on("pageerror", lambda exc: errors.append(str(exc)))
+        await page.goto(url + "/")
+        await expect(page.locator("#conn-status")).to_have_attribute("data-state", "connected")
+        feed = page.locator("#liquidations li")
+        await expect(feed).to_have_count(1)
+        await expect(feed.first).to_contain_text("SHORT")
+        await expect(feed.first).to_contain_text("$24.0K")
+
+        await runtime.bus.publish(topics.MARKET_LIQUIDATIONS, LiquidationsEvent([
+            Liquidation("BTCUSDT", "long", 110_000.0, 5.0, 550_000.0, T0 + 60_000)]))
+        await expect(feed).to_have_count(2)
+        newest = feed.first
+        await expect(newest).to_have_attribute("data-symbol", "BTCUSDT")
+        await expect(newest).to_contain_text("LONG")
+        await expect(newest).to_contain_text("$550.0K")
+        assert await newest.locator(".liq-side").evaluate("e => getComputedStyle(e).color") == RED
+        assert await feed.nth(1).locator(".liq-side").evaluate("e => getComputedStyle(e).color") == GREEN
+        await expect(page.locator("#liq-total")).to_have_text("$574.0K")
+        await expect(page.locator("#liquidations-empty")).to_be_hidden()
+        await newest.click()
+        await page.wait_for_url(url + "/market/BTCUSDT")
+        await browser.close()
+        assert errors == []

@@ -13,6 +13,7 @@ from marketpulse.api.pages import Page
 from marketpulse.api.security import read_limited_body, require_api_key
 from marketpulse.api.types import Symbol
 from marketpulse.bus import topics
+from marketpulse.marketdata.changes import change_columns, reference_values
 from marketpulse.marketdata.intervals import Interval, IntervalField
 from marketpulse.marketdata.liquidations import has_liquidations, liquidation_sums, load_liquidations
 from marketpulse.marketdata.models import Candle, normalize_symbol
@@ -43,6 +44,11 @@ class SortKey(StrEnum):
     liquidations1h = "liquidations1h"
     liquidations4h = "liquidations4h"
     liquidations24h = "liquidations24h"
+    changePct1h = "changePct1h"
+    changePct4h = "changePct4h"
+    openInterestChange1h = "openInterestChange1h"
+    openInterestChange4h = "openInterestChange4h"
+    openInterestChange24h = "openInterestChange24h"
 
 
 class SortOrder(StrEnum):
@@ -66,6 +72,18 @@ class MarketRowOut(BaseModel):
                                    description="USD liquidated (longs and shorts) in the last hour of market time")
     liquidations_4h: float = Field(0.0, alias="liquidations4h", description="USD liquidated in the last 4 hours")
     liquidations_24h: float = Field(0.0, alias="liquidations24h", description="USD liquidated in the last 24 hours")
+    change_pct_1h: float | None = Field(None, alias="changePct1h",
+                                        description="Price change over the last hour, % (null: no candle then)")
+    change_pct_4h: float | None = Field(None, alias="changePct4h", description="Price change over 4 hours, %")
+    open_interest_change_1h: float | None = Field(
+        None, alias="openInterestChange1h", description="Open-interest change over 1 hour, % (null without the "
+        "open-interest column, or no snapshot then)")
+    open_interest_change_4h: float | None = Field(None, alias="openInterestChange4h",
+                                                  description="Open-interest change over 4 hours, %")
+    open_interest_change_24h: float | None = Field(None, alias="openInterestChange24h",
+                                                   description="Open-interest change over 24 hours, %")
+    next_funding_time: int | None = Field(None, alias="nextFundingTime",
+                                          description="Next funding settlement (00/08/16 UTC), epoch ms")
 
 
 class MarketDataOut(Page[MarketRowOut]):
@@ -122,7 +140,9 @@ async def market_data(
     runtime = request.app.state.runtime
     now = feed.updated_at if feed.updated_at is not None else runtime.market_now_ms()
     sums = await liquidation_sums(runtime.sessions, now)
-    rows = [{**r, **_liquidation_columns(sums.get(r["symbol"]))} for r in tier.rows(feed.snapshot())]
+    refs = await reference_values(runtime.sessions, now)
+    rows = [{**r, **_liquidation_columns(sums.get(r["symbol"])), **change_columns(r, refs.get(r["symbol"]), now)}
+            for r in tier.rows(feed.snapshot())]
     rows = sort_rows(filter_rows(rows, q), sort, order)[:limit]
     return {"data": rows, "next": None, "count": len(rows), "as_of": feed.updated_at, "plan": plan_of(plan).name}
 

@@ -119,7 +119,7 @@ async def test_the_users_plan_now_sets_the_position_limit(client: httpx.AsyncCli
                                    json={"symbol": symbol, "side": "buy", "quantity": 1})
         assert placed.status_code == 201, placed.text
     await runtime.services.paper.on_candles([candle(sym, T0, 100.0) for sym in symbols[:3]])  # all three fill
-    assert len((await client.get("/api/v1/paper/positions", headers=trader.headers)).json()) == 3
+    assert len((await client.get("/api/v1/paper/positions", headers=trader.headers)).json()["data"]) == 3
     fourth = {"symbol": symbols[3], "side": "buy", "quantity": 1}
     refused = await client.post("/api/v1/paper/orders", headers=trader.headers, json=fourth)
     assert refused.status_code == 409 and refused.json()["detail"]["reason"] == "max_concurrent_positions"

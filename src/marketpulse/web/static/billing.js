@@ -90,7 +90,7 @@
     const form = document.getElementById("usdt-form");
     if (!form) return;
     const chains = await MP.api("GET", "/api/v1/payments/usdt/chains");
-    const list = chains.ok ? chains.data : [];
+    const list = chains.ok ? chains.data.data : [];
     document.getElementById("usdt-off").hidden = list.length > 0;
     form.hidden = list.length === 0;
     const select = document.getElementById("usdt-chain");
@@ -104,7 +104,7 @@
     const answer = await MP.api("GET", "/api/v1/payments/usdt/invoices?limit=20");
     if (!answer.ok) return;
     const tbody = document.querySelector("#usdt-list tbody");
-    tbody.replaceChildren(...answer.data.invoices.map((i) => {
+    tbody.replaceChildren(...answer.data.data.map((i) => {
       const tr = row([MP.when(i.created_at_ms), PRODUCT_TITLES[i.product] || i.product, `${i.amount} USDT`, i.chain,
         i.status, i.note || ""]);
       tr.dataset.invoice = i.id;

@@ -16,7 +16,15 @@
   const boot = JSON.parse(document.getElementById("bootstrap").textContent);
   const RENDER_MS = boot.renderIntervalMs || 200;
   const MAX_ALERTS = 100;
-  const COLUMNS = ["symbol", "price", "changePct24h", "quoteVolume24h", "fundingRate", "openInterestUsd"];
+  const COLUMNS = ["symbol", "price", "changePct1h", "changePct4h", "changePct24h", "quoteVolume24h", "fundingRate",
+    "nextFundingTime", "openInterestUsd", "openInterestChange1h", "openInterestChange4h", "openInterestChange24h",
+    "liquidations1h", "liquidations4h", "liquidations24h"];
+  // Shown unless the visitor chose otherwise (the choice is kept in localStorage); the rest are one click away.
+  const DEFAULT_COLUMNS = ["symbol", "price", "changePct1h", "changePct24h", "quoteVolume24h", "fundingRate",
+    "openInterestUsd", "openInterestChange24h", "liquidations24h"];
+  const PCT_COLUMNS = new Set(["changePct1h", "changePct4h", "changePct24h", "openInterestChange1h",
+    "openInterestChange4h", "openInterestChange24h"]);
+  const SLOW_COLUMNS_MS = 60000;  // the change and liquidation columns come from GET /api/v1/market/data
   const QUOTES = ["USDT", "USDC", "BUSD", "USD"];
 
   // ---- formatting: numbers as traders read them -------------------------------------------------------------
@@ -67,6 +75,10 @@
     switch (col) {
       case "price": return price(r.price, r.pricePrecision);
       case "changePct24h": return pct(r.changePct24h);
+      case "changePct1h": case "changePct4h": case "openInterestChange1h": case "openInterestChange4h":
+      case "openInterestChange24h": return pct(r[col]);
+      case "liquidations1h": case "liquidations4h": case "liquidations24h": return usdCompact(r[col]);
+      case "nextFundingTime": return fundingIn(r.nextFundingTime);
       case "quoteVolume24h": return usdCompact(r.quoteVolume24h);
       case "fundingRate": return funding(r.fundingRate);
       case "openInterestUsd": return usdCompact(r.openInterestUsd);
@@ -185,7 +197,7 @@
       const td = view.cells[col];
       td.textContent = text;
       view.shown[col] = text;
-      if (col === "changePct24h" || col === "fundingRate") td.className = signClass(row[col]);
+      if (PCT_COLUMNS.has(col) || col === "fundingRate") td.className = signClass(row[col]);
       if (col === "price" && isNum(view.lastPrice) && isNum(row.price) && row.price !== view.lastPrice) {
         td.className = "";
         void td.offsetWidth; // restart the flash animation
@@ -251,6 +263,73 @@
     orderDirty = true;
     scheduleRender();
   });
+
+  // ---- column choice and the slow columns ----------------------------------------------------------------------
+
+  function fundingIn(t) {
+    if (!isNum(t) || !marketTime) return "—";
+    const left = Math.max(0, t - marketTime);
+    const h = Math.floor(left / 3600e3), m = Math.floor((left % 3600e3) / 6e4);
+    return `${h}h ${String(m).padStart(2, "0")}m`;
+  }
+
+  const table = document.getElementById("market");
+  function chosenColumns() {
+    try {
+      const saved = JSON.parse(localStorage.getItem("mp.market.columns") || "null");
+      if (Array.isArray(saved)) return new Set(["symbol", ...saved.filter((c) => COLUMNS.includes(c))]);
+    } catch (err) { /* a broken saved choice: the defaults */ }
+    return new Set(DEFAULT_COLUMNS);
+  }
+  function showColumns(shown) {
+    for (const col of COLUMNS) table.classList.toggle("hide-" + col, !shown.has(col));
+    for (const box of document.querySelectorAll("#column-picker input[data-col]")) box.checked = shown.has(box.dataset.col);
+  }
+  const picker = document.getElementById("column-picker");
+  if (picker) {
+    const list = picker.querySelector(".column-list");
+    for (const th of document.querySelectorAll("#market th[data-sort]")) {
+      if (th.dataset.sort === "symbol") continue;
+      const label = el("label");
+      const box = el("input");
+      box.type = "checkbox";
+      box.dataset.col = th.dataset.sort;
+      box.addEventListener("change", () => {
+        const shown = new Set([...picker.querySelectorAll("input[data-col]:checked")].map((b) => b.dataset.col));
+        localStorage.setItem("mp.market.columns", JSON.stringify([...shown]));
+        showColumns(new Set(["symbol", ...shown]));
+      });
+      label.append(box, " " + th.textContent.trim());
+      list.append(label);
+    }
+  }
+  showColumns(chosenColumns());
+
+  // Sort choice is remembered too.
+  try {
+    const saved = JSON.parse(localStorage.getItem("mp.market.sort") || "null");
+    if (saved && COLUMNS.includes(saved.key) && (saved.dir === "asc" || saved.dir === "desc")) sort = saved;
+  } catch (err) { /* the default order */ }
+  for (const th of document.querySelectorAll("#market th[data-sort]")) {
+    th.addEventListener("click", () => localStorage.setItem("mp.market.sort", JSON.stringify(sort)));
+  }
+
+  const SLOW_KEYS = COLUMNS.filter((c) => PCT_COLUMNS.has(c) && c !== "changePct24h")
+    .concat(["nextFundingTime", "liquidations1h", "liquidations4h", "liquidations24h"]);
+  async function loadSlowColumns() {
+    try {
+      const response = await fetch("/api/v1/market/data", { headers: { Accept: "application/json" } });
+      if (!response.ok) return;
+      const body = await response.json();
+      applyPatches((body.data || []).filter((r) => rows.has(r.symbol)).map((r) => {
+        const patch = { symbol: r.symbol };
+        for (const key of SLOW_KEYS) if (key in r) patch[key] = r[key];
+        return patch;
+      }));
+    } catch (err) {
+      console.warn("could not load the change columns", err);
+    }
+  }
 
   function onMarket(payload) {
     if (!payload || !Array.isArray(payload.rows)) return;
@@ -833,6 +912,8 @@
   applyPatches(boot.rows || []);
   loadRecentAlerts();
   loadLiquidations();
+  loadSlowColumns();
+  setInterval(loadSlowColumns, SLOW_COLUMNS_MS);
   startAccount();
   connect();
   checkOpenInterestFreshness();

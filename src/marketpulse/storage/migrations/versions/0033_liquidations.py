@@ -2,7 +2,7 @@
 market data.
 
 Revision ID: 0033
-Revises: 0026
+Revises: 0032
 Create Date: 2026-11-29
 """
 
@@ -10,7 +10,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0033"
-down_revision = "0026"
+down_revision = "0032"
 branch_labels = None
 depends_on = None
 
