@@ -2,7 +2,7 @@
 market data.
 
 Revision ID: 0033
-Revises: 0032
+Revises: 0027
 Create Date: 2026-11-29
 """
 
@@ -10,7 +10,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0033"
-down_revision = "0032"
+down_revision = "0027"
 branch_labels = None
 depends_on = None
 
