@@ -142,7 +142,7 @@ async def test_later_purchases_pay_the_credit_debt_down_first(
     assert ((view := await billing(client, headers))["credit_balance"], view["credit_debt"]) == (0, 200)
     second = await pay(client, headers, {"credit_pack": "credits_1000"})  # the rest of the debt, then the balance
     assert ((view := await billing(client, headers))["credit_balance"], view["credit_debt"]) == (800, 0)
-    ledger = (await client.get("/api/v1/account/credits", headers=headers)).json()["entries"]
+    ledger = (await client.get("/api/v1/account/credits", headers=headers)).json()["data"]
     assert [(e["kind"], e["amount"]) for e in ledger][:4] == [
         ("adjustment", -200), ("purchase", 1000), ("adjustment", -100), ("purchase", 100)]
     completed = [e for e in stripe_fake.events if e["type"] == "checkout.session.completed"
