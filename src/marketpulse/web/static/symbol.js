@@ -65,7 +65,8 @@
       autoSize: true,
       layout: { background: { type: "solid", color: css.getPropertyValue("--panel").trim() || "#121722" },
         textColor: css.getPropertyValue("--muted").trim() || "#8a93a6" },
-      grid: { vertLines: { color: "#1b2231" }, horzLines: { color: "#1b2231" } },
+      grid: { vertLines: { color: css.getPropertyValue("--line").trim() || "#1b2231" },
+        horzLines: { color: css.getPropertyValue("--line").trim() || "#1b2231" } },
       timeScale: { timeVisible: true, secondsVisible: false },
       crosshair: { mode: 0 },
     });
