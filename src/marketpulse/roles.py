@@ -170,6 +170,21 @@ def _log_failure(task: asyncio.Task[Any]) -> None:
         log.error("setup task failed", task=task.get_name(), exc_info=task.exception())
 
 
+GC_THRESHOLDS = (50_000, 50, 100)  # CPython's (2000, 10, 10) ran a full collection every few seconds under load
+
+
+def settle_collector() -> None:
+    """Once the app has started: move what start-up built (modules, routes, models, caches) out of the collector's
+    reach (`gc.freeze`), and collect young objects less often. Under HTTP load the full collections walked that
+    start-up heap again and again (17 in 40 s, up to 0.56 s each: the p99); request garbage is acyclic and goes by
+    reference counting anyway."""
+    import gc
+
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(*GC_THRESHOLDS)
+
+
 def api_server(runtime: Runtime, host: str, port: int) -> Any:
     """uvicorn's Server without its own signal handlers: the process's runner owns SIGINT/SIGTERM and asks the
     server to stop (`should_exit`), so a signal never cancels a request or the app's lifespan half-way (which is
@@ -182,6 +197,10 @@ def api_server(runtime: Runtime, host: str, port: int) -> Any:
         @contextlib.contextmanager
         def capture_signals(self) -> Iterator[None]:
             yield
+
+        async def startup(self, sockets: list[Any] | None = None) -> None:
+            await super().startup(sockets=sockets)
+            settle_collector()
 
     config = uvicorn.Config(create_app(runtime), host=host, port=port, log_level="info", lifespan="on",
                             timeout_graceful_shutdown=API_GRACE_S)

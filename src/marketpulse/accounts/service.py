@@ -370,12 +370,15 @@ class AccountsService:
             return await self._key_principal(access_token)
         now = self.clock.now_ms()
         claims = decode_access_token(access_token, self.settings.jwt_secret_key.get_secret_value(), now)
+        # One round trip for the session and its user: every authenticated read pays it.
+        stmt = (select(AuthSessionRow, UserRow).join(UserRow, UserRow.id == AuthSessionRow.user_id)
+                .where(AuthSessionRow.id == claims.session_id))
         async with self.sessions() as s:
-            session = await s.get(AuthSessionRow, claims.session_id)
-            if session is None or session.user_id != claims.user_id or not _live(session, now):
-                raise InvalidToken("the session has ended: sign in again")
-            user = await s.get(UserRow, claims.user_id)
-        if user is None:
+            found = (await s.execute(stmt)).first()
+        if found is None:
+            raise InvalidToken("the session has ended: sign in again")
+        session, user = found
+        if session.user_id != claims.user_id or not _live(session, now):
             raise InvalidToken("the session has ended: sign in again")
         if user.status != Status.ACTIVE:
             raise AccountNotActive(user.status)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Awaitable, Callable
+from typing import Any
 
 import structlog
 from fastapi import APIRouter, Request, Response
@@ -68,6 +69,9 @@ class MetricsMiddleware:
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
+        # The labelled children, looked up once per label set (`labels()` locks and hashes on every call).
+        self._counts: dict[tuple[str, str, int], Any] = {}
+        self._latencies: dict[tuple[str, str], Any] = {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -86,9 +90,16 @@ class MetricsMiddleware:
         try:
             await self.app(scope, receive, record_status)
         finally:
-            route = route_template(scope, outer_root)
-            REQUESTS.labels(scope["method"], route, str(status)).inc()
-            LATENCY.labels(scope["method"], route).observe(time.perf_counter() - started)
+            elapsed = time.perf_counter() - started
+            method, route = scope["method"], route_template(scope, outer_root)
+            count = self._counts.get((method, route, status))
+            if count is None:
+                count = self._counts[(method, route, status)] = REQUESTS.labels(method, route, str(status))
+            latency = self._latencies.get((method, route))
+            if latency is None:
+                latency = self._latencies[(method, route)] = LATENCY.labels(method, route)
+            count.inc()
+            latency.observe(elapsed)
 
 
 def route_template(scope: Scope, outer_root: str = "") -> str:

@@ -42,23 +42,7 @@ def _row_values(alert: VolumeAlert, alert_id: str) -> dict[str, Any]:
     }
 
 
-def _alert_from_row(row: VolumeAlertRow) -> VolumeAlert:
-    return VolumeAlert(
-        id=row.id,
-        symbol=row.symbol,
-        asset=row.asset,
-        current_volume=row.current_volume,
-        previous_volume=row.previous_volume,
-        volume_ratio=row.volume_ratio,
-        price=row.price,
-        funding_rate=row.funding_rate,
-        candle_direction=row.candle_direction,  # type: ignore[arg-type]  # stored from the Literal
-        alert_type=row.alert_type,  # type: ignore[arg-type]
-        message=row.message,
-        timestamp=row.timestamp,
-        hour_timestamp=row.hour_timestamp,
-        is_update=row.is_update,
-    )
+_ALERT_COLUMNS = tuple(getattr(VolumeAlertRow, name).label(name) for name in VolumeAlert.__struct_fields__)
 
 
 class VolumeAlertStore:
@@ -137,12 +121,14 @@ class VolumeAlertStore:
         return await self._fetch(stmt, limit)
 
     async def _fetch(self, stmt: Any, limit: int) -> list[VolumeAlert]:
-        stmt = stmt.order_by(
+        # The columns as plain tuples straight into the struct: no ORM objects, identity map or expiry to build
+        # for a read that only lists (the hot `GET /api/v1/volume-alerts`).
+        stmt = stmt.with_only_columns(*_ALERT_COLUMNS).order_by(
             VolumeAlertRow.timestamp.desc(), VolumeAlertRow.symbol, VolumeAlertRow.alert_type
         ).limit(limit)
         async with self._sessions() as session:
-            rows = (await session.execute(stmt)).scalars().all()
-        return [_alert_from_row(r) for r in rows]
+            rows = (await session.execute(stmt)).all()
+        return [VolumeAlert(**row._mapping) for row in rows]
 
 
 def _with_id(alert: VolumeAlert, alert_id: str) -> VolumeAlert:

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import time
 from enum import StrEnum
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request, status
-from pydantic import BaseModel, Field
+from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request, Response, status
+from pydantic import BaseModel, Field, TypeAdapter
 
 from marketpulse.accounts.views import CALLER_REFUSALS, caller_plan
 from marketpulse.api.pages import Page
@@ -28,6 +29,7 @@ from marketpulse.marketdata.open_interest import (
 from marketpulse.marketdata.store import has_candles, load_candles
 from marketpulse.realtime.market_feed import MarketFeed
 from marketpulse.realtime.tiers import plan_of, tier_of
+from marketpulse.storage.commits import commit_count
 from marketpulse.times import EpochMs
 from marketpulse.wire import WIRE_MODEL, to_wire
 
@@ -118,34 +120,97 @@ class HistoryOut(Page[CandleOut]):
     interval: str
 
 
-def _feed(request: Request) -> MarketFeed:
+def market_feed(request: Request) -> MarketFeed:
     feed: MarketFeed = request.app.state.market_feed
     return feed
+
+
+async def _feed(request: Request) -> MarketFeed:  # the dependency: async, a plain def runs in the thread pool
+    return market_feed(request)
+
+
+_MARKET_DATA = TypeAdapter(MarketDataOut)
+ViewKey = tuple[str, SortKey, SortOrder, str, int | None]
+
+
+class EncodedViews:
+    """`/data`'s answers as bytes, one per view (plan, sort, order, filter, limit), built and encoded once per state.
+
+    A state is the table's version, this process's commit count (the liquidation sums and the 1h/4h references are
+    read from the database) and at most VIEW_TTL_S of monotonic time (what another process stored is seen within
+    that). The database inputs are read once per state, each view is encoded once through `MarketDataOut` (the
+    documented response model, so the bytes are what FastAPI would have sent), and every read in between is a
+    dict lookup. At most MAX_VIEWS views are kept per state (an unbounded `q` can't grow the memory)."""
+
+    MAX_VIEWS = 256
+    VIEW_TTL_S = 1.0
+
+    def __init__(self) -> None:
+        self._state: tuple[int, int] = (-1, -1)
+        self._at = 0.0
+        self._views: dict[ViewKey, bytes] = {}
+        self._inputs: tuple[int, dict[str, Any], dict[str, Any]] | None = None
+
+    def _current(self, feed: MarketFeed) -> tuple[int, int]:
+        state, at = (feed.version, commit_count()), time.monotonic()
+        if state != self._state or at - self._at >= self.VIEW_TTL_S:
+            self._state, self._at = state, at
+            self._views.clear()
+            self._inputs = None
+        return state
+
+    async def get(self, feed: MarketFeed, key: ViewKey, runtime: Any) -> bytes:
+        state = self._current(feed)
+        encoded = self._views.get(key)
+        if encoded is not None:
+            return encoded
+        inputs = self._inputs
+        if inputs is None:
+            now = feed.updated_at if feed.updated_at is not None else runtime.market_now_ms()
+            inputs = (now, await liquidation_sums(runtime.sessions, now),
+                      await reference_values(runtime.sessions, now))
+        encoded = self._encode(feed, key, inputs)
+        if self._current(feed) == state:  # nothing changed while the inputs were read: keep them
+            self._inputs = inputs
+            if len(self._views) < self.MAX_VIEWS:
+                self._views[key] = encoded
+        return encoded
+
+    @staticmethod
+    def _encode(feed: MarketFeed, key: ViewKey, inputs: tuple[int, dict[str, Any], dict[str, Any]]) -> bytes:
+        plan, sort, order, needle, limit = key
+        now, sums, refs = inputs
+        rows = [{**r, **_liquidation_columns(sums.get(r["symbol"])), **change_columns(r, refs.get(r["symbol"]), now)}
+                for r in tier_of(plan).rows(feed.snapshot())]
+        rows = sort_rows(filter_rows(rows, needle), sort, order)[:limit]
+        return _MARKET_DATA.dump_json(_MARKET_DATA.validate_python(
+            {"data": rows, "next": None, "count": len(rows), "as_of": feed.updated_at, "plan": plan}), by_alias=True)
+
+
+async def _views(request: Request) -> EncodedViews:
+    state = request.app.state
+    views: EncodedViews | None = getattr(state, "market_views", None)
+    if views is None:
+        views = state.market_views = EncodedViews()
+    return views
 
 
 @router.get("/data", response_model=MarketDataOut, responses=CALLER_REFUSALS)
 async def market_data(
     request: Request,
     feed: Annotated[MarketFeed, Depends(_feed)],
+    views: Annotated[EncodedViews, Depends(_views)],
     plan: Annotated[str | None, Depends(caller_plan)],
     sort: SortKey = SortKey.quoteVolume24h,
     order: SortOrder = SortOrder.desc,
     q: Annotated[str | None, Query(max_length=64, description="Symbol contains this (e.g. 'btc')")] = None,
     limit: Annotated[int | None, Query(ge=1, le=5000)] = None,
-) -> dict[str, Any]:
+) -> Response:
     """The caller's plan's view of the table (Bearer token, API key or session cookie; anonymous: free): its top N
     symbols by 24h quote volume, then filtered, sorted and cut to `limit`; `openInterestUsd` is null on plans
-    without the open-interest column."""
-    tier = tier_of(plan)
-    runtime = request.app.state.runtime
-    now = feed.updated_at if feed.updated_at is not None else runtime.market_now_ms()
-    sums = await liquidation_sums(runtime.sessions, now)
-    refs = await reference_values(runtime.sessions, now)
-    rows = [{**r, **_liquidation_columns(sums.get(r["symbol"])), **change_columns(r, refs.get(r["symbol"]), now)}
-            for r in tier.rows(feed.snapshot())]
-    rows = sort_rows(filter_rows(rows, q), sort, order)[:limit]
-    return {"data": rows, "next": None, "count": len(rows), "as_of": feed.updated_at, "plan": plan_of(plan).name}
-
+    without the open-interest column. Served from bytes encoded once per change of the table (`EncodedViews`)."""
+    key = (plan_of(plan).name, sort, order, normalize_symbol(q) if q else "", limit)
+    return Response(await views.get(feed, key, request.app.state.runtime), media_type="application/json")
 
 
 def _liquidation_columns(sums: dict[str, float] | None) -> dict[str, float]:
@@ -194,7 +259,7 @@ async def market_history(
     wanted = normalize_symbol(symbol)
     sessions = request.app.state.runtime.sessions
     candles = await load_candles(sessions, wanted, interval, start, end, limit)
-    if not candles and _feed(request).get(wanted) is None and not await has_candles(sessions, wanted):
+    if not candles and market_feed(request).get(wanted) is None and not await has_candles(sessions, wanted):
         raise HTTPException(status.HTTP_404_NOT_FOUND, detail=f"unknown symbol {wanted}")
     return {"symbol": wanted, "interval": interval, "data": [candle_to_wire(c) for c in candles], "next": None}
 
@@ -310,7 +375,7 @@ async def open_interest_history(
     wanted = normalize_symbol(symbol)
     step = Interval.parse(interval.value).ms
     points = await load_open_interest_history(runtime.sessions, wanted, step, start, end, limit)
-    if not points and _feed(request).get(wanted) is None and not await has_open_interest_history(
+    if not points and market_feed(request).get(wanted) is None and not await has_open_interest_history(
             runtime.sessions, wanted):
         raise HTTPException(status.HTTP_404_NOT_FOUND, detail=f"unknown symbol {wanted}")
     shown = points if tier_of(plan).open_interest else []
@@ -354,7 +419,7 @@ async def liquidations(
     before = int(cursor) if cursor is not None else None
     upper = before if end is None else (end if before is None else min(end, before))
     rows = await load_liquidations(runtime.sessions, wanted, start, upper, limit + 1)
-    if wanted and not rows and _feed(request).get(wanted) is None and not await has_liquidations(
+    if wanted and not rows and market_feed(request).get(wanted) is None and not await has_liquidations(
             runtime.sessions, wanted):
         raise HTTPException(status.HTTP_404_NOT_FOUND, detail=f"unknown symbol {wanted}")
     more = len(rows) > limit

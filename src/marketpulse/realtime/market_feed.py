@@ -33,14 +33,20 @@ class MarketFeed:
     def __init__(self, table: MarketTable | None = None) -> None:
         self.table = table or MarketTable()
         self.updated_at: int | None = None  # market time of the newest row
+        # Bumped by every change: what was encoded at one version (the HTTP reads' per-view bytes) stays valid
+        # until the next; only a change makes a view re-encode (see marketdata.views.EncodedViews).
+        self.version = 0
 
     def apply_rows(self, rows: Iterable[MarketRow]) -> None:
         changed = self.table.apply_rows(rows)
         if changed:
+            self.version += 1
             self.updated_at = max(self.updated_at or 0, max(r.time for r in changed))
 
     def apply_open_interest(self, usd_by_symbol: Mapping[str, float]) -> None:
         self.table.apply_open_interest(usd_by_symbol)
+        if usd_by_symbol:
+            self.version += 1
 
     def has(self, symbol: str) -> bool:
         return self.table.get(symbol) is not None
