@@ -5,7 +5,7 @@ from __future__ import annotations
 import subprocess
 import sys
 
-BENCHMARKS = ("frame_pipeline", "bus_throughput", "backtest_engines", "rules")
+BENCHMARKS = ("frame_pipeline", "bus_throughput", "backtest_engines", "rules", "http_reads")
 
 
 def main() -> int:

@@ -144,11 +144,11 @@ async def _serve_ours(settings: Any, port: int, token_file: Path) -> None:
         VolumeAlert(**{k: v for k, v in _snake(alert_wire(i)).items() if k != "id"}) for i in range(ALERTS)])
     server = api_server(runtime, "127.0.0.1", port)
     serving = asyncio.create_task(server.serve())
-    while not server.started:
+    while not server.started:  # noqa: ASYNC110  (uvicorn's Server has a flag, no event)
         await asyncio.sleep(0.05)
     now = int(time.time() * 1000)
     await runtime.bus.publish(topics.MARKET_TICKERS, {"time": now, "rows": market_rows(now)})
-    token_file.write_text(token)
+    await asyncio.to_thread(token_file.write_text, token)
     tick = 0
     while not serving.done():  # a few symbols change every second, as the demo's replay does
         await asyncio.sleep(1.0)

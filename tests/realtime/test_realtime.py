@@ -174,6 +174,46 @@ async def _async(value: bool) -> bool:
     return value
 
 
+class SlowSio(RecordingSio):
+    """A fan-out that takes as long as the test says: each emit waits for `release`."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.release = asyncio.Event()
+        self.started = 0
+
+    async def emit(self, event: str, data: Any, **kwargs: Any) -> None:
+        self.started += 1
+        await self.release.wait()
+        self.release.clear()
+        await super().emit(event, data, **kwargs)
+
+
+async def test_a_slow_fan_out_does_not_hold_back_the_next_debounce_and_keeps_patches_in_order(
+    clock: FakeClock,
+) -> None:
+    bus, sio, feed = MemoryBus(), SlowSio(), MarketFeed()
+    bridge = RealtimeBridge(bus=bus, sio=sio, feed=feed,  # type: ignore[arg-type]
+                            open_interest=OpenInterestCache(clock, 360, 1800), clock=clock,
+                            sessions=None, debounce_ms=1)  # type: ignore[arg-type]
+    await bridge.start()
+    try:
+        await bus.publish(topics.MARKET_TICKERS, {"time": T0, "rows": [row("BTCUSDT", 1.0)]})
+        await eventually(lambda: _async(sio.started == 1))  # the first fan-out is under way, and stuck
+        await bus.publish(topics.MARKET_TICKERS, {"time": T0, "rows": [row("BTCUSDT", 2.0)]})
+        # the next debounce ran although the fan-out has not finished: its rows wait for the emitter
+        await eventually(lambda: _async(bridge.pending_rows() == 1 and bridge._flush_task is not None
+                                        and bridge._flush_task.done()))
+        assert sio.started == 1  # one emitter at a time
+        sio.release.set()
+        await eventually(lambda: _async(sio.started == 2))  # served right after the first, without a new change
+        sio.release.set()
+        await eventually(lambda: _async(len(sio.emitted) == 2))
+        assert [e[1]["rows"][0]["price"] for e in sio.emitted] == [1.0, 2.0]
+    finally:
+        await bridge.stop()
+
+
 # --- several API servers sharing Redis ------------------------------------------------------------------------
 
 

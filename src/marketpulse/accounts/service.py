@@ -58,6 +58,7 @@ from marketpulse.accounts.wallets import Wallets
 from marketpulse.bus import EventBus, topics
 from marketpulse.clock import Clock
 from marketpulse.settings import Settings
+from marketpulse.storage.commits import commit_count
 
 if TYPE_CHECKING:
     from marketpulse.accounts.devmail import DevMailbox
@@ -134,10 +135,21 @@ class Principal:
         return self.scopes is None or scope in self.scopes
 
 
+# Who an access token acts for, remembered between requests: every authenticated read would otherwise pay a
+# database round trip (the largest cost of `GET /api/v1/market/data` once its body is pre-encoded). An entry holds
+# while nothing was committed in this process since it was read (any commit, through any engine, forgets them all:
+# a sign-out, a suspension, a plan change here is seen by the next request) and for at most PRINCIPAL_TTL_S of
+# monotonic time (what another process committed is seen within that); the token's and the session's expiry are
+# checked against the injected clock on every hit.
+PRINCIPAL_TTL_S = 1.0
+PRINCIPAL_CACHE_MAX = 10_000
+
+
 class AccountsService:
     def __init__(self, sessions: async_sessionmaker[AsyncSession], clock: Clock, settings: Settings,
                  mailer: Mailer | None = None, bus: EventBus | None = None) -> None:
         self.sessions = sessions
+        self._principals: dict[str, tuple[int, float, int, Principal]] = {}  # token → (commits, at, expiry, who)
         self.bus = bus  # where plan and status changes are announced (None: a CLI process with no listeners)
         self.clock = clock
         self.settings = settings
@@ -370,6 +382,10 @@ class AccountsService:
             return await self._key_principal(access_token)
         now = self.clock.now_ms()
         claims = decode_access_token(access_token, self.settings.jwt_secret_key.get_secret_value(), now)
+        commits, at = commit_count(), time.monotonic()
+        cached = self._principals.get(access_token)
+        if cached is not None and cached[0] == commits and at - cached[1] < PRINCIPAL_TTL_S and cached[2] > now:
+            return cached[3]
         # One round trip for the session and its user: every authenticated read pays it.
         stmt = (select(AuthSessionRow, UserRow).join(UserRow, UserRow.id == AuthSessionRow.user_id)
                 .where(AuthSessionRow.id == claims.session_id))
@@ -382,7 +398,11 @@ class AccountsService:
             raise InvalidToken("the session has ended: sign in again")
         if user.status != Status.ACTIVE:
             raise AccountNotActive(user.status)
-        return Principal(user, session.id)
+        principal = Principal(user, session.id)
+        if len(self._principals) >= PRINCIPAL_CACHE_MAX:
+            self._principals.clear()
+        self._principals[access_token] = (commits, at, session.expires_at_ms, principal)
+        return principal
 
     async def _key_principal(self, key: str) -> Principal:
         row = await self.api_keys.resolve(key)

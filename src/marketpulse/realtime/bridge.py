@@ -113,7 +113,12 @@ class RealtimeBridge:
         self._clock, self._sessions = clock, sessions
         self._debounce_s = debounce_ms / 1000
         self._pending = PatchBuffer()
-        self._flush_task: asyncio.Task[None] | None = None
+        self._flush_task: asyncio.Task[None] | None = None  # the debounce timer
+        # The fan-out of the patches, apart from the timer: the next timer starts as soon as one fires, so the
+        # debounce (not the time an emit to every client takes) sets the update rate; one emitter at a time
+        # keeps each client's patches in order, and a timer that fires during a fan-out is served right after it.
+        self._emitting: asyncio.Task[None] | None = None
+        self._emit_due = False
         self._schedule_task: asyncio.Task[None] | None = None
         self._subs: list[Subscription] = []
         self._connections: dict[str, Connection] = {}  # sid → connection, this process's only
@@ -146,7 +151,7 @@ class RealtimeBridge:
         for sub in self._subs:
             await sub.close()
         self._subs.clear()
-        for task in (self._flush_task, self._schedule_task):
+        for task in (self._flush_task, self._emitting, self._schedule_task):
             if task is not None:
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
@@ -331,7 +336,23 @@ class RealtimeBridge:
         # Debounce on the event loop's timer, not the injected Clock: this paces network traffic in real time,
         # whatever speed the market clock runs at.
         await asyncio.sleep(self._debounce_s)
-        await self.flush()
+        self._start_emit()
+
+    def _start_emit(self) -> asyncio.Task[None]:
+        self._emit_due = True
+        if self._emitting is None or self._emitting.done():
+            self._emitting = asyncio.create_task(self._emit_while_due(), name="realtime:market-emit")
+        return self._emitting
+
+    async def _emit_while_due(self) -> None:
+        while self._emit_due:
+            self._emit_due = False
+            rows = self._pending.take()
+            if not rows:
+                continue
+            for tier in TIERS:
+                if tier.realtime_table:
+                    await self._emit_patches(tier, rows)
 
     def queued_alerts(self, tier: str) -> int:
         """Alerts waiting for `tier`'s next batch in this process."""
@@ -342,13 +363,9 @@ class RealtimeBridge:
 
     async def flush(self) -> None:
         """Emit the rows changed since the last emit, one entry per symbol, to the real-time tiers (the debounce
-        timer calls this); the other tiers get whole tables at their boundaries."""
-        rows = self._pending.take()
-        if not rows:
-            return
-        for tier in TIERS:
-            if tier.realtime_table:
-                await self._emit_patches(tier, rows)
+        timer starts the same emitter); the other tiers get whole tables at their boundaries. Returns once they are
+        out."""
+        await self._start_emit()
 
     async def _emit_patches(self, tier: Tier, rows: list[dict[str, Any]]) -> None:
         if tier.symbols is not None:  # only the symbols in this tier's table now
