@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 from enum import StrEnum
 from typing import Annotated, Any
@@ -131,6 +132,7 @@ async def _feed(request: Request) -> MarketFeed:  # the dependency: async, a pla
 
 _MARKET_DATA = TypeAdapter(MarketDataOut)
 ViewKey = tuple[str, SortKey, SortOrder, str, int | None]
+Inputs = tuple[int, dict[str, Any], dict[str, Any]]  # market time, liquidation sums, 1h/4h references
 
 
 class EncodedViews:
@@ -149,7 +151,8 @@ class EncodedViews:
         self._state: tuple[int, int] = (-1, -1)
         self._at = 0.0
         self._views: dict[ViewKey, bytes] = {}
-        self._inputs: tuple[int, dict[str, Any], dict[str, Any]] | None = None
+        # The state's database inputs, read once: the 64 requests that miss at a change wait for one read.
+        self._inputs: asyncio.Future[Inputs] | None = None
 
     def _current(self, feed: MarketFeed) -> tuple[int, int]:
         state, at = (feed.version, commit_count()), time.monotonic()
@@ -164,20 +167,25 @@ class EncodedViews:
         encoded = self._views.get(key)
         if encoded is not None:
             return encoded
-        inputs = self._inputs
-        if inputs is None:
-            now = feed.updated_at if feed.updated_at is not None else runtime.market_now_ms()
-            inputs = (now, await liquidation_sums(runtime.sessions, now),
-                      await reference_values(runtime.sessions, now))
-        encoded = self._encode(feed, key, inputs)
-        if self._current(feed) == state:  # nothing changed while the inputs were read: keep them
-            self._inputs = inputs
+        if self._inputs is None or (self._inputs.done() and self._inputs.exception() is not None):
+            self._inputs = asyncio.ensure_future(self._load(feed, runtime))
+        inputs = await asyncio.shield(self._inputs)  # a cancelled request doesn't cancel the others' read
+        if self._current(feed) != state:  # changed while the inputs were read: answer, keep nothing
+            return self._encode(feed, key, inputs)
+        encoded = self._views.get(key)  # another request may have encoded it meanwhile
+        if encoded is None:
+            encoded = self._encode(feed, key, inputs)
             if len(self._views) < self.MAX_VIEWS:
                 self._views[key] = encoded
         return encoded
 
     @staticmethod
-    def _encode(feed: MarketFeed, key: ViewKey, inputs: tuple[int, dict[str, Any], dict[str, Any]]) -> bytes:
+    async def _load(feed: MarketFeed, runtime: Any) -> Inputs:
+        now = feed.updated_at if feed.updated_at is not None else runtime.market_now_ms()
+        return now, await liquidation_sums(runtime.sessions, now), await reference_values(runtime.sessions, now)
+
+    @staticmethod
+    def _encode(feed: MarketFeed, key: ViewKey, inputs: Inputs) -> bytes:
         plan, sort, order, needle, limit = key
         now, sums, refs = inputs
         rows = [{**r, **_liquidation_columns(sums.get(r["symbol"])), **change_columns(r, refs.get(r["symbol"]), now)}
