@@ -27,7 +27,8 @@ async def test_dashboard_page_carries_the_current_table(client: httpx.AsyncClien
 
     page = await eventually(rendered)
     assert '<script src="/vendor/socket.io.min.js"></script>' in page
-    assert "/api/v1/volume-alerts?limit=50" in page  # where the page loads its first alerts
+    # where the page loads its first alerts: a hundred, so a spike arrives with its half- and full-hour updates
+    assert "/api/v1/volume-alerts?limit=100" in page
     assert (await client.get("/static/dashboard.js")).status_code == 200
 
 
