@@ -47,6 +47,14 @@ async def client(runtime: Runtime) -> AsyncIterator[httpx.AsyncClient]:
         transport=httpx.ASGITransport(app=application), base_url="http://localhost"
     ) as c:
         await authorize(c, runtime)  # backtest jobs are a signed-in user's
+        # BTCUSDT must be a listed symbol, or the history endpoint answers 404 for it whatever the query says.
+        await runtime.bus.publish(topics.MARKET_TICKERS, {"time": T, "rows": [
+            {"symbol": "BTCUSDT", "time": T, "price": 60_000.0, "change_pct_24h": 1.0, "quote_volume_24h": 1e9}]})
+
+        async def listed() -> bool | None:
+            return (await c.get("/api/v1/market/symbol/BTCUSDT")).status_code == 200 or None
+
+        await eventually(listed)
         yield c
 
 

@@ -23,8 +23,13 @@ def test_every_camel_surface_agrees_with_the_rule() -> None:
     row = MarketRow("BTCUSDT", 1, 2.0, 3.0, 4.0, None, 5.0, 2)
     assert list(row_to_wire(row)) == [camel(f) for f in MarketRow.__struct_fields__]
     assert "fundingRate" not in patch_of(row) and patch_of(row)["openInterestUsd"] == 5.0
-    # The HTTP schema lists exactly the names the feed sends.
-    assert list(MarketRowOut.model_json_schema(mode="serialization")["properties"]) == list(row_to_wire(row))
+    # The HTTP schema lists the names the feed sends, in its order, then the columns only the API derives (from
+    # stored candles, OI snapshots and liquidations), each named by the same rule.
+    fed = list(row_to_wire(row))
+    http = list(MarketRowOut.model_json_schema(mode="serialization")["properties"])
+    assert http[:len(fed)] == fed
+    derived = [name for name in MarketRowOut.model_fields if camel(name) not in fed]
+    assert http[len(fed):] == [camel(name) for name in derived] and "liquidations24h" in http[len(fed):]
     candle = Candle("BTCUSDT", "1m", 1_760_126_400_000, 1.0, 2.0, 0.5, 1.5, 10.0, 15.0)
     assert list(candle_to_wire(candle)) == list(CandleOut.model_json_schema(mode="serialization")["properties"])
     alert = VolumeAlert(symbol="BTCUSDT", asset="BTC", current_volume=2.0, previous_volume=1.0, volume_ratio=2.0,

@@ -193,4 +193,4 @@ async def test_dashboard_links_to_the_paper_page(client: httpx.AsyncClient) -> N
     resp = await client.get("/")
     # The nav bar every page carries is drawn by site.js (it knows the sign-in state); it links the paper page.
     assert resp.status_code == 200 and 'id="site-nav"' in resp.text and "/static/site.js" in resp.text
-    assert 'link("/paper", "Paper")' in (await client.get("/static/site.js")).text
+    assert '["/paper", "Paper", "paper"]' in (await client.get("/static/site.js")).text  # a section of the nav
