@@ -112,7 +112,7 @@
       return tr;
     }));
     if (current) {
-      const fresh = answer.data.invoices.find((i) => i.id === current.id);
+      const fresh = answer.data.data.find((i) => i.id === current.id);
       if (fresh) showInvoice(fresh);
     }
   }
