@@ -183,7 +183,7 @@
       return cells(row, [MP.when(s.created_at_ms), MP.when(s.last_used_at_ms), s.client || "—", action]);
     }));
     $("sessions-others").onclick = async () => {
-      for (const s of answer.data.filter((x) => !x.current)) await endSession(s.id, true);
+      for (const s of answer.data.data.filter((x) => !x.current)) await endSession(s.id, true);
       sessions();
     };
   }
