@@ -25,9 +25,10 @@ import subprocess
 import sys
 import tempfile
 import time
-import uuid
 from pathlib import Path
 from typing import Any
+
+from bench.scratch_db import drop_pg, pg_database
 
 DESTINATIONS = 200
 LATENCY_RATE, LATENCY_SECONDS = 100, 10
@@ -195,26 +196,6 @@ async def measure(name: str, url: str, base: str, n: int, dispatchers: int) -> d
     return {"name": name, "dispatchers": dispatchers, "n": n, "seconds": elapsed, "per_min": n / elapsed * 60,
             "repeats": got["posts"] - got["distinct"], "p50": statistics.median(lats),
             "p99": lats[min(len(lats) - 1, int(len(lats) * 0.99))]}
-
-
-async def pg_database(dsn: str) -> tuple[str, str]:
-    import asyncpg
-    from sqlalchemy.engine import make_url
-
-    name = f"mp_bench_{uuid.uuid4().hex[:8]}"
-    conn = await asyncpg.connect(dsn)
-    await conn.execute(f'CREATE DATABASE "{name}"')
-    await conn.close()
-    return make_url(dsn).set(drivername="postgresql+asyncpg", database=name).render_as_string(
-        hide_password=False), name
-
-
-async def drop_pg(dsn: str, name: str) -> None:
-    import asyncpg
-
-    conn = await asyncpg.connect(dsn)
-    await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    await conn.close()
 
 
 def table(base_rate: float, rows: list[dict[str, Any]], n_base: int) -> str:

@@ -30,6 +30,8 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+from bench.scratch_db import drop_pg, pg_database
+
 T0 = 1_760_000_000_000 - 1_760_000_000_000 % 60_000  # bars counted back from here, one minute each
 TOKEN = "bench-token-" + "x" * 20
 
@@ -205,26 +207,6 @@ async def measure(name: str, url: str, bus: str, limits: str, args: argparse.Nam
             "p95": lats[int(len(lats) * 0.95) - 1], "stored": stored - total + args.burst,
             "delivered": delivered - total + args.burst, "rate": rate, "all_stored": stored == total,
             "all_delivered": delivered == total}
-
-
-async def pg_database(dsn: str) -> tuple[str, str]:
-    import asyncpg
-    from sqlalchemy.engine import make_url
-
-    name = f"mp_bench_{uuid.uuid4().hex[:8]}"
-    conn = await asyncpg.connect(dsn)
-    await conn.execute(f'CREATE DATABASE "{name}"')
-    await conn.close()
-    return make_url(dsn).set(drivername="postgresql+asyncpg", database=name).render_as_string(
-        hide_password=False), name
-
-
-async def drop_pg(dsn: str, name: str) -> None:
-    import asyncpg
-
-    conn = await asyncpg.connect(dsn)
-    await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    await conn.close()
 
 
 async def run(args: argparse.Namespace) -> str:
