@@ -61,3 +61,18 @@ async def sign_in(page: Any, url: str, email: str, password: str, next_path: str
     """Sign in through the /signin page, which then goes on to `next_path`."""
     await page.goto(f"{url}/signin?next={next_path}")
     await submit_sign_in(page, email, password)
+
+
+async def live_dashboard(context: Any, url: str, email: str, password: str, errors: list[str]) -> Any:
+    """The dashboard, signed in through the API in `context` (its cookies serve the context's other pages), its
+    Socket.IO connected, and marked so `window.__sameDocument` stays true only while the page is never reloaded."""
+    from playwright.async_api import expect
+
+    page = await context.new_page()
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    signin = await page.request.post(url + "/api/v1/auth/signin", data={"email": email, "password": password})
+    assert signin.ok, await signin.text()
+    await page.goto(url + "/")
+    await expect(page.locator("#conn-status")).to_have_attribute("data-state", "connected")
+    await page.evaluate("window.__sameDocument = true")  # gone if the page reloads
+    return page

@@ -20,6 +20,7 @@ from marketpulse.clock import FakeClock
 from marketpulse.payments.demo import start_demo_payments
 from marketpulse.runtime import Runtime
 from marketpulse.settings import Settings
+from support.browser import live_dashboard, submit_sign_in
 
 from .test_dashboard import CHROMIUM, CHROMIUM_ARGS
 
@@ -54,15 +55,8 @@ async def test_a_user_upgrades_to_pro_by_card_and_buys_credits(runtime: Runtime)
         browser = await pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
         context = await browser.new_context(viewport={"width": 1400, "height": 900})
         errors: list[str] = []
-        dashboard = await context.new_page()
-        dashboard.on("pageerror", lambda exc: errors.append(str(exc)))
-        signin = await dashboard.request.post(url + "/api/v1/auth/signin",
-                                              data={"email": "card@example.com", "password": PASSWORD})
-        assert signin.ok, await signin.text()
-        await dashboard.goto(url + "/")
-        await expect(dashboard.locator("#conn-status")).to_have_attribute("data-state", "connected")
+        dashboard = await live_dashboard(context, url, "card@example.com", PASSWORD, errors)
         await expect(dashboard.locator("#plan-name")).to_have_text("Free")
-        await dashboard.evaluate("window.__sameDocument = true")  # gone if the page reloads
 
         page = await context.new_page()
         page.on("pageerror", lambda exc: errors.append(str(exc)))
@@ -98,9 +92,7 @@ async def test_a_user_upgrades_to_pro_by_card_and_buys_credits(runtime: Runtime)
         admin.on("pageerror", lambda exc: errors.append(str(exc)))
         admin.on("dialog", lambda dialog: dialog.accept())
         await admin.goto(url + "/admin")
-        await admin.fill("#signin-form [name=email]", "ops@example.com")
-        await admin.fill("#signin-form [name=password]", PASSWORD)
-        await admin.click("#signin-form button[type=submit]")
+        await submit_sign_in(admin, "ops@example.com", PASSWORD)
         await admin.fill("#user-filters [name=q]", "card@")
         await admin.click("#user-filters button[type=submit]")
         await expect(admin.locator("#users-table tbody tr")).to_have_count(1)

@@ -5,6 +5,7 @@ balance change at once, on the billing page and on a dashboard open beside it (n
 
 from __future__ import annotations
 
+import re
 import shutil
 import time
 from collections.abc import AsyncIterator
@@ -22,6 +23,7 @@ from marketpulse.onchain.devchain import Missing, anvil_binary, token_bytecode
 from marketpulse.payments.demo import start_demo_payments
 from marketpulse.runtime import Runtime
 from marketpulse.settings import Settings
+from support.browser import live_dashboard, submit_sign_in
 from support.chain import NODE_MODULES
 
 from .test_dashboard import CHROMIUM, CHROMIUM_ARGS
@@ -64,15 +66,8 @@ async def test_upgrade_by_card_then_buy_credits_with_usdt_plan_and_balance_chang
         browser = await pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
         context = await browser.new_context(viewport={"width": 1400, "height": 900})
         errors: list[str] = []
-        dashboard = await context.new_page()
-        dashboard.on("pageerror", lambda exc: errors.append(str(exc)))
-        signin = await dashboard.request.post(url + "/api/v1/auth/signin",
-                                              data={"email": "both@example.com", "password": PASSWORD})
-        assert signin.ok, await signin.text()
-        await dashboard.goto(url + "/")
-        await expect(dashboard.locator("#conn-status")).to_have_attribute("data-state", "connected")
+        dashboard = await live_dashboard(context, url, "both@example.com", PASSWORD, errors)
         await expect(dashboard.locator("#plan-name")).to_have_text("Free")
-        await dashboard.evaluate("window.__sameDocument = true")  # gone if the page reloads
 
         # By card: /pricing → the fake Stripe's checkout → Pay → back, and the dashboard turns Pro at once.
         page = await context.new_page()
@@ -91,6 +86,7 @@ async def test_upgrade_by_card_then_buy_credits_with_usdt_plan_and_balance_chang
         await page.wait_for_url(f"{url}/settings?pay=usdt&product=credits_100#billing")
         await expect(page.locator("#usdt-form")).to_be_visible()
         await expect(page.locator("#usdt-product")).to_have_value("credit_pack:credits_100")
+        await expect(page.locator("#billing-credits")).to_have_text(re.compile(r"^[\d,]+$"))  # "—" until loaded
         before = int((await page.locator("#billing-credits").inner_text()).replace(",", "") or 0)
         await page.locator("#usdt-create").click()
         await expect(page.locator("#usdt-status")).to_have_text("pending")
@@ -109,9 +105,7 @@ async def test_upgrade_by_card_then_buy_credits_with_usdt_plan_and_balance_chang
         admin = await browser.new_page(viewport={"width": 1400, "height": 900})
         admin.on("pageerror", lambda exc: errors.append(str(exc)))
         await admin.goto(url + "/admin")
-        await admin.fill("#signin-form [name=email]", "ops@example.com")
-        await admin.fill("#signin-form [name=password]", PASSWORD)
-        await admin.click("#signin-form button[type=submit]")
+        await submit_sign_in(admin, "ops@example.com", PASSWORD)
         await admin.click("#tabs button[data-tab=payments]")
         rows = admin.locator("#payments-table tbody tr")
         await expect(rows).to_have_count(2)
