@@ -144,7 +144,13 @@ async def sustained(url: str, n: int, payload: Any, in_flight: int = 64) -> floa
     async with httpx.AsyncClient(limits=httpx.Limits(max_connections=in_flight), timeout=60) as http:
         async def one(i: int) -> None:
             async with gate:
-                resp = await http.post(url, content=payload(i), headers={"Content-Type": "application/json"})
+                for attempt in range(3):
+                    try:
+                        resp = await http.post(url, content=payload(i), headers={"Content-Type": "application/json"})
+                        break
+                    except httpx.TransportError:  # a keep-alive connection the server closed as it was reused:
+                        if attempt == 2:          # send again, as TradingView does (a repeat is stored once)
+                            raise
                 assert resp.status_code == 200, resp.text
 
         start = time.perf_counter()
